@@ -1,0 +1,232 @@
+//! Wiring: bind every listener (so tests can use port 0 and read the bound
+//! addresses), then run until shutdown and drain.
+
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    admin,
+    identity::Credentials,
+    state::Shared,
+    telemetry::{
+        access_log::AccessLog,
+        metrics::{ACCESS_LOG_DROPPED_TOTAL, Metrics, PodInfo},
+    },
+};
+
+/// A listener to bind, and the destination to assume for its connections
+/// instead of reading `SO_ORIGINAL_DST`.
+#[derive(Debug, Clone)]
+pub struct ListenerSpec {
+    pub bind: SocketAddr,
+    pub target: Option<SocketAddr>,
+    /// When false, failing to bind (say, IPv6 disabled) only warns.
+    pub required: bool,
+}
+
+/// Where access-log lines go.
+pub enum AccessLogSink {
+    Stdout,
+    Off,
+    Writer(Box<dyn std::io::Write + Send>),
+}
+
+/// How to run a proxy.
+pub struct Settings {
+    pub inbound: Vec<ListenerSpec>,
+    pub outbound: Vec<ListenerSpec>,
+    pub admin: SocketAddr,
+    pub metrics: SocketAddr,
+    pub pod: PodInfo,
+    pub credentials: Option<Credentials>,
+    pub config_file: Option<PathBuf>,
+    pub config_poll_interval: Duration,
+    pub access_log: AccessLogSink,
+    pub drain_timeout: Duration,
+}
+
+/// The addresses the proxy actually bound.
+#[derive(Debug, Clone)]
+pub struct BoundAddrs {
+    pub inbound: Vec<SocketAddr>,
+    pub outbound: Vec<SocketAddr>,
+    pub admin: SocketAddr,
+    pub metrics: SocketAddr,
+}
+
+/// A bound proxy, ready to run.
+pub struct Proxy {
+    shared: Arc<Shared>,
+    inbound: Vec<(TcpListener, Option<SocketAddr>)>,
+    outbound: Vec<(TcpListener, Option<SocketAddr>)>,
+    admin: TcpListener,
+    metrics: TcpListener,
+    addrs: BoundAddrs,
+    config_file: Option<PathBuf>,
+    config_poll_interval: Duration,
+    drain_timeout: Duration,
+}
+
+async fn bind_all(
+    specs: &[ListenerSpec],
+) -> anyhow::Result<Vec<(TcpListener, Option<SocketAddr>)>> {
+    let mut out = Vec::new();
+    for spec in specs {
+        match bind(spec.bind) {
+            Ok(l) => out.push((l, spec.target)),
+            Err(e) if !spec.required => {
+                tracing::warn!(addr = %spec.bind, error = %e, "listener not bound")
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot listen on {}", spec.bind)),
+        }
+    }
+    Ok(out)
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+fn local_addrs(listeners: &[(TcpListener, Option<SocketAddr>)]) -> Vec<SocketAddr> {
+    listeners
+        .iter()
+        .filter_map(|(l, _)| l.local_addr().ok())
+        .collect()
+}
+
+impl Proxy {
+    /// Loads credentials and the config file, then binds every listener.
+    pub async fn bind(settings: Settings) -> anyhow::Result<Self> {
+        let metrics = Metrics::new(&settings.pod);
+        let dropped = metrics.counter(ACCESS_LOG_DROPPED_TOTAL, vec![]);
+        let access_log = match settings.access_log {
+            AccessLogSink::Stdout => AccessLog::start(Box::new(std::io::stdout()), dropped),
+            AccessLogSink::Writer(w) => AccessLog::start(w, dropped),
+            AccessLogSink::Off => AccessLog::disabled(dropped),
+        };
+        let shared = Arc::new(Shared::new(metrics, access_log));
+        if let Some(credentials) = settings.credentials {
+            shared
+                .set_credentials(credentials)
+                .context("the proxy's certificate")?;
+        }
+        if let Some(path) = &settings.config_file {
+            crate::config::watch::load_and_apply(path, &shared)?;
+        }
+        let inbound = bind_all(&settings.inbound).await?;
+        let outbound = bind_all(&settings.outbound).await?;
+        let admin =
+            bind(settings.admin).with_context(|| format!("cannot listen on {}", settings.admin))?;
+        let metrics = bind(settings.metrics)
+            .with_context(|| format!("cannot listen on {}", settings.metrics))?;
+        let addrs = BoundAddrs {
+            inbound: local_addrs(&inbound),
+            outbound: local_addrs(&outbound),
+            admin: admin.local_addr()?,
+            metrics: metrics.local_addr()?,
+        };
+        Ok(Self {
+            shared,
+            inbound,
+            outbound,
+            admin,
+            metrics,
+            addrs,
+            config_file: settings.config_file,
+            config_poll_interval: settings.config_poll_interval,
+            drain_timeout: settings.drain_timeout,
+        })
+    }
+
+    pub fn addrs(&self) -> &BoundAddrs {
+        &self.addrs
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and lets
+    /// in-flight work finish for up to the drain timeout.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let drain = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let shared = self.shared;
+        for (listener, target) in self.inbound {
+            tasks.spawn(crate::inbound::serve(
+                listener,
+                target,
+                shared.clone(),
+                drain.clone(),
+                tasks.clone(),
+            ));
+        }
+        for (listener, target) in self.outbound {
+            tasks.spawn(crate::outbound::serve(
+                listener,
+                target,
+                shared.clone(),
+                drain.clone(),
+                tasks.clone(),
+            ));
+        }
+        tasks.spawn(admin::serve(
+            self.admin,
+            admin::Role::Admin,
+            shared.clone(),
+            drain.clone(),
+            tasks.clone(),
+        ));
+        tasks.spawn(admin::serve(
+            self.metrics,
+            admin::Role::Metrics,
+            shared.clone(),
+            drain.clone(),
+            tasks.clone(),
+        ));
+        if let Some(path) = self.config_file {
+            tasks.spawn(crate::config::watch::watch_file(
+                path,
+                shared.clone(),
+                self.config_poll_interval,
+                drain.clone(),
+            ));
+        }
+        tasks.spawn(metrics_upkeep(shared.clone(), drain.clone()));
+
+        shutdown.await;
+        tracing::info!(timeout = ?self.drain_timeout, "draining");
+        drain.cancel();
+        tasks.close();
+        if tokio::time::timeout(self.drain_timeout, tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("drain timeout: closing remaining connections");
+        }
+    }
+}
+
+async fn metrics_upkeep(shared: Arc<Shared>, drain: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => shared.metrics.run_upkeep(),
+            _ = drain.cancelled() => return,
+        }
+    }
+}

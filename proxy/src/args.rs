@@ -1,0 +1,129 @@
+//! Command-line flags of the osm-proxy binary.
+
+use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use clap::Parser;
+
+use crate::app::ListenerSpec;
+
+/// The mesh sidecar: transparent mTLS, SMI authorization and weighted
+/// routing for one pod.
+///
+/// With iptables redirection (osm-init) in place, it serves the pod's
+/// outbound traffic on 15001 and inbound traffic on 15003, reading each
+/// connection's original destination. Without interception, give listeners
+/// an explicit destination: `--outbound-listen 127.0.0.1:0=10.96.0.10:80`.
+#[derive(Debug, Parser)]
+#[command(name = "osm-proxy", version)]
+pub struct Args {
+    /// Static config (YAML or JSON of the config protocol's ProxyConfig);
+    /// reloaded when the file changes; a bad file is refused and the running
+    /// config stays.
+    #[arg(long, env = "OSM_PROXY_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// The proxy's certificate chain (PEM, leaf first) with its SPIFFE ID.
+    #[arg(long, env = "OSM_PROXY_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// The private key of --cert (PEM).
+    #[arg(long, env = "OSM_PROXY_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// Inbound listener, ADDR or ADDR=TARGET (TARGET replaces the original
+    /// destination: the application's address). Repeatable.
+    #[arg(long = "inbound-listen", value_name = "ADDR[=TARGET]")]
+    pub inbound: Vec<ListenArg>,
+
+    /// Outbound listener, ADDR or ADDR=DEST (DEST replaces the original
+    /// destination). Repeatable.
+    #[arg(long = "outbound-listen", value_name = "ADDR[=DEST]")]
+    pub outbound: Vec<ListenArg>,
+
+    /// Admin endpoints (/ready, /live, /config_dump, /certs).
+    #[arg(long, default_value = "127.0.0.1:15000")]
+    pub admin: SocketAddr,
+
+    /// Prometheus metrics (/stats/prometheus, /metrics).
+    #[arg(long, default_value = "0.0.0.0:15010")]
+    pub metrics: SocketAddr,
+
+    #[arg(long, env = "POD_NAME", default_value = "")]
+    pub pod_name: String,
+
+    #[arg(long, env = "POD_NAMESPACE", default_value = "")]
+    pub pod_namespace: String,
+
+    /// The pod's workload kind (Deployment, StatefulSet, ...), for metrics.
+    #[arg(long, env = "OSM_WORKLOAD_KIND", default_value = "")]
+    pub workload_kind: String,
+
+    /// The pod's workload name, for metrics.
+    #[arg(long, env = "OSM_WORKLOAD_NAME", default_value = "")]
+    pub workload_name: String,
+
+    /// One JSON line per request or TCP connection on stdout.
+    #[arg(long, env = "OSM_ACCESS_LOG", default_value = "on", value_parser = ["on", "off"])]
+    pub access_log: String,
+
+    /// How long in-flight work may finish after SIGTERM (e.g. 15s, 500ms).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// How often the config file is checked for changes.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub config_poll_interval: Duration,
+
+    /// Worker threads of the data plane.
+    #[arg(long, env = "OSM_PROXY_WORKERS", default_value_t = 2)]
+    pub workers: usize,
+
+    /// Log filter for the proxy's own logs on stderr (RUST_LOG syntax).
+    #[arg(long, env = "OSM_PROXY_LOG", default_value = "info")]
+    pub log_level: String,
+}
+
+/// `ADDR` or `ADDR=TARGET`.
+#[derive(Debug, Clone)]
+pub struct ListenArg(pub ListenerSpec);
+
+impl FromStr for ListenArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (bind, target) = match s.split_once('=') {
+            Some((b, t)) => (b, Some(t)),
+            None => (s, None),
+        };
+        let bind = bind
+            .parse()
+            .map_err(|_| format!("{bind:?} is not an ip:port address"))?;
+        let target = target
+            .map(|t| {
+                t.parse()
+                    .map_err(|_| format!("{t:?} is not an ip:port address"))
+            })
+            .transpose()?;
+        Ok(Self(ListenerSpec {
+            bind,
+            target,
+            required: true,
+        }))
+    }
+}
+
+/// The default listeners: IPv4 required, IPv6 when the host has it.
+pub fn default_listeners(port: u16) -> Vec<ListenerSpec> {
+    vec![
+        ListenerSpec {
+            bind: SocketAddr::from(([0, 0, 0, 0], port)),
+            target: None,
+            required: true,
+        },
+        ListenerSpec {
+            bind: SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)),
+            target: None,
+            required: false,
+        },
+    ]
+}

@@ -1,0 +1,71 @@
+//! Reloading a static config file when it changes.
+//!
+//! The file is polled (which also follows Kubernetes ConfigMap symlink
+//! swaps). A new version is parsed and validated whole; if anything is
+//! wrong the error is logged with the field and the running config stays.
+
+use std::{
+    hash::{DefaultHasher, Hash, Hasher},
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
+};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::state::Shared;
+
+/// Reads, parses and applies the file once.
+pub fn load_and_apply(path: &std::path::Path, shared: &Shared) -> anyhow::Result<u64> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+    apply_text(path, &text, shared)
+}
+
+fn apply_text(path: &std::path::Path, text: &str, shared: &Shared) -> anyhow::Result<u64> {
+    let config = super::parse_config(&path.display().to_string(), text)?;
+    shared
+        .apply_config(config)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn fingerprint(text: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
+
+/// Polls `path` every `interval` and applies each new content.
+pub async fn watch_file(
+    path: PathBuf,
+    shared: Arc<Shared>,
+    interval: Duration,
+    drain: CancellationToken,
+) {
+    let mut last = std::fs::read_to_string(&path).ok().map(|t| fingerprint(&t));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = drain.cancelled() => return,
+        }
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the config file; keeping the running config");
+                continue;
+            }
+        };
+        let print = fingerprint(&text);
+        if last == Some(print) {
+            continue;
+        }
+        last = Some(print);
+        match apply_text(&path, &text, &shared) {
+            Ok(version) => tracing::info!(path = %path.display(), version, "config reloaded"),
+            Err(e) => {
+                shared.record_rejected_config();
+                tracing::error!(error = %e, "config refused; keeping the running config");
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! HTTP helpers shared by inbound and outbound: the body type, the proxy's
+//! own error responses, hop-by-hop headers and URIs for the pooled client.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, header};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+/// A proxied body, or one the proxy wrote itself.
+pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+/// Header naming why the proxy answered a request itself.
+pub const PROXY_ERROR_HEADER: &str = "osm-proxy-error";
+
+/// A response written by the proxy: a one-line body saying why.
+pub fn error_response(status: StatusCode, message: &str) -> Response<ProxyBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(format!(
+        "{message}\n"
+    )))));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(message) {
+        headers.insert(PROXY_ERROR_HEADER, v);
+    }
+    response
+}
+
+/// The request's authority: the URI's, else the Host header.
+pub fn authority<B>(req: &Request<B>) -> Option<&str> {
+    req.uri().authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    })
+}
+
+/// Whether an HTTP/1 request asks to switch protocols (WebSocket, ...).
+pub fn is_upgrade<B>(req: &Request<B>) -> bool {
+    req.version() <= http::Version::HTTP_11
+        && req.headers().contains_key(header::UPGRADE)
+        && req.headers().get_all(header::CONNECTION).iter().any(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+        })
+}
+
+/// Removes hop-by-hop headers (RFC 9110 section 7.6.1): they describe one
+/// connection, not the message. `Upgrade` and `Connection: upgrade` stay when
+/// the request is an upgrade, which must reach the next hop.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let listed: Vec<header::HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| header::HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|n| !(keep_upgrade && n == header::UPGRADE))
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in ["keep-alive", "proxy-connection", "transfer-encoding"] {
+        headers.remove(name);
+    }
+    if headers.get(header::TE).is_some_and(|v| v != "trailers") {
+        headers.remove(header::TE);
+    }
+    if !keep_upgrade {
+        headers.remove(header::CONNECTION);
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// The absolute URI hyper's pooled client needs, keeping the request's own
+/// authority (it reaches the upstream as Host or :authority unchanged).
+pub fn absolute_uri(
+    uri: &Uri,
+    authority: Option<&str>,
+    fallback: std::net::SocketAddr,
+) -> Option<Uri> {
+    if uri.scheme().is_some() && uri.authority().is_some() {
+        return Some(uri.clone());
+    }
+    let fallback = fallback.to_string();
+    let authority = authority.unwrap_or(&fallback);
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(path)
+        .build()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_removed_and_end_to_end_kept() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "keep-alive, x-hop".parse().expect("v"));
+        h.insert("x-hop", "1".parse().expect("v"));
+        h.insert("keep-alive", "timeout=5".parse().expect("v"));
+        h.insert("te", "gzip".parse().expect("v"));
+        h.insert("x-end", "2".parse().expect("v"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h["x-end"], "2");
+
+        let mut h = HeaderMap::new();
+        h.insert("te", "trailers".parse().expect("v"));
+        h.insert("connection", "Upgrade".parse().expect("v"));
+        h.insert("upgrade", "websocket".parse().expect("v"));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h["te"], "trailers");
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "Upgrade");
+    }
+
+    #[test]
+    fn absolute_uri_keeps_path_query_and_authority() {
+        let fallback: std::net::SocketAddr = "10.0.0.1:80".parse().expect("addr");
+        let uri: Uri = "/books?id=1".parse().expect("uri");
+        let abs = absolute_uri(&uri, Some("bookstore:14001"), fallback).expect("builds");
+        assert_eq!(abs.to_string(), "http://bookstore:14001/books?id=1");
+        let abs = absolute_uri(&uri, None, fallback).expect("builds");
+        assert_eq!(abs.to_string(), "http://10.0.0.1:80/books?id=1");
+        assert!(absolute_uri(&uri, Some("bad host"), fallback).is_none());
+    }
+}

@@ -1,0 +1,224 @@
+//! rustls configurations for mTLS between proxies.
+//!
+//! Both sides present their mesh certificate and verify the peer's chain
+//! against the trust bundle. The server reads the client's SPIFFE ID from its
+//! certificate; the client checks, before it sends a byte, that the server's
+//! certificate names exactly the identity its config expects for that
+//! endpoint (chain and DNS SAN through webpki, then the SPIFFE URI SAN).
+
+use std::sync::Arc;
+
+use rustls::{
+    ClientConfig, RootCertStore, ServerConfig,
+    crypto::CryptoProvider,
+    pki_types::{CertificateDer, ServerName},
+    server::WebPkiClientVerifier,
+};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+use super::{Credentials, SpiffeId};
+
+/// ALPN of HTTP/2 between proxies.
+pub const ALPN_H2: &[u8] = b"h2";
+/// ALPN of HTTP/1.1 between proxies.
+pub const ALPN_HTTP1: &[u8] = b"http/1.1";
+/// ALPN of opaque TCP between proxies.
+pub const ALPN_TCP: &[u8] = b"osm/tcp";
+
+/// Errors building TLS configurations.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("trust bundle: {0}")]
+    TrustBundle(String),
+    #[error("the proxy's certificate or key is not usable: {0}")]
+    Credentials(String),
+    #[error("the proxy's certificate carries no mesh identity: {0}")]
+    NoIdentity(#[from] PeerIdentityError),
+}
+
+/// Why a peer's certificate does not prove a mesh identity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerIdentityError {
+    #[error("the peer presented no certificate")]
+    NoCertificate,
+    #[error("the peer's certificate cannot be parsed")]
+    Unparsable,
+    #[error("the peer's certificate has no SPIFFE URI SAN")]
+    NoSpiffeId,
+    #[error("the peer's certificate has more than one SPIFFE URI SAN")]
+    SeveralSpiffeIds,
+    #[error("{0}")]
+    Invalid(#[from] super::SpiffeIdError),
+    #[error("the peer is {actual}, but {expected} was expected")]
+    Mismatch {
+        expected: SpiffeId,
+        actual: SpiffeId,
+    },
+}
+
+/// Everything the proxy needs for mTLS, built once per credential or trust
+/// bundle change and swapped in atomically.
+#[derive(Debug)]
+pub struct TlsState {
+    pub server: Arc<ServerConfig>,
+    pub client_http1: Arc<ClientConfig>,
+    pub client_h2: Arc<ClientConfig>,
+    pub client_tcp: Arc<ClientConfig>,
+    /// The identity the proxy's own certificate proves.
+    pub local_identity: SpiffeId,
+    pub credentials: Credentials,
+    pub trust_bundle: Vec<CertificateDer<'static>>,
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+// === impl TlsState ===
+
+impl TlsState {
+    pub fn new(
+        credentials: Credentials,
+        trust_bundle: &[CertificateDer<'static>],
+    ) -> Result<Self, TlsError> {
+        let leaf = credentials
+            .chain
+            .first()
+            .ok_or_else(|| TlsError::Credentials("empty certificate chain".into()))?;
+        let local_identity = spiffe_id_of(leaf)?;
+        let roots = root_store(trust_bundle)?;
+        let provider = provider();
+
+        let client_verifier =
+            WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+                .build()
+                .map_err(|e| TlsError::TrustBundle(e.to_string()))?;
+        let mut server = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Credentials(e.to_string()))?
+            .with_client_cert_verifier(client_verifier)
+            .with_single_cert(credentials.chain.clone(), credentials.key.clone_key())
+            .map_err(|e| TlsError::Credentials(e.to_string()))?;
+        server.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP1.to_vec(), ALPN_TCP.to_vec()];
+
+        let client = |alpn: &[u8]| -> Result<Arc<ClientConfig>, TlsError> {
+            let mut config = ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| TlsError::Credentials(e.to_string()))?
+                .with_root_certificates(roots.clone())
+                .with_client_auth_cert(credentials.chain.clone(), credentials.key.clone_key())
+                .map_err(|e| TlsError::Credentials(e.to_string()))?;
+            config.alpn_protocols = vec![alpn.to_vec()];
+            Ok(Arc::new(config))
+        };
+        Ok(Self {
+            server: Arc::new(server),
+            client_http1: client(ALPN_HTTP1)?,
+            client_h2: client(ALPN_H2)?,
+            client_tcp: client(ALPN_TCP)?,
+            local_identity,
+            credentials,
+            trust_bundle: trust_bundle.to_vec(),
+        })
+    }
+}
+
+fn root_store(trust_bundle: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>, TlsError> {
+    if trust_bundle.is_empty() {
+        return Err(TlsError::TrustBundle("no root certificate".into()));
+    }
+    let mut roots = RootCertStore::empty();
+    for (i, cert) in trust_bundle.iter().enumerate() {
+        roots
+            .add(cert.clone())
+            .map_err(|e| TlsError::TrustBundle(format!("certificate {i}: {e}")))?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// The server name a client verifies for an endpoint that must prove `id`.
+pub fn server_name_for(id: &SpiffeId) -> Result<ServerName<'static>, String> {
+    ServerName::try_from(id.dns_name()).map_err(|e| format!("{id}: {e}"))
+}
+
+/// The SPIFFE ID a certificate carries in its URI SAN.
+pub fn spiffe_id_of(cert: &CertificateDer<'_>) -> Result<SpiffeId, PeerIdentityError> {
+    let (_, parsed) =
+        X509Certificate::from_der(cert.as_ref()).map_err(|_| PeerIdentityError::Unparsable)?;
+    let san = parsed
+        .subject_alternative_name()
+        .map_err(|_| PeerIdentityError::Unparsable)?
+        .ok_or(PeerIdentityError::NoSpiffeId)?;
+    let mut found = None;
+    for name in &san.value.general_names {
+        if let GeneralName::URI(uri) = name {
+            if uri.starts_with("spiffe://") {
+                if found.is_some() {
+                    return Err(PeerIdentityError::SeveralSpiffeIds);
+                }
+                found = Some(uri.parse::<SpiffeId>()?);
+            }
+        }
+    }
+    found.ok_or(PeerIdentityError::NoSpiffeId)
+}
+
+/// The verified identity of a TLS peer, from the certificates rustls checked.
+pub fn peer_identity(certs: Option<&[CertificateDer<'_>]>) -> Result<SpiffeId, PeerIdentityError> {
+    let leaf = certs
+        .and_then(|c| c.first())
+        .ok_or(PeerIdentityError::NoCertificate)?;
+    spiffe_id_of(leaf)
+}
+
+/// Checks that a server's verified certificate names the expected identity.
+pub fn check_server_identity(
+    certs: Option<&[CertificateDer<'_>]>,
+    expected: &SpiffeId,
+) -> Result<(), PeerIdentityError> {
+    let actual = peer_identity(certs)?;
+    if &actual == expected {
+        Ok(())
+    } else {
+        Err(PeerIdentityError::Mismatch {
+            expected: expected.clone(),
+            actual,
+        })
+    }
+}
+
+/// What `/certs` shows of a certificate (never a key).
+#[derive(Debug, serde::Serialize)]
+pub struct CertSummary {
+    pub subject: String,
+    pub issuer: String,
+    pub serial: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub uri_sans: Vec<String>,
+    pub dns_sans: Vec<String>,
+}
+
+pub fn summarize(cert: &CertificateDer<'_>) -> Option<CertSummary> {
+    let (_, parsed) = X509Certificate::from_der(cert.as_ref()).ok()?;
+    let mut uri_sans = Vec::new();
+    let mut dns_sans = Vec::new();
+    if let Ok(Some(san)) = parsed.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::URI(u) => uri_sans.push(u.to_string()),
+                GeneralName::DNSName(d) => dns_sans.push(d.to_string()),
+                _ => {}
+            }
+        }
+    }
+    Some(CertSummary {
+        subject: parsed.subject().to_string(),
+        issuer: parsed.issuer().to_string(),
+        serial: parsed.raw_serial_as_string(),
+        not_before: parsed.validity().not_before.to_string(),
+        not_after: parsed.validity().not_after.to_string(),
+        uri_sans,
+        dns_sans,
+    })
+}

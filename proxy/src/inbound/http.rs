@@ -1,0 +1,164 @@
+//! Per-request authorization and forwarding to the local application.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use http::{Request, Response, StatusCode};
+use http_body_util::Either;
+use hyper::body::Incoming;
+use metrics::Label;
+
+use super::Source;
+use crate::{
+    http_util::{ProxyBody, authority, error_response},
+    policy::{Decision, HttpRequestView, authorize_http},
+    serve::forward,
+    state::Shared,
+    telemetry::{
+        access_log::{HttpEntry, now},
+        metrics::INBOUND_DENIED_TOTAL,
+    },
+};
+
+/// What every request on one inbound connection shares.
+#[derive(Debug, Clone)]
+pub struct InboundContext(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    source: Source,
+    source_label: String,
+    port: u16,
+    app: SocketAddr,
+}
+
+impl InboundContext {
+    pub fn new(shared: Arc<Shared>, source: Source, port: u16, app: SocketAddr) -> Self {
+        let source_label = match &source {
+            Source::Mesh(id) => id.to_string(),
+            Source::Ingress(addr) => format!("ingress:{}", addr.ip()),
+        };
+        Self(Arc::new(Inner {
+            shared,
+            source,
+            source_label,
+            port,
+            app,
+        }))
+    }
+}
+
+/// Authorizes one request, then forwards it to the application.
+pub async fn handle(ctx: InboundContext, req: Request<Incoming>) -> Response<ProxyBody> {
+    let started = tokio::time::Instant::now();
+    let ctx = &ctx.0;
+    let decision = match &ctx.source {
+        Source::Ingress(_) => Decision::Allow("ingress".into()),
+        Source::Mesh(identity) => {
+            let snapshot = ctx.shared.config();
+            let view = HttpRequestView {
+                method: req.method(),
+                path: req.uri().path(),
+                authority: authority(&req),
+                headers: req.headers(),
+            };
+            authorize_http(
+                snapshot.mesh.permissive,
+                ctx.port,
+                snapshot.inbound.get(&ctx.port),
+                identity,
+                &view,
+            )
+        }
+    };
+    let log_parts = ctx.shared.access_log.enabled().then(|| LogParts::of(&req));
+    let (response, rule, error) = match decision {
+        Decision::Deny(reason) => {
+            ctx.shared
+                .metrics
+                .counter(
+                    INBOUND_DENIED_TOTAL,
+                    vec![
+                        Label::new("port", ctx.port.to_string()),
+                        Label::new("kind", "http"),
+                    ],
+                )
+                .increment(1);
+            let message = format!("osm-proxy: forbidden: {reason}");
+            (
+                error_response(StatusCode::FORBIDDEN, &message),
+                None,
+                Some(message),
+            )
+        }
+        Decision::Allow(rule) => {
+            let http2 = req.version() == http::Version::HTTP_2;
+            let client = ctx.shared.app_client(ctx.app, http2);
+            match forward(&client, req, ctx.app).await {
+                Ok(r) => (r.map(Either::Left), Some(rule), None),
+                Err(e) => {
+                    let message = format!("osm-proxy: application at {}: {e}", ctx.app);
+                    (
+                        error_response(e.status(), &message),
+                        Some(rule),
+                        Some(message),
+                    )
+                }
+            }
+        }
+    };
+    if let Some(log_parts) = log_parts {
+        ctx.shared.access_log.log(&HttpEntry {
+            timestamp: now(),
+            direction: "inbound",
+            protocol: log_parts.version,
+            method: &log_parts.method,
+            authority: &log_parts.authority,
+            path: &log_parts.path,
+            response_code: response.status().as_u16(),
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            upstream_service: None,
+            upstream_host: Some(ctx.app.to_string()),
+            source_identity: Some(&ctx.source_label),
+            authorization: rule.as_deref(),
+            user_agent: log_parts.user_agent.as_deref(),
+            request_id: log_parts.request_id.as_deref(),
+            error,
+        });
+    }
+    response
+}
+
+/// The request fields the access log keeps, taken before the request is
+/// moved into the client.
+pub struct LogParts {
+    pub version: &'static str,
+    pub method: String,
+    pub authority: String,
+    pub path: String,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl LogParts {
+    pub fn of<B>(req: &Request<B>) -> Self {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Self {
+            version: match req.version() {
+                http::Version::HTTP_2 => "HTTP/2",
+                http::Version::HTTP_10 => "HTTP/1.0",
+                _ => "HTTP/1.1",
+            },
+            method: req.method().to_string(),
+            authority: authority(req).unwrap_or("").to_string(),
+            path: req.uri().path().to_string(),
+            user_agent: header("user-agent"),
+            request_id: header("x-request-id"),
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! osm-proxy: the mesh sidecar.
+//!
+//! Every pod's traffic is redirected to it by iptables: outbound connections
+//! to 15001, inbound ones to 15003. It speaks mTLS to other proxies, enforces
+//! SMI authorization on the inbound side, and routes outbound HTTP per
+//! request (TrafficSplit weights, A/B matches, power-of-two-choices load
+//! balancing). See [`inbound`] and [`outbound`] for each side's flow.
+//!
+//! Layout: pure decisions ([`policy`], [`routing`], [`detect`]'s classifier,
+//! [`config`] validation) are separate from I/O ([`inbound`], [`outbound`],
+//! [`upstream`], [`admin`]); [`app`] wires them together.
+
+#![deny(unsafe_code)]
+
+pub mod admin;
+pub mod app;
+pub mod args;
+pub mod config;
+pub mod detect;
+pub mod http_util;
+pub mod identity;
+pub mod inbound;
+pub mod orig_dst;
+pub mod outbound;
+pub mod policy;
+pub mod routing;
+pub mod serve;
+pub mod state;
+pub mod tcp_forward;
+pub mod telemetry;
+pub mod upstream;

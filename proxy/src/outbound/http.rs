@@ -1,0 +1,150 @@
+//! Per-request routing: service lookup, split, endpoint choice, forwarding.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use http::{Request, Response, StatusCode};
+use http_body_util::Either;
+use hyper::body::Incoming;
+
+use crate::{
+    http_util::{ProxyBody, authority, error_response},
+    inbound::LogParts,
+    policy::HttpRequestView,
+    routing::{balance::p2c, choose_backend, service_by_addr, service_by_authority},
+    serve::forward,
+    state::Shared,
+    telemetry::access_log::{HttpEntry, now},
+};
+
+/// What every request on one outbound connection shares.
+#[derive(Debug, Clone)]
+pub struct OutboundContext(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    orig_dst: Option<SocketAddr>,
+}
+
+impl OutboundContext {
+    pub fn new(shared: Arc<Shared>, orig_dst: Option<SocketAddr>) -> Self {
+        Self(Arc::new(Inner { shared, orig_dst }))
+    }
+}
+
+/// Where a request went, for metrics and the log.
+struct Outcome {
+    response: Response<ProxyBody>,
+    service: Option<Arc<str>>,
+    endpoint: Option<Arc<crate::upstream::EndpointHandle>>,
+    error: Option<String>,
+}
+
+impl Outcome {
+    fn refused(status: StatusCode, message: String, service: Option<Arc<str>>) -> Self {
+        Self {
+            response: error_response(status, &message),
+            service,
+            endpoint: None,
+            error: Some(message),
+        }
+    }
+}
+
+pub async fn handle(ctx: OutboundContext, req: Request<Incoming>) -> Response<ProxyBody> {
+    let started = tokio::time::Instant::now();
+    let ctx = &ctx.0;
+    let log_parts = ctx.shared.access_log.enabled().then(|| LogParts::of(&req));
+    let outcome = route(ctx, req).await;
+    let code = outcome.response.status().as_u16();
+    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    if let Some(endpoint) = &outcome.endpoint {
+        ctx.shared
+            .metrics
+            .record_request(&endpoint.metrics, &endpoint.spec, code, millis);
+    }
+    if let Some(parts) = log_parts {
+        ctx.shared.access_log.log(&HttpEntry {
+            timestamp: now(),
+            direction: "outbound",
+            protocol: parts.version,
+            method: &parts.method,
+            authority: &parts.authority,
+            path: &parts.path,
+            response_code: code,
+            duration_ms: millis,
+            upstream_service: outcome.service.as_deref(),
+            upstream_host: outcome.endpoint.as_ref().map(|e| e.addr().to_string()),
+            source_identity: None,
+            authorization: None,
+            user_agent: parts.user_agent.as_deref(),
+            request_id: parts.request_id.as_deref(),
+            error: outcome.error,
+        });
+    }
+    outcome.response
+}
+
+async fn route(ctx: &Inner, req: Request<Incoming>) -> Outcome {
+    let snapshot = ctx.shared.config();
+    let by_addr = ctx.orig_dst.and_then(|a| service_by_addr(&snapshot, a));
+    let Some(service) =
+        by_addr.or_else(|| authority(&req).and_then(|a| service_by_authority(&snapshot, a)))
+    else {
+        super::refused(&ctx.shared, "http", "no-route");
+        let target = authority(&req).unwrap_or("(no authority)");
+        let why = if snapshot.mesh.egress {
+            "it is not a mesh service"
+        } else {
+            "it is not a mesh service and egress is disabled"
+        };
+        return Outcome::refused(
+            StatusCode::FORBIDDEN,
+            format!("osm-proxy: no route to {target}: {why}"),
+            None,
+        );
+    };
+    let view = HttpRequestView {
+        method: req.method(),
+        path: req.uri().path(),
+        authority: authority(&req),
+        headers: req.headers(),
+    };
+    let set = choose_backend(service, Some(&view), fastrand::u64(..));
+    let service_key = service.key.clone();
+    if set.endpoints.is_empty() {
+        super::refused(&ctx.shared, "http", "no-endpoints");
+        let message = format!("osm-proxy: {} has no endpoints", set.key);
+        return Outcome::refused(StatusCode::SERVICE_UNAVAILABLE, message, Some(service_key));
+    }
+    let i = p2c(
+        set.endpoints.len(),
+        fastrand::u64(..),
+        fastrand::u64(..),
+        |i| set.endpoints[i].load.cost(),
+    );
+    let endpoint = set.endpoints[i].clone();
+    drop(snapshot);
+
+    let in_flight = endpoint.load.start();
+    let client = endpoint.http_client(req.version() == http::Version::HTTP_2);
+    let result = forward(client, req, endpoint.addr()).await;
+    drop(in_flight);
+    match result {
+        Ok(response) => Outcome {
+            response: response.map(Either::Left),
+            service: Some(service_key),
+            endpoint: Some(endpoint),
+            error: None,
+        },
+        Err(e) => {
+            let message = format!("osm-proxy: {}: {e}", endpoint.addr());
+            Outcome {
+                response: error_response(e.status(), &message),
+                service: Some(service_key),
+                endpoint: Some(endpoint),
+                error: Some(message),
+            }
+        }
+    }
+}

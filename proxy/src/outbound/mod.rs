@@ -1,0 +1,189 @@
+//! The outbound side (15001): connections from this pod's application.
+//!
+//! ```text
+//! accept -> original destination -> mesh service (VIP:port)?
+//!   yes: protocol from config, else detected
+//!        HTTP -> per request: A/B match -> split weights -> endpoint (P2C over
+//!                EWMA) -> pooled mTLS client (identity checked) -> response
+//!        TCP  -> per connection: split -> endpoint -> mTLS (osm/tcp) -> splice
+//!   no:  egress allowed -> plaintext passthrough to the original destination
+//!        else HTTP -> 403 per request (or Host routing without interception);
+//!             TCP  -> closed
+//! ```
+
+mod http;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use metrics::Label;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    config::{OutboundService, Protocol},
+    detect::{Detected, Prefixed, detect},
+    routing::{balance::p2c, choose_backend, service_by_addr},
+    state::Shared,
+    tcp_forward::{TcpLabels, splice},
+    telemetry::metrics::OUTBOUND_REFUSED_TOTAL,
+};
+
+/// Accepts outbound connections until drained. `orig_dst` replaces the
+/// original destination (for running without iptables).
+pub async fn serve(
+    listener: TcpListener,
+    orig_dst: Option<SocketAddr>,
+    shared: Arc<Shared>,
+    drain: CancellationToken,
+    tasks: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = drain.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbound accept failed");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let drain = drain.clone();
+        tasks.spawn(async move {
+            if let Err(reason) = handle(stream, peer, orig_dst, shared, drain).await {
+                tracing::debug!(%peer, %reason, "outbound connection closed");
+            }
+        });
+    }
+}
+
+async fn handle(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    orig_dst: Option<SocketAddr>,
+    shared: Arc<Shared>,
+    drain: CancellationToken,
+) -> Result<(), String> {
+    let orig_dst = orig_dst.or_else(|| crate::orig_dst::original_dst(&stream));
+    let snapshot = shared.config();
+    let service = orig_dst
+        .and_then(|a| service_by_addr(&snapshot, a))
+        .cloned();
+    let (egress, detect_timeout) = (snapshot.mesh.egress, snapshot.mesh.detect_timeout);
+    drop(snapshot);
+
+    // The protocol the config names for the service; None: detect it.
+    let configured = match service.as_ref().map(|s| s.protocol) {
+        Some(Protocol::Http1) => Some(Detected::Http1),
+        Some(Protocol::Http2 | Protocol::Grpc) => Some(Detected::Http2),
+        Some(Protocol::Tcp | Protocol::TcpServerFirst) => Some(Detected::Opaque),
+        Some(Protocol::Detect) => None,
+        None => match orig_dst {
+            // Not a mesh service: with egress, pass through untouched.
+            Some(dst) if egress => return passthrough(&shared, stream, peer, dst).await,
+            _ => None,
+        },
+    };
+    let (detected, stream) = match configured {
+        Some(d) => (d, Prefixed::new(bytes::Bytes::new(), stream)),
+        None => {
+            let (d, prefix) = detect(&mut stream, detect_timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            (d, Prefixed::new(prefix, stream))
+        }
+    };
+
+    match (detected, service) {
+        (Detected::Http1 | Detected::Http2, _) => {
+            let ctx = http::OutboundContext::new(shared, orig_dst);
+            crate::serve::serve_http(stream, detected == Detected::Http2, drain, move |req| {
+                http::handle(ctx.clone(), req)
+            })
+            .await;
+            Ok(())
+        }
+        (_, Some(service)) => forward_tcp(&shared, stream, peer, &service).await,
+        (_, None) => {
+            refused(&shared, "tcp", "no-route");
+            Err(format!(
+                "no mesh service at {} and egress is disabled",
+                orig_dst.map_or_else(|| "an unknown destination".to_string(), |d| d.to_string())
+            ))
+        }
+    }
+}
+
+pub(crate) fn refused(shared: &Shared, kind: &'static str, reason: &'static str) {
+    shared
+        .metrics
+        .counter(
+            OUTBOUND_REFUSED_TOTAL,
+            vec![Label::new("kind", kind), Label::new("reason", reason)],
+        )
+        .increment(1);
+}
+
+async fn forward_tcp(
+    shared: &Arc<Shared>,
+    downstream: Prefixed<TcpStream>,
+    peer: SocketAddr,
+    service: &OutboundService,
+) -> Result<(), String> {
+    let set = choose_backend(service, None, fastrand::u64(..));
+    if set.endpoints.is_empty() {
+        refused(shared, "tcp", "no-endpoints");
+        return Err(format!("{} has no endpoints", set.key));
+    }
+    let i = p2c(
+        set.endpoints.len(),
+        fastrand::u64(..),
+        fastrand::u64(..),
+        |i| set.endpoints[i].load.cost(),
+    );
+    let endpoint = &set.endpoints[i];
+    let upstream = endpoint.connect_tcp().await.map_err(|e| e.to_string())?;
+    splice(
+        shared,
+        downstream,
+        upstream,
+        TcpLabels {
+            direction: "outbound",
+            downstream: peer,
+            upstream: endpoint.addr(),
+            service: Some(&service.key),
+            source_identity: None,
+        },
+    )
+    .await;
+    Ok(())
+}
+
+async fn passthrough(
+    shared: &Arc<Shared>,
+    downstream: TcpStream,
+    peer: SocketAddr,
+    dst: SocketAddr,
+) -> Result<(), String> {
+    let timeout = shared.config().mesh.connect_timeout;
+    let upstream = crate::upstream::connect(dst, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    splice(
+        shared,
+        downstream,
+        upstream,
+        TcpLabels {
+            direction: "egress",
+            downstream: peer,
+            upstream: dst,
+            service: None,
+            source_identity: None,
+        },
+    )
+    .await;
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! Inbound authorization with SMI semantics: pure decisions, no I/O.
+//!
+//! Everything is denied unless an authorization allows it. An authorization
+//! (one SMI TrafficTarget, compiled for one port) lists source identities and
+//! either all traffic (a TCPRoute rule) or HTTP matches (HTTPRouteGroup rules).
+//! Authorizations are ORed; inside an HTTP match every field is ANDed, and the
+//! matches of one authorization are ORed. Permissive mode admits any verified
+//! mesh identity.
+
+mod authz;
+pub mod matcher;
+
+pub use authz::{Decision, DenyReason, HttpRequestView, authorize_http, authorize_tcp};
+
+use std::{collections::HashSet, sync::Arc};
+
+use ipnet::IpNet;
+
+use crate::identity::SpiffeId;
+use matcher::HttpMatcher;
+
+/// The policy of one inbound application port.
+#[derive(Debug, Clone)]
+pub struct InboundPolicy {
+    pub port: u16,
+    pub protocol: crate::config::Protocol,
+    pub authorizations: Vec<Authorization>,
+    /// Peers allowed without mTLS (IngressBackend sources).
+    pub plaintext_sources: Vec<IpNet>,
+}
+
+/// One compiled TrafficTarget rule for a port.
+#[derive(Debug, Clone)]
+pub struct Authorization {
+    pub name: Arc<str>,
+    pub sources: HashSet<SpiffeId>,
+    pub traffic: Traffic,
+}
+
+/// What an authorization admits from its sources.
+#[derive(Debug, Clone)]
+pub enum Traffic {
+    /// Any connection or request (TCPRoute).
+    All,
+    /// HTTP requests matching one of these (HTTPRouteGroup matches).
+    Http(Vec<HttpMatcher>),
+    /// Nothing: an authorization with no traffic kind set.
+    Nothing,
+}
+
+impl InboundPolicy {
+    /// Whether a plaintext peer at `ip` may connect (IngressBackend).
+    pub fn admits_plaintext(&self, ip: std::net::IpAddr) -> bool {
+        let ip = canonical_ip(ip);
+        self.plaintext_sources.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (from dual-stack sockets) compared as IPv4.
+pub fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(std::net::IpAddr::V4)
+            .unwrap_or(std::net::IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}

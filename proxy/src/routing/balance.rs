@@ -1,0 +1,145 @@
+//! Endpoint choice: power of two choices over a peak-EWMA of latency,
+//! weighted by requests in flight (as Finagle and Linkerd do).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// How fast old latency observations fade.
+const DECAY: Duration = Duration::from_secs(10);
+/// The latency assumed for an endpoint never measured.
+const DEFAULT_RTT_NS: u64 = 1_000_000;
+
+/// Load of one endpoint, updated without locks.
+#[derive(Debug)]
+pub struct Load {
+    epoch: Instant,
+    ewma_ns: AtomicU64,
+    stamp_ns: AtomicU64,
+    in_flight: AtomicU32,
+}
+
+impl Default for Load {
+    fn default() -> Self {
+        Self {
+            epoch: Instant::now(),
+            ewma_ns: AtomicU64::new(DEFAULT_RTT_NS),
+            stamp_ns: AtomicU64::new(0),
+            in_flight: AtomicU32::new(0),
+        }
+    }
+}
+
+/// Counts one request in flight until dropped, then records its latency.
+pub struct InFlight<'a> {
+    load: &'a Load,
+    start: Instant,
+}
+
+impl Load {
+    pub fn cost(&self) -> u64 {
+        let ewma = self.ewma_ns.load(Ordering::Relaxed);
+        let pending = u64::from(self.in_flight.load(Ordering::Relaxed));
+        ewma.saturating_mul(pending + 1)
+    }
+
+    pub fn start(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight {
+            load: self,
+            start: Instant::now(),
+        }
+    }
+
+    fn observe(&self, rtt: Duration) {
+        let now_ns = self.epoch.elapsed().as_nanos() as u64;
+        let rtt_ns = rtt.as_nanos() as u64;
+        let last = self.stamp_ns.swap(now_ns, Ordering::Relaxed);
+        let old = self.ewma_ns.load(Ordering::Relaxed);
+        let new = peak_ewma(old, rtt_ns, now_ns.saturating_sub(last));
+        // A racing update may win; either value is a fair estimate.
+        self.ewma_ns.store(new, Ordering::Relaxed);
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.load.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.load.observe(self.start.elapsed());
+    }
+}
+
+/// Peak EWMA: a slower observation is taken at once; faster ones pull the
+/// estimate down with a weight that grows with the time since the last one.
+pub fn peak_ewma(old_ns: u64, rtt_ns: u64, elapsed_ns: u64) -> u64 {
+    if rtt_ns >= old_ns {
+        return rtt_ns;
+    }
+    let w = (-(elapsed_ns as f64) / DECAY.as_nanos() as f64).exp();
+    (old_ns as f64 * w + rtt_ns as f64 * (1.0 - w)) as u64
+}
+
+/// Power of two choices: of two distinct random candidates, the cheaper.
+/// `r1`, `r2` are uniform random numbers.
+pub fn p2c(len: usize, r1: u64, r2: u64, cost: impl Fn(usize) -> u64) -> usize {
+    match len {
+        0 | 1 => 0,
+        _ => {
+            let a = (r1 % len as u64) as usize;
+            // A second index distinct from the first.
+            let b = (a + 1 + (r2 % (len as u64 - 1)) as usize) % len;
+            if cost(b) < cost(a) { b } else { a }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn p2c_prefers_the_cheaper_of_two_distinct_candidates() {
+        let costs = [10u64, 1, 100];
+        for r1 in 0..3 {
+            for r2 in 0..2 {
+                let chosen = p2c(3, r1, r2, |i| costs[i]);
+                let a = (r1 % 3) as usize;
+                let b = (a + 1 + (r2 % 2) as usize) % 3;
+                assert_ne!(a, b);
+                assert_eq!(chosen, if costs[b] < costs[a] { b } else { a });
+            }
+        }
+        assert_eq!(p2c(1, 7, 9, |_| 0), 0);
+    }
+
+    #[test]
+    fn p2c_never_picks_the_most_loaded_of_many() {
+        let costs = [5u64, 5, 5, 1000];
+        for r1 in 0..40 {
+            for r2 in 0..40 {
+                let chosen = p2c(4, r1, r2, |i| costs[i]);
+                assert_ne!(chosen, 3, "r1={r1} r2={r2}");
+            }
+        }
+    }
+
+    #[test]
+    fn peak_ewma_jumps_up_and_decays_down() {
+        assert_eq!(peak_ewma(100, 500, 0), 500);
+        let after_long = peak_ewma(1_000_000, 0, DECAY.as_nanos() as u64 * 10);
+        assert!(after_long < 100, "{after_long}");
+        let after_short = peak_ewma(1_000_000, 0, 1_000);
+        assert!(after_short > 999_000, "{after_short}");
+    }
+
+    #[test]
+    fn in_flight_requests_raise_the_cost() {
+        let load = Load::default();
+        let idle = load.cost();
+        let guard = load.start();
+        assert_eq!(load.cost(), idle * 2);
+        drop(guard);
+        assert_eq!(load.in_flight.load(Ordering::Relaxed), 0);
+    }
+}

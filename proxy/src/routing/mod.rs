@@ -1,0 +1,90 @@
+//! Outbound routing decisions: pure functions over a config snapshot.
+
+pub mod balance;
+pub mod split;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use crate::config::{EndpointSet, OutboundService, Snapshot};
+use crate::policy::HttpRequestView;
+
+/// The service addressed by an intercepted connection's original destination.
+pub fn service_by_addr<'a>(
+    snapshot: &'a Snapshot,
+    addr: SocketAddr,
+) -> Option<&'a Arc<OutboundService>> {
+    let addr = SocketAddr::new(crate::policy::canonical_ip(addr.ip()), addr.port());
+    snapshot.outbound_by_addr.get(&addr)
+}
+
+/// Splits an authority into a lower-case host without a trailing dot, and a
+/// port (`default_port` when absent).
+pub fn normalize_authority(
+    authority: &str,
+    default_port: u16,
+) -> Option<(std::borrow::Cow<'_, str>, u16)> {
+    let (host, port) = match authority.rsplit_once(':') {
+        // An IPv6 literal without a port, "[::1]", has ':' inside brackets.
+        Some((h, p)) if !p.contains(']') => (h, p.parse().ok()?),
+        _ => (authority, default_port),
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() {
+        return None;
+    }
+    let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(host)
+    };
+    Some((host, port))
+}
+
+/// The service an HTTP authority (Host header or :authority) names.
+pub fn service_by_authority<'a>(
+    snapshot: &'a Snapshot,
+    authority: &str,
+) -> Option<&'a Arc<OutboundService>> {
+    let (host, port) = normalize_authority(authority, 80)?;
+    if let Ok(ip) = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+    {
+        return service_by_addr(snapshot, SocketAddr::new(ip, port));
+    }
+    snapshot
+        .outbound_by_host
+        .get(host.as_ref())?
+        .iter()
+        .find(|s| s.port == port)
+}
+
+/// Picks the endpoint set a request (or, with `request: None`, a TCP
+/// connection) goes to: with A/B matches, only matching requests follow the
+/// split and the rest go to the service's own endpoints; a TCP connection
+/// follows the split. `random` is uniform in `0..u64::MAX`.
+pub fn choose_backend<'a>(
+    service: &'a OutboundService,
+    request: Option<&HttpRequestView<'_>>,
+    random: u64,
+) -> &'a Arc<EndpointSet> {
+    let Some(split) = &service.split else {
+        return &service.endpoints;
+    };
+    if !service.split_matches.is_empty() {
+        let follows_split = request.is_some_and(|r| {
+            crate::policy::matcher::any_matches(
+                &service.split_matches,
+                r.method,
+                r.path,
+                r.authority,
+                r.headers,
+            )
+        });
+        if !follows_split {
+            return &service.endpoints;
+        }
+    }
+    &split.backends[split.weights.pick(random)]
+}

@@ -1,0 +1,168 @@
+//! The state every connection shares: the current config snapshot, the TLS
+//! configurations, endpoint pools, metrics and the access log.
+//!
+//! Config and TLS state are immutable snapshots swapped atomically; the data
+//! path only ever loads them (no lock). Applying a config is serialized and
+//! either swaps in a complete new snapshot or changes nothing.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex, atomic::AtomicU64, atomic::Ordering},
+};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use metrics::Label;
+use osm_api::v1::ProxyConfig;
+
+use crate::{
+    config::{ConfigError, Snapshot, build_snapshot},
+    identity::{Credentials, tls::TlsState},
+    telemetry::{access_log::AccessLog, metrics::Metrics},
+    upstream::{Connector, EndpointRegistry, HttpClient, Wire, http_client},
+};
+
+/// Shared proxy state.
+#[derive(Debug)]
+pub struct Shared {
+    config: ArcSwap<Snapshot>,
+    tls: Arc<ArcSwapOption<TlsState>>,
+    credentials: ArcSwapOption<Credentials>,
+    registry: EndpointRegistry,
+    app_clients: ArcSwap<HashMap<(SocketAddr, bool), HttpClient>>,
+    apply: Mutex<()>,
+    versions: AtomicU64,
+    pub metrics: Metrics,
+    pub access_log: AccessLog,
+}
+
+impl Shared {
+    pub fn new(metrics: Metrics, access_log: AccessLog) -> Self {
+        let tls = Arc::new(ArcSwapOption::empty());
+        Self {
+            config: ArcSwap::from_pointee(Snapshot::empty()),
+            registry: EndpointRegistry::new(tls.clone()),
+            tls,
+            credentials: ArcSwapOption::empty(),
+            app_clients: ArcSwap::default(),
+            apply: Mutex::new(()),
+            versions: AtomicU64::new(0),
+            metrics,
+            access_log,
+        }
+    }
+
+    /// The current config.
+    pub fn config(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.config.load()
+    }
+
+    /// The current TLS state; None until the proxy has credentials and a
+    /// trust bundle.
+    pub fn tls(&self) -> Option<Arc<TlsState>> {
+        self.tls.load_full()
+    }
+
+    /// Ready once it holds a certificate and a config.
+    pub fn is_ready(&self) -> bool {
+        self.tls.load().is_some() && self.config.load().version > 0
+    }
+
+    /// Validates and applies a complete config; returns its version. On
+    /// error nothing changes.
+    pub fn apply_config(&self, config: ProxyConfig) -> Result<u64, ConfigError> {
+        let _serial = self.apply.lock().unwrap_or_else(|e| e.into_inner());
+        let version = self.versions.load(Ordering::Relaxed) + 1;
+        let snapshot = build_snapshot(config, version, &self.registry)?;
+        let tls = self.tls_for(&snapshot.trust_bundle)?;
+        // Swap TLS first: a connection that sees the new config also sees
+        // the trust bundle it names.
+        if let Some(tls) = tls {
+            self.tls.store(Some(tls));
+        }
+        self.config.store(Arc::new(snapshot));
+        self.versions.store(version, Ordering::Relaxed);
+        self.metrics
+            .counter(
+                crate::telemetry::metrics::CONFIG_RELOADS_TOTAL,
+                vec![Label::new("result", "applied")],
+            )
+            .increment(1);
+        Ok(version)
+    }
+
+    /// Counts a refused config.
+    pub fn record_rejected_config(&self) {
+        self.metrics
+            .counter(
+                crate::telemetry::metrics::CONFIG_RELOADS_TOTAL,
+                vec![Label::new("result", "rejected")],
+            )
+            .increment(1);
+    }
+
+    /// A new TLS state when the trust bundle changed, None when unchanged.
+    fn tls_for(
+        &self,
+        bundle: &[rustls::pki_types::CertificateDer<'static>],
+    ) -> Result<Option<Arc<TlsState>>, ConfigError> {
+        let current = self.tls.load();
+        if current.as_ref().is_some_and(|t| t.trust_bundle == bundle) {
+            return Ok(None);
+        }
+        let Some(credentials) = self.credentials.load_full() else {
+            return Ok(None);
+        };
+        if bundle.is_empty() {
+            return Ok(None);
+        }
+        TlsState::new(Credentials::clone(&credentials), bundle)
+            .map(|t| Some(Arc::new(t)))
+            .map_err(|e| ConfigError {
+                field: "trustBundle.pem".into(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Installs (or rotates) the proxy's certificate and key. New
+    /// connections use them; established ones are not disturbed.
+    pub fn set_credentials(
+        &self,
+        credentials: Credentials,
+    ) -> Result<(), crate::identity::tls::TlsError> {
+        let _serial = self.apply.lock().unwrap_or_else(|e| e.into_inner());
+        let bundle = self.config.load().trust_bundle.clone();
+        if !bundle.is_empty() {
+            let tls = TlsState::new(credentials.clone(), &bundle)?;
+            self.tls.store(Some(Arc::new(tls)));
+        } else {
+            // Check the credentials now; TLS is built once a bundle arrives.
+            crate::identity::tls::spiffe_id_of(credentials.chain.first().ok_or_else(|| {
+                crate::identity::tls::TlsError::Credentials("empty certificate chain".into())
+            })?)?;
+        }
+        self.credentials.store(Some(Arc::new(credentials)));
+        Ok(())
+    }
+
+    /// The pooled client to the local application at `addr`.
+    pub fn app_client(&self, addr: SocketAddr, http2: bool) -> HttpClient {
+        if let Some(client) = self.app_clients.load().get(&(addr, http2)) {
+            return client.clone();
+        }
+        let wire = if http2 { Wire::Http2 } else { Wire::Http1 };
+        let timeout = self.config.load().mesh.connect_timeout;
+        let client = http_client(
+            Connector::new(addr, None, self.tls.clone(), wire, timeout),
+            wire,
+        );
+        self.app_clients.rcu(|clients| {
+            let mut clients = HashMap::clone(clients);
+            clients
+                .entry((addr, http2))
+                .or_insert_with(|| client.clone());
+            clients
+        });
+        client
+    }
+}

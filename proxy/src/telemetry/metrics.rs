@@ -1,0 +1,216 @@
+//! The proxy's metrics, in a registry of its own (no global recorder, so
+//! several proxies can share a process in tests).
+//!
+//! `osm_request_total` and `osm_request_duration_ms` have OSM's names and
+//! labels and are recorded by the client-side (outbound) proxy, which knows
+//! both ends from trusted sources: itself, and the controller's description
+//! of the endpoint it chose. Each request is counted once in the mesh.
+
+use std::{collections::HashMap, sync::Arc};
+
+use arc_swap::ArcSwap;
+use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+
+use crate::upstream::EndpointSpec;
+
+pub const REQUEST_TOTAL: &str = "osm_request_total";
+pub const REQUEST_DURATION: &str = "osm_request_duration_ms";
+pub const TCP_CONNECTIONS_TOTAL: &str = "osm_tcp_connections_total";
+pub const TCP_CONNECTIONS_OPEN: &str = "osm_tcp_connections_open";
+pub const TCP_BYTES_TOTAL: &str = "osm_tcp_bytes_total";
+pub const INBOUND_DENIED_TOTAL: &str = "osm_inbound_denied_total";
+pub const OUTBOUND_REFUSED_TOTAL: &str = "osm_outbound_refused_total";
+pub const ACCESS_LOG_DROPPED_TOTAL: &str = "osm_access_log_dropped_total";
+pub const CONFIG_RELOADS_TOTAL: &str = "osm_config_reloads_total";
+
+const DURATION_BUCKETS_MS: &[f64] = &[
+    0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
+];
+
+static METADATA: Metadata<'static> = Metadata::new("osm_proxy", Level::INFO, Some(module_path!()));
+
+/// Who this proxy is, for the `source_*` labels.
+#[derive(Debug, Clone, Default)]
+pub struct PodInfo {
+    pub namespace: String,
+    pub kind: String,
+    pub name: String,
+    pub pod: String,
+}
+
+/// The proxy's metrics registry.
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    source: Vec<Label>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+/// The series of one (endpoint, response code).
+#[derive(Debug)]
+pub struct RequestSeries {
+    total: Counter,
+    duration: Histogram,
+}
+
+/// Per-endpoint cache of request series, so the request path does not look
+/// labels up in the registry. Read without locks; a new response code copies
+/// the small map.
+#[derive(Debug, Default)]
+pub struct RequestMetricsCache {
+    by_code: ArcSwap<HashMap<u16, Arc<RequestSeries>>>,
+}
+
+// === impl Metrics ===
+
+impl Metrics {
+    pub fn new(pod: &PodInfo) -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), DURATION_BUCKETS_MS)
+            .map(PrometheusBuilder::build_recorder)
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let handle = recorder.handle();
+        let source = vec![
+            Label::new("source_namespace", pod.namespace.clone()),
+            Label::new("source_kind", pod.kind.clone()),
+            Label::new("source_name", pod.name.clone()),
+            Label::new("source_pod", pod.pod.clone()),
+        ];
+        let this = Self {
+            recorder,
+            handle,
+            source,
+        };
+        this.describe();
+        this
+    }
+
+    fn describe(&self) {
+        let r = &self.recorder;
+        r.describe_counter(
+            REQUEST_TOTAL.into(),
+            None,
+            "HTTP requests sent through the mesh, by source, destination and response code".into(),
+        );
+        r.describe_histogram(
+            REQUEST_DURATION.into(),
+            Some(Unit::Milliseconds),
+            "Time from request to response headers".into(),
+        );
+        r.describe_counter(
+            TCP_CONNECTIONS_TOTAL.into(),
+            None,
+            "Opaque TCP connections proxied".into(),
+        );
+        r.describe_gauge(
+            TCP_CONNECTIONS_OPEN.into(),
+            None,
+            "Opaque TCP connections open now".into(),
+        );
+        r.describe_counter(
+            TCP_BYTES_TOTAL.into(),
+            Some(Unit::Bytes),
+            "Bytes proxied over opaque TCP connections".into(),
+        );
+        r.describe_counter(
+            INBOUND_DENIED_TOTAL.into(),
+            None,
+            "Inbound requests and connections denied by authorization".into(),
+        );
+        r.describe_counter(
+            OUTBOUND_REFUSED_TOTAL.into(),
+            None,
+            "Outbound requests and connections refused before reaching an endpoint".into(),
+        );
+        r.describe_counter(
+            ACCESS_LOG_DROPPED_TOTAL.into(),
+            None,
+            "Access-log lines dropped because the writer fell behind".into(),
+        );
+        r.describe_counter(
+            CONFIG_RELOADS_TOTAL.into(),
+            None,
+            "Config changes, by result".into(),
+        );
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    /// Drains histogram buffers; call periodically so memory stays bounded.
+    pub fn run_upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+
+    pub fn counter(&self, name: &'static str, labels: Vec<Label>) -> Counter {
+        self.recorder
+            .register_counter(&Key::from_parts(name, labels), &METADATA)
+    }
+
+    pub fn gauge(&self, name: &'static str, labels: Vec<Label>) -> Gauge {
+        self.recorder
+            .register_gauge(&Key::from_parts(name, labels), &METADATA)
+    }
+
+    fn destination_labels(&self, endpoint: &EndpointSpec) -> Vec<Label> {
+        let mut labels = self.source.clone();
+        labels.extend([
+            Label::new("destination_namespace", endpoint.namespace.clone()),
+            Label::new("destination_kind", endpoint.workload_kind.clone()),
+            Label::new("destination_name", endpoint.workload_name.clone()),
+            Label::new("destination_pod", endpoint.pod.clone()),
+        ]);
+        labels
+    }
+
+    /// Records one HTTP request answered by `endpoint`.
+    pub fn record_request(
+        &self,
+        cache: &RequestMetricsCache,
+        endpoint: &EndpointSpec,
+        code: u16,
+        millis: f64,
+    ) {
+        let series = match cache.by_code.load().get(&code) {
+            Some(s) => s.clone(),
+            None => self.register_request_series(cache, endpoint, code),
+        };
+        series.total.increment(1);
+        series.duration.record(millis);
+    }
+
+    #[cold]
+    fn register_request_series(
+        &self,
+        cache: &RequestMetricsCache,
+        endpoint: &EndpointSpec,
+        code: u16,
+    ) -> Arc<RequestSeries> {
+        let mut labels = self.destination_labels(endpoint);
+        labels.push(Label::new("response_code", code.to_string()));
+        let series = Arc::new(RequestSeries {
+            total: self
+                .recorder
+                .register_counter(&Key::from_parts(REQUEST_TOTAL, labels.clone()), &METADATA),
+            duration: self
+                .recorder
+                .register_histogram(&Key::from_parts(REQUEST_DURATION, labels), &METADATA),
+        });
+        cache.by_code.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            map.entry(code).or_insert_with(|| series.clone());
+            map
+        });
+        series
+    }
+}

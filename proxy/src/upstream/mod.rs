@@ -1,0 +1,148 @@
+//! Upstream endpoints: their identity, load, pooled HTTP clients and TCP
+//! connections, kept across config changes.
+
+mod connect;
+mod stream;
+
+pub use connect::{ConnectError, Connector, connect};
+pub use stream::{MeshIo, Stream};
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex, OnceLock, Weak},
+    time::Duration,
+};
+
+use arc_swap::ArcSwapOption;
+use hyper::body::Incoming;
+use hyper_util::{
+    client::legacy::Client,
+    rt::{TokioExecutor, TokioTimer},
+};
+
+use crate::{
+    identity::{SpiffeId, tls::TlsState},
+    routing::balance::Load,
+    telemetry::metrics::RequestMetricsCache,
+};
+
+/// A pooled HTTP client bound to one upstream.
+pub type HttpClient = Client<Connector, Incoming>;
+
+/// Which protocol a connection to an endpoint carries (its ALPN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Wire {
+    Http1,
+    Http2,
+    Tcp,
+}
+
+/// How long an idle pooled connection is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Builds a pooled client over `connector`.
+pub fn http_client(connector: Connector, wire: Wire) -> HttpClient {
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        // The Host header is the client's own and passes through unchanged.
+        .set_host(false)
+        .http2_only(wire == Wire::Http2);
+    builder.build(connector)
+}
+
+/// Everything that identifies an endpoint and labels its metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EndpointSpec {
+    pub addr: SocketAddr,
+    /// None: outside the mesh, reached in plaintext.
+    pub identity: Option<SpiffeId>,
+    pub namespace: String,
+    pub service: String,
+    pub pod: String,
+    pub workload_kind: String,
+    pub workload_name: String,
+    pub connect_timeout: Duration,
+}
+
+/// One upstream endpoint with its pools and load estimate.
+#[derive(Debug)]
+pub struct EndpointHandle {
+    pub spec: EndpointSpec,
+    pub load: Load,
+    pub metrics: RequestMetricsCache,
+    tls: Arc<ArcSwapOption<TlsState>>,
+    http1: OnceLock<HttpClient>,
+    http2: OnceLock<HttpClient>,
+}
+
+impl EndpointHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.spec.addr
+    }
+
+    fn connector(&self, wire: Wire) -> Connector {
+        Connector::new(
+            self.spec.addr,
+            self.spec.identity.clone(),
+            self.tls.clone(),
+            wire,
+            self.spec.connect_timeout,
+        )
+    }
+
+    /// The pooled client for this endpoint and HTTP version.
+    pub fn http_client(&self, http2: bool) -> &HttpClient {
+        let (cell, wire) = if http2 {
+            (&self.http2, Wire::Http2)
+        } else {
+            (&self.http1, Wire::Http1)
+        };
+        cell.get_or_init(|| http_client(self.connector(wire), wire))
+    }
+
+    /// A new connection for opaque TCP.
+    pub async fn connect_tcp(&self) -> Result<Stream, ConnectError> {
+        self.connector(Wire::Tcp).connect().await
+    }
+}
+
+/// Hands out endpoint handles, reusing a live one for the same spec so that
+/// pools and load estimates survive config changes. Only touched when a
+/// config is built, never on the request path.
+#[derive(Debug, Default)]
+pub struct EndpointRegistry {
+    tls: Arc<ArcSwapOption<TlsState>>,
+    handles: Mutex<HashMap<EndpointSpec, Weak<EndpointHandle>>>,
+}
+
+impl EndpointRegistry {
+    pub fn new(tls: Arc<ArcSwapOption<TlsState>>) -> Self {
+        Self {
+            tls,
+            handles: Mutex::default(),
+        }
+    }
+
+    pub fn get(&self, spec: EndpointSpec) -> Arc<EndpointHandle> {
+        let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(live) = handles.get(&spec).and_then(Weak::upgrade) {
+            return live;
+        }
+        // Forget handles no config refers to any more.
+        handles.retain(|_, h| h.strong_count() > 0);
+        let handle = Arc::new(EndpointHandle {
+            spec: spec.clone(),
+            load: Load::default(),
+            metrics: RequestMetricsCache::default(),
+            tls: self.tls.clone(),
+            http1: OnceLock::new(),
+            http2: OnceLock::new(),
+        });
+        handles.insert(spec, Arc::downgrade(&handle));
+        handle
+    }
+}
