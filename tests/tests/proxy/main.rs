@@ -1,0 +1,8 @@
+//! Whole proxies on 127.0.0.1: client -> outbound proxy -> mTLS -> inbound
+//! proxy -> application.
+
+mod authz;
+mod protocols;
+mod reload;
+mod routing;
+mod telemetry;

@@ -1,0 +1,215 @@
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use osm_tests::{
+    ProxyOptions, TestProxy,
+    apps::{HttpApp, ServerFirstApp},
+    client::{Http1Conn, Http2Conn},
+    mesh::{Fixture, VIP},
+    pki::{Pki, spiffe},
+};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_through_both_proxies_keeps_headers_and_body_and_delivers_once() {
+    let f = Fixture::start().await;
+    let mut conn = Http1Conn::connect(f.buyer.outbound()).await.unwrap();
+    let req = Request::post("/books/new")
+        .header("host", "bookstore.bookstore:14001")
+        .header("x-test", "hello")
+        .header("x-custom", "kept")
+        .body(Full::new(Bytes::from_static(b"a book")))
+        .unwrap();
+    let answer = conn.send(req).await.unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body, "bookstore-v1 POST /books/new a book");
+    assert_eq!(answer.headers["x-app"], "bookstore-v1");
+    assert_eq!(answer.headers["x-echo"], "hello");
+    let seen = f.v1.last_headers().unwrap();
+    assert_eq!(seen["x-custom"], "kept");
+    assert_eq!(seen["host"], "bookstore.bookstore:14001");
+    assert_eq!(f.v1.requests(), 1, "delivered exactly once");
+    // The same keep-alive connection carries a second request.
+    let answer = conn
+        .get("bookstore.bookstore:14001", "/books", &[])
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(f.v1.requests(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_and_grpc_trailers_pass_through() {
+    let f = Fixture::start().await;
+    // The second outbound listener stands for traffic intercepted to the VIP.
+    let mut conn = Http2Conn::connect(f.buyer.addrs.outbound[1]).await.unwrap();
+    let req = Request::post(format!("http://{VIP}:14001/grpc"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("x-test", "h2")
+        .body(Full::new(Bytes::from_static(b"\x00\x00\x00\x00\x02hi")))
+        .unwrap();
+    let answer = conn.send(req).await.unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.headers["x-echo"], "h2");
+    assert!(
+        answer.body.starts_with("bookstore-v1 POST /grpc"),
+        "{}",
+        answer.body
+    );
+    let trailers = answer.trailers.expect("trailers arrive");
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(trailers["x-trailer"], "bookstore-v1");
+    let seen = f.v1.last_headers().unwrap();
+    assert_eq!(seen["content-type"], "application/grpc");
+    assert_eq!(f.v1.requests(), 1);
+
+    // Many concurrent streams share the one connection.
+    let mut handles = Vec::new();
+    for i in 0..20 {
+        let mut conn = Http2Conn::connect(f.buyer.addrs.outbound[1]).await.unwrap();
+        handles.push(tokio::spawn(async move {
+            let req = Request::get(format!("http://bookstore.bookstore:14001/books/{i}"))
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            conn.send(req).await.unwrap().status
+        }));
+    }
+    for h in handles {
+        assert_eq!(h.await.unwrap(), 200);
+    }
+    assert_eq!(f.v1.requests(), 21);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_upgrade_through_both_proxies() {
+    let f = Fixture::start().await;
+    let mut stream = tokio::net::TcpStream::connect(f.buyer.outbound())
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: bookstore.bookstore:14001\r\nConnection: Upgrade\r\n\
+              Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            stream.read(&mut byte).await.unwrap(),
+            1,
+            "response head: {:?}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    for message in [&b"ping-1"[..], b"second frame"] {
+        stream.write_all(message).await.unwrap();
+        let mut echo = vec![0u8; message.len()];
+        stream.read_exact(&mut echo).await.unwrap();
+        assert_eq!(echo, message);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_first_tcp_is_forwarded_over_mtls() {
+    let pki = Pki::default();
+    let db = ServerFirstApp::start(b"220 db ready\r\n").await;
+    let server = TestProxy::start(ProxyOptions {
+        credentials: Some(pki.issue("data", "mysql")),
+        config_yaml: Some(
+            json!({
+                "trustBundle": {"pem": pki.bundle_pem()},
+                "inbound": [{"port": db.addr.port(), "protocol": "PROTOCOL_TCP_SERVER_FIRST", "authorizations": [
+                    {"name": "data/warehouse", "sources": [spiffe("shop", "warehouse")], "all": {}}
+                ]}]
+            })
+            .to_string(),
+        ),
+        inbound_targets: vec![db.addr],
+        outbound_targets: vec![],
+        ..Default::default()
+    })
+    .await;
+    let vip = "10.96.0.33:3306";
+    let client_config = json!({
+        "mesh": {"detectTimeoutMs": 200},
+        "trustBundle": {"pem": pki.bundle_pem()},
+        "endpoints": [{"key": "data/mysql:3306", "endpoints": [
+            {"address": server.inbound().to_string(), "identity": spiffe("data", "mysql")}
+        ]}],
+        // Detect on the client side: the client says nothing first, so the
+        // proxy must give up detecting and forward TCP.
+        "outbound": [{"key": "data/mysql:3306", "port": 3306, "vips": ["10.96.0.33"], "endpoints": "data/mysql:3306"}]
+    })
+    .to_string();
+    for (sa, allowed) in [("warehouse", true), ("bookthief", false)] {
+        let client = TestProxy::start(ProxyOptions {
+            credentials: Some(pki.issue("shop", sa)),
+            config_yaml: Some(client_config.clone()),
+            outbound_targets: vec![Some(vip.parse().unwrap())],
+            ..Default::default()
+        })
+        .await;
+        let mut stream = tokio::net::TcpStream::connect(client.outbound())
+            .await
+            .unwrap();
+        let mut banner = vec![0u8; 14];
+        let read = tokio::time::timeout(osm_tests::patience(), stream.read_exact(&mut banner))
+            .await
+            .unwrap();
+        if allowed {
+            read.unwrap();
+            assert_eq!(&banner, b"220 db ready\r\n");
+            stream.write_all(b"SELECT 1").await.unwrap();
+            let mut echo = [0u8; 8];
+            stream.read_exact(&mut echo).await.unwrap();
+            assert_eq!(&echo, b"SELECT 1");
+        } else {
+            assert!(read.is_err(), "{sa} must not get the banner");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_destinations_are_refused_without_egress_and_passed_through_with_it() {
+    let pki = Pki::default();
+    let outside = HttpApp::start("outside").await;
+    let client = TestProxy::start(ProxyOptions {
+        credentials: Some(pki.issue("shop", "buyer")),
+        config_yaml: Some(
+            json!({"trustBundle": {"pem": pki.bundle_pem()}, "mesh": {"egress": false}})
+                .to_string(),
+        ),
+        outbound_targets: vec![Some(outside.addr)],
+        ..Default::default()
+    })
+    .await;
+    let host = outside.addr.to_string();
+    let answer = osm_tests::client::http1_get(client.outbound(), &host, "/x")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert!(
+        answer.body.contains("egress is disabled"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(outside.requests(), 0);
+
+    client.apply(
+        &json!({"trustBundle": {"pem": pki.bundle_pem()}, "mesh": {"egress": true}}).to_string(),
+    );
+    let answer = osm_tests::client::http1_get(client.outbound(), &host, "/x")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body, "outside GET /x ");
+    assert_eq!(outside.requests(), 1);
+}

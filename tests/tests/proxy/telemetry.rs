@@ -1,0 +1,85 @@
+use osm_tests::{client::Http1Conn, eventually, mesh::Fixture, metric_value};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_by_source_destination_and_code() {
+    let f = Fixture::start().await;
+    let mut conn = Http1Conn::connect(f.buyer.outbound()).await.unwrap();
+    for _ in 0..7 {
+        assert_eq!(
+            conn.get("bookstore:14001", "/books", &[])
+                .await
+                .unwrap()
+                .status,
+            200
+        );
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            conn.get("bookstore:14001", "/forbidden", &[])
+                .await
+                .unwrap()
+                .status,
+            403
+        );
+    }
+    let text = f.buyer.metrics();
+    let series = |code: &str| {
+        metric_value(
+            &text,
+            "osm_request_total",
+            &[
+                ("source_namespace", "bookbuyer"),
+                ("source_kind", "Deployment"),
+                ("source_name", "bookbuyer"),
+                ("source_pod", "bookbuyer-pod"),
+                ("destination_namespace", "bookstore"),
+                ("destination_kind", "Deployment"),
+                ("destination_name", "bookstore-v1"),
+                ("destination_pod", "bookstore-v1-pod"),
+                ("response_code", code),
+            ],
+        )
+    };
+    assert_eq!(series("200"), 7.0, "{text}");
+    assert_eq!(series("403"), 3.0, "{text}");
+    assert_eq!(
+        metric_value(
+            &text,
+            "osm_request_duration_ms_count",
+            &[("response_code", "200")]
+        ),
+        7.0,
+        "{text}"
+    );
+    let server = f.store_v1.metrics();
+    assert_eq!(
+        metric_value(&server, "osm_inbound_denied_total", &[("kind", "http")]),
+        3.0,
+        "{server}"
+    );
+
+    let lines = eventually("access log lines are written", || async {
+        let lines = f.buyer.access_log_lines();
+        (lines.len() >= 10).then_some(lines)
+    })
+    .await;
+    let first = &lines[0];
+    assert_eq!(first["direction"], "outbound");
+    assert_eq!(first["method"], "GET");
+    assert_eq!(first["path"], "/books");
+    assert_eq!(first["response_code"], 200);
+    assert_eq!(first["upstream_service"], "bookstore/bookstore:14001");
+    let inbound = eventually("inbound access log", || async {
+        let lines = f.store_v1.access_log_lines();
+        (lines.len() >= 10).then_some(lines)
+    })
+    .await;
+    assert_eq!(
+        inbound[0]["source_identity"],
+        "spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer"
+    );
+    assert_eq!(
+        inbound.iter().filter(|l| l["response_code"] == 403).count(),
+        3
+    );
+}
