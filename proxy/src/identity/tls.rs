@@ -151,13 +151,13 @@ pub fn spiffe_id_of(cert: &CertificateDer<'_>) -> Result<SpiffeId, PeerIdentityE
         .ok_or(PeerIdentityError::NoSpiffeId)?;
     let mut found = None;
     for name in &san.value.general_names {
-        if let GeneralName::URI(uri) = name {
-            if uri.starts_with("spiffe://") {
-                if found.is_some() {
-                    return Err(PeerIdentityError::SeveralSpiffeIds);
-                }
-                found = Some(uri.parse::<SpiffeId>()?);
+        if let GeneralName::URI(uri) = name
+            && uri.starts_with("spiffe://")
+        {
+            if found.is_some() {
+                return Err(PeerIdentityError::SeveralSpiffeIds);
             }
+            found = Some(uri.parse::<SpiffeId>()?);
         }
     }
     found.ok_or(PeerIdentityError::NoSpiffeId)

@@ -40,8 +40,7 @@ fn first_line(s: &str) -> String {
     // The regex crate's messages span several lines with a caret diagram; the
     // last line says what is wrong.
     s.lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or(s)
         .trim()
         .to_string()
@@ -113,15 +112,11 @@ impl HttpMatcher {
         authority: Option<&str>,
         headers: &HeaderMap,
     ) -> bool {
-        if let Some(methods) = &self.methods {
-            if !methods.contains(method) {
-                return false;
-            }
+        if self.methods.as_ref().is_some_and(|m| !m.contains(method)) {
+            return false;
         }
-        if let Some(re) = &self.path {
-            if !re.is_match(path) {
-                return false;
-            }
+        if self.path.as_ref().is_some_and(|re| !re.is_match(path)) {
+            return false;
         }
         self.headers.iter().all(|(name, re)| {
             let from_headers = headers

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 //! Whole proxies on 127.0.0.1: client -> outbound proxy -> mTLS -> inbound
 //! proxy -> application.
 

@@ -1,0 +1,105 @@
+//! Per-request decisions of the proxy, without I/O.
+
+#![allow(clippy::unwrap_used)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{HeaderMap, Method};
+use osm_api::v1::HttpMatch;
+use osm_proxy::{
+    config::{Protocol, build_snapshot, parse_config},
+    identity::SpiffeId,
+    policy::{Authorization, HttpRequestView, InboundPolicy, Traffic, authorize_http, matcher::HttpMatcher},
+    routing::{balance::p2c, choose_backend, service_by_authority, split::WeightedChoice},
+    upstream::EndpointRegistry,
+};
+
+fn id(sa: &str) -> SpiffeId {
+    SpiffeId::new("cluster.local", "bookstore", sa)
+}
+
+fn policy(rules: usize) -> InboundPolicy {
+    let authorizations = (0..rules)
+        .map(|i| Authorization {
+            name: format!("bookstore/tt-{i}").into(),
+            sources: [id(&format!("client-{i}")), id("bookbuyer")].into(),
+            traffic: Traffic::Http(vec![
+                HttpMatcher::compile(&HttpMatch {
+                    name: "a".into(),
+                    path_regex: format!("/api/v{i}/.*"),
+                    methods: vec!["GET".into(), "POST".into()],
+                    headers: Default::default(),
+                })
+                .unwrap(),
+            ]),
+        })
+        .collect();
+    InboundPolicy {
+        port: 14001,
+        protocol: Protocol::Http1,
+        authorizations,
+        plaintext_sources: vec![],
+    }
+}
+
+fn authorization(c: &mut Criterion) {
+    let headers = HeaderMap::new();
+    for rules in [1, 10, 100] {
+        let p = policy(rules);
+        let last = format!("/api/v{}/books", rules - 1);
+        let view = HttpRequestView { method: &Method::GET, path: &last, authority: None, headers: &headers };
+        c.bench_function(&format!("authorize_http/{rules}_rules/last_matches"), |b| {
+            b.iter(|| authorize_http(false, 14001, Some(black_box(&p)), black_box(&id("bookbuyer")), &view))
+        });
+        let denied = HttpRequestView { method: &Method::GET, path: "/other", authority: None, headers: &headers };
+        c.bench_function(&format!("authorize_http/{rules}_rules/denied"), |b| {
+            b.iter(|| authorize_http(false, 14001, Some(black_box(&p)), black_box(&id("bookbuyer")), &denied))
+        });
+    }
+}
+
+fn routing(c: &mut Criterion) {
+    let mut config = serde_json::json!({"endpoints": [], "outbound": []});
+    for i in 0..1000 {
+        let key = format!("ns{i}/svc{i}:80");
+        config["endpoints"].as_array_mut().unwrap().push(serde_json::json!({
+            "key": key,
+            "endpoints": (0..3).map(|e| serde_json::json!({"address": format!("10.1.{}.{}:8080", i % 250, e + 1)})).collect::<Vec<_>>()
+        }));
+        config["outbound"].as_array_mut().unwrap().push(serde_json::json!({
+            "key": key, "port": 80, "endpoints": key,
+            "hostnames": [format!("svc{i}.ns{i}"), format!("svc{i}.ns{i}.svc.cluster.local")],
+            "vips": [format!("10.96.{}.{}", i / 250, i % 250)],
+            "split": [{"endpoints": key, "weight": 90}, {"endpoints": key, "weight": 10}],
+        }));
+    }
+    let parsed = parse_config("bench.json", &config.to_string()).unwrap();
+    let snapshot = build_snapshot(parsed, 1, &EndpointRegistry::default()).unwrap();
+    c.bench_function("route/lookup_by_authority/1000_services", |b| {
+        b.iter(|| service_by_authority(&snapshot, black_box("svc500.ns500.svc.cluster.local.:80")).unwrap())
+    });
+    let service = service_by_authority(&snapshot, "svc1.ns1").unwrap().clone();
+    let headers = HeaderMap::new();
+    let view = HttpRequestView { method: &Method::GET, path: "/", authority: None, headers: &headers };
+    c.bench_function("route/choose_backend_and_endpoint", |b| {
+        b.iter(|| {
+            let set = choose_backend(&service, Some(&view), fastrand_u64());
+            let i = p2c(set.endpoints.len(), fastrand_u64(), fastrand_u64(), |i| set.endpoints[i].load.cost());
+            black_box(&set.endpoints[i]);
+        })
+    });
+    let weights = WeightedChoice::new(&[50, 30, 15, 5]).unwrap();
+    c.bench_function("split/pick_of_4", |b| b.iter(|| weights.pick(black_box(123_456_789))));
+}
+
+fn fastrand_u64() -> u64 {
+    // Deterministic enough for a bench; avoids a dependency.
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    let x = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+    x ^ (x >> 31)
+}
+
+criterion_group!(benches, authorization, routing);
+criterion_main!(benches);
