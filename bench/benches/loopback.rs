@@ -15,10 +15,14 @@ fn loopback(c: &mut Criterion) {
         .unwrap();
     let fixture = runtime.block_on(Fixture::start());
     let direct = std::sync::Arc::new(tokio::sync::Mutex::new(
-        runtime.block_on(Http1Conn::connect(fixture.v1.addr)).unwrap(),
+        runtime
+            .block_on(Http1Conn::connect(fixture.v1.addr))
+            .unwrap(),
     ));
     let meshed = std::sync::Arc::new(tokio::sync::Mutex::new(
-        runtime.block_on(Http1Conn::connect(fixture.buyer.outbound())).unwrap(),
+        runtime
+            .block_on(Http1Conn::connect(fixture.buyer.outbound()))
+            .unwrap(),
     ));
     let mut group = c.benchmark_group("request_1x");
     for (name, conn) in [("direct", direct), ("meshed", meshed)] {
@@ -26,7 +30,12 @@ fn loopback(c: &mut Criterion) {
             b.to_async(&runtime).iter(|| {
                 let conn = conn.clone();
                 async move {
-                    let answer = conn.lock().await.get("bookstore.bookstore:14001", "/books", &[]).await.unwrap();
+                    let answer = conn
+                        .lock()
+                        .await
+                        .get("bookstore.bookstore:14001", "/books", &[])
+                        .await
+                        .unwrap();
                     assert_eq!(answer.status, 200);
                 }
             })

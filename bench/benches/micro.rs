@@ -10,7 +10,10 @@ use osm_api::v1::HttpMatch;
 use osm_proxy::{
     config::{Protocol, build_snapshot, parse_config},
     identity::SpiffeId,
-    policy::{Authorization, HttpRequestView, InboundPolicy, Traffic, authorize_http, matcher::HttpMatcher},
+    policy::{
+        Authorization, HttpRequestView, InboundPolicy, Traffic, authorize_http,
+        matcher::HttpMatcher,
+    },
     routing::{balance::p2c, choose_backend, service_by_authority, split::WeightedChoice},
     upstream::EndpointRegistry,
 };
@@ -48,13 +51,39 @@ fn authorization(c: &mut Criterion) {
     for rules in [1, 10, 100] {
         let p = policy(rules);
         let last = format!("/api/v{}/books", rules - 1);
-        let view = HttpRequestView { method: &Method::GET, path: &last, authority: None, headers: &headers };
+        let view = HttpRequestView {
+            method: &Method::GET,
+            path: &last,
+            authority: None,
+            headers: &headers,
+        };
         c.bench_function(&format!("authorize_http/{rules}_rules/last_matches"), |b| {
-            b.iter(|| authorize_http(false, 14001, Some(black_box(&p)), black_box(&id("bookbuyer")), &view))
+            b.iter(|| {
+                authorize_http(
+                    false,
+                    14001,
+                    Some(black_box(&p)),
+                    black_box(&id("bookbuyer")),
+                    &view,
+                )
+            })
         });
-        let denied = HttpRequestView { method: &Method::GET, path: "/other", authority: None, headers: &headers };
+        let denied = HttpRequestView {
+            method: &Method::GET,
+            path: "/other",
+            authority: None,
+            headers: &headers,
+        };
         c.bench_function(&format!("authorize_http/{rules}_rules/denied"), |b| {
-            b.iter(|| authorize_http(false, 14001, Some(black_box(&p)), black_box(&id("bookbuyer")), &denied))
+            b.iter(|| {
+                authorize_http(
+                    false,
+                    14001,
+                    Some(black_box(&p)),
+                    black_box(&id("bookbuyer")),
+                    &denied,
+                )
+            })
         });
     }
 }
@@ -67,30 +96,45 @@ fn routing(c: &mut Criterion) {
             "key": key,
             "endpoints": (0..3).map(|e| serde_json::json!({"address": format!("10.1.{}.{}:8080", i % 250, e + 1)})).collect::<Vec<_>>()
         }));
-        config["outbound"].as_array_mut().unwrap().push(serde_json::json!({
-            "key": key, "port": 80, "endpoints": key,
-            "hostnames": [format!("svc{i}.ns{i}"), format!("svc{i}.ns{i}.svc.cluster.local")],
-            "vips": [format!("10.96.{}.{}", i / 250, i % 250)],
-            "split": [{"endpoints": key, "weight": 90}, {"endpoints": key, "weight": 10}],
-        }));
+        config["outbound"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "key": key, "port": 80, "endpoints": key,
+                "hostnames": [format!("svc{i}.ns{i}"), format!("svc{i}.ns{i}.svc.cluster.local")],
+                "vips": [format!("10.96.{}.{}", i / 250, i % 250)],
+                "split": [{"endpoints": key, "weight": 90}, {"endpoints": key, "weight": 10}],
+            }));
     }
     let parsed = parse_config("bench.json", &config.to_string()).unwrap();
     let snapshot = build_snapshot(parsed, 1, &EndpointRegistry::default()).unwrap();
     c.bench_function("route/lookup_by_authority/1000_services", |b| {
-        b.iter(|| service_by_authority(&snapshot, black_box("svc500.ns500.svc.cluster.local.:80")).unwrap())
+        b.iter(|| {
+            service_by_authority(&snapshot, black_box("svc500.ns500.svc.cluster.local.:80"))
+                .unwrap()
+        })
     });
     let service = service_by_authority(&snapshot, "svc1.ns1").unwrap().clone();
     let headers = HeaderMap::new();
-    let view = HttpRequestView { method: &Method::GET, path: "/", authority: None, headers: &headers };
+    let view = HttpRequestView {
+        method: &Method::GET,
+        path: "/",
+        authority: None,
+        headers: &headers,
+    };
     c.bench_function("route/choose_backend_and_endpoint", |b| {
         b.iter(|| {
             let set = choose_backend(&service, Some(&view), fastrand_u64());
-            let i = p2c(set.endpoints.len(), fastrand_u64(), fastrand_u64(), |i| set.endpoints[i].load.cost());
+            let i = p2c(set.endpoints.len(), fastrand_u64(), fastrand_u64(), |i| {
+                set.endpoints[i].load.cost()
+            });
             black_box(&set.endpoints[i]);
         })
     });
     let weights = WeightedChoice::new(&[50, 30, 15, 5]).unwrap();
-    c.bench_function("split/pick_of_4", |b| b.iter(|| weights.pick(black_box(123_456_789))));
+    c.bench_function("split/pick_of_4", |b| {
+        b.iter(|| weights.pick(black_box(123_456_789)))
+    });
 }
 
 fn fastrand_u64() -> u64 {

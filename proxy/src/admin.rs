@@ -28,19 +28,14 @@ pub async fn serve(
     drain: CancellationToken,
     tasks: TaskTracker,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = drain.cancelled() => return,
-        };
-        let Ok((stream, _)) = accepted else { continue };
+    crate::serve::accept_loop(listener, drain.clone(), tasks, move |stream, _| {
         let shared = shared.clone();
-        let drain = drain.clone();
-        tasks.spawn(crate::serve::serve_http(stream, false, drain, move |req| {
+        crate::serve::serve_http(stream, false, drain.clone(), move |req| {
             let shared = shared.clone();
             async move { respond(role, &shared, &req) }
-        }));
-    }
+        })
+    })
+    .await;
 }
 
 fn body(

@@ -14,6 +14,36 @@ use crate::{
     upstream::{ConnectError, HttpClient},
 };
 
+/// Accepts connections until drained, running `handle` for each in its own
+/// task tracked for the drain.
+pub async fn accept_loop<F, Fut>(
+    listener: tokio::net::TcpListener,
+    drain: CancellationToken,
+    tasks: tokio_util::task::TaskTracker,
+    handle: F,
+) where
+    F: Fn(tokio::net::TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = drain.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                tasks.spawn(handle(stream, peer));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                // Out of file descriptors and the like: do not spin.
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
 /// Serves HTTP/1.1 (with upgrades) or HTTP/2 on `io` until the client
 /// closes; on drain, finishes in-flight requests and closes gracefully.
 pub async fn serve_http<I, F, Fut>(io: I, http2: bool, drain: CancellationToken, handler: F)

@@ -16,15 +16,31 @@ const HOST: &str = "bookstore.bookstore:14001";
 async fn main() -> anyhow::Result<()> {
     let once = std::env::args().any(|a| a == "--once");
     let f = Fixture::start().await;
-    println!("bookstore-v1 app {} behind its sidecar at {} (mTLS only)", f.v1.addr, f.store_v1.inbound());
-    println!("bookstore-v2 app {} behind its sidecar at {} (mTLS only)", f.v2.addr, f.store_v2.inbound());
-    println!("bookbuyer sidecar outbound {}; bookthief sidecar outbound {}", f.buyer.outbound(), f.thief.outbound());
+    println!(
+        "bookstore-v1 app {} behind its sidecar at {} (mTLS only)",
+        f.v1.addr,
+        f.store_v1.inbound()
+    );
+    println!(
+        "bookstore-v2 app {} behind its sidecar at {} (mTLS only)",
+        f.v2.addr,
+        f.store_v2.inbound()
+    );
+    println!(
+        "bookbuyer sidecar outbound {}; bookthief sidecar outbound {}",
+        f.buyer.outbound(),
+        f.thief.outbound()
+    );
     println!();
     for (who, proxy) in [("bookbuyer", &f.buyer), ("bookthief", &f.thief)] {
         let mut conn = Http1Conn::connect(proxy.outbound()).await?;
         for path in ["/books/buy", "/admin"] {
             let answer = conn.get(HOST, path, &[]).await?;
-            println!("{who:>10} GET {path:<11} -> {} {}", answer.status, answer.body.trim());
+            println!(
+                "{who:>10} GET {path:<11} -> {} {}",
+                answer.status,
+                answer.body.trim()
+            );
         }
     }
     let metrics = f.buyer.metrics();
@@ -33,9 +49,18 @@ async fn main() -> anyhow::Result<()> {
     if once {
         return Ok(());
     }
-    println!("\nTry: curl -H 'Host: {HOST}' http://{}/books/buy", f.buyer.outbound());
-    println!("     curl -H 'Host: {HOST}' http://{}/books/buy", f.thief.outbound());
-    println!("     curl http://{}/stats/prometheus", f.buyer.addrs.metrics);
+    println!(
+        "\nTry: curl -H 'Host: {HOST}' http://{}/books/buy",
+        f.buyer.outbound()
+    );
+    println!(
+        "     curl -H 'Host: {HOST}' http://{}/books/buy",
+        f.thief.outbound()
+    );
+    println!(
+        "     curl http://{}/stats/prometheus",
+        f.buyer.addrs.metrics
+    );
     println!("Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;
     Ok(())

@@ -51,27 +51,16 @@ pub async fn serve(
     drain: CancellationToken,
     tasks: TaskTracker,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = drain.cancelled() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "inbound accept failed");
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    crate::serve::accept_loop(listener, drain.clone(), tasks, move |stream, peer| {
         let shared = shared.clone();
         let drain = drain.clone();
-        tasks.spawn(async move {
+        async move {
             if let Err(reason) = handle(stream, peer, target, shared, drain).await {
                 tracing::debug!(%peer, %reason, "inbound connection closed");
             }
-        });
-    }
+        }
+    })
+    .await;
 }
 
 /// The application address for a connection to `orig_dst`: the explicit

@@ -37,27 +37,16 @@ pub async fn serve(
     drain: CancellationToken,
     tasks: TaskTracker,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = drain.cancelled() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "outbound accept failed");
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    crate::serve::accept_loop(listener, drain.clone(), tasks, move |stream, peer| {
         let shared = shared.clone();
         let drain = drain.clone();
-        tasks.spawn(async move {
+        async move {
             if let Err(reason) = handle(stream, peer, orig_dst, shared, drain).await {
                 tracing::debug!(%peer, %reason, "outbound connection closed");
             }
-        });
-    }
+        }
+    })
+    .await;
 }
 
 async fn handle(

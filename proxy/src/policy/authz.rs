@@ -45,6 +45,27 @@ fn permissive() -> Arc<str> {
     Arc::from("permissive")
 }
 
+/// The first authorization listing `source` whose traffic `admits`, and
+/// whether any authorization lists the source at all.
+fn first_admitting(
+    policy: &InboundPolicy,
+    source: &SpiffeId,
+    admits: impl Fn(&Traffic) -> bool,
+) -> Result<Arc<str>, bool> {
+    let mut source_listed = false;
+    for authz in policy
+        .authorizations
+        .iter()
+        .filter(|a| a.sources.contains(source))
+    {
+        source_listed = true;
+        if admits(&authz.traffic) {
+            return Ok(authz.name.clone());
+        }
+    }
+    Err(source_listed)
+}
+
 /// Authorizes one HTTP request from a verified mesh identity.
 pub fn authorize_http(
     permissive_mode: bool,
@@ -59,27 +80,21 @@ pub fn authorize_http(
     let Some(policy) = policy else {
         return Decision::Deny(DenyReason::NoPolicy { port });
     };
-    let mut source_listed = false;
-    for authz in &policy.authorizations {
-        if !authz.sources.contains(source) {
-            continue;
-        }
-        source_listed = true;
-        let allowed = match &authz.traffic {
-            Traffic::All => true,
-            Traffic::Http(matchers) => super::matcher::any_matches(
-                matchers,
-                request.method,
-                request.path,
-                request.authority,
-                request.headers,
-            ),
-            Traffic::Nothing => false,
-        };
-        if allowed {
-            return Decision::Allow(authz.name.clone());
-        }
-    }
+    let admitted = first_admitting(policy, source, |traffic| match traffic {
+        Traffic::All => true,
+        Traffic::Http(matchers) => super::matcher::any_matches(
+            matchers,
+            request.method,
+            request.path,
+            request.authority,
+            request.headers,
+        ),
+        Traffic::Nothing => false,
+    });
+    let source_listed = match admitted {
+        Ok(name) => return Decision::Allow(name),
+        Err(listed) => listed,
+    };
     Decision::Deny(if source_listed {
         DenyReason::RouteNotAllowed {
             client: source.clone(),
@@ -109,16 +124,10 @@ pub fn authorize_tcp(
     let Some(policy) = policy else {
         return Decision::Deny(DenyReason::NoPolicy { port });
     };
-    let mut source_listed = false;
-    for authz in &policy.authorizations {
-        if !authz.sources.contains(source) {
-            continue;
-        }
-        source_listed = true;
-        if matches!(authz.traffic, Traffic::All) {
-            return Decision::Allow(authz.name.clone());
-        }
-    }
+    let source_listed = match first_admitting(policy, source, |t| matches!(t, Traffic::All)) {
+        Ok(name) => return Decision::Allow(name),
+        Err(listed) => listed,
+    };
     Decision::Deny(if source_listed {
         DenyReason::HttpRoutesOnly {
             client: source.clone(),

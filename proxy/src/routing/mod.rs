@@ -9,10 +9,7 @@ use crate::config::{EndpointSet, OutboundService, Snapshot};
 use crate::policy::HttpRequestView;
 
 /// The service addressed by an intercepted connection's original destination.
-pub fn service_by_addr(
-    snapshot: &Snapshot,
-    addr: SocketAddr,
-) -> Option<&Arc<OutboundService>> {
+pub fn service_by_addr(snapshot: &Snapshot, addr: SocketAddr) -> Option<&Arc<OutboundService>> {
     let addr = SocketAddr::new(crate::policy::canonical_ip(addr.ip()), addr.port());
     snapshot.outbound_by_addr.get(&addr)
 }
