@@ -3,6 +3,7 @@
 //! Whole proxies on 127.0.0.1: client -> outbound proxy -> mTLS -> inbound
 //! proxy -> application.
 
+mod admin;
 mod authz;
 mod protocols;
 mod reload;

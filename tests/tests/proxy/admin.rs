@@ -1,0 +1,103 @@
+use bytes::Bytes;
+use http::Request;
+use osm_tests::{
+    client::{http1_get, send_streaming},
+    eventually,
+    mesh::Fixture,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_endpoints_report_readiness_config_and_certificates() {
+    let f = Fixture::start().await;
+    let admin = f.buyer.addrs.admin;
+    let ready = http1_get(admin, "localhost", "/ready").await.unwrap();
+    assert_eq!(ready.status, 200, "{ready:?}");
+    assert_eq!(
+        http1_get(admin, "localhost", "/live").await.unwrap().status,
+        200
+    );
+
+    let dump = http1_get(admin, "localhost", "/config_dump").await.unwrap();
+    assert_eq!(dump.status, 200);
+    let dump: serde_json::Value = serde_json::from_str(&dump.body).unwrap();
+    assert_eq!(dump["version"], 1);
+    assert_eq!(
+        dump["config"]["outbound"][0]["key"],
+        "bookstore/bookstore:14001"
+    );
+
+    let certs = http1_get(admin, "localhost", "/certs").await.unwrap();
+    let certs: serde_json::Value = serde_json::from_str(&certs.body).unwrap();
+    assert_eq!(
+        certs["identity"],
+        "spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer"
+    );
+    assert_eq!(
+        certs["chain"][0]["uri_sans"][0],
+        "spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer"
+    );
+    assert_eq!(
+        certs["chain"][0]["dns_sans"][0],
+        "bookbuyer.bookbuyer.cluster.local"
+    );
+    assert_eq!(certs["trust_bundle"].as_array().unwrap().len(), 1);
+    assert!(!certs.to_string().contains("PRIVATE KEY"));
+
+    let metrics = http1_get(f.buyer.addrs.metrics, "localhost", "/stats/prometheus")
+        .await
+        .unwrap();
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics.body.contains("osm_config_reloads_total"),
+        "{}",
+        metrics.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_without_certificate_is_not_ready() {
+    let proxy = osm_tests::TestProxy::start(osm_tests::ProxyOptions::default()).await;
+    let ready = http1_get(proxy.addrs.admin, "localhost", "/ready")
+        .await
+        .unwrap();
+    assert_eq!(ready.status, 503);
+    assert_eq!(
+        ready.body,
+        "not ready: waiting for a certificate and trust bundle and a config\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_accepting_and_finishes_in_flight_requests() {
+    let f = Fixture::start().await;
+    let Fixture { buyer, v1, .. } = f;
+    let outbound = buyer.outbound();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let in_flight = tokio::spawn(async move {
+        let req = Request::post("/books/new")
+            .header("host", "bookstore.bookstore:14001")
+            .body(osm_tests::client::StreamingBody::new(rx))
+            .unwrap();
+        send_streaming(outbound, req).await
+    });
+    tx.send(Bytes::from_static(b"first ")).await.unwrap();
+    eventually("the request reached the app", || async {
+        (v1.requests() == 1).then_some(())
+    })
+    .await;
+
+    let stopping = tokio::spawn(buyer.stop());
+    eventually("new connections are refused", || async {
+        tokio::net::TcpStream::connect(outbound)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    tx.send(Bytes::from_static(b"second")).await.unwrap();
+    drop(tx);
+    let answer = in_flight.await.unwrap().unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body, "bookstore-v1 POST /books/new first second");
+    stopping.await.unwrap();
+}
