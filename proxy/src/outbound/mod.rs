@@ -28,6 +28,9 @@ use crate::{
     telemetry::metrics::OUTBOUND_REFUSED_TOTAL,
 };
 
+/// How long a client without a known destination may stay silent.
+const IDLE_CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Accepts outbound connections until drained. `orig_dst` replaces the
 /// original destination (for running without iptables).
 pub async fn serve(
@@ -79,7 +82,15 @@ async fn handle(
     let (detected, stream) = match configured {
         Some(d) => (d, Prefixed::new(bytes::Bytes::new(), stream)),
         None => {
-            let (d, prefix) = detect(&mut stream, detect_timeout)
+            // Without a destination there is nothing to forward opaque TCP
+            // to, so a client that connects early and sends later (a
+            // pre-connecting HTTP pool) is waited for, not given up on.
+            let timeout = if orig_dst.is_some() {
+                detect_timeout
+            } else {
+                IDLE_CLIENT_TIMEOUT
+            };
+            let (d, prefix) = detect(&mut stream, timeout)
                 .await
                 .map_err(|e| e.to_string())?;
             (d, Prefixed::new(prefix, stream))

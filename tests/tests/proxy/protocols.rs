@@ -213,3 +213,19 @@ async fn unknown_destinations_are_refused_without_egress_and_passed_through_with
     assert_eq!(answer.body, "outside GET /x ");
     assert_eq!(outside.requests(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_silent_past_the_detect_timeout_is_still_served_by_host() {
+    let f = Fixture::start().await;
+    let mut config = osm_tests::mesh::client_config(&f, None, None);
+    config["mesh"]["detectTimeoutMs"] = json!(20);
+    f.buyer.apply(&config.to_string());
+    // Connect, stay silent well past the detection timeout, then speak.
+    let mut conn = Http1Conn::connect(f.buyer.outbound()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let answer = conn
+        .get("bookstore.bookstore:14001", "/books", &[])
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+}
