@@ -14,7 +14,7 @@ use osm_proxy::{
         Authorization, HttpRequestView, InboundPolicy, Traffic, authorize_http,
         matcher::HttpMatcher,
     },
-    routing::{balance::p2c, choose_backend, service_by_authority, split::WeightedChoice},
+    routing::{choose_backend, choose_endpoint, service_by_authority, split::WeightedChoice},
     upstream::EndpointRegistry,
 };
 
@@ -50,41 +50,21 @@ fn authorization(c: &mut Criterion) {
     let headers = HeaderMap::new();
     for rules in [1, 10, 100] {
         let p = policy(rules);
+        let source = id("bookbuyer");
         let last = format!("/api/v{}/books", rules - 1);
-        let view = HttpRequestView {
-            method: &Method::GET,
-            path: &last,
-            authority: None,
-            headers: &headers,
-        };
-        c.bench_function(&format!("authorize_http/{rules}_rules/last_matches"), |b| {
-            b.iter(|| {
-                authorize_http(
-                    false,
-                    14001,
-                    Some(black_box(&p)),
-                    black_box(&id("bookbuyer")),
-                    &view,
-                )
-            })
-        });
-        let denied = HttpRequestView {
-            method: &Method::GET,
-            path: "/other",
-            authority: None,
-            headers: &headers,
-        };
-        c.bench_function(&format!("authorize_http/{rules}_rules/denied"), |b| {
-            b.iter(|| {
-                authorize_http(
-                    false,
-                    14001,
-                    Some(black_box(&p)),
-                    black_box(&id("bookbuyer")),
-                    &denied,
-                )
-            })
-        });
+        for (case, path) in [("last_matches", last.as_str()), ("denied", "/other")] {
+            let view = HttpRequestView {
+                method: &Method::GET,
+                path,
+                authority: None,
+                headers: &headers,
+            };
+            c.bench_function(&format!("authorize_http/{rules}_rules/{case}"), |b| {
+                b.iter(|| {
+                    authorize_http(false, 14001, Some(black_box(&p)), black_box(&source), &view)
+                })
+            });
+        }
     }
 }
 
@@ -125,10 +105,7 @@ fn routing(c: &mut Criterion) {
     c.bench_function("route/choose_backend_and_endpoint", |b| {
         b.iter(|| {
             let set = choose_backend(&service, Some(&view), fastrand_u64());
-            let i = p2c(set.endpoints.len(), fastrand_u64(), fastrand_u64(), |i| {
-                set.endpoints[i].load.cost()
-            });
-            black_box(&set.endpoints[i]);
+            black_box(choose_endpoint(set));
         })
     });
     let weights = WeightedChoice::new(&[50, 30, 15, 5]).unwrap();

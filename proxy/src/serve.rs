@@ -44,6 +44,23 @@ pub async fn accept_loop<F, Fut>(
     }
 }
 
+/// Drives a hyper server connection; on drain, asks it to finish in-flight
+/// requests and close (http1 upgradeable and http2 connections share no
+/// trait for this, hence a macro).
+macro_rules! drive_until_drained {
+    ($conn:expr, $drain:expr) => {{
+        let conn = $conn;
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => r,
+            _ = $drain.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        }
+    }};
+}
+
 /// Serves HTTP/1.1 (with upgrades) or HTTP/2 on `io` until the client
 /// closes; on drain, finishes in-flight requests and closes gracefully.
 pub async fn serve_http<I, F, Fut>(io: I, http2: bool, drain: CancellationToken, handler: F)
@@ -60,27 +77,11 @@ where
     let result = if http2 {
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         builder.timer(TokioTimer::new());
-        let conn = builder.serve_connection(io, service);
-        tokio::pin!(conn);
-        tokio::select! {
-            r = conn.as_mut() => r,
-            _ = drain.cancelled() => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
-        }
+        drive_until_drained!(builder.serve_connection(io, service), drain)
     } else {
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.timer(TokioTimer::new());
-        let conn = builder.serve_connection(io, service).with_upgrades();
-        tokio::pin!(conn);
-        tokio::select! {
-            r = conn.as_mut() => r,
-            _ = drain.cancelled() => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
-        }
+        drive_until_drained!(builder.serve_connection(io, service).with_upgrades(), drain)
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "HTTP connection ended with an error");

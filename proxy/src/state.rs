@@ -8,7 +8,7 @@
 use std::{
     collections::HashMap,
     net::SocketAddr,
-    sync::{Arc, Mutex, atomic::AtomicU64, atomic::Ordering},
+    sync::{Arc, Mutex},
 };
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -31,7 +31,6 @@ pub struct Shared {
     registry: EndpointRegistry,
     app_clients: ArcSwap<HashMap<(SocketAddr, bool), HttpClient>>,
     apply: Mutex<()>,
-    versions: AtomicU64,
     pub metrics: Metrics,
     pub access_log: AccessLog,
 }
@@ -46,7 +45,6 @@ impl Shared {
             credentials: ArcSwapOption::empty(),
             app_clients: ArcSwap::default(),
             apply: Mutex::new(()),
-            versions: AtomicU64::new(0),
             metrics,
             access_log,
         }
@@ -72,7 +70,7 @@ impl Shared {
     /// error nothing changes.
     pub fn apply_config(&self, config: ProxyConfig) -> Result<u64, ConfigError> {
         let _serial = self.apply.lock().unwrap_or_else(|e| e.into_inner());
-        let version = self.versions.load(Ordering::Relaxed) + 1;
+        let version = self.config.load().version + 1;
         let snapshot = build_snapshot(config, version, &self.registry)?;
         let tls = self.tls_for(&snapshot.trust_bundle)?;
         // Swap TLS first: a connection that sees the new config also sees
@@ -81,7 +79,6 @@ impl Shared {
             self.tls.store(Some(tls));
         }
         self.config.store(Arc::new(snapshot));
-        self.versions.store(version, Ordering::Relaxed);
         self.metrics
             .counter(
                 crate::telemetry::metrics::CONFIG_RELOADS_TOTAL,

@@ -14,7 +14,7 @@ use crate::{
     serve::forward,
     state::Shared,
     telemetry::{
-        access_log::{HttpEntry, now},
+        access_log::{HttpEntry, LogParts, now},
         metrics::INBOUND_DENIED_TOTAL,
     },
 };
@@ -127,38 +127,4 @@ pub async fn handle(ctx: InboundContext, req: Request<Incoming>) -> Response<Pro
         });
     }
     response
-}
-
-/// The request fields the access log keeps, taken before the request is
-/// moved into the client.
-pub struct LogParts {
-    pub version: &'static str,
-    pub method: String,
-    pub authority: String,
-    pub path: String,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
-}
-
-impl LogParts {
-    pub fn of<B>(req: &Request<B>) -> Self {
-        let header = |name: &str| {
-            req.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        Self {
-            version: match req.version() {
-                http::Version::HTTP_2 => "HTTP/2",
-                http::Version::HTTP_10 => "HTTP/1.0",
-                _ => "HTTP/1.1",
-            },
-            method: req.method().to_string(),
-            authority: authority(req).unwrap_or("").to_string(),
-            path: req.uri().path().to_string(),
-            user_agent: header("user-agent"),
-            request_id: header("x-request-id"),
-        }
-    }
 }

@@ -13,8 +13,6 @@
 
 mod http;
 
-pub use http::LogParts;
-
 use std::{net::SocketAddr, sync::Arc};
 
 use metrics::Label;

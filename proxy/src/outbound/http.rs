@@ -8,12 +8,11 @@ use hyper::body::Incoming;
 
 use crate::{
     http_util::{ProxyBody, authority, error_response},
-    inbound::LogParts,
     policy::HttpRequestView,
-    routing::{balance::p2c, choose_backend, service_by_addr, service_by_authority},
+    routing::{choose_backend, choose_endpoint, service_by_addr, service_by_authority},
     serve::forward,
     state::Shared,
-    telemetry::access_log::{HttpEntry, now},
+    telemetry::access_log::{HttpEntry, LogParts, now},
 };
 
 /// What every request on one outbound connection shares.
@@ -112,18 +111,11 @@ async fn route(ctx: &Inner, req: Request<Incoming>) -> Outcome {
     };
     let set = choose_backend(service, Some(&view), fastrand::u64(..));
     let service_key = service.key.clone();
-    if set.endpoints.is_empty() {
+    let Some(endpoint) = choose_endpoint(set).cloned() else {
         super::refused(&ctx.shared, "http", "no-endpoints");
         let message = format!("osm-proxy: {} has no endpoints", set.key);
         return Outcome::refused(StatusCode::SERVICE_UNAVAILABLE, message, Some(service_key));
-    }
-    let i = p2c(
-        set.endpoints.len(),
-        fastrand::u64(..),
-        fastrand::u64(..),
-        |i| set.endpoints[i].load.cost(),
-    );
-    let endpoint = set.endpoints[i].clone();
+    };
     drop(snapshot);
 
     let in_flight = endpoint.load.start();

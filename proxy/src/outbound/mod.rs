@@ -22,7 +22,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     config::{OutboundService, Protocol},
     detect::{Detected, Prefixed, detect},
-    routing::{balance::p2c, choose_backend, service_by_addr},
+    routing::{choose_backend, choose_endpoint, service_by_addr},
     state::Shared,
     tcp_forward::{TcpLabels, splice},
     telemetry::metrics::OUTBOUND_REFUSED_TOTAL,
@@ -134,17 +134,10 @@ async fn forward_tcp(
     service: &OutboundService,
 ) -> Result<(), String> {
     let set = choose_backend(service, None, fastrand::u64(..));
-    if set.endpoints.is_empty() {
+    let Some(endpoint) = choose_endpoint(set) else {
         refused(shared, "tcp", "no-endpoints");
         return Err(format!("{} has no endpoints", set.key));
-    }
-    let i = p2c(
-        set.endpoints.len(),
-        fastrand::u64(..),
-        fastrand::u64(..),
-        |i| set.endpoints[i].load.cost(),
-    );
-    let endpoint = &set.endpoints[i];
+    };
     let upstream = endpoint.connect_tcp().await.map_err(|e| e.to_string())?;
     splice(
         shared,

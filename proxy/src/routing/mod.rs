@@ -7,6 +7,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use crate::config::{EndpointSet, OutboundService, Snapshot};
 use crate::policy::HttpRequestView;
+use crate::upstream::EndpointHandle;
 
 /// The service addressed by an intercepted connection's original destination.
 pub fn service_by_addr(snapshot: &Snapshot, addr: SocketAddr) -> Option<&Arc<OutboundService>> {
@@ -84,4 +85,19 @@ pub fn choose_backend<'a>(
         }
     }
     &split.backends[split.weights.pick(random)]
+}
+
+/// The endpoint of `set` for the next request or connection: power of two
+/// choices over load. None when the set is empty.
+pub fn choose_endpoint(set: &EndpointSet) -> Option<&Arc<EndpointHandle>> {
+    if set.endpoints.is_empty() {
+        return None;
+    }
+    let i = balance::p2c(
+        set.endpoints.len(),
+        fastrand::u64(..),
+        fastrand::u64(..),
+        |i| set.endpoints[i].load.cost(),
+    );
+    Some(&set.endpoints[i])
 }

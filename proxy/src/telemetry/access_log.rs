@@ -29,6 +29,40 @@ impl std::fmt::Debug for AccessLog {
     }
 }
 
+/// The request fields the access log keeps, taken before the request is
+/// moved into the client.
+pub struct LogParts {
+    pub version: &'static str,
+    pub method: String,
+    pub authority: String,
+    pub path: String,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl LogParts {
+    pub fn of<B>(req: &http::Request<B>) -> Self {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Self {
+            version: match req.version() {
+                http::Version::HTTP_2 => "HTTP/2",
+                http::Version::HTTP_10 => "HTTP/1.0",
+                _ => "HTTP/1.1",
+            },
+            method: req.method().to_string(),
+            authority: crate::http_util::authority(req).unwrap_or("").to_string(),
+            path: req.uri().path().to_string(),
+            user_agent: header("user-agent"),
+            request_id: header("x-request-id"),
+        }
+    }
+}
+
 /// One HTTP request.
 #[derive(Debug, Serialize)]
 pub struct HttpEntry<'a> {

@@ -181,12 +181,14 @@ impl Metrics {
         code: u16,
         millis: f64,
     ) {
-        let series = match cache.by_code.load().get(&code) {
-            Some(s) => s.clone(),
-            None => self.register_request_series(cache, endpoint, code),
+        let record = |s: &RequestSeries| {
+            s.total.increment(1);
+            s.duration.record(millis);
         };
-        series.total.increment(1);
-        series.duration.record(millis);
+        match cache.by_code.load().get(&code) {
+            Some(series) => record(series),
+            None => record(&self.register_request_series(cache, endpoint, code)),
+        }
     }
 
     #[cold]
