@@ -38,12 +38,7 @@ fn policy(rules: usize) -> InboundPolicy {
             ]),
         })
         .collect();
-    InboundPolicy {
-        port: 14001,
-        protocol: Protocol::Http1,
-        authorizations,
-        plaintext_sources: vec![],
-    }
+    InboundPolicy::new(14001, Protocol::Http1, authorizations, vec![])
 }
 
 fn authorization(c: &mut Criterion) {

@@ -190,12 +190,7 @@ fn build_inbound(ports: &[v1::InboundPort]) -> Result<HashMap<u16, InboundPolicy
                 )
             })?);
         }
-        let policy = InboundPolicy {
-            port,
-            protocol,
-            authorizations,
-            plaintext_sources,
-        };
+        let policy = InboundPolicy::new(port, protocol, authorizations, plaintext_sources);
         if out.insert(port, policy).is_some() {
             return Err(err(
                 format!("{at}.port"),

@@ -41,8 +41,11 @@ pub enum DenyReason {
     HttpRoutesOnly { client: SpiffeId, port: u16 },
 }
 
+/// The rule name of permissive decisions, allocated once.
 fn permissive() -> Arc<str> {
-    Arc::from("permissive")
+    static NAME: std::sync::LazyLock<Arc<str>> =
+        std::sync::LazyLock::new(|| Arc::from("permissive"));
+    NAME.clone()
 }
 
 /// The first authorization listing `source` whose traffic `admits`, and
@@ -53,11 +56,7 @@ fn first_admitting(
     admits: impl Fn(&Traffic) -> bool,
 ) -> Result<Arc<str>, bool> {
     let mut source_listed = false;
-    for authz in policy
-        .authorizations
-        .iter()
-        .filter(|a| a.sources.contains(source))
-    {
+    for authz in policy.authorizations_for(source) {
         source_listed = true;
         if admits(&authz.traffic) {
             return Ok(authz.name.clone());
@@ -168,10 +167,10 @@ mod tests {
     /// method; metrics: /metrics GET}; prometheus may GET /metrics; website
     /// and payments may use /api.
     fn spec_example() -> InboundPolicy {
-        InboundPolicy {
-            port: 8080,
-            protocol: Protocol::Http1,
-            authorizations: vec![
+        InboundPolicy::new(
+            8080,
+            Protocol::Http1,
+            vec![
                 Authorization {
                     name: "default/path-specific".into(),
                     sources: [id("prometheus")].into(),
@@ -183,8 +182,8 @@ mod tests {
                     traffic: Traffic::Http(vec![http_match("api", "/api", &["*"])]),
                 },
             ],
-            plaintext_sources: vec![],
-        }
+            vec![],
+        )
     }
 
     #[test]
@@ -270,16 +269,18 @@ mod tests {
 
     #[test]
     fn tcp_needs_an_all_traffic_rule() {
-        let mut policy = spec_example();
+        let policy = spec_example();
         assert!(matches!(
             authorize_tcp(false, 8080, Some(&policy), &id("prometheus")),
             Decision::Deny(DenyReason::HttpRoutesOnly { .. })
         ));
-        policy.authorizations.push(Authorization {
+        let mut rules = policy.authorizations().to_vec();
+        rules.push(Authorization {
             name: "default/tcp".into(),
             sources: [id("prometheus")].into(),
             traffic: Traffic::All,
         });
+        let policy = InboundPolicy::new(8080, Protocol::Http1, rules, vec![]);
         assert_eq!(
             authorize_tcp(false, 8080, Some(&policy), &id("prometheus")),
             Decision::Allow("default/tcp".into())
@@ -300,16 +301,16 @@ mod tests {
 
     #[test]
     fn an_authorization_without_traffic_allows_nothing() {
-        let policy = InboundPolicy {
-            port: 1,
-            protocol: Protocol::Detect,
-            authorizations: vec![Authorization {
+        let policy = InboundPolicy::new(
+            1,
+            Protocol::Detect,
+            vec![Authorization {
                 name: "x".into(),
                 sources: [id("a")].into(),
                 traffic: Traffic::Nothing,
             }],
-            plaintext_sources: vec![],
-        };
+            vec![],
+        );
         let h = HeaderMap::new();
         let view = HttpRequestView {
             method: &Method::GET,
@@ -325,5 +326,53 @@ mod tests {
             authorize_tcp(false, 1, Some(&policy), &id("a")),
             Decision::Deny(_)
         ));
+    }
+
+    #[test]
+    fn the_first_admitting_rule_of_the_source_names_the_decision() {
+        let rule = |name: &str, sa: &str, traffic: Traffic| Authorization {
+            name: name.into(),
+            sources: [id(sa)].into(),
+            traffic,
+        };
+        let policy = InboundPolicy::new(
+            1,
+            Protocol::Detect,
+            vec![
+                rule("other-source", "b", Traffic::All),
+                rule(
+                    "http-only",
+                    "a",
+                    Traffic::Http(vec![http_match("m", "/x", &[])]),
+                ),
+                rule("all", "a", Traffic::All),
+                rule("all-again", "a", Traffic::All),
+            ],
+            vec![],
+        );
+        let h = HeaderMap::new();
+        let at = |path| HttpRequestView {
+            method: &Method::GET,
+            path,
+            authority: None,
+            headers: &h,
+        };
+        assert_eq!(
+            authorize_http(false, 1, Some(&policy), &id("a"), &at("/x")),
+            Decision::Allow("http-only".into())
+        );
+        assert_eq!(
+            authorize_http(false, 1, Some(&policy), &id("a"), &at("/y")),
+            Decision::Allow("all".into())
+        );
+        assert_eq!(
+            authorize_tcp(false, 1, Some(&policy), &id("a")),
+            Decision::Allow("all".into())
+        );
+        assert_eq!(
+            authorize_tcp(false, 1, Some(&policy), &id("b")),
+            Decision::Allow("other-source".into())
+        );
+        assert_eq!(policy.authorizations().len(), 4);
     }
 }

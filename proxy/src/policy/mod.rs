@@ -12,7 +12,10 @@ pub mod matcher;
 
 pub use authz::{Decision, DenyReason, HttpRequestView, authorize_http, authorize_tcp};
 
-use std::{collections::HashSet, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use ipnet::IpNet;
 
@@ -24,9 +27,12 @@ use matcher::HttpMatcher;
 pub struct InboundPolicy {
     pub port: u16,
     pub protocol: crate::config::Protocol,
-    pub authorizations: Vec<Authorization>,
+    authorizations: Vec<Authorization>,
     /// Peers allowed without mTLS (IngressBackend sources).
     pub plaintext_sources: Vec<IpNet>,
+    /// Source identity -> indexes of the authorizations listing it, in
+    /// order, so a decision looks at that source's rules only.
+    by_source: HashMap<SpiffeId, Vec<usize>>,
 }
 
 /// One compiled TrafficTarget rule for a port.
@@ -49,6 +55,44 @@ pub enum Traffic {
 }
 
 impl InboundPolicy {
+    pub fn new(
+        port: u16,
+        protocol: crate::config::Protocol,
+        authorizations: Vec<Authorization>,
+        plaintext_sources: Vec<IpNet>,
+    ) -> Self {
+        let mut by_source: HashMap<SpiffeId, Vec<usize>> = HashMap::new();
+        for (i, authz) in authorizations.iter().enumerate() {
+            for source in &authz.sources {
+                by_source.entry(source.clone()).or_default().push(i);
+            }
+        }
+        Self {
+            port,
+            protocol,
+            authorizations,
+            plaintext_sources,
+            by_source,
+        }
+    }
+
+    /// Every authorization, in order.
+    pub fn authorizations(&self) -> &[Authorization] {
+        &self.authorizations
+    }
+
+    /// The authorizations that list `source`, in order.
+    pub fn authorizations_for<'a>(
+        &'a self,
+        source: &SpiffeId,
+    ) -> impl Iterator<Item = &'a Authorization> + 'a {
+        self.by_source
+            .get(source)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.authorizations[i])
+    }
+
     /// Whether a plaintext peer at `ip` may connect (IngressBackend).
     pub fn admits_plaintext(&self, ip: std::net::IpAddr) -> bool {
         let ip = canonical_ip(ip);
