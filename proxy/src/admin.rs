@@ -1,7 +1,7 @@
 //! Admin (127.0.0.1:15000) and metrics (15010) endpoints.
 //!
 //! Admin: `/ready`, `/live`, `/config_dump` (JSON), `/certs` (JSON, never
-//! keys). Metrics: `/stats/prometheus` and `/metrics` (Prometheus text).
+//! keys), `/logging` (GET shows, POST `?level=` sets the log filter). Metrics: `/stats/prometheus` and `/metrics` (Prometheus text).
 
 use std::sync::Arc;
 
@@ -85,6 +85,7 @@ fn respond(role: Role, shared: &Shared, req: &Request<Incoming>) -> Response<Pro
             }))
         }
         (Role::Admin, "/certs") => json(&certs(shared)),
+        (Role::Admin, "/logging") => logging(shared, req),
         _ => body(StatusCode::NOT_FOUND, TEXT, "not found\n"),
     }
 }
@@ -117,4 +118,43 @@ fn certs(shared: &Shared) -> serde_json::Value {
         "chain": summaries(&tls.credentials.chain),
         "trust_bundle": summaries(&tls.trust_bundle),
     })
+}
+
+/// `GET /logging` shows the log filter; `POST /logging?level=FILTER` sets it.
+fn logging(shared: &Shared, req: &Request<Incoming>) -> Response<ProxyBody> {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    let Some(filter) = &shared.log_filter else {
+        return body(
+            StatusCode::NOT_IMPLEMENTED,
+            TEXT,
+            "log level control is not enabled\n",
+        );
+    };
+    if req.method() == http::Method::GET {
+        return body(StatusCode::OK, TEXT, format!("{}\n", filter.current()));
+    }
+    if req.method() != http::Method::POST && req.method() != http::Method::PUT {
+        return body(
+            StatusCode::METHOD_NOT_ALLOWED,
+            TEXT,
+            "use GET, or POST /logging?level=FILTER\n",
+        );
+    }
+    let level = req
+        .uri()
+        .query()
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix("level="));
+    let Some(level) = level.filter(|l| !l.is_empty()) else {
+        return body(
+            StatusCode::BAD_REQUEST,
+            TEXT,
+            "missing ?level=FILTER (e.g. debug, osm_proxy=trace)\n",
+        );
+    };
+    match filter.set(level) {
+        Ok(()) => body(StatusCode::OK, TEXT, format!("log filter: {level}\n")),
+        Err(e) => body(StatusCode::BAD_REQUEST, TEXT, format!("{e}\n")),
+    }
 }

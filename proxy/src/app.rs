@@ -46,6 +46,8 @@ pub struct Settings {
     pub config_poll_interval: Duration,
     pub access_log: AccessLogSink,
     pub drain_timeout: Duration,
+    /// Lets `/logging` change the log filter; None: not offered.
+    pub log_filter: Option<Arc<dyn crate::logging::LogFilter>>,
 }
 
 /// The addresses the proxy actually bound.
@@ -119,7 +121,7 @@ impl Proxy {
             AccessLogSink::Writer(w) => AccessLog::start(w, dropped),
             AccessLogSink::Off => AccessLog::disabled(dropped),
         };
-        let shared = Arc::new(Shared::new(metrics, access_log));
+        let shared = Arc::new(Shared::new(metrics, access_log, settings.log_filter));
         if let Some(credentials) = settings.credentials {
             shared
                 .set_credentials(credentials)

@@ -20,6 +20,7 @@ pub mod detect;
 pub mod http_util;
 pub mod identity;
 pub mod inbound;
+pub mod logging;
 pub mod orig_dst;
 pub mod outbound;
 pub mod policy;

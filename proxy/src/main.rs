@@ -1,9 +1,12 @@
+use std::sync::Arc;
+
 use anyhow::Context as _;
 use clap::Parser;
 use osm_proxy::{
     app::{AccessLogSink, Proxy, Settings},
     args::{Args, default_listeners},
     identity::Credentials,
+    logging::LogFilter,
     telemetry::metrics::PodInfo,
 };
 
@@ -18,20 +21,15 @@ fn main() -> std::process::ExitCode {
 }
 
 fn start(args: Args) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log_level).context("--log-level")?,
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let log_filter = osm_proxy::logging::init(&args.log_level).context("--log-level")?;
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.workers.max(1))
         .enable_all()
         .build()?
-        .block_on(run(args))
+        .block_on(run(args, log_filter))
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: Args, log_filter: Arc<dyn LogFilter>) -> anyhow::Result<()> {
     let credentials = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => {
             let read = |p: &std::path::Path| {
@@ -68,6 +66,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             AccessLogSink::Off
         },
         drain_timeout: args.drain_timeout,
+        log_filter: Some(log_filter),
     })
     .await?;
     tracing::info!(addrs = ?proxy.addrs(), "osm-proxy started");

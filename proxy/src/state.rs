@@ -23,7 +23,6 @@ use crate::{
 };
 
 /// Shared proxy state.
-#[derive(Debug)]
 pub struct Shared {
     config: ArcSwap<Snapshot>,
     tls: Arc<ArcSwapOption<TlsState>>,
@@ -33,10 +32,23 @@ pub struct Shared {
     apply: Mutex<()>,
     pub metrics: Metrics,
     pub access_log: AccessLog,
+    pub log_filter: Option<Arc<dyn crate::logging::LogFilter>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config_version", &self.config.load().version)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
-    pub fn new(metrics: Metrics, access_log: AccessLog) -> Self {
+    pub fn new(
+        metrics: Metrics,
+        access_log: AccessLog,
+        log_filter: Option<Arc<dyn crate::logging::LogFilter>>,
+    ) -> Self {
         let tls = Arc::new(ArcSwapOption::empty());
         Self {
             config: ArcSwap::from_pointee(Snapshot::empty()),
@@ -47,6 +59,7 @@ impl Shared {
             apply: Mutex::new(()),
             metrics,
             access_log,
+            log_filter,
         }
     }
 

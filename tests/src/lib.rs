@@ -72,6 +72,7 @@ pub struct ProxyOptions {
     /// (None: route by Host).
     pub outbound_targets: Vec<Option<SocketAddr>>,
     pub pod: PodInfo,
+    pub log_filter: Option<Arc<dyn osm_proxy::logging::LogFilter>>,
 }
 
 impl Default for ProxyOptions {
@@ -83,6 +84,7 @@ impl Default for ProxyOptions {
             inbound_targets: vec![],
             outbound_targets: vec![None],
             pod: PodInfo::default(),
+            log_filter: None,
         }
     }
 }
@@ -133,6 +135,7 @@ impl TestProxy {
             config_poll_interval: Duration::from_millis(50),
             access_log: AccessLogSink::Writer(Box::new(SharedWriter(log.clone()))),
             drain_timeout: Duration::from_secs(5),
+            log_filter: options.log_filter,
         })
         .await
         .expect("proxy binds");

@@ -1,5 +1,6 @@
 use bytes::Bytes;
 use http::Request;
+use osm_proxy::logging::LogFilter as _;
 use osm_tests::{
     client::{http1_get, send_streaming},
     eventually,
@@ -100,4 +101,59 @@ async fn shutdown_stops_accepting_and_finishes_in_flight_requests() {
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body, "bookstore-v1 POST /books/new first second");
     stopping.await.unwrap();
+}
+
+/// A log filter that remembers what it was set to.
+struct RecordingFilter(std::sync::Mutex<String>);
+
+impl osm_proxy::logging::LogFilter for RecordingFilter {
+    fn current(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+    fn set(&self, filter: &str) -> Result<(), String> {
+        if filter.contains('!') {
+            return Err(format!("invalid log filter {filter:?}"));
+        }
+        *self.0.lock().unwrap() = filter.to_string();
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_filter_can_be_read_and_changed() {
+    let filter = std::sync::Arc::new(RecordingFilter(std::sync::Mutex::new("info".into())));
+    let proxy = osm_tests::TestProxy::start(osm_tests::ProxyOptions {
+        log_filter: Some(filter.clone()),
+        ..Default::default()
+    })
+    .await;
+    let admin = proxy.addrs.admin;
+    assert_eq!(
+        http1_get(admin, "localhost", "/logging")
+            .await
+            .unwrap()
+            .body,
+        "info\n"
+    );
+    let mut conn = osm_tests::client::Http1Conn::connect(admin).await.unwrap();
+    let post = |uri: &str| {
+        Request::post(uri)
+            .header("host", "localhost")
+            .body(http_body_util::Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let set = conn
+        .send(post("/logging?level=osm_proxy=debug"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (set.status, set.body.as_str()),
+        (200, "log filter: osm_proxy=debug\n")
+    );
+    assert_eq!(filter.current(), "osm_proxy=debug");
+    let bad = conn.send(post("/logging?level=bad!")).await.unwrap();
+    assert_eq!(bad.status, 400);
+    assert_eq!(filter.current(), "osm_proxy=debug");
+    let missing = conn.send(post("/logging")).await.unwrap();
+    assert_eq!(missing.status, 400);
 }

@@ -1,0 +1,49 @@
+//! The proxy's own logs (stderr), with a filter the admin endpoint can
+//! change at runtime (`/logging?level=debug`).
+
+use std::sync::{Arc, Mutex};
+
+use tracing_subscriber::{EnvFilter, Registry, prelude::*, reload};
+
+/// Reads and changes the log filter.
+pub trait LogFilter: Send + Sync {
+    fn current(&self) -> String;
+    /// Applies a filter in `RUST_LOG` syntax; says what is wrong otherwise.
+    fn set(&self, filter: &str) -> Result<(), String>;
+}
+
+struct Reloadable {
+    handle: reload::Handle<EnvFilter, Registry>,
+    current: Mutex<String>,
+}
+
+impl LogFilter for Reloadable {
+    fn current(&self) -> String {
+        self.current.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn set(&self, filter: &str) -> Result<(), String> {
+        let parsed = EnvFilter::try_new(filter)
+            .map_err(|e| format!("invalid log filter {filter:?}: {e}"))?;
+        self.handle.reload(parsed).map_err(|e| e.to_string())?;
+        if let Ok(mut current) = self.current.lock() {
+            *current = filter.to_string();
+        }
+        Ok(())
+    }
+}
+
+/// Installs the global subscriber with `filter`.
+pub fn init(filter: &str) -> anyhow::Result<Arc<dyn LogFilter>> {
+    let parsed = EnvFilter::try_new(filter)
+        .map_err(|e| anyhow::anyhow!("invalid log filter {filter:?}: {e}"))?;
+    let (layer, handle) = reload::Layer::new(parsed);
+    tracing_subscriber::registry()
+        .with(layer)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .try_init()?;
+    Ok(Arc::new(Reloadable {
+        handle,
+        current: Mutex::new(filter.to_string()),
+    }))
+}
