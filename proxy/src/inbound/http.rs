@@ -17,6 +17,7 @@ use crate::{
         access_log::{HttpEntry, LogParts, now},
         metrics::INBOUND_DENIED_TOTAL,
     },
+    upstream::HttpClient,
 };
 
 /// What every request on one inbound connection shares.
@@ -30,10 +31,19 @@ struct Inner {
     source_label: String,
     port: u16,
     app: SocketAddr,
+    /// The pooled client to the app, for this connection's HTTP version.
+    app_client: HttpClient,
 }
 
 impl InboundContext {
-    pub fn new(shared: Arc<Shared>, source: Source, port: u16, app: SocketAddr) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        source: Source,
+        port: u16,
+        app: SocketAddr,
+        http2: bool,
+    ) -> Self {
+        let app_client = shared.app_client(app, http2);
         let source_label = match &source {
             Source::Mesh(id) => id.to_string(),
             Source::Ingress(addr) => format!("ingress:{}", addr.ip()),
@@ -44,6 +54,7 @@ impl InboundContext {
             source_label,
             port,
             app,
+            app_client,
         }))
     }
 }
@@ -91,21 +102,17 @@ pub async fn handle(ctx: InboundContext, req: Request<Incoming>) -> Response<Pro
                 Some(message),
             )
         }
-        Decision::Allow(rule) => {
-            let http2 = req.version() == http::Version::HTTP_2;
-            let client = ctx.shared.app_client(ctx.app, http2);
-            match forward(&client, req, ctx.app).await {
-                Ok(r) => (r.map(Either::Left), Some(rule), None),
-                Err(e) => {
-                    let message = format!("osm-proxy: application at {}: {e}", ctx.app);
-                    (
-                        error_response(e.status(), &message),
-                        Some(rule),
-                        Some(message),
-                    )
-                }
+        Decision::Allow(rule) => match forward(&ctx.app_client, req, ctx.app).await {
+            Ok(r) => (r.map(Either::Left), Some(rule), None),
+            Err(e) => {
+                let message = format!("osm-proxy: application at {}: {e}", ctx.app);
+                (
+                    error_response(e.status(), &message),
+                    Some(rule),
+                    Some(message),
+                )
             }
-        }
+        },
     };
     if let Some(log_parts) = log_parts {
         ctx.shared.access_log.log(&HttpEntry {

@@ -100,10 +100,17 @@ async fn handle(
                 "plaintext peer {peer} refused on port {port}: only mesh mTLS is accepted"
             ));
         }
-        let ctx = http::InboundContext::new(shared.clone(), Source::Ingress(peer), port, app);
         return match detected {
             Detected::Http1 | Detected::Http2 => {
-                crate::serve::serve_http(stream, detected == Detected::Http2, drain, move |req| {
+                let http2 = detected == Detected::Http2;
+                let ctx = http::InboundContext::new(
+                    shared.clone(),
+                    Source::Ingress(peer),
+                    port,
+                    app,
+                    http2,
+                );
+                crate::serve::serve_http(stream, http2, drain, move |req| {
                     http::handle(ctx.clone(), req)
                 })
                 .await;
@@ -125,7 +132,8 @@ async fn handle(
     match alpn.as_deref() {
         Some(crate::identity::tls::ALPN_H2) | Some(crate::identity::tls::ALPN_HTTP1) => {
             let http2 = alpn.as_deref() == Some(crate::identity::tls::ALPN_H2);
-            let ctx = http::InboundContext::new(shared.clone(), Source::Mesh(identity), port, app);
+            let ctx =
+                http::InboundContext::new(shared.clone(), Source::Mesh(identity), port, app, http2);
             crate::serve::serve_http(tls_stream, http2, drain, move |req| {
                 http::handle(ctx.clone(), req)
             })
