@@ -19,3 +19,6 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/osm.v1.rs"));
     include!(concat!(env!("OUT_DIR"), "/osm.v1.serde.rs"));
 }
+
+pub mod load;
+pub mod resources;

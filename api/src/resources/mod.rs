@@ -1,0 +1,104 @@
+//! The objects the mesh reads: Kubernetes core objects (k8s-openapi types)
+//! and the mesh's custom resources, each converted to one internal form
+//! whatever API version it was written in.
+
+pub mod quantity;
+pub mod smi;
+
+use k8s_openapi::{
+    api::{
+        apps::v1::Deployment,
+        core::v1::{ConfigMap, Namespace, Pod, Service, ServiceAccount},
+        discovery::v1::EndpointSlice,
+    },
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
+
+/// A custom resource in its internal form, with the version it was read as.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Custom<T> {
+    pub api_version: String,
+    pub metadata: ObjectMeta,
+    pub spec: T,
+}
+
+/// Every kind the loader understands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    Namespace(Box<Namespace>),
+    ServiceAccount(Box<ServiceAccount>),
+    Pod(Box<Pod>),
+    Service(Box<Service>),
+    EndpointSlice(Box<EndpointSlice>),
+    Deployment(Box<Deployment>),
+    ConfigMap(Box<ConfigMap>),
+    TrafficTarget(Custom<smi::TrafficTarget>),
+    HttpRouteGroup(Custom<smi::HttpRouteGroup>),
+    TcpRoute(Custom<smi::PortRoute>),
+    UdpRoute(Custom<smi::PortRoute>),
+    TrafficSplit(Custom<smi::TrafficSplit>),
+}
+
+/// Kind, namespace and name: what identifies an object.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub kind: &'static str,
+    /// Empty for cluster-scoped kinds.
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.namespace.is_empty() {
+            write!(f, "{} {}", self.kind, self.name)
+        } else {
+            write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+impl Object {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Object::Namespace(_) => "Namespace",
+            Object::ServiceAccount(_) => "ServiceAccount",
+            Object::Pod(_) => "Pod",
+            Object::Service(_) => "Service",
+            Object::EndpointSlice(_) => "EndpointSlice",
+            Object::Deployment(_) => "Deployment",
+            Object::ConfigMap(_) => "ConfigMap",
+            Object::TrafficTarget(_) => "TrafficTarget",
+            Object::HttpRouteGroup(_) => "HTTPRouteGroup",
+            Object::TcpRoute(_) => "TCPRoute",
+            Object::UdpRoute(_) => "UDPRoute",
+            Object::TrafficSplit(_) => "TrafficSplit",
+        }
+    }
+
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Object::Namespace(o) => &o.metadata,
+            Object::ServiceAccount(o) => &o.metadata,
+            Object::Pod(o) => &o.metadata,
+            Object::Service(o) => &o.metadata,
+            Object::EndpointSlice(o) => &o.metadata,
+            Object::Deployment(o) => &o.metadata,
+            Object::ConfigMap(o) => &o.metadata,
+            Object::TrafficTarget(o) => &o.metadata,
+            Object::HttpRouteGroup(o) => &o.metadata,
+            Object::TcpRoute(o) => &o.metadata,
+            Object::UdpRoute(o) => &o.metadata,
+            Object::TrafficSplit(o) => &o.metadata,
+        }
+    }
+
+    pub fn key(&self) -> ObjectKey {
+        let meta = self.metadata();
+        ObjectKey {
+            kind: self.kind(),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+        }
+    }
+}
