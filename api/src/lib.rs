@@ -21,4 +21,6 @@ pub mod v1 {
 }
 
 pub mod load;
+pub mod regex;
 pub mod resources;
+pub mod validate;

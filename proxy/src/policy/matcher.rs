@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, Method};
-use regex::{Regex, RegexBuilder};
+use regex::Regex;
 
 /// A compiled HTTP match: path regex, methods and header regexes, ANDed.
 #[derive(Debug, Clone)]
@@ -24,27 +24,7 @@ pub struct MatchError {
     pub message: String,
 }
 
-/// Largest compiled regex accepted; bounds the memory one rule can take.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
-
-/// Compiles `re` so that it must match the whole input, as OSM (Envoy's
-/// `safe_regex`) did: `/books` does not match `/books/1`; write `/books.*`.
-pub fn full_match_regex(re: &str) -> Result<Regex, String> {
-    RegexBuilder::new(&format!("^(?:{re})$"))
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|e| format!("invalid regex {re:?}: {}", first_line(&e.to_string())))
-}
-
-fn first_line(s: &str) -> String {
-    // The regex crate's messages span several lines with a caret diagram; the
-    // last line says what is wrong.
-    s.lines()
-        .rfind(|l| !l.trim().is_empty())
-        .unwrap_or(s)
-        .trim()
-        .to_string()
-}
+pub use osm_api::regex::full_match_regex;
 
 // === impl HttpMatcher ===
 
@@ -67,9 +47,7 @@ impl HttpMatcher {
                 any_method = true;
                 continue;
             }
-            let valid = !m.is_empty()
-                && m.bytes()
-                    .all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_');
+            let valid = osm_api::regex::is_method(m);
             let method = Method::from_bytes(m.as_bytes())
                 .ok()
                 .filter(|_| valid)
