@@ -20,6 +20,7 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/osm.v1.serde.rs"));
 }
 
+pub mod compile;
 pub mod load;
 pub mod regex;
 pub mod resources;

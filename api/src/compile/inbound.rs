@@ -1,0 +1,191 @@
+//! Inbound ports of a pod and the authorizations SMI TrafficTargets give them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::{Index, k8s, spiffe_id};
+use crate::{
+    resources::{Custom, smi},
+    v1,
+};
+
+/// A pod port and the Service ports that send to it.
+struct PortInfo {
+    protocol: v1::Protocol,
+    service_ports: BTreeSet<u16>,
+}
+
+pub fn compile(index: &Index, pod: &Pod, warnings: &mut Vec<String>) -> Vec<v1::InboundPort> {
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let mut ports: BTreeMap<u16, PortInfo> = BTreeMap::new();
+    for ((_, name), service) in index.services.range((namespace.clone(), String::new())..) {
+        if service.metadata.namespace.as_deref() != Some(namespace.as_str()) {
+            break;
+        }
+        if !k8s::selects(service, pod) {
+            continue;
+        }
+        for sp in service.spec.iter().flat_map(|s| s.ports.iter().flatten()) {
+            if !k8s::is_tcp(sp) {
+                continue;
+            }
+            let Some(app_port) = k8s::target_port(sp, Some(pod)) else {
+                warnings.push(format!(
+                    "Service {namespace}/{name}: port {}: target port {:?} is not a port of the pod",
+                    sp.port, sp.target_port
+                ));
+                continue;
+            };
+            let info = ports.entry(app_port).or_insert_with(|| PortInfo {
+                protocol: k8s::protocol(sp),
+                service_ports: BTreeSet::new(),
+            });
+            info.service_ports.extend(u16::try_from(sp.port).ok());
+        }
+    }
+
+    let service_account = k8s::service_account(pod);
+    let targets: Vec<&Custom<smi::TrafficTarget>> = index
+        .traffic_targets
+        .range((namespace.clone(), String::new())..)
+        .take_while(|((ns, _), _)| *ns == namespace)
+        .map(|(_, tt)| tt)
+        .filter(|tt| tt.spec.destination.name == service_account)
+        .collect();
+
+    ports
+        .into_iter()
+        .map(|(port, info)| v1::InboundPort {
+            port: u32::from(port),
+            protocol: info.protocol as i32,
+            authorizations: targets
+                .iter()
+                .filter_map(|tt| authorization(index, tt, port, &info.service_ports, warnings))
+                .collect(),
+            plaintext_sources: Vec::new(),
+        })
+        .collect()
+}
+
+pub fn tt_name<T>(o: &Custom<T>) -> String {
+    format!(
+        "{}/{}",
+        o.metadata.namespace.as_deref().unwrap_or(""),
+        o.metadata.name.as_deref().unwrap_or("")
+    )
+}
+
+/// What one TrafficTarget allows on one pod port, if anything.
+fn authorization(
+    index: &Index,
+    tt: &Custom<smi::TrafficTarget>,
+    port: u16,
+    service_ports: &BTreeSet<u16>,
+    warnings: &mut Vec<String>,
+) -> Option<v1::Authorization> {
+    let namespace = tt.metadata.namespace.clone().unwrap_or_default();
+    let name = tt_name(tt);
+    let on_port = |p: u16| p == port || service_ports.contains(&p);
+    if tt.spec.destination_port.is_some_and(|p| !on_port(p)) {
+        return None;
+    }
+    let mut http = Vec::new();
+    let (mut has_http, mut has_tcp, mut tcp_on_port) = (false, false, false);
+    for rule in &tt.spec.rules {
+        let key = (namespace.clone(), rule.name.clone());
+        match rule.kind.as_str() {
+            "HTTPRouteGroup" => {
+                has_http = true;
+                let Some(group) = index.http_route_groups.get(&key) else {
+                    warnings.push(format!(
+                        "TrafficTarget {name}: HTTPRouteGroup {namespace}/{} does not exist",
+                        rule.name
+                    ));
+                    continue;
+                };
+                http.extend(selected_matches(
+                    group,
+                    rule.matches.as_deref(),
+                    &name,
+                    warnings,
+                ));
+            }
+            "TCPRoute" => {
+                has_tcp = true;
+                let Some(route) = index.tcp_routes.get(&key) else {
+                    warnings.push(format!(
+                        "TrafficTarget {name}: TCPRoute {namespace}/{} does not exist",
+                        rule.name
+                    ));
+                    continue;
+                };
+                if route.spec.ports.is_empty() || route.spec.ports.iter().any(|p| on_port(*p)) {
+                    tcp_on_port = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    if has_tcp && !tcp_on_port {
+        return None;
+    }
+    let traffic = if has_http {
+        v1::authorization::Traffic::Http(v1::HttpRoutes { matches: http })
+    } else if has_tcp {
+        v1::authorization::Traffic::All(v1::AllTraffic {})
+    } else {
+        return None;
+    };
+    let td = &index.mesh.trust_domain;
+    Some(v1::Authorization {
+        name,
+        sources: tt
+            .spec
+            .sources
+            .iter()
+            .map(|s| {
+                spiffe_id(
+                    td,
+                    s.namespace
+                        .as_deref()
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or(&namespace),
+                    &s.name,
+                )
+            })
+            .collect(),
+        traffic: Some(traffic),
+    })
+}
+
+/// The matches a rule selects: all of the group's when it names none.
+pub fn selected_matches(
+    group: &Custom<smi::HttpRouteGroup>,
+    names: Option<&[String]>,
+    by: &str,
+    warnings: &mut Vec<String>,
+) -> Vec<v1::HttpMatch> {
+    let group_name = tt_name(group);
+    if let Some(names) = names {
+        for n in names {
+            if !group.spec.matches.iter().any(|m| &m.name == n) {
+                warnings.push(format!(
+                    "{by}: HTTPRouteGroup {group_name} has no match named {n:?}"
+                ));
+            }
+        }
+    }
+    group
+        .spec
+        .matches
+        .iter()
+        .filter(|m| names.is_none_or(|names| names.contains(&m.name)))
+        .map(|m| v1::HttpMatch {
+            name: format!("{group_name}/{}", m.name),
+            path_regex: m.path_regex.clone().unwrap_or_default(),
+            methods: m.methods.clone(),
+            headers: m.headers.iter().cloned().collect(),
+        })
+        .collect()
+}

@@ -1,0 +1,444 @@
+//! The services a proxy may send to, their names, addresses, splits and
+//! endpoints.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::{Pod, Service, ServicePort};
+
+use super::{Index, inbound::selected_matches, inbound::tt_name, k8s, spiffe_id};
+use crate::{
+    resources::{Custom, smi},
+    v1,
+};
+
+/// Label EndpointSlices carry to name their Service.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// Pod or namespace annotation that turns the sidecar off.
+const INJECTION: &str = "openservicemesh.io/sidecar-injection";
+/// The cluster's DNS domain.
+const CLUSTER_DOMAIN: &str = "cluster.local";
+
+type SaKey = (String, String);
+
+pub fn compile(
+    index: &Index,
+    pod: &Pod,
+    warnings: &mut Vec<String>,
+) -> (Vec<v1::OutboundService>, Vec<v1::EndpointSet>) {
+    let my_ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let allowed = authorized_destinations(index, &my_ns, k8s::service_account(pod));
+    let mut sets: BTreeMap<String, v1::EndpointSet> = BTreeMap::new();
+    let mut out = Vec::new();
+    for ((ns, name), service) in &index.services {
+        if !index.is_monitored(ns) {
+            continue;
+        }
+        let split = split_for(index, ns, name, warnings);
+        let reachable = |svc: &Service| {
+            index.mesh.permissive || behind(index, svc).iter().any(|sa| allowed.contains(sa))
+        };
+        let backend_reachable = split.is_some_and(|s| {
+            s.spec
+                .backends
+                .iter()
+                .filter_map(|b| index.services.get(&(ns.clone(), b.service.clone())))
+                .any(reachable)
+        });
+        if !reachable(service) && !backend_reachable {
+            continue;
+        }
+        let headless = is_headless(service);
+        for sp in service
+            .spec
+            .iter()
+            .flat_map(|s| s.ports.iter().flatten())
+            .filter(|p| k8s::is_tcp(p))
+        {
+            let Ok(port) = u16::try_from(sp.port) else {
+                continue;
+            };
+            let own = endpoint_set(index, service, sp);
+            let own_key = own.key.clone();
+            let (split_backends, split_matches) = match split {
+                Some(s) => compile_split(index, s, name, port, &own_key, &mut sets, warnings),
+                None => (Vec::new(), Vec::new()),
+            };
+            if headless {
+                out.extend(per_pod_services(index, port, sp, &own, &my_ns, &mut sets));
+            }
+            out.push(v1::OutboundService {
+                key: own_key.clone(),
+                namespace: ns.clone(),
+                name: name.clone(),
+                port: u32::from(port),
+                hostnames: hostnames(name, ns, &my_ns),
+                vips: if headless {
+                    Vec::new()
+                } else {
+                    cluster_ips(service)
+                },
+                protocol: k8s::protocol(sp) as i32,
+                endpoints: own_key,
+                split: split_backends,
+                split_matches,
+            });
+            sets.insert(own.key.clone(), own);
+        }
+    }
+    (out, sets.into_values().collect())
+}
+
+/// (namespace, ServiceAccount) of every destination some TrafficTarget lets
+/// the proxy's identity reach.
+fn authorized_destinations(index: &Index, my_ns: &str, my_sa: &str) -> BTreeSet<SaKey> {
+    index
+        .traffic_targets
+        .iter()
+        .filter(|((tt_ns, _), tt)| {
+            tt.spec.sources.iter().any(|s| {
+                s.kind == "ServiceAccount"
+                    && s.name == my_sa
+                    && s.namespace
+                        .as_deref()
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or(tt_ns)
+                        == my_ns
+            })
+        })
+        .map(|((tt_ns, _), tt)| (tt_ns.clone(), tt.spec.destination.name.clone()))
+        .collect()
+}
+
+/// The ServiceAccounts of the pods behind a Service.
+fn behind(index: &Index, service: &Service) -> BTreeSet<SaKey> {
+    let ns = service.metadata.namespace.clone().unwrap_or_default();
+    service
+        .spec
+        .iter()
+        .flat_map(|s| s.ports.iter().flatten())
+        .flat_map(|sp| endpoints(index, service, sp))
+        .filter_map(|(_, pod)| pod)
+        .map(|pod| (ns.clone(), k8s::service_account(pod).to_string()))
+        .collect()
+}
+
+fn is_headless(service: &Service) -> bool {
+    service.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some("None")
+}
+
+fn cluster_ips(service: &Service) -> Vec<String> {
+    let spec = service.spec.as_ref();
+    let mut ips: Vec<String> = spec
+        .and_then(|s| s.cluster_ips.clone())
+        .or_else(|| spec.and_then(|s| s.cluster_ip.clone()).map(|ip| vec![ip]))
+        .unwrap_or_default();
+    ips.retain(|ip| ip.parse::<std::net::IpAddr>().is_ok());
+    ips
+}
+
+/// Names that reach a Service: the short name only from its own namespace
+/// (the DNS search path), the qualified ones from everywhere.
+fn hostnames(name: &str, ns: &str, my_ns: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    if ns == my_ns {
+        names.push(name.to_string());
+    }
+    names.push(format!("{name}.{ns}"));
+    names.push(format!("{name}.{ns}.svc"));
+    names.push(format!("{name}.{ns}.svc.{CLUSTER_DOMAIN}"));
+    names
+}
+
+/// Whether a pod runs a sidecar: its namespace is monitored and neither the
+/// pod nor (without a pod annotation) its namespace turns injection off.
+fn is_meshed(index: &Index, pod: &Pod) -> bool {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("");
+    if !index.is_monitored(ns) {
+        return false;
+    }
+    let annotation = |a: Option<&std::collections::BTreeMap<String, String>>| {
+        a.and_then(|a| a.get(INJECTION)).cloned()
+    };
+    let setting = annotation(pod.metadata.annotations.as_ref()).or_else(|| {
+        annotation(
+            index
+                .namespaces
+                .get(ns)
+                .and_then(|n| n.metadata.annotations.as_ref()),
+        )
+    });
+    !matches!(setting.as_deref(), Some("disabled" | "no" | "false"))
+}
+
+/// Addresses of a Service port, with the pod behind each when known: from
+/// EndpointSlices when the Service has any, else from the pods it selects.
+fn endpoints<'a>(
+    index: &'a Index,
+    service: &Service,
+    sp: &ServicePort,
+) -> Vec<(String, Option<&'a Pod>)> {
+    let ns = service.metadata.namespace.clone().unwrap_or_default();
+    let name = service.metadata.name.clone().unwrap_or_default();
+    let slices: Vec<_> = index
+        .endpoint_slices
+        .range((ns.clone(), String::new())..)
+        .take_while(|((n, _), _)| *n == ns)
+        .map(|(_, s)| s)
+        .filter(|s| {
+            s.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL))
+                == Some(&name)
+        })
+        .collect();
+    let mut out = Vec::new();
+    if slices.is_empty() {
+        for ((pod_ns, _), pod) in index.pods.range((ns.clone(), String::new())..) {
+            if *pod_ns != ns {
+                break;
+            }
+            if !k8s::selects(service, pod) {
+                continue;
+            }
+            if let (Some(ip), Some(port)) = (k8s::pod_ip(pod), k8s::target_port(sp, Some(pod)))
+                && let Some(addr) = k8s::socket_address(ip, port)
+            {
+                out.push((addr, Some(pod)));
+            }
+        }
+        return out;
+    }
+    for slice in slices {
+        let port = slice
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref().unwrap_or("") == sp.name.as_deref().unwrap_or(""))
+            .and_then(|p| p.port)
+            .and_then(|p| u16::try_from(p).ok());
+        let Some(port) = port else { continue };
+        for ep in &slice.endpoints {
+            if ep.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
+                continue;
+            }
+            let pod = ep
+                .target_ref
+                .as_ref()
+                .filter(|r| r.kind.as_deref() == Some("Pod"))
+                .and_then(|r| {
+                    index
+                        .pods
+                        .get(&(ns.clone(), r.name.clone().unwrap_or_default()))
+                });
+            for ip in &ep.addresses {
+                if let Some(addr) = k8s::socket_address(ip, port) {
+                    out.push((addr, pod));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn endpoint(index: &Index, address: String, pod: Option<&Pod>) -> v1::Endpoint {
+    let Some(pod) = pod else {
+        return v1::Endpoint {
+            address,
+            ..Default::default()
+        };
+    };
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("");
+    let (workload_kind, workload_name) = k8s::workload(pod);
+    v1::Endpoint {
+        address,
+        identity: if is_meshed(index, pod) {
+            spiffe_id(&index.mesh.trust_domain, ns, k8s::service_account(pod))
+        } else {
+            String::new()
+        },
+        pod: pod.metadata.name.clone().unwrap_or_default(),
+        workload_kind,
+        workload_name,
+    }
+}
+
+fn endpoint_set(index: &Index, service: &Service, sp: &ServicePort) -> v1::EndpointSet {
+    let ns = service.metadata.namespace.clone().unwrap_or_default();
+    let name = service.metadata.name.clone().unwrap_or_default();
+    let mut endpoints: Vec<v1::Endpoint> = endpoints(index, service, sp)
+        .into_iter()
+        .map(|(addr, pod)| endpoint(index, addr, pod))
+        .collect();
+    endpoints.sort_by(|a, b| a.address.cmp(&b.address));
+    endpoints.dedup_by(|a, b| a.address == b.address);
+    v1::EndpointSet {
+        key: format!("{ns}/{name}:{}", sp.port),
+        namespace: ns,
+        service: name,
+        endpoints,
+    }
+}
+
+/// The TrafficSplit whose root is `name`: the first by name when several.
+fn split_for<'a>(
+    index: &'a Index,
+    ns: &str,
+    name: &str,
+    warnings: &mut Vec<String>,
+) -> Option<&'a Custom<smi::TrafficSplit>> {
+    let mut splits = index
+        .traffic_splits
+        .range((ns.to_string(), String::new())..)
+        .take_while(|((n, _), _)| n == ns)
+        .map(|(_, s)| s)
+        .filter(|s| crate::validate::root_service_name(&s.spec.service).0 == name);
+    let first = splits.next()?;
+    for other in splits {
+        warnings.push(format!(
+            "TrafficSplit {} is ignored: TrafficSplit {} already splits {ns}/{name}",
+            tt_name(other),
+            tt_name(first)
+        ));
+    }
+    Some(first)
+}
+
+type SplitParts = (Vec<v1::WeightedBackend>, Vec<v1::HttpMatch>);
+
+fn compile_split(
+    index: &Index,
+    split: &Custom<smi::TrafficSplit>,
+    root: &str,
+    port: u16,
+    own_key: &str,
+    sets: &mut BTreeMap<String, v1::EndpointSet>,
+    warnings: &mut Vec<String>,
+) -> SplitParts {
+    let ns = split.metadata.namespace.clone().unwrap_or_default();
+    let by = format!("TrafficSplit {}", tt_name(split));
+    let mut backends = Vec::new();
+    for b in &split.spec.backends {
+        if b.service == root {
+            backends.push(v1::WeightedBackend {
+                endpoints: own_key.to_string(),
+                weight: clamp(b.weight),
+            });
+            continue;
+        }
+        let Some(service) = index.services.get(&(ns.clone(), b.service.clone())) else {
+            warnings.push(format!(
+                "{by}: backend Service {ns}/{} does not exist",
+                b.service
+            ));
+            continue;
+        };
+        let Some(sp) = service
+            .spec
+            .iter()
+            .flat_map(|s| s.ports.iter().flatten())
+            .find(|p| p.port == i32::from(port))
+        else {
+            warnings.push(format!(
+                "{by}: backend Service {ns}/{} has no port {port}; it gets no traffic for {ns}/{root}:{port}",
+                b.service
+            ));
+            continue;
+        };
+        let set = endpoint_set(index, service, sp);
+        backends.push(v1::WeightedBackend {
+            endpoints: set.key.clone(),
+            weight: clamp(b.weight),
+        });
+        sets.insert(set.key.clone(), set);
+    }
+    if backends.iter().all(|b| b.weight == 0) {
+        if !backends.is_empty() {
+            warnings.push(format!("{by}: no backend with a positive weight serves port {port}; the split is not applied there"));
+        }
+        return (Vec::new(), Vec::new());
+    }
+    let mut matches = Vec::new();
+    for m in &split.spec.matches {
+        match index.http_route_groups.get(&(ns.clone(), m.name.clone())) {
+            Some(group) => matches.extend(selected_matches(group, None, &by, warnings)),
+            None => warnings.push(format!(
+                "{by}: HTTPRouteGroup {ns}/{} does not exist",
+                m.name
+            )),
+        }
+    }
+    if !split.spec.matches.is_empty() && matches.is_empty() {
+        // Matches were asked for and none exist: no request follows the
+        // split, rather than every request.
+        return (Vec::new(), Vec::new());
+    }
+    (backends, matches)
+}
+
+/// Weights are u32 on the wire; larger v1alpha1 quantities saturate.
+fn clamp(weight: u64) -> u32 {
+    u32::try_from(weight).unwrap_or(u32::MAX)
+}
+
+/// A headless Service's pods are dialled by their own addresses and names
+/// (StatefulSet `pod.svc.ns.svc.cluster.local`): one entry per pod.
+fn per_pod_services(
+    index: &Index,
+    port: u16,
+    sp: &ServicePort,
+    own: &v1::EndpointSet,
+    my_ns: &str,
+    sets: &mut BTreeMap<String, v1::EndpointSet>,
+) -> Vec<v1::OutboundService> {
+    let ns = own.namespace.clone();
+    let name = own.service.clone();
+    let mut out = Vec::new();
+    for ep in &own.endpoints {
+        let pod_name = if ep.pod.is_empty() {
+            ep.address.replace([':', '.', '[', ']'], "-")
+        } else {
+            ep.pod.clone()
+        };
+        let host = index
+            .pods
+            .get(&(ns.clone(), ep.pod.clone()))
+            .and_then(|p| p.spec.as_ref()?.hostname.clone())
+            .unwrap_or_else(|| pod_name.clone());
+        let key = format!("{}/{pod_name}", own.key);
+        let ip = ep
+            .address
+            .rsplit_once(':')
+            .map(|(ip, _)| ip.trim_matches(['[', ']']).to_string());
+        sets.insert(
+            key.clone(),
+            v1::EndpointSet {
+                key: key.clone(),
+                namespace: ns.clone(),
+                service: name.clone(),
+                endpoints: vec![ep.clone()],
+            },
+        );
+        let mut hostnames = vec![
+            format!("{host}.{name}.{ns}"),
+            format!("{host}.{name}.{ns}.svc"),
+            format!("{host}.{name}.{ns}.svc.{CLUSTER_DOMAIN}"),
+        ];
+        if ns == my_ns {
+            hostnames.insert(0, format!("{host}.{name}"));
+        }
+        out.push(v1::OutboundService {
+            key: key.clone(),
+            namespace: ns.clone(),
+            name: name.clone(),
+            port: u32::from(port),
+            hostnames,
+            vips: ip.into_iter().collect(),
+            protocol: k8s::protocol(sp) as i32,
+            endpoints: key,
+            split: Vec::new(),
+            split_matches: Vec::new(),
+        });
+    }
+    out
+}
