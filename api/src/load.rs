@@ -200,6 +200,14 @@ where
     })
 }
 
+/// A custom resource whose `spec` may be omitted (every field defaulted).
+fn custom_or_default<S: DeserializeOwned + Default>(mut value: Value) -> Result<Custom<S>, (Option<String>, String)> {
+    if let Value::Object(map) = &mut value {
+        map.entry("spec").or_insert_with(|| Value::Object(Default::default()));
+    }
+    custom(value, Ok)
+}
+
 /// "spec.x: message" -> (Some("spec.x"), "message").
 fn split_field(message: &str) -> (Option<String>, String) {
     match message.split_once(": ") {
@@ -327,6 +335,16 @@ fn parse_kind(api_version: &str, kind: &str, value: Value) -> Parsed {
             O::TrafficSplit(custom(value, |s: smi::split::SpecV1alpha4| Ok(s.into()))?)
         }
 
+        ("config.openservicemesh.io/v1alpha1" | "config.openservicemesh.io/v1alpha2", "MeshConfig") => {
+            O::MeshConfig(custom_or_default(value)?)
+        }
+        ("policy.openservicemesh.io/v1alpha1", "Egress") => O::Egress(custom(value, Ok)?),
+        ("policy.openservicemesh.io/v1alpha1", "IngressBackend") => O::IngressBackend(custom(value, Ok)?),
+        ("policy.openservicemesh.io/v1alpha1", "Retry") => O::Retry(custom(value, Ok)?),
+        ("policy.openservicemesh.io/v1alpha1", "UpstreamTrafficSetting") => {
+            O::UpstreamTrafficSetting(custom(value, Ok)?)
+        }
+
         _ => {
             return Err((
                 None,
@@ -341,20 +359,7 @@ fn default_namespace(object: &mut Object) {
     if matches!(object, Object::Namespace(_)) {
         return;
     }
-    let meta = match object {
-        Object::Namespace(o) => &mut o.metadata,
-        Object::ServiceAccount(o) => &mut o.metadata,
-        Object::Pod(o) => &mut o.metadata,
-        Object::Service(o) => &mut o.metadata,
-        Object::EndpointSlice(o) => &mut o.metadata,
-        Object::Deployment(o) => &mut o.metadata,
-        Object::ConfigMap(o) => &mut o.metadata,
-        Object::TrafficTarget(o) => &mut o.metadata,
-        Object::HttpRouteGroup(o) => &mut o.metadata,
-        Object::TcpRoute(o) => &mut o.metadata,
-        Object::UdpRoute(o) => &mut o.metadata,
-        Object::TrafficSplit(o) => &mut o.metadata,
-    };
+    let meta = object.metadata_mut();
     if meta.namespace.as_deref().unwrap_or("").is_empty() {
         meta.namespace = Some("default".into());
     }

@@ -10,6 +10,11 @@
 //! | HTTPRouteGroup | no match; unnamed or duplicate match; bad regex; bad method | |
 //! | TCPRoute, UDPRoute | port 0 | duplicate ports |
 //! | TrafficSplit | no backend; weights summing to 0; duplicate backend; root in another namespace; A/B match not an HTTPRouteGroup | the root listed as a backend |
+//! | MeshConfig | bad duration, TLS version, key size, proxy mode, log level, CIDR or port | another name than `osm-mesh-config`; TLS below 1.2 |
+//! | Egress | no source or port; non-ServiceAccount source; bad port or protocol; bad CIDR; neither hosts nor IP ranges; unknown or repeated match kind | hosts on a TCP-only policy |
+//! | IngressBackend | no backend or source; bad port or protocol; unknown source kind; bad IP range | https backend without an AuthenticatedPrincipal source |
+//! | Retry | source not a ServiceAccount; no destination; destination not a Service; bad duration | |
+//! | UpstreamTrafficSetting | no host; bad duration, unit or status code; bad route path regex | |
 //!
 //! Checks that need other objects (a rule naming a missing route, a backend
 //! without the root's port) are the compiler's and only warn there.
@@ -47,13 +52,13 @@ pub fn rejects(problems: &[Problem]) -> bool {
     problems.iter().any(|p| p.severity == Severity::Reject)
 }
 
-struct Problems(Vec<Problem>);
+pub(crate) struct Problems(pub(crate) Vec<Problem>);
 
 impl Problems {
-    fn reject(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn reject(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.push(Severity::Reject, field, message);
     }
-    fn warn(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn warn(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.push(Severity::Warn, field, message);
     }
     fn push(&mut self, severity: Severity, field: impl Into<String>, message: impl Into<String>) {
@@ -73,6 +78,11 @@ pub fn validate(object: &Object) -> Vec<Problem> {
         Object::HttpRouteGroup(g) => http_route_group(&g.spec, &mut p),
         Object::TcpRoute(r) | Object::UdpRoute(r) => port_route(&r.spec, &mut p),
         Object::TrafficSplit(s) => traffic_split(s, &mut p),
+        Object::MeshConfig(m) => policy::mesh_config(m, &mut p),
+        Object::Egress(e) => policy::egress(&e.spec, &mut p),
+        Object::IngressBackend(i) => policy::ingress_backend(&i.spec, &mut p),
+        Object::Retry(r) => policy::retry(&r.spec, &mut p),
+        Object::UpstreamTrafficSetting(u) => policy::upstream_traffic_setting(&u.spec, &mut p),
         _ => {}
     }
     p.0
@@ -249,6 +259,8 @@ fn traffic_split(split: &Custom<smi::TrafficSplit>, p: &mut Problems) {
         }
     }
 }
+
+mod policy;
 
 #[cfg(test)]
 mod tests;

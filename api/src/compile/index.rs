@@ -8,7 +8,11 @@ use k8s_openapi::api::{
     discovery::v1::EndpointSlice,
 };
 
-use crate::resources::{Custom, Object, ObjectKey, smi};
+use crate::resources::{
+    Custom, Object, ObjectKey,
+    mesh_config::{MESH_CONFIG_NAME, MeshConfigSpec},
+    policy, smi,
+};
 
 /// Namespace and name.
 pub type NsName = (String, String);
@@ -21,11 +25,15 @@ pub struct MeshOptions {
     pub permissive: bool,
     pub egress: bool,
     pub trust_domain: String,
+    /// The control plane's namespace, where `osm-mesh-config` lives.
+    pub osm_namespace: String,
 }
 
 impl Default for MeshOptions {
+    /// Without a MeshConfig: SMI mode (default deny) and no egress.
     fn default() -> Self {
         Self {
+            osm_namespace: "osm-system".into(),
             mesh_name: "osm".into(),
             permissive: false,
             egress: false,
@@ -48,6 +56,12 @@ pub struct Index {
     pub tcp_routes: BTreeMap<NsName, Custom<smi::PortRoute>>,
     pub udp_routes: BTreeMap<NsName, Custom<smi::PortRoute>>,
     pub traffic_splits: BTreeMap<NsName, Custom<smi::TrafficSplit>>,
+    /// The mesh's `osm-mesh-config`, once applied.
+    pub mesh_config: Option<Custom<MeshConfigSpec>>,
+    pub egresses: BTreeMap<NsName, Custom<policy::EgressSpec>>,
+    pub ingress_backends: BTreeMap<NsName, Custom<policy::IngressBackendSpec>>,
+    pub retries: BTreeMap<NsName, Custom<policy::RetrySpec>>,
+    pub upstream_traffic_settings: BTreeMap<NsName, Custom<policy::UpstreamTrafficSettingSpec>>,
 }
 
 fn ns_name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> NsName {
@@ -106,6 +120,26 @@ impl Index {
             Object::TrafficSplit(o) => {
                 self.traffic_splits.insert(ns_name(&o.metadata), o);
             }
+            Object::MeshConfig(o) => {
+                let (ns, name) = ns_name(&o.metadata);
+                if ns == self.mesh.osm_namespace && name == MESH_CONFIG_NAME {
+                    self.mesh.permissive = o.spec.traffic.enable_permissive_traffic_policy_mode;
+                    self.mesh.egress = o.spec.traffic.enable_egress;
+                    self.mesh_config = Some(o);
+                }
+            }
+            Object::Egress(o) => {
+                self.egresses.insert(ns_name(&o.metadata), o);
+            }
+            Object::IngressBackend(o) => {
+                self.ingress_backends.insert(ns_name(&o.metadata), o);
+            }
+            Object::Retry(o) => {
+                self.retries.insert(ns_name(&o.metadata), o);
+            }
+            Object::UpstreamTrafficSetting(o) => {
+                self.upstream_traffic_settings.insert(ns_name(&o.metadata), o);
+            }
             Object::Deployment(_) | Object::ConfigMap(_) => {}
         }
         problems
@@ -125,6 +159,18 @@ impl Index {
             "TCPRoute" => self.tcp_routes.remove(&k).is_some(),
             "UDPRoute" => self.udp_routes.remove(&k).is_some(),
             "TrafficSplit" => self.traffic_splits.remove(&k).is_some(),
+            // The mesh keeps its last settings: OSM cannot run without one.
+            "MeshConfig" => {
+                let ours = self.mesh_config.as_ref().is_some_and(|m| {
+                    m.metadata.namespace.as_deref() == Some(key.namespace.as_str())
+                        && m.metadata.name.as_deref() == Some(key.name.as_str())
+                });
+                ours && self.mesh_config.take().is_some()
+            }
+            "Egress" => self.egresses.remove(&k).is_some(),
+            "IngressBackend" => self.ingress_backends.remove(&k).is_some(),
+            "Retry" => self.retries.remove(&k).is_some(),
+            "UpstreamTrafficSetting" => self.upstream_traffic_settings.remove(&k).is_some(),
             _ => false,
         }
     }

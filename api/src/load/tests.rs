@@ -414,3 +414,84 @@ fn yaml_syntax_errors_stop_the_file() {
         out.errors[0]
     );
 }
+
+#[test]
+fn mesh_config_fills_osm_defaults_for_absent_fields() {
+    let object = one(
+        "apiVersion: config.openservicemesh.io/v1alpha2
+kind: MeshConfig
+metadata: {name: osm-mesh-config, namespace: osm-system}
+spec:
+  traffic: {enablePermissiveTrafficPolicyMode: false, outboundPortExclusionList: [6379]}
+  certificate: {serviceCertValidityDuration: 1h}
+",
+    );
+    let Object::MeshConfig(mc) = object else { panic!("{object:?}") };
+    let s = &mc.spec;
+    assert!(!s.traffic.enable_permissive_traffic_policy_mode);
+    assert!(s.traffic.enable_egress, "absent: OSM v1.2's install value");
+    assert_eq!(s.traffic.outbound_port_exclusion_list, [6379]);
+    assert_eq!(s.certificate.service_cert_validity_duration, "1h");
+    assert_eq!(s.certificate.cert_key_bit_size, 2048);
+    assert_eq!(s.sidecar.log_level, "error");
+    assert_eq!(s.sidecar.tls_min_protocol_version, "TLSv1_2");
+    assert_eq!(s.sidecar.local_proxy_mode, "Localhost");
+    assert_eq!(s.observability.tracing.endpoint, "/api/v2/spans");
+    assert!(s.feature_flags.enable_ingress_backend_policy && !s.feature_flags.enable_retry_policy);
+
+    let v1 = one("apiVersion: config.openservicemesh.io/v1alpha1\nkind: MeshConfig\nmetadata: {name: osm-mesh-config}\n");
+    let Object::MeshConfig(v1) = v1 else { panic!() };
+    assert_eq!(v1.spec, crate::resources::mesh_config::MeshConfigSpec::default(), "no spec: every default");
+    assert!(v1.spec.traffic.enable_permissive_traffic_policy_mode);
+}
+
+#[test]
+fn policy_kinds() {
+    let out = load_str(
+        "policy.yaml",
+        "apiVersion: policy.openservicemesh.io/v1alpha1
+kind: Egress
+metadata: {name: httpbin, namespace: bookbuyer}
+spec:
+  sources: [{kind: ServiceAccount, name: bookbuyer, namespace: bookbuyer}]
+  hosts: [httpbin.org]
+  ports: [{number: 80, protocol: http}]
+---
+apiVersion: policy.openservicemesh.io/v1alpha1
+kind: IngressBackend
+metadata: {name: bookstore, namespace: bookstore}
+spec:
+  backends: [{name: bookstore-v1, port: {number: 14001, protocol: http}}]
+  sources: [{kind: IPRange, name: 10.0.0.0/8}, {kind: Service, name: ingress-nginx, namespace: ingress}]
+---
+apiVersion: policy.openservicemesh.io/v1alpha1
+kind: Retry
+metadata: {name: retry, namespace: bookbuyer}
+spec:
+  source: {kind: ServiceAccount, name: bookbuyer, namespace: bookbuyer}
+  destinations: [{kind: Service, name: bookstore, namespace: bookstore}]
+  retryPolicy: {retryOn: 5xx, perTryTimeout: 1s, numRetries: 5}
+---
+apiVersion: policy.openservicemesh.io/v1alpha1
+kind: UpstreamTrafficSetting
+metadata: {name: limits, namespace: bookstore}
+spec:
+  host: bookstore.bookstore.svc.cluster.local
+  connectionSettings: {tcp: {maxConnections: 100, connectTimeout: 2s}, http: {maxRequests: 50}}
+  rateLimit: {local: {http: {requests: 10, unit: second, burst: 5}}}
+  httpRoutes: [{path: /books.*, rateLimit: {local: {requests: 1, unit: minute}}}]
+",
+    );
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let kinds: Vec<&str> = out.objects.iter().map(|l| l.object.kind()).collect();
+    assert_eq!(kinds, ["Egress", "IngressBackend", "Retry", "UpstreamTrafficSetting"]);
+    let Object::Retry(r) = &out.objects[2].object else { panic!() };
+    assert_eq!(r.spec.retry_policy.num_retries, 5);
+    assert_eq!(r.spec.retry_policy.retry_backoff_base_interval, "25ms", "OSM's default");
+    let Object::UpstreamTrafficSetting(u) = &out.objects[3].object else { panic!() };
+    let http = u.spec.rate_limit.as_ref().and_then(|r| r.local.as_ref()).and_then(|l| l.http.as_ref()).expect("http");
+    assert_eq!((http.requests, http.unit.as_str(), http.burst), (10, "second", 5));
+    for o in &out.objects {
+        assert!(crate::validate::validate(&o.object).is_empty(), "{:?}", crate::validate::validate(&o.object));
+    }
+}

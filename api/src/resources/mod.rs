@@ -2,6 +2,8 @@
 //! and the mesh's custom resources, each converted to one internal form
 //! whatever API version it was written in.
 
+pub mod mesh_config;
+pub mod policy;
 pub mod quantity;
 pub mod smi;
 
@@ -37,6 +39,11 @@ pub enum Object {
     TcpRoute(Custom<smi::PortRoute>),
     UdpRoute(Custom<smi::PortRoute>),
     TrafficSplit(Custom<smi::TrafficSplit>),
+    MeshConfig(Custom<mesh_config::MeshConfigSpec>),
+    Egress(Custom<policy::EgressSpec>),
+    IngressBackend(Custom<policy::IngressBackendSpec>),
+    Retry(Custom<policy::RetrySpec>),
+    UpstreamTrafficSetting(Custom<policy::UpstreamTrafficSettingSpec>),
 }
 
 /// Kind, namespace and name: what identifies an object.
@@ -73,6 +80,11 @@ impl Object {
             Object::TcpRoute(_) => "TCPRoute",
             Object::UdpRoute(_) => "UDPRoute",
             Object::TrafficSplit(_) => "TrafficSplit",
+            Object::MeshConfig(_) => "MeshConfig",
+            Object::Egress(_) => "Egress",
+            Object::IngressBackend(_) => "IngressBackend",
+            Object::Retry(_) => "Retry",
+            Object::UpstreamTrafficSetting(_) => "UpstreamTrafficSetting",
         }
     }
 
@@ -90,6 +102,33 @@ impl Object {
             Object::TcpRoute(o) => &o.metadata,
             Object::UdpRoute(o) => &o.metadata,
             Object::TrafficSplit(o) => &o.metadata,
+            Object::MeshConfig(o) => &o.metadata,
+            Object::Egress(o) => &o.metadata,
+            Object::IngressBackend(o) => &o.metadata,
+            Object::Retry(o) => &o.metadata,
+            Object::UpstreamTrafficSetting(o) => &o.metadata,
+        }
+    }
+
+    pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            Object::Namespace(o) => &mut o.metadata,
+            Object::ServiceAccount(o) => &mut o.metadata,
+            Object::Pod(o) => &mut o.metadata,
+            Object::Service(o) => &mut o.metadata,
+            Object::EndpointSlice(o) => &mut o.metadata,
+            Object::Deployment(o) => &mut o.metadata,
+            Object::ConfigMap(o) => &mut o.metadata,
+            Object::TrafficTarget(o) => &mut o.metadata,
+            Object::HttpRouteGroup(o) => &mut o.metadata,
+            Object::TcpRoute(o) => &mut o.metadata,
+            Object::UdpRoute(o) => &mut o.metadata,
+            Object::TrafficSplit(o) => &mut o.metadata,
+            Object::MeshConfig(o) => &mut o.metadata,
+            Object::Egress(o) => &mut o.metadata,
+            Object::IngressBackend(o) => &mut o.metadata,
+            Object::Retry(o) => &mut o.metadata,
+            Object::UpstreamTrafficSetting(o) => &mut o.metadata,
         }
     }
 

@@ -107,3 +107,71 @@ fn traffic_split_problems() {
         message: "m".into()
     }]));
 }
+
+#[test]
+fn mesh_config_problems() {
+    let yaml = "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\nmetadata: {name: other, namespace: osm-system}\n\
+        spec:\n  sidecar: {logLevel: loud, tlsMinProtocolVersion: TLSv1_3, tlsMaxProtocolVersion: TLSv1_2, localProxyMode: Remote}\n  \
+        traffic: {outboundIPRangeExclusionList: [10.0.0.0/33], inboundPortExclusionList: [0]}\n  \
+        certificate: {serviceCertValidityDuration: forever, certKeyBitSize: 1024}\n";
+    assert_eq!(
+        problems(yaml),
+        [
+            "Warn metadata.name: only osm-mesh-config in the control-plane namespace configures the mesh; this one is ignored",
+            "Reject spec.sidecar.logLevel: \"loud\" is not a log level (trace, debug, info, warn, error, off)",
+            "Reject spec.sidecar.tlsMinProtocolVersion: is above tlsMaxProtocolVersion",
+            "Reject spec.sidecar.localProxyMode: \"Remote\" is not Localhost or PodIP",
+            "Reject spec.traffic.outboundIPRangeExclusionList[0]: \"10.0.0.0/33\" is not a CIDR (e.g. 10.0.0.0/8)",
+            "Reject spec.traffic.inboundPortExclusionList[0]: 0 is not a port (1-65535)",
+            "Reject spec.certificate.serviceCertValidityDuration: \"forever\" is not a duration (e.g. 24h, 90m, 30s, 250ms)",
+            "Reject spec.certificate.certKeyBitSize: 1024 is not within 2048-4096",
+        ]
+    );
+}
+
+#[test]
+fn policy_problems() {
+    let egress = "apiVersion: policy.openservicemesh.io/v1alpha1\nkind: Egress\nmetadata: {name: e, namespace: n}\n\
+        spec: {sources: [{kind: Pod, name: x}], ports: [{number: 0, protocol: ftp}], matches: [{kind: Secret, name: s}]}\n";
+    assert_eq!(
+        problems(egress),
+        [
+            "Reject spec.sources[0].kind: must be ServiceAccount, not \"Pod\"",
+            "Reject spec.ports[0].number: 0 is not a port (1-65535)",
+            "Reject spec.ports[0].protocol: \"ftp\" is not http, https, tcp or tcp-server-first",
+            "Reject spec: hosts or ipAddresses must name the destinations",
+            "Reject spec.matches[0].kind: \"Secret\" is not one of HTTPRouteGroup, UpstreamTrafficSetting",
+        ]
+    );
+    let ingress = "apiVersion: policy.openservicemesh.io/v1alpha1\nkind: IngressBackend\nmetadata: {name: i, namespace: n}\n\
+        spec: {backends: [{name: web, port: {number: 443, protocol: https}}], sources: [{kind: IPRange, name: nowhere}, {kind: Pod, name: p}]}\n";
+    assert_eq!(
+        problems(ingress),
+        [
+            "Reject spec.sources[0].name: \"nowhere\" is not a CIDR (e.g. 10.0.0.0/8)",
+            "Reject spec.sources[1].kind: \"Pod\" is not Service, IPRange or AuthenticatedPrincipal",
+            "Warn spec.sources: an https backend that validates client certificates needs an AuthenticatedPrincipal source",
+        ]
+    );
+    let retry = "apiVersion: policy.openservicemesh.io/v1alpha1\nkind: Retry\nmetadata: {name: r, namespace: n}\n\
+        spec: {source: {kind: Service, name: a}, destinations: [], retryPolicy: {perTryTimeout: soon}}\n";
+    assert_eq!(
+        problems(retry),
+        [
+            "Reject spec.source.kind: must be ServiceAccount, not \"Service\"",
+            "Reject spec.destinations: at least one destination is required",
+            "Reject spec.retryPolicy.perTryTimeout: \"soon\" is not a duration (e.g. 24h, 90m, 30s, 250ms)",
+        ]
+    );
+    let uts = "apiVersion: policy.openservicemesh.io/v1alpha1\nkind: UpstreamTrafficSetting\nmetadata: {name: u, namespace: n}\n\
+        spec: {host: '', rateLimit: {local: {http: {requests: 1, unit: day, responseStatusCode: 200}}}, httpRoutes: [{path: '('}]}\n";
+    assert_eq!(
+        problems(uts),
+        [
+            "Reject spec.host: is required",
+            "Reject spec.rateLimit.local.http.unit: \"day\" is not second, minute or hour",
+            "Reject spec.rateLimit.local.http.responseStatusCode: 200 is not within 400-599",
+            "Reject spec.httpRoutes[0].path: invalid regex \"(\": unclosed group",
+        ]
+    );
+}
