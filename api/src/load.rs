@@ -201,9 +201,12 @@ where
 }
 
 /// A custom resource whose `spec` may be omitted (every field defaulted).
-fn custom_or_default<S: DeserializeOwned + Default>(mut value: Value) -> Result<Custom<S>, (Option<String>, String)> {
+fn custom_or_default<S: DeserializeOwned + Default>(
+    mut value: Value,
+) -> Result<Custom<S>, (Option<String>, String)> {
     if let Value::Object(map) = &mut value {
-        map.entry("spec").or_insert_with(|| Value::Object(Default::default()));
+        map.entry("spec")
+            .or_insert_with(|| Value::Object(Default::default()));
     }
     custom(value, Ok)
 }
@@ -335,11 +338,14 @@ fn parse_kind(api_version: &str, kind: &str, value: Value) -> Parsed {
             O::TrafficSplit(custom(value, |s: smi::split::SpecV1alpha4| Ok(s.into()))?)
         }
 
-        ("config.openservicemesh.io/v1alpha1" | "config.openservicemesh.io/v1alpha2", "MeshConfig") => {
-            O::MeshConfig(custom_or_default(value)?)
-        }
+        (
+            "config.openservicemesh.io/v1alpha1" | "config.openservicemesh.io/v1alpha2",
+            "MeshConfig",
+        ) => O::MeshConfig(custom_or_default(value)?),
         ("policy.openservicemesh.io/v1alpha1", "Egress") => O::Egress(custom(value, Ok)?),
-        ("policy.openservicemesh.io/v1alpha1", "IngressBackend") => O::IngressBackend(custom(value, Ok)?),
+        ("policy.openservicemesh.io/v1alpha1", "IngressBackend") => {
+            O::IngressBackend(custom(value, Ok)?)
+        }
         ("policy.openservicemesh.io/v1alpha1", "Retry") => O::Retry(custom(value, Ok)?),
         ("policy.openservicemesh.io/v1alpha1", "UpstreamTrafficSetting") => {
             O::UpstreamTrafficSetting(custom(value, Ok)?)

@@ -54,6 +54,7 @@ pub fn compile(index: &Index, pod: &Pod, warnings: &mut Vec<String>) -> Vec<v1::
         .filter(|tt| tt.spec.destination.name == service_account)
         .collect();
 
+    let ingress = ingress_backends(index, pod, &namespace);
     ports
         .into_iter()
         .map(|(port, info)| v1::InboundPort {
@@ -63,9 +64,93 @@ pub fn compile(index: &Index, pod: &Pod, warnings: &mut Vec<String>) -> Vec<v1::
                 .iter()
                 .filter_map(|tt| authorization(index, tt, port, &info.service_ports, warnings))
                 .collect(),
-            plaintext_sources: Vec::new(),
+            plaintext_sources: ingress_sources(index, &ingress, port, warnings),
         })
         .collect()
+}
+
+/// The IngressBackends naming a Service that selects this pod.
+fn ingress_backends<'a>(
+    index: &'a Index,
+    pod: &Pod,
+    namespace: &str,
+) -> Vec<&'a Custom<crate::resources::policy::IngressBackendSpec>> {
+    let enabled = index
+        .mesh_config
+        .as_ref()
+        .is_none_or(|m| m.spec.feature_flags.enable_ingress_backend_policy);
+    if !enabled {
+        return Vec::new();
+    }
+    index
+        .ingress_backends
+        .range((namespace.to_string(), String::new())..)
+        .take_while(|((ns, _), _)| ns == namespace)
+        .map(|(_, ib)| ib)
+        .filter(|ib| {
+            ib.spec.backends.iter().any(|b| {
+                index
+                    .services
+                    .get(&(namespace.to_string(), b.name.clone()))
+                    .is_some_and(|svc| k8s::selects(svc, pod))
+            })
+        })
+        .collect()
+}
+
+/// Plaintext sources IngressBackends admit on one pod port: IP ranges, and
+/// the pod IPs of source Services.
+fn ingress_sources(
+    index: &Index,
+    backends: &[&Custom<crate::resources::policy::IngressBackendSpec>],
+    port: u16,
+    warnings: &mut Vec<String>,
+) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    for ib in backends {
+        if !ib
+            .spec
+            .backends
+            .iter()
+            .any(|b| b.port.number == u32::from(port))
+        {
+            continue;
+        }
+        for source in &ib.spec.sources {
+            match source.kind.as_str() {
+                "IPRange" => {
+                    out.insert(source.name.clone());
+                }
+                "Service" => {
+                    let ns = if source.namespace.is_empty() {
+                        ib.metadata.namespace.clone().unwrap_or_default()
+                    } else {
+                        source.namespace.clone()
+                    };
+                    match index.services.get(&(ns.clone(), source.name.clone())) {
+                        Some(svc) => out.extend(
+                            index
+                                .pods
+                                .values()
+                                .filter(|p| k8s::selects(svc, p))
+                                .filter_map(|p| k8s::pod_ip(p).map(str::to_string)),
+                        ),
+                        None => warnings.push(format!(
+                            "IngressBackend {}: source Service {ns}/{} does not exist",
+                            tt_name(ib),
+                            source.name
+                        )),
+                    }
+                }
+                _ => warnings.push(format!(
+                    "IngressBackend {}: {} sources are not supported yet; only IPRange and Service admit traffic",
+                    tt_name(ib),
+                    source.kind
+                )),
+            }
+        }
+    }
+    out.into_iter().collect()
 }
 
 pub fn tt_name<T>(o: &Custom<T>) -> String {

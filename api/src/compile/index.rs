@@ -138,7 +138,8 @@ impl Index {
                 self.retries.insert(ns_name(&o.metadata), o);
             }
             Object::UpstreamTrafficSetting(o) => {
-                self.upstream_traffic_settings.insert(ns_name(&o.metadata), o);
+                self.upstream_traffic_settings
+                    .insert(ns_name(&o.metadata), o);
             }
             Object::Deployment(_) | Object::ConfigMap(_) => {}
         }

@@ -539,3 +539,83 @@ fn rejected_objects_are_not_indexed() {
             .contains_key(&("bookstore".into(), "x".into()))
     );
 }
+
+fn apply_all(idx: &mut Index, yaml: &str) {
+    let out = load_str("more.yaml", yaml);
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    for l in out.objects {
+        assert!(!crate::validate::rejects(&idx.apply(l.object)));
+    }
+}
+
+#[test]
+fn the_mesh_config_switches_permissive_mode_and_egress() {
+    let mut idx = index(&bookstore(), MeshOptions::default());
+    let thief = || ProxyId {
+        namespace: "bookthief".into(),
+        pod: "bookthief-1".into(),
+    };
+    assert!(
+        compile(&idx, &thief())
+            .expect("compiles")
+            .config
+            .outbound
+            .is_empty()
+    );
+    let mesh_config = |permissive: bool| {
+        format!(
+            "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\nmetadata: {{name: osm-mesh-config, namespace: osm-system}}\n\
+             spec: {{traffic: {{enablePermissiveTrafficPolicyMode: {permissive}, enableEgress: false}}}}\n"
+        )
+    };
+    apply_all(&mut idx, &mesh_config(true));
+    let c = compile(&idx, &thief()).expect("compiles");
+    assert_eq!(c.config.outbound.len(), 4);
+    let mesh = c.config.mesh.expect("mesh");
+    assert!(mesh.permissive && !mesh.egress);
+    apply_all(&mut idx, &mesh_config(false));
+    assert!(
+        compile(&idx, &thief())
+            .expect("compiles")
+            .config
+            .outbound
+            .is_empty()
+    );
+    // A MeshConfig with another name changes nothing.
+    apply_all(
+        &mut idx,
+        &mesh_config(true).replace("name: osm-mesh-config", "name: other"),
+    );
+    assert!(!idx.mesh.permissive);
+}
+
+#[test]
+fn ingress_backends_open_ports_to_plaintext_sources() {
+    let mut idx = index(&bookstore(), MeshOptions::default());
+    apply_all(
+        &mut idx,
+        &format!(
+            "{}{}---
+apiVersion: policy.openservicemesh.io/v1alpha1
+kind: IngressBackend
+metadata: {{name: bookstore, namespace: bookstore}}
+spec:
+  backends: [{{name: bookstore-v1, port: {{number: 8080, protocol: http}}}}]
+  sources: [{{kind: IPRange, name: 192.168.0.0/16}}, {{kind: Service, name: ingress-nginx, namespace: ingress}}]
+",
+            namespace("ingress", false),
+            pod("ingress", "ingress-nginx-1", "ingress", "10.9.0.1", "app: ingress")
+                + &service("ingress", "ingress-nginx", "app: ingress", "{port: 80}", "10.96.0.90")
+        ),
+    );
+    let v1 = compile(&idx, &proxy("bookstore", "bookstore-v1-abc")).expect("compiles");
+    assert_eq!(
+        v1.config.inbound[0].plaintext_sources,
+        ["10.9.0.1", "192.168.0.0/16"]
+    );
+    let v2 = compile(&idx, &proxy("bookstore", "bookstore-v2-def")).expect("compiles");
+    assert!(
+        v2.config.inbound[0].plaintext_sources.is_empty(),
+        "bookstore-v1's Service does not select v2"
+    );
+}

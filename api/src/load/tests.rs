@@ -417,16 +417,16 @@ fn yaml_syntax_errors_stop_the_file() {
 
 #[test]
 fn mesh_config_fills_osm_defaults_for_absent_fields() {
-    let object = one(
-        "apiVersion: config.openservicemesh.io/v1alpha2
+    let object = one("apiVersion: config.openservicemesh.io/v1alpha2
 kind: MeshConfig
 metadata: {name: osm-mesh-config, namespace: osm-system}
 spec:
   traffic: {enablePermissiveTrafficPolicyMode: false, outboundPortExclusionList: [6379]}
   certificate: {serviceCertValidityDuration: 1h}
-",
-    );
-    let Object::MeshConfig(mc) = object else { panic!("{object:?}") };
+");
+    let Object::MeshConfig(mc) = object else {
+        panic!("{object:?}")
+    };
     let s = &mc.spec;
     assert!(!s.traffic.enable_permissive_traffic_policy_mode);
     assert!(s.traffic.enable_egress, "absent: OSM v1.2's install value");
@@ -439,9 +439,15 @@ spec:
     assert_eq!(s.observability.tracing.endpoint, "/api/v2/spans");
     assert!(s.feature_flags.enable_ingress_backend_policy && !s.feature_flags.enable_retry_policy);
 
-    let v1 = one("apiVersion: config.openservicemesh.io/v1alpha1\nkind: MeshConfig\nmetadata: {name: osm-mesh-config}\n");
+    let v1 = one(
+        "apiVersion: config.openservicemesh.io/v1alpha1\nkind: MeshConfig\nmetadata: {name: osm-mesh-config}\n",
+    );
     let Object::MeshConfig(v1) = v1 else { panic!() };
-    assert_eq!(v1.spec, crate::resources::mesh_config::MeshConfigSpec::default(), "no spec: every default");
+    assert_eq!(
+        v1.spec,
+        crate::resources::mesh_config::MeshConfigSpec::default(),
+        "no spec: every default"
+    );
     assert!(v1.spec.traffic.enable_permissive_traffic_policy_mode);
 }
 
@@ -484,14 +490,42 @@ spec:
     );
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     let kinds: Vec<&str> = out.objects.iter().map(|l| l.object.kind()).collect();
-    assert_eq!(kinds, ["Egress", "IngressBackend", "Retry", "UpstreamTrafficSetting"]);
-    let Object::Retry(r) = &out.objects[2].object else { panic!() };
+    assert_eq!(
+        kinds,
+        [
+            "Egress",
+            "IngressBackend",
+            "Retry",
+            "UpstreamTrafficSetting"
+        ]
+    );
+    let Object::Retry(r) = &out.objects[2].object else {
+        panic!()
+    };
     assert_eq!(r.spec.retry_policy.num_retries, 5);
-    assert_eq!(r.spec.retry_policy.retry_backoff_base_interval, "25ms", "OSM's default");
-    let Object::UpstreamTrafficSetting(u) = &out.objects[3].object else { panic!() };
-    let http = u.spec.rate_limit.as_ref().and_then(|r| r.local.as_ref()).and_then(|l| l.http.as_ref()).expect("http");
-    assert_eq!((http.requests, http.unit.as_str(), http.burst), (10, "second", 5));
+    assert_eq!(
+        r.spec.retry_policy.retry_backoff_base_interval, "25ms",
+        "OSM's default"
+    );
+    let Object::UpstreamTrafficSetting(u) = &out.objects[3].object else {
+        panic!()
+    };
+    let http = u
+        .spec
+        .rate_limit
+        .as_ref()
+        .and_then(|r| r.local.as_ref())
+        .and_then(|l| l.http.as_ref())
+        .expect("http");
+    assert_eq!(
+        (http.requests, http.unit.as_str(), http.burst),
+        (10, "second", 5)
+    );
     for o in &out.objects {
-        assert!(crate::validate::validate(&o.object).is_empty(), "{:?}", crate::validate::validate(&o.object));
+        assert!(
+            crate::validate::validate(&o.object).is_empty(),
+            "{:?}",
+            crate::validate::validate(&o.object)
+        );
     }
 }

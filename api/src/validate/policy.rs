@@ -5,7 +5,10 @@ use crate::resources::{Custom, mesh_config::*, policy::*};
 
 fn duration(p: &mut Problems, field: &str, value: &str) {
     if humantime::parse_duration(value).is_err() {
-        p.reject(field, format!("{value:?} is not a duration (e.g. 24h, 90m, 30s, 250ms)"));
+        p.reject(
+            field,
+            format!("{value:?} is not a duration (e.g. 24h, 90m, 30s, 250ms)"),
+        );
     }
 }
 
@@ -32,35 +35,75 @@ pub(super) fn mesh_config(m: &Custom<MeshConfigSpec>, p: &mut Problems) {
     }
     let s = &m.spec;
     let sidecar = &s.sidecar;
-    if !["trace", "debug", "info", "warning", "warn", "error", "critical", "off"].contains(&sidecar.log_level.as_str()) {
-        p.reject("spec.sidecar.logLevel", format!("{:?} is not a log level (trace, debug, info, warn, error, off)", sidecar.log_level));
+    if ![
+        "trace", "debug", "info", "warning", "warn", "error", "critical", "off",
+    ]
+    .contains(&sidecar.log_level.as_str())
+    {
+        p.reject(
+            "spec.sidecar.logLevel",
+            format!(
+                "{:?} is not a log level (trace, debug, info, warn, error, off)",
+                sidecar.log_level
+            ),
+        );
     }
-    duration(p, "spec.sidecar.configResyncInterval", &sidecar.config_resync_interval);
+    duration(
+        p,
+        "spec.sidecar.configResyncInterval",
+        &sidecar.config_resync_interval,
+    );
     let rank = |v: &str| TLS_VERSIONS.iter().position(|t| *t == v);
     for (field, v) in [
-        ("spec.sidecar.tlsMinProtocolVersion", &sidecar.tls_min_protocol_version),
-        ("spec.sidecar.tlsMaxProtocolVersion", &sidecar.tls_max_protocol_version),
+        (
+            "spec.sidecar.tlsMinProtocolVersion",
+            &sidecar.tls_min_protocol_version,
+        ),
+        (
+            "spec.sidecar.tlsMaxProtocolVersion",
+            &sidecar.tls_max_protocol_version,
+        ),
     ] {
         match rank(v) {
-            None => p.reject(field, format!("{v:?} is not one of {}", TLS_VERSIONS.join(", "))),
-            Some(1 | 2) => p.warn(field, format!("{v} is not supported: the proxy speaks TLS 1.2 and 1.3")),
+            None => p.reject(
+                field,
+                format!("{v:?} is not one of {}", TLS_VERSIONS.join(", ")),
+            ),
+            Some(1 | 2) => p.warn(
+                field,
+                format!("{v} is not supported: the proxy speaks TLS 1.2 and 1.3"),
+            ),
             Some(_) => {}
         }
     }
-    if let (Some(min), Some(max)) = (rank(&sidecar.tls_min_protocol_version), rank(&sidecar.tls_max_protocol_version))
-        && min > 0
+    if let (Some(min), Some(max)) = (
+        rank(&sidecar.tls_min_protocol_version),
+        rank(&sidecar.tls_max_protocol_version),
+    ) && min > 0
         && max > 0
         && min > max
     {
-        p.reject("spec.sidecar.tlsMinProtocolVersion", "is above tlsMaxProtocolVersion");
+        p.reject(
+            "spec.sidecar.tlsMinProtocolVersion",
+            "is above tlsMaxProtocolVersion",
+        );
     }
     if !["Localhost", "PodIP"].contains(&sidecar.local_proxy_mode.as_str()) {
-        p.reject("spec.sidecar.localProxyMode", format!("{:?} is not Localhost or PodIP", sidecar.local_proxy_mode));
+        p.reject(
+            "spec.sidecar.localProxyMode",
+            format!("{:?} is not Localhost or PodIP", sidecar.local_proxy_mode),
+        );
     }
     let t = &s.traffic;
     for (name, list) in [
-        ("outboundIPRangeExclusionList", &t.outbound_ip_range_exclusion_list),
-        ("outboundIPRangeInclusionList", &t.outbound_ip_range_inclusion_list),
+        (
+            "outboundIPRangeExclusionList",
+            &t.outbound_ip_range_exclusion_list,
+        ),
+        (
+            "outboundIPRangeInclusionList",
+            &t.outbound_ip_range_inclusion_list,
+        ),
     ] {
         for (i, c) in list.iter().enumerate() {
             cidr(p, format!("spec.traffic.{name}[{i}]"), c);
@@ -74,20 +117,42 @@ pub(super) fn mesh_config(m: &Custom<MeshConfigSpec>, p: &mut Problems) {
             port(p, format!("spec.traffic.{name}[{i}]"), *n);
         }
     }
-    duration(p, "spec.traffic.inboundExternalAuthorization.timeout", &t.inbound_external_authorization.timeout);
-    if !["trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled"].contains(&s.observability.osm_log_level.as_str()) {
+    duration(
+        p,
+        "spec.traffic.inboundExternalAuthorization.timeout",
+        &t.inbound_external_authorization.timeout,
+    );
+    if ![
+        "trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled",
+    ]
+    .contains(&s.observability.osm_log_level.as_str())
+    {
         p.reject(
             "spec.observability.osmLogLevel",
-            format!("{:?} is not a log level (trace, debug, info, warn, error, fatal, panic, disabled)", s.observability.osm_log_level),
+            format!(
+                "{:?} is not a log level (trace, debug, info, warn, error, fatal, panic, disabled)",
+                s.observability.osm_log_level
+            ),
         );
     }
     let c = &s.certificate;
-    duration(p, "spec.certificate.serviceCertValidityDuration", &c.service_cert_validity_duration);
+    duration(
+        p,
+        "spec.certificate.serviceCertValidityDuration",
+        &c.service_cert_validity_duration,
+    );
     if !(2048..=4096).contains(&c.cert_key_bit_size) {
-        p.reject("spec.certificate.certKeyBitSize", format!("{} is not within 2048-4096", c.cert_key_bit_size));
+        p.reject(
+            "spec.certificate.certKeyBitSize",
+            format!("{} is not within 2048-4096", c.cert_key_bit_size),
+        );
     }
     if let Some(g) = &c.ingress_gateway {
-        duration(p, "spec.certificate.ingressGateway.validityDuration", &g.validity_duration);
+        duration(
+            p,
+            "spec.certificate.ingressGateway.validityDuration",
+            &g.validity_duration,
+        );
     }
 }
 
@@ -95,9 +160,15 @@ fn local_ref_kinds(p: &mut Problems, matches: &[LocalRef], allowed: &[&str]) {
     let mut seen = Vec::new();
     for (i, m) in matches.iter().enumerate() {
         if !allowed.contains(&m.kind.as_str()) {
-            p.reject(format!("spec.matches[{i}].kind"), format!("{:?} is not one of {}", m.kind, allowed.join(", ")));
+            p.reject(
+                format!("spec.matches[{i}].kind"),
+                format!("{:?} is not one of {}", m.kind, allowed.join(", ")),
+            );
         } else if seen.contains(&m.kind) {
-            p.reject(format!("spec.matches[{i}].kind"), format!("only one {} may be matched", m.kind));
+            p.reject(
+                format!("spec.matches[{i}].kind"),
+                format!("only one {} may be matched", m.kind),
+            );
         } else {
             seen.push(m.kind.clone());
         }
@@ -110,7 +181,10 @@ pub(super) fn egress(e: &EgressSpec, p: &mut Problems) {
     }
     for (i, s) in e.sources.iter().enumerate() {
         if s.kind != "ServiceAccount" {
-            p.reject(format!("spec.sources[{i}].kind"), format!("must be ServiceAccount, not {:?}", s.kind));
+            p.reject(
+                format!("spec.sources[{i}].kind"),
+                format!("must be ServiceAccount, not {:?}", s.kind),
+            );
         }
     }
     if e.ports.is_empty() {
@@ -119,7 +193,13 @@ pub(super) fn egress(e: &EgressSpec, p: &mut Problems) {
     for (i, pt) in e.ports.iter().enumerate() {
         port(p, format!("spec.ports[{i}].number"), pt.number);
         if !["http", "https", "tcp", "tcp-server-first"].contains(&pt.protocol.as_str()) {
-            p.reject(format!("spec.ports[{i}].protocol"), format!("{:?} is not http, https, tcp or tcp-server-first", pt.protocol));
+            p.reject(
+                format!("spec.ports[{i}].protocol"),
+                format!(
+                    "{:?} is not http, https, tcp or tcp-server-first",
+                    pt.protocol
+                ),
+            );
         }
     }
     for (i, c) in e.ip_addresses.iter().enumerate() {
@@ -128,7 +208,10 @@ pub(super) fn egress(e: &EgressSpec, p: &mut Problems) {
     if e.hosts.is_empty() && e.ip_addresses.is_empty() {
         p.reject("spec", "hosts or ipAddresses must name the destinations");
     }
-    if !e.hosts.is_empty() && !e.ports.is_empty() && e.ports.iter().all(|pt| pt.protocol.starts_with("tcp")) {
+    if !e.hosts.is_empty()
+        && !e.ports.is_empty()
+        && e.ports.iter().all(|pt| pt.protocol.starts_with("tcp"))
+    {
         p.warn("spec.hosts", "host names only match HTTP (Host) and HTTPS (SNI) traffic; these TCP ports use ipAddresses");
     }
     local_ref_kinds(p, &e.matches, &["HTTPRouteGroup", "UpstreamTrafficSetting"]);
@@ -144,7 +227,10 @@ pub(super) fn ingress_backend(ib: &IngressBackendSpec, p: &mut Problems) {
         }
         port(p, format!("spec.backends[{i}].port.number"), b.port.number);
         if !["http", "https", "tcp", "grpc"].contains(&b.port.protocol.as_str()) {
-            p.reject(format!("spec.backends[{i}].port.protocol"), format!("{:?} is not http, https, tcp or grpc", b.port.protocol));
+            p.reject(
+                format!("spec.backends[{i}].port.protocol"),
+                format!("{:?} is not http, https, tcp or grpc", b.port.protocol),
+            );
         }
     }
     if ib.sources.is_empty() {
@@ -160,35 +246,56 @@ pub(super) fn ingress_backend(ib: &IngressBackendSpec, p: &mut Problems) {
             ),
         }
     }
-    let https = ib.backends.iter().any(|b| b.port.protocol == "https" && !b.tls.skip_client_cert_validation);
-    if https && !ib.sources.iter().any(|s| s.kind == "AuthenticatedPrincipal") {
+    let https = ib
+        .backends
+        .iter()
+        .any(|b| b.port.protocol == "https" && !b.tls.skip_client_cert_validation);
+    if https
+        && !ib
+            .sources
+            .iter()
+            .any(|s| s.kind == "AuthenticatedPrincipal")
+    {
         p.warn("spec.sources", "an https backend that validates client certificates needs an AuthenticatedPrincipal source");
     }
 }
 
 pub(super) fn retry(r: &RetrySpec, p: &mut Problems) {
     if r.source.kind != "ServiceAccount" {
-        p.reject("spec.source.kind", format!("must be ServiceAccount, not {:?}", r.source.kind));
+        p.reject(
+            "spec.source.kind",
+            format!("must be ServiceAccount, not {:?}", r.source.kind),
+        );
     }
     if r.destinations.is_empty() {
         p.reject("spec.destinations", "at least one destination is required");
     }
     for (i, d) in r.destinations.iter().enumerate() {
         if d.kind != "Service" {
-            p.reject(format!("spec.destinations[{i}].kind"), format!("must be Service, not {:?}", d.kind));
+            p.reject(
+                format!("spec.destinations[{i}].kind"),
+                format!("must be Service, not {:?}", d.kind),
+            );
         }
     }
     let policy = &r.retry_policy;
     if !policy.per_try_timeout.is_empty() {
         duration(p, "spec.retryPolicy.perTryTimeout", &policy.per_try_timeout);
     }
-    duration(p, "spec.retryPolicy.retryBackoffBaseInterval", &policy.retry_backoff_base_interval);
+    duration(
+        p,
+        "spec.retryPolicy.retryBackoffBaseInterval",
+        &policy.retry_backoff_base_interval,
+    );
 }
 
 fn http_rate_limit(p: &mut Problems, at: &str, l: &HttpRateLimit) {
     unit(p, &format!("{at}.unit"), &l.unit);
     if l.response_status_code != 0 && !(400..=599).contains(&l.response_status_code) {
-        p.reject(format!("{at}.responseStatusCode"), format!("{} is not within 400-599", l.response_status_code));
+        p.reject(
+            format!("{at}.responseStatusCode"),
+            format!("{} is not within 400-599", l.response_status_code),
+        );
     }
 }
 
