@@ -341,7 +341,7 @@ fn parse_kind(api_version: &str, kind: &str, value: Value) -> Parsed {
         (
             "config.openservicemesh.io/v1alpha1" | "config.openservicemesh.io/v1alpha2",
             "MeshConfig",
-        ) => O::MeshConfig(custom_or_default(value)?),
+        ) => O::MeshConfig(Box::new(custom_or_default(value)?)),
         ("policy.openservicemesh.io/v1alpha1", "Egress") => O::Egress(custom(value, Ok)?),
         ("policy.openservicemesh.io/v1alpha1", "IngressBackend") => {
             O::IngressBackend(custom(value, Ok)?)

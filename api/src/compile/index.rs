@@ -125,7 +125,7 @@ impl Index {
                 if ns == self.mesh.osm_namespace && name == MESH_CONFIG_NAME {
                     self.mesh.permissive = o.spec.traffic.enable_permissive_traffic_policy_mode;
                     self.mesh.egress = o.spec.traffic.enable_egress;
-                    self.mesh_config = Some(o);
+                    self.mesh_config = Some(*o);
                 }
             }
             Object::Egress(o) => {

@@ -16,11 +16,13 @@
 //!   Service port or the pod port it maps to.
 //! - Several TrafficSplits for one root: the first by name applies (warning).
 
+pub mod impact;
 mod inbound;
 pub mod index;
 mod k8s;
 mod outbound;
 
+pub use impact::{Compiler, Delta, Impact, ResourceId};
 pub use index::{Index, MeshOptions};
 
 use crate::v1;

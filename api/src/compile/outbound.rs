@@ -110,7 +110,7 @@ fn authorized_destinations(index: &Index, my_ns: &str, my_sa: &str) -> BTreeSet<
 }
 
 /// The ServiceAccounts of the pods behind a Service.
-fn behind(index: &Index, service: &Service) -> BTreeSet<SaKey> {
+pub(super) fn behind(index: &Index, service: &Service) -> BTreeSet<SaKey> {
     let ns = service.metadata.namespace.clone().unwrap_or_default();
     service
         .spec

@@ -2,7 +2,7 @@ use super::*;
 use crate::load::load_str;
 
 /// An index built from manifests; panics on load errors or rejected objects.
-fn index(yaml: &str, mesh: MeshOptions) -> Index {
+pub(crate) fn index(yaml: &str, mesh: MeshOptions) -> Index {
     let out = load_str("fixture.yaml", yaml);
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     let mut index = Index::new(mesh);
@@ -13,7 +13,7 @@ fn index(yaml: &str, mesh: MeshOptions) -> Index {
     index
 }
 
-fn pod(ns: &str, name: &str, sa: &str, ip: &str, labels: &str) -> String {
+pub(crate) fn pod(ns: &str, name: &str, sa: &str, ip: &str, labels: &str) -> String {
     format!(
         "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}, labels: {{{labels}}}}}\n\
          spec: {{serviceAccountName: {sa}, containers: [{{name: app, image: x, ports: [{{name: web, containerPort: 8080}}]}}]}}\n\
@@ -21,7 +21,7 @@ fn pod(ns: &str, name: &str, sa: &str, ip: &str, labels: &str) -> String {
     )
 }
 
-fn namespace(name: &str, monitored: bool) -> String {
+pub(crate) fn namespace(name: &str, monitored: bool) -> String {
     let labels = if monitored {
         "{openservicemesh.io/monitored-by: osm}"
     } else {
@@ -30,7 +30,13 @@ fn namespace(name: &str, monitored: bool) -> String {
     format!("---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}, labels: {labels}}}\n")
 }
 
-fn service(ns: &str, name: &str, selector: &str, ports: &str, cluster_ip: &str) -> String {
+pub(crate) fn service(
+    ns: &str,
+    name: &str,
+    selector: &str,
+    ports: &str,
+    cluster_ip: &str,
+) -> String {
     format!(
         "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\n\
          spec: {{clusterIP: {cluster_ip}, selector: {{{selector}}}, ports: [{ports}]}}\n"
@@ -38,7 +44,7 @@ fn service(ns: &str, name: &str, selector: &str, ports: &str, cluster_ip: &str) 
 }
 
 /// bookstore v1/v2 behind the root `bookstore`, bookbuyer allowed, bookthief not.
-fn bookstore() -> String {
+pub(crate) fn bookstore() -> String {
     let mut y = String::new();
     for ns in ["bookstore", "bookbuyer", "bookthief"] {
         y += &namespace(ns, true);
@@ -128,7 +134,7 @@ spec:
     y
 }
 
-fn proxy(ns: &str, pod: &str) -> ProxyId {
+pub(crate) fn proxy(ns: &str, pod: &str) -> ProxyId {
     ProxyId {
         namespace: ns.into(),
         pod: pod.into(),
@@ -540,7 +546,7 @@ fn rejected_objects_are_not_indexed() {
     );
 }
 
-fn apply_all(idx: &mut Index, yaml: &str) {
+pub(crate) fn apply_all(idx: &mut Index, yaml: &str) {
     let out = load_str("more.yaml", yaml);
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     for l in out.objects {

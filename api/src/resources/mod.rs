@@ -39,7 +39,7 @@ pub enum Object {
     TcpRoute(Custom<smi::PortRoute>),
     UdpRoute(Custom<smi::PortRoute>),
     TrafficSplit(Custom<smi::TrafficSplit>),
-    MeshConfig(Custom<mesh_config::MeshConfigSpec>),
+    MeshConfig(Box<Custom<mesh_config::MeshConfigSpec>>),
     Egress(Custom<policy::EgressSpec>),
     IngressBackend(Custom<policy::IngressBackendSpec>),
     Retry(Custom<policy::RetrySpec>),

@@ -1,0 +1,479 @@
+//! Change impact: which proxies a change touches, and for each the keyed
+//! upserts and removals, without recompiling every proxy in the mesh.
+//!
+//! [`Compiler`] keeps the index and, for every registered proxy, the keyed
+//! resources it last produced. A change is applied to the index; the proxies
+//! whose view it can alter are found from the old and new versions of the
+//! object (the pods it selects, the clients allowed to reach them); only
+//! those are recompiled and diffed. A change to a Namespace or the
+//! MeshConfig touches every proxy.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{CompileError, Index, ProxyId, compile, k8s, outbound::behind};
+use crate::{
+    resources::{Object, ObjectKey},
+    v1, validate,
+};
+
+/// A resource's identity in the config protocol.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ResourceId {
+    Mesh,
+    Inbound(u32),
+    Outbound(String),
+    Endpoints(String),
+}
+
+/// What one proxy must change.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Delta {
+    pub upserts: Vec<v1::Resource>,
+    pub removals: Vec<ResourceId>,
+}
+
+impl Delta {
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty() && self.removals.is_empty()
+    }
+}
+
+/// The result of one change.
+#[derive(Debug, Default)]
+pub struct Impact {
+    /// Validation problems of the object (a rejected object changes nothing).
+    pub problems: Vec<validate::Problem>,
+    /// Proxies whose view changed, and how.
+    pub deltas: BTreeMap<ProxyId, Delta>,
+    /// How many proxies were recompiled to find them.
+    pub recompiled: usize,
+}
+
+/// Splits a compiled config into keyed resources.
+pub fn resources(config: &v1::ProxyConfig) -> BTreeMap<ResourceId, v1::Resource> {
+    use v1::resource::Kind;
+    let mut out = BTreeMap::new();
+    if let Some(mesh) = &config.mesh {
+        out.insert(
+            ResourceId::Mesh,
+            v1::Resource {
+                kind: Some(Kind::Mesh(mesh.clone())),
+            },
+        );
+    }
+    for p in &config.inbound {
+        out.insert(
+            ResourceId::Inbound(p.port),
+            v1::Resource {
+                kind: Some(Kind::Inbound(p.clone())),
+            },
+        );
+    }
+    for s in &config.outbound {
+        out.insert(
+            ResourceId::Outbound(s.key.clone()),
+            v1::Resource {
+                kind: Some(Kind::Outbound(s.clone())),
+            },
+        );
+    }
+    for e in &config.endpoints {
+        out.insert(
+            ResourceId::Endpoints(e.key.clone()),
+            v1::Resource {
+                kind: Some(Kind::Endpoints(e.clone())),
+            },
+        );
+    }
+    out
+}
+
+/// Which proxies a change may touch.
+#[derive(Debug, Default)]
+enum Touched {
+    #[default]
+    None,
+    All,
+    Pods(BTreeSet<(String, String)>),
+}
+
+impl Touched {
+    fn add(&mut self, other: Touched) {
+        *self = match (std::mem::take(self), other) {
+            (Touched::All, _) | (_, Touched::All) => Touched::All,
+            (Touched::None, o) | (o, Touched::None) => o,
+            (Touched::Pods(mut a), Touched::Pods(b)) => {
+                a.extend(b);
+                Touched::Pods(a)
+            }
+        };
+    }
+}
+
+/// The index, and what each registered proxy was last sent.
+#[derive(Debug, Default)]
+pub struct Compiler {
+    pub index: Index,
+    proxies: BTreeMap<ProxyId, BTreeMap<ResourceId, v1::Resource>>,
+}
+
+impl Compiler {
+    pub fn new(index: Index) -> Self {
+        Self {
+            index,
+            proxies: BTreeMap::new(),
+        }
+    }
+
+    /// Registers a proxy and returns its full config.
+    pub fn add_proxy(&mut self, id: ProxyId) -> Result<v1::ProxyConfig, CompileError> {
+        let compiled = compile(&self.index, &id)?;
+        self.proxies.insert(id, resources(&compiled.config));
+        Ok(compiled.config)
+    }
+
+    pub fn remove_proxy(&mut self, id: &ProxyId) {
+        self.proxies.remove(id);
+    }
+
+    pub fn proxies(&self) -> impl Iterator<Item = &ProxyId> {
+        self.proxies.keys()
+    }
+
+    /// The resources last computed for a proxy.
+    pub fn view(&self, id: &ProxyId) -> Option<&BTreeMap<ResourceId, v1::Resource>> {
+        self.proxies.get(id)
+    }
+
+    /// Applies an object and returns what it changes.
+    pub fn apply(&mut self, object: Object) -> Impact {
+        let key = object.key();
+        let mut touched = self.old_touch(&key);
+        let problems = validate::validate(&object);
+        if validate::rejects(&problems) {
+            return Impact {
+                problems,
+                ..Impact::default()
+            };
+        }
+        self.index.apply(object.clone());
+        touched.add(touches(&self.index, &object));
+        let mut impact = self.recompile(touched);
+        impact.problems = problems;
+        impact
+    }
+
+    /// Deletes an object and returns what it changes.
+    pub fn delete(&mut self, key: &ObjectKey) -> Impact {
+        let touched = self.old_touch(key);
+        if !self.index.delete(key) {
+            return Impact::default();
+        }
+        self.recompile(touched)
+    }
+
+    /// What the current version of `key` touches, before it changes.
+    fn old_touch(&self, key: &ObjectKey) -> Touched {
+        match current(&self.index, key) {
+            Some(old) => touches(&self.index, &old),
+            None => Touched::None,
+        }
+    }
+
+    fn recompile(&mut self, touched: Touched) -> Impact {
+        let ids: Vec<ProxyId> = match touched {
+            Touched::None => Vec::new(),
+            Touched::All => self.proxies.keys().cloned().collect(),
+            Touched::Pods(pods) => pods
+                .into_iter()
+                .map(|(namespace, pod)| ProxyId { namespace, pod })
+                .filter(|id| self.proxies.contains_key(id))
+                .collect(),
+        };
+        let mut impact = Impact {
+            recompiled: ids.len(),
+            ..Impact::default()
+        };
+        for id in ids {
+            let new = match compile(&self.index, &id) {
+                Ok(c) => resources(&c.config),
+                // A proxy whose pod is gone keeps nothing.
+                Err(_) => BTreeMap::new(),
+            };
+            let old = self
+                .proxies
+                .insert(id.clone(), new.clone())
+                .unwrap_or_default();
+            let delta = diff(&old, &new);
+            if !delta.is_empty() {
+                impact.deltas.insert(id, delta);
+            }
+        }
+        impact
+    }
+}
+
+/// Keyed upserts and removals turning `old` into `new`.
+pub fn diff(
+    old: &BTreeMap<ResourceId, v1::Resource>,
+    new: &BTreeMap<ResourceId, v1::Resource>,
+) -> Delta {
+    Delta {
+        upserts: new
+            .iter()
+            .filter(|(k, v)| old.get(*k) != Some(*v))
+            .map(|(_, v)| v.clone())
+            .collect(),
+        removals: old
+            .keys()
+            .filter(|k| !new.contains_key(*k))
+            .cloned()
+            .collect(),
+    }
+}
+
+/// The object stored under `key`, if any.
+fn current(index: &Index, key: &ObjectKey) -> Option<Object> {
+    let k = (key.namespace.clone(), key.name.clone());
+    Some(match key.kind {
+        "Namespace" => Object::Namespace(Box::new(index.namespaces.get(&key.name)?.clone())),
+        "Pod" => Object::Pod(Box::new(index.pods.get(&k)?.clone())),
+        "Service" => Object::Service(Box::new(index.services.get(&k)?.clone())),
+        "EndpointSlice" => Object::EndpointSlice(Box::new(index.endpoint_slices.get(&k)?.clone())),
+        "TrafficTarget" => Object::TrafficTarget(index.traffic_targets.get(&k)?.clone()),
+        "HTTPRouteGroup" => Object::HttpRouteGroup(index.http_route_groups.get(&k)?.clone()),
+        "TCPRoute" => Object::TcpRoute(index.tcp_routes.get(&k)?.clone()),
+        "UDPRoute" => Object::UdpRoute(index.udp_routes.get(&k)?.clone()),
+        "TrafficSplit" => Object::TrafficSplit(index.traffic_splits.get(&k)?.clone()),
+        "IngressBackend" => Object::IngressBackend(index.ingress_backends.get(&k)?.clone()),
+        "MeshConfig" => Object::MeshConfig(Box::new(index.mesh_config.clone()?)),
+        _ => return None,
+    })
+}
+
+fn pods_where(index: &Index, keep: impl Fn(&k8s_openapi::api::core::v1::Pod) -> bool) -> Touched {
+    Touched::Pods(
+        index
+            .pods
+            .iter()
+            .filter(|(_, p)| keep(p))
+            .map(|(k, _)| k.clone())
+            .collect(),
+    )
+}
+
+/// Pods that may send to workloads running as `destinations`: their
+/// outbound view includes those workloads' Services.
+fn clients_of(index: &Index, destinations: &BTreeSet<(String, String)>) -> Touched {
+    if index.mesh.permissive {
+        return Touched::All;
+    }
+    let mut sources = BTreeSet::new();
+    for ((ns, _), tt) in &index.traffic_targets {
+        if destinations.contains(&(ns.clone(), tt.spec.destination.name.clone())) {
+            for s in &tt.spec.sources {
+                let sns = s
+                    .namespace
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| ns.clone());
+                sources.insert((sns, s.name.clone()));
+            }
+        }
+    }
+    pods_where(index, |p| {
+        let ns = p.metadata.namespace.clone().unwrap_or_default();
+        sources.contains(&(ns, k8s::service_account(p).to_string()))
+    })
+}
+
+/// Everything that sees a Service: the pods it selects, its clients, the
+/// clients of splits that use it as a backend, and the backends of
+/// IngressBackends that name it as a source.
+fn service_touch(index: &Index, ns: &str, name: &str) -> Touched {
+    let mut t = Touched::None;
+    let Some(svc) = index.services.get(&(ns.to_string(), name.to_string())) else {
+        return t;
+    };
+    t.add(pods_where(index, |p| k8s::selects(svc, p)));
+    let mut sas = behind(index, svc);
+    for split in index.traffic_splits.values() {
+        if split.metadata.namespace.as_deref() == Some(ns)
+            && split.spec.backends.iter().any(|b| b.service == name)
+        {
+            let root = crate::validate::root_service_name(&split.spec.service).0;
+            if let Some(root) = index.services.get(&(ns.to_string(), root.to_string())) {
+                sas.extend(behind(index, root));
+            }
+        }
+    }
+    t.add(clients_of(index, &sas));
+    for ib in index.ingress_backends.values() {
+        let ib_ns = ib.metadata.namespace.clone().unwrap_or_default();
+        if ib.spec.sources.iter().any(|s| {
+            s.kind == "Service"
+                && s.name == name
+                && (if s.namespace.is_empty() {
+                    &ib_ns
+                } else {
+                    &s.namespace
+                }) == ns
+        }) {
+            t.add(ingress_touch(index, ib));
+        }
+    }
+    t
+}
+
+fn ingress_touch(
+    index: &Index,
+    ib: &crate::resources::Custom<crate::resources::policy::IngressBackendSpec>,
+) -> Touched {
+    let ns = ib.metadata.namespace.clone().unwrap_or_default();
+    let mut t = Touched::None;
+    for b in &ib.spec.backends {
+        if let Some(svc) = index.services.get(&(ns.clone(), b.name.clone())) {
+            t.add(pods_where(index, |p| k8s::selects(svc, p)));
+        }
+    }
+    t
+}
+
+fn services_selecting(
+    index: &Index,
+    pod: &k8s_openapi::api::core::v1::Pod,
+) -> Vec<(String, String)> {
+    index
+        .services
+        .iter()
+        .filter(|(_, s)| k8s::selects(s, pod))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// The proxies whose view depends on `object` in `index`.
+fn touches(index: &Index, object: &Object) -> Touched {
+    let ns = object.metadata().namespace.clone().unwrap_or_default();
+    match object {
+        Object::Namespace(_) | Object::MeshConfig(_) => Touched::All,
+        Object::Pod(pod) => {
+            let mut t =
+                Touched::Pods([(ns.clone(), pod.metadata.name.clone().unwrap_or_default())].into());
+            for (sns, sname) in services_selecting(index, pod) {
+                t.add(service_touch(index, &sns, &sname));
+            }
+            t
+        }
+        Object::Service(svc) => {
+            service_touch(index, &ns, svc.metadata.name.as_deref().unwrap_or(""))
+        }
+        Object::EndpointSlice(slice) => {
+            let service = slice
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("kubernetes.io/service-name"));
+            let mut t = service
+                .map(|s| service_touch(index, &ns, s))
+                .unwrap_or_default();
+            // Pods the slice points at may not be selected by the Service.
+            for ep in &slice.endpoints {
+                if let Some(pod) = ep.target_ref.as_ref().and_then(|r| {
+                    index
+                        .pods
+                        .get(&(ns.clone(), r.name.clone().unwrap_or_default()))
+                }) {
+                    t.add(Touched::Pods(
+                        [(ns.clone(), pod.metadata.name.clone().unwrap_or_default())].into(),
+                    ));
+                }
+            }
+            t
+        }
+        Object::TrafficTarget(tt) => {
+            let dest = tt.spec.destination.name.clone();
+            let mut t = pods_where(index, |p| {
+                p.metadata.namespace.as_deref() == Some(ns.as_str())
+                    && k8s::service_account(p) == dest
+            });
+            if index.mesh.permissive {
+                // Permissive outbound views list every service whatever
+                // the policy: only the destination's inbound changes.
+                return t;
+            }
+            t.add(clients_of(index, &[(ns.clone(), dest.clone())].into()));
+            // Clients of splits whose backends run as the destination.
+            t.add(split_clients_for(index, &ns, &dest));
+            t
+        }
+        Object::HttpRouteGroup(g) => {
+            let name = g.metadata.name.clone().unwrap_or_default();
+            let mut t = Touched::None;
+            for ((tns, _), tt) in &index.traffic_targets {
+                if *tns == ns && tt.spec.rules.iter().any(|r| r.name == name) {
+                    t.add(touches(index, &Object::TrafficTarget(tt.clone())));
+                }
+            }
+            for split in index.traffic_splits.values() {
+                if split.metadata.namespace.as_deref() == Some(ns.as_str())
+                    && split.spec.matches.iter().any(|m| m.name == name)
+                {
+                    t.add(touches(index, &Object::TrafficSplit(split.clone())));
+                }
+            }
+            t
+        }
+        Object::TcpRoute(r) | Object::UdpRoute(r) => {
+            let name = r.metadata.name.clone().unwrap_or_default();
+            let mut t = Touched::None;
+            for ((tns, _), tt) in &index.traffic_targets {
+                if *tns == ns && tt.spec.rules.iter().any(|rule| rule.name == name) {
+                    t.add(touches(index, &Object::TrafficTarget(tt.clone())));
+                }
+            }
+            t
+        }
+        Object::TrafficSplit(split) => {
+            let mut t = Touched::None;
+            let root = crate::validate::root_service_name(&split.spec.service)
+                .0
+                .to_string();
+            t.add(service_touch(index, &ns, &root));
+            for b in &split.spec.backends {
+                t.add(service_touch(index, &ns, &b.service));
+            }
+            t
+        }
+        Object::IngressBackend(ib) => ingress_touch(index, ib),
+        Object::ServiceAccount(_)
+        | Object::Deployment(_)
+        | Object::ConfigMap(_)
+        | Object::Egress(_)
+        | Object::Retry(_)
+        | Object::UpstreamTrafficSetting(_) => Touched::None,
+    }
+}
+
+/// Clients of split roots in `ns` with a backend running as `sa`.
+fn split_clients_for(index: &Index, ns: &str, sa: &str) -> Touched {
+    let mut t = Touched::None;
+    for split in index.traffic_splits.values() {
+        if split.metadata.namespace.as_deref() != Some(ns) {
+            continue;
+        }
+        let backend_runs_as_sa = split.spec.backends.iter().any(|b| {
+            index
+                .services
+                .get(&(ns.to_string(), b.service.clone()))
+                .is_some_and(|svc| behind(index, svc).contains(&(ns.to_string(), sa.to_string())))
+        });
+        if backend_runs_as_sa {
+            let root = crate::validate::root_service_name(&split.spec.service).0;
+            t.add(service_touch(index, ns, root));
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests;
