@@ -114,3 +114,18 @@ fn the_smi_worked_example_as_an_allow_deny_table() {
         );
     }
 }
+
+#[test]
+fn every_bookstore_golden_config_is_accepted_by_the_proxy() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/golden");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = osm_proxy::config::parse_config(&path.display().to_string(), &text).unwrap();
+        build_snapshot(config, 1, &EndpointRegistry::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        checked += 1;
+    }
+    assert_eq!(checked, 6);
+}
