@@ -18,9 +18,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let encoded = descriptors.encode_to_vec();
     fs::write(out_dir.join("descriptors.bin"), &encoded)?;
 
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    // BTreeMap for proto maps: deterministic order in dumps and golden files.
+    tonic_prost_build::configure()
+        .btree_map(".")
+        .compile_fds(descriptors)?;
     pbjson_build::Builder::new()
         .register_descriptors(&encoded)?
+        .btree_map(["."])
         .build(&[".osm.v1"])?;
     Ok(())
 }

@@ -247,6 +247,11 @@ fn current(index: &Index, key: &ObjectKey) -> Option<Object> {
         "TrafficSplit" => Object::TrafficSplit(index.traffic_splits.get(&k)?.clone()),
         "IngressBackend" => Object::IngressBackend(index.ingress_backends.get(&k)?.clone()),
         "MeshConfig" => Object::MeshConfig(Box::new(index.mesh_config.clone()?)),
+        "Egress" => Object::Egress(index.egresses.get(&k)?.clone()),
+        "Retry" => Object::Retry(index.retries.get(&k)?.clone()),
+        "UpstreamTrafficSetting" => {
+            Object::UpstreamTrafficSetting(index.upstream_traffic_settings.get(&k)?.clone())
+        }
         _ => return None,
     })
 }
@@ -445,13 +450,54 @@ fn touches(index: &Index, object: &Object) -> Touched {
             t
         }
         Object::IngressBackend(ib) => ingress_touch(index, ib),
-        Object::ServiceAccount(_)
-        | Object::Deployment(_)
-        | Object::ConfigMap(_)
-        | Object::Egress(_)
-        | Object::Retry(_)
-        | Object::UpstreamTrafficSetting(_) => Touched::None,
+        Object::Egress(e) => subjects_touch(index, &ns, e.spec.sources.iter()),
+        Object::Retry(r) => subjects_touch(index, &ns, std::iter::once(&r.spec.source)),
+        Object::UpstreamTrafficSetting(u) => {
+            let mut t = Touched::None;
+            // The Services it names (by name or FQDN), and Egresses using it.
+            let host = u.spec.host.trim_end_matches('.');
+            let service = host.split('.').next().unwrap_or(host);
+            t.add(service_touch(index, &ns, service));
+            let name = u.metadata.name.clone().unwrap_or_default();
+            for ((ens, _), e) in &index.egresses {
+                if *ens == ns
+                    && e.spec
+                        .matches
+                        .iter()
+                        .any(|m| m.kind == "UpstreamTrafficSetting" && m.name == name)
+                {
+                    t.add(subjects_touch(index, ens, e.spec.sources.iter()));
+                }
+            }
+            t
+        }
+        Object::ServiceAccount(_) | Object::Deployment(_) | Object::ConfigMap(_) => Touched::None,
     }
+}
+
+/// Pods running as the ServiceAccounts a policy names (namespace defaults
+/// to the policy's).
+fn subjects_touch<'a>(
+    index: &Index,
+    policy_ns: &str,
+    subjects: impl Iterator<Item = &'a crate::resources::policy::Subject>,
+) -> Touched {
+    let sas: BTreeSet<(String, String)> = subjects
+        .map(|s| {
+            let ns = if s.namespace.is_empty() {
+                policy_ns
+            } else {
+                &s.namespace
+            };
+            (ns.to_string(), s.name.clone())
+        })
+        .collect();
+    pods_where(index, |p| {
+        sas.contains(&(
+            p.metadata.namespace.clone().unwrap_or_default(),
+            k8s::service_account(p).to_string(),
+        ))
+    })
 }
 
 /// Clients of split roots in `ns` with a backend running as `sa`.

@@ -14,6 +14,8 @@ use crate::{
 struct PortInfo {
     protocol: v1::Protocol,
     service_ports: BTreeSet<u16>,
+    /// Services sending to the port, for their UpstreamTrafficSettings.
+    services: Vec<String>,
 }
 
 pub fn compile(index: &Index, pod: &Pod, warnings: &mut Vec<String>) -> Vec<v1::InboundPort> {
@@ -40,8 +42,12 @@ pub fn compile(index: &Index, pod: &Pod, warnings: &mut Vec<String>) -> Vec<v1::
             let info = ports.entry(app_port).or_insert_with(|| PortInfo {
                 protocol: k8s::protocol(sp),
                 service_ports: BTreeSet::new(),
+                services: Vec::new(),
             });
             info.service_ports.extend(u16::try_from(sp.port).ok());
+            if !info.services.contains(name) {
+                info.services.push(name.clone());
+            }
         }
     }
 
@@ -57,14 +63,25 @@ pub fn compile(index: &Index, pod: &Pod, warnings: &mut Vec<String>) -> Vec<v1::
     let ingress = ingress_backends(index, pod, &namespace);
     ports
         .into_iter()
-        .map(|(port, info)| v1::InboundPort {
-            port: u32::from(port),
-            protocol: info.protocol as i32,
-            authorizations: targets
+        .map(|(port, info)| {
+            let mut inbound = v1::InboundPort {
+                port: u32::from(port),
+                protocol: info.protocol as i32,
+                authorizations: targets
+                    .iter()
+                    .filter_map(|tt| authorization(index, tt, port, &info.service_ports, warnings))
+                    .collect(),
+                plaintext_sources: ingress_sources(index, &ingress, port, warnings),
+                ..Default::default()
+            };
+            if let Some(uts) = info
+                .services
                 .iter()
-                .filter_map(|tt| authorization(index, tt, port, &info.service_ports, warnings))
-                .collect(),
-            plaintext_sources: ingress_sources(index, &ingress, port, warnings),
+                .find_map(|s| super::policy::upstream_setting(index, &namespace, s))
+            {
+                super::policy::apply_rate_limits(&mut inbound, uts);
+            }
+            inbound
         })
         .collect()
 }

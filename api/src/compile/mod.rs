@@ -21,6 +21,7 @@ mod inbound;
 pub mod index;
 mod k8s;
 mod outbound;
+mod policy;
 
 pub use impact::{Compiler, Delta, Impact, ResourceId};
 pub use index::{Index, MeshOptions};
@@ -78,6 +79,7 @@ pub fn compile(index: &Index, proxy: &ProxyId) -> Result<Compiled, CompileError>
     let mut warnings = Vec::new();
     let inbound = inbound::compile(index, pod, &mut warnings);
     let (outbound, endpoints) = outbound::compile(index, pod, &mut warnings);
+    let egress = policy::egress_rules(index, pod, &mut warnings);
     warnings.sort();
     warnings.dedup();
     Ok(Compiled {
@@ -93,6 +95,7 @@ pub fn compile(index: &Index, proxy: &ProxyId) -> Result<Compiled, CompileError>
             inbound,
             outbound,
             endpoints,
+            egress,
         },
         warnings,
     })

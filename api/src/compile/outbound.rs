@@ -81,6 +81,9 @@ pub fn compile(
                 endpoints: own_key,
                 split: split_backends,
                 split_matches,
+                retry: super::policy::retry(index, pod, ns, name),
+                limits: super::policy::upstream_setting(index, ns, name)
+                    .and_then(super::policy::connection_limits),
             });
             sets.insert(own.key.clone(), own);
         }
@@ -438,6 +441,8 @@ fn per_pod_services(
             endpoints: key,
             split: Vec::new(),
             split_matches: Vec::new(),
+            retry: None,
+            limits: None,
         });
     }
     out

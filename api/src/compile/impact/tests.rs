@@ -161,6 +161,35 @@ fn every_kind_of_change_keeps_views_equal_to_a_full_recompile() {
                     .into(),
             ),
             ("source pod moves", pod("bookbuyer", "bookbuyer-1", "bookbuyer", "10.2.0.7", "app: bookbuyer")),
+            (
+                "mesh config with retries",
+                "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\nmetadata: {name: osm-mesh-config, namespace: osm-system}\n\
+                 spec: {traffic: {enablePermissiveTrafficPolicyMode: PERMISSIVE}, featureFlags: {enableRetryPolicy: true}}\n"
+                    .replace("PERMISSIVE", if permissive { "true" } else { "false" }),
+            ),
+            (
+                "retry",
+                "apiVersion: policy.openservicemesh.io/v1alpha1\nkind: Retry\nmetadata: {name: r, namespace: bookbuyer}\n\
+                 spec: {source: {kind: ServiceAccount, name: bookbuyer}, destinations: [{kind: Service, name: bookstore, namespace: bookstore}], \
+                 retryPolicy: {retryOn: 5xx, numRetries: 3}}\n"
+                    .into(),
+            ),
+            (
+                "upstream traffic setting",
+                "apiVersion: policy.openservicemesh.io/v1alpha1\nkind: UpstreamTrafficSetting\nmetadata: {name: u, namespace: bookstore}\n\
+                 spec: {host: bookstore-v1.bookstore.svc.cluster.local, connectionSettings: {tcp: {maxConnections: 10}}, \
+                 rateLimit: {local: {tcp: {connections: 5, unit: second}}}}\n"
+                    .into(),
+            ),
+            (
+                "egress",
+                "apiVersion: policy.openservicemesh.io/v1alpha1\nkind: Egress\nmetadata: {name: e, namespace: bookthief}\n\
+                 spec: {sources: [{kind: ServiceAccount, name: bookthief}], hosts: [example.com], ports: [{number: 443, protocol: https}], \
+                 matches: [{kind: UpstreamTrafficSetting, name: ue}]}\n---\n\
+                 apiVersion: policy.openservicemesh.io/v1alpha1\nkind: UpstreamTrafficSetting\nmetadata: {name: ue, namespace: bookthief}\n\
+                 spec: {host: example.com, connectionSettings: {http: {maxRequests: 7}}}\n"
+                    .into(),
+            ),
         ];
         for (name, yaml) in &steps {
             for o in objects(yaml) {
@@ -173,6 +202,10 @@ fn every_kind_of_change_keeps_views_equal_to_a_full_recompile() {
             ("TrafficSplit", "bookstore", "s"),
             ("Service", "bookstore", "bookstore-v2"),
             ("TrafficTarget", "bookstore", "bookstore-v1"),
+            ("UpstreamTrafficSetting", "bookthief", "ue"),
+            ("Retry", "bookbuyer", "r"),
+            ("UpstreamTrafficSetting", "bookstore", "u"),
+            ("Egress", "bookthief", "e"),
             ("Pod", "bookbuyer", "bookbuyer-1"),
         ];
         for (kind, namespace, name) in deletions {

@@ -1,0 +1,226 @@
+//! OSM's policy resources in a proxy's config: rate limits and connection
+//! limits (UpstreamTrafficSetting), retries (Retry) and Egress rules.
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::{Index, inbound::selected_matches, inbound::tt_name, k8s};
+use crate::{
+    resources::{Custom, policy},
+    v1,
+};
+
+fn millis(duration: &str) -> u32 {
+    // Validated on apply; an unparsable value means "unset".
+    humantime::parse_duration(duration)
+        .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX))
+        .unwrap_or(0)
+}
+
+fn unit_ms(unit: &str) -> u32 {
+    match unit {
+        "minute" => 60_000,
+        "hour" => 3_600_000,
+        _ => 1_000,
+    }
+}
+
+/// The UpstreamTrafficSetting for a Service: `host` is its name or an FQDN
+/// starting with `<name>.<namespace>`. The first by name when several.
+pub fn upstream_setting<'a>(
+    index: &'a Index,
+    ns: &str,
+    name: &str,
+) -> Option<&'a Custom<policy::UpstreamTrafficSettingSpec>> {
+    let qualified = format!("{name}.{ns}");
+    index
+        .upstream_traffic_settings
+        .range((ns.to_string(), String::new())..)
+        .take_while(|((n, _), _)| n == ns)
+        .map(|(_, u)| u)
+        .find(|u| {
+            let host = u.spec.host.trim_end_matches('.');
+            host == name || host == qualified || host.starts_with(&format!("{qualified}."))
+        })
+}
+
+fn http_limit(l: &policy::HttpRateLimit) -> v1::HttpRateLimit {
+    v1::HttpRateLimit {
+        bucket: Some(v1::TokenBucket {
+            tokens: l.requests,
+            interval_ms: unit_ms(&l.unit),
+            burst: l.burst,
+        }),
+        status_code: l.response_status_code,
+        response_headers: l
+            .response_headers_to_add
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect(),
+    }
+}
+
+/// Rate limits an UpstreamTrafficSetting puts on the upstream's own ports.
+pub fn apply_rate_limits(
+    port: &mut v1::InboundPort,
+    uts: &Custom<policy::UpstreamTrafficSettingSpec>,
+) {
+    let local = uts.spec.rate_limit.as_ref().and_then(|r| r.local.as_ref());
+    port.tcp_rate_limit = local.and_then(|l| l.tcp.as_ref()).map(|t| v1::TokenBucket {
+        tokens: t.connections,
+        interval_ms: unit_ms(&t.unit),
+        burst: t.burst,
+    });
+    port.http_rate_limit = local.and_then(|l| l.http.as_ref()).map(http_limit);
+    port.route_rate_limits = uts
+        .spec
+        .http_routes
+        .iter()
+        .filter_map(|r| {
+            let limit = r.rate_limit.as_ref()?.local.as_ref()?;
+            Some(v1::RouteRateLimit {
+                path_regex: r.path.clone(),
+                limit: Some(http_limit(limit)),
+            })
+        })
+        .collect();
+}
+
+/// Connection limits an UpstreamTrafficSetting sets for its clients.
+pub fn connection_limits(
+    uts: &Custom<policy::UpstreamTrafficSettingSpec>,
+) -> Option<v1::ConnectionLimits> {
+    let settings = uts.spec.connection_settings.as_ref()?;
+    let tcp = settings.tcp.as_ref();
+    let http = settings.http.as_ref();
+    Some(v1::ConnectionLimits {
+        max_connections: tcp.and_then(|t| t.max_connections).unwrap_or(0),
+        connect_timeout_ms: tcp
+            .and_then(|t| t.connect_timeout.as_deref())
+            .map(millis)
+            .unwrap_or(0),
+        max_requests: http.and_then(|h| h.max_requests).unwrap_or(0),
+        max_pending_requests: http.and_then(|h| h.max_pending_requests).unwrap_or(0),
+        max_requests_per_connection: http
+            .and_then(|h| h.max_requests_per_connection)
+            .unwrap_or(0),
+        max_retries: http.and_then(|h| h.max_retries).unwrap_or(0),
+    })
+}
+
+fn names_subject(subject: &policy::Subject, default_ns: &str, ns: &str, name: &str) -> bool {
+    subject.name == name
+        && (if subject.namespace.is_empty() {
+            default_ns
+        } else {
+            &subject.namespace
+        }) == ns
+}
+
+/// The retry policy for requests from `pod` to a Service, when the
+/// `enableRetryPolicy` feature flag is on (off by default, as in OSM).
+pub fn retry(index: &Index, pod: &Pod, ns: &str, name: &str) -> Option<v1::RetryPolicy> {
+    let enabled = index
+        .mesh_config
+        .as_ref()
+        .is_some_and(|m| m.spec.feature_flags.enable_retry_policy);
+    if !enabled {
+        return None;
+    }
+    let pod_ns = pod.metadata.namespace.as_deref().unwrap_or("");
+    let sa = k8s::service_account(pod);
+    index.retries.values().find_map(|r| {
+        let r_ns = r.metadata.namespace.as_deref().unwrap_or("");
+        let from_me = r.spec.source.kind == "ServiceAccount"
+            && names_subject(&r.spec.source, r_ns, pod_ns, sa);
+        let to_service = r
+            .spec
+            .destinations
+            .iter()
+            .any(|d| d.kind == "Service" && names_subject(d, r_ns, ns, name));
+        (from_me && to_service).then(|| {
+            let p = &r.spec.retry_policy;
+            v1::RetryPolicy {
+                retry_on: p
+                    .retry_on
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                num_retries: p.num_retries,
+                per_try_timeout_ms: if p.per_try_timeout.is_empty() {
+                    0
+                } else {
+                    millis(&p.per_try_timeout)
+                },
+                backoff_base_ms: millis(&p.retry_backoff_base_interval),
+            }
+        })
+    })
+}
+
+/// The Egress rules whose sources include `pod`'s ServiceAccount, when the
+/// `enableEgressPolicy` feature flag is on (the default).
+pub fn egress_rules(index: &Index, pod: &Pod, warnings: &mut Vec<String>) -> Vec<v1::EgressRule> {
+    let enabled = index
+        .mesh_config
+        .as_ref()
+        .is_none_or(|m| m.spec.feature_flags.enable_egress_policy);
+    if !enabled {
+        return Vec::new();
+    }
+    let pod_ns = pod.metadata.namespace.as_deref().unwrap_or("");
+    let sa = k8s::service_account(pod);
+    let mut out = Vec::new();
+    for ((ns, _), egress) in &index.egresses {
+        if !egress
+            .spec
+            .sources
+            .iter()
+            .any(|s| s.kind == "ServiceAccount" && names_subject(s, ns, pod_ns, sa))
+        {
+            continue;
+        }
+        let name = tt_name(egress);
+        let by = format!("Egress {name}");
+        let mut matches = Vec::new();
+        let mut limits = None;
+        for m in &egress.spec.matches {
+            let key = (ns.clone(), m.name.clone());
+            match m.kind.as_str() {
+                "HTTPRouteGroup" => match index.http_route_groups.get(&key) {
+                    Some(group) => matches.extend(selected_matches(group, None, &by, warnings)),
+                    None => warnings.push(format!(
+                        "{by}: HTTPRouteGroup {ns}/{} does not exist",
+                        m.name
+                    )),
+                },
+                "UpstreamTrafficSetting" => match index.upstream_traffic_settings.get(&key) {
+                    Some(uts) => limits = connection_limits(uts),
+                    None => warnings.push(format!(
+                        "{by}: UpstreamTrafficSetting {ns}/{} does not exist",
+                        m.name
+                    )),
+                },
+                _ => {}
+            }
+        }
+        out.push(v1::EgressRule {
+            name,
+            hosts: egress.spec.hosts.clone(),
+            cidrs: egress.spec.ip_addresses.clone(),
+            ports: egress
+                .spec
+                .ports
+                .iter()
+                .map(|p| v1::EgressPort {
+                    number: p.number,
+                    protocol: p.protocol.clone(),
+                })
+                .collect(),
+            matches,
+            limits,
+        });
+    }
+    out
+}
