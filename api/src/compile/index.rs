@@ -56,6 +56,8 @@ pub struct Index {
     pub tcp_routes: BTreeMap<NsName, Custom<smi::PortRoute>>,
     pub udp_routes: BTreeMap<NsName, Custom<smi::PortRoute>>,
     pub traffic_splits: BTreeMap<NsName, Custom<smi::TrafficSplit>>,
+    /// (namespace, ServiceAccount) -> names of the pods running as it.
+    pub pods_by_service_account: BTreeMap<NsName, std::collections::BTreeSet<String>>,
     /// The mesh's `osm-mesh-config`, once applied.
     pub mesh_config: Option<Custom<MeshConfigSpec>>,
     pub egresses: BTreeMap<NsName, Custom<policy::EgressSpec>>,
@@ -97,7 +99,14 @@ impl Index {
                 self.service_accounts.insert(ns_name(&o.metadata), *o);
             }
             Object::Pod(o) => {
-                self.pods.insert(ns_name(&o.metadata), *o);
+                let key = ns_name(&o.metadata);
+                self.unlink_pod(&key);
+                let sa = super::k8s::service_account(&o).to_string();
+                self.pods_by_service_account
+                    .entry((key.0.clone(), sa))
+                    .or_default()
+                    .insert(key.1.clone());
+                self.pods.insert(key, *o);
             }
             Object::Service(o) => {
                 self.services.insert(ns_name(&o.metadata), *o);
@@ -152,7 +161,10 @@ impl Index {
         match key.kind {
             "Namespace" => self.namespaces.remove(&key.name).is_some(),
             "ServiceAccount" => self.service_accounts.remove(&k).is_some(),
-            "Pod" => self.pods.remove(&k).is_some(),
+            "Pod" => {
+                self.unlink_pod(&k);
+                self.pods.remove(&k).is_some()
+            }
             "Service" => self.services.remove(&k).is_some(),
             "EndpointSlice" => self.endpoint_slices.remove(&k).is_some(),
             "TrafficTarget" => self.traffic_targets.remove(&k).is_some(),
@@ -173,6 +185,20 @@ impl Index {
             "Retry" => self.retries.remove(&k).is_some(),
             "UpstreamTrafficSetting" => self.upstream_traffic_settings.remove(&k).is_some(),
             _ => false,
+        }
+    }
+
+    /// Drops a pod from the secondary indexes.
+    fn unlink_pod(&mut self, key: &NsName) {
+        let Some(old) = self.pods.get(key) else {
+            return;
+        };
+        let sa_key = (key.0.clone(), super::k8s::service_account(old).to_string());
+        if let Some(pods) = self.pods_by_service_account.get_mut(&sa_key) {
+            pods.remove(&key.1);
+            if pods.is_empty() {
+                self.pods_by_service_account.remove(&sa_key);
+            }
         }
     }
 

@@ -29,24 +29,12 @@ pub fn compile(
     let allowed = authorized_destinations(index, &my_ns, k8s::service_account(pod));
     let mut sets: BTreeMap<String, v1::EndpointSet> = BTreeMap::new();
     let mut out = Vec::new();
-    for ((ns, name), service) in &index.services {
-        if !index.is_monitored(ns) {
+    for (ns, name) in candidates(index, &allowed) {
+        let Some(service) = index.services.get(&(ns.clone(), name.clone())) else {
             continue;
-        }
-        let split = split_for(index, ns, name, warnings);
-        let reachable = |svc: &Service| {
-            index.mesh.permissive || behind(index, svc).iter().any(|sa| allowed.contains(sa))
         };
-        let backend_reachable = split.is_some_and(|s| {
-            s.spec
-                .backends
-                .iter()
-                .filter_map(|b| index.services.get(&(ns.clone(), b.service.clone())))
-                .any(reachable)
-        });
-        if !reachable(service) && !backend_reachable {
-            continue;
-        }
+        let (ns, name) = (&ns, &name);
+        let split = split_for(index, ns, name, warnings);
         let headless = is_headless(service);
         for sp in service
             .spec
@@ -89,6 +77,79 @@ pub fn compile(
         }
     }
     (out, sets.into_values().collect())
+}
+
+/// The Services the proxy may reach: in permissive mode every Service of a
+/// monitored namespace; otherwise those with a pod running as an authorized
+/// ServiceAccount (selected, or named by an EndpointSlice), and the roots of
+/// splits with such a backend.
+fn candidates(index: &Index, allowed: &BTreeSet<SaKey>) -> BTreeSet<(String, String)> {
+    if index.mesh.permissive {
+        return index
+            .services
+            .keys()
+            .filter(|(ns, _)| index.is_monitored(ns))
+            .cloned()
+            .collect();
+    }
+    let mut out = BTreeSet::new();
+    for (ns, sa) in allowed {
+        if !index.is_monitored(ns) {
+            continue;
+        }
+        let Some(pods) = index.pods_by_service_account.get(&(ns.clone(), sa.clone())) else {
+            continue;
+        };
+        let in_ns = |(n, _): &&(String, String)| n == ns;
+        for pod_name in pods {
+            let Some(pod) = index.pods.get(&(ns.clone(), pod_name.clone())) else {
+                continue;
+            };
+            for (key, svc) in index
+                .services
+                .range((ns.clone(), String::new())..)
+                .take_while(|(k, _)| in_ns(k))
+            {
+                if k8s::selects(svc, pod) {
+                    out.insert(key.clone());
+                }
+            }
+            for (_, slice) in index
+                .endpoint_slices
+                .range((ns.clone(), String::new())..)
+                .take_while(|(k, _)| in_ns(k))
+            {
+                let names_pod = slice.endpoints.iter().any(|e| {
+                    e.target_ref.as_ref().is_some_and(|r| {
+                        r.kind.as_deref() == Some("Pod")
+                            && r.name.as_deref() == Some(pod_name.as_str())
+                    })
+                });
+                if let Some(svc) = slice
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(SERVICE_NAME_LABEL))
+                    .filter(|_| names_pod)
+                {
+                    out.insert((ns.clone(), svc.clone()));
+                }
+            }
+        }
+    }
+    for ((ns, _), split) in &index.traffic_splits {
+        if split
+            .spec
+            .backends
+            .iter()
+            .any(|b| out.contains(&(ns.clone(), b.service.clone())))
+        {
+            let root = crate::validate::root_service_name(&split.spec.service).0;
+            out.insert((ns.clone(), root.to_string()));
+        }
+    }
+    out.retain(|key| index.services.contains_key(key));
+    out
 }
 
 /// (namespace, ServiceAccount) of every destination some TrafficTarget lets
