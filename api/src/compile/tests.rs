@@ -134,6 +134,20 @@ spec:
     y
 }
 
+/// The split of the root bookstore service as (endpoint set, weight).
+fn root_split(c: &Compiled) -> Vec<(&str, u32)> {
+    let root = c
+        .config
+        .outbound
+        .iter()
+        .find(|s| s.key == "bookstore/bookstore:14001")
+        .expect("root");
+    root.split
+        .iter()
+        .map(|b| (b.endpoints.as_str(), b.weight))
+        .collect()
+}
+
 pub(crate) fn proxy(ns: &str, pod: &str) -> ProxyId {
     ProxyId {
         namespace: ns.into(),
@@ -278,17 +292,7 @@ fn splits_with_and_without_the_root_among_backends() {
         MeshOptions::default(),
     );
     let buyer = compile(&idx, &proxy("bookbuyer", "bookbuyer-1")).expect("compiles");
-    let root = buyer
-        .config
-        .outbound
-        .iter()
-        .find(|s| s.key == "bookstore/bookstore:14001")
-        .expect("root");
-    let split: Vec<(&str, u32)> = root
-        .split
-        .iter()
-        .map(|b| (b.endpoints.as_str(), b.weight))
-        .collect();
+    let split = root_split(&buyer);
     assert_eq!(
         split,
         [
@@ -309,17 +313,7 @@ fn splits_with_and_without_the_root_among_backends() {
         MeshOptions::default(),
     );
     let buyer = compile(&idx, &proxy("bookbuyer", "bookbuyer-1")).expect("compiles");
-    let root = buyer
-        .config
-        .outbound
-        .iter()
-        .find(|s| s.key == "bookstore/bookstore:14001")
-        .expect("root");
-    let split: Vec<(&str, u32)> = root
-        .split
-        .iter()
-        .map(|b| (b.endpoints.as_str(), b.weight))
-        .collect();
+    let split = root_split(&buyer);
     assert_eq!(
         split,
         [
