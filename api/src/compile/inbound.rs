@@ -39,8 +39,21 @@ pub fn compile(index: &Index, pod: &Pod, warnings: &mut Vec<String>) -> Vec<v1::
                 ));
                 continue;
             };
+            let protocol = k8s::protocol(sp);
+            if let Some(existing) = ports.get(&app_port)
+                && existing.protocol != protocol
+            {
+                warnings.push(format!(
+                    "Service {namespace}/{name}: port {} names {} for pod port {app_port}, but Service {namespace}/{} already named {}; {} applies",
+                    sp.port,
+                    protocol.as_str_name(),
+                    existing.services.first().map(String::as_str).unwrap_or("?"),
+                    existing.protocol.as_str_name(),
+                    existing.protocol.as_str_name(),
+                ));
+            }
             let info = ports.entry(app_port).or_insert_with(|| PortInfo {
-                protocol: k8s::protocol(sp),
+                protocol,
                 service_ports: BTreeSet::new(),
                 services: Vec::new(),
             });

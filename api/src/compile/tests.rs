@@ -747,3 +747,76 @@ spec:
     );
     assert!(buyer.config.egress.is_empty(), "enableEgressPolicy off");
 }
+
+#[test]
+fn multi_port_services_map_each_port_to_its_target() {
+    let mut y = bookstore();
+    y += &service(
+        "bookstore",
+        "admin",
+        "app: bookstore, version: v1",
+        "{name: http-admin, port: 80, targetPort: 9000}, {name: grpc-api, port: 81, targetPort: web}, {name: dns, port: 53, protocol: UDP}",
+        "10.96.0.50",
+    );
+    let idx = index(
+        &y,
+        MeshOptions {
+            permissive: true,
+            ..MeshOptions::default()
+        },
+    );
+    let v1 = compile(&idx, &proxy("bookstore", "bookstore-v1-abc")).expect("compiles");
+    let ports: Vec<(u32, i32)> = v1
+        .config
+        .inbound
+        .iter()
+        .map(|p| (p.port, p.protocol))
+        .collect();
+    // admin's grpc-api and bookstore's http both send to pod port 8080: the
+    // first Service by name decides, and the conflict is reported.
+    assert_eq!(
+        ports,
+        [
+            (8080, v1::Protocol::Grpc as i32),
+            (9000, v1::Protocol::Http1 as i32)
+        ],
+        "UDP is not intercepted"
+    );
+    assert_eq!(
+        v1.warnings,
+        [
+            "Service bookstore/bookstore-v1: port 14001 names PROTOCOL_HTTP1 for pod port 8080, but Service bookstore/admin already named PROTOCOL_GRPC; PROTOCOL_GRPC applies",
+            "Service bookstore/bookstore: port 14001 names PROTOCOL_HTTP1 for pod port 8080, but Service bookstore/admin already named PROTOCOL_GRPC; PROTOCOL_GRPC applies",
+        ]
+    );
+    let buyer = compile(&idx, &proxy("bookbuyer", "bookbuyer-1")).expect("compiles");
+    let admin: Vec<(&str, u32, i32)> = buyer
+        .config
+        .outbound
+        .iter()
+        .filter(|s| s.name == "admin")
+        .map(|s| (s.key.as_str(), s.port, s.protocol))
+        .collect();
+    assert_eq!(
+        admin,
+        [
+            ("bookstore/admin:80", 80, v1::Protocol::Http1 as i32),
+            ("bookstore/admin:81", 81, v1::Protocol::Grpc as i32)
+        ]
+    );
+    let addrs = |key: &str| -> Vec<String> {
+        let set = buyer
+            .config
+            .endpoints
+            .iter()
+            .find(|s| s.key == key)
+            .expect("set");
+        set.endpoints.iter().map(|e| e.address.clone()).collect()
+    };
+    assert_eq!(addrs("bookstore/admin:80"), ["10.1.0.1:9000"]);
+    assert_eq!(
+        addrs("bookstore/admin:81"),
+        ["10.1.0.1:8080"],
+        "named target port"
+    );
+}
