@@ -15,10 +15,22 @@ use osm_api::{
 };
 use serde_json::json;
 
-const NAMESPACES: usize = 100;
 const SERVICES_PER_NS: usize = 20;
 const PODS_PER_SERVICE: usize = 5;
-const TARGETS: usize = 5_000;
+
+/// Namespaces at full scale (`cargo bench`); a tenth when the bench only
+/// runs as a test (`cargo test --benches`), to keep CI quick.
+fn namespaces() -> usize {
+    if std::env::args().any(|a| a == "--bench") {
+        100
+    } else {
+        10
+    }
+}
+
+fn targets() -> usize {
+    namespaces() * 50
+}
 
 fn obj(v: serde_json::Value) -> Object {
     parse_object(v).unwrap()
@@ -41,7 +53,7 @@ fn traffic_target(i: usize, ns: usize, dest: usize, sources: [usize; 3]) -> Obje
         "spec": {
             "destination": {"kind": "ServiceAccount", "name": format!("sa{dest}"), "namespace": format!("ns{ns}")},
             "rules": [{"kind": "HTTPRouteGroup", "name": "routes"}],
-            "sources": sources.iter().map(|s| json!({"kind": "ServiceAccount", "name": format!("sa{}", s % SERVICES_PER_NS), "namespace": format!("ns{}", (ns + s) % NAMESPACES)})).collect::<Vec<_>>()
+            "sources": sources.iter().map(|s| json!({"kind": "ServiceAccount", "name": format!("sa{}", s % SERVICES_PER_NS), "namespace": format!("ns{}", (ns + s) % namespaces())})).collect::<Vec<_>>()
         }
     }))
 }
@@ -49,7 +61,7 @@ fn traffic_target(i: usize, ns: usize, dest: usize, sources: [usize; 3]) -> Obje
 fn cluster() -> (Index, Vec<ProxyId>) {
     let mut index = Index::new(MeshOptions::default());
     let mut proxies = Vec::new();
-    for ns in 0..NAMESPACES {
+    for ns in 0..namespaces() {
         index.apply(obj(json!({"apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": format!("ns{ns}"), "labels": {"openservicemesh.io/monitored-by": "osm"}}})));
         index.apply(obj(
@@ -74,12 +86,12 @@ fn cluster() -> (Index, Vec<ProxyId>) {
             }
         }
     }
-    for i in 0..TARGETS {
-        let ns = i % NAMESPACES;
+    for i in 0..targets() {
+        let ns = i % namespaces();
         index.apply(traffic_target(
             i,
             ns,
-            i / NAMESPACES % SERVICES_PER_NS,
+            i / namespaces() % SERVICES_PER_NS,
             [i * 7 + 1, i * 13 + 2, i * 31 + 3],
         ));
     }
@@ -107,9 +119,10 @@ fn compiler(c: &mut Criterion) {
         compiler.add_proxy(id.clone()).unwrap();
     }
     println!(
-        "scale: {} pods, {} services, {TARGETS} TrafficTargets; index {} MiB; every proxy registered in {:.1} s, views {} MiB",
+        "scale: {} pods, {} services, {} TrafficTargets; index {} MiB; every proxy registered in {:.1} s, views {} MiB",
         proxies.len(),
-        NAMESPACES * SERVICES_PER_NS,
+        namespaces() * SERVICES_PER_NS,
+        targets(),
         (after_index - before) / 1024,
         started.elapsed().as_secs_f64(),
         (rss_kib() - after_index) / 1024,
@@ -125,8 +138,8 @@ fn compiler(c: &mut Criterion) {
         b.iter(|| {
             n += 1;
             let impact = compiler.apply(traffic_target(
-                TARGETS + n,
-                n % NAMESPACES,
+                targets() + n,
+                n % namespaces(),
                 n % SERVICES_PER_NS,
                 [n + 5, n + 6, n + 7],
             ));
@@ -137,7 +150,7 @@ fn compiler(c: &mut Criterion) {
     c.bench_function("impact/pod_moves", |b| {
         b.iter(|| {
             m += 1;
-            let impact = compiler.apply(pod(m % NAMESPACES, m % SERVICES_PER_NS, 0, 50_000 + m));
+            let impact = compiler.apply(pod(m % namespaces(), m % SERVICES_PER_NS, 0, 50_000 + m));
             black_box(impact.recompiled)
         })
     });
