@@ -21,6 +21,7 @@ pub mod v1 {
 }
 
 pub mod compile;
+pub mod identity;
 pub mod load;
 pub mod regex;
 pub mod resources;

@@ -4,10 +4,9 @@
 //! `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`. Certificates
 //! carry it as a URI SAN, and as the DNS SAN `<sa>.<ns>.<trust-domain>`.
 
-mod spiffe;
 pub mod tls;
 
-pub use spiffe::{SpiffeId, SpiffeIdError};
+pub use osm_api::identity::{SpiffeId, SpiffeIdError};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 

@@ -1,3 +1,5 @@
+//! Workload identities: `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`.
+
 use std::{fmt, str::FromStr, sync::Arc};
 
 /// A SPIFFE ID of a mesh workload:

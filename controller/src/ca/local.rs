@@ -1,0 +1,205 @@
+use std::{path::Path, time::Duration};
+
+use osm_api::identity::SpiffeId;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType,
+    SerialNumber, string::Ia5String,
+};
+
+type Issuer<'a, S> = rcgen::Issuer<'a, S>;
+use time::OffsetDateTime;
+
+use super::{CaError, Issued};
+
+/// The root's subject, as OSM's Tresor CA named it.
+pub const ROOT_COMMON_NAME: &str = "osm-ca.openservicemesh.io";
+/// Clock skew tolerated between the controller and proxies.
+const BACKDATE: Duration = Duration::from_secs(60);
+
+/// The controller's own CA.
+pub struct LocalCa {
+    issuer: Issuer<'static, KeyPair>,
+    root_pem: String,
+    key_pem: String,
+}
+
+impl std::fmt::Debug for LocalCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("LocalCa").finish_non_exhaustive()
+    }
+}
+
+fn signing(e: rcgen::Error) -> CaError {
+    CaError::Signing(e.to_string())
+}
+
+fn root_params(validity: Duration) -> Result<CertificateParams, rcgen::Error> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, ROOT_COMMON_NAME);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Open Service Mesh");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - BACKDATE;
+    params.not_after = now + validity;
+    Ok(params)
+}
+
+impl LocalCa {
+    /// A new self-signed root, valid for `validity` (10 years by default).
+    pub fn generate(validity: Duration) -> Result<Self, CaError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(signing)?;
+        let key_pem = key.serialize_pem();
+        let params = root_params(validity).map_err(signing)?;
+        let root_pem = params.self_signed(&key).map_err(signing)?.pem();
+        Ok(Self {
+            issuer: Issuer::new(params, key),
+            root_pem,
+            key_pem,
+        })
+    }
+
+    /// A CA from its PEM certificate and key (as kept in `osm-ca-bundle`:
+    /// `ca.crt` and `private.key`).
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, CaError> {
+        let key =
+            KeyPair::from_pem(key_pem).map_err(|e| CaError::Load(format!("private key: {e}")))?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)
+            .map_err(|e| CaError::Load(format!("certificate: {e}")))?;
+        Ok(Self {
+            issuer,
+            root_pem: cert_pem.to_string(),
+            key_pem: key_pem.to_string(),
+        })
+    }
+
+    /// The root certificate and key as PEM, to persist.
+    pub fn to_pem(&self) -> (String, String) {
+        (self.root_pem.clone(), self.key_pem.clone())
+    }
+
+    /// Local mode: the CA kept in `dir` (`ca.crt`, `private.key`), made on
+    /// first start. The key file is readable by its owner only.
+    pub fn load_or_create(dir: &Path, validity: Duration) -> Result<Self, CaError> {
+        let cert_path = dir.join("ca.crt");
+        let key_path = dir.join("private.key");
+        if cert_path.exists() && key_path.exists() {
+            let read = |p: &Path| {
+                std::fs::read_to_string(p)
+                    .map_err(|e| CaError::Load(format!("{}: {e}", p.display())))
+            };
+            return Self::from_pem(&read(&cert_path)?, &read(&key_path)?);
+        }
+        let ca = Self::generate(validity)?;
+        let (cert, key) = ca.to_pem();
+        let write = |p: &Path, text: &str, mode: u32| -> Result<(), CaError> {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| CaError::Load(format!("{}: {e}", dir.display())))?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(mode)
+                .open(p)
+                .map_err(|e| CaError::Load(format!("{}: {e}", p.display())))?;
+            std::io::Write::write_all(&mut f, text.as_bytes())
+                .map_err(|e| CaError::Load(format!("{}: {e}", p.display())))
+        };
+        write(&key_path, &key, 0o600)?;
+        write(&cert_path, &cert, 0o644)?;
+        Ok(ca)
+    }
+}
+
+/// Checks the names a CSR asks for against the proven identity: nothing, or
+/// exactly its SPIFFE ID and DNS name.
+fn check_requested_names(requested: &[SanType], identity: &SpiffeId) -> Result<(), CaError> {
+    for san in requested {
+        match san {
+            SanType::URI(uri) if uri.as_str() == identity.as_str() => {}
+            SanType::URI(uri) => {
+                return Err(CaError::IdentityMismatch {
+                    requested: uri.as_str().to_string(),
+                    proven: identity.to_string(),
+                });
+            }
+            SanType::DnsName(dns) if dns.as_str() == identity.dns_name() => {}
+            SanType::DnsName(dns) => {
+                return Err(CaError::IdentityMismatch {
+                    requested: dns.as_str().to_string(),
+                    proven: identity.dns_name(),
+                });
+            }
+            other => return Err(CaError::UnexpectedName(format!("{other:?}"))),
+        }
+    }
+    Ok(())
+}
+
+impl super::Issuer for LocalCa {
+    fn issue(
+        &self,
+        csr_pem: &str,
+        identity: &SpiffeId,
+        validity: Duration,
+    ) -> Result<Issued, CaError> {
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| CaError::BadCsr(e.to_string()))?;
+        check_requested_names(&csr.params.subject_alt_names, identity)?;
+
+        let dns = identity.dns_name();
+        let mut params = CertificateParams::new(vec![dns.clone()]).map_err(signing)?;
+        params.subject_alt_names.push(SanType::URI(
+            Ia5String::try_from(identity.to_string())
+                .map_err(|e| CaError::Signing(e.to_string()))?,
+        ));
+        params.distinguished_name.push(DnType::CommonName, dns);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Open Service Mesh");
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        let serial: [u8; 16] = rand_bytes()?;
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - BACKDATE;
+        params.not_after = now + validity;
+
+        let cert = params
+            .signed_by(&csr.public_key, &self.issuer)
+            .map_err(signing)?;
+        Ok(Issued {
+            chain_pem: cert.pem(),
+            not_after: params.not_after.unix_timestamp(),
+            serial: serial.iter().map(|b| format!("{b:02x}")).collect(),
+        })
+    }
+
+    fn trust_bundle(&self) -> String {
+        self.root_pem.clone()
+    }
+}
+
+fn rand_bytes<const N: usize>() -> Result<[u8; N], CaError> {
+    let mut out = [0u8; N];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut out)
+        .map_err(|_| CaError::Signing("no randomness available".into()))?;
+    // A positive serial: the top bit clear.
+    out[0] &= 0x7f;
+    Ok(out)
+}

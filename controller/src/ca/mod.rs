@@ -1,0 +1,54 @@
+//! Certificate authority: signs a proxy's CSR for the identity it proved,
+//! and nothing else.
+//!
+//! [`Issuer`] is the seam for other backends (Vault, cert-manager);
+//! [`LocalCa`] is the controller's own: a self-signed ECDSA P-256 root kept
+//! in the Secret `osm-ca-bundle` on Kubernetes, or a file in local mode.
+
+mod local;
+
+pub use local::LocalCa;
+
+use std::time::Duration;
+
+use osm_api::identity::SpiffeId;
+
+/// A certificate issued to a proxy.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// PEM, leaf first.
+    pub chain_pem: String,
+    /// Seconds since the Unix epoch.
+    pub not_after: i64,
+    /// Hex.
+    pub serial: String,
+}
+
+/// Why a certificate was not issued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaError {
+    #[error("the CSR cannot be read or its signature does not verify: {0}")]
+    BadCsr(String),
+    #[error("the CSR asks for {requested}, but the caller proved {proven}")]
+    IdentityMismatch { requested: String, proven: String },
+    #[error("the CSR asks for a name the mesh does not issue: {0}")]
+    UnexpectedName(String),
+    #[error("signing failed: {0}")]
+    Signing(String),
+    #[error("the CA cannot be loaded: {0}")]
+    Load(String),
+}
+
+/// Something that signs mesh certificates.
+pub trait Issuer: Send + Sync {
+    /// Signs `csr_pem` for `identity`, valid for `validity`.
+    fn issue(
+        &self,
+        csr_pem: &str,
+        identity: &SpiffeId,
+        validity: Duration,
+    ) -> Result<Issued, CaError>;
+
+    /// The PEM roots proxies must trust.
+    fn trust_bundle(&self) -> String;
+}
