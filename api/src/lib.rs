@@ -23,6 +23,7 @@ pub mod v1 {
 pub mod compile;
 pub mod identity;
 pub mod load;
+pub mod protocol;
 pub mod regex;
 pub mod resources;
 pub mod validate;

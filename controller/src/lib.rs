@@ -8,4 +8,5 @@
 
 pub mod ca;
 pub mod certify;
+pub mod hub;
 pub mod token;

@@ -20,9 +20,11 @@ use crate::{
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ResourceId {
     Mesh,
+    TrustBundle,
     Inbound(u32),
     Outbound(String),
     Endpoints(String),
+    Egress(String),
 }
 
 /// What one proxy must change.
@@ -49,41 +51,36 @@ pub struct Impact {
     pub recompiled: usize,
 }
 
-/// Splits a compiled config into keyed resources.
+/// Splits a config into keyed resources.
 pub fn resources(config: &v1::ProxyConfig) -> BTreeMap<ResourceId, v1::Resource> {
     use v1::resource::Kind;
     let mut out = BTreeMap::new();
+    let mut put = |id: ResourceId, kind: Kind| {
+        out.insert(id, v1::Resource { kind: Some(kind) });
+    };
     if let Some(mesh) = &config.mesh {
-        out.insert(
-            ResourceId::Mesh,
-            v1::Resource {
-                kind: Some(Kind::Mesh(mesh.clone())),
-            },
-        );
+        put(ResourceId::Mesh, Kind::Mesh(mesh.clone()));
+    }
+    if let Some(tb) = &config.trust_bundle {
+        put(ResourceId::TrustBundle, Kind::TrustBundle(tb.clone()));
     }
     for p in &config.inbound {
-        out.insert(
-            ResourceId::Inbound(p.port),
-            v1::Resource {
-                kind: Some(Kind::Inbound(p.clone())),
-            },
-        );
+        put(ResourceId::Inbound(p.port), Kind::Inbound(p.clone()));
     }
     for s in &config.outbound {
-        out.insert(
+        put(
             ResourceId::Outbound(s.key.clone()),
-            v1::Resource {
-                kind: Some(Kind::Outbound(s.clone())),
-            },
+            Kind::Outbound(s.clone()),
         );
     }
     for e in &config.endpoints {
-        out.insert(
+        put(
             ResourceId::Endpoints(e.key.clone()),
-            v1::Resource {
-                kind: Some(Kind::Endpoints(e.clone())),
-            },
+            Kind::Endpoints(e.clone()),
         );
+    }
+    for e in &config.egress {
+        put(ResourceId::Egress(e.name.clone()), Kind::Egress(e.clone()));
     }
     out
 }

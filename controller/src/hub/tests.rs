@@ -1,0 +1,155 @@
+use super::*;
+use osm_api::{
+    compile::{Index, MeshOptions, compile},
+    load::load_str,
+    protocol::apply_update,
+};
+
+const CLUSTER: &str = "
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {openservicemesh.io/monitored-by: osm}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: store-0, namespace: shop, labels: {app: store}}
+spec: {serviceAccountName: store, containers: [{name: app, image: x}]}
+status: {podIP: 10.0.0.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: buyer-0, namespace: shop, labels: {app: buyer}}
+spec: {serviceAccountName: buyer, containers: [{name: app, image: x}]}
+status: {podIP: 10.0.0.2}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: thief-0, namespace: shop, labels: {app: thief}}
+spec: {serviceAccountName: thief, containers: [{name: app, image: x}]}
+status: {podIP: 10.0.0.3}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: store, namespace: shop}
+spec: {clusterIP: 10.96.0.1, selector: {app: store}, ports: [{name: http, port: 80, targetPort: 8080}]}
+";
+
+fn target(sources: &[&str]) -> Object {
+    let sources: Vec<String> = sources
+        .iter()
+        .map(|s| format!("{{kind: ServiceAccount, name: {s}, namespace: shop}}"))
+        .collect();
+    let yaml = format!(
+        "apiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {{name: store, namespace: shop}}\n\
+         spec:\n  destination: {{kind: ServiceAccount, name: store, namespace: shop}}\n  rules: [{{kind: TCPRoute, name: all}}]\n  sources: [{}]\n",
+        sources.join(", ")
+    );
+    load_str("tt.yaml", &yaml).objects.remove(0).object
+}
+
+const ROUTE: &str = "apiVersion: specs.smi-spec.io/v1alpha4\nkind: TCPRoute\nmetadata: {name: all, namespace: shop}\nspec: {matches: {ports: []}}\n";
+
+fn index() -> Index {
+    let mut index = Index::new(MeshOptions::default());
+    for l in load_str("cluster.yaml", CLUSTER)
+        .objects
+        .into_iter()
+        .chain(load_str("route.yaml", ROUTE).objects)
+    {
+        index.apply(l.object);
+    }
+    index
+}
+
+fn hub() -> Hub {
+    Hub::new(Compiler::new(index()), Some("ROOTS".into()))
+}
+
+fn id(pod: &str) -> ProxyId {
+    ProxyId {
+        namespace: "shop".into(),
+        pod: pod.into(),
+    }
+}
+
+/// What the proxy ends up with after applying `updates` in order.
+fn fold(updates: &[v1::ConfigUpdate]) -> v1::ProxyConfig {
+    updates
+        .iter()
+        .fold(v1::ProxyConfig::default(), |config, u| {
+            apply_update(&config, u).unwrap()
+        })
+}
+
+#[test]
+fn subscribers_get_a_full_view_then_only_the_changes_that_touch_them() {
+    let hub = hub();
+    let mut store = hub.subscribe(id("store-0")).unwrap();
+    let mut buyer = hub.subscribe(id("buyer-0")).unwrap();
+    let mut thief = hub.subscribe(id("thief-0")).unwrap();
+    assert_eq!(hub.subscribers(), 3);
+    let first = next_update(None, &buyer.borrow_and_update());
+    assert!(first.full);
+    assert_eq!(fold(std::slice::from_ref(&first)).trust_bundle.unwrap().pem, "ROOTS");
+    store.borrow_and_update();
+    thief.borrow_and_update();
+
+    hub.apply(target(&["buyer"]));
+    assert!(
+        store.has_changed().unwrap(),
+        "the destination's inbound changed"
+    );
+    assert!(
+        buyer.has_changed().unwrap(),
+        "the source may now reach the store"
+    );
+    assert!(!thief.has_changed().unwrap(), "thief's view did not change");
+
+    let latest = buyer.borrow_and_update().clone();
+    let after_first = fold(std::slice::from_ref(&first));
+    let sent = View {
+        version: first.version.parse().unwrap(),
+        resources: Arc::new(osm_api::compile::impact::resources(&after_first)),
+    };
+    let second = next_update(Some(&sent), &latest);
+    assert!(!second.full);
+    assert!(second.removals.is_empty());
+    // The proxy's config after both batches is what a full compile gives.
+    let mut expected_index = index();
+    expected_index.apply(target(&["buyer"]));
+    let mut want = compile(&expected_index, &id("buyer-0")).unwrap().config;
+    want.trust_bundle = Some(v1::TrustBundle {
+        pem: "ROOTS".into(),
+    });
+    let got = fold(&[first, second]);
+    assert_eq!(
+        osm_api::compile::impact::resources(&got),
+        osm_api::compile::impact::resources(&want)
+    );
+}
+
+#[test]
+fn a_slow_proxy_gets_one_coalesced_batch() {
+    let hub = hub();
+    let mut buyer = hub.subscribe(id("buyer-0")).unwrap();
+    let initial = buyer.borrow_and_update().clone();
+    // Three changes the proxy does not read in between: allowed, then
+    // thief too, then allowed again without thief.
+    hub.apply(target(&["buyer"]));
+    hub.apply(target(&["buyer", "thief"]));
+    hub.apply(target(&["thief"]));
+    hub.apply(target(&["buyer"]));
+    let latest = buyer.borrow_and_update().clone();
+    assert!(latest.version > initial.version);
+    let batch = next_update(Some(&initial), &latest);
+    let folded = fold(&[next_update(None, &initial), batch.clone()]);
+    assert_eq!(
+        osm_api::compile::impact::resources(&folded),
+        *latest.resources,
+        "one batch carries the net change"
+    );
+    assert!(!buyer.has_changed().unwrap());
+
+    hub.unsubscribe(&id("buyer-0"));
+    assert_eq!(hub.subscribers(), 0);
+}
