@@ -9,4 +9,5 @@
 pub mod ca;
 pub mod certify;
 pub mod hub;
+pub mod sources;
 pub mod token;

@@ -90,7 +90,10 @@ fn subscribers_get_a_full_view_then_only_the_changes_that_touch_them() {
     assert_eq!(hub.subscribers(), 3);
     let first = next_update(None, &buyer.borrow_and_update());
     assert!(first.full);
-    assert_eq!(fold(std::slice::from_ref(&first)).trust_bundle.unwrap().pem, "ROOTS");
+    assert_eq!(
+        fold(std::slice::from_ref(&first)).trust_bundle.unwrap().pem,
+        "ROOTS"
+    );
     store.borrow_and_update();
     thief.borrow_and_update();
 

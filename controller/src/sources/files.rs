@@ -1,0 +1,136 @@
+//! A directory of manifests as the source of cluster state (local mode).
+//!
+//! Every `.yaml`, `.yml` and `.json` file below the directory is read on
+//! each sync; objects that appeared or changed are applied, objects that
+//! disappeared are deleted. A bad document or a rejected object is reported
+//! by file, kind/name and reason and skipped; it never stops the others.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use osm_api::{
+    load::{Loaded, load_str},
+    resources::{Object, ObjectKey},
+    validate,
+};
+
+use crate::hub::Hub;
+
+/// What one sync did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub applied: Vec<String>,
+    pub deleted: Vec<String>,
+    /// Files, documents and objects that were skipped, and why.
+    pub problems: Vec<String>,
+}
+
+/// The manifests last applied from one directory.
+#[derive(Debug)]
+pub struct FileSource {
+    dir: PathBuf,
+    known: BTreeMap<ObjectKey, Object>,
+}
+
+fn manifest_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            manifest_files(&path, out)?;
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+impl FileSource {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            known: BTreeMap::new(),
+        }
+    }
+
+    /// Every object the directory holds now, by key; duplicates and load
+    /// errors go to `problems`.
+    fn scan(&self, problems: &mut Vec<String>) -> BTreeMap<ObjectKey, Loaded> {
+        let mut files = Vec::new();
+        if let Err(e) = manifest_files(&self.dir, &mut files) {
+            problems.push(format!("{}: {e}", self.dir.display()));
+        }
+        files.sort();
+        let mut objects: BTreeMap<ObjectKey, Loaded> = BTreeMap::new();
+        for file in files {
+            let name = file.display().to_string();
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    problems.push(format!("{name}: {e}"));
+                    continue;
+                }
+            };
+            let out = load_str(&name, &text);
+            problems.extend(out.errors.iter().map(ToString::to_string));
+            for loaded in out.objects {
+                let key = loaded.object.key();
+                if let Some(first) = objects.get(&key) {
+                    problems.push(format!(
+                        "{}: {key} is already defined at {}; the first is used",
+                        loaded.origin, first.origin
+                    ));
+                    continue;
+                }
+                objects.insert(key, loaded);
+            }
+        }
+        objects
+    }
+
+    /// Brings the hub in line with the directory.
+    pub fn sync(&mut self, hub: &Hub) -> SyncReport {
+        let mut report = SyncReport::default();
+        let now = self.scan(&mut report.problems);
+        let gone: Vec<ObjectKey> = self
+            .known
+            .keys()
+            .filter(|k| !now.contains_key(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            hub.delete(&key);
+            self.known.remove(&key);
+            report.deleted.push(key.to_string());
+        }
+        for (key, loaded) in now {
+            if self.known.get(&key) == Some(&loaded.object) {
+                continue;
+            }
+            let impact = hub.apply(loaded.object.clone());
+            for p in &impact.problems {
+                let verdict = if p.severity == validate::Severity::Reject {
+                    "rejected"
+                } else {
+                    "warning"
+                };
+                report
+                    .problems
+                    .push(format!("{} ({key}): {verdict}: {p}", loaded.origin));
+            }
+            if !validate::rejects(&impact.problems) {
+                self.known.insert(key.clone(), loaded.object);
+                report.applied.push(key.to_string());
+            }
+        }
+        report
+    }
+}
+
+#[cfg(test)]
+mod tests;
