@@ -17,6 +17,7 @@ use rustls::pki_types::CertificateDer;
 use super::Protocol;
 use crate::{
     identity::SpiffeId,
+    policy::rate_limit::RateLimiter,
     policy::{Authorization, InboundPolicy, Traffic, matcher::HttpMatcher},
     routing::split::WeightedChoice,
     upstream::{EndpointHandle, EndpointRegistry, EndpointSpec},
@@ -190,7 +191,8 @@ fn build_inbound(ports: &[v1::InboundPort]) -> Result<HashMap<u16, InboundPolicy
                 )
             })?);
         }
-        let policy = InboundPolicy::new(port, protocol, authorizations, plaintext_sources);
+        let mut policy = InboundPolicy::new(port, protocol, authorizations, plaintext_sources);
+        policy.limits = build_rate_limits(&at, p)?;
         if out.insert(port, policy).is_some() {
             return Err(err(
                 format!("{at}.port"),
@@ -199,6 +201,70 @@ fn build_inbound(ports: &[v1::InboundPort]) -> Result<HashMap<u16, InboundPolicy
         }
     }
     Ok(out)
+}
+
+fn build_http_limit(
+    at: &str,
+    spec: &v1::HttpRateLimit,
+) -> Result<Option<crate::policy::HttpLimit>, ConfigError> {
+    let Some(limiter) = spec.bucket.as_ref().and_then(RateLimiter::new) else {
+        return Ok(None);
+    };
+    let status = match spec.status_code {
+        0 => http::StatusCode::TOO_MANY_REQUESTS,
+        code => http::StatusCode::from_u16(u16::try_from(code).unwrap_or(0))
+            .ok()
+            .filter(|s| s.is_client_error() || s.is_server_error())
+            .ok_or_else(|| {
+                err(
+                    format!("{at}.statusCode"),
+                    format!("{code} is not within 400-599"),
+                )
+            })?,
+    };
+    let mut headers = Vec::new();
+    for (name, value) in &spec.response_headers {
+        let field = format!("{at}.responseHeaders[{name:?}]");
+        let n = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| err(&field, "not a valid header name"))?;
+        let v = http::HeaderValue::from_str(value)
+            .map_err(|_| err(&field, "not a valid header value"))?;
+        headers.push((n, v));
+    }
+    Ok(Some(crate::policy::HttpLimit {
+        limiter: Arc::new(limiter),
+        status,
+        headers,
+    }))
+}
+
+fn build_rate_limits(
+    at: &str,
+    p: &v1::InboundPort,
+) -> Result<crate::policy::RateLimits, ConfigError> {
+    let mut limits = crate::policy::RateLimits {
+        tcp: p
+            .tcp_rate_limit
+            .as_ref()
+            .and_then(RateLimiter::new)
+            .map(Arc::new),
+        http: match &p.http_rate_limit {
+            Some(spec) => build_http_limit(&format!("{at}.httpRateLimit"), spec)?,
+            None => None,
+        },
+        routes: Vec::new(),
+    };
+    for (i, route) in p.route_rate_limits.iter().enumerate() {
+        let rat = format!("{at}.routeRateLimits[{i}]");
+        let re = crate::policy::matcher::full_match_regex(&route.path_regex)
+            .map_err(|m| err(format!("{rat}.pathRegex"), m))?;
+        if let Some(spec) = &route.limit
+            && let Some(limit) = build_http_limit(&format!("{rat}.limit"), spec)?
+        {
+            limits.routes.push((re, limit));
+        }
+    }
+    Ok(limits)
 }
 
 fn parse_cidr(s: &str) -> Option<ipnet::IpNet> {

@@ -59,42 +59,62 @@ impl InboundContext {
     }
 }
 
+fn deny_metric(ctx: &Inner, kind: &'static str) {
+    ctx.shared
+        .metrics
+        .counter(
+            INBOUND_DENIED_TOTAL,
+            vec![
+                Label::new("port", ctx.port.to_string()),
+                Label::new("kind", kind),
+            ],
+        )
+        .increment(1);
+}
+
+/// The answer to a request over a rate limit.
+fn rate_limited(limit: &crate::policy::HttpLimit) -> Response<ProxyBody> {
+    let mut response = error_response(limit.status, "osm-proxy: rate limited");
+    for (name, value) in &limit.headers {
+        response.headers_mut().append(name.clone(), value.clone());
+    }
+    response
+}
+
 /// Authorizes one request, then forwards it to the application.
 pub async fn handle(ctx: InboundContext, req: Request<Incoming>) -> Response<ProxyBody> {
     let started = tokio::time::Instant::now();
     let ctx = &ctx.0;
+    let snapshot = ctx.shared.config();
+    let policy = snapshot.inbound.get(&ctx.port);
     let decision = match &ctx.source {
         Source::Ingress(_) => Decision::Allow("ingress".into()),
         Source::Mesh(identity) => {
-            let snapshot = ctx.shared.config();
             let view = HttpRequestView {
                 method: req.method(),
                 path: req.uri().path(),
                 authority: authority(&req),
                 headers: req.headers(),
             };
-            authorize_http(
-                snapshot.mesh.permissive,
-                ctx.port,
-                snapshot.inbound.get(&ctx.port),
-                identity,
-                &view,
-            )
+            authorize_http(snapshot.mesh.permissive, ctx.port, policy, identity, &view)
         }
     };
+    // Only allowed requests spend rate-limit tokens.
+    let limited = match &decision {
+        Decision::Allow(_) => policy
+            .and_then(|p| p.limits.exceeded(req.uri().path()))
+            .map(rate_limited),
+        Decision::Deny(_) => None,
+    };
+    drop(snapshot);
     let log_parts = ctx.shared.access_log.enabled().then(|| LogParts::of(&req));
-    let (response, rule, error) = match decision {
-        Decision::Deny(reason) => {
-            ctx.shared
-                .metrics
-                .counter(
-                    INBOUND_DENIED_TOTAL,
-                    vec![
-                        Label::new("port", ctx.port.to_string()),
-                        Label::new("kind", "http"),
-                    ],
-                )
-                .increment(1);
+    let (response, rule, error) = match (decision, limited) {
+        (Decision::Allow(rule), Some(response)) => {
+            deny_metric(ctx, "rate-limited");
+            (response, Some(rule), Some("rate limited".to_string()))
+        }
+        (Decision::Deny(reason), _) => {
+            deny_metric(ctx, "http");
             let message = format!("osm-proxy: forbidden: {reason}");
             (
                 error_response(StatusCode::FORBIDDEN, &message),
@@ -102,7 +122,7 @@ pub async fn handle(ctx: InboundContext, req: Request<Incoming>) -> Response<Pro
                 Some(message),
             )
         }
-        Decision::Allow(rule) => match forward(&ctx.app_client, req, ctx.app).await {
+        (Decision::Allow(rule), None) => match forward(&ctx.app_client, req, ctx.app).await {
             Ok(r) => (r.map(Either::Left), Some(rule), None),
             Err(e) => {
                 let message = format!("osm-proxy: application at {}: {e}", ctx.app);

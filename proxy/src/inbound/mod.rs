@@ -100,6 +100,7 @@ async fn handle(
                 "plaintext peer {peer} refused on port {port}: only mesh mTLS is accepted"
             ));
         }
+        admit_connection(&shared, port)?;
         return match detected {
             Detected::Http1 | Detected::Http2 => {
                 let http2 = detected == Detected::Http2;
@@ -128,6 +129,7 @@ async fn handle(
         .map_err(|e| format!("TLS handshake failed: {e}"))?;
     let (_, session) = tls_stream.get_ref();
     let identity = peer_identity(session.peer_certificates()).map_err(|e| e.to_string())?;
+    admit_connection(&shared, port)?;
     let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
     match alpn.as_deref() {
         Some(crate::identity::tls::ALPN_H2) | Some(crate::identity::tls::ALPN_HTTP1) => {
@@ -159,6 +161,21 @@ async fn handle(
                 }
             }
         }
+    }
+}
+
+/// Whether the port's connection rate limit admits one more connection.
+fn admit_connection(shared: &Shared, port: u16) -> Result<(), String> {
+    let admitted = shared
+        .config()
+        .inbound
+        .get(&port)
+        .is_none_or(|p| p.limits.admits_connection());
+    if admitted {
+        Ok(())
+    } else {
+        deny(shared, port, "connection-rate-limited");
+        Err(format!("connection rate limit of port {port} reached"))
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod authz;
 pub mod matcher;
+pub mod rate_limit;
 
 pub use authz::{Decision, DenyReason, HttpRequestView, authorize_http, authorize_tcp};
 
@@ -33,6 +34,48 @@ pub struct InboundPolicy {
     /// Source identity -> indexes of the authorizations listing it, in
     /// order, so a decision looks at that source's rules only.
     by_source: HashMap<SpiffeId, Vec<usize>>,
+    /// Local rate limits on this port.
+    pub limits: RateLimits,
+}
+
+/// The rate limits of one port; limiter state is shared by every
+/// connection of the config that holds it.
+#[derive(Debug, Clone, Default)]
+pub struct RateLimits {
+    /// Connections.
+    pub tcp: Option<Arc<rate_limit::RateLimiter>>,
+    /// Requests, whatever their path.
+    pub http: Option<HttpLimit>,
+    /// Requests whose path matches, checked before `http`.
+    pub routes: Vec<(regex::Regex, HttpLimit)>,
+}
+
+/// A request limit and how a limited request is answered.
+#[derive(Debug, Clone)]
+pub struct HttpLimit {
+    pub limiter: Arc<rate_limit::RateLimiter>,
+    pub status: http::StatusCode,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
+impl RateLimits {
+    /// The limit a request to `path` exceeds, if any; takes a token from
+    /// each limit it passes.
+    pub fn exceeded(&self, path: &str) -> Option<&HttpLimit> {
+        if let Some((_, limit)) = self.routes.iter().find(|(re, _)| re.is_match(path))
+            && !limit.limiter.try_acquire()
+        {
+            return Some(limit);
+        }
+        self.http
+            .as_ref()
+            .filter(|limit| !limit.limiter.try_acquire())
+    }
+
+    /// Whether a new connection may proceed.
+    pub fn admits_connection(&self) -> bool {
+        self.tcp.as_ref().is_none_or(|l| l.try_acquire())
+    }
 }
 
 /// One compiled TrafficTarget rule for a port.
@@ -73,6 +116,7 @@ impl InboundPolicy {
             authorizations,
             plaintext_sources,
             by_source,
+            limits: RateLimits::default(),
         }
     }
 

@@ -6,6 +6,7 @@
 mod admin;
 mod authz;
 mod protocols;
+mod rate_limit;
 mod reload;
 mod routing;
 mod telemetry;
