@@ -29,4 +29,5 @@ pub mod serve;
 pub mod state;
 pub mod tcp_forward;
 pub mod telemetry;
+pub mod tls_sni;
 pub mod upstream;

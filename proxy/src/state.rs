@@ -28,7 +28,7 @@ pub struct Shared {
     tls: Arc<ArcSwapOption<TlsState>>,
     credentials: ArcSwapOption<Credentials>,
     registry: EndpointRegistry,
-    app_clients: ArcSwap<HashMap<(SocketAddr, bool), HttpClient>>,
+    plain_clients: ArcSwap<HashMap<(SocketAddr, bool), HttpClient>>,
     apply: Mutex<()>,
     pub metrics: Metrics,
     pub access_log: AccessLog,
@@ -55,7 +55,7 @@ impl Shared {
             registry: EndpointRegistry::new(tls.clone()),
             tls,
             credentials: ArcSwapOption::empty(),
-            app_clients: ArcSwap::default(),
+            plain_clients: ArcSwap::default(),
             apply: Mutex::new(()),
             metrics,
             access_log,
@@ -155,9 +155,10 @@ impl Shared {
         Ok(())
     }
 
-    /// The pooled client to the local application at `addr`.
-    pub fn app_client(&self, addr: SocketAddr, http2: bool) -> HttpClient {
-        if let Some(client) = self.app_clients.load().get(&(addr, http2)) {
+    /// A pooled plaintext client to `addr`: the local application, or an
+    /// egress destination.
+    pub fn plain_client(&self, addr: SocketAddr, http2: bool) -> HttpClient {
+        if let Some(client) = self.plain_clients.load().get(&(addr, http2)) {
             return client.clone();
         }
         let wire = if http2 { Wire::Http2 } else { Wire::Http1 };
@@ -166,7 +167,7 @@ impl Shared {
             Connector::new(addr, None, self.tls.clone(), wire, timeout),
             wire,
         );
-        self.app_clients.rcu(|clients| {
+        self.plain_clients.rcu(|clients| {
             let mut clients = HashMap::clone(clients);
             clients
                 .entry((addr, http2))

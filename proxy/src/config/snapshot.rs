@@ -19,7 +19,10 @@ use crate::{
     identity::SpiffeId,
     policy::rate_limit::RateLimiter,
     policy::{Authorization, InboundPolicy, Traffic, matcher::HttpMatcher},
-    routing::split::WeightedChoice,
+    routing::{
+        egress::{EgressProtocol, EgressRule},
+        split::WeightedChoice,
+    },
     upstream::{EndpointHandle, EndpointRegistry, EndpointSpec},
 };
 
@@ -60,6 +63,8 @@ pub struct Snapshot {
     pub inbound: HashMap<u16, InboundPolicy>,
     pub outbound_by_addr: HashMap<SocketAddr, Arc<OutboundService>>,
     pub outbound_by_host: HashMap<Box<str>, Vec<Arc<OutboundService>>>,
+    /// Destinations outside the mesh Egress policies admit.
+    pub egress: Vec<EgressRule>,
 }
 
 /// A service this proxy may send to, on one port.
@@ -102,6 +107,7 @@ impl Snapshot {
             inbound: HashMap::new(),
             outbound_by_addr: HashMap::new(),
             outbound_by_host: HashMap::new(),
+            egress: Vec::new(),
         }
     }
 }
@@ -147,6 +153,12 @@ pub fn build_snapshot(
     let inbound = build_inbound(&config.inbound)?;
     let endpoint_sets = build_endpoint_sets(&config.endpoints, registry, mesh.connect_timeout)?;
     let (outbound_by_addr, outbound_by_host) = build_outbound(&config.outbound, &endpoint_sets)?;
+    let egress = config
+        .egress
+        .iter()
+        .enumerate()
+        .map(|(i, r)| build_egress(&format!("egress[{i}]"), r))
+        .collect::<Result<_, _>>()?;
     Ok(Snapshot {
         version,
         source: config,
@@ -155,6 +167,7 @@ pub fn build_snapshot(
         inbound,
         outbound_by_addr,
         outbound_by_host,
+        egress,
     })
 }
 
@@ -265,6 +278,43 @@ fn build_rate_limits(
         }
     }
     Ok(limits)
+}
+
+fn build_egress(at: &str, r: &v1::EgressRule) -> Result<EgressRule, ConfigError> {
+    let mut cidrs = Vec::new();
+    for (j, c) in r.cidrs.iter().enumerate() {
+        cidrs.push(parse_cidr(c).ok_or_else(|| {
+            err(
+                format!("{at}.cidrs[{j}]"),
+                format!("{c:?} is not an IP address or CIDR"),
+            )
+        })?);
+    }
+    let mut ports = Vec::new();
+    for (j, p) in r.ports.iter().enumerate() {
+        let number = port_of(&format!("{at}.ports[{j}].number"), p.number)?;
+        let protocol = EgressProtocol::parse(&p.protocol).ok_or_else(|| {
+            err(
+                format!("{at}.ports[{j}].protocol"),
+                format!(
+                    "{:?} is not http, https, tcp or tcp-server-first",
+                    p.protocol
+                ),
+            )
+        })?;
+        ports.push((number, protocol));
+    }
+    Ok(EgressRule {
+        name: r.name.as_str().into(),
+        hosts: r
+            .hosts
+            .iter()
+            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
+        cidrs,
+        ports,
+        matches: compile_matches(&format!("{at}.matches"), &r.matches)?,
+    })
 }
 
 fn parse_cidr(s: &str) -> Option<ipnet::IpNet> {

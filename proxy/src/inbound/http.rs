@@ -43,7 +43,7 @@ impl InboundContext {
         app: SocketAddr,
         http2: bool,
     ) -> Self {
-        let app_client = shared.app_client(app, http2);
+        let app_client = shared.plain_client(app, http2);
         let source_label = match &source {
             Source::Mesh(id) => id.to_string(),
             Source::Ingress(addr) => format!("ingress:{}", addr.ip()),

@@ -84,12 +84,63 @@ pub async fn handle(ctx: OutboundContext, req: Request<Incoming>) -> Response<Pr
     outcome.response
 }
 
+/// A request an Egress rule lets through to its original destination.
+struct EgressRoute {
+    dst: SocketAddr,
+    rule: Arc<str>,
+}
+
+fn egress(
+    ctx: &Inner,
+    snapshot: &crate::config::Snapshot,
+    req: &Request<Incoming>,
+) -> Option<EgressRoute> {
+    let dst = ctx.orig_dst?;
+    let (host, _) = crate::routing::normalize_authority(authority(req)?, dst.port())?;
+    let view = HttpRequestView {
+        method: req.method(),
+        path: req.uri().path(),
+        authority: authority(req),
+        headers: req.headers(),
+    };
+    let rule = crate::routing::egress::allows_http(&snapshot.egress, &host, dst.port(), &view)?;
+    Some(EgressRoute {
+        dst,
+        rule: format!("egress:{}", rule.name).into(),
+    })
+}
+
+impl EgressRoute {
+    async fn forward(self, ctx: &Inner, req: Request<Incoming>) -> Outcome {
+        let client = ctx
+            .shared
+            .plain_client(self.dst, req.version() == http::Version::HTTP_2);
+        match forward(&client, req, self.dst).await {
+            Ok(response) => Outcome {
+                response: response.map(Either::Left),
+                service: Some(self.rule),
+                endpoint: None,
+                error: None,
+            },
+            Err(e) => Outcome::refused(
+                e.status(),
+                format!("osm-proxy: {}: {e}", self.dst),
+                Some(self.rule),
+            ),
+        }
+    }
+}
+
 async fn route(ctx: &Inner, req: Request<Incoming>) -> Outcome {
     let snapshot = ctx.shared.config();
     let by_addr = ctx.orig_dst.and_then(|a| service_by_addr(&snapshot, a));
     let Some(service) =
         by_addr.or_else(|| authority(&req).and_then(|a| service_by_authority(&snapshot, a)))
     else {
+        if let Some(outcome) = egress(ctx, &snapshot, &req) {
+            drop(snapshot);
+            return outcome.forward(ctx, req).await;
+        }
         super::refused(&ctx.shared, "http", "no-route");
         let target = authority(&req).unwrap_or("(no authority)");
         let why = if snapshot.mesh.egress {

@@ -108,6 +108,19 @@ async fn handle(
         }
         (_, Some(service)) => forward_tcp(&shared, stream, peer, &service).await,
         (_, None) => {
+            if let Some(dst) = orig_dst {
+                let (prefix, mut inner) = stream.into_parts();
+                let prefix = if detected == Detected::Tls {
+                    crate::tls_sni::read_first_record(&mut inner, prefix, detect_timeout)
+                        .await
+                        .map_err(|e| e.to_string())?
+                } else {
+                    prefix
+                };
+                if egress_allows(&shared, detected, &prefix, dst) {
+                    return passthrough(&shared, Prefixed::new(prefix, inner), peer, dst).await;
+                }
+            }
             refused(&shared, "tcp", "no-route");
             Err(format!(
                 "no mesh service at {} and egress is disabled",
@@ -155,9 +168,23 @@ async fn forward_tcp(
     Ok(())
 }
 
-async fn passthrough(
+/// Whether an Egress rule admits a connection to `dst`: by its address, or
+/// for TLS by the server name in its ClientHello.
+fn egress_allows(shared: &Shared, detected: Detected, prefix: &[u8], dst: SocketAddr) -> bool {
+    let snapshot = shared.config();
+    let rules = &snapshot.egress;
+    if crate::routing::egress::allows_address(rules, dst).is_some() {
+        return true;
+    }
+    detected == Detected::Tls
+        && crate::tls_sni::server_name(prefix).is_some_and(|sni| {
+            crate::routing::egress::allows_tls(rules, &sni, dst.port()).is_some()
+        })
+}
+
+async fn passthrough<D: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     shared: &Arc<Shared>,
-    downstream: TcpStream,
+    downstream: D,
     peer: SocketAddr,
     dst: SocketAddr,
 ) -> Result<(), String> {

@@ -1,6 +1,7 @@
 //! Outbound routing decisions: pure functions over a config snapshot.
 
 pub mod balance;
+pub mod egress;
 pub mod split;
 
 use std::{net::SocketAddr, sync::Arc};

@@ -229,3 +229,79 @@ async fn a_client_silent_past_the_detect_timeout_is_still_served_by_host() {
         .unwrap();
     assert_eq!(answer.status, 200, "{answer:?}");
 }
+
+fn client_hello(sni: &str) -> Vec<u8> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap();
+    let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut hello = Vec::new();
+    conn.write_tls(&mut hello).unwrap();
+    hello
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_rules_admit_their_hosts_names_and_ranges_only() {
+    let pki = Pki::default();
+    let web = HttpApp::start("web").await;
+    let echo = ServerFirstApp::start(b"").await;
+    let config = json!({
+        "trustBundle": {"pem": pki.bundle_pem()},
+        "mesh": {"egress": false},
+        "egress": [
+            {"name": "shop/web", "hosts": ["Web.Example."], "ports": [{"number": web.addr.port(), "protocol": "http"}]},
+            {"name": "shop/tls", "hosts": ["github.com"], "ports": [{"number": echo.addr.port(), "protocol": "https"}]}
+        ]
+    });
+    let client = TestProxy::start(ProxyOptions {
+        credentials: Some(pki.issue("shop", "buyer")),
+        config_yaml: Some(config.to_string()),
+        outbound_targets: vec![Some(web.addr), Some(echo.addr)],
+        ..Default::default()
+    })
+    .await;
+    let (to_web, to_echo) = (client.addrs.outbound[0], client.addrs.outbound[1]);
+
+    // HTTP: by Host and port.
+    let allowed = osm_tests::client::http1_get(to_web, "web.example", "/x")
+        .await
+        .unwrap();
+    assert_eq!(allowed.status, 200, "{allowed:?}");
+    assert_eq!(allowed.body, "web GET /x ");
+    let other = osm_tests::client::http1_get(to_web, "evil.example", "/x")
+        .await
+        .unwrap();
+    assert_eq!(other.status, 403);
+    assert_eq!(web.requests(), 1);
+
+    // TLS: by the ClientHello's server name; the bytes pass through untouched.
+    for (sni, admitted) in [("github.com", true), ("gitlab.com", false)] {
+        let hello = client_hello(sni);
+        let mut stream = tokio::net::TcpStream::connect(to_echo).await.unwrap();
+        stream.write_all(&hello).await.unwrap();
+        let mut echoed = vec![0u8; hello.len()];
+        let read = tokio::time::timeout(osm_tests::patience(), stream.read_exact(&mut echoed))
+            .await
+            .unwrap();
+        if admitted {
+            read.unwrap();
+            assert_eq!(echoed, hello, "{sni}");
+        } else {
+            assert!(read.is_err(), "{sni} must be refused");
+        }
+    }
+
+    // TCP: by address range and port.
+    let mut by_range = config.clone();
+    by_range["egress"] = json!([{"name": "shop/db", "cidrs": ["127.0.0.0/8"], "ports": [{"number": echo.addr.port(), "protocol": "tcp"}]}]);
+    client.apply(&by_range.to_string());
+    let mut stream = tokio::net::TcpStream::connect(to_echo).await.unwrap();
+    stream.write_all(b"\x00\x01binary").await.unwrap();
+    let mut echoed = [0u8; 8];
+    stream.read_exact(&mut echoed).await.unwrap();
+    assert_eq!(&echoed, b"\x00\x01binary");
+}
