@@ -11,3 +11,6 @@ pub mod certify;
 pub mod hub;
 pub mod sources;
 pub mod token;
+
+#[cfg(test)]
+mod test_fixtures;

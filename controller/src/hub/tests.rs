@@ -1,38 +1,10 @@
 use super::*;
+use crate::test_fixtures::CLUSTER;
 use osm_api::{
     compile::{Index, MeshOptions, compile},
     load::load_str,
     protocol::apply_update,
 };
-
-const CLUSTER: &str = "
-apiVersion: v1
-kind: Namespace
-metadata: {name: shop, labels: {openservicemesh.io/monitored-by: osm}}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: store-0, namespace: shop, labels: {app: store}}
-spec: {serviceAccountName: store, containers: [{name: app, image: x}]}
-status: {podIP: 10.0.0.1}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: buyer-0, namespace: shop, labels: {app: buyer}}
-spec: {serviceAccountName: buyer, containers: [{name: app, image: x}]}
-status: {podIP: 10.0.0.2}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: thief-0, namespace: shop, labels: {app: thief}}
-spec: {serviceAccountName: thief, containers: [{name: app, image: x}]}
-status: {podIP: 10.0.0.3}
----
-apiVersion: v1
-kind: Service
-metadata: {name: store, namespace: shop}
-spec: {clusterIP: 10.96.0.1, selector: {app: store}, ports: [{name: http, port: 80, targetPort: 8080}]}
-";
 
 fn target(sources: &[&str]) -> Object {
     let sources: Vec<String> = sources

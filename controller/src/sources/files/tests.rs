@@ -1,27 +1,6 @@
 use super::*;
+use crate::test_fixtures::CLUSTER as BASE;
 use osm_api::compile::{Compiler, Index, MeshOptions, ProxyId};
-
-const BASE: &str = "apiVersion: v1
-kind: Namespace
-metadata: {name: shop, labels: {openservicemesh.io/monitored-by: osm}}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: store-0, namespace: shop, labels: {app: store}}
-spec: {serviceAccountName: store, containers: [{name: app, image: x}]}
-status: {podIP: 10.0.0.1}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: buyer-0, namespace: shop, labels: {app: buyer}}
-spec: {serviceAccountName: buyer, containers: [{name: app, image: x}]}
-status: {podIP: 10.0.0.2}
----
-apiVersion: v1
-kind: Service
-metadata: {name: store, namespace: shop}
-spec: {clusterIP: 10.96.0.1, selector: {app: store}, ports: [{name: http, port: 80, targetPort: 8080}]}
-";
 
 const POLICY: &str = "apiVersion: specs.smi-spec.io/v1alpha4
 kind: TCPRoute
@@ -51,7 +30,7 @@ fn the_directory_drives_the_mesh() {
     let hub = Hub::new(Compiler::new(Index::new(MeshOptions::default())), None);
     let mut source = FileSource::new(dir.path());
     let first = source.sync(&hub);
-    assert_eq!(first.applied.len(), 4, "{first:?}");
+    assert_eq!(first.applied.len(), 5, "{first:?}");
     assert!(first.problems.is_empty(), "{first:?}");
     let mut rx = hub.subscribe(buyer()).unwrap();
     assert!(
@@ -108,7 +87,7 @@ fn bad_objects_are_reported_and_skipped() {
     std::fs::write(dir.path().join("notes.txt"), "not a manifest").unwrap();
     let hub = Hub::new(Compiler::new(Index::new(MeshOptions::default())), None);
     let report = FileSource::new(dir.path()).sync(&hub);
-    assert_eq!(report.applied.len(), 4, "the good objects still apply");
+    assert_eq!(report.applied.len(), 5, "the good objects still apply");
     let bad = dir.path().join("bad.yaml").display().to_string();
     let base = dir.path().join("base.yaml").display().to_string();
     assert_eq!(
