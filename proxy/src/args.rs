@@ -40,7 +40,7 @@ pub struct Args {
     #[arg(long = "outbound-listen", value_name = "ADDR[=DEST]")]
     pub outbound: Vec<ListenArg>,
 
-    /// Admin endpoints (/ready, /live, /config_dump, /certs).
+    /// Admin endpoints (/ready, /live, /config_dump, /certs, /logging).
     #[arg(long, default_value = "127.0.0.1:15000")]
     pub admin: SocketAddr,
 
