@@ -107,6 +107,49 @@ impl fmt::Debug for SpiffeId {
     }
 }
 
+/// Why a peer's certificate does not prove a mesh identity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerIdentityError {
+    #[error("the peer presented no certificate")]
+    NoCertificate,
+    #[error("the peer's certificate cannot be parsed")]
+    Unparsable,
+    #[error("the peer's certificate has no SPIFFE URI SAN")]
+    NoSpiffeId,
+    #[error("the peer's certificate has more than one SPIFFE URI SAN")]
+    SeveralSpiffeIds,
+    #[error("{0}")]
+    Invalid(#[from] SpiffeIdError),
+    #[error("the peer is {actual}, but {expected} was expected")]
+    Mismatch {
+        expected: SpiffeId,
+        actual: SpiffeId,
+    },
+}
+
+/// The SPIFFE ID a DER certificate carries in its URI SAN; exactly one is
+/// allowed.
+pub fn spiffe_id_from_der(der: &[u8]) -> Result<SpiffeId, PeerIdentityError> {
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+    let (_, parsed) = X509Certificate::from_der(der).map_err(|_| PeerIdentityError::Unparsable)?;
+    let san = parsed
+        .subject_alternative_name()
+        .map_err(|_| PeerIdentityError::Unparsable)?
+        .ok_or(PeerIdentityError::NoSpiffeId)?;
+    let mut found = None;
+    for name in &san.value.general_names {
+        if let GeneralName::URI(uri) = name
+            && uri.starts_with("spiffe://")
+        {
+            if found.is_some() {
+                return Err(PeerIdentityError::SeveralSpiffeIds);
+            }
+            found = Some(uri.parse::<SpiffeId>()?);
+        }
+    }
+    found.ok_or(PeerIdentityError::NoSpiffeId)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
 use osm_api::{
@@ -19,11 +20,25 @@ use osm_api::{
 };
 use tokio::sync::watch;
 
+/// OSM's default leaf lifetime.
+pub const DEFAULT_CERT_VALIDITY: Duration = Duration::from_secs(24 * 3600);
+
 /// What a proxy should have: its resources at a version.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct View {
     pub version: u64,
     pub resources: Arc<BTreeMap<ResourceId, v1::Resource>>,
+    /// When the change that made this view was applied (push latency is
+    /// measured from here); None for a first view.
+    pub changed_at: Option<Instant>,
+}
+
+/// A proxy's subscription: its views, and the token that lets only this
+/// subscription end itself (a reconnecting proxy may overlap its old one).
+#[derive(Debug)]
+pub struct Subscription {
+    pub views: watch::Receiver<View>,
+    pub token: u64,
 }
 
 /// The compiler and every proxy's subscription.
@@ -37,11 +52,12 @@ struct Inner {
     compiler: Compiler,
     trust_bundle: Option<v1::Resource>,
     version: u64,
-    subscribers: HashMap<ProxyId, watch::Sender<View>>,
+    next_token: u64,
+    subscribers: HashMap<ProxyId, (u64, watch::Sender<View>)>,
 }
 
 impl Inner {
-    fn view_of(&mut self, id: &ProxyId) -> View {
+    fn view_of(&mut self, id: &ProxyId, changed_at: Option<Instant>) -> View {
         self.version += 1;
         let mut resources = self.compiler.view(id).cloned().unwrap_or_default();
         if let Some(tb) = &self.trust_bundle {
@@ -50,13 +66,14 @@ impl Inner {
         View {
             version: self.version,
             resources: Arc::new(resources),
+            changed_at,
         }
     }
 
-    fn publish(&mut self, impact: &Impact) {
+    fn publish(&mut self, impact: &Impact, changed_at: Instant) {
         for id in impact.deltas.keys() {
-            let view = self.view_of(id);
-            if let Some(tx) = self.subscribers.get(id) {
+            let view = self.view_of(id, Some(changed_at));
+            if let Some((_, tx)) = self.subscribers.get(id) {
                 tx.send_replace(view);
             }
         }
@@ -72,6 +89,7 @@ impl Hub {
                     kind: Some(v1::resource::Kind::TrustBundle(v1::TrustBundle { pem })),
                 }),
                 version: 0,
+                next_token: 0,
                 subscribers: HashMap::new(),
             }),
         }
@@ -81,39 +99,80 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Subscribes a proxy; its first view is its full config.
-    pub fn subscribe(
-        &self,
-        id: ProxyId,
-    ) -> Result<watch::Receiver<View>, osm_api::compile::CompileError> {
+    /// Subscribes a proxy; its first view is its full config. A second
+    /// subscription for the same proxy replaces the first.
+    pub fn subscribe(&self, id: ProxyId) -> Result<Subscription, osm_api::compile::CompileError> {
         let mut inner = self.lock();
         inner.compiler.add_proxy(id.clone())?;
-        let view = inner.view_of(&id);
-        let (tx, rx) = watch::channel(view);
-        inner.subscribers.insert(id, tx);
-        Ok(rx)
+        let view = inner.view_of(&id, None);
+        let (tx, views) = watch::channel(view);
+        inner.next_token += 1;
+        let token = inner.next_token;
+        inner.subscribers.insert(id, (token, tx));
+        Ok(Subscription { views, token })
     }
 
-    /// Forgets a proxy whose stream ended.
-    pub fn unsubscribe(&self, id: &ProxyId) {
+    /// Ends a subscription, unless a newer one for the proxy replaced it.
+    pub fn unsubscribe(&self, id: &ProxyId, token: u64) {
         let mut inner = self.lock();
-        inner.subscribers.remove(id);
-        inner.compiler.remove_proxy(id);
+        if inner.subscribers.get(id).is_some_and(|(t, _)| *t == token) {
+            inner.subscribers.remove(id);
+            inner.compiler.remove_proxy(id);
+        }
     }
 
     /// Applies a cluster change and publishes the views it alters.
     pub fn apply(&self, object: Object) -> Impact {
         let mut inner = self.lock();
         let impact = inner.compiler.apply(object);
-        inner.publish(&impact);
+        inner.publish(&impact, Instant::now());
         impact
     }
 
     pub fn delete(&self, key: &ObjectKey) -> Impact {
         let mut inner = self.lock();
         let impact = inner.compiler.delete(key);
-        inner.publish(&impact);
+        inner.publish(&impact, Instant::now());
         impact
+    }
+
+    /// The ServiceAccount a known pod runs as (`default` when unset).
+    pub fn pod_service_account(&self, namespace: &str, pod: &str) -> Option<String> {
+        let inner = self.lock();
+        let pod = inner
+            .compiler
+            .index
+            .pods
+            .get(&(namespace.to_string(), pod.to_string()))?;
+        Some(
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.service_account_name.clone())
+                .filter(|sa| !sa.is_empty())
+                .unwrap_or_else(|| "default".into()),
+        )
+    }
+
+    /// Leaf certificate lifetime: the MeshConfig's
+    /// `certificate.serviceCertValidityDuration`, read at each signing so a
+    /// change applies to the next certificate.
+    pub fn cert_validity(&self) -> Duration {
+        let inner = self.lock();
+        inner
+            .compiler
+            .index
+            .mesh_config
+            .as_ref()
+            .and_then(|m| {
+                humantime::parse_duration(&m.spec.certificate.service_cert_validity_duration).ok()
+            })
+            .filter(|d| !d.is_zero())
+            .unwrap_or(DEFAULT_CERT_VALIDITY)
+    }
+
+    /// The mesh's trust domain.
+    pub fn trust_domain(&self) -> String {
+        self.lock().compiler.index.mesh.trust_domain.clone()
     }
 
     /// How many proxies are subscribed.

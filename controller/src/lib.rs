@@ -1,15 +1,25 @@
 //! osm-controller: the mesh's control plane.
 //!
-//! Built so far: the certificate authority ([`ca`]), proof of identity with
-//! tokens ([`token`]) and the `Identity.Certify` decision ([`certify`]),
-//! all without I/O beyond the CA's key file.
+//! - [`ca`]: the certificate authority; [`token`]: proof of identity;
+//!   [`certify`]: the `Identity.Certify` decision.
+//! - [`hub`]: the compiler and every proxy's subscription to its view.
+//! - [`server`]: the gRPC server (15128); [`admin`]: health, readiness,
+//!   metrics and debug (9091).
+//! - [`sources`]: what feeds the compiler (a directory of manifests; the
+//!   Kubernetes API).
+//! - [`app`]: the wiring of a running controller.
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod app;
 pub mod ca;
 pub mod certify;
 pub mod hub;
+pub mod metrics;
+pub mod server;
 pub mod sources;
+pub mod status;
 pub mod token;
 
 #[cfg(test)]

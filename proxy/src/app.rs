@@ -48,6 +48,8 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// Lets `/logging` change the log filter; None: not offered.
     pub log_filter: Option<Arc<dyn crate::logging::LogFilter>>,
+    /// Get the certificate and config from a controller.
+    pub control: Option<crate::control::ControlSettings>,
 }
 
 /// The addresses the proxy actually bound.
@@ -70,6 +72,7 @@ pub struct Proxy {
     config_file: Option<PathBuf>,
     config_poll_interval: Duration,
     drain_timeout: Duration,
+    control: Option<crate::control::ControlSettings>,
 }
 
 async fn bind_all(
@@ -152,6 +155,7 @@ impl Proxy {
             config_file: settings.config_file,
             config_poll_interval: settings.config_poll_interval,
             drain_timeout: settings.drain_timeout,
+            control: settings.control,
         })
     }
 
@@ -208,6 +212,9 @@ impl Proxy {
                 self.config_poll_interval,
                 drain.clone(),
             ));
+        }
+        if let Some(control) = self.control {
+            tasks.spawn(crate::control::run(control, shared.clone(), drain.clone()));
         }
         tasks.spawn(metrics_upkeep(shared.clone(), drain.clone()));
 

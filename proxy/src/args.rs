@@ -16,6 +16,35 @@ use crate::app::ListenerSpec;
 #[derive(Debug, Parser)]
 #[command(name = "osm-proxy", version)]
 pub struct Args {
+    /// The controller (host:port) to get the certificate and config from,
+    /// e.g. osm-controller.osm-system.svc:15128. Without it the proxy runs
+    /// from --config and --cert/--key.
+    #[arg(long, env = "OSM_CONTROLLER", conflicts_with_all = ["config", "cert", "key"], requires_all = ["controller_ca", "service_account"])]
+    pub controller: Option<String>,
+
+    /// The CA the controller's certificate must chain to (the mesh root):
+    /// a PEM file, or the PEM text itself.
+    #[arg(long, env = "OSM_CONTROLLER_CA")]
+    pub controller_ca: Option<String>,
+
+    /// The name the controller's certificate must carry; default: the host
+    /// of --controller.
+    #[arg(long, env = "OSM_CONTROLLER_SERVER_NAME")]
+    pub controller_server_name: Option<String>,
+
+    /// The pod's ServiceAccount token for the controller (audience
+    /// osm-controller); read at each certificate request.
+    #[arg(
+        long,
+        env = "OSM_TOKEN_FILE",
+        default_value = "/var/run/secrets/tokens/osm-controller/token"
+    )]
+    pub token_file: PathBuf,
+
+    /// The pod's ServiceAccount.
+    #[arg(long, env = "SERVICE_ACCOUNT")]
+    pub service_account: Option<String>,
+
     /// Static config (YAML or JSON of the config protocol's ProxyConfig);
     /// reloaded when the file changes; a bad file is refused and the running
     /// config stays.

@@ -16,6 +16,7 @@ pub mod admin;
 pub mod app;
 pub mod args;
 pub mod config;
+pub mod control;
 pub mod detect;
 pub mod http_util;
 pub mod identity;

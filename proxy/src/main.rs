@@ -5,6 +5,7 @@ use clap::Parser;
 use osm_proxy::{
     app::{AccessLogSink, Proxy, Settings},
     args::{Args, default_listeners},
+    control::{ControlSettings, certify::PodRef, channel::ControllerAddr},
     identity::Credentials,
     logging::LogFilter,
     telemetry::metrics::PodInfo,
@@ -39,6 +40,10 @@ async fn run(args: Args, log_filter: Arc<dyn LogFilter>) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let control = match &args.controller {
+        Some(controller) => Some(control_settings(&args, controller)?),
+        None => None,
+    };
     let pick = |given: Vec<osm_proxy::args::ListenArg>, port| {
         if given.is_empty() {
             default_listeners(port)
@@ -67,11 +72,44 @@ async fn run(args: Args, log_filter: Arc<dyn LogFilter>) -> anyhow::Result<()> {
         },
         drain_timeout: args.drain_timeout,
         log_filter: Some(log_filter),
+        control,
     })
     .await?;
     tracing::info!(addrs = ?proxy.addrs(), "osm-proxy started");
     proxy.run(shutdown_signal()).await;
     Ok(())
+}
+
+/// The controller settings from the flags and the pod's environment.
+fn control_settings(args: &Args, controller: &str) -> anyhow::Result<ControlSettings> {
+    let ca = args
+        .controller_ca
+        .as_deref()
+        .context("--controller needs --controller-ca")?;
+    let ca_pem = if ca.trim_start().starts_with("-----BEGIN") {
+        ca.as_bytes().to_vec()
+    } else {
+        std::fs::read(ca).with_context(|| format!("cannot read --controller-ca {ca}"))?
+    };
+    if args.pod_name.is_empty() || args.pod_namespace.is_empty() {
+        anyhow::bail!(
+            "--controller needs the pod's name and namespace (--pod-name/POD_NAME, --pod-namespace/POD_NAMESPACE)"
+        );
+    }
+    Ok(ControlSettings {
+        controller: ControllerAddr::new(
+            controller,
+            args.controller_server_name.as_deref(),
+            &ca_pem,
+        )
+        .context("--controller")?,
+        pod: PodRef {
+            name: args.pod_name.clone(),
+            namespace: args.pod_namespace.clone(),
+            service_account: args.service_account.clone().unwrap_or_default(),
+        },
+        token_file: args.token_file.clone(),
+    })
 }
 
 async fn shutdown_signal() {

@@ -155,6 +155,11 @@ impl Shared {
         Ok(())
     }
 
+    /// The proxy's current certificate and key.
+    pub fn credentials(&self) -> Option<Arc<Credentials>> {
+        self.credentials.load_full()
+    }
+
     /// A pooled plaintext client to `addr`: the local application, or an
     /// egress destination.
     pub fn plain_client(&self, addr: SocketAddr, http2: bool) -> HttpClient {

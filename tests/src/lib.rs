@@ -6,6 +6,8 @@
 
 pub mod apps;
 pub mod client;
+pub mod control_plane;
+pub mod load;
 pub mod mesh;
 pub mod pki;
 
@@ -73,6 +75,11 @@ pub struct ProxyOptions {
     pub outbound_targets: Vec<Option<SocketAddr>>,
     pub pod: PodInfo,
     pub log_filter: Option<Arc<dyn osm_proxy::logging::LogFilter>>,
+    /// Inbound listeners at exactly these addresses (bind, app target), as
+    /// a pod's address would be; for proxies fed by a controller.
+    pub inbound_at: Vec<(SocketAddr, SocketAddr)>,
+    /// Get the certificate and config from a controller.
+    pub control: Option<osm_proxy::control::ControlSettings>,
 }
 
 impl Default for ProxyOptions {
@@ -85,6 +92,8 @@ impl Default for ProxyOptions {
             outbound_targets: vec![None],
             pod: PodInfo::default(),
             log_filter: None,
+            inbound_at: vec![],
+            control: None,
         }
     }
 }
@@ -117,6 +126,11 @@ impl TestProxy {
                     target: Some(*t),
                     required: true,
                 })
+                .chain(options.inbound_at.iter().map(|(bind, t)| ListenerSpec {
+                    bind: *bind,
+                    target: Some(*t),
+                    required: true,
+                }))
                 .collect(),
             outbound: options
                 .outbound_targets
@@ -136,6 +150,7 @@ impl TestProxy {
             access_log: AccessLogSink::Writer(Box::new(SharedWriter(log.clone()))),
             drain_timeout: Duration::from_secs(5),
             log_filter: options.log_filter,
+            control: options.control,
         })
         .await
         .expect("proxy binds");

@@ -118,6 +118,64 @@ impl LocalCa {
     }
 }
 
+/// A certificate and its freshly made key, both PEM.
+#[derive(Clone)]
+pub struct ServingCert {
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for ServingCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServingCert").finish_non_exhaustive()
+    }
+}
+
+impl LocalCa {
+    /// The controller's own server certificate for `names` (DNS names or IP
+    /// addresses), with a new key. Proxies check it against the mesh root
+    /// before they send a token.
+    pub fn serving_cert(
+        &self,
+        names: &[String],
+        validity: Duration,
+    ) -> Result<ServingCert, CaError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(signing)?;
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(signing)?;
+        for name in names {
+            let san = match name.parse::<std::net::IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName(
+                    Ia5String::try_from(name.as_str())
+                        .map_err(|e| CaError::Signing(format!("{name:?}: {e}")))?,
+                ),
+            };
+            params.subject_alt_names.push(san);
+        }
+        params.distinguished_name.push(
+            DnType::CommonName,
+            names
+                .first()
+                .map(String::as_str)
+                .unwrap_or("osm-controller"),
+        );
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        let serial: [u8; 16] = rand_bytes()?;
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - BACKDATE;
+        params.not_after = now + validity;
+        let cert = params.signed_by(&key, &self.issuer).map_err(signing)?;
+        Ok(ServingCert {
+            chain_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
 /// Checks the names a CSR asks for against the proven identity: nothing, or
 /// exactly its SPIFFE ID and DNS name.
 fn check_requested_names(requested: &[SanType], identity: &SpiffeId) -> Result<(), CaError> {

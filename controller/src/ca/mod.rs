@@ -7,7 +7,7 @@
 
 mod local;
 
-pub use local::LocalCa;
+pub use local::{LocalCa, ServingCert};
 
 use std::time::Duration;
 

@@ -56,9 +56,12 @@ fn fold(updates: &[v1::ConfigUpdate]) -> v1::ProxyConfig {
 #[test]
 fn subscribers_get_a_full_view_then_only_the_changes_that_touch_them() {
     let hub = hub();
-    let mut store = hub.subscribe(id("store-0")).unwrap();
-    let mut buyer = hub.subscribe(id("buyer-0")).unwrap();
-    let mut thief = hub.subscribe(id("thief-0")).unwrap();
+    let sub_store = hub.subscribe(id("store-0")).unwrap();
+    let mut store = sub_store.views;
+    let sub_buyer = hub.subscribe(id("buyer-0")).unwrap();
+    let mut buyer = sub_buyer.views;
+    let sub_thief = hub.subscribe(id("thief-0")).unwrap();
+    let mut thief = sub_thief.views;
     assert_eq!(hub.subscribers(), 3);
     let first = next_update(None, &buyer.borrow_and_update());
     assert!(first.full);
@@ -85,6 +88,7 @@ fn subscribers_get_a_full_view_then_only_the_changes_that_touch_them() {
     let sent = View {
         version: first.version.parse().unwrap(),
         resources: Arc::new(osm_api::compile::impact::resources(&after_first)),
+        changed_at: None,
     };
     let second = next_update(Some(&sent), &latest);
     assert!(!second.full);
@@ -106,7 +110,8 @@ fn subscribers_get_a_full_view_then_only_the_changes_that_touch_them() {
 #[test]
 fn a_slow_proxy_gets_one_coalesced_batch() {
     let hub = hub();
-    let mut buyer = hub.subscribe(id("buyer-0")).unwrap();
+    let sub_buyer = hub.subscribe(id("buyer-0")).unwrap();
+    let mut buyer = sub_buyer.views;
     let initial = buyer.borrow_and_update().clone();
     // Three changes the proxy does not read in between: allowed, then
     // thief too, then allowed again without thief.
@@ -125,6 +130,26 @@ fn a_slow_proxy_gets_one_coalesced_batch() {
     );
     assert!(!buyer.has_changed().unwrap());
 
-    hub.unsubscribe(&id("buyer-0"));
+    assert!(latest.changed_at.is_some(), "a changed view says when");
+    hub.unsubscribe(&id("buyer-0"), sub_buyer.token);
+    assert_eq!(hub.subscribers(), 0);
+}
+
+#[test]
+fn an_old_subscription_ending_leaves_the_new_one_in_place() {
+    let hub = hub();
+    let old = hub.subscribe(id("buyer-0")).unwrap();
+    let new = hub.subscribe(id("buyer-0")).unwrap();
+    hub.unsubscribe(&id("buyer-0"), old.token);
+    assert_eq!(
+        hub.subscribers(),
+        1,
+        "the reconnected proxy stays subscribed"
+    );
+    let mut views = new.views;
+    views.borrow_and_update();
+    hub.apply(target(&["buyer"]));
+    assert!(views.has_changed().unwrap(), "and still gets changes");
+    hub.unsubscribe(&id("buyer-0"), new.token);
     assert_eq!(hub.subscribers(), 0);
 }

@@ -36,25 +36,7 @@ pub enum TlsError {
     NoIdentity(#[from] PeerIdentityError),
 }
 
-/// Why a peer's certificate does not prove a mesh identity.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PeerIdentityError {
-    #[error("the peer presented no certificate")]
-    NoCertificate,
-    #[error("the peer's certificate cannot be parsed")]
-    Unparsable,
-    #[error("the peer's certificate has no SPIFFE URI SAN")]
-    NoSpiffeId,
-    #[error("the peer's certificate has more than one SPIFFE URI SAN")]
-    SeveralSpiffeIds,
-    #[error("{0}")]
-    Invalid(#[from] super::SpiffeIdError),
-    #[error("the peer is {actual}, but {expected} was expected")]
-    Mismatch {
-        expected: SpiffeId,
-        actual: SpiffeId,
-    },
-}
+pub use osm_api::identity::PeerIdentityError;
 
 /// Everything the proxy needs for mTLS, built once per credential or trust
 /// bundle change and swapped in atomically.
@@ -143,24 +125,7 @@ pub fn server_name_for(id: &SpiffeId) -> Result<ServerName<'static>, String> {
 
 /// The SPIFFE ID a certificate carries in its URI SAN.
 pub fn spiffe_id_of(cert: &CertificateDer<'_>) -> Result<SpiffeId, PeerIdentityError> {
-    let (_, parsed) =
-        X509Certificate::from_der(cert.as_ref()).map_err(|_| PeerIdentityError::Unparsable)?;
-    let san = parsed
-        .subject_alternative_name()
-        .map_err(|_| PeerIdentityError::Unparsable)?
-        .ok_or(PeerIdentityError::NoSpiffeId)?;
-    let mut found = None;
-    for name in &san.value.general_names {
-        if let GeneralName::URI(uri) = name
-            && uri.starts_with("spiffe://")
-        {
-            if found.is_some() {
-                return Err(PeerIdentityError::SeveralSpiffeIds);
-            }
-            found = Some(uri.parse::<SpiffeId>()?);
-        }
-    }
-    found.ok_or(PeerIdentityError::NoSpiffeId)
+    osm_api::identity::spiffe_id_from_der(cert.as_ref())
 }
 
 /// The verified identity of a TLS peer, from the certificates rustls checked.

@@ -32,7 +32,7 @@ fn the_directory_drives_the_mesh() {
     let first = source.sync(&hub);
     assert_eq!(first.applied.len(), 5, "{first:?}");
     assert!(first.problems.is_empty(), "{first:?}");
-    let mut rx = hub.subscribe(buyer()).unwrap();
+    let mut rx = hub.subscribe(buyer()).unwrap().views;
     assert!(
         rx.borrow_and_update()
             .resources

@@ -1,0 +1,157 @@
+//! Health, readiness, metrics and debug endpoints (9091).
+//!
+//! - `/healthz`: the process serves.
+//! - `/readyz`: 200 once every source has completed its first full sync,
+//!   503 with the reason before.
+//! - `/metrics`: Prometheus text.
+//! - `/debug/proxies`: JSON list of connected proxies with the config
+//!   version sent to each and the one it acknowledged.
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{metrics::Metrics, status::Proxies};
+
+/// What the admin endpoints read.
+#[derive(Debug, Clone)]
+pub struct AdminState {
+    pub metrics: Arc<Metrics>,
+    pub proxies: Arc<Proxies>,
+    pub synced: Arc<AtomicBool>,
+}
+
+fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    if let Ok(v) = header::HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    response
+}
+
+/// Answers one admin request (pure routing, no I/O).
+pub fn route(state: &AdminState, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    if method != Method::GET {
+        return reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "only GET is served\n");
+    }
+    match path {
+        "/healthz" => reply(StatusCode::OK, TEXT, "ok\n"),
+        "/readyz" if state.synced.load(Ordering::Acquire) => reply(StatusCode::OK, TEXT, "ready\n"),
+        "/readyz" => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            TEXT,
+            "not ready: the first full sync of the cluster state has not completed\n",
+        ),
+        "/metrics" => reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            state.metrics.render(),
+        ),
+        "/debug/proxies" => reply(
+            StatusCode::OK,
+            "application/json",
+            serde_json::to_string_pretty(&state.proxies.list()).unwrap_or_default(),
+        ),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            TEXT,
+            "not found; try /healthz, /readyz, /metrics or /debug/proxies\n",
+        ),
+    }
+}
+
+/// Serves until `stop` is cancelled.
+pub async fn serve(listener: TcpListener, state: AdminState, stop: CancellationToken) {
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => return,
+        };
+        let state = state.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let response = route(&state, req.method(), req.uri().path());
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            tokio::select! {
+                _ = builder.serve_connection(TokioIo::new(tcp), service) => {}
+                _ = stop.cancelled() => {}
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body(r: Response<Full<Bytes>>) -> String {
+        let bytes = r.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn readiness_follows_the_first_sync_and_proxies_are_listed() {
+        let state = AdminState {
+            metrics: Arc::new(Metrics::new()),
+            proxies: Arc::new(Proxies::default()),
+            synced: Arc::new(AtomicBool::new(false)),
+        };
+        let get = |p: &str| route(&state, &Method::GET, p);
+        assert_eq!(get("/healthz").status(), StatusCode::OK);
+        let not_ready = get("/readyz");
+        assert_eq!(not_ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body(not_ready).await.contains("first full sync"));
+        state.synced.store(true, Ordering::Release);
+        assert_eq!(get("/readyz").status(), StatusCode::OK);
+
+        state.proxies.connected(
+            7,
+            "shop",
+            "buyer-0",
+            "spiffe://cluster.local/ns/shop/sa/buyer",
+        );
+        state.proxies.sent(7, "12");
+        state.proxies.acknowledged(7, "12", "");
+        let listed: serde_json::Value =
+            serde_json::from_str(&body(get("/debug/proxies")).await).unwrap();
+        assert_eq!(listed[0]["pod"], "buyer-0");
+        assert_eq!(listed[0]["ackedVersion"], "12");
+        state.proxies.disconnected(7);
+        assert_eq!(body(get("/debug/proxies")).await.trim(), "[]");
+
+        state.metrics.certificates_issued.increment(2);
+        assert!(
+            body(get("/metrics"))
+                .await
+                .contains("osm_controller_certificates_issued_total 2")
+        );
+        assert_eq!(get("/nope").status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            route(&state, &Method::POST, "/healthz").status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+}

@@ -1,0 +1,233 @@
+//! Wiring: bind the listeners (so tests can use port 0), then run the
+//! sources, the gRPC server and the admin endpoints until shutdown.
+
+use std::{
+    collections::BTreeSet,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use osm_api::compile::{Compiler, Index, MeshOptions};
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    admin::{self, AdminState},
+    ca::{Issuer, LocalCa},
+    hub::Hub,
+    metrics::Metrics,
+    server::{self, ConfigService, IdentityService},
+    sources::files::FileSource,
+    status::Proxies,
+    token::TokenReviewer,
+};
+
+/// How long the controller's own serving certificate is valid; it is made
+/// anew at every start.
+const SERVING_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// How to run a controller.
+pub struct Settings {
+    pub grpc: SocketAddr,
+    pub admin: SocketAddr,
+    pub ca: Arc<LocalCa>,
+    pub reviewer: Arc<dyn TokenReviewer>,
+    pub mesh: MeshOptions,
+    /// The directory of manifests to serve (local mode).
+    pub manifests: Option<PathBuf>,
+    /// How often the manifests are checked for changes.
+    pub poll_interval: Duration,
+    /// Names (DNS or IP) on the controller's certificate.
+    pub server_names: Vec<String>,
+}
+
+/// The addresses the controller bound.
+#[derive(Debug, Clone, Copy)]
+pub struct BoundAddrs {
+    pub grpc: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+/// A bound controller, ready to run.
+pub struct Controller {
+    grpc: TcpListener,
+    admin: TcpListener,
+    addrs: BoundAddrs,
+    tls: Arc<rustls::ServerConfig>,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    proxies: Arc<Proxies>,
+    synced: Arc<AtomicBool>,
+    ca: Arc<LocalCa>,
+    reviewer: Arc<dyn TokenReviewer>,
+    manifests: Option<PathBuf>,
+    poll_interval: Duration,
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+impl Controller {
+    pub async fn bind(settings: Settings) -> anyhow::Result<Self> {
+        let trust_bundle = settings.ca.trust_bundle();
+        let serving = settings
+            .ca
+            .serving_cert(&settings.server_names, SERVING_CERT_VALIDITY)
+            .context("the controller's serving certificate")?;
+        let tls = server::tls::server_config(&serving, &trust_bundle)
+            .map_err(anyhow::Error::msg)
+            .context("the controller's TLS configuration")?;
+        let hub = Arc::new(Hub::new(
+            Compiler::new(Index::new(settings.mesh)),
+            Some(trust_bundle),
+        ));
+        let grpc = bind(settings.grpc).await?;
+        let admin = bind(settings.admin).await?;
+        let addrs = BoundAddrs {
+            grpc: grpc.local_addr()?,
+            admin: admin.local_addr()?,
+        };
+        Ok(Self {
+            grpc,
+            admin,
+            addrs,
+            tls,
+            hub,
+            metrics: Arc::new(Metrics::new()),
+            proxies: Arc::new(Proxies::default()),
+            synced: Arc::new(AtomicBool::new(false)),
+            ca: settings.ca,
+            reviewer: settings.reviewer,
+            manifests: settings.manifests,
+            poll_interval: settings.poll_interval,
+        })
+    }
+
+    pub fn addrs(&self) -> BoundAddrs {
+        self.addrs
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    pub fn proxies(&self) -> &Arc<Proxies> {
+        &self.proxies
+    }
+
+    /// Serves until `shutdown` completes; then every connection closes.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        match self.manifests.clone() {
+            Some(dir) => {
+                tasks.spawn(watch_manifests(
+                    FileSource::new(dir),
+                    self.hub.clone(),
+                    self.metrics.clone(),
+                    self.synced.clone(),
+                    self.poll_interval,
+                    stop.clone(),
+                ));
+            }
+            // Nothing to sync: the (empty) state is complete.
+            None => self.synced.store(true, Ordering::Release),
+        }
+        let identity = IdentityService {
+            hub: self.hub.clone(),
+            reviewer: self.reviewer.clone(),
+            issuer: self.ca.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let config =
+            ConfigService::new(self.hub.clone(), self.proxies.clone(), self.metrics.clone());
+        tasks.spawn(server::serve(
+            self.grpc,
+            self.tls.clone(),
+            identity,
+            config,
+            stop.clone(),
+        ));
+        tasks.spawn(admin::serve(
+            self.admin,
+            AdminState {
+                metrics: self.metrics.clone(),
+                proxies: self.proxies.clone(),
+                synced: self.synced.clone(),
+            },
+            stop.clone(),
+        ));
+        let metrics = self.metrics.clone();
+        let upkeep_stop = stop.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => metrics.run_upkeep(),
+                    _ = upkeep_stop.cancelled() => return,
+                }
+            }
+        });
+        shutdown.await;
+        tracing::info!("stopping");
+        stop.cancel();
+        tasks.close();
+        tasks.wait().await;
+    }
+}
+
+/// Syncs the manifests directory into the hub every `interval`. Problems
+/// are logged when they change, not at every pass.
+async fn watch_manifests(
+    source: FileSource,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    synced: Arc<AtomicBool>,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    let mut source = Some(source);
+    let mut reported: BTreeSet<String> = BTreeSet::new();
+    loop {
+        let Some(mut current) = source.take() else {
+            return;
+        };
+        let hub_for_sync = hub.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let report = current.sync(&hub_for_sync);
+            (current, report)
+        })
+        .await;
+        let Ok((current, report)) = joined else {
+            tracing::error!("the manifest sync panicked; the file source stops");
+            metrics.error("source");
+            return;
+        };
+        source = Some(current);
+        for key in &report.applied {
+            tracing::info!(object = %key, "applied");
+        }
+        for key in &report.deleted {
+            tracing::info!(object = %key, "deleted");
+        }
+        let problems: BTreeSet<String> = report.problems.into_iter().collect();
+        for p in problems.difference(&reported) {
+            tracing::warn!(problem = %p, "manifest skipped");
+        }
+        metrics.source_synced("files", problems.len());
+        reported = problems;
+        synced.store(true, Ordering::Release);
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The osm-controller binary.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use clap::Parser;
+use osm_api::compile::MeshOptions;
+use osm_controller::{
+    app::{Controller, Settings},
+    ca::LocalCa,
+    server::tls::default_server_names,
+    token::LocalTokens,
+};
+
+/// The mesh's control plane: the certificate authority, the config stream
+/// proxies subscribe to, and the sources of cluster state.
+///
+/// Local mode: `--state-dir` keeps the CA (`ca.crt`, `private.key`) and the
+/// key local-mode tokens are signed with (`token.key`); `--manifests` is the
+/// directory of Kubernetes manifests that stands for the cluster, re-read
+/// when it changes.
+#[derive(Debug, Parser)]
+#[command(name = "osm-controller", version)]
+struct Args {
+    /// gRPC (Identity.Certify, Config.Stream) over TLS.
+    #[arg(long, default_value = "0.0.0.0:15128")]
+    grpc_listen: SocketAddr,
+
+    /// Health (/healthz), readiness (/readyz), metrics (/metrics) and
+    /// /debug/proxies.
+    #[arg(long, default_value = "0.0.0.0:9091")]
+    admin_listen: SocketAddr,
+
+    /// Where the CA and the local token key are kept (made on first start).
+    #[arg(long, env = "OSM_STATE_DIR")]
+    state_dir: PathBuf,
+
+    /// A directory of manifests to serve as the cluster's state.
+    #[arg(long, env = "OSM_MANIFESTS")]
+    manifests: Option<PathBuf>,
+
+    /// How often --manifests is checked for changes.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    poll_interval: Duration,
+
+    /// Namespaces labelled openservicemesh.io/monitored-by=<mesh-name> are meshed.
+    #[arg(long, default_value = "osm")]
+    mesh_name: String,
+
+    /// The control plane's namespace (where osm-mesh-config lives).
+    #[arg(long, default_value = "osm-system")]
+    osm_namespace: String,
+
+    /// Trust domain of the SPIFFE identities.
+    #[arg(long, default_value = "cluster.local")]
+    trust_domain: String,
+
+    /// Lifetime of the root CA made on first start.
+    #[arg(long, default_value = "87600h", value_parser = humantime::parse_duration)]
+    ca_validity: Duration,
+
+    /// Names (DNS or IP) on the controller's certificate; repeatable.
+    /// Default: osm-controller.<osm-namespace>.svc and its variants,
+    /// localhost, 127.0.0.1 and ::1.
+    #[arg(long = "server-name")]
+    server_names: Vec<String>,
+
+    /// Log filter (RUST_LOG syntax).
+    #[arg(long, env = "OSM_CONTROLLER_LOG", default_value = "info")]
+    log_level: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log_level)
+                .with_context(|| format!("--log-level {:?}", args.log_level))?,
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let ca = LocalCa::load_or_create(&args.state_dir, args.ca_validity)
+        .with_context(|| format!("the CA in {}", args.state_dir.display()))?;
+    let tokens = LocalTokens::load_or_create(&args.state_dir)
+        .with_context(|| format!("the token key in {}", args.state_dir.display()))?;
+    let server_names = if args.server_names.is_empty() {
+        default_server_names(&args.osm_namespace)
+    } else {
+        args.server_names
+    };
+    let controller = Controller::bind(Settings {
+        grpc: args.grpc_listen,
+        admin: args.admin_listen,
+        ca: Arc::new(ca),
+        reviewer: Arc::new(tokens),
+        mesh: MeshOptions {
+            mesh_name: args.mesh_name,
+            trust_domain: args.trust_domain,
+            osm_namespace: args.osm_namespace,
+            ..MeshOptions::default()
+        },
+        manifests: args.manifests,
+        poll_interval: args.poll_interval,
+        server_names,
+    })
+    .await?;
+    let addrs = controller.addrs();
+    tracing::info!(grpc = %addrs.grpc, admin = %addrs.admin, "serving");
+    controller.run(shutdown_signal()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

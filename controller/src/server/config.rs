@@ -1,0 +1,245 @@
+//! `Config.Stream`: a proxy's subscription to its compiled config.
+//!
+//! The proxy proves who it is with its mesh certificate, names its pod in
+//! its first message, and gets a full batch, then keyed changes. The send
+//! queue holds one batch: while the proxy is slow, changes pile up in the
+//! hub's view, and the next batch carries their net effect. A NACK makes the
+//! next batch a full one, so the two sides cannot drift apart.
+
+use std::{
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use osm_api::{compile::ProxyId, v1};
+use tokio::sync::mpsc;
+use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::PeerIdentity;
+use crate::{
+    hub::{Hub, Subscription, View, next_update},
+    metrics::Metrics,
+    status::Proxies,
+};
+
+/// How long a proxy may take to send its first message.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Streams compiled config to proxies.
+#[derive(Debug, Clone)]
+pub struct ConfigService {
+    pub hub: Arc<Hub>,
+    pub proxies: Arc<Proxies>,
+    pub metrics: Arc<Metrics>,
+    pub next_stream: Arc<AtomicU64>,
+}
+
+impl ConfigService {
+    pub fn new(hub: Arc<Hub>, proxies: Arc<Proxies>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            hub,
+            proxies,
+            metrics,
+            next_stream: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+type Updates = Pin<Box<dyn Stream<Item = Result<v1::ConfigUpdate, Status>> + Send>>;
+
+/// Checks that the caller's certificate is the pod's ServiceAccount.
+fn authorize(
+    hub: &Hub,
+    peer: Option<&PeerIdentity>,
+    hello: &v1::ProxyInfo,
+) -> Result<ProxyId, Status> {
+    let Some(identity) = peer.and_then(|p| p.0.as_ref()) else {
+        return Err(Status::unauthenticated(
+            "Config.Stream needs a client certificate from the mesh CA: call Identity.Certify first",
+        ));
+    };
+    if hello.pod_name.is_empty() || hello.pod_namespace.is_empty() {
+        return Err(Status::invalid_argument(
+            "the first message must name the pod (pod_name and pod_namespace)",
+        ));
+    }
+    let pod = format!("{}/{}", hello.pod_namespace, hello.pod_name);
+    let service_account = hub
+        .pod_service_account(&hello.pod_namespace, &hello.pod_name)
+        .ok_or_else(|| {
+            Status::unavailable(format!("pod {pod} is not known to the controller yet"))
+        })?;
+    if identity.namespace() != hello.pod_namespace || identity.service_account() != service_account
+    {
+        return Err(Status::permission_denied(format!(
+            "the certificate is {identity}, but pod {pod} runs as ServiceAccount {}/{service_account}",
+            hello.pod_namespace
+        )));
+    }
+    Ok(ProxyId {
+        namespace: hello.pod_namespace.clone(),
+        pod: hello.pod_name.clone(),
+    })
+}
+
+#[tonic::async_trait]
+impl v1::config_server::Config for ConfigService {
+    type StreamStream = Updates;
+
+    async fn stream(
+        &self,
+        request: Request<Streaming<v1::ProxyInfo>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        let peer = request.extensions().get::<PeerIdentity>().cloned();
+        let mut inbound = request.into_inner();
+        let hello = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no ProxyInfo within 10s"))??
+            .ok_or_else(|| Status::invalid_argument("the stream ended before its first message"))?;
+        let id = match authorize(&self.hub, peer.as_ref(), &hello) {
+            Ok(id) => id,
+            Err(status) => {
+                self.metrics.error("stream");
+                tracing::info!(pod = %format!("{}/{}", hello.pod_namespace, hello.pod_name), reason = %status.message(), "stream refused");
+                return Err(status);
+            }
+        };
+        let subscription = self.hub.subscribe(id.clone()).map_err(|e| {
+            self.metrics.error("stream");
+            Status::failed_precondition(e.to_string())
+        })?;
+        let stream = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        let identity = peer
+            .and_then(|p| p.0)
+            .map(|i| i.to_string())
+            .unwrap_or_default();
+        self.proxies
+            .connected(stream, &id.namespace, &id.pod, &identity);
+        self.metrics.connected_proxies.increment(1.0);
+        tracing::debug!(pod = %format!("{}/{}", id.namespace, id.pod), "proxy connected");
+        let (tx, rx) = mpsc::channel(1);
+        let session = Session {
+            service: self.clone(),
+            id,
+            stream,
+        };
+        tokio::spawn(session.run(subscription, inbound, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// One proxy's stream.
+struct Session {
+    service: ConfigService,
+    id: ProxyId,
+    stream: u64,
+}
+
+type Outbox = mpsc::Sender<Result<v1::ConfigUpdate, Status>>;
+
+impl Session {
+    async fn run(
+        self,
+        subscription: Subscription,
+        mut inbound: Streaming<v1::ProxyInfo>,
+        outbox: Outbox,
+    ) {
+        let mut views = subscription.views;
+        let mut sent: Option<View> = None;
+        let mut pending = true;
+        'session: loop {
+            if pending {
+                // Wait for room in the queue, reading acknowledgements
+                // meanwhile; the batch is made only once it can be sent, so
+                // it is always against the latest view.
+                let permit = loop {
+                    tokio::select! {
+                        permit = outbox.reserve() => match permit {
+                            Ok(p) => break p,
+                            Err(_) => break 'session,
+                        },
+                        message = inbound.message() => {
+                            if !self.on_message(message, &mut sent) {
+                                break 'session;
+                            }
+                        }
+                    }
+                };
+                let latest = views.borrow_and_update().clone();
+                if sent.as_ref().map(|s| s.version) != Some(latest.version) {
+                    let update = next_update(sent.as_ref(), &latest);
+                    if update.full || !update.upserts.is_empty() || !update.removals.is_empty() {
+                        self.service.proxies.sent(self.stream, &update.version);
+                        permit.send(Ok(update));
+                        self.service.metrics.updates_pushed.increment(1);
+                        if let Some(at) = latest.changed_at {
+                            self.service
+                                .metrics
+                                .push_latency
+                                .record(at.elapsed().as_secs_f64() * 1000.0);
+                        }
+                    }
+                    sent = Some(latest);
+                }
+            }
+            // Both branches decide whether a batch is due next.
+            tokio::select! {
+                changed = views.changed() => {
+                    if changed.is_err() {
+                        // Replaced by a newer stream of the same proxy.
+                        break;
+                    }
+                    pending = true;
+                }
+                message = inbound.message() => {
+                    if !self.on_message(message, &mut sent) {
+                        break;
+                    }
+                    pending = sent.is_none();
+                }
+            }
+        }
+        self.service.hub.unsubscribe(&self.id, subscription.token);
+        self.service.proxies.disconnected(self.stream);
+        self.service.metrics.connected_proxies.decrement(1.0);
+        tracing::debug!(pod = %format!("{}/{}", self.id.namespace, self.id.pod), "proxy disconnected");
+    }
+
+    /// Records an ACK or NACK; false when the stream is over. A NACK
+    /// forgets what was sent, so the next batch is full.
+    fn on_message(
+        &self,
+        message: Result<Option<v1::ProxyInfo>, Status>,
+        sent: &mut Option<View>,
+    ) -> bool {
+        match message {
+            Ok(Some(info)) => {
+                self.service.proxies.acknowledged(
+                    self.stream,
+                    &info.acked_version,
+                    &info.nack_reason,
+                );
+                if !info.nack_reason.is_empty() {
+                    self.service.metrics.nacks.increment(1);
+                    tracing::warn!(
+                        pod = %format!("{}/{}", self.id.namespace, self.id.pod),
+                        reason = %info.nack_reason,
+                        "proxy refused its config; resending in full"
+                    );
+                    *sent = None;
+                }
+                true
+            }
+            Ok(None) => false,
+            Err(status) => {
+                tracing::debug!(error = %status, "stream error");
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! `Identity.Certify` over gRPC.
+
+use std::sync::Arc;
+
+use osm_api::v1;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    ca::{CaError, Issuer},
+    certify::{CertifyError, certify},
+    hub::Hub,
+    metrics::Metrics,
+    token::TokenReviewer,
+};
+
+/// Signs proxies' CSRs for the identity their token proves.
+#[derive(Clone)]
+pub struct IdentityService {
+    pub hub: Arc<Hub>,
+    pub reviewer: Arc<dyn TokenReviewer>,
+    pub issuer: Arc<dyn Issuer>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for IdentityService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityService").finish_non_exhaustive()
+    }
+}
+
+/// The gRPC status for a refusal; the message says why.
+pub fn status_of(error: &CertifyError) -> Status {
+    let message = error.to_string();
+    match error {
+        CertifyError::Token(_) => Status::unauthenticated(message),
+        CertifyError::PodMismatch { .. } | CertifyError::Identity(_) => {
+            Status::permission_denied(message)
+        }
+        CertifyError::Ca(CaError::IdentityMismatch { .. } | CaError::UnexpectedName(_)) => {
+            Status::permission_denied(message)
+        }
+        CertifyError::Ca(CaError::BadCsr(_)) => Status::invalid_argument(message),
+        CertifyError::Ca(CaError::Signing(_) | CaError::Load(_)) => Status::internal(message),
+    }
+}
+
+#[tonic::async_trait]
+impl v1::identity_server::Identity for IdentityService {
+    async fn certify(
+        &self,
+        request: Request<v1::CertifyRequest>,
+    ) -> Result<Response<v1::CertifyResponse>, Status> {
+        let request = request.into_inner();
+        // Read per request: a MeshConfig change applies to the next
+        // certificate.
+        let validity = self.hub.cert_validity();
+        let trust_domain = self.hub.trust_domain();
+        match certify(
+            self.reviewer.as_ref(),
+            self.issuer.as_ref(),
+            &trust_domain,
+            validity,
+            &request,
+        )
+        .await
+        {
+            Ok(response) => {
+                self.metrics.certificates_issued.increment(1);
+                tracing::debug!(
+                    pod = %format!("{}/{}", request.pod_namespace, request.pod_name),
+                    not_after = response.not_after,
+                    "certificate issued"
+                );
+                Ok(Response::new(response))
+            }
+            Err(e) => {
+                self.metrics.error("certify");
+                tracing::info!(
+                    pod = %format!("{}/{}", request.pod_namespace, request.pod_name),
+                    reason = %e,
+                    "certificate refused"
+                );
+                Err(status_of(&e))
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The gRPC server on 15128: `Identity.Certify` and `Config.Stream` over
+//! TLS.
+//!
+//! Served with hyper directly (no router framework): each TLS connection is
+//! handshaken here, so the verified client certificate is read once and
+//! handed to the services as a request extension. A client certificate is
+//! optional at the TLS layer because a proxy calls `Certify` before it has
+//! one; `Config.Stream` refuses a caller without one.
+
+mod config;
+mod identity;
+pub mod tls;
+
+pub use config::ConfigService;
+pub use identity::IdentityService;
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use osm_api::{
+    identity::{SpiffeId, spiffe_id_from_der},
+    v1::{config_server::ConfigServer, identity_server::IdentityServer},
+};
+use tokio::{net::TcpListener, task::JoinSet};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
+
+/// How long a client may take to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The caller's mesh identity, from the client certificate rustls verified
+/// against the mesh root; None when it presented none.
+#[derive(Debug, Clone)]
+pub struct PeerIdentity(pub Option<SpiffeId>);
+
+/// Serves until `stop` is cancelled; then every connection is closed at
+/// once (proxies keep their config and reconnect elsewhere or later).
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    identity: IdentityService,
+    config: ConfigService,
+    stop: CancellationToken,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let identity = IdentityServer::new(identity);
+    let config = ConfigServer::new(config);
+    let mut connections = JoinSet::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            _ = stop.cancelled() => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let identity = identity.clone();
+        let config = config.clone();
+        connections.spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let caller = PeerIdentity(
+                tls.get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|certs| certs.first())
+                    .and_then(|leaf| spiffe_id_from_der(leaf.as_ref()).ok()),
+            );
+            let service =
+                hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(caller.clone());
+                    let identity = identity.clone();
+                    let config = config.clone();
+                    async move {
+                        let response = if req.uri().path().starts_with("/osm.v1.Identity/") {
+                            identity.oneshot(req).await
+                        } else {
+                            config.oneshot(req).await
+                        };
+                        Ok::<_, Infallible>(response.unwrap_or_else(|never| match never {}))
+                    }
+                });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder
+                .http2_only()
+                .serve_connection(TokioIo::new(tls), service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+        });
+    }
+    connections.shutdown().await;
+}

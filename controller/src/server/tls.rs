@@ -1,0 +1,61 @@
+//! The gRPC server's TLS: the controller's own certificate from the mesh
+//! CA, and optional client certificates verified against the mesh root.
+
+use std::sync::Arc;
+
+use rustls::{
+    RootCertStore, ServerConfig,
+    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    server::WebPkiClientVerifier,
+};
+
+use crate::ca::ServingCert;
+
+/// The names the controller's certificate carries by default: its Service
+/// in `osm_namespace` under every name a pod may use, and loopback for
+/// local mode and tests.
+pub fn default_server_names(osm_namespace: &str) -> Vec<String> {
+    let svc = "osm-controller";
+    vec![
+        format!("{svc}.{osm_namespace}.svc"),
+        svc.to_string(),
+        format!("{svc}.{osm_namespace}"),
+        format!("{svc}.{osm_namespace}.svc.cluster.local"),
+        "localhost".into(),
+        "127.0.0.1".into(),
+        "::1".into(),
+    ]
+}
+
+/// A rustls server config presenting `cert`, accepting callers with or
+/// without a client certificate (one that is presented must chain to
+/// `trust_bundle_pem`), speaking HTTP/2 only.
+pub fn server_config(
+    cert: &ServingCert,
+    trust_bundle_pem: &str,
+) -> Result<Arc<ServerConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for root in CertificateDer::pem_slice_iter(trust_bundle_pem.as_bytes()) {
+        roots
+            .add(root.map_err(|e| format!("trust bundle: {e}"))?)
+            .map_err(|e| format!("trust bundle: {e}"))?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| format!("client verifier: {e}"))?;
+    let chain = CertificateDer::pem_slice_iter(cert.chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("serving certificate: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes())
+        .map_err(|e| format!("serving key: {e}"))?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("serving certificate: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}

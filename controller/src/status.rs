@@ -1,0 +1,79 @@
+//! What the controller knows of each connected proxy, for the debug
+//! endpoint: who it is, what was sent, what it acknowledged.
+
+use std::{
+    collections::BTreeMap,
+    sync::Mutex,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use serde::Serialize;
+
+/// One connected proxy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyStatus {
+    pub namespace: String,
+    pub pod: String,
+    pub identity: String,
+    /// Unix seconds.
+    pub connected_since: u64,
+    pub sent_version: String,
+    pub acked_version: String,
+    /// Why the proxy refused its last batch; empty when it did not.
+    pub nack_reason: String,
+}
+
+/// Every connected proxy, keyed by stream (a proxy that reconnects may
+/// briefly have two).
+#[derive(Debug, Default)]
+pub struct Proxies {
+    streams: Mutex<BTreeMap<u64, ProxyStatus>>,
+}
+
+impl Proxies {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, ProxyStatus>> {
+        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn connected(&self, stream: u64, namespace: &str, pod: &str, identity: &str) {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        self.lock().insert(
+            stream,
+            ProxyStatus {
+                namespace: namespace.into(),
+                pod: pod.into(),
+                identity: identity.into(),
+                connected_since: since,
+                ..ProxyStatus::default()
+            },
+        );
+    }
+
+    pub fn sent(&self, stream: u64, version: &str) {
+        if let Some(s) = self.lock().get_mut(&stream) {
+            s.sent_version = version.into();
+        }
+    }
+
+    pub fn acknowledged(&self, stream: u64, version: &str, nack_reason: &str) {
+        if let Some(s) = self.lock().get_mut(&stream) {
+            s.acked_version = version.into();
+            s.nack_reason = nack_reason.into();
+        }
+    }
+
+    pub fn disconnected(&self, stream: u64) {
+        self.lock().remove(&stream);
+    }
+
+    /// Every connected proxy, sorted by namespace and pod.
+    pub fn list(&self) -> Vec<ProxyStatus> {
+        let mut out: Vec<ProxyStatus> = self.lock().values().cloned().collect();
+        out.sort_by(|a, b| (&a.namespace, &a.pod).cmp(&(&b.namespace, &b.pod)));
+        out
+    }
+}

@@ -1,0 +1,180 @@
+//! A gRPC channel to the controller over TLS.
+//!
+//! The controller's certificate is checked against the CA the proxy was
+//! given at start (the mesh root) and the controller's name, before the
+//! token or anything else is sent. The proxy presents its own mesh
+//! certificate once it has one (`Config.Stream` requires it).
+
+use std::{sync::Arc, time::Duration};
+
+use hyper_util::rt::TokioIo;
+use rustls::{
+    ClientConfig, RootCertStore,
+    pki_types::{CertificateDer, ServerName},
+};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use crate::identity::Credentials;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the controller is and how to recognise it.
+#[derive(Debug, Clone)]
+pub struct ControllerAddr {
+    /// `host:port`; resolved at each connection.
+    pub authority: String,
+    /// The name its certificate must carry (the host, unless overridden).
+    pub server_name: ServerName<'static>,
+    /// The roots the controller's certificate must chain to.
+    pub roots: Arc<RootCertStore>,
+}
+
+/// Why a controller address is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum AddrError {
+    #[error("{0:?} is not host:port")]
+    NotHostPort(String),
+    #[error("{0:?} is not a valid server name")]
+    ServerName(String),
+    #[error("the controller CA: {0}")]
+    Roots(String),
+}
+
+impl ControllerAddr {
+    /// `authority` is `host:port` (IPv6 in brackets); `server_name`
+    /// overrides the host for certificate checks; `ca_pem` holds the roots.
+    pub fn new(
+        authority: &str,
+        server_name: Option<&str>,
+        ca_pem: &[u8],
+    ) -> Result<Self, AddrError> {
+        let (host, port) = authority
+            .rsplit_once(':')
+            .filter(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+            .ok_or_else(|| AddrError::NotHostPort(authority.into()))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = server_name.unwrap_or(host).to_string();
+        let server_name =
+            ServerName::try_from(name.clone()).map_err(|_| AddrError::ServerName(name))?;
+        let mut roots = RootCertStore::empty();
+        let certs = crate::identity::parse_certificates(ca_pem)
+            .map_err(|e| AddrError::Roots(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(AddrError::Roots("no certificate in the PEM data".into()));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| AddrError::Roots(e.to_string()))?;
+        }
+        let _ = port;
+        Ok(Self {
+            authority: authority.to_string(),
+            server_name,
+            roots: Arc::new(roots),
+        })
+    }
+}
+
+fn client_config(
+    addr: &ControllerAddr,
+    credentials: Option<&Credentials>,
+) -> Result<Arc<ClientConfig>, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(addr.roots.clone());
+    let mut config = match credentials {
+        Some(c) => builder.with_client_auth_cert(
+            c.chain
+                .iter()
+                .map(|d| CertificateDer::clone(d).into_owned())
+                .collect(),
+            c.key.clone_key(),
+        )?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Why the controller cannot be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("cannot connect to the controller at {authority}: {source}")]
+    Transport {
+        authority: String,
+        source: tonic::transport::Error,
+    },
+}
+
+/// Connects (TCP, TLS, HTTP/2), presenting `credentials` when given.
+pub async fn connect(
+    addr: &ControllerAddr,
+    credentials: Option<&Credentials>,
+) -> Result<Channel, ConnectError> {
+    let connector = TlsConnector::from(client_config(addr, credentials)?);
+    let authority = addr.authority.clone();
+    let server_name = addr.server_name.clone();
+    let dial = tower::service_fn(move |_: Uri| {
+        let connector = connector.clone();
+        let authority = authority.clone();
+        let server_name = server_name.clone();
+        async move {
+            let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&authority))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
+                })??;
+            let _ = tcp.set_nodelay(true);
+            let tls = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(server_name, tcp))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
+                })??;
+            Ok::<_, std::io::Error>(TokioIo::new(tls))
+        }
+    });
+    let transport = |source| ConnectError::Transport {
+        authority: addr.authority.clone(),
+        source,
+    };
+    Endpoint::from_shared(format!("http://{}", addr.authority))
+        .map_err(transport)?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true)
+        .connect_with_connector(dial)
+        .await
+        .map_err(transport)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PEM: &str =
+        "-----BEGIN CERTIFICATE-----\nMIIBbjCCARSgAwIBAgIUQ6m3\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn addresses_are_checked() {
+        for bad in ["controller", ":15128", "host:port", "host:99999"] {
+            assert!(
+                matches!(
+                    ControllerAddr::new(bad, None, PEM.as_bytes()),
+                    Err(AddrError::NotHostPort(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            ControllerAddr::new("osm-controller.osm-system.svc:15128", None, b"not pem"),
+            Err(AddrError::Roots(_))
+        ));
+    }
+}

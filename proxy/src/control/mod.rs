@@ -1,0 +1,214 @@
+//! The proxy's side of the config protocol: get a certificate, stream the
+//! config, renew the certificate, and survive the controller going away.
+//!
+//! - Certificate: a key made here, a CSR and the pod's token sent to
+//!   `Identity.Certify`; renewed at about two thirds of its life and
+//!   swapped in for new connections (established ones are not disturbed).
+//! - Config: `Config.Stream` with the pod's name; each batch is applied
+//!   atomically (all of it or nothing) and acknowledged, or refused with
+//!   the reason (NACK) while the last good config keeps serving.
+//! - The controller away: the proxy keeps serving with what it has and
+//!   reconnects with jittered exponential backoff.
+
+pub mod backoff;
+pub mod certify;
+pub mod channel;
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use osm_api::{
+    protocol::apply_update,
+    v1::{self, config_client::ConfigClient},
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+use self::{
+    backoff::Backoff,
+    certify::{Certified, PodRef, certify},
+    channel::{ControllerAddr, connect},
+};
+use crate::state::Shared;
+
+/// How to reach the controller and prove who the proxy is.
+#[derive(Debug, Clone)]
+pub struct ControlSettings {
+    pub controller: ControllerAddr,
+    pub pod: PodRef,
+    /// The pod's projected ServiceAccount token (audience osm-controller).
+    pub token_file: PathBuf,
+}
+
+const RECONNECT_BASE: Duration = Duration::from_millis(200);
+const RECONNECT_CAP: Duration = Duration::from_secs(5);
+const RENEW_RETRY_CAP: Duration = Duration::from_secs(30);
+
+/// Runs until `stop` is cancelled.
+pub async fn run(settings: ControlSettings, shared: Arc<Shared>, stop: CancellationToken) {
+    let Some(first) = obtain_certificate(&settings, &shared, &stop).await else {
+        return;
+    };
+    tokio::join!(
+        renew_forever(&settings, &shared, first, &stop),
+        stream_forever(&settings, &shared, &stop),
+    );
+}
+
+/// Certifies until it works (or the proxy stops); installs the result.
+async fn obtain_certificate(
+    settings: &ControlSettings,
+    shared: &Shared,
+    stop: &CancellationToken,
+) -> Option<SystemTime> {
+    let mut backoff = Backoff::new(RECONNECT_BASE, RENEW_RETRY_CAP);
+    loop {
+        let outcome = tokio::select! {
+            r = certify(&settings.controller, &settings.pod, &settings.token_file) => r,
+            _ = stop.cancelled() => return None,
+        };
+        match outcome.and_then(|c| install(shared, c)) {
+            Ok(renew_at) => return Some(renew_at),
+            Err(reason) => tracing::warn!(%reason, "no certificate yet; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
+            _ = stop.cancelled() => return None,
+        }
+    }
+}
+
+/// Swaps the new certificate in; returns when to renew it.
+fn install(shared: &Shared, certified: Certified) -> Result<SystemTime, certify::CertifyError> {
+    let renew_at = certified.renew_at();
+    shared
+        .set_credentials(certified.credentials)
+        .map_err(|e| certify::CertifyError::Response(e.to_string()))?;
+    tracing::info!(
+        valid_for = ?certified.not_after.duration_since(SystemTime::now()).unwrap_or_default(),
+        "certificate installed"
+    );
+    Ok(renew_at)
+}
+
+async fn renew_forever(
+    settings: &ControlSettings,
+    shared: &Shared,
+    mut renew_at: SystemTime,
+    stop: &CancellationToken,
+) {
+    loop {
+        let wait = renew_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return,
+        }
+        match obtain_certificate(settings, shared, stop).await {
+            Some(next) => renew_at = next,
+            None => return,
+        }
+    }
+}
+
+async fn stream_forever(settings: &ControlSettings, shared: &Shared, stop: &CancellationToken) {
+    let mut config = v1::ProxyConfig::default();
+    let mut backoff = Backoff::new(RECONNECT_BASE, RECONNECT_CAP);
+    loop {
+        match stream_once(settings, shared, &mut config, &mut backoff, stop).await {
+            Ok(()) => return,
+            Err(reason) => {
+                tracing::warn!(%reason, "config stream interrupted; serving the last config and reconnecting")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// One stream, until it fails (Err) or the proxy stops (Ok).
+async fn stream_once(
+    settings: &ControlSettings,
+    shared: &Shared,
+    config: &mut v1::ProxyConfig,
+    backoff: &mut Backoff,
+    stop: &CancellationToken,
+) -> Result<(), String> {
+    let credentials = shared
+        .credentials()
+        .ok_or_else(|| "no certificate".to_string())?;
+    let channel = connect(&settings.controller, Some(&credentials))
+        .await
+        .map_err(|e| e.to_string())?;
+    let hello = v1::ProxyInfo {
+        pod_name: settings.pod.name.clone(),
+        pod_namespace: settings.pod.namespace.clone(),
+        service_account: settings.pod.service_account.clone(),
+        ..Default::default()
+    };
+    let (replies, outgoing) = mpsc::channel(8);
+    replies
+        .send(hello.clone())
+        .await
+        .map_err(|_| "stream closed".to_string())?;
+    let mut updates = ConfigClient::new(channel)
+        .stream(ReceiverStream::new(outgoing))
+        .await
+        .map_err(|s| format!("{}: {}", s.code(), s.message()))?
+        .into_inner();
+    let mut acked = String::new();
+    loop {
+        let message = tokio::select! {
+            m = updates.message() => m,
+            _ = stop.cancelled() => return Ok(()),
+        };
+        let update = message
+            .map_err(|s| format!("{}: {}", s.code(), s.message()))?
+            .ok_or_else(|| "the controller ended the stream".to_string())?;
+        backoff.reset();
+        let reply = match apply(shared, config, &update) {
+            Ok(()) => {
+                acked = update.version.clone();
+                tracing::debug!(version = %update.version, full = update.full, "config applied");
+                v1::ProxyInfo {
+                    acked_version: acked.clone(),
+                    ..hello.clone()
+                }
+            }
+            Err(reason) => {
+                shared.record_rejected_config();
+                tracing::warn!(version = %update.version, %reason, "config refused; the last good config stays");
+                v1::ProxyInfo {
+                    acked_version: acked.clone(),
+                    nack_reason: reason,
+                    ..hello.clone()
+                }
+            }
+        };
+        replies
+            .send(reply)
+            .await
+            .map_err(|_| "stream closed".to_string())?;
+    }
+}
+
+/// Applies one batch to the running config, all or nothing.
+fn apply(
+    shared: &Shared,
+    config: &mut v1::ProxyConfig,
+    update: &v1::ConfigUpdate,
+) -> Result<(), String> {
+    let next = apply_update(config, update).map_err(|e| e.to_string())?;
+    shared
+        .apply_config(next.clone())
+        .map_err(|e| e.to_string())?;
+    *config = next;
+    Ok(())
+}

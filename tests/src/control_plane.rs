@@ -1,0 +1,170 @@
+//! A real controller in the test's runtime, fed by a directory of
+//! manifests, and proxies that get their certificates and config from it.
+//!
+//! Pods get their own loopback addresses (127.0.0.x, all of 127/8 is
+//! loopback on Linux), so a pod address and port look as they would in a
+//! cluster: the proxy's inbound listener is `podIP:port` and the application
+//! listens on `127.0.0.1:port`, the same port (taken with port 0).
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use osm_api::compile::MeshOptions;
+use osm_controller::{
+    app::{BoundAddrs, Controller, Settings},
+    ca::{Issuer, LocalCa},
+    hub::Hub,
+    status::Proxies,
+    token::{AUDIENCE, LocalTokens, PodIdentity},
+};
+use osm_proxy::control::{ControlSettings, certify::PodRef, channel::ControllerAddr};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// The controller's lasting state: its CA, its token key, and the
+/// manifests directory that stands for the cluster.
+pub struct ControlPlane {
+    pub ca: Arc<LocalCa>,
+    pub tokens: Arc<LocalTokens>,
+    pub manifests: tempfile::TempDir,
+    secrets: tempfile::TempDir,
+}
+
+/// A running controller.
+pub struct TestController {
+    pub addrs: BoundAddrs,
+    pub hub: Arc<Hub>,
+    pub proxies: Arc<Proxies>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Default for ControlPlane {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ControlPlane {
+    pub fn new() -> Self {
+        let mut key = [0u8; 32];
+        for b in &mut key {
+            *b = fastrand::u8(..);
+        }
+        Self {
+            ca: Arc::new(LocalCa::generate(Duration::from_secs(3600)).unwrap()),
+            tokens: Arc::new(LocalTokens::from_key(&key)),
+            manifests: tempfile::tempdir().unwrap(),
+            secrets: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Starts a controller on `grpc` (port 0 the first time; the same
+    /// address to bring it back).
+    pub async fn start(&self, grpc: SocketAddr) -> TestController {
+        let controller = Controller::bind(Settings {
+            grpc,
+            admin: "127.0.0.1:0".parse().unwrap(),
+            ca: self.ca.clone(),
+            reviewer: self.tokens.clone(),
+            mesh: MeshOptions::default(),
+            manifests: Some(self.manifests.path().to_path_buf()),
+            poll_interval: Duration::from_millis(50),
+            server_names: vec!["127.0.0.1".into()],
+        })
+        .await
+        .expect("controller binds");
+        let addrs = controller.addrs();
+        let hub = controller.hub().clone();
+        let proxies = controller.proxies().clone();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(controller.run(async move {
+            let _ = rx.await;
+        }));
+        TestController {
+            addrs,
+            hub,
+            proxies,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Writes (or replaces) a manifest file, atomically.
+    pub fn write(&self, name: &str, yaml: &str) {
+        let path = self.manifests.path().join(name);
+        let tmp = self.secrets.path().join(format!("{name}.tmp"));
+        std::fs::write(&tmp, yaml).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+
+    pub fn remove(&self, name: &str) {
+        std::fs::remove_file(self.manifests.path().join(name)).unwrap();
+    }
+
+    /// How a pod's proxy reaches the controller, with a token for the pod.
+    pub fn control_for(
+        &self,
+        controller: SocketAddr,
+        namespace: &str,
+        pod: &str,
+        service_account: &str,
+    ) -> ControlSettings {
+        let token = self.tokens.mint(
+            &PodIdentity {
+                namespace: namespace.into(),
+                pod: pod.into(),
+                service_account: service_account.into(),
+            },
+            AUDIENCE,
+            Duration::from_secs(3600),
+        );
+        let token_file: PathBuf = self.secrets.path().join(format!("{namespace}.{pod}.token"));
+        std::fs::write(&token_file, token).unwrap();
+        ControlSettings {
+            controller: ControllerAddr::new(
+                &controller.to_string(),
+                None,
+                self.ca.trust_bundle().as_bytes(),
+            )
+            .unwrap(),
+            pod: PodRef {
+                name: pod.into(),
+                namespace: namespace.into(),
+                service_account: service_account.into(),
+            },
+            token_file,
+        }
+    }
+
+    pub fn manifests_dir(&self) -> &Path {
+        self.manifests.path()
+    }
+}
+
+impl TestController {
+    pub fn grpc(&self) -> SocketAddr {
+        self.addrs.grpc
+    }
+
+    /// Stops the controller: every stream and connection closes.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// GET on the admin endpoint; (status, body).
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        let answer = crate::client::http1_get(self.addrs.admin, "controller", path)
+            .await
+            .unwrap();
+        (answer.status, answer.body)
+    }
+}

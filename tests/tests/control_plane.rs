@@ -1,0 +1,341 @@
+//! A real controller and three proxies on loopback: certificates, policy
+//! and mesh settings all come from the controller, fed by manifest files.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{net::SocketAddr, time::Duration};
+
+use osm_tests::{
+    ProxyOptions, TestProxy,
+    apps::HttpApp,
+    client::http1_get,
+    control_plane::{ControlPlane, TestController},
+    eventually,
+    load::steady_get,
+};
+
+/// A loopback ClusterIP: should a bug let traffic to it pass through as
+/// egress, it still never leaves the machine.
+const VIP: &str = "127.0.96.14";
+const STORE_IP: &str = "127.0.0.11";
+
+/// Namespaces, pods, the bookstore Service, and bookbuyer's access.
+fn cluster(app_port: u16) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata: {{name: bookstore, labels: {{openservicemesh.io/monitored-by: osm}}}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: bookbuyer, labels: {{openservicemesh.io/monitored-by: osm}}}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: bookthief, labels: {{openservicemesh.io/monitored-by: osm}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: bookstore-0, namespace: bookstore, labels: {{app: bookstore}}}}
+spec: {{serviceAccountName: bookstore, containers: [{{name: app, image: bookstore, ports: [{{containerPort: {app_port}}}]}}]}}
+status: {{podIP: {STORE_IP}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: bookbuyer-0, namespace: bookbuyer, labels: {{app: bookbuyer}}}}
+spec: {{serviceAccountName: bookbuyer, containers: [{{name: app, image: bookbuyer}}]}}
+status: {{podIP: 127.0.0.12}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: bookthief-0, namespace: bookthief, labels: {{app: bookthief}}}}
+spec: {{serviceAccountName: bookthief, containers: [{{name: app, image: bookthief}}]}}
+status: {{podIP: 127.0.0.13}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: bookstore, namespace: bookstore}}
+spec: {{clusterIP: {VIP}, selector: {{app: bookstore}}, ports: [{{name: http, port: 14001, targetPort: {app_port}}}]}}
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {{name: bookstore-routes, namespace: bookstore}}
+spec:
+  matches:
+  - {{name: books, pathRegex: "/books.*", methods: [GET]}}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {{name: bookbuyer-access, namespace: bookstore}}
+spec:
+  destination: {{kind: ServiceAccount, name: bookstore, namespace: bookstore}}
+  rules: [{{kind: HTTPRouteGroup, name: bookstore-routes, matches: [books]}}]
+  sources: [{{kind: ServiceAccount, name: bookbuyer, namespace: bookbuyer}}]
+"#
+    )
+}
+
+const THIEF_ACCESS: &str = r#"
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: bookthief-access, namespace: bookstore}
+spec:
+  destination: {kind: ServiceAccount, name: bookstore, namespace: bookstore}
+  rules: [{kind: HTTPRouteGroup, name: bookstore-routes, matches: [books]}]
+  sources: [{kind: ServiceAccount, name: bookthief, namespace: bookthief}]
+"#;
+
+fn mesh_config(permissive: bool, cert_validity: &str) -> String {
+    format!(
+        r#"
+apiVersion: config.openservicemesh.io/v1alpha2
+kind: MeshConfig
+metadata: {{name: osm-mesh-config, namespace: osm-system}}
+spec:
+  traffic: {{enablePermissiveTrafficPolicyMode: {permissive}, enableEgress: false}}
+  certificate: {{serviceCertValidityDuration: {cert_validity}}}
+"#
+    )
+}
+
+struct Mesh {
+    cp: ControlPlane,
+    controller: Option<TestController>,
+    grpc: SocketAddr,
+    app: HttpApp,
+    store: TestProxy,
+    buyer: TestProxy,
+    thief: TestProxy,
+}
+
+impl Mesh {
+    /// The cluster written, a controller, and three proxies ready.
+    async fn start(extra: &[(&str, String)]) -> Self {
+        let cp = ControlPlane::new();
+        let app = HttpApp::start("bookstore").await;
+        cp.write("cluster.yaml", &cluster(app.addr.port()));
+        for (name, yaml) in extra {
+            cp.write(name, yaml);
+        }
+        let controller = cp.start("127.0.0.1:0".parse().unwrap()).await;
+        let grpc = controller.grpc();
+        eventually("controller ready", || async {
+            (controller.admin_get("/readyz").await.0 == 200).then_some(())
+        })
+        .await;
+        let store_addr: SocketAddr = format!("{STORE_IP}:{}", app.addr.port()).parse().unwrap();
+        let store = TestProxy::start(ProxyOptions {
+            inbound_at: vec![(store_addr, app.addr)],
+            outbound_targets: vec![],
+            control: Some(cp.control_for(grpc, "bookstore", "bookstore-0", "bookstore")),
+            ..Default::default()
+        })
+        .await;
+        let client = |ns: &str| ProxyOptions {
+            outbound_targets: vec![Some(format!("{VIP}:14001").parse().unwrap())],
+            control: Some(cp.control_for(grpc, ns, &format!("{ns}-0"), ns)),
+            ..Default::default()
+        };
+        let buyer = TestProxy::start(client("bookbuyer")).await;
+        let thief = TestProxy::start(client("bookthief")).await;
+        for p in [&store, &buyer, &thief] {
+            eventually("proxy ready", || async {
+                p.shared.is_ready().then_some(())
+            })
+            .await;
+        }
+        Self {
+            cp,
+            controller: Some(controller),
+            grpc,
+            app,
+            store,
+            buyer,
+            thief,
+        }
+    }
+
+    async fn status(proxy: &TestProxy) -> u16 {
+        match http1_get(proxy.outbound(), "bookstore.bookstore", "/books").await {
+            Ok(a) => a.status,
+            Err(_) => 0,
+        }
+    }
+
+    async fn wait_status(&self, proxy: &TestProxy, want: u16, what: &str) {
+        let deadline = tokio::time::Instant::now() + osm_tests::patience();
+        loop {
+            let got = Self::status(proxy).await;
+            if got == want {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for: {what} (last status {got}; config {})",
+                serde_json::to_string(&proxy.shared.config().source).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_and_permissive_mode_come_from_the_controller() {
+    let mesh = Mesh::start(&[]).await;
+    assert_eq!(Mesh::status(&mesh.buyer).await, 200, "bookbuyer is allowed");
+    assert_eq!(mesh.app.requests(), 1);
+    assert_eq!(Mesh::status(&mesh.thief).await, 403, "bookthief is not");
+    assert_eq!(
+        mesh.app.requests(),
+        1,
+        "a denied request never reaches the app"
+    );
+
+    // Certificates carry the pods' ServiceAccounts.
+    let id = |p: &TestProxy| p.shared.tls().unwrap().local_identity.to_string();
+    assert_eq!(
+        id(&mesh.store),
+        "spiffe://cluster.local/ns/bookstore/sa/bookstore"
+    );
+    assert_eq!(
+        id(&mesh.thief),
+        "spiffe://cluster.local/ns/bookthief/sa/bookthief"
+    );
+
+    // A TrafficTarget added through the file source lets bookthief in;
+    // removing it shuts it out again.
+    mesh.cp.write("thief.yaml", THIEF_ACCESS);
+    mesh.wait_status(&mesh.thief, 200, "bookthief allowed")
+        .await;
+    mesh.cp.remove("thief.yaml");
+    mesh.wait_status(&mesh.thief, 403, "bookthief denied again")
+        .await;
+
+    // Permissive mode, switched on and off at runtime.
+    mesh.cp.write("mesh-config.yaml", &mesh_config(true, "24h"));
+    mesh.wait_status(&mesh.thief, 200, "permissive: bookthief allowed")
+        .await;
+    mesh.cp
+        .write("mesh-config.yaml", &mesh_config(false, "24h"));
+    mesh.wait_status(&mesh.thief, 403, "SMI mode again: bookthief denied")
+        .await;
+    assert_eq!(Mesh::status(&mesh.buyer).await, 200);
+
+    // The debug endpoint lists the three proxies, each having acknowledged
+    // what it was sent.
+    let controller = mesh.controller.as_ref().unwrap();
+    let listed = eventually("every proxy acknowledged", || async {
+        let (status, body) = controller.admin_get("/debug/proxies").await;
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let all = v.as_array().unwrap();
+        (all.len() == 3 && all.iter().all(|p| p["ackedVersion"] == p["sentVersion"])).then_some(v)
+    })
+    .await;
+    let pods: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pod"].as_str().unwrap())
+        .collect();
+    assert_eq!(pods, ["bookbuyer-0", "bookstore-0", "bookthief-0"]);
+    let (_, metrics) = controller.admin_get("/metrics").await;
+    assert!(
+        metrics.contains("osm_controller_connected_proxies 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("osm_controller_certificates_issued_total 3"),
+        "{metrics}"
+    );
+    assert_eq!(controller.admin_get("/readyz").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_flows_while_the_controller_is_away_and_resyncs_after() {
+    let mut mesh = Mesh::start(&[]).await;
+    assert_eq!(Mesh::status(&mesh.buyer).await, 200);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let load = tokio::spawn(steady_get(
+        mesh.buyer.outbound(),
+        "bookstore.bookstore",
+        "/books",
+        250,
+        5,
+        stop_rx,
+    ));
+    mesh.controller.take().unwrap().stop().await;
+    // Five seconds of traffic with no controller at all.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let _ = stop_tx.send(true);
+    let report = load.await.unwrap();
+    assert!(
+        report.failures.is_empty(),
+        "failed requests: {:?}",
+        &report.failures[..report.failures.len().min(5)]
+    );
+    assert!(report.ok >= 1000, "only {} requests in 5 s", report.ok);
+    assert!(
+        mesh.buyer.shared.is_ready(),
+        "still ready on its last config"
+    );
+
+    // A policy written while the controller is down takes effect once it
+    // is back: the proxies reconnect and resync.
+    mesh.cp.write("thief.yaml", THIEF_ACCESS);
+    assert_eq!(Mesh::status(&mesh.thief).await, 403);
+    let controller = mesh.cp.start(mesh.grpc).await;
+    mesh.wait_status(&mesh.thief, 200, "bookthief allowed after the resync")
+        .await;
+    assert_eq!(Mesh::status(&mesh.buyer).await, 200);
+    mesh.controller = Some(controller);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_rotate_under_traffic_without_a_failure() {
+    let mesh = Mesh::start(&[("mesh-config.yaml", mesh_config(false, "4s"))]).await;
+    let serial = |p: &TestProxy| {
+        let tls = p.shared.tls().unwrap();
+        osm_proxy::identity::tls::summarize(&tls.credentials.chain[0])
+            .unwrap()
+            .serial
+    };
+    let (first_store, first_buyer) = (serial(&mesh.store), serial(&mesh.buyer));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let load = tokio::spawn(steady_get(
+        mesh.buyer.outbound(),
+        "bookstore.bookstore",
+        "/books",
+        200,
+        4,
+        stop_rx,
+    ));
+    // Renewal comes at about two thirds of 4 s; wait for two on each side.
+    let mut seen_store = vec![first_store];
+    let mut seen_buyer = vec![first_buyer];
+    eventually("two certificate rotations on both sides", || {
+        let s = serial(&mesh.store);
+        let b = serial(&mesh.buyer);
+        if seen_store.last() != Some(&s) {
+            seen_store.push(s);
+        }
+        if seen_buyer.last() != Some(&b) {
+            seen_buyer.push(b);
+        }
+        let done = seen_store.len() >= 3 && seen_buyer.len() >= 3;
+        async move { done.then_some(()) }
+    })
+    .await;
+    let _ = stop_tx.send(true);
+    let report = load.await.unwrap();
+    assert!(
+        report.failures.is_empty(),
+        "failed requests: {:?}",
+        &report.failures[..report.failures.len().min(5)]
+    );
+    assert!(report.ok > 100, "only {} requests", report.ok);
+    // The new certificates are real: a new connection from the thief's
+    // proxy is still refused by policy, not by TLS.
+    assert_eq!(Mesh::status(&mesh.thief).await, 403);
+}
