@@ -339,3 +339,144 @@ async fn certificates_rotate_under_traffic_without_a_failure() {
     // proxy is still refused by policy, not by TLS.
     assert_eq!(Mesh::status(&mesh.thief).await, 403);
 }
+
+mod protocol {
+    //! The gRPC surface spoken directly, as a misbehaving proxy would.
+
+    use super::*;
+    use osm_api::v1::{self, config_client::ConfigClient, identity_client::IdentityClient};
+    use osm_proxy::control::{
+        certify::{certify, key_and_csr},
+        channel::connect,
+    };
+    use tokio_stream::wrappers::ReceiverStream;
+
+    async fn open_stream(
+        channel: tonic::transport::Channel,
+        hello: v1::ProxyInfo,
+    ) -> (
+        tokio::sync::mpsc::Sender<v1::ProxyInfo>,
+        Result<tonic::Streaming<v1::ConfigUpdate>, tonic::Status>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.send(hello).await.unwrap();
+        let result = ConfigClient::new(channel)
+            .stream(ReceiverStream::new(rx))
+            .await
+            .map(|r| r.into_inner());
+        (tx, result)
+    }
+
+    fn hello(ns: &str, pod: &str) -> v1::ProxyInfo {
+        v1::ProxyInfo {
+            pod_name: pod.into(),
+            pod_namespace: ns.into(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn identities_are_proven_before_anything_is_issued_or_streamed() {
+        let cp = ControlPlane::new();
+        cp.write("cluster.yaml", &cluster(18080));
+        let controller = cp.start("127.0.0.1:0".parse().unwrap()).await;
+        let grpc = controller.grpc();
+        eventually("controller ready", || async {
+            (controller.admin_get("/readyz").await.0 == 200).then_some(())
+        })
+        .await;
+
+        // A token for bookthief cannot buy a certificate for bookstore's pod.
+        let thief = cp.control_for(grpc, "bookthief", "bookthief-0", "bookthief");
+        let channel = connect(&thief.controller, None).await.unwrap();
+        let (_, csr_pem) = key_and_csr(&thief.pod).unwrap();
+        let token = std::fs::read_to_string(&thief.token_file).unwrap();
+        let refused = IdentityClient::new(channel.clone())
+            .certify(v1::CertifyRequest {
+                csr_pem: csr_pem.clone(),
+                token: token.clone(),
+                pod_name: "bookstore-0".into(),
+                pod_namespace: "bookstore".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        assert!(
+            refused.message().contains("bookthief/bookthief-0"),
+            "{}",
+            refused.message()
+        );
+        // A forged token is refused as unauthenticated.
+        let forged = IdentityClient::new(channel.clone())
+            .certify(v1::CertifyRequest {
+                csr_pem,
+                token: format!("{token}x"),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(forged.code(), tonic::Code::Unauthenticated);
+
+        // No client certificate: no config.
+        let (_, anonymous) = open_stream(channel, hello("bookthief", "bookthief-0")).await;
+        let anonymous = anonymous.unwrap_err();
+        assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
+        assert!(anonymous.message().contains("Identity.Certify"));
+
+        // bookthief's certificate cannot read bookstore's config.
+        let certified = certify(&thief.controller, &thief.pod, &thief.token_file)
+            .await
+            .unwrap();
+        let channel = connect(&thief.controller, Some(&certified.credentials))
+            .await
+            .unwrap();
+        let (_, other) = open_stream(channel.clone(), hello("bookstore", "bookstore-0")).await;
+        let other = other.unwrap_err();
+        assert_eq!(other.code(), tonic::Code::PermissionDenied);
+        assert!(other.message().contains("bookthief"), "{}", other.message());
+        // An unknown pod is reported as such.
+        let (_, unknown) = open_stream(channel.clone(), hello("bookthief", "nobody")).await;
+        assert_eq!(unknown.unwrap_err().code(), tonic::Code::Unavailable);
+
+        // Its own config streams; a NACK makes the next batch a full one.
+        let (replies, updates) = open_stream(channel, hello("bookthief", "bookthief-0")).await;
+        let mut updates = updates.unwrap();
+        let first = updates.message().await.unwrap().unwrap();
+        assert!(first.full);
+        replies
+            .send(v1::ProxyInfo {
+                nack_reason: "cannot apply".into(),
+                ..hello("bookthief", "bookthief-0")
+            })
+            .await
+            .unwrap();
+        let again = updates.message().await.unwrap().unwrap();
+        assert!(again.full, "after a NACK the proxy gets everything again");
+        assert_eq!(again.upserts, first.upserts);
+        // Acknowledged, the next change comes as a delta.
+        replies
+            .send(v1::ProxyInfo {
+                acked_version: again.version.clone(),
+                ..hello("bookthief", "bookthief-0")
+            })
+            .await
+            .unwrap();
+        cp.write("thief.yaml", THIEF_ACCESS);
+        let next = updates.message().await.unwrap().unwrap();
+        assert!(!next.full);
+        assert!(next.version.parse::<u64>().unwrap() > again.version.parse::<u64>().unwrap());
+        assert!(
+            next.upserts.iter().any(|r| matches!(&r.kind, Some(v1::resource::Kind::Outbound(o)) if o.name == "bookstore")),
+            "bookthief may now reach bookstore: {next:?}"
+        );
+        let (_, metrics) = controller.admin_get("/metrics").await;
+        assert!(
+            metrics.contains("osm_controller_nacks_total 1"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("osm_controller_errors_total{kind=\"certify\"} 2"),
+            "{metrics}"
+        );
+    }
+}
