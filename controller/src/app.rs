@@ -39,12 +39,20 @@ pub struct Settings {
     pub ca: Arc<LocalCa>,
     pub reviewer: Arc<dyn TokenReviewer>,
     pub mesh: MeshOptions,
-    /// The directory of manifests to serve (local mode).
-    pub manifests: Option<PathBuf>,
-    /// How often the manifests are checked for changes.
-    pub poll_interval: Duration,
+    pub source: Source,
     /// Names (DNS or IP) on the controller's certificate.
     pub server_names: Vec<String>,
+}
+
+/// Where the cluster state comes from.
+pub enum Source {
+    /// A directory of manifests, checked for changes every `poll` (local
+    /// mode).
+    Files { dir: PathBuf, poll: Duration },
+    /// The Kubernetes API.
+    Kubernetes(kube::Client),
+    /// Nothing (tests that feed the hub themselves).
+    None,
 }
 
 /// The addresses the controller bound.
@@ -66,8 +74,7 @@ pub struct Controller {
     synced: Arc<AtomicBool>,
     ca: Arc<LocalCa>,
     reviewer: Arc<dyn TokenReviewer>,
-    manifests: Option<PathBuf>,
-    poll_interval: Duration,
+    source: Source,
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -107,8 +114,7 @@ impl Controller {
             synced: Arc::new(AtomicBool::new(false)),
             ca: settings.ca,
             reviewer: settings.reviewer,
-            manifests: settings.manifests,
-            poll_interval: settings.poll_interval,
+            source: settings.source,
         })
     }
 
@@ -128,19 +134,28 @@ impl Controller {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
-        match self.manifests.clone() {
-            Some(dir) => {
+        match self.source {
+            Source::Files { dir, poll } => {
                 tasks.spawn(watch_manifests(
                     FileSource::new(dir),
                     self.hub.clone(),
                     self.metrics.clone(),
                     self.synced.clone(),
-                    self.poll_interval,
+                    poll,
+                    stop.clone(),
+                ));
+            }
+            Source::Kubernetes(client) => {
+                tasks.spawn(crate::sources::kubernetes::run(
+                    client,
+                    self.hub.clone(),
+                    self.metrics.clone(),
+                    self.synced.clone(),
                     stop.clone(),
                 ));
             }
             // Nothing to sync: the (empty) state is complete.
-            None => self.synced.store(true, Ordering::Release),
+            Source::None => self.synced.store(true, Ordering::Release),
         }
         let identity = IdentityService {
             hub: self.hub.clone(),

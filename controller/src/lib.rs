@@ -16,6 +16,7 @@ pub mod app;
 pub mod ca;
 pub mod certify;
 pub mod hub;
+pub mod kubernetes;
 pub mod metrics;
 pub mod server;
 pub mod sources;

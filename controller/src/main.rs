@@ -6,16 +6,17 @@ use anyhow::Context as _;
 use clap::Parser;
 use osm_api::compile::MeshOptions;
 use osm_controller::{
-    app::{Controller, Settings},
+    app::{Controller, Settings, Source},
     ca::LocalCa,
+    kubernetes::{ca_secret, token_review::KubeTokens},
     server::tls::default_server_names,
-    token::LocalTokens,
+    token::{LocalTokens, TokenReviewer},
 };
 
 /// The mesh's control plane: the certificate authority, the config stream
 /// proxies subscribe to, and the sources of cluster state.
 ///
-/// Local mode: `--state-dir` keeps the CA (`ca.crt`, `private.key`) and the
+/// On Kubernetes: `--kubernetes`. Local mode: `--state-dir` keeps the CA (`ca.crt`, `private.key`) and the
 /// key local-mode tokens are signed with (`token.key`); `--manifests` is the
 /// directory of Kubernetes manifests that stands for the cluster, re-read
 /// when it changes.
@@ -31,11 +32,18 @@ struct Args {
     #[arg(long, default_value = "0.0.0.0:9091")]
     admin_listen: SocketAddr,
 
-    /// Where the CA and the local token key are kept (made on first start).
-    #[arg(long, env = "OSM_STATE_DIR")]
-    state_dir: PathBuf,
+    /// Run against the Kubernetes API (in-cluster or kubeconfig): watch the
+    /// cluster, check tokens with TokenReview, keep the CA in the Secret
+    /// osm-ca-bundle of --osm-namespace.
+    #[arg(long, conflicts_with_all = ["state_dir", "manifests"])]
+    kubernetes: bool,
 
-    /// A directory of manifests to serve as the cluster's state.
+    /// Local mode: where the CA and the local token key are kept (made on
+    /// first start).
+    #[arg(long, env = "OSM_STATE_DIR", required_unless_present = "kubernetes")]
+    state_dir: Option<PathBuf>,
+
+    /// Local mode: a directory of manifests to serve as the cluster's state.
     #[arg(long, env = "OSM_MANIFESTS")]
     manifests: Option<PathBuf>,
 
@@ -87,10 +95,36 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let ca = LocalCa::load_or_create(&args.state_dir, args.ca_validity)
-        .with_context(|| format!("the CA in {}", args.state_dir.display()))?;
-    let tokens = LocalTokens::load_or_create(&args.state_dir)
-        .with_context(|| format!("the token key in {}", args.state_dir.display()))?;
+    let (ca, reviewer, source): (LocalCa, Arc<dyn TokenReviewer>, Source) = match &args.state_dir {
+        Some(dir) if !args.kubernetes => {
+            let ca = LocalCa::load_or_create(dir, args.ca_validity)
+                .with_context(|| format!("the CA in {}", dir.display()))?;
+            let tokens = LocalTokens::load_or_create(dir)
+                .with_context(|| format!("the token key in {}", dir.display()))?;
+            let source = match &args.manifests {
+                Some(dir) => Source::Files {
+                    dir: dir.clone(),
+                    poll: args.poll_interval,
+                },
+                None => Source::None,
+            };
+            (ca, Arc::new(tokens), source)
+        }
+        _ => {
+            let client = kube::Client::try_default()
+                .await
+                .context("cannot reach the Kubernetes API (in-cluster config or kubeconfig)")?;
+            let ca =
+                ca_secret::load_or_create(client.clone(), &args.osm_namespace, args.ca_validity)
+                    .await
+                    .context("the mesh CA")?;
+            (
+                ca,
+                Arc::new(KubeTokens::new(client.clone())),
+                Source::Kubernetes(client),
+            )
+        }
+    };
     let server_names = if args.server_names.is_empty() {
         default_server_names(&args.osm_namespace)
     } else {
@@ -100,15 +134,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         grpc: args.grpc_listen,
         admin: args.admin_listen,
         ca: Arc::new(ca),
-        reviewer: Arc::new(tokens),
+        reviewer,
         mesh: MeshOptions {
             mesh_name: args.mesh_name,
             trust_domain: args.trust_domain,
             osm_namespace: args.osm_namespace,
             ..MeshOptions::default()
         },
-        manifests: args.manifests,
-        poll_interval: args.poll_interval,
+        source,
         server_names,
     })
     .await?;

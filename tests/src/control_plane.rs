@@ -15,7 +15,7 @@ use std::{
 
 use osm_api::compile::MeshOptions;
 use osm_controller::{
-    app::{BoundAddrs, Controller, Settings},
+    app::{BoundAddrs, Controller, Settings, Source},
     ca::{Issuer, LocalCa},
     hub::Hub,
     status::Proxies,
@@ -71,8 +71,10 @@ impl ControlPlane {
             ca: self.ca.clone(),
             reviewer: self.tokens.clone(),
             mesh: MeshOptions::default(),
-            manifests: Some(self.manifests.path().to_path_buf()),
-            poll_interval: Duration::from_millis(50),
+            source: Source::Files {
+                dir: self.manifests.path().to_path_buf(),
+                poll: Duration::from_millis(50),
+            },
             server_names: vec!["127.0.0.1".into()],
         })
         .await

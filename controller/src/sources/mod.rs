@@ -1,4 +1,5 @@
-//! Where cluster state comes from: a directory of manifests (local mode);
-//! the Kubernetes API comes next.
+//! Where cluster state comes from: a directory of manifests (local mode),
+//! or the Kubernetes API.
 
 pub mod files;
+pub mod kubernetes;

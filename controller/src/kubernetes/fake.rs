@@ -1,0 +1,420 @@
+//! An in-memory Kubernetes API for tests: a kube `Client` over a tower
+//! service that serves lists, streaming watches (with resource versions),
+//! gets, creates and TokenReviews from a map of JSON objects, and records
+//! every request it was sent.
+
+use std::{
+    collections::BTreeMap,
+    convert::Infallible,
+    sync::{Arc, Mutex},
+};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody, combinators::BoxBody};
+use hyper::body::Frame;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+/// A collection: (API group, plural).
+type Collection = (String, String);
+/// An object's place: collection, namespace ("" when cluster-scoped), name.
+type Place = (Collection, String, String);
+
+/// What a watch stream receives.
+#[derive(Clone, Debug)]
+enum Broadcast {
+    Event {
+        collection: Collection,
+        line: String,
+    },
+    /// Every open watch fails with 410 Gone (the watcher must relist).
+    Expire,
+}
+
+type TokenReviewFn = dyn Fn(&Value) -> Value + Send + Sync;
+
+struct State {
+    version: u64,
+    objects: BTreeMap<Place, Value>,
+    /// Events by version, for watches that start from an older version.
+    log: Vec<(u64, Collection, String)>,
+    requests: Vec<String>,
+    /// Lists of these collections fail once with 500.
+    fail_list: Vec<Collection>,
+    token_review: Option<Arc<TokenReviewFn>>,
+}
+
+/// The fake API server.
+#[derive(Clone)]
+pub struct FakeApi {
+    state: Arc<Mutex<State>>,
+    events: broadcast::Sender<Broadcast>,
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+fn full(value: &Value) -> Body {
+    http_body_util::Full::new(Bytes::from(value.to_string())).boxed()
+}
+
+fn status(code: StatusCode, reason: &str, message: &str) -> Response<Body> {
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "reason": reason, "message": message, "code": code.as_u16(),
+    });
+    let mut r = Response::new(full(&body));
+    *r.status_mut() = code;
+    r
+}
+
+fn collection_of(value: &Value) -> Collection {
+    let api_version = value["apiVersion"].as_str().unwrap_or("");
+    let group = api_version
+        .rsplit_once('/')
+        .map(|(g, _)| g)
+        .unwrap_or("")
+        .to_string();
+    let kind = value["kind"].as_str().unwrap_or("").to_lowercase();
+    let plural = match kind.as_str() {
+        k if k.ends_with("ss") => format!("{k}es"),
+        "egress" => "egresses".into(),
+        "retry" => "retries".into(),
+        "endpointslice" => "endpointslices".into(),
+        k => format!("{k}s"),
+    };
+    (group, plural)
+}
+
+/// The parts of an API path.
+#[derive(Debug, PartialEq)]
+struct Target {
+    collection: Collection,
+    namespace: String,
+    name: Option<String>,
+}
+
+fn parse_path(path: &str) -> Option<Target> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, rest) = match segments.as_slice() {
+        ["api", "v1", rest @ ..] => (String::new(), rest),
+        ["apis", group, _version, rest @ ..] => (group.to_string(), rest),
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, plural, rest @ ..] => (ns.to_string(), {
+            let mut v = vec![*plural];
+            v.extend_from_slice(rest);
+            v
+        }),
+        other => (String::new(), other.to_vec()),
+    };
+    let plural = rest.first()?.to_string();
+    Some(Target {
+        collection: (group, plural),
+        namespace,
+        name: rest.get(1).map(|s| s.to_string()),
+    })
+}
+
+fn query(uri: &http::Uri, key: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| v.to_string())
+    })
+}
+
+impl Default for FakeApi {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FakeApi {
+    pub fn new() -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State {
+                version: 1,
+                objects: BTreeMap::new(),
+                log: Vec::new(),
+                requests: Vec::new(),
+                fail_list: Vec::new(),
+                token_review: None,
+            })),
+            events: broadcast::channel(1024).0,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A kube client talking to this fake.
+    pub fn client(&self) -> kube::Client {
+        let fake = self.clone();
+        let service = tower::service_fn(move |req: Request<kube::client::Body>| {
+            let fake = fake.clone();
+            async move { Ok::<_, Infallible>(fake.handle(req).await) }
+        });
+        kube::Client::new(service, "default")
+    }
+
+    /// Every request so far, as "METHOD path?query".
+    pub fn requests(&self) -> Vec<String> {
+        self.lock().requests.clone()
+    }
+
+    /// Answers TokenReviews with `review(spec)` as the status.
+    pub fn on_token_review(&self, review: impl Fn(&Value) -> Value + Send + Sync + 'static) {
+        self.lock().token_review = Some(Arc::new(review));
+    }
+
+    /// The next list of `(group, plural)` fails with 500.
+    pub fn fail_next_list(&self, group: &str, plural: &str) {
+        self.lock()
+            .fail_list
+            .push((group.to_string(), plural.to_string()));
+    }
+
+    /// Creates or replaces an object (ADDED or MODIFIED to watchers).
+    pub fn put(&self, mut object: Value) {
+        let mut state = self.lock();
+        state.version += 1;
+        let version = state.version;
+        object["metadata"]["resourceVersion"] = json!(version.to_string());
+        let place = (
+            collection_of(&object),
+            object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            object["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        );
+        let kind = if state.objects.contains_key(&place) {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        let line = json!({"type": kind, "object": object}).to_string();
+        state.objects.insert(place.clone(), object);
+        state.log.push((version, place.0.clone(), line.clone()));
+        let _ = self.events.send(Broadcast::Event {
+            collection: place.0,
+            line,
+        });
+    }
+
+    /// Deletes an object; `quietly` skips the DELETED event, as if it had
+    /// happened while a watch was broken and the log compacted.
+    pub fn delete(&self, group: &str, plural: &str, namespace: &str, name: &str, quietly: bool) {
+        let mut state = self.lock();
+        let place = (
+            (group.to_string(), plural.to_string()),
+            namespace.to_string(),
+            name.to_string(),
+        );
+        let Some(object) = state.objects.remove(&place) else {
+            return;
+        };
+        state.version += 1;
+        if quietly {
+            return;
+        }
+        let version = state.version;
+        let line = json!({"type": "DELETED", "object": object}).to_string();
+        state.log.push((version, place.0.clone(), line.clone()));
+        let _ = self.events.send(Broadcast::Event {
+            collection: place.0,
+            line,
+        });
+    }
+
+    /// Breaks every open watch with 410 Gone and forgets the event log, so
+    /// watchers must list again.
+    pub fn expire_watches(&self) {
+        self.lock().log.clear();
+        let _ = self.events.send(Broadcast::Expire);
+    }
+
+    async fn handle(&self, req: Request<kube::client::Body>) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path().to_string();
+        self.lock().requests.push(format!(
+            "{} {}{}",
+            parts.method,
+            path,
+            parts
+                .uri
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default()
+        ));
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let Some(target) = parse_path(&path) else {
+            return status(StatusCode::NOT_FOUND, "NotFound", "no such path");
+        };
+        match (parts.method.as_str(), &target.name) {
+            ("GET", None) if query(&parts.uri, "watch").as_deref() == Some("true") => {
+                let from: u64 = query(&parts.uri, "resourceVersion")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                self.watch(target.collection, from)
+            }
+            ("GET", None) => self.list(&target),
+            ("GET", Some(name)) => {
+                let place = (target.collection, target.namespace, name.clone());
+                match self.lock().objects.get(&place) {
+                    Some(o) => Response::new(full(o)),
+                    None => status(StatusCode::NOT_FOUND, "NotFound", "not found"),
+                }
+            }
+            ("POST", None) if target.collection.1 == "tokenreviews" => {
+                let review: Value = serde_json::from_slice(&body).unwrap_or_default();
+                let answer = self.lock().token_review.clone();
+                let Some(answer) = answer else {
+                    return status(StatusCode::FORBIDDEN, "Forbidden", "no reviewer");
+                };
+                let mut out = review.clone();
+                out["status"] = answer(&review["spec"]);
+                Response::new(full(&out))
+            }
+            ("POST", None) => {
+                let mut object: Value = serde_json::from_slice(&body).unwrap_or_default();
+                if object["metadata"]["namespace"].is_null() && !target.namespace.is_empty() {
+                    object["metadata"]["namespace"] = json!(target.namespace);
+                }
+                let name = object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                let place = (target.collection, target.namespace, name);
+                if self.lock().objects.contains_key(&place) {
+                    return status(StatusCode::CONFLICT, "AlreadyExists", "already exists");
+                }
+                self.put(object.clone());
+                let mut r = Response::new(full(&object));
+                *r.status_mut() = StatusCode::CREATED;
+                r
+            }
+            _ => status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "not supported by the fake",
+            ),
+        }
+    }
+
+    fn list(&self, target: &Target) -> Response<Body> {
+        let mut state = self.lock();
+        if let Some(i) = state.fail_list.iter().position(|c| *c == target.collection) {
+            state.fail_list.remove(i);
+            return status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "injected failure",
+            );
+        }
+        let items: Vec<Value> = state
+            .objects
+            .iter()
+            .filter(|((c, ns, _), _)| {
+                *c == target.collection && (target.namespace.is_empty() || *ns == target.namespace)
+            })
+            .map(|(_, o)| o.clone())
+            .collect();
+        let list = json!({
+            "apiVersion": "v1", "kind": "List",
+            "metadata": {"resourceVersion": state.version.to_string()},
+            "items": items,
+        });
+        Response::new(full(&list))
+    }
+
+    fn watch(&self, collection: Collection, from: u64) -> Response<Body> {
+        let (tx, rx) = mpsc::unbounded_channel::<Result<Frame<Bytes>, Infallible>>();
+        let mut events = {
+            // Subscribe and read the backlog under one lock: nothing is
+            // missed or sent twice.
+            let state = self.lock();
+            for (version, c, line) in &state.log {
+                if *version > from && *c == collection {
+                    let _ = tx.send(Ok(Frame::data(Bytes::from(format!("{line}\n")))));
+                }
+            }
+            self.events.subscribe()
+        };
+        tokio::spawn(async move {
+            while let Ok(event) = events.recv().await {
+                let line = match event {
+                    Broadcast::Event {
+                        collection: c,
+                        line,
+                    } if c == collection => line,
+                    Broadcast::Event { .. } => continue,
+                    Broadcast::Expire => {
+                        let gone = json!({"type": "ERROR", "object": {
+                            "kind": "Status", "apiVersion": "v1", "metadata": {},
+                            "status": "Failure", "reason": "Expired", "code": 410,
+                            "message": "too old resource version",
+                        }});
+                        let _ = tx.send(Ok(Frame::data(Bytes::from(format!("{gone}\n")))));
+                        return;
+                    }
+                };
+                if tx
+                    .send(Ok(Frame::data(Bytes::from(format!("{line}\n")))))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
+        Response::new(StreamBody::new(stream).boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_collections_namespaces_and_objects() {
+        let t = |p| parse_path(p).unwrap();
+        assert_eq!(
+            t("/api/v1/pods"),
+            Target {
+                collection: ("".into(), "pods".into()),
+                namespace: "".into(),
+                name: None
+            }
+        );
+        assert_eq!(
+            t("/api/v1/namespaces/shop/pods/buyer-0"),
+            Target {
+                collection: ("".into(), "pods".into()),
+                namespace: "shop".into(),
+                name: Some("buyer-0".into())
+            }
+        );
+        assert_eq!(t("/api/v1/namespaces").collection.1, "namespaces");
+        assert_eq!(t("/api/v1/namespaces/shop").name.as_deref(), Some("shop"));
+        assert_eq!(
+            t("/apis/access.smi-spec.io/v1alpha3/traffictargets").collection,
+            ("access.smi-spec.io".into(), "traffictargets".into())
+        );
+        assert_eq!(
+            collection_of(
+                &json!({"apiVersion": "policy.openservicemesh.io/v1alpha1", "kind": "Egress"})
+            ),
+            ("policy.openservicemesh.io".into(), "egresses".into())
+        );
+    }
+}

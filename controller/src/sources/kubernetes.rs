@@ -1,0 +1,351 @@
+//! The Kubernetes API as the source of cluster state.
+//!
+//! One kube-rs watcher per kind (list, then watch; relist after an error or
+//! an expired resource version), each object converted with the same loader
+//! the file source uses and applied to the hub. A relist deletes what
+//! vanished meanwhile. A bad object is skipped and reported by kind/name
+//! with the reason; it never stops the others. The controller is ready once
+//! every kind has been listed once.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+};
+
+use futures_util::StreamExt as _;
+use kube::{
+    Api, Client,
+    api::{ApiResource, DynamicObject, GroupVersionKind},
+    runtime::{WatchStreamExt as _, watcher},
+};
+use osm_api::{
+    load::parse_object,
+    resources::{Object, ObjectKey},
+    validate,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{hub::Hub, metrics::Metrics};
+
+/// A kind the controller watches.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    pub resource: ApiResource,
+    /// A mesh CRD (may be absent from a cluster) rather than a core kind.
+    pub custom: bool,
+}
+
+fn kind(group: &str, version: &str, kind: &str, plural: &str, custom: bool) -> Watched {
+    Watched {
+        resource: ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(group, version, kind),
+            plural,
+        ),
+        custom,
+    }
+}
+
+/// Every kind the compiler reads, at the versions OSM v1.2 stores.
+pub fn watched_kinds() -> Vec<Watched> {
+    vec![
+        kind("", "v1", "Namespace", "namespaces", false),
+        kind("", "v1", "ServiceAccount", "serviceaccounts", false),
+        kind("", "v1", "Pod", "pods", false),
+        kind("", "v1", "Service", "services", false),
+        kind(
+            "discovery.k8s.io",
+            "v1",
+            "EndpointSlice",
+            "endpointslices",
+            false,
+        ),
+        kind(
+            "access.smi-spec.io",
+            "v1alpha3",
+            "TrafficTarget",
+            "traffictargets",
+            true,
+        ),
+        kind(
+            "specs.smi-spec.io",
+            "v1alpha4",
+            "HTTPRouteGroup",
+            "httproutegroups",
+            true,
+        ),
+        kind(
+            "specs.smi-spec.io",
+            "v1alpha4",
+            "TCPRoute",
+            "tcproutes",
+            true,
+        ),
+        kind(
+            "specs.smi-spec.io",
+            "v1alpha4",
+            "UDPRoute",
+            "udproutes",
+            true,
+        ),
+        kind(
+            "split.smi-spec.io",
+            "v1alpha2",
+            "TrafficSplit",
+            "trafficsplits",
+            true,
+        ),
+        kind(
+            "config.openservicemesh.io",
+            "v1alpha2",
+            "MeshConfig",
+            "meshconfigs",
+            true,
+        ),
+        kind(
+            "policy.openservicemesh.io",
+            "v1alpha1",
+            "Egress",
+            "egresses",
+            true,
+        ),
+        kind(
+            "policy.openservicemesh.io",
+            "v1alpha1",
+            "IngressBackend",
+            "ingressbackends",
+            true,
+        ),
+        kind(
+            "policy.openservicemesh.io",
+            "v1alpha1",
+            "Retry",
+            "retries",
+            true,
+        ),
+        kind(
+            "policy.openservicemesh.io",
+            "v1alpha1",
+            "UpstreamTrafficSetting",
+            "upstreamtrafficsettings",
+            true,
+        ),
+    ]
+}
+
+/// Converts an API object into the compiler's model. List items may come
+/// without apiVersion and kind; they are filled in from the watched kind.
+/// Server-side bookkeeping is dropped: `managedFields` always, `status`
+/// of custom resources (it is their output, not their input).
+pub fn convert(watched: &Watched, object: &DynamicObject) -> Result<Object, String> {
+    let mut value = serde_json::to_value(object).map_err(|e| e.to_string())?;
+    if let Some(map) = value.as_object_mut() {
+        map.insert(
+            "apiVersion".into(),
+            watched.resource.api_version.clone().into(),
+        );
+        map.insert("kind".into(), watched.resource.kind.clone().into());
+        if watched.custom {
+            map.remove("status");
+        }
+        if let Some(meta) = map.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            meta.remove("managedFields");
+        }
+    }
+    parse_object(value).map_err(|e| e.to_string())
+}
+
+fn describe(watched: &Watched, object: &DynamicObject) -> String {
+    match &object.metadata.namespace {
+        Some(ns) => format!(
+            "{} {ns}/{}",
+            watched.resource.kind,
+            object.metadata.name.as_deref().unwrap_or("")
+        ),
+        None => format!(
+            "{} {}",
+            watched.resource.kind,
+            object.metadata.name.as_deref().unwrap_or("")
+        ),
+    }
+}
+
+/// Keeps the hub in line with one kind's watch events.
+struct KindSync {
+    watched: Watched,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    /// What the hub holds of this kind, by key, with the resourceVersion
+    /// applied (an unchanged object is not applied again on relist).
+    known: HashMap<ObjectKey, String>,
+    /// Keys seen since the current relist began.
+    relisted: Option<HashMap<ObjectKey, String>>,
+}
+
+impl KindSync {
+    fn apply(&mut self, object: &DynamicObject) -> Option<(ObjectKey, String)> {
+        let version = object.metadata.resource_version.clone().unwrap_or_default();
+        let converted = match convert(&self.watched, object) {
+            Ok(o) => o,
+            Err(reason) => {
+                self.metrics.error("source");
+                tracing::warn!(object = %describe(&self.watched, object), %reason, "object skipped");
+                return None;
+            }
+        };
+        let key = converted.key();
+        if self
+            .known
+            .get(&key)
+            .is_some_and(|v| *v == version && !version.is_empty())
+        {
+            return Some((key, version));
+        }
+        let impact = self.hub.apply(converted);
+        for p in &impact.problems {
+            tracing::warn!(object = %key, problem = %p, "object has problems");
+        }
+        if validate::rejects(&impact.problems) {
+            self.metrics.error("source");
+            return None;
+        }
+        self.known.insert(key.clone(), version.clone());
+        Some((key, version))
+    }
+
+    fn delete(&mut self, object: &DynamicObject) {
+        if let Ok(o) = convert(&self.watched, object) {
+            let key = o.key();
+            self.known.remove(&key);
+            self.hub.delete(&key);
+        }
+    }
+
+    /// Handles one event; true when a (re)list just completed.
+    fn on_event(&mut self, event: watcher::Event<DynamicObject>) -> bool {
+        match event {
+            watcher::Event::Init => {
+                self.relisted = Some(HashMap::new());
+                false
+            }
+            watcher::Event::InitApply(object) => {
+                if let Some((key, version)) = self.apply(&object) {
+                    self.relisted
+                        .get_or_insert_with(HashMap::new)
+                        .insert(key, version);
+                }
+                false
+            }
+            watcher::Event::InitDone => {
+                let seen = self.relisted.take().unwrap_or_default();
+                let gone: Vec<ObjectKey> = self
+                    .known
+                    .keys()
+                    .filter(|k| !seen.contains_key(*k))
+                    .cloned()
+                    .collect();
+                for key in gone {
+                    self.known.remove(&key);
+                    self.hub.delete(&key);
+                }
+                true
+            }
+            watcher::Event::Apply(object) => {
+                self.apply(&object);
+                false
+            }
+            watcher::Event::Delete(object) => {
+                self.delete(&object);
+                false
+            }
+        }
+    }
+}
+
+/// Watches every kind until `stop`; sets `synced` once each was listed.
+pub async fn run(
+    client: Client,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    synced: Arc<AtomicBool>,
+    stop: CancellationToken,
+) {
+    let kinds = watched_kinds();
+    let pending = Arc::new(AtomicUsize::new(kinds.len()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for watched in kinds {
+        tasks.spawn(watch_kind(
+            client.clone(),
+            watched,
+            hub.clone(),
+            metrics.clone(),
+            pending.clone(),
+            synced.clone(),
+            stop.clone(),
+        ));
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn watch_kind(
+    client: Client,
+    watched: Watched,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    pending: Arc<AtomicUsize>,
+    synced: Arc<AtomicBool>,
+    stop: CancellationToken,
+) {
+    let api: Api<DynamicObject> = Api::all_with(client, &watched.resource);
+    let kind = watched.resource.kind.clone();
+    let mut events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut sync = KindSync {
+        watched: watched.clone(),
+        hub,
+        metrics: metrics.clone(),
+        known: HashMap::new(),
+        relisted: None,
+    };
+    let mut listed = false;
+    let mark_listed = |listed: &mut bool| {
+        if !*listed {
+            *listed = true;
+            if pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+                synced.store(true, Ordering::Release);
+                tracing::info!("every kind listed: ready");
+            }
+        }
+    };
+    loop {
+        let event = tokio::select! {
+            e = events.next() => e,
+            _ = stop.cancelled() => return,
+        };
+        match event {
+            Some(Ok(event)) => {
+                if sync.on_event(event) {
+                    metrics.source_synced("kubernetes", 0);
+                    mark_listed(&mut listed);
+                }
+            }
+            Some(Err(e)) => {
+                metrics.error("source");
+                tracing::warn!(%kind, error = %e, "watch failed; retrying");
+                // A mesh CRD missing from the cluster must not keep the
+                // controller unready: count it as listed (empty) and keep
+                // retrying.
+                if watched.custom {
+                    mark_listed(&mut listed);
+                }
+            }
+            None => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
