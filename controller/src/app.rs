@@ -36,6 +36,8 @@ const SERVING_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 pub struct Settings {
     pub grpc: SocketAddr,
     pub admin: SocketAddr,
+    /// The validating webhook (HTTPS).
+    pub webhook: SocketAddr,
     pub ca: Arc<LocalCa>,
     pub reviewer: Arc<dyn TokenReviewer>,
     pub mesh: MeshOptions,
@@ -60,14 +62,17 @@ pub enum Source {
 pub struct BoundAddrs {
     pub grpc: SocketAddr,
     pub admin: SocketAddr,
+    pub webhook: SocketAddr,
 }
 
 /// A bound controller, ready to run.
 pub struct Controller {
     grpc: TcpListener,
     admin: TcpListener,
+    webhook: TcpListener,
     addrs: BoundAddrs,
     tls: Arc<rustls::ServerConfig>,
+    webhook_tls: Arc<rustls::ServerConfig>,
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     proxies: Arc<Proxies>,
@@ -93,21 +98,28 @@ impl Controller {
         let tls = server::tls::server_config(&serving, &trust_bundle)
             .map_err(anyhow::Error::msg)
             .context("the controller's TLS configuration")?;
+        let webhook_tls = server::tls::webhook_config(&serving)
+            .map_err(anyhow::Error::msg)
+            .context("the webhook's TLS configuration")?;
         let hub = Arc::new(Hub::new(
             Compiler::new(Index::new(settings.mesh)),
             Some(trust_bundle),
         ));
         let grpc = bind(settings.grpc).await?;
         let admin = bind(settings.admin).await?;
+        let webhook = bind(settings.webhook).await?;
         let addrs = BoundAddrs {
             grpc: grpc.local_addr()?,
             admin: admin.local_addr()?,
+            webhook: webhook.local_addr()?,
         };
         Ok(Self {
             grpc,
             admin,
+            webhook,
             addrs,
             tls,
+            webhook_tls,
             hub,
             metrics: Arc::new(Metrics::new()),
             proxies: Arc::new(Proxies::default()),
@@ -170,6 +182,11 @@ impl Controller {
             self.tls.clone(),
             identity,
             config,
+            stop.clone(),
+        ));
+        tasks.spawn(crate::webhook::serve(
+            self.webhook,
+            self.webhook_tls.clone(),
             stop.clone(),
         ));
         tasks.spawn(admin::serve(

@@ -22,6 +22,7 @@ pub mod server;
 pub mod sources;
 pub mod status;
 pub mod token;
+pub mod webhook;
 
 #[cfg(test)]
 mod test_fixtures;

@@ -32,6 +32,11 @@ struct Args {
     #[arg(long, default_value = "0.0.0.0:9091")]
     admin_listen: SocketAddr,
 
+    /// The validating admission webhook for the mesh's CRDs (HTTPS,
+    /// POST /validate).
+    #[arg(long, default_value = "0.0.0.0:9093")]
+    webhook_listen: SocketAddr,
+
     /// Run against the Kubernetes API (in-cluster or kubeconfig): watch the
     /// cluster, check tokens with TokenReview, keep the CA in the Secret
     /// osm-ca-bundle of --osm-namespace.
@@ -86,6 +91,7 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("--log-level {:?}", args.log_level))?,
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -133,6 +139,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let controller = Controller::bind(Settings {
         grpc: args.grpc_listen,
         admin: args.admin_listen,
+        webhook: args.webhook_listen,
         ca: Arc::new(ca),
         reviewer,
         mesh: MeshOptions {

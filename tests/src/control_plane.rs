@@ -68,6 +68,7 @@ impl ControlPlane {
         let controller = Controller::bind(Settings {
             grpc,
             admin: "127.0.0.1:0".parse().unwrap(),
+            webhook: "127.0.0.1:0".parse().unwrap(),
             ca: self.ca.clone(),
             reviewer: self.tokens.clone(),
             mesh: MeshOptions::default(),
@@ -160,6 +161,44 @@ impl TestController {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+
+    /// POSTs `body` to the webhook over HTTPS, checking its certificate
+    /// against `roots_pem` as the API server would; (status, body).
+    pub async fn webhook_post(&self, roots_pem: &str, path: &str, body: String) -> (u16, String) {
+        use http_body_util::BodyExt;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in osm_proxy::identity::parse_certificates(roots_pem.as_bytes()).unwrap() {
+            roots.add(cert).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(self.addrs.webhook)
+            .await
+            .unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect("127.0.0.1".try_into().unwrap(), tcp)
+            .await
+            .unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let request = http::Request::post(path)
+            .header("host", "osm-controller")
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// GET on the admin endpoint; (status, body).

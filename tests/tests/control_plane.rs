@@ -480,3 +480,48 @@ mod protocol {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_answers_admission_reviews_with_the_compilers_messages() {
+    use osm_controller::ca::Issuer;
+    let cp = ControlPlane::new();
+    let controller = cp.start("127.0.0.1:0".parse().unwrap()).await;
+    let roots = cp.ca.trust_bundle();
+    let review = |split_weight: i64| {
+        serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "u-1", "operation": "CREATE", "object": {
+                "apiVersion": "split.smi-spec.io/v1alpha2", "kind": "TrafficSplit",
+                "metadata": {"name": "canary", "namespace": "bookstore"},
+                "spec": {"service": "bookstore", "backends": [
+                    {"service": "bookstore-v1", "weight": split_weight},
+                ]},
+            }},
+        })
+        .to_string()
+    };
+    let (status, body) = controller
+        .webhook_post(&roots, "/validate", review(100))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["response"]["allowed"], true, "{body}");
+    assert_eq!(answer["response"]["uid"], "u-1");
+
+    let (_, body) = controller
+        .webhook_post(&roots, "/validate", review(-5))
+        .await;
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["response"]["allowed"], false, "{body}");
+    let message = answer["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("TrafficSplit bookstore/canary") && message.contains("weight"),
+        "{message}"
+    );
+
+    let (status, _) = controller
+        .webhook_post(&roots, "/elsewhere", review(100))
+        .await;
+    assert_eq!(status, 404);
+    controller.stop().await;
+}
