@@ -93,6 +93,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -156,6 +157,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(grpc = %addrs.grpc, admin = %addrs.admin, "serving");
     controller.run(shutdown_signal()).await;
     Ok(())
+}
+
+/// Every proxy holds a connection: take the hard limit on open files,
+/// not the soft default (often 1024).
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!(error = %e, soft, hard, "cannot raise the open files limit");
+    }
 }
 
 async fn shutdown_signal() {

@@ -27,11 +27,34 @@ pub struct SyncReport {
     pub problems: Vec<String>,
 }
 
+/// What identifies a file's content without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<std::time::SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+        inode: meta.ino(),
+    })
+}
+
 /// The manifests last applied from one directory.
 #[derive(Debug)]
 pub struct FileSource {
     dir: PathBuf,
     known: BTreeMap<ObjectKey, Object>,
+    /// The files seen by the last pass; when none changed, a pass is a
+    /// directory listing and nothing more.
+    stamps: BTreeMap<PathBuf, Option<Stamp>>,
+    /// Problems found by the last full pass, repeated while nothing changes.
+    problems: Vec<String>,
 }
 
 fn manifest_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -55,6 +78,8 @@ impl FileSource {
         Self {
             dir: dir.into(),
             known: BTreeMap::new(),
+            stamps: BTreeMap::new(),
+            problems: Vec::new(),
         }
     }
 
@@ -93,9 +118,31 @@ impl FileSource {
         objects
     }
 
+    /// The files below the directory with their stamps.
+    fn stamps_now(&self) -> Result<BTreeMap<PathBuf, Option<Stamp>>, String> {
+        let mut files = Vec::new();
+        manifest_files(&self.dir, &mut files)
+            .map_err(|e| format!("{}: {e}", self.dir.display()))?;
+        Ok(files
+            .into_iter()
+            .map(|f| {
+                let s = stamp(&f);
+                (f, s)
+            })
+            .collect())
+    }
+
     /// Brings the hub in line with the directory.
     pub fn sync(&mut self, hub: &Hub) -> SyncReport {
         let mut report = SyncReport::default();
+        match self.stamps_now() {
+            Ok(stamps) if stamps == self.stamps && !stamps.is_empty() => {
+                report.problems = self.problems.clone();
+                return report;
+            }
+            Ok(stamps) => self.stamps = stamps,
+            Err(_) => self.stamps.clear(),
+        }
         let now = self.scan(&mut report.problems);
         let gone: Vec<ObjectKey> = self
             .known
@@ -128,6 +175,7 @@ impl FileSource {
                 report.applied.push(key.to_string());
             }
         }
+        self.problems = report.problems.clone();
         report
     }
 }

@@ -1,0 +1,426 @@
+//! The controller at scale: simulated proxies (1,000 and 10,000 with
+//! `--bench`; 20 when run as a test) against one controller process.
+//!
+//! The controller runs in a child process (this same binary with
+//! `--serve-controller`), so its memory is its own. Each simulated proxy
+//! does what osm-proxy does: makes a key and a CSR, gets certified with its
+//! pod's token, opens its own TLS connection and `Config.Stream`, and
+//! acknowledges every batch. Reported: certificates signed per second,
+//! controller memory with every stream open, and the time from a policy
+//! change (the manifest written) to its arrival at every affected proxy,
+//! for a TrafficTarget (touches a few proxies) and a MeshConfig change
+//! (touches all). The file source polls every 50 ms, which is part of the
+//! measured time.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    io::{BufRead, BufReader, Write as _},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use osm_api::v1::{self, config_client::ConfigClient};
+use osm_controller::{
+    app::{Controller, Settings, Source},
+    ca::LocalCa,
+    token::{AUDIENCE, LocalTokens, PodIdentity},
+};
+use osm_proxy::control::{
+    certify::{PodRef, certify},
+    channel::{ControllerAddr, connect},
+};
+use tokio_stream::wrappers::ReceiverStream;
+
+const PODS_PER_SERVICE: usize = 10;
+const SERVICES_PER_NS: usize = 20;
+const POLL: Duration = Duration::from_millis(50);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--serve-controller") {
+        serve_controller(Path::new(&args[i + 1]), Path::new(&args[i + 2]));
+        return;
+    }
+    let sizes: Vec<usize> = match std::env::var("OSM_SCALE_PROXIES") {
+        Ok(v) => v.split(',').filter_map(|s| s.parse().ok()).collect(),
+        Err(_) if args.iter().any(|a| a == "--bench") => vec![1_000, 10_000],
+        Err(_) => vec![20],
+    };
+    raise_open_files_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("| proxies | certs signed/s | controller RSS (MiB) | peak RSS (MiB) | TrafficTarget: proxies, p50, p99, max (ms) | MeshConfig: proxies, p50, p99, max (ms) |");
+    println!("|---|---|---|---|---|---|");
+    for n in sizes {
+        let row = runtime.block_on(run(n));
+        println!("{row}");
+    }
+}
+
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+/// The child: a controller on loopback, its addresses on stdout, until
+/// stdin closes.
+fn serve_controller(state: &Path, manifests: &Path) {
+    raise_open_files_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let ca = LocalCa::load_or_create(state, Duration::from_secs(3600)).unwrap();
+        let tokens = LocalTokens::load_or_create(state).unwrap();
+        let controller = Controller::bind(Settings {
+            grpc: "127.0.0.1:0".parse().unwrap(),
+            admin: "127.0.0.1:0".parse().unwrap(),
+            webhook: "127.0.0.1:0".parse().unwrap(),
+            ca: Arc::new(ca),
+            reviewer: Arc::new(tokens),
+            mesh: Default::default(),
+            source: Source::Files {
+                dir: manifests.to_path_buf(),
+                poll: POLL,
+            },
+            server_names: vec!["127.0.0.1".into()],
+        })
+        .await
+        .unwrap();
+        let addrs = controller.addrs();
+        println!("READY {} {}", addrs.grpc, addrs.admin);
+        std::io::stdout().flush().unwrap();
+        controller
+            .run(async {
+                // Parent gone or done: stdin closes.
+                let _ = tokio::task::spawn_blocking(|| {
+                    let mut sink = String::new();
+                    let _ = std::io::stdin().read_line(&mut sink);
+                })
+                .await;
+            })
+            .await;
+    });
+}
+
+fn service(ns: usize, svc: usize) -> String {
+    format!("svc{}", ns * SERVICES_PER_NS + svc)
+}
+
+/// One file per namespace: the namespace, its services and pods, a route
+/// group, and a TrafficTarget per service letting the next one in.
+fn write_cluster(dir: &Path, proxies: usize) -> Vec<(String, String, String)> {
+    let services = proxies.div_ceil(PODS_PER_SERVICE);
+    let namespaces = services.div_ceil(SERVICES_PER_NS);
+    let mut pods = Vec::new();
+    for ns in 0..namespaces {
+        let mut docs = vec![format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: ns{ns}, labels: {{openservicemesh.io/monitored-by: osm}}}}\n---\napiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\nmetadata: {{name: routes, namespace: ns{ns}}}\nspec: {{matches: [{{name: all, pathRegex: '.*', methods: ['*']}}]}}\n"
+        )];
+        for s in 0..SERVICES_PER_NS {
+            let index = ns * SERVICES_PER_NS + s;
+            if index >= services {
+                break;
+            }
+            let name = service(ns, s);
+            docs.push(format!(
+                "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: ns{ns}}}\nspec: {{clusterIP: 10.96.{}.{}, selector: {{app: {name}}}, ports: [{{name: http, port: 80, targetPort: 8080}}]}}\n",
+                index / 256,
+                index % 256
+            ));
+            let next = service(ns, (s + 1) % SERVICES_PER_NS);
+            docs.push(format!(
+                "apiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {{name: {name}, namespace: ns{ns}}}\nspec:\n  destination: {{kind: ServiceAccount, name: {name}, namespace: ns{ns}}}\n  rules: [{{kind: HTTPRouteGroup, name: routes, matches: [all]}}]\n  sources: [{{kind: ServiceAccount, name: {next}, namespace: ns{ns}}}]\n"
+            ));
+            for p in 0..PODS_PER_SERVICE {
+                let n = index * PODS_PER_SERVICE + p;
+                if n >= proxies {
+                    break;
+                }
+                let pod = format!("{name}-{p}");
+                docs.push(format!(
+                    "apiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, namespace: ns{ns}, labels: {{app: {name}}}}}\nspec: {{serviceAccountName: {name}, containers: [{{name: app, image: x}}]}}\nstatus: {{podIP: 10.{}.{}.{}}}\n",
+                    n / 65536 % 256 + 1,
+                    n / 256 % 256,
+                    n % 256
+                ));
+                pods.push((format!("ns{ns}"), pod, name.clone()));
+            }
+        }
+        std::fs::write(dir.join(format!("ns{ns}.yaml")), docs.join("---\n")).unwrap();
+    }
+    pods
+}
+
+/// Writes a manifest the way an editor would not: atomically.
+fn publish(dir: &Path, scratch: &Path, name: &str, yaml: &str) {
+    let tmp = scratch.join(name);
+    std::fs::write(&tmp, yaml).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+struct ControllerProcess {
+    child: Child,
+    grpc: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl ControllerProcess {
+    fn start(state: &Path, manifests: &Path) -> Self {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .arg("--serve-controller")
+            .arg(state)
+            .arg(manifests)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let mut parts = line.split_whitespace().skip(1);
+        let grpc = parts.next().unwrap().parse().unwrap();
+        let admin = parts.next().unwrap().parse().unwrap();
+        Self { child, grpc, admin }
+    }
+
+    /// Resident and peak resident memory in MiB.
+    fn memory(&self) -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+                / 1024.0
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Arrival times of each proxy's batches, since the run's start.
+type Arrivals = Arc<Vec<Mutex<Vec<Duration>>>>;
+
+async fn stream(
+    addr: ControllerAddr,
+    pod: PodRef,
+    credentials: osm_proxy::identity::Credentials,
+    slot: usize,
+    arrivals: Arrivals,
+    base: Instant,
+) {
+    let channel = connect(&addr, Some(&credentials)).await.unwrap();
+    let hello = v1::ProxyInfo {
+        pod_name: pod.name.clone(),
+        pod_namespace: pod.namespace.clone(),
+        service_account: pod.service_account.clone(),
+        ..Default::default()
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(hello.clone()).await.unwrap();
+    let mut updates = ConfigClient::new(channel)
+        .stream(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    while let Ok(Some(update)) = updates.message().await {
+        arrivals[slot].lock().unwrap().push(base.elapsed());
+        let _ = tx
+            .send(v1::ProxyInfo {
+                acked_version: update.version,
+                ..hello.clone()
+            })
+            .await;
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// Latencies (ms) of the first batch each proxy received after `since`;
+/// waits until `expected` proxies have one, or (expected None) until no
+/// new batch has come for a second.
+async fn propagation(arrivals: &Arrivals, since: Duration, base: Instant, expected: Option<usize>) -> Vec<f64> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last_count = 0;
+    let mut quiet_since = Instant::now();
+    loop {
+        let firsts: Vec<f64> = arrivals
+            .iter()
+            .filter_map(|a| a.lock().unwrap().iter().find(|t| **t > since).copied())
+            .map(|t| (t - since).as_secs_f64() * 1000.0)
+            .collect();
+        let done = match expected {
+            Some(n) => firsts.len() >= n,
+            None => !firsts.is_empty() && quiet_since.elapsed() > Duration::from_secs(1),
+        };
+        if firsts.len() != last_count {
+            last_count = firsts.len();
+            quiet_since = Instant::now();
+        }
+        if done || Instant::now() > deadline {
+            let mut sorted = firsts;
+            sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let _ = base;
+            return sorted;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn summary(sorted: &[f64]) -> String {
+    format!(
+        "{}, {:.1}, {:.1}, {:.1}",
+        sorted.len(),
+        percentile(sorted, 0.5),
+        percentile(sorted, 0.99),
+        sorted.last().copied().unwrap_or(f64::NAN)
+    )
+}
+
+async fn run(proxies: usize) -> String {
+    let root = tempfile::tempdir().unwrap();
+    let (state, manifests, scratch) = (
+        root.path().join("state"),
+        root.path().join("manifests"),
+        root.path().join("scratch"),
+    );
+    for d in [&state, &manifests, &scratch] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let pods = write_cluster(&manifests, proxies);
+    let tokens = Arc::new(LocalTokens::load_or_create(&state).unwrap());
+    let controller = ControllerProcess::start(&state, &manifests);
+    wait_ready(controller.admin).await;
+    let ca_pem = std::fs::read(state.join("ca.crt")).unwrap();
+    let addr = ControllerAddr::new(&controller.grpc.to_string(), None, &ca_pem).unwrap();
+
+    // Certificates, 32 requests in flight.
+    let token_dir = root.path().join("tokens");
+    std::fs::create_dir_all(&token_dir).unwrap();
+    let started = Instant::now();
+    let pods = Arc::new(pods);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let issued = Arc::new(Mutex::new(Vec::new()));
+    let mut workers = Vec::new();
+    for _ in 0..32 {
+        let (pods, next, issued, addr, tokens, token_dir) = (
+            pods.clone(),
+            next.clone(),
+            issued.clone(),
+            addr.clone(),
+            tokens.clone(),
+            token_dir.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((ns, pod, sa)) = pods.get(i) else { return };
+                let token = tokens.mint(
+                    &PodIdentity {
+                        namespace: ns.clone(),
+                        pod: pod.clone(),
+                        service_account: sa.clone(),
+                    },
+                    AUDIENCE,
+                    Duration::from_secs(3600),
+                );
+                let file: PathBuf = token_dir.join(format!("{ns}.{pod}"));
+                std::fs::write(&file, token).unwrap();
+                let pod_ref = PodRef {
+                    name: pod.clone(),
+                    namespace: ns.clone(),
+                    service_account: sa.clone(),
+                };
+                let certified = certify(&addr, &pod_ref, &file).await.unwrap();
+                issued.lock().unwrap().push((i, pod_ref, certified.credentials));
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let certs_per_second = proxies as f64 / started.elapsed().as_secs_f64();
+
+    // Streams: every proxy its own connection.
+    let base = Instant::now();
+    let arrivals: Arrivals = Arc::new((0..proxies).map(|_| Mutex::new(Vec::new())).collect());
+    let issued = std::mem::take(&mut *issued.lock().unwrap());
+    for (i, pod, credentials) in issued {
+        tokio::spawn(stream(addr.clone(), pod, credentials, i, arrivals.clone(), base));
+    }
+    let initial = propagation(&arrivals, Duration::ZERO, base, Some(proxies)).await;
+    assert_eq!(initial.len(), proxies, "every proxy got its config");
+    // Let connection set-up garbage settle before reading memory.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (rss, peak) = controller.memory();
+
+    // A TrafficTarget: svc0 lets svc2 in (svc0's and svc2's pods change).
+    let since = base.elapsed();
+    publish(
+        &manifests,
+        &scratch,
+        "extra.yaml",
+        "apiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {name: extra, namespace: ns0}\nspec:\n  destination: {kind: ServiceAccount, name: svc0, namespace: ns0}\n  rules: [{kind: HTTPRouteGroup, name: routes, matches: [all]}]\n  sources: [{kind: ServiceAccount, name: svc2, namespace: ns0}]\n",
+    );
+    let target = propagation(&arrivals, since, base, None).await;
+
+    // A MeshConfig change: permissive mode, every proxy.
+    let since = base.elapsed();
+    publish(
+        &manifests,
+        &scratch,
+        "mesh-config.yaml",
+        "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\nmetadata: {name: osm-mesh-config, namespace: osm-system}\nspec: {traffic: {enablePermissiveTrafficPolicyMode: true}}\n",
+    );
+    let everyone = propagation(&arrivals, since, base, Some(proxies)).await;
+    assert_eq!(everyone.len(), proxies, "the MeshConfig change reached every proxy");
+    assert!(!target.is_empty(), "the TrafficTarget reached its proxies");
+
+    format!(
+        "| {proxies} | {certs_per_second:.0} | {rss:.0} | {peak:.0} | {} | {} |",
+        summary(&target),
+        summary(&everyone)
+    )
+}
+
+async fn wait_ready(admin: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(a) = osm_tests::client::http1_get(admin, "controller", "/readyz").await
+            && a.status == 200
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "controller not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
