@@ -12,7 +12,7 @@
 //! (touches all). The file source polls every 50 ms, which is part of the
 //! measured time.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::too_many_arguments)]
 
 use std::{
     io::{BufRead, BufReader, Write as _},
@@ -56,8 +56,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    println!("| proxies | certs signed/s | controller RSS (MiB) | peak RSS (MiB) | TrafficTarget: proxies, p50, p99, max (ms) | MeshConfig: proxies, p50, p99, max (ms) |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| proxies | certs signed/s | all streams open in | controller RSS (MiB) | peak RSS (MiB) | TrafficTarget: proxies, p50, p99, max (ms) | MeshConfig: proxies, p50, p99, max (ms) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for n in sizes {
         let row = runtime.block_on(run(n));
         println!("{row}");
@@ -77,6 +79,12 @@ fn raise_open_files_limit() {
 /// stdin closes.
 fn serve_controller(state: &Path, manifests: &Path) {
     raise_open_files_limit();
+    if let Ok(filter) = std::env::var("OSM_SCALE_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -231,8 +239,21 @@ async fn stream(
     slot: usize,
     arrivals: Arrivals,
     base: Instant,
+    opening: Arc<tokio::sync::Semaphore>,
+    retries: Arc<std::sync::atomic::AtomicUsize>,
 ) {
-    let channel = connect(&addr, Some(&credentials)).await.unwrap();
+    // Like proxies starting in waves: at most a few handshakes at a time,
+    // and a failed connection retried.
+    let permit = opening.acquire_owned().await.unwrap();
+    let channel = loop {
+        match connect(&addr, Some(&credentials)).await {
+            Ok(c) => break c,
+            Err(_) => {
+                retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
     let hello = v1::ProxyInfo {
         pod_name: pod.name.clone(),
         pod_namespace: pod.namespace.clone(),
@@ -246,8 +267,10 @@ async fn stream(
         .await
         .unwrap()
         .into_inner();
+    let mut permit = Some(permit);
     while let Ok(Some(update)) = updates.message().await {
         arrivals[slot].lock().unwrap().push(base.elapsed());
+        permit.take();
         let _ = tx
             .send(v1::ProxyInfo {
                 acked_version: update.version,
@@ -268,7 +291,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Latencies (ms) of the first batch each proxy received after `since`;
 /// waits until `expected` proxies have one, or (expected None) until no
 /// new batch has come for a second.
-async fn propagation(arrivals: &Arrivals, since: Duration, base: Instant, expected: Option<usize>) -> Vec<f64> {
+async fn propagation(
+    arrivals: &Arrivals,
+    since: Duration,
+    base: Instant,
+    expected: Option<usize>,
+) -> Vec<f64> {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut last_count = 0;
     let mut quiet_since = Instant::now();
@@ -330,8 +358,10 @@ async fn run(proxies: usize) -> String {
     let pods = Arc::new(pods);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let issued = Arc::new(Mutex::new(Vec::new()));
+    let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut workers = Vec::new();
     for _ in 0..32 {
+        let failures = failures.clone();
         let (pods, next, issued, addr, tokens, token_dir) = (
             pods.clone(),
             next.clone(),
@@ -343,7 +373,9 @@ async fn run(proxies: usize) -> String {
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some((ns, pod, sa)) = pods.get(i) else { return };
+                let Some((ns, pod, sa)) = pods.get(i) else {
+                    return;
+                };
                 let token = tokens.mint(
                     &PodIdentity {
                         namespace: ns.clone(),
@@ -360,8 +392,21 @@ async fn run(proxies: usize) -> String {
                     namespace: ns.clone(),
                     service_account: sa.clone(),
                 };
-                let certified = certify(&addr, &pod_ref, &file).await.unwrap();
-                issued.lock().unwrap().push((i, pod_ref, certified.credentials));
+                // Retried as a proxy would; every failure is counted.
+                let certified = loop {
+                    match certify(&addr, &pod_ref, &file).await {
+                        Ok(c) => break c,
+                        Err(e) => {
+                            failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            eprintln!("certify {ns}/{pod}: {e}");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                    }
+                };
+                issued
+                    .lock()
+                    .unwrap()
+                    .push((i, pod_ref, certified.credentials));
             }
         }));
     }
@@ -369,15 +414,28 @@ async fn run(proxies: usize) -> String {
         w.await.unwrap();
     }
     let certs_per_second = proxies as f64 / started.elapsed().as_secs_f64();
+    let certify_failures = failures.load(std::sync::atomic::Ordering::Relaxed);
 
     // Streams: every proxy its own connection.
     let base = Instant::now();
     let arrivals: Arrivals = Arc::new((0..proxies).map(|_| Mutex::new(Vec::new())).collect());
     let issued = std::mem::take(&mut *issued.lock().unwrap());
+    let opening = Arc::new(tokio::sync::Semaphore::new(64));
+    let stream_retries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for (i, pod, credentials) in issued {
-        tokio::spawn(stream(addr.clone(), pod, credentials, i, arrivals.clone(), base));
+        tokio::spawn(stream(
+            addr.clone(),
+            pod,
+            credentials,
+            i,
+            arrivals.clone(),
+            base,
+            opening.clone(),
+            stream_retries.clone(),
+        ));
     }
     let initial = propagation(&arrivals, Duration::ZERO, base, Some(proxies)).await;
+    let all_streaming = base.elapsed();
     assert_eq!(initial.len(), proxies, "every proxy got its config");
     // Let connection set-up garbage settle before reading memory.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -393,20 +451,26 @@ async fn run(proxies: usize) -> String {
     );
     let target = propagation(&arrivals, since, base, None).await;
 
-    // A MeshConfig change: permissive mode, every proxy.
+    // A MeshConfig change: egress on, every proxy.
     let since = base.elapsed();
     publish(
         &manifests,
         &scratch,
         "mesh-config.yaml",
-        "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\nmetadata: {name: osm-mesh-config, namespace: osm-system}\nspec: {traffic: {enablePermissiveTrafficPolicyMode: true}}\n",
+        "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\nmetadata: {name: osm-mesh-config, namespace: osm-system}\nspec: {traffic: {enablePermissiveTrafficPolicyMode: false, enableEgress: true}}\n",
     );
     let everyone = propagation(&arrivals, since, base, Some(proxies)).await;
-    assert_eq!(everyone.len(), proxies, "the MeshConfig change reached every proxy");
+    assert_eq!(
+        everyone.len(),
+        proxies,
+        "the MeshConfig change reached every proxy"
+    );
     assert!(!target.is_empty(), "the TrafficTarget reached its proxies");
 
     format!(
-        "| {proxies} | {certs_per_second:.0} | {rss:.0} | {peak:.0} | {} | {} |",
+        "| {proxies} | {certs_per_second:.0} ({certify_failures} retried) | {:.1} s ({} retried) | {rss:.0} | {peak:.0} | {} | {} |",
+        all_streaming.as_secs_f64(),
+        stream_retries.load(std::sync::atomic::Ordering::Relaxed),
         summary(&target),
         summary(&everyone)
     )

@@ -233,22 +233,32 @@ async fn watch_manifests(
             return;
         };
         let hub_for_sync = hub.clone();
+        let started = std::time::Instant::now();
         let joined = tokio::task::spawn_blocking(move || {
             let report = current.sync(&hub_for_sync);
             (current, report)
         })
         .await;
+        let took = started.elapsed();
         let Ok((current, report)) = joined else {
             tracing::error!("the manifest sync panicked; the file source stops");
             metrics.error("source");
             return;
         };
         source = Some(current);
+        if !report.applied.is_empty() || !report.deleted.is_empty() {
+            tracing::info!(
+                applied = report.applied.len(),
+                deleted = report.deleted.len(),
+                took_ms = took.as_millis() as u64,
+                "manifests synced"
+            );
+        }
         for key in &report.applied {
-            tracing::info!(object = %key, "applied");
+            tracing::debug!(object = %key, "applied");
         }
         for key in &report.deleted {
-            tracing::info!(object = %key, "deleted");
+            tracing::debug!(object = %key, "deleted");
         }
         let problems: BTreeSet<String> = report.problems.into_iter().collect();
         for p in problems.difference(&reported) {

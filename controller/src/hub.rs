@@ -105,6 +105,7 @@ impl Hub {
         let mut inner = self.lock();
         inner.compiler.add_proxy(id.clone())?;
         let view = inner.view_of(&id, None);
+        tracing::trace!(pod = %format!("{}/{}", id.namespace, id.pod), resources = view.resources.len(), "subscribed");
         let (tx, views) = watch::channel(view);
         inner.next_token += 1;
         let token = inner.next_token;
@@ -123,9 +124,20 @@ impl Hub {
 
     /// Applies a cluster change and publishes the views it alters.
     pub fn apply(&self, object: Object) -> Impact {
+        let started = Instant::now();
+        let key = object.key();
         let mut inner = self.lock();
         let impact = inner.compiler.apply(object);
-        inner.publish(&impact, Instant::now());
+        let compiled = started.elapsed();
+        inner.publish(&impact, started);
+        tracing::debug!(
+            object = %key,
+            recompiled = impact.recompiled,
+            changed = impact.deltas.len(),
+            compile_ms = compiled.as_secs_f64() * 1000.0,
+            publish_ms = (started.elapsed() - compiled).as_secs_f64() * 1000.0,
+            "applied"
+        );
         impact
     }
 

@@ -253,12 +253,27 @@ fn current(index: &Index, key: &ObjectKey) -> Option<Object> {
     })
 }
 
-fn pods_where(index: &Index, keep: impl Fn(&k8s_openapi::api::core::v1::Pod) -> bool) -> Touched {
+/// The pods running as any of these (namespace, ServiceAccount) pairs,
+/// from the index by ServiceAccount (no scan of every pod).
+fn pods_running_as<'a>(
+    index: &Index,
+    service_accounts: impl IntoIterator<Item = &'a (String, String)>,
+) -> Touched {
+    let mut pods = BTreeSet::new();
+    for key in service_accounts {
+        for name in index.pods_by_service_account.get(key).into_iter().flatten() {
+            pods.insert((key.0.clone(), name.clone()));
+        }
+    }
+    Touched::Pods(pods)
+}
+
+/// The pods a Service selects.
+fn selected(index: &Index, service: &k8s_openapi::api::core::v1::Service) -> Touched {
     Touched::Pods(
         index
-            .pods
-            .iter()
-            .filter(|(_, p)| keep(p))
+            .selected_pods(service)
+            .into_iter()
             .map(|(k, _)| k.clone())
             .collect(),
     )
@@ -283,10 +298,7 @@ fn clients_of(index: &Index, destinations: &BTreeSet<(String, String)>) -> Touch
             }
         }
     }
-    pods_where(index, |p| {
-        let ns = p.metadata.namespace.clone().unwrap_or_default();
-        sources.contains(&(ns, k8s::service_account(p).to_string()))
-    })
+    pods_running_as(index, &sources)
 }
 
 /// Everything that sees a Service: the pods it selects, its clients, the
@@ -297,7 +309,7 @@ fn service_touch(index: &Index, ns: &str, name: &str) -> Touched {
     let Some(svc) = index.services.get(&(ns.to_string(), name.to_string())) else {
         return t;
     };
-    t.add(pods_where(index, |p| k8s::selects(svc, p)));
+    t.add(selected(index, svc));
     let mut sas = behind(index, svc);
     for split in index.traffic_splits.values() {
         if split.metadata.namespace.as_deref() == Some(ns)
@@ -335,7 +347,7 @@ fn ingress_touch(
     let mut t = Touched::None;
     for b in &ib.spec.backends {
         if let Some(svc) = index.services.get(&(ns.clone(), b.name.clone())) {
-            t.add(pods_where(index, |p| k8s::selects(svc, p)));
+            t.add(selected(index, svc));
         }
     }
     t
@@ -394,10 +406,7 @@ fn touches(index: &Index, object: &Object) -> Touched {
         }
         Object::TrafficTarget(tt) => {
             let dest = tt.spec.destination.name.clone();
-            let mut t = pods_where(index, |p| {
-                p.metadata.namespace.as_deref() == Some(ns.as_str())
-                    && k8s::service_account(p) == dest
-            });
+            let mut t = pods_running_as(index, &[(ns.clone(), dest.clone())]);
             if index.mesh.permissive {
                 // Permissive outbound views list every service whatever
                 // the policy: only the destination's inbound changes.
@@ -489,12 +498,7 @@ fn subjects_touch<'a>(
             (ns.to_string(), s.name.clone())
         })
         .collect();
-    pods_where(index, |p| {
-        sas.contains(&(
-            p.metadata.namespace.clone().unwrap_or_default(),
-            k8s::service_account(p).to_string(),
-        ))
-    })
+    pods_running_as(index, &sas)
 }
 
 /// Clients of split roots in `ns` with a backend running as `sa`.

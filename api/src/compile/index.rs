@@ -58,6 +58,9 @@ pub struct Index {
     pub traffic_splits: BTreeMap<NsName, Custom<smi::TrafficSplit>>,
     /// (namespace, ServiceAccount) -> names of the pods running as it.
     pub pods_by_service_account: BTreeMap<NsName, std::collections::BTreeSet<String>>,
+    /// (namespace, label key, label value) -> names of the pods carrying
+    /// it, so a selector looks at its candidates only, not every pod.
+    pub pods_by_label: BTreeMap<(String, String, String), std::collections::BTreeSet<String>>,
     /// The mesh's `osm-mesh-config`, once applied.
     pub mesh_config: Option<Custom<MeshConfigSpec>>,
     pub egresses: BTreeMap<NsName, Custom<policy::EgressSpec>>,
@@ -106,6 +109,12 @@ impl Index {
                     .entry((key.0.clone(), sa))
                     .or_default()
                     .insert(key.1.clone());
+                for (k, v) in o.metadata.labels.iter().flatten() {
+                    self.pods_by_label
+                        .entry((key.0.clone(), k.clone(), v.clone()))
+                        .or_default()
+                        .insert(key.1.clone());
+                }
                 self.pods.insert(key, *o);
             }
             Object::Service(o) => {
@@ -200,6 +209,44 @@ impl Index {
                 self.pods_by_service_account.remove(&sa_key);
             }
         }
+        let labels: Vec<(String, String)> = old
+            .metadata
+            .labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, v) in labels {
+            let label_key = (key.0.clone(), k, v);
+            if let Some(pods) = self.pods_by_label.get_mut(&label_key) {
+                pods.remove(&key.1);
+                if pods.is_empty() {
+                    self.pods_by_label.remove(&label_key);
+                }
+            }
+        }
+    }
+
+    /// The pods a Service's selector picks, found through one of its
+    /// labels rather than by looking at every pod of the namespace.
+    pub fn selected_pods(&self, service: &Service) -> Vec<(&NsName, &Pod)> {
+        let ns = service.metadata.namespace.clone().unwrap_or_default();
+        let Some((k, v)) = service
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.as_ref())
+            .and_then(|s| s.iter().next())
+        else {
+            return Vec::new();
+        };
+        let Some(names) = self.pods_by_label.get(&(ns.clone(), k.clone(), v.clone())) else {
+            return Vec::new();
+        };
+        names
+            .iter()
+            .filter_map(|name| self.pods.get_key_value(&(ns.clone(), name.clone())))
+            .filter(|(_, pod)| super::k8s::selects(service, pod))
+            .collect()
     }
 
     /// Whether a namespace belongs to this mesh.

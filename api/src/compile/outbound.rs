@@ -258,13 +258,7 @@ fn endpoints<'a>(
         .collect();
     let mut out = Vec::new();
     if slices.is_empty() {
-        for ((pod_ns, _), pod) in index.pods.range((ns.clone(), String::new())..) {
-            if *pod_ns != ns {
-                break;
-            }
-            if !k8s::selects(service, pod) {
-                continue;
-            }
+        for (_, pod) in index.selected_pods(service) {
             if let (Some(ip), Some(port)) = (k8s::pod_ip(pod), k8s::target_port(sp, Some(pod)))
                 && let Some(addr) = k8s::socket_address(ip, port)
             {

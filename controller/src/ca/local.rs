@@ -162,12 +162,7 @@ impl LocalCa {
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = true;
-        let serial: [u8; 16] = rand_bytes()?;
-        params.serial_number = Some(SerialNumber::from_slice(&serial));
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - BACKDATE;
-        params.not_after = now + validity;
+        leaf_validity(&mut params, validity)?;
         let cert = params.signed_by(&key, &self.issuer).map_err(signing)?;
         Ok(ServingCert {
             chain_pem: cert.pem(),
@@ -231,12 +226,7 @@ impl super::Issuer for LocalCa {
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
-        params.use_authority_key_identifier_extension = true;
-        let serial: [u8; 16] = rand_bytes()?;
-        params.serial_number = Some(SerialNumber::from_slice(&serial));
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - BACKDATE;
-        params.not_after = now + validity;
+        let serial = leaf_validity(&mut params, validity)?;
 
         let cert = params
             .signed_by(&csr.public_key, &self.issuer)
@@ -251,6 +241,18 @@ impl super::Issuer for LocalCa {
     fn trust_bundle(&self) -> String {
         self.root_pem.clone()
     }
+}
+
+/// A leaf's serial (random, returned), authority key id and validity
+/// (back-dated for clock skew).
+fn leaf_validity(params: &mut CertificateParams, validity: Duration) -> Result<[u8; 16], CaError> {
+    params.use_authority_key_identifier_extension = true;
+    let serial: [u8; 16] = rand_bytes()?;
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - BACKDATE;
+    params.not_after = now + validity;
+    Ok(serial)
 }
 
 fn rand_bytes<const N: usize>() -> Result<[u8; N], CaError> {

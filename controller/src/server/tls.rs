@@ -27,6 +27,17 @@ pub fn default_server_names(osm_namespace: &str) -> Vec<String> {
     ]
 }
 
+fn parse(
+    cert: &ServingCert,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let chain = CertificateDer::pem_slice_iter(cert.chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("serving certificate: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes())
+        .map_err(|e| format!("serving key: {e}"))?;
+    Ok((chain, key))
+}
+
 /// A rustls server config presenting `cert`, accepting callers with or
 /// without a client certificate (one that is presented must chain to
 /// `trust_bundle_pem`), speaking HTTP/2 only.
@@ -45,11 +56,7 @@ pub fn server_config(
         .allow_unauthenticated()
         .build()
         .map_err(|e| format!("client verifier: {e}"))?;
-    let chain = CertificateDer::pem_slice_iter(cert.chain_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("serving certificate: {e}"))?;
-    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes())
-        .map_err(|e| format!("serving key: {e}"))?;
+    let (chain, key) = parse(cert)?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -65,11 +72,7 @@ pub fn server_config(
 /// HTTP/1.1.
 pub fn webhook_config(cert: &ServingCert) -> Result<Arc<ServerConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let chain = CertificateDer::pem_slice_iter(cert.chain_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("serving certificate: {e}"))?;
-    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes())
-        .map_err(|e| format!("serving key: {e}"))?;
+    let (chain, key) = parse(cert)?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?

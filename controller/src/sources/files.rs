@@ -6,8 +6,9 @@
 //! by file, kind/name and reason and skipped; it never stops the others.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use osm_api::{
@@ -55,6 +56,15 @@ pub struct FileSource {
     stamps: BTreeMap<PathBuf, Option<Stamp>>,
     /// Problems found by the last full pass, repeated while nothing changes.
     problems: Vec<String>,
+    /// Each file's objects as last read, with the stamp they were read at.
+    parsed: BTreeMap<PathBuf, (Option<Stamp>, Arc<ParsedFile>)>,
+}
+
+/// One file's content, loaded.
+#[derive(Debug)]
+struct ParsedFile {
+    objects: Vec<Loaded>,
+    errors: Vec<String>,
 }
 
 fn manifest_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -80,30 +90,49 @@ impl FileSource {
             known: BTreeMap::new(),
             stamps: BTreeMap::new(),
             problems: Vec::new(),
+            parsed: BTreeMap::new(),
         }
     }
 
-    /// Every object the directory holds now, by key; duplicates and load
-    /// errors go to `problems`.
-    fn scan(&self, problems: &mut Vec<String>) -> BTreeMap<ObjectKey, Loaded> {
-        let mut files = Vec::new();
-        if let Err(e) = manifest_files(&self.dir, &mut files) {
-            problems.push(format!("{}: {e}", self.dir.display()));
-        }
-        files.sort();
+    /// Every object the directory holds now, by key, and the keys that
+    /// come from files changed since the last pass (only those can differ
+    /// from what was applied). Unchanged files are not read again.
+    /// Duplicates and load errors go to `problems`.
+    fn scan(
+        &mut self,
+        problems: &mut Vec<String>,
+    ) -> (BTreeMap<ObjectKey, Loaded>, BTreeSet<ObjectKey>) {
         let mut objects: BTreeMap<ObjectKey, Loaded> = BTreeMap::new();
-        for file in files {
-            let name = file.display().to_string();
-            let text = match std::fs::read_to_string(&file) {
-                Ok(t) => t,
-                Err(e) => {
-                    problems.push(format!("{name}: {e}"));
-                    continue;
+        let mut fresh = BTreeSet::new();
+        let mut parsed = BTreeMap::new();
+        for (file, stamp) in &self.stamps {
+            let cached = self
+                .parsed
+                .remove(file)
+                .filter(|(s, _)| stamp.is_some() && s == stamp);
+            let changed = cached.is_none();
+            let (_, content) = match cached {
+                Some(c) => c,
+                None => {
+                    let name = file.display().to_string();
+                    let content = match std::fs::read_to_string(file) {
+                        Ok(text) => {
+                            let out = load_str(&name, &text);
+                            ParsedFile {
+                                objects: out.objects,
+                                errors: out.errors.iter().map(ToString::to_string).collect(),
+                            }
+                        }
+                        Err(e) => ParsedFile {
+                            objects: Vec::new(),
+                            errors: vec![format!("{name}: {e}")],
+                        },
+                    };
+                    (*stamp, Arc::new(content))
                 }
             };
-            let out = load_str(&name, &text);
-            problems.extend(out.errors.iter().map(ToString::to_string));
-            for loaded in out.objects {
+            problems.extend(content.errors.iter().cloned());
+            for loaded in &content.objects {
                 let key = loaded.object.key();
                 if let Some(first) = objects.get(&key) {
                     problems.push(format!(
@@ -112,10 +141,15 @@ impl FileSource {
                     ));
                     continue;
                 }
-                objects.insert(key, loaded);
+                if changed {
+                    fresh.insert(key.clone());
+                }
+                objects.insert(key, loaded.clone());
             }
+            parsed.insert(file.clone(), (*stamp, content));
         }
-        objects
+        self.parsed = parsed;
+        (objects, fresh)
     }
 
     /// The files below the directory with their stamps.
@@ -141,9 +175,12 @@ impl FileSource {
                 return report;
             }
             Ok(stamps) => self.stamps = stamps,
-            Err(_) => self.stamps.clear(),
+            Err(e) => {
+                self.stamps.clear();
+                report.problems.push(e);
+            }
         }
-        let now = self.scan(&mut report.problems);
+        let (now, fresh) = self.scan(&mut report.problems);
         let gone: Vec<ObjectKey> = self
             .known
             .keys()
@@ -156,6 +193,9 @@ impl FileSource {
             report.deleted.push(key.to_string());
         }
         for (key, loaded) in now {
+            if !fresh.contains(&key) && self.known.contains_key(&key) {
+                continue;
+            }
             if self.known.get(&key) == Some(&loaded.object) {
                 continue;
             }

@@ -212,3 +212,73 @@ fn apply(
     *config = next;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::{access_log::AccessLog, metrics::Metrics};
+
+    fn shared() -> Shared {
+        let metrics = Metrics::new(&Default::default());
+        let dropped = metrics.counter("dropped", vec![]);
+        Shared::new(metrics, AccessLog::disabled(dropped), None)
+    }
+
+    fn inbound(port: u32) -> v1::Resource {
+        v1::Resource {
+            kind: Some(v1::resource::Kind::Inbound(v1::InboundPort {
+                port,
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn batch(version: &str, full: bool, upserts: Vec<v1::Resource>) -> v1::ConfigUpdate {
+        v1::ConfigUpdate {
+            version: version.into(),
+            full,
+            upserts,
+            removals: vec![],
+        }
+    }
+
+    #[test]
+    fn a_batch_applies_whole_or_not_at_all() {
+        let shared = shared();
+        let mut config = v1::ProxyConfig::default();
+        apply(&shared, &mut config, &batch("1", true, vec![inbound(8080)])).unwrap();
+        assert_eq!(shared.config().inbound.len(), 1);
+        let before = shared.config().version;
+
+        // One good and one bad resource: refused, nothing of it applied.
+        let refused = apply(
+            &shared,
+            &mut config,
+            &batch("2", false, vec![inbound(9090), inbound(0)]),
+        )
+        .unwrap_err();
+        assert!(refused.contains("port"), "{refused}");
+        assert_eq!(shared.config().version, before, "the running config stays");
+        assert_eq!(config.inbound.len(), 1, "and so does the proxy's copy");
+
+        // An empty resource is refused too.
+        let empty = apply(
+            &shared,
+            &mut config,
+            &batch("3", false, vec![v1::Resource { kind: None }]),
+        )
+        .unwrap_err();
+        assert!(empty.contains("upserts[0]"), "{empty}");
+
+        // The next good delta applies on top of the last good config.
+        apply(
+            &shared,
+            &mut config,
+            &batch("4", false, vec![inbound(9090)]),
+        )
+        .unwrap();
+        let mut ports: Vec<u16> = shared.config().inbound.keys().copied().collect();
+        ports.sort();
+        assert_eq!(ports, [8080, 9090]);
+    }
+}
