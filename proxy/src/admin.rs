@@ -66,7 +66,7 @@ fn respond(role: Role, shared: &Shared, req: &Request<Incoming>) -> Response<Pro
             shared.metrics.render(),
         ),
         (Role::Admin, "/live") => body(StatusCode::OK, TEXT, "live\n"),
-        (Role::Admin, "/ready") => {
+        (_, "/ready") => {
             if shared.is_ready() {
                 body(StatusCode::OK, TEXT, "ready\n")
             } else {

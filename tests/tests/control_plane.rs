@@ -192,6 +192,13 @@ async fn policy_and_permissive_mode_come_from_the_controller() {
         "a denied request never reaches the app"
     );
 
+    // Readiness is also served on the metrics port, where the kubelet's
+    // startup probe of the injected sidecar looks.
+    let ready = http1_get(mesh.store.addrs.metrics, "probe", "/ready")
+        .await
+        .unwrap();
+    assert_eq!(ready.status, 200);
+
     // Certificates carry the pods' ServiceAccounts.
     let id = |p: &TestProxy| p.shared.tls().unwrap().local_identity.to_string();
     assert_eq!(

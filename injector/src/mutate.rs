@@ -1,0 +1,280 @@
+//! The patch that meshes a pod: the init step (`osm-init` with the pod's
+//! exclusions), the proxy as a native sidecar (an init container with
+//! `restartPolicy: Always`, so it starts, and is ready, before the
+//! application, and stops after it), the projected token it proves its
+//! identity with, rewritten probes, and the metrics annotations.
+
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use osm_api::resources::mesh_config::MeshConfigSpec;
+use serde_json::{Value, json};
+
+use crate::{
+    decide::{Decision, InjectError, PROXY_CONTAINER, decide},
+    probes::{Kind, TCP_HEALTHCHECK_PORT, rewrite},
+};
+
+pub const INIT_CONTAINER: &str = "osm-init";
+pub const TOKEN_VOLUME: &str = "osm-controller-token";
+pub const TOKEN_DIR: &str = "/var/run/secrets/tokens/osm-controller";
+pub const TOKEN_AUDIENCE: &str = "osm-controller";
+pub const PROXY_UID: i64 = 1500;
+const METRICS: &str = "openservicemesh.io/metrics";
+const OUTBOUND_PORTS: &str = "openservicemesh.io/outbound-port-exclusion-list";
+const INBOUND_PORTS: &str = "openservicemesh.io/inbound-port-exclusion-list";
+const OUTBOUND_EXCLUDE: &str = "openservicemesh.io/outbound-ip-range-exclusion-list";
+const OUTBOUND_INCLUDE: &str = "openservicemesh.io/outbound-ip-range-inclusion-list";
+
+/// What the injector is configured with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InjectorSettings {
+    pub mesh_name: String,
+    pub osm_namespace: String,
+    pub proxy_image: String,
+    pub init_image: String,
+    /// `host:port` of the controller's gRPC server.
+    pub controller: String,
+    /// The mesh root the proxy checks the controller against (public).
+    pub trust_bundle_pem: String,
+}
+
+/// RFC 6901: `~` and `/` in a key.
+fn pointer_escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .map(String::as_str)
+}
+
+/// MeshConfig list + pod annotation list, both validated.
+fn merged<T: std::fmt::Display>(
+    mesh: impl IntoIterator<Item = T>,
+    pod: &Pod,
+    key: &'static str,
+    check: impl Fn(&str) -> Result<Vec<T>, osm_init::settings::ListError>,
+) -> Result<String, InjectError> {
+    let mut all: Vec<String> = mesh.into_iter().map(|v| v.to_string()).collect();
+    if let Some(text) = annotation(pod, key) {
+        let values = check(text).map_err(|e| InjectError::Exclusion {
+            annotation: key,
+            message: e.to_string(),
+        })?;
+        all.extend(values.iter().map(ToString::to_string));
+    }
+    all.dedup();
+    Ok(all.join(","))
+}
+
+/// The workload a pod belongs to, for metrics: a Deployment behind its
+/// ReplicaSet, else the owner, else the pod itself.
+fn workload(pod: &Pod) -> (String, String) {
+    let owner = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true));
+    match owner {
+        Some(o) if o.kind == "ReplicaSet" => match o.name.rsplit_once('-') {
+            Some((deployment, _hash)) => ("Deployment".into(), deployment.into()),
+            None => (o.kind.clone(), o.name.clone()),
+        },
+        Some(o) => (o.kind.clone(), o.name.clone()),
+        None => ("Pod".into(), pod.metadata.name.clone().unwrap_or_default()),
+    }
+}
+
+fn field_env(name: &str, path: &str) -> Value {
+    json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}})
+}
+
+/// Log levels of OSM's MeshConfig (Envoy's names) in the proxy's terms.
+fn proxy_log_level(level: &str) -> &'static str {
+    match level {
+        "trace" => "trace",
+        "debug" => "debug",
+        "info" => "info",
+        "warn" | "warning" => "warn",
+        _ => "error",
+    }
+}
+
+/// The JSON patch for a pod, or None when it stays out of the mesh.
+pub fn mutate(
+    pod: &Pod,
+    namespace: &Namespace,
+    mesh: &MeshConfigSpec,
+    settings: &InjectorSettings,
+) -> Result<Option<Vec<Value>>, InjectError> {
+    if let Decision::Skip(_) = decide(pod, namespace, &settings.mesh_name, &settings.osm_namespace)?
+    {
+        return Ok(None);
+    }
+    let traffic = &mesh.traffic;
+    let outbound_ports = merged(
+        traffic.outbound_port_exclusion_list.iter().copied(),
+        pod,
+        OUTBOUND_PORTS,
+        |t| osm_init::settings::port_list(t).map(|v| v.into_iter().map(u32::from).collect()),
+    )?;
+    let inbound_ports = merged(
+        traffic.inbound_port_exclusion_list.iter().copied(),
+        pod,
+        INBOUND_PORTS,
+        |t| osm_init::settings::port_list(t).map(|v| v.into_iter().map(u32::from).collect()),
+    )?;
+    let outbound_exclude = merged(
+        traffic.outbound_ip_range_exclusion_list.iter().cloned(),
+        pod,
+        OUTBOUND_EXCLUDE,
+        |t| {
+            osm_init::settings::cidr_list(t).map(|v| v.into_iter().map(|n| n.to_string()).collect())
+        },
+    )?;
+    let outbound_include = merged(
+        traffic.outbound_ip_range_inclusion_list.iter().cloned(),
+        pod,
+        OUTBOUND_INCLUDE,
+        |t| {
+            osm_init::settings::cidr_list(t).map(|v| v.into_iter().map(|n| n.to_string()).collect())
+        },
+    )?;
+    let interfaces = traffic.network_interface_exclusion_list.join(",");
+
+    let mut init_args = Vec::new();
+    for (flag, value) in [
+        ("--exclude-outbound-ports", &outbound_ports),
+        ("--exclude-inbound-ports", &inbound_ports),
+        ("--exclude-outbound-ip-ranges", &outbound_exclude),
+        ("--include-outbound-ip-ranges", &outbound_include),
+        ("--exclude-interfaces", &interfaces),
+    ] {
+        if !value.is_empty() {
+            init_args.push(flag.to_string());
+            init_args.push(value.clone());
+        }
+    }
+    let privileged = mesh.sidecar.enable_privileged_init_container;
+    let init = json!({
+        "name": INIT_CONTAINER,
+        "image": settings.init_image,
+        "command": ["osm-init"],
+        "args": init_args,
+        "securityContext": {
+            "runAsUser": 0,
+            "runAsNonRoot": false,
+            "privileged": privileged,
+            "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]},
+        },
+    });
+
+    let spec = pod.spec.clone().unwrap_or_default();
+    let probes = rewrite(&spec.containers);
+    let (workload_kind, workload_name) = workload(pod);
+    let mut ports = vec![
+        json!({"name": "proxy-admin", "containerPort": 15000}),
+        json!({"name": "proxy-inbound", "containerPort": 15003}),
+        json!({"name": "proxy-metrics", "containerPort": 15010}),
+    ];
+    for kind in Kind::ALL {
+        if probes.iter().any(|p| p.kind == kind && p.scheme != "TCP") {
+            ports.push(
+                json!({"name": format!("{}-port", kind.name()), "containerPort": kind.port()}),
+            );
+        }
+    }
+    if probes.iter().any(|p| p.scheme == "TCP") {
+        ports.push(json!({"name": "healthcheck", "containerPort": TCP_HEALTHCHECK_PORT}));
+    }
+    let proxy_probes: Vec<Value> = probes.iter().map(|p| p.for_proxy()).collect();
+    let resources = if mesh.sidecar.resources.is_null() {
+        json!({})
+    } else {
+        mesh.sidecar.resources.clone()
+    };
+    let proxy = json!({
+        "name": PROXY_CONTAINER,
+        "image": settings.proxy_image,
+        "command": ["osm-proxy"],
+        "restartPolicy": "Always",
+        "ports": ports,
+        "env": [
+            field_env("POD_NAME", "metadata.name"),
+            field_env("POD_NAMESPACE", "metadata.namespace"),
+            field_env("POD_UID", "metadata.uid"),
+            field_env("POD_IP", "status.podIP"),
+            field_env("SERVICE_ACCOUNT", "spec.serviceAccountName"),
+            {"name": "OSM_CONTROLLER", "value": settings.controller},
+            {"name": "OSM_CONTROLLER_CA", "value": settings.trust_bundle_pem},
+            {"name": "OSM_TOKEN_FILE", "value": format!("{TOKEN_DIR}/token")},
+            {"name": "OSM_WORKLOAD_KIND", "value": workload_kind},
+            {"name": "OSM_WORKLOAD_NAME", "value": workload_name},
+            {"name": "OSM_PROXY_LOG", "value": proxy_log_level(&mesh.sidecar.log_level)},
+            {"name": "OSM_PROXY_PROBES", "value": Value::Array(proxy_probes).to_string()},
+        ],
+        "resources": resources,
+        "securityContext": {
+            "runAsUser": PROXY_UID,
+            "runAsGroup": PROXY_UID,
+            "runAsNonRoot": true,
+            "allowPrivilegeEscalation": false,
+            "readOnlyRootFilesystem": true,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        // The application starts once the proxy holds a certificate and
+        // its config.
+        "startupProbe": {
+            "httpGet": {"path": "/ready", "port": 15010},
+            "periodSeconds": 1,
+            "failureThreshold": 120,
+        },
+        "volumeMounts": [{"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": true}],
+    });
+    let token_volume = json!({
+        "name": TOKEN_VOLUME,
+        "projected": {"sources": [{"serviceAccountToken": {
+            "audience": TOKEN_AUDIENCE, "expirationSeconds": 3600, "path": "token",
+        }}]},
+    });
+
+    let mut patch = Vec::new();
+    if spec.init_containers.as_ref().is_none_or(Vec::is_empty) {
+        patch.push(json!({"op": "add", "path": "/spec/initContainers", "value": [init, proxy]}));
+    } else {
+        patch.push(json!({"op": "add", "path": "/spec/initContainers/-", "value": init}));
+        patch.push(json!({"op": "add", "path": "/spec/initContainers/-", "value": proxy}));
+    }
+    if spec.volumes.as_ref().is_none_or(Vec::is_empty) {
+        patch.push(json!({"op": "add", "path": "/spec/volumes", "value": [token_volume]}));
+    } else {
+        patch.push(json!({"op": "add", "path": "/spec/volumes/-", "value": token_volume}));
+    }
+    patch.extend(probes.iter().map(|p| p.patch()));
+
+    let metrics_on = namespace
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(METRICS))
+        .is_some_and(|v| v == "enabled");
+    if metrics_on {
+        if pod.metadata.annotations.is_none() {
+            patch.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
+        }
+        for (k, v) in [
+            ("prometheus.io/scrape", "true"),
+            ("prometheus.io/port", "15010"),
+            ("prometheus.io/path", "/stats/prometheus"),
+        ] {
+            patch.push(json!({"op": "add", "path": format!("/metadata/annotations/{}", pointer_escape(k)), "value": v}));
+        }
+    }
+    Ok(Some(patch))
+}
+
+#[cfg(test)]
+mod tests;
