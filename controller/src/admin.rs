@@ -7,18 +7,14 @@
 //! - `/debug/proxies`: JSON list of connected proxies with the config
 //!   version sent to each and the one it acknowledged.
 
-use std::{
-    convert::Infallible,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
 };
 
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -75,31 +71,11 @@ pub fn route(state: &AdminState, method: &Method, path: &str) -> Response<Full<B
 
 /// Serves until `stop` is cancelled.
 pub async fn serve(listener: TcpListener, state: AdminState, stop: CancellationToken) {
-    loop {
-        let tcp = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    continue;
-                }
-            },
-            _ = stop.cancelled() => return,
-        };
-        let state = state.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let response = route(&state, req.method(), req.uri().path());
-                async move { Ok::<_, Infallible>(response) }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            tokio::select! {
-                _ = builder.serve_connection(TokioIo::new(tcp), service) => {}
-                _ = stop.cancelled() => {}
-            }
-        });
-    }
+    let handler: osm_serve::Handler = Arc::new(move |req: Request<Incoming>| {
+        let response = route(&state, req.method(), req.uri().path());
+        Box::pin(async move { response })
+    });
+    osm_serve::serve(listener, None, handler, stop).await;
 }
 
 #[cfg(test)]

@@ -155,7 +155,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     .await?;
     let addrs = controller.addrs();
     tracing::info!(grpc = %addrs.grpc, admin = %addrs.admin, "serving");
-    controller.run(shutdown_signal()).await;
+    controller.run(osm_serve::shutdown_signal()).await;
     Ok(())
 }
 
@@ -168,20 +168,5 @@ fn raise_open_files_limit() {
         && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
     {
         tracing::warn!(error = %e, soft, hard, "cannot raise the open files limit");
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }

@@ -4,19 +4,17 @@
 //! controller would refuse is refused at `kubectl apply` with the field and
 //! the reason. Warnings are passed back as admission warnings.
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use osm_api::{
     load::parse_object,
     validate::{Severity, validate},
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// The path the ValidatingWebhookConfiguration points at.
@@ -125,38 +123,8 @@ async fn handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
 
 /// Serves HTTPS until `stop` is cancelled.
 pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, stop: CancellationToken) {
-    let acceptor = TlsAcceptor::from(tls);
-    loop {
-        let tcp = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.cancelled() => return,
-        };
-        let acceptor = acceptor.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let Ok(Ok(tls)) =
-                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
-            else {
-                return;
-            };
-            let service =
-                hyper::service::service_fn(
-                    |req| async move { Ok::<_, Infallible>(handle(req).await) },
-                );
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            tokio::select! {
-                _ = builder.serve_connection(TokioIo::new(tls), service) => {}
-                _ = stop.cancelled() => {}
-            }
-        });
-    }
+    let handler: osm_serve::Handler = Arc::new(|req| Box::pin(handle(req)));
+    osm_serve::serve(listener, Some(tls), handler, stop).await;
 }
 
 #[cfg(test)]

@@ -112,23 +112,8 @@ async fn main() -> anyhow::Result<()> {
         Arc::new(State { settings, cluster }),
         stop.clone(),
     ));
-    shutdown_signal().await;
+    osm_serve::shutdown_signal().await;
     stop.cancel();
     let _ = server.await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

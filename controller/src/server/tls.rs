@@ -30,12 +30,7 @@ pub fn default_server_names(osm_namespace: &str) -> Vec<String> {
 fn parse(
     cert: &ServingCert,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
-    let chain = CertificateDer::pem_slice_iter(cert.chain_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("serving certificate: {e}"))?;
-    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes())
-        .map_err(|e| format!("serving key: {e}"))?;
-    Ok((chain, key))
+    osm_serve::parse_pem(cert.chain_pem.as_bytes(), cert.key_pem.as_bytes())
 }
 
 /// A rustls server config presenting `cert`, accepting callers with or
@@ -71,14 +66,5 @@ pub fn server_config(
 /// server authenticates the webhook, not the other way round), HTTP/2 or
 /// HTTP/1.1.
 pub fn webhook_config(cert: &ServingCert) -> Result<Arc<ServerConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let (chain, key) = parse(cert)?;
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("serving certificate: {e}"))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    osm_serve::tls_from_pem(cert.chain_pem.as_bytes(), cert.key_pem.as_bytes())
 }

@@ -1,0 +1,130 @@
+//! Plumbing shared by the control-plane servers (controller admin and
+//! webhook, injector): an accept loop serving HTTP/1.1 and HTTP/2, over TLS
+//! or not; a rustls config from PEM; the shutdown signal.
+
+#![forbid(unsafe_code)]
+
+use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpListener,
+};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+/// A whole-body response.
+pub type Reply = Response<Full<Bytes>>;
+/// Answers one request.
+pub type Handler =
+    Arc<dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Reply> + Send>> + Send + Sync>;
+
+/// How long a client may take to finish a TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn serve_connection<IO>(io: IO, handler: Handler, stop: CancellationToken)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let handler = handler.clone();
+        async move { Ok::<_, Infallible>(handler(req).await) }
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    tokio::select! {
+        _ = builder.serve_connection(TokioIo::new(io), service) => {}
+        _ = stop.cancelled() => {}
+    }
+}
+
+/// Serves `handler` on every connection until `stop` is cancelled, over
+/// TLS when `tls` is given.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    handler: Handler,
+    stop: CancellationToken,
+) {
+    let acceptor = tls.map(TlsAcceptor::from);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => return,
+        };
+        let (acceptor, handler, stop) = (acceptor.clone(), handler.clone(), stop.clone());
+        tokio::spawn(async move {
+            match acceptor {
+                None => serve_connection(tcp, handler, stop).await,
+                Some(acceptor) => {
+                    if let Ok(Ok(tls)) =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                    {
+                        serve_connection(tls, handler, stop).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// A rustls server config presenting a PEM chain and key, without client
+/// certificates, offering HTTP/2 and HTTP/1.1.
+pub fn tls_from_pem(chain_pem: &[u8], key_pem: &[u8]) -> Result<Arc<rustls::ServerConfig>, String> {
+    let (chain, key) = parse_pem(chain_pem, key_pem)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| format!("certificate: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A PEM certificate chain and private key.
+pub type Credentials = (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+);
+
+/// Reads a PEM chain and key, saying which one is wrong.
+pub fn parse_pem(chain_pem: &[u8], key_pem: &[u8]) -> Result<Credentials, String> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let chain = CertificateDer::pem_slice_iter(chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("certificate: {e}"))?;
+    if chain.is_empty() {
+        return Err("certificate: no certificate in the PEM data".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("key: {e}"))?;
+    Ok((chain, key))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
