@@ -50,6 +50,8 @@ pub struct Settings {
     pub log_filter: Option<Arc<dyn crate::logging::LogFilter>>,
     /// Get the certificate and config from a controller.
     pub control: Option<crate::control::ControlSettings>,
+    /// The kubelet's rewritten probes: where to listen and what to do.
+    pub probes: Vec<(SocketAddr, crate::probes::ProbePort)>,
 }
 
 /// The addresses the proxy actually bound.
@@ -59,6 +61,8 @@ pub struct BoundAddrs {
     pub outbound: Vec<SocketAddr>,
     pub admin: SocketAddr,
     pub metrics: SocketAddr,
+    /// The probe listeners, in the order of `Settings::probes`.
+    pub probes: Vec<SocketAddr>,
 }
 
 /// A bound proxy, ready to run.
@@ -73,6 +77,7 @@ pub struct Proxy {
     config_poll_interval: Duration,
     drain_timeout: Duration,
     control: Option<crate::control::ControlSettings>,
+    probes: Vec<(TcpListener, crate::probes::ProbePort)>,
 }
 
 async fn bind_all(
@@ -139,11 +144,21 @@ impl Proxy {
             bind(settings.admin).with_context(|| format!("cannot listen on {}", settings.admin))?;
         let metrics = bind(settings.metrics)
             .with_context(|| format!("cannot listen on {}", settings.metrics))?;
+        let mut probes = Vec::new();
+        for (addr, port) in settings.probes {
+            let listener =
+                bind(addr).with_context(|| format!("cannot listen on {addr} for probes"))?;
+            probes.push((listener, port));
+        }
         let addrs = BoundAddrs {
             inbound: local_addrs(&inbound),
             outbound: local_addrs(&outbound),
             admin: admin.local_addr()?,
             metrics: metrics.local_addr()?,
+            probes: probes
+                .iter()
+                .filter_map(|(l, _)| l.local_addr().ok())
+                .collect(),
         };
         Ok(Self {
             shared,
@@ -156,6 +171,7 @@ impl Proxy {
             config_poll_interval: settings.config_poll_interval,
             drain_timeout: settings.drain_timeout,
             control: settings.control,
+            probes,
         })
     }
 
@@ -211,6 +227,15 @@ impl Proxy {
                 shared.clone(),
                 self.config_poll_interval,
                 drain.clone(),
+            ));
+        }
+        for (listener, port) in self.probes {
+            tasks.spawn(crate::probes::serve(
+                listener,
+                port,
+                shared.clone(),
+                drain.clone(),
+                tasks.clone(),
             ));
         }
         if let Some(control) = self.control {

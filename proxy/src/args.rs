@@ -107,6 +107,12 @@ pub struct Args {
     #[arg(long, env = "OSM_PROXY_WORKERS", default_value_t = 2)]
     pub workers: usize,
 
+    /// The kubelet's rewritten probes (JSON from the injector): the proxy
+    /// listens on their ports (15901-15904) and forwards them to the
+    /// application.
+    #[arg(long, env = "OSM_PROXY_PROBES", default_value = "")]
+    pub probes: String,
+
     /// Log filter for the proxy's own logs on stderr (RUST_LOG syntax).
     #[arg(long, env = "OSM_PROXY_LOG", default_value = "info")]
     pub log_level: String,

@@ -25,6 +25,7 @@ pub mod logging;
 pub mod orig_dst;
 pub mod outbound;
 pub mod policy;
+pub mod probes;
 pub mod routing;
 pub mod serve;
 pub mod state;

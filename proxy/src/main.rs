@@ -44,6 +44,12 @@ async fn run(args: Args, log_filter: Arc<dyn LogFilter>) -> anyhow::Result<()> {
         Some(controller) => Some(control_settings(&args, controller)?),
         None => None,
     };
+    let probes = osm_proxy::probes::ports(
+        &osm_proxy::probes::parse(&args.probes).map_err(anyhow::Error::msg)?,
+    )
+    .into_iter()
+    .map(|(port, what)| (std::net::SocketAddr::from(([0, 0, 0, 0], port)), what))
+    .collect();
     let pick = |given: Vec<osm_proxy::args::ListenArg>, port| {
         if given.is_empty() {
             default_listeners(port)
@@ -73,6 +79,7 @@ async fn run(args: Args, log_filter: Arc<dyn LogFilter>) -> anyhow::Result<()> {
         drain_timeout: args.drain_timeout,
         log_filter: Some(log_filter),
         control,
+        probes,
     })
     .await?;
     tracing::info!(addrs = ?proxy.addrs(), "osm-proxy started");

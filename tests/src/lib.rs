@@ -80,6 +80,8 @@ pub struct ProxyOptions {
     pub inbound_at: Vec<(SocketAddr, SocketAddr)>,
     /// Get the certificate and config from a controller.
     pub control: Option<osm_proxy::control::ControlSettings>,
+    /// Probe listeners on 127.0.0.1:0.
+    pub probes: Vec<osm_proxy::probes::ProbePort>,
 }
 
 impl Default for ProxyOptions {
@@ -94,6 +96,7 @@ impl Default for ProxyOptions {
             log_filter: None,
             inbound_at: vec![],
             control: None,
+            probes: vec![],
         }
     }
 }
@@ -151,6 +154,11 @@ impl TestProxy {
             drain_timeout: Duration::from_secs(5),
             log_filter: options.log_filter,
             control: options.control,
+            probes: options
+                .probes
+                .into_iter()
+                .map(|p| (localhost(), p))
+                .collect(),
         })
         .await
         .expect("proxy binds");

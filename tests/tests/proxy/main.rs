@@ -5,6 +5,7 @@
 
 mod admin;
 mod authz;
+mod probes;
 mod protocols;
 mod rate_limit;
 mod reload;
