@@ -60,6 +60,20 @@ pub struct FileSource {
     parsed: BTreeMap<PathBuf, (Option<Stamp>, Arc<ParsedFile>)>,
 }
 
+/// An object in a file's loaded content (shared, not copied, between
+/// passes).
+#[derive(Debug, Clone)]
+struct Located {
+    file: Arc<ParsedFile>,
+    index: usize,
+}
+
+impl Located {
+    fn get(&self) -> &Loaded {
+        &self.file.objects[self.index]
+    }
+}
+
 /// One file's content, loaded.
 #[derive(Debug)]
 struct ParsedFile {
@@ -101,8 +115,8 @@ impl FileSource {
     fn scan(
         &mut self,
         problems: &mut Vec<String>,
-    ) -> (BTreeMap<ObjectKey, Loaded>, BTreeSet<ObjectKey>) {
-        let mut objects: BTreeMap<ObjectKey, Loaded> = BTreeMap::new();
+    ) -> (BTreeMap<ObjectKey, Located>, BTreeSet<ObjectKey>) {
+        let mut objects: BTreeMap<ObjectKey, Located> = BTreeMap::new();
         let mut fresh = BTreeSet::new();
         let mut parsed = BTreeMap::new();
         for (file, stamp) in &self.stamps {
@@ -132,19 +146,26 @@ impl FileSource {
                 }
             };
             problems.extend(content.errors.iter().cloned());
-            for loaded in &content.objects {
+            for (index, loaded) in content.objects.iter().enumerate() {
                 let key = loaded.object.key();
                 if let Some(first) = objects.get(&key) {
                     problems.push(format!(
                         "{}: {key} is already defined at {}; the first is used",
-                        loaded.origin, first.origin
+                        loaded.origin,
+                        first.get().origin
                     ));
                     continue;
                 }
                 if changed {
                     fresh.insert(key.clone());
                 }
-                objects.insert(key, loaded.clone());
+                objects.insert(
+                    key,
+                    Located {
+                        file: content.clone(),
+                        index,
+                    },
+                );
             }
             parsed.insert(file.clone(), (*stamp, content));
         }
@@ -192,7 +213,8 @@ impl FileSource {
             self.known.remove(&key);
             report.deleted.push(key.to_string());
         }
-        for (key, loaded) in now {
+        for (key, located) in now {
+            let loaded = located.get();
             if !fresh.contains(&key) && self.known.contains_key(&key) {
                 continue;
             }
@@ -211,7 +233,7 @@ impl FileSource {
                     .push(format!("{} ({key}): {verdict}: {p}", loaded.origin));
             }
             if !validate::rejects(&impact.problems) {
-                self.known.insert(key.clone(), loaded.object);
+                self.known.insert(key.clone(), loaded.object.clone());
                 report.applied.push(key.to_string());
             }
         }
