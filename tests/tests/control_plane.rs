@@ -87,13 +87,17 @@ spec:
 "#;
 
 fn mesh_config(permissive: bool, cert_validity: &str) -> String {
+    mesh_config_with(permissive, cert_validity, false)
+}
+
+fn mesh_config_with(permissive: bool, cert_validity: &str, egress: bool) -> String {
     format!(
         r#"
 apiVersion: config.openservicemesh.io/v1alpha2
 kind: MeshConfig
 metadata: {{name: osm-mesh-config, namespace: osm-system}}
 spec:
-  traffic: {{enablePermissiveTrafficPolicyMode: {permissive}, enableEgress: false}}
+  traffic: {{enablePermissiveTrafficPolicyMode: {permissive}, enableEgress: {egress}}}
   certificate: {{serviceCertValidityDuration: {cert_validity}}}
 "#
     )
@@ -101,6 +105,9 @@ spec:
 
 struct Mesh {
     cp: ControlPlane,
+    /// A server outside the mesh, reachable only as egress (each client
+    /// proxy's second outbound listener sends there).
+    outside: HttpApp,
     controller: Option<TestController>,
     grpc: SocketAddr,
     app: HttpApp,
@@ -114,6 +121,7 @@ impl Mesh {
     async fn start(extra: &[(&str, String)]) -> Self {
         let cp = ControlPlane::new();
         let app = HttpApp::start("bookstore").await;
+        let outside = HttpApp::start("outside").await;
         cp.write("cluster.yaml", &cluster(app.addr.port()));
         for (name, yaml) in extra {
             cp.write(name, yaml);
@@ -133,7 +141,10 @@ impl Mesh {
         })
         .await;
         let client = |ns: &str| ProxyOptions {
-            outbound_targets: vec![Some(format!("{VIP}:14001").parse().unwrap())],
+            outbound_targets: vec![
+                Some(format!("{VIP}:14001").parse().unwrap()),
+                Some(outside.addr),
+            ],
             control: Some(cp.control_for(grpc, ns, &format!("{ns}-0"), ns)),
             ..Default::default()
         };
@@ -147,6 +158,7 @@ impl Mesh {
         }
         Self {
             cp,
+            outside,
             controller: Some(controller),
             grpc,
             app,
@@ -161,6 +173,13 @@ impl Mesh {
             Ok(a) => a.status,
             Err(_) => 0,
         }
+    }
+
+    /// Whether the server outside the mesh answers through the proxy.
+    async fn egress_works(proxy: &TestProxy) -> bool {
+        http1_get(proxy.addrs.outbound[1], "outside", "/x")
+            .await
+            .is_ok_and(|a| a.status == 200)
     }
 
     async fn wait_status(&self, proxy: &TestProxy, want: u16, what: &str) {
@@ -228,6 +247,27 @@ async fn policy_and_permissive_mode_come_from_the_controller() {
     mesh.wait_status(&mesh.thief, 403, "SMI mode again: bookthief denied")
         .await;
     assert_eq!(Mesh::status(&mesh.buyer).await, 200);
+
+    // Egress, switched on and off at runtime: the server outside the mesh
+    // is reachable only while it is on.
+    assert!(
+        !Mesh::egress_works(&mesh.buyer).await,
+        "egress is off in the MeshConfig"
+    );
+    assert_eq!(mesh.outside.requests(), 0);
+    mesh.cp
+        .write("mesh-config.yaml", &mesh_config_with(false, "24h", true));
+    eventually("egress on", || async {
+        Mesh::egress_works(&mesh.buyer).await.then_some(())
+    })
+    .await;
+    assert!(mesh.outside.requests() > 0);
+    mesh.cp
+        .write("mesh-config.yaml", &mesh_config(false, "24h"));
+    eventually("egress off again", || async {
+        (!Mesh::egress_works(&mesh.buyer).await).then_some(())
+    })
+    .await;
 
     // The debug endpoint lists the three proxies, each having acknowledged
     // what it was sent.
