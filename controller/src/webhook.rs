@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use osm_api::{
     load::parse_object,
@@ -89,35 +89,20 @@ pub fn review(body: &[u8]) -> Result<Value, String> {
     }
 }
 
-fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
 async fn handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
     if req.method() != Method::POST || req.uri().path() != PATH {
-        return reply(
+        return osm_serve::json_reply(
             StatusCode::NOT_FOUND,
             json!({"error": format!("POST an AdmissionReview to {PATH}")}).to_string(),
         );
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                json!({"error": format!("cannot read the body: {e}")}).to_string(),
-            );
-        }
+    let body = match osm_serve::read_body(req, MAX_BODY).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
     };
     match review(&body) {
-        Ok(answer) => reply(StatusCode::OK, answer.to_string()),
-        Err(e) => reply(StatusCode::BAD_REQUEST, json!({"error": e}).to_string()),
+        Ok(answer) => osm_serve::json_reply(StatusCode::OK, answer.to_string()),
+        Err(e) => osm_serve::json_reply(StatusCode::BAD_REQUEST, json!({"error": e}).to_string()),
     }
 }
 

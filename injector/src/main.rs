@@ -63,14 +63,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log_level)
-                .with_context(|| format!("--log-level {:?}", args.log_level))?,
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    osm_serve::init_logging(&args.log_level)
+        .map_err(anyhow::Error::msg)
+        .context("--log-level")?;
     let read =
         |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
     let tls = tls_config(&read(&args.cert)?, &read(&args.key)?)

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -20,39 +20,28 @@ pub struct State {
     pub cluster: Box<dyn ClusterView>,
 }
 
-fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
 async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => return reply(StatusCode::OK, "\"ok\"".into()),
+        (&Method::GET, "/healthz") => {
+            return osm_serve::json_reply(StatusCode::OK, "\"ok\"".into());
+        }
         (&Method::POST, PATH) => {}
         _ => {
-            return reply(
+            return osm_serve::json_reply(
                 StatusCode::NOT_FOUND,
                 json!({"error": format!("POST an AdmissionReview to {PATH}")}).to_string(),
             );
         }
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                json!({"error": format!("cannot read the body: {e}")}).to_string(),
-            );
-        }
+    let body = match osm_serve::read_body(req, MAX_BODY).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
     };
     let request = match admission::parse(&body) {
         Ok(r) => r,
-        Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": e}).to_string()),
+        Err(e) => {
+            return osm_serve::json_reply(StatusCode::BAD_REQUEST, json!({"error": e}).to_string());
+        }
     };
     let looked_up = async {
         let namespace = state.cluster.namespace(&request.namespace).await?;
@@ -64,7 +53,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
         Ok((namespace, mesh)) => admission::respond(&request, &namespace, &mesh, &state.settings),
         Err(e) => admission::deny(&request.uid, &format!("cannot decide on injection: {e}")),
     };
-    reply(StatusCode::OK, answer.to_string())
+    osm_serve::json_reply(StatusCode::OK, answer.to_string())
 }
 
 /// Serves until `stop` is cancelled.

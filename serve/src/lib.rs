@@ -128,3 +128,41 @@ pub async fn shutdown_signal() {
         }
     }
 }
+
+/// A JSON response.
+pub fn json_reply(status: http::StatusCode, body: String) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// A request body of at most `max` bytes, or the 400 that says why not.
+pub async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, Reply> {
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(req.into_body(), max)
+        .collect()
+        .await
+    {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) => Err(json_reply(
+            http::StatusCode::BAD_REQUEST,
+            serde_json::json!({"error": format!("cannot read the body: {e}")}).to_string(),
+        )),
+    }
+}
+
+/// Logs to stderr with a RUST_LOG-style filter, colours only on a terminal.
+pub fn init_logging(filter: &str) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .map_err(|e| format!("log filter {filter:?}: {e}"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    Ok(())
+}
