@@ -1,0 +1,3 @@
+//! The `osm` command line.
+
+pub mod local;

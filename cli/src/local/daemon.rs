@@ -1,0 +1,265 @@
+//! `osm local daemon` (started by `osm local up`, not by hand): runs the
+//! controller and the injector as child processes (restarted if they
+//! exit), sets up the host network, runs the runtime's passes, and on
+//! SIGTERM stops every pod and removes what it set up.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use osm_controller::{server::tls::default_server_names, token::LocalTokens};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    admission::Injector,
+    apiserver::ApiServer,
+    http,
+    runtime::{Runtime, net, pod::Shared},
+    state::{INJECTOR_SERVER_NAME, Instance, OSM_NAMESPACE, StateDir},
+    store::Store,
+};
+
+/// Where the mesh's binaries are: beside the running `osm`.
+pub fn bin_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the osm binary")?;
+    exe.parent()
+        .map(Path::to_path_buf)
+        .context("the osm binary has no directory")
+}
+
+/// A control-plane process, restarted when it exits.
+struct Child {
+    name: &'static str,
+    program: PathBuf,
+    args: Vec<String>,
+    log: PathBuf,
+    pid_file: PathBuf,
+}
+
+impl Child {
+    async fn keep_running(self, stop: CancellationToken) {
+        let mut wait = Duration::from_millis(500);
+        loop {
+            let log = match std::fs::OpenOptions::new().create(true).append(true).open(&self.log) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!(child = self.name, error = %e, "cannot open its log");
+                    return;
+                }
+            };
+            let spawned = tokio::process::Command::new(&self.program)
+                .args(&self.args)
+                .stdin(std::process::Stdio::null())
+                .stdout(log.try_clone().map(Into::into).unwrap_or_else(|_| std::process::Stdio::null()))
+                .stderr(log)
+                .kill_on_drop(true)
+                .spawn();
+            let mut child = match spawned {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(child = self.name, program = %self.program.display(), error = %e, "cannot start");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(2)) => continue,
+                    }
+                }
+            };
+            if let Some(pid) = child.id() {
+                let _ = std::fs::write(&self.pid_file, pid.to_string());
+            }
+            tracing::info!(child = self.name, pid = ?child.id(), "started");
+            tokio::select! {
+                status = child.wait() => {
+                    tracing::warn!(child = self.name, ?status, "exited; restarting");
+                }
+                () = stop.cancelled() => {
+                    if let Some(pid) = child.id() {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid as i32),
+                            nix::sys::signal::Signal::SIGTERM,
+                        );
+                    }
+                    if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+                        let _ = child.kill().await;
+                    }
+                    let _ = std::fs::remove_file(&self.pid_file);
+                    return;
+                }
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            wait = (wait * 2).min(Duration::from_secs(10));
+        }
+    }
+}
+
+fn controller(state: &StateDir, instance: &Instance, bin: &Path) -> Child {
+    let mut args = vec![
+        "--state-dir".to_string(),
+        state.controller().display().to_string(),
+        "--manifests".into(),
+        state.api().display().to_string(),
+        "--poll-interval".into(),
+        "200ms".into(),
+        "--grpc-listen".into(),
+        instance.controller_grpc().to_string(),
+        "--admin-listen".into(),
+        instance.controller_admin().to_string(),
+        "--webhook-listen".into(),
+        instance.controller_webhook().to_string(),
+    ];
+    let mut names = default_server_names(OSM_NAMESPACE);
+    names.push(instance.gateway().to_string());
+    for name in names {
+        args.push("--server-name".into());
+        args.push(name);
+    }
+    Child {
+        name: "osm-controller",
+        program: bin.join("osm-controller"),
+        args,
+        log: state.logs().join("osm-controller.log"),
+        pid_file: state.run().join("osm-controller.pid"),
+    }
+}
+
+fn injector(state: &StateDir, instance: &Instance, bin: &Path) -> Child {
+    let dir = state.injector();
+    let args = vec![
+        "--listen".to_string(),
+        instance.injector().to_string(),
+        "--cert".into(),
+        dir.join("tls.crt").display().to_string(),
+        "--key".into(),
+        dir.join("tls.key").display().to_string(),
+        "--trust-bundle".into(),
+        state.trust_bundle().display().to_string(),
+        "--manifests".into(),
+        state.api().display().to_string(),
+    ];
+    Child {
+        name: "osm-injector",
+        program: bin.join("osm-injector"),
+        args,
+        log: state.logs().join("osm-injector.log"),
+        pid_file: state.run().join("osm-injector.pid"),
+    }
+}
+
+/// Waits until the controller is ready and the injector accepts
+/// connections.
+async fn control_plane_ready(instance: &Instance, stop: &CancellationToken) -> bool {
+    loop {
+        let controller = http::get(instance.controller_admin(), "/readyz", Duration::from_secs(1))
+            .await
+            .is_ok_and(|a| a.status == 200);
+        let injector = tokio::net::TcpStream::connect(instance.injector()).await.is_ok();
+        if controller && injector {
+            return true;
+        }
+        tokio::select! {
+            () = stop.cancelled() => return false,
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+}
+
+/// Kills what an earlier daemon left running (after a crash): container
+/// processes and control-plane children by their pid files.
+pub fn kill_leftovers(state: &StateDir) {
+    let mut pid_files = Vec::new();
+    let mut stack = vec![state.pods(), state.run()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "pid")
+                && path.file_name().is_some_and(|n| n != "daemon.pid")
+            {
+                pid_files.push(path);
+            }
+        }
+    }
+    for file in pid_files {
+        if let Some(pid) = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+            .filter(|p| *p > 1)
+        {
+            // Container processes lead their own process group.
+            let group = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+pub async fn run(state: StateDir) -> anyhow::Result<()> {
+    let instance = state.require_instance()?;
+    let bin = bin_dir()?;
+    let _ = std::fs::remove_file(state.ready_marker());
+    kill_leftovers(&state);
+    for netns in net::list_netns(&instance) {
+        net::delete_netns(&netns).await?;
+    }
+    let store = Store::new(state.api(), state.api_lock());
+    let trust = std::fs::read(state.trust_bundle()).context("the mesh trust bundle")?;
+    let api = ApiServer {
+        store,
+        instance: instance.clone(),
+        injector: Injector::new(instance.injector(), INJECTOR_SERVER_NAME, &trust)?,
+    };
+    let shared = Arc::new(Shared {
+        tokens: LocalTokens::load_or_create(&state.controller())
+            .context("the local token key")?,
+        state: state.clone(),
+        instance: instance.clone(),
+        bin_dir: bin.clone(),
+    });
+    let mut runtime = Runtime::new(shared, api);
+    net::setup_host(&instance, &state, &runtime.empty_rules()).await?;
+
+    let stop = CancellationToken::new();
+    let children = [controller(&state, &instance, &bin), injector(&state, &instance, &bin)]
+        .map(|c| tokio::spawn(c.keep_running(stop.clone())));
+    let signal = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            osm_serve::shutdown_signal().await;
+            stop.cancel();
+        }
+    });
+
+    if control_plane_ready(&instance, &stop).await {
+        std::fs::write(state.ready_marker(), b"ready\n")?;
+        tracing::info!("local mode is ready");
+        while !stop.is_cancelled() {
+            if let Err(e) = runtime.reconcile().await {
+                tracing::warn!(error = %format!("{e:#}"), "runtime pass failed");
+            }
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+    }
+    tracing::info!("stopping");
+    let _ = std::fs::remove_file(state.ready_marker());
+    runtime.stop_all().await;
+    stop.cancel();
+    for child in children {
+        let _ = child.await;
+    }
+    signal.abort();
+    for problem in net::teardown_host(&instance, &state).await {
+        tracing::warn!(%problem, "teardown");
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! Small HTTP/1.1 requests the CLI and the runtime make: to the control
+//! plane's health endpoints, to probes, and to the injector over HTTPS.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A response read whole.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+async fn exchange<S>(
+    stream: S,
+    request: http::Request<Full<Bytes>>,
+) -> anyhow::Result<Answer>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(Answer { status, body })
+}
+
+/// `GET path` on a new plaintext connection, within `timeout`.
+pub async fn get(addr: SocketAddr, path: &str, timeout: Duration) -> anyhow::Result<Answer> {
+    tokio::time::timeout(timeout, async {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        let request = http::Request::get(path)
+            .header("host", addr.to_string())
+            .body(Full::new(Bytes::new()))?;
+        exchange(stream, request).await
+    })
+    .await
+    .with_context(|| format!("GET http://{addr}{path} timed out"))?
+}
+
+/// A TLS client that trusts only the mesh root.
+pub fn tls_connector(roots_pem: &[u8]) -> anyhow::Result<tokio_rustls::TlsConnector> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(roots_pem) {
+        roots
+            .add(cert.context("the trust bundle is not PEM")?)
+            .context("the trust bundle holds an unusable certificate")?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// `POST path` with a JSON body over TLS, the server proving `server_name`.
+pub async fn post_json_tls(
+    connector: &tokio_rustls::TlsConnector,
+    addr: SocketAddr,
+    server_name: &str,
+    path: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> anyhow::Result<Answer> {
+    let name = ServerName::try_from(server_name.to_string())?;
+    tokio::time::timeout(timeout, async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("cannot connect to {addr}"))?;
+        let tls = connector
+            .connect(name, tcp)
+            .await
+            .with_context(|| format!("TLS with {server_name} at {addr}"))?;
+        let request = http::Request::post(path)
+            .header("host", server_name)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        exchange(tls, request).await
+    })
+    .await
+    .with_context(|| format!("POST https://{server_name}{path} timed out"))?
+}

@@ -1,0 +1,267 @@
+//! `osm local`: the whole mesh on one Linux machine, each pod a network
+//! namespace, with the real controller, injector, osm-init and osm-proxy.
+
+pub mod admission;
+pub mod apiserver;
+pub mod daemon;
+pub mod get;
+pub mod http;
+pub mod lifecycle;
+pub mod manifests;
+pub mod pods;
+pub mod runtime;
+pub mod state;
+pub mod store;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+
+use self::{
+    admission::Injector,
+    apiserver::ApiServer,
+    state::{INJECTOR_SERVER_NAME, Instance, StateDir},
+    store::Store,
+};
+
+/// Run the mesh on this machine: pods are network namespaces on a bridge,
+/// containers are processes, and the controller, injector, osm-init and
+/// osm-proxy are the real binaries (found beside `osm`). Needs root,
+/// iproute2 and iptables.
+#[derive(Debug, Args)]
+pub struct Local {
+    /// Where the local mesh keeps its objects, certificates, logs and
+    /// process ids.
+    #[arg(long, global = true, env = "OSM_LOCAL_STATE_DIR", default_value = state::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+
+    #[command(subcommand)]
+    pub command: LocalCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Start the controller, the injector and the runtime in the background;
+    /// returns once they are ready. Running it again is harmless.
+    Up(UpArgs),
+    /// Stop everything and remove every network namespace, iptables rule,
+    /// process and file local mode created.
+    Down,
+    /// Report whether the daemon, controller and injector are up, and how
+    /// many pods are ready. Exits 1 when something is not.
+    Status,
+    /// Create or update the objects in files or directories (YAML or JSON;
+    /// `-` reads standard input), in any order.
+    Apply(FileArgs),
+    /// Delete the objects the files name; a Namespace takes its objects.
+    Delete(FileArgs),
+    /// List objects as kubectl does: pods, services, deployments,
+    /// namespaces, serviceaccounts, configmaps and the mesh's resources.
+    Get(GetArgs),
+    /// Print a container's log.
+    Logs(LogsArgs),
+    /// Run a command in a pod's network namespace, with its names and its
+    /// traffic intercepted as the app's is; exits with the command's code.
+    Exec(ExecArgs),
+    /// (internal) The background process `up` starts.
+    #[command(hide = true)]
+    Daemon,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Prefix of the bridge, network namespaces and iptables chains (1-6
+    /// lowercase letters or digits); fixed at the first `up`.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Pod addresses (the gateway, where the control plane listens, is the
+    /// first).
+    #[arg(long)]
+    pub pod_cidr: Option<ipnet::Ipv4Net>,
+    /// Service virtual IPs.
+    #[arg(long)]
+    pub service_cidr: Option<ipnet::Ipv4Net>,
+}
+
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// A file, a directory (read recursively) or `-`; repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// The namespace of objects that name none.
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// pods, services, deployments, namespaces, ... (singular, plural or
+    /// short names).
+    pub resource: String,
+    pub name: Option<String>,
+    #[arg(short, long, default_value = "default")]
+    pub namespace: String,
+    /// Every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// wide, yaml or json.
+    #[arg(short, long)]
+    pub output: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// POD or deploy/NAME.
+    pub target: String,
+    #[arg(short, long, default_value = "default")]
+    pub namespace: String,
+    #[arg(short, long)]
+    pub container: Option<String>,
+    /// Keep printing what the container writes.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long)]
+    pub tail: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// POD or deploy/NAME.
+    pub target: String,
+    #[arg(short, long, default_value = "default")]
+    pub namespace: String,
+    #[arg(short, long)]
+    pub container: Option<String>,
+    /// Accepted for kubectl compatibility: standard input is always passed.
+    #[arg(short = 'i', long)]
+    pub stdin: bool,
+    /// Accepted for kubectl compatibility.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+fn api_server(state: &StateDir) -> anyhow::Result<ApiServer> {
+    let instance = state.require_instance()?;
+    let trust = std::fs::read(state.trust_bundle()).context("the mesh trust bundle")?;
+    Ok(ApiServer {
+        store: Store::new(state.api(), state.api_lock()),
+        injector: Injector::new(instance.injector(), INJECTOR_SERVER_NAME, &trust)?,
+        instance,
+    })
+}
+
+fn print_results(results: Vec<Result<String, String>>) -> i32 {
+    let mut code = 0;
+    for r in results {
+        match r {
+            Ok(line) => println!("{line}"),
+            Err(line) => {
+                eprintln!("{line}");
+                code = 1;
+            }
+        }
+    }
+    code
+}
+
+fn checked(args: &FileArgs) -> anyhow::Result<Vec<manifests::Checked>> {
+    let docs = manifests::read_inputs(&args.files)?;
+    let outcome = manifests::check(docs, args.namespace.as_deref());
+    for w in &outcome.warnings {
+        eprintln!("Warning: {w}");
+    }
+    if !outcome.errors.is_empty() {
+        anyhow::bail!(
+            "nothing was applied; fix these first:\n  {}",
+            outcome.errors.join("\n  ")
+        );
+    }
+    Ok(outcome.objects)
+}
+
+/// Runs a local-mode command; the process exit code.
+pub async fn run(local: Local) -> anyhow::Result<i32> {
+    let state = StateDir::new(&local.state_dir);
+    match local.command {
+        LocalCommand::Up(args) => {
+            let requested = if args.name.is_some() || args.pod_cidr.is_some() || args.service_cidr.is_some() {
+                let d = state.load_instance()?.unwrap_or_default();
+                Some(Instance {
+                    name: args.name.unwrap_or(d.name),
+                    pod_cidr: args.pod_cidr.unwrap_or(d.pod_cidr),
+                    service_cidr: args.service_cidr.unwrap_or(d.service_cidr),
+                })
+            } else {
+                None
+            };
+            lifecycle::up(&state, requested).await?;
+            Ok(0)
+        }
+        LocalCommand::Down => {
+            lifecycle::down(&state).await?;
+            Ok(0)
+        }
+        LocalCommand::Status => Ok(if lifecycle::status(&state).await? { 0 } else { 1 }),
+        LocalCommand::Apply(args) => {
+            let api = api_server(&state)?;
+            let objects = checked(&args)?;
+            Ok(print_results(api.apply(&objects).await))
+        }
+        LocalCommand::Delete(args) => {
+            let api = api_server(&state)?;
+            let objects = checked(&args)?;
+            Ok(print_results(api.delete(&objects)))
+        }
+        LocalCommand::Get(args) => {
+            state.require_instance()?;
+            let store = Store::new(state.api(), state.api_lock());
+            let text = get::get(
+                &store,
+                &get::Query {
+                    resource: args.resource,
+                    name: args.name,
+                    namespace: args.namespace,
+                    all_namespaces: args.all_namespaces,
+                    output: args.output,
+                },
+            )?;
+            print!("{text}");
+            Ok(0)
+        }
+        LocalCommand::Logs(args) => {
+            state.require_instance()?;
+            pods::logs(
+                &state,
+                &args.namespace,
+                &args.target,
+                args.container.as_deref(),
+                args.follow,
+                args.tail,
+            )
+            .await?;
+            Ok(0)
+        }
+        LocalCommand::Exec(args) => {
+            let instance = state.require_instance()?;
+            pods::exec(
+                &state,
+                &instance,
+                &args.namespace,
+                &args.target,
+                args.container.as_deref(),
+                &args.command,
+            )
+        }
+        LocalCommand::Daemon => {
+            osm_serve::init_logging(&std::env::var("OSM_LOCAL_LOG").unwrap_or_else(|_| "info".into()))
+                .map_err(anyhow::Error::msg)?;
+            daemon::run(state).await?;
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! How a container becomes a process (pure): its `command` and `args`
+//! with `$(VAR)` references expanded, its environment (values, downward
+//! API fields, ConfigMap keys), its user, inside the pod's network
+//! namespace through `ip netns exec` (which also gives it the pod's
+//! `/etc/netns/<name>/hosts`). Images are not pulled, so a container must
+//! say what to run; volume mount paths in its arguments and environment
+//! point at where the runtime keeps the volume.
+
+use std::{
+    collections::BTreeMap,
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod};
+
+/// A process to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    pub uid: u32,
+}
+
+/// What a launch needs besides the container.
+#[derive(Debug)]
+pub struct PodContext<'a> {
+    pub pod: &'a Pod,
+    pub netns: &'a str,
+    pub pod_ip: Ipv4Addr,
+    pub host_ip: Ipv4Addr,
+    /// Volume name -> where its content is on the host.
+    pub volumes: &'a BTreeMap<String, PathBuf>,
+    pub config_maps: &'a [ConfigMap],
+    /// Where the mesh's binaries are (first on PATH).
+    pub bin_dir: &'a Path,
+}
+
+const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// `$(NAME)` replaced by a defined variable; `$$(NAME)` escapes it;
+/// undefined references stay as written (Kubernetes' rules).
+pub fn expand(text: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        if let Some(tail) = after.strip_prefix("$$") {
+            out.push('$');
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix("$(")
+            && let Some(end) = tail.find(')')
+        {
+            match vars.get(&tail[..end]) {
+                Some(v) => out.push_str(v),
+                None => out.push_str(&after[..end + 3]),
+            }
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn field(pod: &Pod, ctx: &PodContext<'_>, path: &str) -> Result<String, String> {
+    let meta = &pod.metadata;
+    let spec = pod.spec.as_ref();
+    let map_key = |prefix: &str, map: Option<&BTreeMap<String, String>>| {
+        let key = path
+            .strip_prefix(prefix)?
+            .strip_prefix("['")?
+            .strip_suffix("']")?;
+        Some(map.and_then(|m| m.get(key)).cloned().unwrap_or_default())
+    };
+    if let Some(v) = map_key("metadata.labels", meta.labels.as_ref()) {
+        return Ok(v);
+    }
+    if let Some(v) = map_key("metadata.annotations", meta.annotations.as_ref()) {
+        return Ok(v);
+    }
+    Ok(match path {
+        "metadata.name" => meta.name.clone().unwrap_or_default(),
+        "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
+        "metadata.uid" => meta.uid.clone().unwrap_or_default(),
+        "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
+        "spec.serviceAccountName" => spec
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_else(|| "default".into()),
+        "status.podIP" => ctx.pod_ip.to_string(),
+        "status.hostIP" => ctx.host_ip.to_string(),
+        other => return Err(format!("fieldRef {other:?} is not supported in local mode")),
+    })
+}
+
+fn config_map_key(ctx: &PodContext<'_>, namespace: &str, name: &str, key: &str) -> Option<String> {
+    ctx.config_maps
+        .iter()
+        .find(|c| {
+            c.metadata.name.as_deref() == Some(name)
+                && c.metadata.namespace.as_deref() == Some(namespace)
+        })
+        .and_then(|c| c.data.as_ref()?.get(key).cloned())
+}
+
+/// Mount path -> host path for a container's volume mounts.
+fn mounts(container: &Container, ctx: &PodContext<'_>) -> Result<Vec<(String, PathBuf)>, String> {
+    let mut out = Vec::new();
+    for m in container.volume_mounts.iter().flatten() {
+        let host = ctx.volumes.get(&m.name).ok_or_else(|| {
+            format!("volumeMounts: volume {:?} is not defined in the pod", m.name)
+        })?;
+        let host = match m.sub_path.as_deref() {
+            Some(sub) if !sub.is_empty() => host.join(sub),
+            _ => host.clone(),
+        };
+        out.push((m.mount_path.trim_end_matches('/').to_string(), host));
+    }
+    // Longest mount path first, so nested mounts win.
+    out.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+    Ok(out)
+}
+
+/// `text` (or the value of a `--flag=value`) with a leading volume mount
+/// path replaced by its host path.
+fn rehome(text: &str, mounts: &[(String, PathBuf)]) -> String {
+    if let Some((flag, value)) = text.split_once('=')
+        && flag.starts_with('-')
+    {
+        return format!("{flag}={}", rehome(value, mounts));
+    }
+    for (mount, host) in mounts {
+        if let Some(rest) = text.strip_prefix(mount.as_str())
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            return format!("{}{rest}", host.display());
+        }
+    }
+    text.to_string()
+}
+
+/// The user a container runs as: its own securityContext, else the pod's,
+/// else root (what an image without USER gets).
+pub fn run_as(container: &Container, pod: &Pod) -> (u32, u32) {
+    let pod_ctx = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let own = container.security_context.as_ref();
+    let uid = own
+        .and_then(|c| c.run_as_user)
+        .or_else(|| pod_ctx.and_then(|c| c.run_as_user))
+        .unwrap_or(0);
+    let gid = own
+        .and_then(|c| c.run_as_group)
+        .or_else(|| pod_ctx.and_then(|c| c.run_as_group))
+        .unwrap_or(uid);
+    (
+        u32::try_from(uid).unwrap_or(0),
+        u32::try_from(gid).unwrap_or(0),
+    )
+}
+
+/// The process for a container, or why it cannot be started.
+pub fn launch(container: &Container, ctx: &PodContext<'_>) -> Result<Launch, String> {
+    let pod = ctx.pod;
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let command = container.command.clone().unwrap_or_default();
+    if command.is_empty() {
+        return Err(format!(
+            "container {:?} has no command: local mode runs processes, it does not pull image {:?}",
+            container.name,
+            container.image.as_deref().unwrap_or("")
+        ));
+    }
+    let mounts = mounts(container, ctx)?;
+    let (uid, gid) = run_as(container, pod);
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
+    let mut env: Vec<(String, String)> = vec![
+        (
+            "PATH".into(),
+            format!("{}:{SYSTEM_PATH}", ctx.bin_dir.display()),
+        ),
+        ("HOSTNAME".into(), pod.metadata.name.clone().unwrap_or_default()),
+        ("HOME".into(), if uid == 0 { "/root" } else { "/" }.into()),
+    ];
+    for from in container.env_from.iter().flatten() {
+        if let Some(cm) = &from.config_map_ref {
+            let found = ctx.config_maps.iter().find(|c| {
+                c.metadata.name.as_deref() == Some(cm.name.as_str())
+                    && c.metadata.namespace.as_deref() == Some(namespace.as_str())
+            });
+            match found {
+                Some(c) => {
+                    for (k, v) in c.data.iter().flatten() {
+                        let name = format!("{}{k}", from.prefix.as_deref().unwrap_or(""));
+                        vars.insert(name.clone(), v.clone());
+                        env.push((name, v.clone()));
+                    }
+                }
+                None if cm.optional == Some(true) => {}
+                None => return Err(format!("envFrom: configmap {:?} not found", cm.name)),
+            }
+        } else {
+            return Err("envFrom: only configMapRef is supported in local mode".into());
+        }
+    }
+    for var in container.env.iter().flatten() {
+        let value = if let Some(from) = &var.value_from {
+            if let Some(f) = &from.field_ref {
+                field(pod, ctx, &f.field_path)?
+            } else if let Some(k) = &from.config_map_key_ref {
+                match config_map_key(ctx, &namespace, &k.name, &k.key) {
+                    Some(v) => v,
+                    None if k.optional == Some(true) => continue,
+                    None => {
+                        return Err(format!(
+                            "env {}: key {:?} of configmap {:?} not found",
+                            var.name, k.key, k.name
+                        ));
+                    }
+                }
+            } else {
+                return Err(format!(
+                    "env {}: only value, fieldRef and configMapKeyRef are supported in local mode",
+                    var.name
+                ));
+            }
+        } else {
+            expand(var.value.as_deref().unwrap_or(""), &vars)
+        };
+        let value = rehome(&value, &mounts);
+        vars.insert(var.name.clone(), value.clone());
+        env.push((var.name.clone(), value));
+    }
+    let mut argv: Vec<String> = command
+        .iter()
+        .chain(container.args.iter().flatten())
+        .map(|a| rehome(&expand(a, &vars), &mounts))
+        .collect();
+    let mut args = vec!["netns".into(), "exec".into(), ctx.netns.to_string()];
+    if uid != 0 {
+        args.extend([
+            "setpriv".into(),
+            format!("--reuid={uid}"),
+            format!("--regid={gid}"),
+            "--clear-groups".into(),
+            "--".into(),
+        ]);
+    }
+    args.append(&mut argv);
+    let cwd = container
+        .working_dir
+        .as_deref()
+        .map(|d| PathBuf::from(rehome(d, &mounts)))
+        .unwrap_or_else(|| PathBuf::from("/"));
+    Ok(Launch {
+        program: "ip".into(),
+        args,
+        env,
+        cwd,
+        uid,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pod(spec: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web-1", "namespace": "shop", "uid": "u-1", "labels": {"app": "web"}},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn references_expand_like_kubernetes() {
+        let vars = BTreeMap::from([("A".to_string(), "1".to_string())]);
+        assert_eq!(expand("x$(A)y", &vars), "x1y");
+        assert_eq!(expand("$(B)", &vars), "$(B)");
+        assert_eq!(expand("$$(A)", &vars), "$(A)");
+        assert_eq!(expand("cost $5", &vars), "cost $5");
+        assert_eq!(expand("$(A", &vars), "$(A");
+    }
+
+    #[test]
+    fn a_container_runs_in_its_netns_as_its_user_with_its_env() {
+        let pod = pod(json!({
+            "serviceAccountName": "web",
+            "securityContext": {"runAsUser": 1000},
+            "containers": [{
+                "name": "web", "image": "x", "command": ["web"], "args": ["--port=$(PORT)", "--token=/var/run/t/token"],
+                "env": [
+                    {"name": "PORT", "value": "8080"},
+                    {"name": "ME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                    {"name": "SA", "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}},
+                    {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+                    {"name": "COLOR", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "color"}}},
+                ],
+                "volumeMounts": [{"name": "tok", "mountPath": "/var/run/t"}],
+            }],
+        }));
+        let cm: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": "cfg", "namespace": "shop"}, "data": {"color": "blue"}})).unwrap();
+        let volumes = BTreeMap::from([("tok".to_string(), PathBuf::from("/state/pods/shop/web-1/volumes/tok"))]);
+        let ctx = PodContext {
+            pod: &pod,
+            netns: "osm.shop.web-1",
+            pod_ip: "10.213.0.7".parse().unwrap(),
+            host_ip: "10.213.0.1".parse().unwrap(),
+            volumes: &volumes,
+            config_maps: std::slice::from_ref(&cm),
+            bin_dir: Path::new("/opt/osm"),
+        };
+        let container = &pod.spec.as_ref().unwrap().containers[0];
+        let l = launch(container, &ctx).unwrap();
+        assert_eq!(l.program, "ip");
+        assert_eq!(
+            l.args,
+            ["netns", "exec", "osm.shop.web-1", "setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "--",
+             "web", "--port=8080", "--token=/state/pods/shop/web-1/volumes/tok/token"]
+        );
+        let env: BTreeMap<_, _> = l.env.into_iter().collect();
+        assert_eq!(env["ME"], "web-1");
+        assert_eq!(env["IP"], "10.213.0.7");
+        assert_eq!(env["SA"], "web");
+        assert_eq!(env["APP"], "web");
+        assert_eq!(env["COLOR"], "blue");
+        assert!(env["PATH"].starts_with("/opt/osm:"));
+        assert_eq!(l.uid, 1000);
+    }
+
+    #[test]
+    fn a_container_without_command_is_explained() {
+        let pod = pod(json!({"containers": [{"name": "db", "image": "mysql:8"}]}));
+        let volumes = BTreeMap::new();
+        let ctx = PodContext {
+            pod: &pod,
+            netns: "n",
+            pod_ip: Ipv4Addr::LOCALHOST,
+            host_ip: Ipv4Addr::LOCALHOST,
+            volumes: &volumes,
+            config_maps: &[],
+            bin_dir: Path::new("/"),
+        };
+        let err = launch(&pod.spec.as_ref().unwrap().containers[0], &ctx).unwrap_err();
+        assert!(err.contains("has no command") && err.contains("mysql:8"), "{err}");
+    }
+}

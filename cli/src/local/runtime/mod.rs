@@ -1,0 +1,286 @@
+//! The local runtime: the part of a cluster that is not the control plane.
+//! Each pass reads the store and acts like the Deployment controller
+//! (replicas from templates), the kubelet (pods started and stopped, their
+//! status written back), kube-proxy (VIP balancing rules) and cluster DNS
+//! (hosts files).
+
+pub mod deployments;
+pub mod launch;
+pub mod net;
+pub mod pod;
+pub mod probes;
+pub mod services;
+pub mod status;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    net::Ipv4Addr,
+    sync::Arc,
+};
+
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use serde_json::Value;
+
+use self::{
+    deployments::PodInfo,
+    pod::{PodHandle, Shared},
+    services::Endpoint,
+};
+use super::{
+    apiserver::ApiServer,
+    store::{Key, Stored},
+};
+
+/// The runtime's state between passes.
+pub struct Runtime {
+    shared: Arc<Shared>,
+    api: ApiServer,
+    pods: HashMap<Key, PodHandle>,
+    terminating: Vec<(Key, PodHandle)>,
+    /// Status last written per pod, to write only changes.
+    written: HashMap<Key, Value>,
+    rules: String,
+    hosts: HashMap<String, String>,
+    next_ip: u32,
+}
+
+impl Runtime {
+    pub fn new(shared: Arc<Shared>, api: ApiServer) -> Self {
+        Self {
+            shared,
+            api,
+            pods: HashMap::new(),
+            terminating: Vec::new(),
+            written: HashMap::new(),
+            rules: String::new(),
+            hosts: HashMap::new(),
+            next_ip: 0,
+        }
+    }
+
+    /// The rules for no services: what the host starts with.
+    pub fn empty_rules(&self) -> String {
+        let instance = &self.shared.instance;
+        services::nat_rules(instance, &[], &[]) + &services::filter_rules(instance, &[])
+    }
+
+    /// A free pod address, handed out round-robin so a recent address is
+    /// not reused while peers may still hold it.
+    fn allocate_ip(&mut self) -> Option<Ipv4Addr> {
+        let net = self.shared.instance.pod_cidr;
+        let used: BTreeSet<Ipv4Addr> = self
+            .pods
+            .values()
+            .chain(self.terminating.iter().map(|(_, h)| h))
+            .map(|h| h.ip)
+            .collect();
+        let base = u32::from(net.network());
+        let size = 1u32 << (32 - net.prefix_len());
+        // .0 is the network, .1 the gateway, the last the broadcast.
+        for step in 0..size {
+            let offset = 2 + (self.next_ip + step) % (size - 3);
+            let ip = Ipv4Addr::from(base + offset);
+            if !used.contains(&ip) {
+                self.next_ip = offset - 1;
+                return Some(ip);
+            }
+        }
+        None
+    }
+
+    /// One pass.
+    pub async fn reconcile(&mut self) -> anyhow::Result<()> {
+        let objects = self.api.store.list()?;
+        self.run_deployments(&objects).await;
+
+        // Re-read: the deployment pass may have added or removed pods.
+        let objects = self.api.store.list()?;
+        let pods: Vec<&Stored> = objects.iter().filter(|s| s.key.kind == "Pod").collect();
+        let services: Vec<Service> = objects
+            .iter()
+            .filter(|s| s.key.kind == "Service")
+            .filter_map(|s| serde_json::from_value(s.value.clone()).ok())
+            .collect();
+        let config_maps: Vec<ConfigMap> = objects
+            .iter()
+            .filter(|s| s.key.kind == "ConfigMap")
+            .filter_map(|s| serde_json::from_value(s.value.clone()).ok())
+            .collect();
+
+        self.terminating.retain(|(_, h)| !h.is_finished());
+        let wanted: BTreeMap<&Key, &Stored> = pods.iter().map(|s| (&s.key, *s)).collect();
+        let gone: Vec<Key> = self
+            .pods
+            .iter()
+            .filter(|(key, handle)| {
+                wanted
+                    .get(key)
+                    .and_then(|s| s.value.pointer("/metadata/uid"))
+                    .and_then(Value::as_str)
+                    != Some(handle.uid.as_str())
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            if let Some(handle) = self.pods.remove(&key) {
+                tracing::info!(pod = %key, "stopping");
+                handle.terminate();
+                self.written.remove(&key);
+                self.terminating.push((key, handle));
+            }
+        }
+        for stored in &pods {
+            if self.pods.contains_key(&stored.key)
+                || self.terminating.iter().any(|(k, _)| k == &stored.key)
+            {
+                continue;
+            }
+            let pod: Pod = match serde_json::from_value(stored.value.clone()) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(pod = %stored.key, error = %e, "not a valid pod");
+                    continue;
+                }
+            };
+            let Some(ip) = self.allocate_ip() else {
+                tracing::warn!(pod = %stored.key, "the pod range is full");
+                continue;
+            };
+            let hosts = services::hosts_file(
+                &self.shared.instance,
+                &stored.key.namespace,
+                &stored.key.name,
+                Some(ip),
+                &services,
+            );
+            tracing::info!(pod = %stored.key, %ip, "starting");
+            let handle = pod::start(self.shared.clone(), pod, ip, hosts, config_maps.clone());
+            self.pods.insert(stored.key.clone(), handle);
+        }
+
+        self.write_statuses()?;
+        self.sync_services(&objects, &services).await
+    }
+
+    async fn run_deployments(&mut self, objects: &[Stored]) {
+        let deployments: Vec<&Value> = objects
+            .iter()
+            .filter(|s| s.key.kind == "Deployment")
+            .map(|s| &s.value)
+            .collect();
+        let pods: Vec<PodInfo> = objects
+            .iter()
+            .filter(|s| s.key.kind == "Pod")
+            .map(|s| {
+                let ready = self.pods.get(&s.key).is_some_and(|h| h.snapshot().ready());
+                PodInfo::of(s.key.clone(), &s.value, ready)
+            })
+            .collect();
+        let plan = deployments::plan(&deployments, &pods, deployments::random_suffix);
+        for key in plan.delete {
+            tracing::info!(pod = %key, "deleting (deployment)");
+            if let Err(e) = self.api.delete_key(&key) {
+                tracing::warn!(pod = %key, error = %format!("{e:#}"), "cannot delete");
+            }
+        }
+        for new in plan.create {
+            let name = Key::of(&new.0).map(|k| k.to_string()).unwrap_or_default();
+            if let Err(e) = self.api.create_pod(new.0).await {
+                tracing::warn!(pod = %name, error = %format!("{e:#}"), "cannot create a replica");
+            }
+        }
+    }
+
+    /// Writes each running pod's status into its stored object when it
+    /// changed (the controller sees pod addresses through it).
+    fn write_statuses(&mut self) -> anyhow::Result<()> {
+        let host_ip = self.shared.instance.gateway();
+        for (key, handle) in &self.pods {
+            let status = handle.snapshot().to_json(host_ip);
+            if self.written.get(key) == Some(&status) {
+                continue;
+            }
+            let _lock = self.api.store.lock()?;
+            let Some(mut stored) = self.api.store.get(key)? else {
+                continue;
+            };
+            if stored.pointer("/metadata/uid").and_then(Value::as_str) != Some(handle.uid.as_str()) {
+                continue;
+            }
+            stored["status"] = status.clone();
+            self.api.store.put(&stored).with_context(|| format!("{key}: status"))?;
+            self.written.insert(key.clone(), status);
+        }
+        Ok(())
+    }
+
+    /// kube-proxy's rules and every pod's hosts file, when they changed.
+    async fn sync_services(&mut self, objects: &[Stored], services: &[Service]) -> anyhow::Result<()> {
+        let instance = self.shared.instance.clone();
+        let pods: Vec<(Key, Pod)> = objects
+            .iter()
+            .filter(|s| s.key.kind == "Pod")
+            .filter_map(|s| Some((s.key.clone(), serde_json::from_value(s.value.clone()).ok()?)))
+            .collect();
+        let endpoints: Vec<Endpoint<'_>> = pods
+            .iter()
+            .filter_map(|(key, pod)| {
+                let handle = self.pods.get(key)?;
+                Some(Endpoint {
+                    pod,
+                    ip: handle.ip,
+                    ready: handle.snapshot().ready(),
+                })
+            })
+            .collect();
+        let ports = services::balanced(services, &endpoints);
+        let mut rules = services::nat_rules(&instance, &ports, &[]);
+        rules.push_str(&services::filter_rules(&instance, &ports));
+        if rules != self.rules {
+            let stale = net::existing_chains(&instance, "nat")
+                .await?
+                .into_iter()
+                .filter(|c| c.starts_with(&instance.chain("SVC-")))
+                .collect::<Vec<_>>();
+            let mut text = services::nat_rules(&instance, &ports, &stale);
+            text.push_str(&services::filter_rules(&instance, &ports));
+            net::iptables_restore(&text).await?;
+            tracing::debug!(ports = ports.len(), "service rules synced");
+            self.rules = rules;
+        }
+        for (key, handle) in &self.pods {
+            let hosts = services::hosts_file(
+                &instance,
+                &key.namespace,
+                &key.name,
+                Some(handle.ip),
+                services,
+            );
+            if self.hosts.get(&handle.netns) != Some(&hosts)
+                && std::path::Path::new("/etc/netns").join(&handle.netns).exists()
+            {
+                net::write_hosts(&handle.netns, &hosts)?;
+                self.hosts.insert(handle.netns.clone(), hosts);
+            }
+        }
+        self.hosts
+            .retain(|netns, _| self.pods.values().any(|h| &h.netns == netns));
+        Ok(())
+    }
+
+    /// Stops every pod and waits for them.
+    pub async fn stop_all(&mut self) {
+        for (_, handle) in self.pods.drain() {
+            handle.terminate();
+            self.terminating.push((Key::new("Pod", "", ""), handle));
+        }
+        for (_, handle) in &self.terminating {
+            handle.terminate();
+        }
+        while self.terminating.iter().any(|(_, h)| !h.is_finished()) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.terminating.clear();
+    }
+}

@@ -1,0 +1,337 @@
+//! What kube-proxy and cluster DNS do, as data: the host's nat rules that
+//! balance a Service's virtual IP over its ready endpoints (for pods
+//! without a sidecar, and for the proxies' egress), and each pod's hosts
+//! file with the names of every Service (pure).
+
+use std::{collections::BTreeMap, fmt::Write as _, net::Ipv4Addr};
+
+use k8s_openapi::{
+    api::core::v1::{Pod, Service},
+    apimachinery::pkg::util::intstr::IntOrString,
+};
+
+use crate::local::state::{Instance, OSM_NAMESPACE};
+
+/// A pod as the service rules see it.
+#[derive(Debug, Clone)]
+pub struct Endpoint<'a> {
+    pub pod: &'a Pod,
+    pub ip: Ipv4Addr,
+    pub ready: bool,
+}
+
+/// One balanced port of a Service: its VIP and the endpoints behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Balanced {
+    pub namespace: String,
+    pub service: String,
+    pub vip: Ipv4Addr,
+    pub port: u16,
+    pub protocol: String,
+    pub backends: Vec<(Ipv4Addr, u16)>,
+}
+
+fn vip(service: &Service) -> Option<Ipv4Addr> {
+    service.spec.as_ref()?.cluster_ip.as_deref()?.parse().ok()
+}
+
+fn selects(service: &Service, pod: &Pod) -> bool {
+    let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
+        return false;
+    };
+    if selector.is_empty() || service.metadata.namespace != pod.metadata.namespace {
+        return false;
+    }
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// The container port a Service's targetPort names on a pod.
+fn target_port(target: Option<&IntOrString>, port: u16, pod: &Pod) -> Option<u16> {
+    match target {
+        None => Some(port),
+        Some(IntOrString::Int(p)) => u16::try_from(*p).ok(),
+        Some(IntOrString::String(name)) => {
+            if let Ok(p) = name.parse() {
+                return Some(p);
+            }
+            pod.spec
+                .as_ref()?
+                .containers
+                .iter()
+                .flat_map(|c| c.ports.iter().flatten())
+                .find(|p| p.name.as_deref() == Some(name.as_str()))
+                .and_then(|p| u16::try_from(p.container_port).ok())
+        }
+    }
+}
+
+/// Every Service port with a VIP, and its ready endpoints.
+pub fn balanced(services: &[Service], endpoints: &[Endpoint<'_>]) -> Vec<Balanced> {
+    let mut out = Vec::new();
+    for service in services {
+        let Some(vip) = vip(service) else { continue };
+        for port in service
+            .spec
+            .as_ref()
+            .and_then(|s| s.ports.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            let Ok(number) = u16::try_from(port.port) else {
+                continue;
+            };
+            let backends = endpoints
+                .iter()
+                .filter(|e| e.ready && selects(service, e.pod))
+                .filter_map(|e| Some((e.ip, target_port(port.target_port.as_ref(), number, e.pod)?)))
+                .collect();
+            out.push(Balanced {
+                namespace: service.metadata.namespace.clone().unwrap_or_default(),
+                service: service.metadata.name.clone().unwrap_or_default(),
+                vip,
+                port: number,
+                protocol: port.protocol.clone().unwrap_or_else(|| "TCP".into()).to_lowercase(),
+                backends,
+            });
+        }
+    }
+    out
+}
+
+/// FNV-1a, for short stable chain names.
+fn digest(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:08X}", h as u32)
+}
+
+/// The nat table of the instance (for `iptables-restore --noflush`):
+/// each VIP port jumps to a chain that picks an endpoint uniformly at
+/// random, as kube-proxy's iptables mode does; what was translated, and
+/// what leaves the host, is masqueraded so replies come back through it.
+pub fn nat_rules(instance: &Instance, ports: &[Balanced], stale_chains: &[String]) -> String {
+    let services = instance.chain("SERVICES");
+    let post = instance.chain("POSTROUTING");
+    let mut text = String::from("*nat\n");
+    let _ = writeln!(text, ":{services} - [0:0]\n:{post} - [0:0]");
+    let mut chains = Vec::new();
+    for p in ports.iter().filter(|p| !p.backends.is_empty()) {
+        let chain = instance.chain(&format!(
+            "SVC-{}",
+            digest(&format!("{}/{}:{}/{}", p.namespace, p.service, p.port, p.protocol))
+        ));
+        let _ = writeln!(text, ":{chain} - [0:0]");
+        chains.push((p, chain));
+    }
+    for stale in stale_chains {
+        if !chains.iter().any(|(_, c)| c == stale) {
+            let _ = writeln!(text, ":{stale} - [0:0]");
+        }
+    }
+    for (p, chain) in &chains {
+        let _ = writeln!(
+            text,
+            "-A {services} -d {}/32 -p {} --dport {} -m comment --comment \"{}/{}:{}\" -j {chain}",
+            p.vip, p.protocol, p.port, p.namespace, p.service, p.port
+        );
+        let n = p.backends.len();
+        for (i, (ip, port)) in p.backends.iter().enumerate() {
+            let remaining = n - i;
+            let pick = if remaining > 1 {
+                format!(
+                    "-m statistic --mode random --probability {:.11} ",
+                    1.0 / remaining as f64
+                )
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                text,
+                "-A {chain} -p {} {pick}-j DNAT --to-destination {ip}:{port}",
+                p.protocol
+            );
+        }
+    }
+    let pods = instance.pod_cidr;
+    let bridge = instance.bridge();
+    let _ = writeln!(
+        text,
+        "-A {post} -s {pods} -m conntrack --ctstate DNAT -j MASQUERADE\n-A {post} -s {pods} ! -o {bridge} -j MASQUERADE"
+    );
+    for stale in stale_chains {
+        if !chains.iter().any(|(_, c)| c == stale) {
+            let _ = writeln!(text, "-X {stale}");
+        }
+    }
+    text.push_str("COMMIT\n");
+    text
+}
+
+/// The filter table of the instance: pod traffic is forwarded (whatever
+/// the host's FORWARD policy), pods reach the control plane on the
+/// gateway, and a VIP port without endpoints is refused at once, not left
+/// to time out.
+pub fn filter_rules(instance: &Instance, ports: &[Balanced]) -> String {
+    let forward = instance.chain("FORWARD");
+    let input = instance.chain("INPUT");
+    let bridge = instance.bridge();
+    let mut text = String::from("*filter\n");
+    let _ = writeln!(text, ":{forward} - [0:0]\n:{input} - [0:0]");
+    for p in ports.iter().filter(|p| p.backends.is_empty()) {
+        let _ = writeln!(
+            text,
+            "-A {forward} -d {}/32 -p {} --dport {} -m comment --comment \"{}/{}:{} has no endpoints\" -j REJECT{}",
+            p.vip,
+            p.protocol,
+            p.port,
+            p.namespace,
+            p.service,
+            p.port,
+            if p.protocol == "tcp" { " --reject-with tcp-reset" } else { "" }
+        );
+    }
+    let _ = writeln!(
+        text,
+        "-A {forward} -i {bridge} -j ACCEPT\n-A {forward} -o {bridge} -j ACCEPT\n-A {input} -i {bridge} -j ACCEPT"
+    );
+    text.push_str("COMMIT\n");
+    text
+}
+
+/// A pod's hosts file: itself, the control plane on the gateway, and
+/// every Service by its full names (short name within its namespace).
+pub fn hosts_file(
+    instance: &Instance,
+    namespace: &str,
+    pod: &str,
+    pod_ip: Option<Ipv4Addr>,
+    services: &[Service],
+) -> String {
+    let mut text = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    if let Some(ip) = pod_ip {
+        let _ = writeln!(text, "{ip}\t{pod}");
+    }
+    let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let gateway = instance.gateway().to_string();
+    for component in ["osm-controller", "osm-injector"] {
+        let entry = names.entry(gateway.clone()).or_default();
+        entry.push(format!("{component}.{OSM_NAMESPACE}.svc.cluster.local"));
+        entry.push(format!("{component}.{OSM_NAMESPACE}.svc"));
+        entry.push(format!("{component}.{OSM_NAMESPACE}"));
+        if namespace == OSM_NAMESPACE {
+            entry.push(component.to_string());
+        }
+    }
+    for service in services {
+        let Some(ip) = vip(service) else { continue };
+        let name = service.metadata.name.clone().unwrap_or_default();
+        let ns = service.metadata.namespace.clone().unwrap_or_default();
+        let entry = names.entry(ip.to_string()).or_default();
+        entry.push(format!("{name}.{ns}.svc.cluster.local"));
+        entry.push(format!("{name}.{ns}.svc"));
+        entry.push(format!("{name}.{ns}"));
+        if ns == namespace {
+            entry.push(name);
+        }
+    }
+    for (ip, names) in names {
+        let _ = writeln!(text, "{ip}\t{}", names.join(" "));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn service(ns: &str, name: &str, ip: &str, selector: serde_json::Value, ports: serde_json::Value) -> Service {
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns},
+            "spec": {"clusterIP": ip, "selector": selector, "ports": ports}}))
+        .unwrap()
+    }
+
+    fn pod(ns: &str, name: &str, labels: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns, "labels": labels},
+            "spec": {"containers": [{"name": "c", "ports": [{"name": "web", "containerPort": 8080}]}]}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn ready_selected_pods_back_each_port_with_named_target_ports() {
+        let svc = service("shop", "web", "10.214.0.5", json!({"app": "web"}),
+            json!([{"port": 80, "targetPort": "web"}, {"port": 81, "targetPort": 9000}]));
+        let a = pod("shop", "a", json!({"app": "web"}));
+        let b = pod("shop", "b", json!({"app": "web"}));
+        let other_ns = pod("else", "c", json!({"app": "web"}));
+        let endpoints = [
+            Endpoint { pod: &a, ip: "10.213.0.2".parse().unwrap(), ready: true },
+            Endpoint { pod: &b, ip: "10.213.0.3".parse().unwrap(), ready: false },
+            Endpoint { pod: &other_ns, ip: "10.213.0.4".parse().unwrap(), ready: true },
+        ];
+        let ports = balanced(&[svc], &endpoints);
+        assert_eq!(ports.len(), 2);
+        assert_eq!(ports[0].backends, [("10.213.0.2".parse().unwrap(), 8080)]);
+        assert_eq!(ports[1].backends, [("10.213.0.2".parse().unwrap(), 9000)]);
+    }
+
+    #[test]
+    fn nat_rules_balance_uniformly_and_remove_stale_chains() {
+        let instance = Instance::default();
+        let port = Balanced {
+            namespace: "shop".into(),
+            service: "web".into(),
+            vip: "10.214.0.5".parse().unwrap(),
+            port: 80,
+            protocol: "tcp".into(),
+            backends: vec![
+                ("10.213.0.2".parse().unwrap(), 8080),
+                ("10.213.0.3".parse().unwrap(), 8080),
+                ("10.213.0.4".parse().unwrap(), 8080),
+            ],
+        };
+        let text = nat_rules(&instance, &[port], &["OSM-SVC-DEADBEEF".into()]);
+        assert!(text.contains("--probability 0.33333333333 -j DNAT --to-destination 10.213.0.2:8080"), "{text}");
+        assert!(text.contains("--probability 0.50000000000 -j DNAT --to-destination 10.213.0.3:8080"));
+        assert!(text.contains("-p tcp -j DNAT --to-destination 10.213.0.4:8080"));
+        assert!(text.contains("-A OSM-SERVICES -d 10.214.0.5/32 -p tcp --dport 80"));
+        assert!(text.contains(":OSM-SVC-DEADBEEF - [0:0]") && text.contains("-X OSM-SVC-DEADBEEF"));
+        assert!(text.ends_with("COMMIT\n"));
+    }
+
+    #[test]
+    fn a_port_without_endpoints_is_rejected_in_filter() {
+        let instance = Instance::default();
+        let port = Balanced {
+            namespace: "shop".into(),
+            service: "web".into(),
+            vip: "10.214.0.5".parse().unwrap(),
+            port: 80,
+            protocol: "tcp".into(),
+            backends: vec![],
+        };
+        let text = filter_rules(&instance, std::slice::from_ref(&port));
+        assert!(text.contains("-d 10.214.0.5/32 -p tcp --dport 80"));
+        assert!(text.contains("REJECT --reject-with tcp-reset"));
+        assert!(!nat_rules(&instance, &[port], &[]).contains("-j DNAT"));
+    }
+
+    #[test]
+    fn hosts_name_services_fully_and_shortly_within_the_namespace() {
+        let instance = Instance::default();
+        let svcs = [
+            service("shop", "web", "10.214.0.5", json!({}), json!([])),
+            service("bank", "ledger", "10.214.0.6", json!({}), json!([])),
+        ];
+        let text = hosts_file(&instance, "shop", "web-1", Some("10.213.0.9".parse().unwrap()), &svcs);
+        assert!(text.contains("10.213.0.9\tweb-1\n"));
+        assert!(text.contains("10.214.0.5\tweb.shop.svc.cluster.local web.shop.svc web.shop web\n"));
+        assert!(text.contains("10.214.0.6\tledger.bank.svc.cluster.local ledger.bank.svc ledger.bank\n"));
+        assert!(text.contains("10.213.0.1\tosm-controller.osm-system.svc.cluster.local osm-controller.osm-system.svc"));
+    }
+}

@@ -1,0 +1,37 @@
+//! The osm binary.
+
+use clap::{Parser, Subcommand};
+
+/// The osm command line: the mesh on this machine (`osm local`).
+#[derive(Debug, Parser)]
+#[command(name = "osm", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Local(osm_cli::local::Local),
+    /// Print the version.
+    Version,
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Local(local) => osm_cli::local::run(local).await,
+        Command::Version => {
+            println!("osm {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
