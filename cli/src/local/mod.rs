@@ -4,10 +4,12 @@
 pub mod admission;
 pub mod apiserver;
 pub mod daemon;
+pub mod demo;
 pub mod get;
 pub mod http;
 pub mod lifecycle;
 pub mod manifests;
+pub mod netns_http;
 pub mod pods;
 pub mod runtime;
 pub mod state;
@@ -64,6 +66,9 @@ pub enum LocalCommand {
     /// Run a command in a pod's network namespace, with its names and its
     /// traffic intercepted as the app's is; exits with the command's code.
     Exec(ExecArgs),
+    /// Bring the bookstore demo up in SMI mode (starting local mode if
+    /// needed) and show live counters from each app. Needs redis-server.
+    Demo(DemoArgs),
     /// (internal) The background process `up` starts.
     #[command(hide = true)]
     Daemon,
@@ -82,6 +87,14 @@ pub struct UpArgs {
     /// Service virtual IPs.
     #[arg(long)]
     pub service_cidr: Option<ipnet::Ipv4Net>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Stop showing counters after this long (e.g. 30s); the demo keeps
+    /// running. Default: until interrupted.
+    #[arg(long = "for", value_parser = humantime::parse_duration)]
+    pub duration: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -145,7 +158,7 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
-fn api_server(state: &StateDir) -> anyhow::Result<ApiServer> {
+pub(crate) fn api_server(state: &StateDir) -> anyhow::Result<ApiServer> {
     let instance = state.require_instance()?;
     let trust = std::fs::read(state.trust_bundle()).context("the mesh trust bundle")?;
     Ok(ApiServer {
@@ -256,6 +269,10 @@ pub async fn run(local: Local) -> anyhow::Result<i32> {
                 args.container.as_deref(),
                 &args.command,
             )
+        }
+        LocalCommand::Demo(args) => {
+            demo::run(&state, args.duration).await?;
+            Ok(0)
         }
         LocalCommand::Daemon => {
             osm_serve::init_logging(&std::env::var("OSM_LOCAL_LOG").unwrap_or_else(|_| "info".into()))

@@ -8,7 +8,7 @@
 //!        |                                           -> 403 | app on localhost
 //!        |                          osm/tcp     -> connection authorization
 //!        |                                           -> close | splice to app
-//!        -- no --> plaintext peer in the port's ingress sources? else close
+//!        -- no --> plaintext peer in the port's ingress sources? else HTTP 403 | close
 //! ```
 
 mod http;
@@ -96,9 +96,23 @@ async fn handle(
             .is_some_and(|p| p.admits_plaintext(peer.ip()));
         if !admitted {
             deny(&shared, port, "plaintext");
-            return Err(format!(
-                "plaintext peer {peer} refused on port {port}: only mesh mTLS is accepted"
-            ));
+            let reason =
+                format!("plaintext peer {peer} refused on port {port}: only mesh mTLS is accepted");
+            if matches!(detected, Detected::Http1 | Detected::Http2) {
+                // An HTTP client (an app outside the mesh, or a meshed one
+                // whose proxy passed it through as egress) gets a 403 that
+                // says why, instead of a reset it cannot explain.
+                let message = format!("osm-proxy: {reason}");
+                crate::serve::serve_http(stream, detected == Detected::Http2, drain, move |_req| {
+                    let response = crate::http_util::error_response(
+                        hyper::StatusCode::FORBIDDEN,
+                        &message,
+                    );
+                    async move { response }
+                })
+                .await;
+            }
+            return Err(reason);
         }
         admit_connection(&shared, port)?;
         return match detected {

@@ -75,13 +75,27 @@ async fn permissive_mode_admits_any_mesh_identity() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plaintext_clients_are_refused_by_the_inbound_side() {
     let f = Fixture::start().await;
+    // An HTTP client outside the mesh is told why, with a 403.
     let mut stream = tokio::net::TcpStream::connect(f.store_v1.inbound())
         .await
         .unwrap();
     stream
-        .write_all(b"GET /books/1 HTTP/1.1\r\nHost: bookstore\r\n\r\n")
+        .write_all(b"GET /books/1 HTTP/1.1\r\nHost: bookstore\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(osm_tests::patience(), stream.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 403"), "{text}");
+    assert!(text.contains("only mesh mTLS is accepted"), "{text}");
+    // Other plaintext bytes get nothing but a closed connection.
+    let mut stream = tokio::net::TcpStream::connect(f.store_v1.inbound())
+        .await
+        .unwrap();
+    stream.write_all(b"\x00\x01binary hello\r\n").await.unwrap();
     let mut buf = Vec::new();
     let read = tokio::time::timeout(osm_tests::patience(), stream.read_to_end(&mut buf))
         .await
