@@ -30,6 +30,9 @@ pub struct Shared {
     registry: EndpointRegistry,
     plain_clients: ArcSwap<HashMap<(SocketAddr, bool), HttpClient>>,
     apply: Mutex<()>,
+    /// The version of each config applied, for connections whose fate
+    /// depends on it.
+    versions: tokio::sync::watch::Sender<u64>,
     pub metrics: Metrics,
     pub access_log: AccessLog,
     pub log_filter: Option<Arc<dyn crate::logging::LogFilter>>,
@@ -57,6 +60,7 @@ impl Shared {
             credentials: ArcSwapOption::empty(),
             plain_clients: ArcSwap::default(),
             apply: Mutex::new(()),
+            versions: tokio::sync::watch::Sender::new(0),
             metrics,
             access_log,
             log_filter,
@@ -66,6 +70,11 @@ impl Shared {
     /// The current config.
     pub fn config(&self) -> arc_swap::Guard<Arc<Snapshot>> {
         self.config.load()
+    }
+
+    /// Wakes on every config applied.
+    pub fn config_updates(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.versions.subscribe()
     }
 
     /// The current TLS state; None until the proxy has credentials and a
@@ -92,6 +101,7 @@ impl Shared {
             self.tls.store(Some(tls));
         }
         self.config.store(Arc::new(snapshot));
+        self.versions.send_replace(version);
         self.metrics
             .counter(
                 crate::telemetry::metrics::CONFIG_RELOADS_TOTAL,

@@ -25,11 +25,22 @@ pub struct TcpLabels<'a> {
 }
 
 /// Copies bytes both ways until both sides close.
-pub async fn splice<D, U>(
+pub async fn splice<D, U>(shared: &Arc<Shared>, downstream: D, upstream: U, labels: TcpLabels<'_>)
+where
+    D: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    splice_until(shared, downstream, upstream, labels, std::future::pending()).await;
+}
+
+/// Copies bytes both ways until both sides close, or `stop` completes
+/// (with the reason), which closes both.
+pub async fn splice_until<D, U>(
     shared: &Arc<Shared>,
     mut downstream: D,
     mut upstream: U,
     labels: TcpLabels<'_>,
+    stop: impl std::future::Future<Output = String>,
 ) where
     D: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
@@ -41,7 +52,10 @@ pub async fn splice<D, U>(
         .increment(1);
     let open = m.gauge(names::TCP_CONNECTIONS_OPEN, direction.clone());
     open.increment(1.0);
-    let result = tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await;
+    let result = tokio::select! {
+        r = tokio::io::copy_bidirectional(&mut downstream, &mut upstream) => r,
+        reason = stop => Err(std::io::Error::other(reason)),
+    };
     open.decrement(1.0);
     let (sent, received, error) = match result {
         Ok((to_upstream, to_downstream)) => (to_upstream, to_downstream, None),

@@ -103,7 +103,12 @@ pub fn render(api: &ApiServer, instance: &Instance) -> String {
 }
 
 /// `osm local demo`.
-pub async fn run(state: &StateDir, watch: Option<Duration>) -> anyhow::Result<()> {
+pub async fn run(state: &StateDir, watch: Option<Duration>, only_watch: bool) -> anyhow::Result<()> {
+    if only_watch {
+        let api = super::api_server(state)?;
+        let instance = api.instance.clone();
+        return show(&api, &instance, watch).await;
+    }
     lifecycle::up(state, None).await?;
     if !std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("redis-server").is_file())) {
         anyhow::bail!("the demo's database is Redis: install it with `apt-get install redis-server`");
@@ -160,9 +165,13 @@ pub async fn run(state: &StateDir, watch: Option<Duration>) -> anyhow::Result<()
          osm local get pods -A\n  \
          osm local down    # remove everything\n"
     );
+    show(&api, &instance, watch).await
+}
+
+async fn show(api: &ApiServer, instance: &Instance, watch: Option<Duration>) -> anyhow::Result<()> {
     let began = Instant::now();
     loop {
-        let screen = render(&api, &instance);
+        let screen = render(api, instance);
         println!("--- {:>4}s ---\n{screen}", began.elapsed().as_secs());
         if watch.is_some_and(|d| began.elapsed() >= d) {
             return Ok(());

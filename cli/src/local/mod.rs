@@ -95,6 +95,10 @@ pub struct DemoArgs {
     /// running. Default: until interrupted.
     #[arg(long = "for", value_parser = humantime::parse_duration)]
     pub duration: Option<std::time::Duration>,
+    /// Only show the counters of the running demo (apply nothing, so
+    /// policy and split changes made since stay).
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Args)]
@@ -271,7 +275,7 @@ pub async fn run(local: Local) -> anyhow::Result<i32> {
             )
         }
         LocalCommand::Demo(args) => {
-            demo::run(&state, args.duration).await?;
+            demo::run(&state, args.duration, args.watch).await?;
             Ok(0)
         }
         LocalCommand::Daemon => {

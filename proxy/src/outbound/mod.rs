@@ -24,7 +24,7 @@ use crate::{
     detect::{Detected, Prefixed, detect},
     routing::{choose_backend, choose_endpoint, service_by_addr},
     state::Shared,
-    tcp_forward::{TcpLabels, splice},
+    tcp_forward::{TcpLabels, splice, splice_until},
     telemetry::metrics::OUTBOUND_REFUSED_TOTAL,
 };
 
@@ -75,7 +75,13 @@ async fn handle(
         Some(Protocol::Detect) => None,
         None => match orig_dst {
             // Not a mesh service: with egress, pass through untouched.
-            Some(dst) if egress => return passthrough(&shared, stream, peer, dst).await,
+            Some(dst) if egress => {
+                return passthrough(&shared, stream, peer, dst, move |shared: &Shared| {
+                    let snapshot = shared.config();
+                    snapshot.mesh.egress && service_by_addr(&snapshot, dst).is_none()
+                })
+                .await;
+            }
             _ => None,
         },
     };
@@ -118,7 +124,13 @@ async fn handle(
                     prefix
                 };
                 if egress_allows(&shared, detected, &prefix, dst) {
-                    return passthrough(&shared, Prefixed::new(prefix, inner), peer, dst).await;
+                    let first = prefix.clone();
+                    let still_allowed = move |shared: &Shared| {
+                        service_by_addr(&shared.config(), dst).is_none()
+                            && egress_allows(shared, detected, &first, dst)
+                    };
+                    return passthrough(&shared, Prefixed::new(prefix, inner), peer, dst, still_allowed)
+                        .await;
                 }
             }
             refused(&shared, "tcp", "no-route");
@@ -182,17 +194,32 @@ fn egress_allows(shared: &Shared, detected: Detected, prefix: &[u8], dst: Socket
         })
 }
 
+/// Splices a connection to a destination outside the mesh for as long as
+/// the config allows it: a config that stops allowing it (egress turned
+/// off, or the destination became a mesh service, which must be reached
+/// over mTLS) closes it, and the client's next connection is routed anew.
 async fn passthrough<D: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     shared: &Arc<Shared>,
     downstream: D,
     peer: SocketAddr,
     dst: SocketAddr,
+    still_allowed: impl Fn(&Shared) -> bool,
 ) -> Result<(), String> {
     let timeout = shared.config().mesh.connect_timeout;
     let upstream = crate::upstream::connect(dst, timeout)
         .await
         .map_err(|e| e.to_string())?;
-    splice(
+    let mut updates = shared.config_updates();
+    let revoked = async {
+        while updates.changed().await.is_ok() {
+            if !still_allowed(shared) {
+                refused(shared, "tcp", "revoked");
+                return format!("passthrough to {dst} closed: the config no longer allows it");
+            }
+        }
+        std::future::pending().await
+    };
+    splice_until(
         shared,
         downstream,
         upstream,
@@ -203,6 +230,7 @@ async fn passthrough<D: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
             service: None,
             source_identity: None,
         },
+        revoked,
     )
     .await;
     Ok(())

@@ -215,6 +215,40 @@ async fn unknown_destinations_are_refused_without_egress_and_passed_through_with
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passthrough_connection_is_closed_when_the_config_stops_allowing_it() {
+    let pki = Pki::default();
+    let outside = HttpApp::start("outside").await;
+    let egress = |on: bool| json!({"trustBundle": {"pem": pki.bundle_pem()}, "mesh": {"egress": on}}).to_string();
+    let client = TestProxy::start(ProxyOptions {
+        credentials: Some(pki.issue("shop", "buyer")),
+        config_yaml: Some(egress(true)),
+        outbound_targets: vec![Some(outside.addr)],
+        ..Default::default()
+    })
+    .await;
+    let host = outside.addr.to_string();
+    // A keep-alive client, passed through while egress is on.
+    let mut conn = Http1Conn::connect(client.outbound()).await.unwrap();
+    assert_eq!(conn.get(&host, "/a", &[]).await.unwrap().status, 200);
+
+    client.apply(&egress(false));
+    // The proxy closes the kept connection (and counts it): the next
+    // request on it fails instead of still reaching the outside.
+    let deadline = tokio::time::Instant::now() + osm_tests::patience();
+    while !client.metrics().contains("reason=\"revoked\"") {
+        assert!(tokio::time::Instant::now() < deadline, "never revoked");
+        tokio::task::yield_now().await;
+    }
+    let closed = conn.get(&host, "/b", &[]).await;
+    assert!(closed.is_err(), "the passthrough outlived the config: {closed:?}");
+    let answer = osm_tests::client::http1_get(client.outbound(), &host, "/c")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert_eq!(outside.requests(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_silent_past_the_detect_timeout_is_still_served_by_host() {
     let f = Fixture::start().await;
     let mut config = osm_tests::mesh::client_config(&f, None, None);
