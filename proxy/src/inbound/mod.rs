@@ -24,7 +24,7 @@ use crate::{
     identity::{SpiffeId, tls::peer_identity},
     policy::{Decision, authorize_tcp},
     state::Shared,
-    tcp_forward::{TcpLabels, splice},
+    tcp_forward::{TcpLabels, splice_until},
     telemetry::metrics::INBOUND_DENIED_TOTAL,
 };
 
@@ -131,7 +131,7 @@ async fn handle(
                 .await;
                 Ok(())
             }
-            _ => forward_tcp(&shared, stream, peer, app, None).await,
+            _ => forward_tcp(&shared, stream, peer, (port, app), None).await,
         };
     }
 
@@ -167,7 +167,7 @@ async fn handle(
             drop(snapshot);
             match decision {
                 Decision::Allow(_) => {
-                    forward_tcp(&shared, tls_stream, peer, app, Some(&identity)).await
+                    forward_tcp(&shared, tls_stream, peer, (port, app), Some(&identity)).await
                 }
                 Decision::Deny(reason) => {
                     deny(&shared, port, "tcp");
@@ -206,11 +206,30 @@ fn deny(shared: &Shared, port: u16, kind: &'static str) {
         .increment(1);
 }
 
+/// Whether the current config still admits a TCP connection from this
+/// source on this port.
+fn still_admitted(shared: &Shared, port: u16, peer: SocketAddr, identity: Option<&SpiffeId>) -> bool {
+    let snapshot = shared.config();
+    match identity {
+        Some(id) => matches!(
+            authorize_tcp(snapshot.mesh.permissive, port, snapshot.inbound.get(&port), id),
+            Decision::Allow(_)
+        ),
+        None => snapshot
+            .inbound
+            .get(&port)
+            .is_some_and(|p| p.admits_plaintext(peer.ip())),
+    }
+}
+
+/// Splices a TCP connection to the app for as long as the config admits
+/// it: access revoked (a TrafficTarget or IngressBackend removed) closes
+/// connections already open, not only new ones.
 async fn forward_tcp<S>(
     shared: &Arc<Shared>,
     downstream: S,
     peer: SocketAddr,
-    app: SocketAddr,
+    (port, app): (u16, SocketAddr),
     identity: Option<&SpiffeId>,
 ) -> Result<(), String>
 where
@@ -220,7 +239,17 @@ where
     let upstream = crate::upstream::connect(app, timeout)
         .await
         .map_err(|e| e.to_string())?;
-    splice(
+    let mut updates = shared.config_updates();
+    let revoked = async {
+        while updates.changed().await.is_ok() {
+            if !still_admitted(shared, port, peer, identity) {
+                deny(shared, port, "revoked");
+                return format!("access to port {port} revoked");
+            }
+        }
+        std::future::pending().await
+    };
+    splice_until(
         shared,
         downstream,
         upstream,
@@ -231,6 +260,7 @@ where
             service: None,
             source_identity: identity.map(SpiffeId::as_str),
         },
+        revoked,
     )
     .await;
     Ok(())

@@ -178,6 +178,68 @@ async fn server_first_tcp_is_forwarded_over_mtls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_tcp_connection_is_closed_when_its_authorization_is_removed() {
+    let pki = Pki::default();
+    let db = ServerFirstApp::start(b"220 db ready\r\n").await;
+    let server_config = |sources: Vec<String>| {
+        json!({
+            "trustBundle": {"pem": pki.bundle_pem()},
+            "inbound": [{"port": db.addr.port(), "protocol": "PROTOCOL_TCP_SERVER_FIRST", "authorizations": [
+                {"name": "data/warehouse", "sources": sources, "all": {}}
+            ]}]
+        })
+        .to_string()
+    };
+    let server = TestProxy::start(ProxyOptions {
+        credentials: Some(pki.issue("data", "mysql")),
+        config_yaml: Some(server_config(vec![spiffe("shop", "warehouse")])),
+        inbound_targets: vec![db.addr],
+        outbound_targets: vec![],
+        ..Default::default()
+    })
+    .await;
+    let client = TestProxy::start(ProxyOptions {
+        credentials: Some(pki.issue("shop", "warehouse")),
+        config_yaml: Some(
+            json!({
+                "trustBundle": {"pem": pki.bundle_pem()},
+                "endpoints": [{"key": "data/mysql:3306", "endpoints": [
+                    {"address": server.inbound().to_string(), "identity": spiffe("data", "mysql")}
+                ]}],
+                "outbound": [{"key": "data/mysql:3306", "port": 3306, "vips": ["10.96.0.33"],
+                    "protocol": "PROTOCOL_TCP_SERVER_FIRST", "endpoints": "data/mysql:3306"}]
+            })
+            .to_string(),
+        ),
+        outbound_targets: vec![Some("10.96.0.33:3306".parse().unwrap())],
+        ..Default::default()
+    })
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(client.outbound())
+        .await
+        .unwrap();
+    let mut banner = vec![0u8; 14];
+    tokio::time::timeout(osm_tests::patience(), stream.read_exact(&mut banner))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&banner, b"220 db ready\r\n");
+
+    // The TrafficTarget goes: the connection already open is cut.
+    server.apply(&server_config(vec![]));
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(osm_tests::patience(), stream.read_to_end(&mut rest))
+        .await
+        .expect("the connection stayed open after its authorization was removed");
+    assert!(read.is_err() || rest.is_empty(), "{rest:?}");
+    assert!(
+        server.metrics().contains("kind=\"revoked\""),
+        "{}",
+        server.metrics()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_destinations_are_refused_without_egress_and_passed_through_with_it() {
     let pki = Pki::default();
     let outside = HttpApp::start("outside").await;
