@@ -8,6 +8,7 @@ pub mod apps;
 pub mod client;
 pub mod control_plane;
 pub mod load;
+pub mod local;
 pub mod mesh;
 pub mod pki;
 

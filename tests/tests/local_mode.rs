@@ -1,0 +1,332 @@
+//! The mesh for real on this machine: `osm local` with pods as network
+//! namespaces, iptables interception by osm-init, sidecars injected by the
+//! injector and configured by the controller, the bookstore demo's apps
+//! and Redis. Runs as root (CI does); without root it fails.
+//!
+//! One test walks every scenario in turn on one local mesh, since bringing
+//! a mesh up takes seconds; each step waits on what the apps count.
+
+use std::time::Duration;
+
+use osm_tests::local::{LocalMesh, wait_for};
+use serde_json::Value;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn n(v: &Value, pointer: &str) -> u64 {
+    v.pointer(pointer).and_then(Value::as_u64).unwrap_or(0)
+}
+
+struct Demo<'a>(&'a LocalMesh);
+
+impl Demo<'_> {
+    fn buyer(&self) -> Value {
+        wait_for("bookbuyer's counters", PATIENCE, || self.0.counters("bookbuyer", "bookbuyer", 8080))
+    }
+    fn thief(&self) -> Value {
+        wait_for("bookthief's counters", PATIENCE, || self.0.counters("bookthief", "bookthief", 8080))
+    }
+    fn sold(&self, version: &str) -> u64 {
+        let c = wait_for("a bookstore's counters", PATIENCE, || {
+            self.0.counters("bookstore", &format!("bookstore-{version}"), 14001)
+        });
+        n(&c, "/sold")
+    }
+    fn warehouse(&self) -> Value {
+        wait_for("bookwarehouse's counters", PATIENCE, || {
+            self.0.counters("bookwarehouse", "bookwarehouse", 14001)
+        })
+    }
+    /// Waits until bookbuyer has bought `more` books from now on.
+    fn buyer_buys(&self, more: u64) {
+        let start = n(&self.buyer(), "/ok");
+        wait_for(&format!("bookbuyer to buy {more} more books"), PATIENCE, || {
+            (n(&self.buyer(), "/ok") >= start + more).then_some(())
+        });
+    }
+    /// Waits until bookthief has been refused `more` times from now on;
+    /// returns its purchases then.
+    fn thief_refused(&self, more: u64, within: Duration) -> u64 {
+        let start = n(&self.thief(), "/byStatus/403");
+        wait_for(&format!("bookthief to get {more} more 403s"), within, || {
+            let t = self.thief();
+            (n(&t, "/byStatus/403") >= start + more).then(|| n(&t, "/ok"))
+        })
+    }
+}
+
+fn mesh_config(permissive: bool, egress: bool) -> String {
+    format!(
+        "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\n\
+         metadata: {{name: osm-mesh-config, namespace: osm-system}}\n\
+         spec: {{traffic: {{enablePermissiveTrafficPolicyMode: {permissive}, enableEgress: {egress}}}}}\n"
+    )
+}
+
+const REDIS_POLICY: &str = "
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: redis, namespace: bookwarehouse}
+spec:
+  destination: {kind: ServiceAccount, name: redis, namespace: bookwarehouse}
+  rules:
+  - {kind: TCPRoute, name: redis}
+  sources:
+  - {kind: ServiceAccount, name: bookwarehouse, namespace: bookwarehouse}
+";
+
+/// A server outside the mesh (unmonitored namespace) under two Services,
+/// a meshed pod whose outbound port 14001 bypasses its proxy, and a pod of
+/// a monitored namespace that opts out of injection.
+const OUTSIDE: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: outside}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: outside, namespace: outside}
+spec: {selector: {app: outside}, ports: [{name: http, port: 14001}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: outside-alt, namespace: outside}
+spec: {selector: {app: outside}, ports: [{name: http, port: 8080, targetPort: 14001}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: outside, namespace: outside}
+spec:
+  selector: {matchLabels: {app: outside}}
+  template:
+    metadata: {labels: {app: outside}}
+    spec:
+      containers:
+      - {name: outside, image: x, command: [bookstore], env: [{name: IDENTITY, value: outside}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: excluded, namespace: bookbuyer}
+spec:
+  selector: {matchLabels: {app: excluded}}
+  template:
+    metadata:
+      labels: {app: excluded}
+      annotations: {openservicemesh.io/outbound-port-exclusion-list: "14001"}
+    spec:
+      serviceAccountName: bookbuyer
+      containers:
+      - {name: sleeper, image: x, command: [sleep, infinity]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: uninjected, namespace: bookbuyer}
+spec:
+  selector: {matchLabels: {app: uninjected}}
+  template:
+    metadata:
+      labels: {app: uninjected}
+      annotations: {openservicemesh.io/sidecar-injection: disabled}
+    spec:
+      containers:
+      - {name: sleeper, image: x, command: [sleep, infinity]}
+"#;
+
+const EGRESS_POLICY: &str = "
+apiVersion: policy.openservicemesh.io/v1alpha1
+kind: Egress
+metadata: {name: outside-only, namespace: bookbuyer}
+spec:
+  sources: [{kind: ServiceAccount, name: bookbuyer, namespace: bookbuyer}]
+  hosts: [outside.outside]
+  ports: [{number: 14001, protocol: http}]
+";
+
+fn containers(pod: &Value) -> Vec<String> {
+    ["/spec/initContainers", "/spec/containers"]
+        .iter()
+        .flat_map(|p| pod.pointer(p).and_then(Value::as_array).cloned().unwrap_or_default())
+        .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+fn ready(pod: &Value) -> bool {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+#[test]
+fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
+    let mesh = LocalMesh::up("osmt", "10.223.0.0/16", "10.224.0.0/16");
+    let demo = Demo(&mesh);
+    let out = mesh.ok(&["local", "demo", "--for", "0s"]);
+    assert!(out.contains("bookbuyer"), "{out}");
+
+    // SMI mode: bookbuyer buys; bookthief is refused with 403.
+    demo.buyer_buys(5);
+    let stolen = demo.thief_refused(5, PATIENCE);
+    assert_eq!(stolen, 0, "bookthief bought books in SMI mode: {}", demo.thief());
+    let table = mesh.ok(&["local", "get", "pods", "-n", "bookstore"]);
+    assert!(table.starts_with("NAME") && table.contains("2/2") && table.contains("Running"), "{table}");
+
+    // Adding bookthief as a source lets it buy.
+    mesh.apply_file("demo/manifests/access/traffic-access-v1-allow-bookthief.yaml");
+    wait_for("bookthief to buy once allowed", PATIENCE, || {
+        (n(&demo.thief(), "/ok") > 0).then_some(())
+    });
+    // Deleting the policy denies again within 5 s.
+    mesh.delete_file("demo/manifests/access/traffic-access-v1-allow-bookthief.yaml");
+    demo.thief_refused(1, Duration::from_secs(5));
+    let after = demo.thief_refused(1, PATIENCE);
+    assert_eq!(demo.thief_refused(4, PATIENCE), after, "bookthief still buys");
+    mesh.apply_file("demo/manifests/access/traffic-access-v1.yaml");
+    demo.buyer_buys(3);
+
+    // Split 100/0: only v1 sells.
+    let v2 = demo.sold("v2");
+    let v1 = demo.sold("v1");
+    demo.buyer_buys(6);
+    assert_eq!(demo.sold("v2"), v2, "v2 sold under a 100/0 split");
+    assert!(demo.sold("v1") >= v1 + 6);
+    // 50/50: both sell.
+    mesh.apply_file("demo/manifests/split/traffic-split-50-50.yaml");
+    let (v1, v2) = (demo.sold("v1"), demo.sold("v2"));
+    wait_for("both versions to sell under 50/50", PATIENCE, || {
+        (demo.sold("v1") >= v1 + 3 && demo.sold("v2") >= v2 + 3).then_some(())
+    });
+    // 0/100: only v2 sells (once the split has landed: the buyer waits for
+    // each answer, so nothing is in flight to v1 after v2 answered twice).
+    mesh.apply_file("demo/manifests/split/traffic-split-v2.yaml");
+    let v2 = demo.sold("v2");
+    wait_for("v2 to sell under 0/100", PATIENCE, || (demo.sold("v2") >= v2 + 2).then_some(()));
+    let v1 = demo.sold("v1");
+    let v2 = demo.sold("v2");
+    demo.buyer_buys(6);
+    assert_eq!(demo.sold("v1"), v1, "v1 sold under a 0/100 split");
+    assert!(demo.sold("v2") >= v2 + 6);
+    mesh.apply_file("demo/manifests/split/traffic-split-v1.yaml");
+
+    // bookwarehouse -> Redis over a TCPRoute works; without the
+    // TrafficTarget the database cannot be reached (the open connection
+    // is cut too).
+    let w = demo.warehouse();
+    wait_for("restocks to reach the database", PATIENCE, || {
+        (n(&demo.warehouse(), "/restocked") >= n(&w, "/restocked") + 3).then_some(())
+    });
+    assert_eq!(n(&demo.warehouse(), "/dbErrors"), n(&w, "/dbErrors"), "{}", demo.warehouse());
+    mesh.delete(REDIS_POLICY);
+    let errors = n(&demo.warehouse(), "/dbErrors");
+    wait_for("the database to be refused without its TrafficTarget", PATIENCE, || {
+        (n(&demo.warehouse(), "/dbErrors") >= errors + 2).then_some(())
+    });
+    mesh.apply(REDIS_POLICY);
+    let restocked = n(&demo.warehouse(), "/restocked");
+    wait_for("restocks to reach the database again", PATIENCE, || {
+        (n(&demo.warehouse(), "/restocked") >= restocked + 3).then_some(())
+    });
+
+    // Permissive mode on: bookthief buys; off: refused again.
+    mesh.apply(&mesh_config(true, true));
+    let stolen = n(&demo.thief(), "/ok");
+    wait_for("bookthief to buy in permissive mode", PATIENCE, || {
+        (n(&demo.thief(), "/ok") >= stolen + 3).then_some(())
+    });
+    mesh.apply(&mesh_config(false, true));
+    let after = demo.thief_refused(1, PATIENCE);
+    assert_eq!(demo.thief_refused(4, PATIENCE), after, "bookthief buys after permissive mode went off");
+
+    // A server outside the mesh, reached from a meshed pod.
+    mesh.apply(OUTSIDE);
+    wait_for("the outside pods to be ready", PATIENCE, || {
+        let pods: Vec<Value> = mesh.pods("outside").into_iter().chain(mesh.pods("bookbuyer")).collect();
+        (pods.len() >= 4 && pods.iter().all(ready)).then_some(())
+    });
+    // An unmonitored namespace's pod and an opted-out pod have no sidecar.
+    let outside = mesh.pod_of("outside", "outside").expect("the outside pod");
+    assert_eq!(containers(&outside), ["outside"]);
+    let uninjected = mesh.pod_of("bookbuyer", "uninjected").expect("the uninjected pod");
+    assert_eq!(containers(&uninjected), ["sleeper"]);
+    let excluded = mesh.pod_of("bookbuyer", "excluded").expect("the excluded pod");
+    assert_eq!(containers(&excluded), ["osm-init", "osm-proxy", "sleeper"]);
+
+    let get = |target: &str, url: &str| mesh.exec("bookbuyer", target, &["httpget", url]);
+    let url = "http://outside.outside:14001/counters";
+    // Egress on: the meshed pod reaches it.
+    let (code, out, err) = get("deploy/bookbuyer", url);
+    assert_eq!(code, 0, "egress on: {out} {err}");
+    // Egress off: refused by its proxy.
+    mesh.apply(&mesh_config(false, false));
+    let (code, out, _) = wait_for("egress off to refuse", PATIENCE, || {
+        let r = get("deploy/bookbuyer", url);
+        (r.0 != 0).then_some(r)
+    });
+    assert_eq!(code, 22, "{out}");
+    assert!(out.starts_with("403") && out.contains("egress is disabled"), "{out}");
+    // An Egress resource admits that host and port, and nothing else.
+    mesh.apply(EGRESS_POLICY);
+    wait_for("the Egress policy to admit outside.outside:14001", PATIENCE, || {
+        (get("deploy/bookbuyer", url).0 == 0).then_some(())
+    });
+    let (code, out, _) = get("deploy/bookbuyer", "http://outside-alt.outside:8080/counters");
+    assert_eq!(code, 22, "another host and port passed: {out}");
+    assert!(out.starts_with("403"), "{out}");
+    mesh.delete(EGRESS_POLICY);
+    wait_for("the Egress policy to go", PATIENCE, || (get("deploy/bookbuyer", url).0 != 0).then_some(()));
+
+    // The port-exclusion annotation: the excluded pod reaches port 14001
+    // directly with egress off, and its proxy never sees the traffic;
+    // bookbuyer's proxy refuses the same request and counts it.
+    let (code, out, err) = get("deploy/excluded", url);
+    assert_eq!(code, 0, "the excluded port went through the proxy: {out} {err}");
+    let metrics = |d: &str| {
+        mesh.pod_get("bookbuyer", d, 15010, "/stats/prometheus")
+            .expect("proxy metrics")
+    };
+    let excluded_metrics = metrics("excluded");
+    assert!(
+        !excluded_metrics.contains("osm_outbound_refused_total")
+            && !excluded_metrics.contains("direction=\"egress\"")
+            && !excluded_metrics.contains("direction=\"outbound\""),
+        "{excluded_metrics}"
+    );
+    assert!(metrics("bookbuyer").contains("osm_outbound_refused_total{kind=\"http\",reason=\"no-route\"}"));
+
+    // Down: nothing of the run is left.
+    let pids = mesh.container_pids();
+    assert!(pids.len() >= 10, "{pids:?}");
+    let state = mesh.state_dir().to_path_buf();
+    let out = mesh.down();
+    assert!(out.contains("is down"), "{out}");
+    let netns: Vec<String> = std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("osmt."))
+        .collect();
+    assert!(netns.is_empty(), "{netns:?}");
+    let etc: Vec<String> = std::fs::read_dir("/etc/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("osmt."))
+        .collect();
+    assert!(etc.is_empty(), "{etc:?}");
+    for table in ["nat", "filter"] {
+        let rules = std::process::Command::new("iptables-save").args(["-t", table]).output().unwrap();
+        let rules = String::from_utf8_lossy(&rules.stdout);
+        assert!(!rules.contains("OSMT-"), "{rules}");
+    }
+    let link = std::process::Command::new("ip").args(["link", "show", "osmt-br"]).output().unwrap();
+    assert!(!link.status.success(), "the bridge is left");
+    for pid in pids {
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| !s.split_whitespace().nth(2).is_some_and(|st| st == "Z"));
+        assert!(!alive, "process {pid} is left");
+    }
+    assert!(!state.exists(), "{} is left", state.display());
+}
