@@ -94,7 +94,10 @@ pub async fn run(app: &'static str) -> anyhow::Result<()> {
                 }
             }
             if (c.ok + c.failed) % 20 == 1 {
-                println!("{app}: {} ok {:?}, {} failed {:?} {}", c.ok, c.by_identity, c.failed, c.by_status, c.last_error);
+                println!(
+                    "{app}: {} ok {:?}, {} failed {:?} {}",
+                    c.ok, c.by_identity, c.failed, c.by_status, c.last_error
+                );
             }
         }
         tokio::time::sleep(interval).await;

@@ -79,7 +79,11 @@ pub struct Answer {
 }
 
 /// Sends a request with a deadline.
-pub async fn send(client: &HttpClient, request: Request<Full<Bytes>>, timeout: Duration) -> Result<Answer, String> {
+pub async fn send(
+    client: &HttpClient,
+    request: Request<Full<Bytes>>,
+    timeout: Duration,
+) -> Result<Answer, String> {
     let response = tokio::time::timeout(timeout, client.request(request))
         .await
         .map_err(|_| "timed out".to_string())?

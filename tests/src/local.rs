@@ -13,8 +13,16 @@ use serde_json::Value;
 
 /// The binaries local mode runs; all come from this workspace.
 const BINARIES: &[&str] = &[
-    "osm", "osm-controller", "osm-injector", "osm-proxy", "osm-init", "bookbuyer", "bookthief",
-    "bookstore", "bookwarehouse", "httpget",
+    "osm",
+    "osm-controller",
+    "osm-injector",
+    "osm-proxy",
+    "osm-init",
+    "bookbuyer",
+    "bookthief",
+    "bookstore",
+    "bookwarehouse",
+    "httpget",
 ];
 
 /// target/<profile>/, where cargo put the workspace's binaries.
@@ -54,7 +62,10 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
         if let Some(v) = check() {
             return v;
         }
-        assert!(began.elapsed() < timeout, "timed out after {timeout:?} waiting for: {what}");
+        assert!(
+            began.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -76,7 +87,16 @@ impl LocalMesh {
             name: name.into(),
             down: false,
         };
-        mesh.ok(&["local", "up", "--name", name, "--pod-cidr", pod_cidr, "--service-cidr", service_cidr]);
+        mesh.ok(&[
+            "local",
+            "up",
+            "--name",
+            name,
+            "--pod-cidr",
+            pod_cidr,
+            "--service-cidr",
+            service_cidr,
+        ]);
         mesh
     }
 
@@ -96,12 +116,20 @@ impl LocalMesh {
     /// Runs `osm ARGS`, which must succeed; its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.osm(args);
-        assert!(out.status.success(), "osm {}: {}", args.join(" "), text(&out));
+        assert!(
+            out.status.success(),
+            "osm {}: {}",
+            args.join(" "),
+            text(&out)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn with_file(&self, verb: &str, yaml: &str) -> String {
-        let file = self.state.path().join(format!("input-{}.yaml", fastrand::u64(..)));
+        let file = self
+            .state
+            .path()
+            .join(format!("input-{}.yaml", fastrand::u64(..)));
         std::fs::write(&file, yaml).expect("write the input");
         let out = self.ok(&["local", verb, "-f", file.to_str().expect("utf-8 path")]);
         let _ = std::fs::remove_file(file);
@@ -118,12 +146,16 @@ impl LocalMesh {
 
     /// `osm local apply -f` a file of the repository.
     pub fn apply_file(&self, repo_path: &str) -> String {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(repo_path);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(repo_path);
         self.ok(&["local", "apply", "-f", path.to_str().expect("utf-8 path")])
     }
 
     pub fn delete_file(&self, repo_path: &str) -> String {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(repo_path);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(repo_path);
         self.ok(&["local", "delete", "-f", path.to_str().expect("utf-8 path")])
     }
 
@@ -163,7 +195,13 @@ impl LocalMesh {
     }
 
     /// GET on a pod's loopback (what a port-forward reaches).
-    pub fn pod_get(&self, namespace: &str, deployment: &str, port: u16, path: &str) -> Option<String> {
+    pub fn pod_get(
+        &self,
+        namespace: &str,
+        deployment: &str,
+        port: u16,
+        path: &str,
+    ) -> Option<String> {
         let netns = self.netns_of(namespace, deployment)?;
         match osm_cli::local::netns_http::get(&netns, port, path, Duration::from_secs(2)) {
             Ok((200, body)) => Some(body),
@@ -179,14 +217,19 @@ impl LocalMesh {
     /// The pid files of every running container.
     pub fn container_pids(&self) -> Vec<i32> {
         let mut out = Vec::new();
-        let mut stack = vec![self.state.path().join("pods"), self.state.path().join("run")];
+        let mut stack = vec![
+            self.state.path().join("pods"),
+            self.state.path().join("run"),
+        ];
         while let Some(dir) = stack.pop() {
             for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
                 let path = entry.path();
                 if path.is_dir() {
                     stack.push(path);
                 } else if path.extension().is_some_and(|e| e == "pid")
-                    && let Some(pid) = std::fs::read_to_string(&path).ok().and_then(|t| t.trim().parse().ok())
+                    && let Some(pid) = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|t| t.trim().parse().ok())
                 {
                     out.push(pid);
                 }

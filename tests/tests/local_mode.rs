@@ -21,14 +21,19 @@ struct Demo<'a>(&'a LocalMesh);
 
 impl Demo<'_> {
     fn buyer(&self) -> Value {
-        wait_for("bookbuyer's counters", PATIENCE, || self.0.counters("bookbuyer", "bookbuyer", 8080))
+        wait_for("bookbuyer's counters", PATIENCE, || {
+            self.0.counters("bookbuyer", "bookbuyer", 8080)
+        })
     }
     fn thief(&self) -> Value {
-        wait_for("bookthief's counters", PATIENCE, || self.0.counters("bookthief", "bookthief", 8080))
+        wait_for("bookthief's counters", PATIENCE, || {
+            self.0.counters("bookthief", "bookthief", 8080)
+        })
     }
     fn sold(&self, version: &str) -> u64 {
         let c = wait_for("a bookstore's counters", PATIENCE, || {
-            self.0.counters("bookstore", &format!("bookstore-{version}"), 14001)
+            self.0
+                .counters("bookstore", &format!("bookstore-{version}"), 14001)
         });
         n(&c, "/sold")
     }
@@ -40,18 +45,24 @@ impl Demo<'_> {
     /// Waits until bookbuyer has bought `more` books from now on.
     fn buyer_buys(&self, more: u64) {
         let start = n(&self.buyer(), "/ok");
-        wait_for(&format!("bookbuyer to buy {more} more books"), PATIENCE, || {
-            (n(&self.buyer(), "/ok") >= start + more).then_some(())
-        });
+        wait_for(
+            &format!("bookbuyer to buy {more} more books"),
+            PATIENCE,
+            || (n(&self.buyer(), "/ok") >= start + more).then_some(()),
+        );
     }
     /// Waits until bookthief has been refused `more` times from now on;
     /// returns its purchases then.
     fn thief_refused(&self, more: u64, within: Duration) -> u64 {
         let start = n(&self.thief(), "/byStatus/403");
-        wait_for(&format!("bookthief to get {more} more 403s"), within, || {
-            let t = self.thief();
-            (n(&t, "/byStatus/403") >= start + more).then(|| n(&t, "/ok"))
-        })
+        wait_for(
+            &format!("bookthief to get {more} more 403s"),
+            within,
+            || {
+                let t = self.thief();
+                (n(&t, "/byStatus/403") >= start + more).then(|| n(&t, "/ok"))
+            },
+        )
     }
 }
 
@@ -145,7 +156,12 @@ spec:
 fn containers(pod: &Value) -> Vec<String> {
     ["/spec/initContainers", "/spec/containers"]
         .iter()
-        .flat_map(|p| pod.pointer(p).and_then(Value::as_array).cloned().unwrap_or_default())
+        .flat_map(|p| {
+            pod.pointer(p)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
         .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
         .collect()
 }
@@ -154,7 +170,8 @@ fn ready(pod: &Value) -> bool {
     pod.pointer("/status/conditions")
         .and_then(Value::as_array)
         .is_some_and(|cs| {
-            cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
         })
 }
 
@@ -168,9 +185,17 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
     // SMI mode: bookbuyer buys; bookthief is refused with 403.
     demo.buyer_buys(5);
     let stolen = demo.thief_refused(5, PATIENCE);
-    assert_eq!(stolen, 0, "bookthief bought books in SMI mode: {}", demo.thief());
+    assert_eq!(
+        stolen,
+        0,
+        "bookthief bought books in SMI mode: {}",
+        demo.thief()
+    );
     let table = mesh.ok(&["local", "get", "pods", "-n", "bookstore"]);
-    assert!(table.starts_with("NAME") && table.contains("2/2") && table.contains("Running"), "{table}");
+    assert!(
+        table.starts_with("NAME") && table.contains("2/2") && table.contains("Running"),
+        "{table}"
+    );
 
     // Adding bookthief as a source lets it buy.
     mesh.apply_file("demo/manifests/access/traffic-access-v1-allow-bookthief.yaml");
@@ -181,7 +206,11 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
     mesh.delete_file("demo/manifests/access/traffic-access-v1-allow-bookthief.yaml");
     demo.thief_refused(1, Duration::from_secs(5));
     let after = demo.thief_refused(1, PATIENCE);
-    assert_eq!(demo.thief_refused(4, PATIENCE), after, "bookthief still buys");
+    assert_eq!(
+        demo.thief_refused(4, PATIENCE),
+        after,
+        "bookthief still buys"
+    );
     mesh.apply_file("demo/manifests/access/traffic-access-v1.yaml");
     demo.buyer_buys(3);
 
@@ -201,7 +230,9 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
     // each answer, so nothing is in flight to v1 after v2 answered twice).
     mesh.apply_file("demo/manifests/split/traffic-split-v2.yaml");
     let v2 = demo.sold("v2");
-    wait_for("v2 to sell under 0/100", PATIENCE, || (demo.sold("v2") >= v2 + 2).then_some(()));
+    wait_for("v2 to sell under 0/100", PATIENCE, || {
+        (demo.sold("v2") >= v2 + 2).then_some(())
+    });
     let v1 = demo.sold("v1");
     let v2 = demo.sold("v2");
     demo.buyer_buys(6);
@@ -216,12 +247,19 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
     wait_for("restocks to reach the database", PATIENCE, || {
         (n(&demo.warehouse(), "/restocked") >= n(&w, "/restocked") + 3).then_some(())
     });
-    assert_eq!(n(&demo.warehouse(), "/dbErrors"), n(&w, "/dbErrors"), "{}", demo.warehouse());
+    assert_eq!(
+        n(&demo.warehouse(), "/dbErrors"),
+        n(&w, "/dbErrors"),
+        "{}",
+        demo.warehouse()
+    );
     mesh.delete(REDIS_POLICY);
     let errors = n(&demo.warehouse(), "/dbErrors");
-    wait_for("the database to be refused without its TrafficTarget", PATIENCE, || {
-        (n(&demo.warehouse(), "/dbErrors") >= errors + 2).then_some(())
-    });
+    wait_for(
+        "the database to be refused without its TrafficTarget",
+        PATIENCE,
+        || (n(&demo.warehouse(), "/dbErrors") >= errors + 2).then_some(()),
+    );
     mesh.apply(REDIS_POLICY);
     let restocked = n(&demo.warehouse(), "/restocked");
     wait_for("restocks to reach the database again", PATIENCE, || {
@@ -236,20 +274,32 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
     });
     mesh.apply(&mesh_config(false, true));
     let after = demo.thief_refused(1, PATIENCE);
-    assert_eq!(demo.thief_refused(4, PATIENCE), after, "bookthief buys after permissive mode went off");
+    assert_eq!(
+        demo.thief_refused(4, PATIENCE),
+        after,
+        "bookthief buys after permissive mode went off"
+    );
 
     // A server outside the mesh, reached from a meshed pod.
     mesh.apply(OUTSIDE);
     wait_for("the outside pods to be ready", PATIENCE, || {
-        let pods: Vec<Value> = mesh.pods("outside").into_iter().chain(mesh.pods("bookbuyer")).collect();
+        let pods: Vec<Value> = mesh
+            .pods("outside")
+            .into_iter()
+            .chain(mesh.pods("bookbuyer"))
+            .collect();
         (pods.len() >= 4 && pods.iter().all(ready)).then_some(())
     });
     // An unmonitored namespace's pod and an opted-out pod have no sidecar.
     let outside = mesh.pod_of("outside", "outside").expect("the outside pod");
     assert_eq!(containers(&outside), ["outside"]);
-    let uninjected = mesh.pod_of("bookbuyer", "uninjected").expect("the uninjected pod");
+    let uninjected = mesh
+        .pod_of("bookbuyer", "uninjected")
+        .expect("the uninjected pod");
     assert_eq!(containers(&uninjected), ["sleeper"]);
-    let excluded = mesh.pod_of("bookbuyer", "excluded").expect("the excluded pod");
+    let excluded = mesh
+        .pod_of("bookbuyer", "excluded")
+        .expect("the excluded pod");
     assert_eq!(containers(&excluded), ["osm-init", "osm-proxy", "sleeper"]);
 
     let get = |target: &str, url: &str| mesh.exec("bookbuyer", target, &["httpget", url]);
@@ -264,23 +314,36 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
         (r.0 != 0).then_some(r)
     });
     assert_eq!(code, 22, "{out}");
-    assert!(out.starts_with("403") && out.contains("egress is disabled"), "{out}");
+    assert!(
+        out.starts_with("403") && out.contains("egress is disabled"),
+        "{out}"
+    );
     // An Egress resource admits that host and port, and nothing else.
     mesh.apply(EGRESS_POLICY);
-    wait_for("the Egress policy to admit outside.outside:14001", PATIENCE, || {
-        (get("deploy/bookbuyer", url).0 == 0).then_some(())
-    });
-    let (code, out, _) = get("deploy/bookbuyer", "http://outside-alt.outside:8080/counters");
+    wait_for(
+        "the Egress policy to admit outside.outside:14001",
+        PATIENCE,
+        || (get("deploy/bookbuyer", url).0 == 0).then_some(()),
+    );
+    let (code, out, _) = get(
+        "deploy/bookbuyer",
+        "http://outside-alt.outside:8080/counters",
+    );
     assert_eq!(code, 22, "another host and port passed: {out}");
     assert!(out.starts_with("403"), "{out}");
     mesh.delete(EGRESS_POLICY);
-    wait_for("the Egress policy to go", PATIENCE, || (get("deploy/bookbuyer", url).0 != 0).then_some(()));
+    wait_for("the Egress policy to go", PATIENCE, || {
+        (get("deploy/bookbuyer", url).0 != 0).then_some(())
+    });
 
     // The port-exclusion annotation: the excluded pod reaches port 14001
     // directly with egress off, and its proxy never sees the traffic;
     // bookbuyer's proxy refuses the same request and counts it.
     let (code, out, err) = get("deploy/excluded", url);
-    assert_eq!(code, 0, "the excluded port went through the proxy: {out} {err}");
+    assert_eq!(
+        code, 0,
+        "the excluded port went through the proxy: {out} {err}"
+    );
     let metrics = |d: &str| {
         mesh.pod_get("bookbuyer", d, 15010, "/stats/prometheus")
             .expect("proxy metrics")
@@ -292,7 +355,10 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
             && !excluded_metrics.contains("direction=\"outbound\""),
         "{excluded_metrics}"
     );
-    assert!(metrics("bookbuyer").contains("osm_outbound_refused_total{kind=\"http\",reason=\"no-route\"}"));
+    assert!(
+        metrics("bookbuyer")
+            .contains("osm_outbound_refused_total{kind=\"http\",reason=\"no-route\"}")
+    );
 
     // Down: nothing of the run is left.
     let pids = mesh.container_pids();
@@ -317,15 +383,21 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
         .collect();
     assert!(etc.is_empty(), "{etc:?}");
     for table in ["nat", "filter"] {
-        let rules = std::process::Command::new("iptables-save").args(["-t", table]).output().unwrap();
+        let rules = std::process::Command::new("iptables-save")
+            .args(["-t", table])
+            .output()
+            .unwrap();
         let rules = String::from_utf8_lossy(&rules.stdout);
         assert!(!rules.contains("OSMT-"), "{rules}");
     }
-    let link = std::process::Command::new("ip").args(["link", "show", "osmt-br"]).output().unwrap();
+    let link = std::process::Command::new("ip")
+        .args(["link", "show", "osmt-br"])
+        .output()
+        .unwrap();
     assert!(!link.status.success(), "the bridge is left");
     for pid in pids {
         let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|s| !s.split_whitespace().nth(2).is_some_and(|st| st == "Z"));
+            .is_ok_and(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"));
         assert!(!alive, "process {pid} is left");
     }
     assert!(!state.exists(), "{} is left", state.display());

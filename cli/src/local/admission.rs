@@ -37,13 +37,20 @@ pub enum AdmissionError {
     #[error(
         "the sidecar injector at {addr} did not answer ({cause:#}): is local mode running? (`osm local up`)"
     )]
-    Unreachable { addr: SocketAddr, cause: anyhow::Error },
+    Unreachable {
+        addr: SocketAddr,
+        cause: anyhow::Error,
+    },
     #[error("the sidecar injector's answer is not usable: {0}")]
     BadAnswer(String),
 }
 
 impl Injector {
-    pub fn new(addr: SocketAddr, server_name: &str, trust_bundle_pem: &[u8]) -> anyhow::Result<Self> {
+    pub fn new(
+        addr: SocketAddr,
+        server_name: &str,
+        trust_bundle_pem: &[u8],
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             addr,
             server_name: server_name.into(),
@@ -127,16 +134,21 @@ mod tests {
     #[test]
     fn a_patch_is_applied_and_a_denial_explained() {
         let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": []}});
-        let patch = base64::engine::general_purpose::STANDARD
-            .encode(r#"[{"op":"add","path":"/spec/initContainers","value":[{"name":"osm-init"}]}]"#);
+        let patch = base64::engine::general_purpose::STANDARD.encode(
+            r#"[{"op":"add","path":"/spec/initContainers","value":[{"name":"osm-init"}]}]"#,
+        );
         let review = json!({"response": {"allowed": true, "patch": patch}});
         let out = apply_response(&pod, &review).unwrap();
-        assert_eq!(out.pointer("/spec/initContainers/0/name"), Some(&json!("osm-init")));
+        assert_eq!(
+            out.pointer("/spec/initContainers/0/name"),
+            Some(&json!("osm-init"))
+        );
 
         let unchanged = apply_response(&pod, &json!({"response": {"allowed": true}})).unwrap();
         assert_eq!(unchanged, pod);
 
-        let denied = json!({"response": {"allowed": false, "status": {"message": "bad annotation"}}});
+        let denied =
+            json!({"response": {"allowed": false, "status": {"message": "bad annotation"}}});
         let err = apply_response(&pod, &denied).unwrap_err();
         assert_eq!(
             err.to_string(),

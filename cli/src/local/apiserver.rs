@@ -54,7 +54,14 @@ pub fn now_rfc3339() -> String {
 fn new_uid() -> String {
     let v = fastrand::u128(..);
     let h = format!("{v:032x}");
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 fn annotations_mut(value: &mut Value) -> &mut serde_json::Map<String, Value> {
@@ -102,10 +109,7 @@ pub fn is_monitored(namespace: &Value) -> bool {
 
 /// A free virtual IP in the service range (pure).
 pub fn allocate_vip(instance: &Instance, used: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
-    instance
-        .service_cidr
-        .hosts()
-        .find(|ip| !used.contains(ip))
+    instance.service_cidr.hosts().find(|ip| !used.contains(ip))
 }
 
 impl ApiServer {
@@ -238,7 +242,8 @@ impl ApiServer {
             .or_insert_with(|| json!({}));
         if let Some(spec) = spec.as_object_mut() {
             spec.insert("clusterIP".into(), Value::from(ip));
-            spec.entry("type").or_insert_with(|| Value::from("ClusterIP"));
+            spec.entry("type")
+                .or_insert_with(|| Value::from("ClusterIP"));
         }
         Ok(())
     }
@@ -253,10 +258,8 @@ impl ApiServer {
             .get(&Key::new("Namespace", "", &key.namespace))?
             .with_context(|| format!("namespaces \"{}\" not found", key.namespace))?;
         let given_spec = pod.get("spec").cloned().unwrap_or_else(|| json!({}));
-        annotations_mut(&mut pod).insert(
-            SPEC_AS_APPLIED.into(),
-            Value::from(given_spec.to_string()),
-        );
+        annotations_mut(&mut pod)
+            .insert(SPEC_AS_APPLIED.into(), Value::from(given_spec.to_string()));
         if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
             spec.entry("serviceAccountName")
                 .or_insert_with(|| Value::from("default"));
@@ -291,7 +294,14 @@ impl ApiServer {
         // Workloads first, namespaces last: the reverse of apply.
         for object in objects.iter().rev() {
             let key = &object.key;
-            let name = format!("{} \"{}\"", resource_name(&object.value, key).split('/').next().unwrap_or_default(), key.name);
+            let name = format!(
+                "{} \"{}\"",
+                resource_name(&object.value, key)
+                    .split('/')
+                    .next()
+                    .unwrap_or_default(),
+                key.name
+            );
             out.push(match self.delete_key(key) {
                 Ok(true) => Ok(format!("{name} deleted")),
                 Ok(false) => Err(format!("Error from server (NotFound): {name} not found")),
@@ -346,7 +356,9 @@ mod tests {
         let ns = |labels: Value| json!({"metadata": {"name": "x", "labels": labels}});
         assert!(is_monitored(&ns(json!({MONITORED_BY: "osm"}))));
         assert!(!is_monitored(&ns(json!({MONITORED_BY: "other"}))));
-        assert!(!is_monitored(&ns(json!({MONITORED_BY: "osm", IGNORE: "true"}))));
+        assert!(!is_monitored(&ns(
+            json!({MONITORED_BY: "osm", IGNORE: "true"})
+        )));
         assert!(!is_monitored(&json!({"metadata": {"name": "x"}})));
     }
 }

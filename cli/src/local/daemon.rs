@@ -43,7 +43,11 @@ impl Child {
     async fn keep_running(self, stop: CancellationToken) {
         let mut wait = Duration::from_millis(500);
         loop {
-            let log = match std::fs::OpenOptions::new().create(true).append(true).open(&self.log) {
+            let log = match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.log)
+            {
                 Ok(f) => f,
                 Err(e) => {
                     tracing::error!(child = self.name, error = %e, "cannot open its log");
@@ -53,7 +57,11 @@ impl Child {
             let spawned = tokio::process::Command::new(&self.program)
                 .args(&self.args)
                 .stdin(std::process::Stdio::null())
-                .stdout(log.try_clone().map(Into::into).unwrap_or_else(|_| std::process::Stdio::null()))
+                .stdout(
+                    log.try_clone()
+                        .map(Into::into)
+                        .unwrap_or_else(|_| std::process::Stdio::null()),
+                )
                 .stderr(log)
                 .kill_on_drop(true)
                 .spawn();
@@ -155,10 +163,16 @@ fn injector(state: &StateDir, instance: &Instance, bin: &Path) -> Child {
 /// connections.
 async fn control_plane_ready(instance: &Instance, stop: &CancellationToken) -> bool {
     loop {
-        let controller = http::get(instance.controller_admin(), "/readyz", Duration::from_secs(1))
+        let controller = http::get(
+            instance.controller_admin(),
+            "/readyz",
+            Duration::from_secs(1),
+        )
+        .await
+        .is_ok_and(|a| a.status == 200);
+        let injector = tokio::net::TcpStream::connect(instance.injector())
             .await
-            .is_ok_and(|a| a.status == 200);
-        let injector = tokio::net::TcpStream::connect(instance.injector()).await.is_ok();
+            .is_ok();
         if controller && injector {
             return true;
         }
@@ -217,8 +231,7 @@ pub async fn run(state: StateDir) -> anyhow::Result<()> {
         injector: Injector::new(instance.injector(), INJECTOR_SERVER_NAME, &trust)?,
     };
     let shared = Arc::new(Shared {
-        tokens: LocalTokens::load_or_create(&state.controller())
-            .context("the local token key")?,
+        tokens: LocalTokens::load_or_create(&state.controller()).context("the local token key")?,
         state: state.clone(),
         instance: instance.clone(),
         bin_dir: bin.clone(),
@@ -227,8 +240,11 @@ pub async fn run(state: StateDir) -> anyhow::Result<()> {
     net::setup_host(&instance, &state, &runtime.empty_rules()).await?;
 
     let stop = CancellationToken::new();
-    let children = [controller(&state, &instance, &bin), injector(&state, &instance, &bin)]
-        .map(|c| tokio::spawn(c.keep_running(stop.clone())));
+    let children = [
+        controller(&state, &instance, &bin),
+        injector(&state, &instance, &bin),
+    ]
+    .map(|c| tokio::spawn(c.keep_running(stop.clone())));
     let signal = tokio::spawn({
         let stop = stop.clone();
         async move {

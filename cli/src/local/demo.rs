@@ -17,14 +17,38 @@ use super::{
 
 /// The demo's manifests, as shipped in `demo/manifests/`.
 pub const MANIFESTS: &[(&str, &str)] = &[
-    ("demo/manifests/apps/namespaces.yaml", include_str!("../../../demo/manifests/apps/namespaces.yaml")),
-    ("demo/manifests/apps/bookbuyer.yaml", include_str!("../../../demo/manifests/apps/bookbuyer.yaml")),
-    ("demo/manifests/apps/bookthief.yaml", include_str!("../../../demo/manifests/apps/bookthief.yaml")),
-    ("demo/manifests/apps/bookstore.yaml", include_str!("../../../demo/manifests/apps/bookstore.yaml")),
-    ("demo/manifests/apps/bookstore-v2.yaml", include_str!("../../../demo/manifests/apps/bookstore-v2.yaml")),
-    ("demo/manifests/apps/bookwarehouse.yaml", include_str!("../../../demo/manifests/apps/bookwarehouse.yaml")),
-    ("demo/manifests/access/traffic-access-v1.yaml", include_str!("../../../demo/manifests/access/traffic-access-v1.yaml")),
-    ("demo/manifests/split/traffic-split-v1.yaml", include_str!("../../../demo/manifests/split/traffic-split-v1.yaml")),
+    (
+        "demo/manifests/apps/namespaces.yaml",
+        include_str!("../../../demo/manifests/apps/namespaces.yaml"),
+    ),
+    (
+        "demo/manifests/apps/bookbuyer.yaml",
+        include_str!("../../../demo/manifests/apps/bookbuyer.yaml"),
+    ),
+    (
+        "demo/manifests/apps/bookthief.yaml",
+        include_str!("../../../demo/manifests/apps/bookthief.yaml"),
+    ),
+    (
+        "demo/manifests/apps/bookstore.yaml",
+        include_str!("../../../demo/manifests/apps/bookstore.yaml"),
+    ),
+    (
+        "demo/manifests/apps/bookstore-v2.yaml",
+        include_str!("../../../demo/manifests/apps/bookstore-v2.yaml"),
+    ),
+    (
+        "demo/manifests/apps/bookwarehouse.yaml",
+        include_str!("../../../demo/manifests/apps/bookwarehouse.yaml"),
+    ),
+    (
+        "demo/manifests/access/traffic-access-v1.yaml",
+        include_str!("../../../demo/manifests/access/traffic-access-v1.yaml"),
+    ),
+    (
+        "demo/manifests/split/traffic-split-v1.yaml",
+        include_str!("../../../demo/manifests/split/traffic-split-v1.yaml"),
+    ),
 ];
 
 /// SMI mode, as OSM's demo installs the mesh.
@@ -56,13 +80,24 @@ fn documents() -> anyhow::Result<Vec<Document>> {
 }
 
 /// The counters of one app's first running pod.
-pub fn counters(api: &ApiServer, instance: &Instance, namespace: &str, deployment: &str, port: u16) -> anyhow::Result<Value> {
+pub fn counters(
+    api: &ApiServer,
+    instance: &Instance,
+    namespace: &str,
+    deployment: &str,
+    port: u16,
+) -> anyhow::Result<Value> {
     let pod = super::pods::find_pod(&api.store, namespace, &format!("deploy/{deployment}"))?;
     let name = pod
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .context("a pod without a name")?;
-    let (status, body) = netns_http::get(&instance.netns(namespace, name), port, "/counters", Duration::from_secs(2))?;
+    let (status, body) = netns_http::get(
+        &instance.netns(namespace, name),
+        port,
+        "/counters",
+        Duration::from_secs(2),
+    )?;
     if status != 200 {
         anyhow::bail!("{deployment}: HTTP {status}");
     }
@@ -81,7 +116,11 @@ fn map(v: &Value, field: &str) -> String {
         .flatten()
         .map(|(k, c)| format!("{k}: {}", c.as_u64().unwrap_or(0)))
         .collect();
-    if entries.is_empty() { String::new() } else { format!(" ({})", entries.join(", ")) }
+    if entries.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", entries.join(", "))
+    }
 }
 
 /// One screen of counters.
@@ -90,10 +129,31 @@ pub fn render(api: &ApiServer, instance: &Instance) -> String {
     for (ns, deployment, port) in APPS {
         let line = match counters(api, instance, ns, deployment, *port) {
             Ok(c) => match *deployment {
-                "bookbuyer" => format!("bought {:>6}{}   failed {}{}", n(&c, "ok"), map(&c, "byIdentity"), n(&c, "failed"), map(&c, "byStatus")),
-                "bookthief" => format!("stolen {:>6}{}   denied {}{}", n(&c, "ok"), map(&c, "byIdentity"), n(&c, "failed"), map(&c, "byStatus")),
-                "bookwarehouse" => format!("restocked {:>3}   database errors {}", n(&c, "restocked"), n(&c, "dbErrors")),
-                _ => format!("sold {:>8}   restocked {}   restock failures {}", n(&c, "sold"), n(&c, "restocked"), n(&c, "restockFailed")),
+                "bookbuyer" => format!(
+                    "bought {:>6}{}   failed {}{}",
+                    n(&c, "ok"),
+                    map(&c, "byIdentity"),
+                    n(&c, "failed"),
+                    map(&c, "byStatus")
+                ),
+                "bookthief" => format!(
+                    "stolen {:>6}{}   denied {}{}",
+                    n(&c, "ok"),
+                    map(&c, "byIdentity"),
+                    n(&c, "failed"),
+                    map(&c, "byStatus")
+                ),
+                "bookwarehouse" => format!(
+                    "restocked {:>3}   database errors {}",
+                    n(&c, "restocked"),
+                    n(&c, "dbErrors")
+                ),
+                _ => format!(
+                    "sold {:>8}   restocked {}   restock failures {}",
+                    n(&c, "sold"),
+                    n(&c, "restocked"),
+                    n(&c, "restockFailed")
+                ),
             },
             Err(e) => format!("(not reachable yet: {e:#})"),
         };
@@ -103,20 +163,31 @@ pub fn render(api: &ApiServer, instance: &Instance) -> String {
 }
 
 /// `osm local demo`.
-pub async fn run(state: &StateDir, watch: Option<Duration>, only_watch: bool) -> anyhow::Result<()> {
+pub async fn run(
+    state: &StateDir,
+    watch: Option<Duration>,
+    only_watch: bool,
+) -> anyhow::Result<()> {
     if only_watch {
         let api = super::api_server(state)?;
         let instance = api.instance.clone();
         return show(&api, &instance, watch).await;
     }
     lifecycle::up(state, None).await?;
-    if !std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("redis-server").is_file())) {
-        anyhow::bail!("the demo's database is Redis: install it with `apt-get install redis-server`");
+    if !std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("redis-server").is_file()))
+    {
+        anyhow::bail!(
+            "the demo's database is Redis: install it with `apt-get install redis-server`"
+        );
     }
     let api = super::api_server(state)?;
     let outcome = check(documents()?, None);
     if !outcome.errors.is_empty() {
-        anyhow::bail!("the demo's manifests are invalid:\n  {}", outcome.errors.join("\n  "));
+        anyhow::bail!(
+            "the demo's manifests are invalid:\n  {}",
+            outcome.errors.join("\n  ")
+        );
     }
     let mut failed = false;
     for line in api.apply(&outcome.objects).await {
@@ -152,7 +223,9 @@ pub async fn run(state: &StateDir, watch: Option<Duration>, only_watch: bool) ->
             break;
         }
         if began.elapsed() > Duration::from_secs(180) {
-            anyhow::bail!("the demo's pods are not ready after 3 minutes: see `osm local get pods -A`");
+            anyhow::bail!(
+                "the demo's pods are not ready after 3 minutes: see `osm local get pods -A`"
+            );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -67,16 +67,34 @@ fn ports(service: &Value) -> String {
             )
         })
         .collect();
-    if list.is_empty() { "<none>".into() } else { list.join(",") }
+    if list.is_empty() {
+        "<none>".into()
+    } else {
+        list.join(",")
+    }
 }
 
 /// The table for objects of one kind (pure).
-pub fn table(kind: &str, objects: &[&Stored], all: &[Stored], wide: bool, with_namespace: bool, now: SystemTime) -> String {
+pub fn table(
+    kind: &str,
+    objects: &[&Stored],
+    all: &[Stored],
+    wide: bool,
+    with_namespace: bool,
+    now: SystemTime,
+) -> String {
     let mut rows: Vec<Vec<String>> = Vec::new();
     let header: Vec<&str> = match kind {
         "Pod" if wide => vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"],
         "Pod" => vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
-        "Service" => vec!["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
+        "Service" => vec![
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE",
+        ],
         "Deployment" => vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
         "Namespace" => vec!["NAME", "STATUS", "AGE"],
         _ => vec!["NAME", "AGE"],
@@ -91,7 +109,11 @@ pub fn table(kind: &str, objects: &[&Stored], all: &[Stored], wide: bool, with_n
                 let mut r = vec![name, ready, status, restarts.to_string(), created];
                 if wide {
                     let ip = str_at(v, "/status/podIP");
-                    r.push(if ip.is_empty() { "<none>".into() } else { ip.into() });
+                    r.push(if ip.is_empty() {
+                        "<none>".into()
+                    } else {
+                        ip.into()
+                    });
                     r.push(str_at(v, "/spec/nodeName").to_string());
                 }
                 r
@@ -105,7 +127,10 @@ pub fn table(kind: &str, objects: &[&Stored], all: &[Stored], wide: bool, with_n
                 created,
             ],
             "Deployment" => {
-                let replicas = v.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
+                let replicas = v
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(1);
                 let owned: Vec<&Stored> = all
                     .iter()
                     .filter(|p| {
@@ -132,7 +157,13 @@ pub fn table(kind: &str, objects: &[&Stored], all: &[Stored], wide: bool, with_n
                     .iter()
                     .filter(|p| str_at(&p.value, "/metadata/labels/pod-template-hash") == hash)
                     .count();
-                vec![name, format!("{ready}/{replicas}"), current.to_string(), ready.to_string(), created]
+                vec![
+                    name,
+                    format!("{ready}/{replicas}"),
+                    current.to_string(),
+                    ready.to_string(),
+                    created,
+                ]
             }
             "Namespace" => vec![name, "Active".into(), created],
             _ => vec![name, created],
@@ -236,7 +267,9 @@ pub fn get(store: &Store, q: &Query) -> anyhow::Result<String> {
                 SystemTime::now(),
             ))
         }
-        Some(other) => anyhow::bail!("error: unable to match a printer for output format {other:?} (use wide, yaml or json)"),
+        Some(other) => anyhow::bail!(
+            "error: unable to match a printer for output format {other:?} (use wide, yaml or json)"
+        ),
     }
 }
 
@@ -252,7 +285,9 @@ mod tests {
     #[test]
     fn ages_read_like_kubectl() {
         let now = humantime::parse_rfc3339("2026-01-03T00:00:00Z").unwrap();
-        let at = |secs: u64| humantime::format_rfc3339_seconds(now - Duration::from_secs(secs)).to_string();
+        let at = |secs: u64| {
+            humantime::format_rfc3339_seconds(now - Duration::from_secs(secs)).to_string()
+        };
         assert_eq!(age(&at(45), now), "45s");
         assert_eq!(age(&at(600), now), "10m");
         assert_eq!(age(&at(5 * 3600), now), "5h");
@@ -269,10 +304,19 @@ mod tests {
         };
         let text = table("Service", &[&svc], &[], false, false, now);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "NAME   TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)         AGE");
-        assert_eq!(lines[1], "web    ClusterIP   10.214.0.1   <none>        80/TCP,53/UDP   60s");
+        assert_eq!(
+            lines[0],
+            "NAME   TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)         AGE"
+        );
+        assert_eq!(
+            lines[1],
+            "web    ClusterIP   10.214.0.1   <none>        80/TCP,53/UDP   60s"
+        );
         assert_eq!(kind_of("svc"), Some("Service"));
-        assert_eq!(kind_of("trafficsplits.split.smi-spec.io"), Some("TrafficSplit"));
+        assert_eq!(
+            kind_of("trafficsplits.split.smi-spec.io"),
+            Some("TrafficSplit")
+        );
         assert_eq!(kind_of("widgets"), None);
     }
 }

@@ -17,10 +17,7 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-async fn exchange<S>(
-    stream: S,
-    request: http::Request<Full<Bytes>>,
-) -> anyhow::Result<Answer>
+async fn exchange<S>(stream: S, request: http::Request<Full<Bytes>>) -> anyhow::Result<Answer>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

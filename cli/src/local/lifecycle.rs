@@ -14,7 +14,9 @@ use super::{
     http,
     manifests::{check, split_documents},
     runtime::{net, status::ready_and_status},
-    state::{INJECTOR_SERVER_NAME, Instance, OSM_NAMESPACE, StateDir, check_instance, write_atomic},
+    state::{
+        INJECTOR_SERVER_NAME, Instance, OSM_NAMESPACE, StateDir, check_instance, write_atomic,
+    },
     store::Store,
 };
 
@@ -43,9 +45,8 @@ spec:
 const ROOT_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// What must be true before anything is touched.
@@ -126,7 +127,10 @@ fn make_certificates(state: &StateDir, instance: &Instance) -> anyhow::Result<()
 }
 
 fn seed(store: &Store) -> anyhow::Result<()> {
-    let outcome = check(split_documents("seed", SEED).map_err(anyhow::Error::msg)?, None);
+    let outcome = check(
+        split_documents("seed", SEED).map_err(anyhow::Error::msg)?,
+        None,
+    );
     for object in outcome.objects {
         if store.get(&object.key)?.is_none() {
             let mut value = object.value;
@@ -156,8 +160,15 @@ pub async fn up(state: &StateDir, requested: Option<Instance>) -> anyhow::Result
         (None, asked) => asked.unwrap_or_default(),
     };
     check_instance(&instance).map_err(anyhow::Error::msg)?;
-    for dir in [state.root.clone(), state.api(), state.logs(), state.run(), state.pods()] {
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for dir in [
+        state.root.clone(),
+        state.api(),
+        state.logs(),
+        state.run(),
+        state.pods(),
+    ] {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     // Sidecars run as UID 1500 and read their token below this directory.
     std::fs::set_permissions(&state.root, std::fs::Permissions::from_mode(0o755))?;
@@ -219,7 +230,10 @@ pub async fn up(state: &StateDir, requested: Option<Instance>) -> anyhow::Result
 /// `osm local down`.
 pub async fn down(state: &StateDir) -> anyhow::Result<()> {
     let Some(instance) = state.load_instance()? else {
-        println!("no local mesh in {}: nothing to remove", state.root.display());
+        println!(
+            "no local mesh in {}: nothing to remove",
+            state.root.display()
+        );
         return Ok(());
     };
     if let Some(pid) = daemon_pid(state) {
@@ -237,7 +251,11 @@ pub async fn down(state: &StateDir) -> anyhow::Result<()> {
     kill_leftovers(state);
     let problems = net::teardown_host(&instance, state).await;
     let prefix = instance.netns_prefix();
-    for entry in std::fs::read_dir("/etc/netns").into_iter().flatten().flatten() {
+    for entry in std::fs::read_dir("/etc/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         if entry.file_name().to_string_lossy().starts_with(&prefix) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
@@ -258,7 +276,10 @@ pub async fn down(state: &StateDir) -> anyhow::Result<()> {
 /// `osm local status`: true when everything is up.
 pub async fn status(state: &StateDir) -> anyhow::Result<bool> {
     let Some(instance) = state.load_instance()? else {
-        println!("no local mesh in {} (start one with `osm local up`)", state.root.display());
+        println!(
+            "no local mesh in {} (start one with `osm local up`)",
+            state.root.display()
+        );
         return Ok(false);
     };
     let timeout = Duration::from_secs(2);
@@ -266,15 +287,25 @@ pub async fn status(state: &StateDir) -> anyhow::Result<bool> {
     let controller = http::get(instance.controller_admin(), "/readyz", timeout)
         .await
         .is_ok_and(|a| a.status == 200);
-    let injector = tokio::net::TcpStream::connect(instance.injector()).await.is_ok();
+    let injector = tokio::net::TcpStream::connect(instance.injector())
+        .await
+        .is_ok();
     let word = |ok: bool| if ok { "ready" } else { "NOT READY" };
     println!("local mesh {:?} in {}", instance.name, state.root.display());
     println!(
         "  daemon          {}",
         daemon.map_or("NOT RUNNING".to_string(), |p| format!("running (pid {p})"))
     );
-    println!("  osm-controller  {:<10} {}", word(controller), instance.controller_grpc());
-    println!("  osm-injector    {:<10} {}", word(injector), instance.injector());
+    println!(
+        "  osm-controller  {:<10} {}",
+        word(controller),
+        instance.controller_grpc()
+    );
+    println!(
+        "  osm-injector    {:<10} {}",
+        word(injector),
+        instance.injector()
+    );
     let store = Store::new(state.api(), state.api_lock());
     let pods: Vec<_> = store
         .list()?

@@ -203,8 +203,7 @@ pub fn check(docs: Vec<Document>, namespace: Option<&str>) -> CheckOutcome {
             out.objects.push(Checked { key, value, origin });
         }
     }
-    out.objects
-        .sort_by_key(|c| rank(&c.key.kind));
+    out.objects.sort_by_key(|c| rank(&c.key.kind));
     out
 }
 
@@ -248,7 +247,10 @@ items:
         let out = check(docs, Some("shop"));
         assert!(out.errors.is_empty(), "{:?}", out.errors);
         let keys: Vec<String> = out.objects.iter().map(|c| c.key.to_string()).collect();
-        assert_eq!(keys, ["Namespace shop", "Service shop/web", "Deployment shop/web"]);
+        assert_eq!(
+            keys,
+            ["Namespace shop", "Service shop/web", "Deployment shop/web"]
+        );
         assert_eq!(
             resource_name(&out.objects[2].value, &out.objects[2].key),
             "deployment.apps/web"
@@ -264,7 +266,11 @@ items:
         .unwrap();
         let out = check(docs, None);
         assert_eq!(out.errors.len(), 2, "{:?}", out.errors);
-        assert!(out.errors[0].starts_with("bad.yaml: document 1 (TrafficSplit a/s)"), "{}", out.errors[0]);
+        assert!(
+            out.errors[0].starts_with("bad.yaml: document 1 (TrafficSplit a/s)"),
+            "{}",
+            out.errors[0]
+        );
         assert!(out.errors[1].contains("Bad_Name"), "{}", out.errors[1]);
         assert!(out.objects.is_empty());
     }
@@ -283,6 +289,9 @@ items:
     #[test]
     fn broken_yaml_is_reported_with_its_file() {
         let err = split_documents("y.yaml", "a: [\n").unwrap_err();
-        assert!(err.starts_with("y.yaml: document 1: not valid YAML"), "{err}");
+        assert!(
+            err.starts_with("y.yaml: document 1: not valid YAML"),
+            "{err}"
+        );
     }
 }

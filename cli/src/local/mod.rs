@@ -206,16 +206,17 @@ pub async fn run(local: Local) -> anyhow::Result<i32> {
     let state = StateDir::new(&local.state_dir);
     match local.command {
         LocalCommand::Up(args) => {
-            let requested = if args.name.is_some() || args.pod_cidr.is_some() || args.service_cidr.is_some() {
-                let d = state.load_instance()?.unwrap_or_default();
-                Some(Instance {
-                    name: args.name.unwrap_or(d.name),
-                    pod_cidr: args.pod_cidr.unwrap_or(d.pod_cidr),
-                    service_cidr: args.service_cidr.unwrap_or(d.service_cidr),
-                })
-            } else {
-                None
-            };
+            let requested =
+                if args.name.is_some() || args.pod_cidr.is_some() || args.service_cidr.is_some() {
+                    let d = state.load_instance()?.unwrap_or_default();
+                    Some(Instance {
+                        name: args.name.unwrap_or(d.name),
+                        pod_cidr: args.pod_cidr.unwrap_or(d.pod_cidr),
+                        service_cidr: args.service_cidr.unwrap_or(d.service_cidr),
+                    })
+                } else {
+                    None
+                };
             lifecycle::up(&state, requested).await?;
             Ok(0)
         }
@@ -223,7 +224,11 @@ pub async fn run(local: Local) -> anyhow::Result<i32> {
             lifecycle::down(&state).await?;
             Ok(0)
         }
-        LocalCommand::Status => Ok(if lifecycle::status(&state).await? { 0 } else { 1 }),
+        LocalCommand::Status => Ok(if lifecycle::status(&state).await? {
+            0
+        } else {
+            1
+        }),
         LocalCommand::Apply(args) => {
             let api = api_server(&state)?;
             let objects = checked(&args)?;
@@ -279,8 +284,10 @@ pub async fn run(local: Local) -> anyhow::Result<i32> {
             Ok(0)
         }
         LocalCommand::Daemon => {
-            osm_serve::init_logging(&std::env::var("OSM_LOCAL_LOG").unwrap_or_else(|_| "info".into()))
-                .map_err(anyhow::Error::msg)?;
+            osm_serve::init_logging(
+                &std::env::var("OSM_LOCAL_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .map_err(anyhow::Error::msg)?;
             daemon::run(state).await?;
             Ok(0)
         }

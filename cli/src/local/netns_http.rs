@@ -20,13 +20,17 @@ pub fn get(netns: &str, port: u16, path: &str, timeout: Duration) -> anyhow::Res
     std::thread::spawn(move || -> anyhow::Result<(u16, String)> {
         let file = std::fs::File::open(format!("/run/netns/{netns}"))
             .with_context(|| format!("no network namespace {netns}"))?;
-        setns(&file, CloneFlags::CLONE_NEWNET).context("cannot enter the pod's network namespace")?;
+        setns(&file, CloneFlags::CLONE_NEWNET)
+            .context("cannot enter the pod's network namespace")?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut stream = TcpStream::connect_timeout(&addr, timeout)
             .with_context(|| format!("nothing answers on port {port} in {netns}"))?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response)?;
         let text = String::from_utf8_lossy(&response);

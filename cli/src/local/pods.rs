@@ -24,7 +24,9 @@ pub fn find_pod(store: &Store, namespace: &str, target: &str) -> anyhow::Result<
     {
         store
             .get(&Key::new("Deployment", namespace, deployment))?
-            .with_context(|| format!("Error from server (NotFound): deployments.apps \"{deployment}\" not found"))?;
+            .with_context(|| {
+                format!("Error from server (NotFound): deployments.apps \"{deployment}\" not found")
+            })?;
         let mut pods: Vec<Value> = store
             .list()?
             .into_iter()
@@ -68,13 +70,17 @@ pub fn pick_container(pod: &Pod, wanted: Option<&str>) -> anyhow::Result<Contain
         .as_ref()
         .and_then(|a| a.get("kubectl.kubernetes.io/default-container"))
         .cloned();
-    let wanted = wanted.map(str::to_string).or(default).or_else(|| {
-        (spec.containers.len() == 1).then(|| spec.containers[0].name.clone())
-    });
+    let wanted = wanted
+        .map(str::to_string)
+        .or(default)
+        .or_else(|| (spec.containers.len() == 1).then(|| spec.containers[0].name.clone()));
     let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
     match wanted {
         Some(w) => all.iter().find(|c| c.name == w).cloned().with_context(|| {
-            format!("container {w} is not valid for pod {name}: choose one of [{}]", names.join(" "))
+            format!(
+                "container {w} is not valid for pod {name}: choose one of [{}]",
+                names.join(" ")
+            )
         }),
         None => anyhow::bail!(
             "a container name must be specified for pod {name}, choose one of: [{}]",
@@ -224,11 +230,23 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(pick_container(&pod, None).unwrap().name, "app");
-        assert_eq!(pick_container(&pod, Some("osm-proxy")).unwrap().name, "osm-proxy");
+        assert_eq!(
+            pick_container(&pod, Some("osm-proxy")).unwrap().name,
+            "osm-proxy"
+        );
         let err = pick_container(&pod, Some("nope")).unwrap_err().to_string();
-        assert_eq!(err, "container nope is not valid for pod p: choose one of [osm-proxy app]");
+        assert_eq!(
+            err,
+            "container nope is not valid for pod p: choose one of [osm-proxy app]"
+        );
         let two: Pod = serde_json::from_value(json!({
-            "metadata": {"name": "q"}, "spec": {"containers": [{"name": "a"}, {"name": "b"}]}})).unwrap();
-        assert!(pick_container(&two, None).unwrap_err().to_string().contains("choose one of: [a b]"));
+            "metadata": {"name": "q"}, "spec": {"containers": [{"name": "a"}, {"name": "b"}]}}))
+        .unwrap();
+        assert!(
+            pick_container(&two, None)
+                .unwrap_err()
+                .to_string()
+                .contains("choose one of: [a b]")
+        );
     }
 }

@@ -178,10 +178,11 @@ impl Store {
 
 fn read_object(path: &Path) -> anyhow::Result<Option<Value>> {
     match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(
-            serde_yaml_ng::from_str(&text)
-                .with_context(|| format!("{} is damaged", path.display()))?,
-        )),
+        Ok(text) => {
+            Ok(Some(serde_yaml_ng::from_str(&text).with_context(|| {
+                format!("{} is damaged", path.display())
+            })?))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }

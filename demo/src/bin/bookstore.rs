@@ -25,7 +25,10 @@ struct Counters {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let identity = env_or("IDENTITY", "bookstore");
-    let warehouse = env_or("BOOKWAREHOUSE_URL", "http://bookwarehouse.bookwarehouse:14001");
+    let warehouse = env_or(
+        "BOOKWAREHOUSE_URL",
+        "http://bookwarehouse.bookwarehouse:14001",
+    );
     let port = port_from_env("PORT", 14001)?;
     let counters = Arc::new(Counters::default());
     let client = http::client();
@@ -61,11 +64,19 @@ async fn main() -> anyhow::Result<()> {
                                 .is_ok_and(|a| a.status == 200),
                             Err(_) => false,
                         };
-                        let counter = if ok { &counters.restocked } else { &counters.restock_failed };
+                        let counter = if ok {
+                            &counters.restocked
+                        } else {
+                            &counters.restock_failed
+                        };
                         counter.fetch_add(1, Ordering::Relaxed);
                     }
                 });
-                http::reply(200, "text/plain", format!("bought a book from {identity}\n"))
+                http::reply(
+                    200,
+                    "text/plain",
+                    format!("bought a book from {identity}\n"),
+                )
             } else if path == "/books-bought" || path == "/counters" {
                 http::json(200, &counts())
             } else {

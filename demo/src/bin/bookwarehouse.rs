@@ -44,7 +44,9 @@ impl Database {
         };
         let result = tokio::time::timeout(
             Duration::from_secs(3),
-            redis::cmd("INCR").arg("books:stock").query_async::<i64>(conn),
+            redis::cmd("INCR")
+                .arg("books:stock")
+                .query_async::<i64>(conn),
         )
         .await
         .map_err(|_| "the database did not answer".to_string())

@@ -32,7 +32,11 @@ async fn main() {
         Ok(answer) => {
             println!("{}", answer.status);
             print!("{}", answer.body);
-            std::process::exit(if (200..300).contains(&answer.status) { 0 } else { 22 });
+            std::process::exit(if (200..300).contains(&answer.status) {
+                0
+            } else {
+                22
+            });
         }
         Err(e) => {
             eprintln!("httpget: {url}: {e}");

@@ -104,10 +104,8 @@ async fn handle(
                 // says why, instead of a reset it cannot explain.
                 let message = format!("osm-proxy: {reason}");
                 crate::serve::serve_http(stream, detected == Detected::Http2, drain, move |_req| {
-                    let response = crate::http_util::error_response(
-                        hyper::StatusCode::FORBIDDEN,
-                        &message,
-                    );
+                    let response =
+                        crate::http_util::error_response(hyper::StatusCode::FORBIDDEN, &message);
                     async move { response }
                 })
                 .await;
@@ -208,11 +206,21 @@ fn deny(shared: &Shared, port: u16, kind: &'static str) {
 
 /// Whether the current config still admits a TCP connection from this
 /// source on this port.
-fn still_admitted(shared: &Shared, port: u16, peer: SocketAddr, identity: Option<&SpiffeId>) -> bool {
+fn still_admitted(
+    shared: &Shared,
+    port: u16,
+    peer: SocketAddr,
+    identity: Option<&SpiffeId>,
+) -> bool {
     let snapshot = shared.config();
     match identity {
         Some(id) => matches!(
-            authorize_tcp(snapshot.mesh.permissive, port, snapshot.inbound.get(&port), id),
+            authorize_tcp(
+                snapshot.mesh.permissive,
+                port,
+                snapshot.inbound.get(&port),
+                id
+            ),
             Decision::Allow(_)
         ),
         None => snapshot

@@ -129,8 +129,14 @@ async fn handle(
                         service_by_addr(&shared.config(), dst).is_none()
                             && egress_allows(shared, detected, &first, dst)
                     };
-                    return passthrough(&shared, Prefixed::new(prefix, inner), peer, dst, still_allowed)
-                        .await;
+                    return passthrough(
+                        &shared,
+                        Prefixed::new(prefix, inner),
+                        peer,
+                        dst,
+                        still_allowed,
+                    )
+                    .await;
                 }
             }
             refused(&shared, "tcp", "no-route");

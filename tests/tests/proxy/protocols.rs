@@ -280,7 +280,9 @@ async fn unknown_destinations_are_refused_without_egress_and_passed_through_with
 async fn a_passthrough_connection_is_closed_when_the_config_stops_allowing_it() {
     let pki = Pki::default();
     let outside = HttpApp::start("outside").await;
-    let egress = |on: bool| json!({"trustBundle": {"pem": pki.bundle_pem()}, "mesh": {"egress": on}}).to_string();
+    let egress = |on: bool| {
+        json!({"trustBundle": {"pem": pki.bundle_pem()}, "mesh": {"egress": on}}).to_string()
+    };
     let client = TestProxy::start(ProxyOptions {
         credentials: Some(pki.issue("shop", "buyer")),
         config_yaml: Some(egress(true)),
@@ -302,7 +304,10 @@ async fn a_passthrough_connection_is_closed_when_the_config_stops_allowing_it() 
         tokio::task::yield_now().await;
     }
     let closed = conn.get(&host, "/b", &[]).await;
-    assert!(closed.is_err(), "the passthrough outlived the config: {closed:?}");
+    assert!(
+        closed.is_err(),
+        "the passthrough outlived the config: {closed:?}"
+    );
     let answer = osm_tests::client::http1_get(client.outbound(), &host, "/c")
         .await
         .unwrap();

@@ -62,7 +62,12 @@ impl PodInfo {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        Self { key, owner, ready, created }
+        Self {
+            key,
+            owner,
+            ready,
+            created,
+        }
     }
 }
 
@@ -90,7 +95,10 @@ pub fn pod_from_template(deployment: &Value, hash: &str, name: &str) -> Value {
         .pointer("/spec/template")
         .cloned()
         .unwrap_or_else(|| json!({}));
-    let mut metadata = template.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let mut metadata = template
+        .get("metadata")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     if !metadata.is_object() {
         metadata = json!({});
     }
@@ -121,11 +129,17 @@ pub fn pod_from_template(deployment: &Value, hash: &str, name: &str) -> Value {
 }
 
 /// The plan for every Deployment against the pods that exist.
-pub fn plan(deployments: &[&Value], pods: &[PodInfo], mut new_name: impl FnMut() -> String) -> Plan {
+pub fn plan(
+    deployments: &[&Value],
+    pods: &[PodInfo],
+    mut new_name: impl FnMut() -> String,
+) -> Plan {
     let mut out = Plan::default();
     let mut owned = vec![false; pods.len()];
     for deployment in deployments {
-        let Some(key) = Key::of(deployment) else { continue };
+        let Some(key) = Key::of(deployment) else {
+            continue;
+        };
         let template = deployment
             .pointer("/spec/template")
             .cloned()
@@ -154,8 +168,11 @@ pub fn plan(deployments: &[&Value], pods: &[PodInfo], mut new_name: impl FnMut()
         // Newest first, so scaling down removes the youngest pods.
         current.sort_by(|a, b| b.created.cmp(&a.created));
         if current.len() > replicas {
-            out.delete
-                .extend(current[..current.len() - replicas].iter().map(|p| p.key.clone()));
+            out.delete.extend(
+                current[..current.len() - replicas]
+                    .iter()
+                    .map(|p| p.key.clone()),
+            );
         }
         for _ in current.len()..replicas {
             let name = format!("{current_rs}-{}", new_name());
@@ -210,8 +227,14 @@ mod tests {
         let pod = &plan.create[0].0;
         assert_eq!(pod["metadata"]["name"], format!("web-{hash}-p1"));
         assert_eq!(pod["metadata"]["labels"]["app"], "web");
-        assert_eq!(pod["metadata"]["labels"]["pod-template-hash"], hash.as_str());
-        assert_eq!(pod["metadata"]["ownerReferences"][0]["name"], format!("web-{hash}"));
+        assert_eq!(
+            pod["metadata"]["labels"]["pod-template-hash"],
+            hash.as_str()
+        );
+        assert_eq!(
+            pod["metadata"]["ownerReferences"][0]["name"],
+            format!("web-{hash}")
+        );
         assert_eq!(pod["spec"]["containers"][0]["command"][0], "x");
         assert!(plan.delete.is_empty());
     }
@@ -220,7 +243,10 @@ mod tests {
     fn extra_replicas_go_youngest_first() {
         let d = deployment("web", 1, "a");
         let rs = format!("web-{}", template_hash(&d["spec"]["template"]));
-        let pods = [pod("old", &rs, true, "2026-01-01T00:00:00Z"), pod("young", &rs, true, "2026-01-02T00:00:00Z")];
+        let pods = [
+            pod("old", &rs, true, "2026-01-01T00:00:00Z"),
+            pod("young", &rs, true, "2026-01-02T00:00:00Z"),
+        ];
         let plan = plan(&[&d], &pods, || unreachable!());
         assert_eq!(plan.delete, [Key::new("Pod", "shop", "young")]);
     }
@@ -241,7 +267,10 @@ mod tests {
     #[test]
     fn pods_of_a_deleted_deployment_are_collected_and_bare_pods_kept() {
         let orphan = pod("gone-abc-xyz", "gone-abc", true, "1");
-        let bare = PodInfo { owner: None, ..pod("bare", "", true, "1") };
+        let bare = PodInfo {
+            owner: None,
+            ..pod("bare", "", true, "1")
+        };
         let p = plan(&[], &[orphan, bare], || unreachable!());
         assert_eq!(p.delete, [Key::new("Pod", "shop", "gone-abc-xyz")]);
     }

@@ -113,7 +113,10 @@ fn mounts(container: &Container, ctx: &PodContext<'_>) -> Result<Vec<(String, Pa
     let mut out = Vec::new();
     for m in container.volume_mounts.iter().flatten() {
         let host = ctx.volumes.get(&m.name).ok_or_else(|| {
-            format!("volumeMounts: volume {:?} is not defined in the pod", m.name)
+            format!(
+                "volumeMounts: volume {:?} is not defined in the pod",
+                m.name
+            )
         })?;
         let host = match m.sub_path.as_deref() {
             Some(sub) if !sub.is_empty() => host.join(sub),
@@ -183,7 +186,10 @@ pub fn launch(container: &Container, ctx: &PodContext<'_>) -> Result<Launch, Str
             "PATH".into(),
             format!("{}:{SYSTEM_PATH}", ctx.bin_dir.display()),
         ),
-        ("HOSTNAME".into(), pod.metadata.name.clone().unwrap_or_default()),
+        (
+            "HOSTNAME".into(),
+            pod.metadata.name.clone().unwrap_or_default(),
+        ),
         ("HOME".into(), if uid == 0 { "/root" } else { "/" }.into()),
     ];
     for from in container.env_from.iter().flatten() {
@@ -308,8 +314,12 @@ mod tests {
             }],
         }));
         let cm: ConfigMap = serde_json::from_value(json!({
-            "metadata": {"name": "cfg", "namespace": "shop"}, "data": {"color": "blue"}})).unwrap();
-        let volumes = BTreeMap::from([("tok".to_string(), PathBuf::from("/state/pods/shop/web-1/volumes/tok"))]);
+            "metadata": {"name": "cfg", "namespace": "shop"}, "data": {"color": "blue"}}))
+        .unwrap();
+        let volumes = BTreeMap::from([(
+            "tok".to_string(),
+            PathBuf::from("/state/pods/shop/web-1/volumes/tok"),
+        )]);
         let ctx = PodContext {
             pod: &pod,
             netns: "osm.shop.web-1",
@@ -324,8 +334,19 @@ mod tests {
         assert_eq!(l.program, "ip");
         assert_eq!(
             l.args,
-            ["netns", "exec", "osm.shop.web-1", "setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "--",
-             "web", "--port=8080", "--token=/state/pods/shop/web-1/volumes/tok/token"]
+            [
+                "netns",
+                "exec",
+                "osm.shop.web-1",
+                "setpriv",
+                "--reuid=1000",
+                "--regid=1000",
+                "--clear-groups",
+                "--",
+                "web",
+                "--port=8080",
+                "--token=/state/pods/shop/web-1/volumes/tok/token"
+            ]
         );
         let env: BTreeMap<_, _> = l.env.into_iter().collect();
         assert_eq!(env["ME"], "web-1");
@@ -351,6 +372,9 @@ mod tests {
             bin_dir: Path::new("/"),
         };
         let err = launch(&pod.spec.as_ref().unwrap().containers[0], &ctx).unwrap_err();
-        assert!(err.contains("has no command") && err.contains("mysql:8"), "{err}");
+        assert!(
+            err.contains("has no command") && err.contains("mysql:8"),
+            "{err}"
+        );
     }
 }

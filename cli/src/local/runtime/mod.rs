@@ -205,18 +205,26 @@ impl Runtime {
             let Some(mut stored) = self.api.store.get(key)? else {
                 continue;
             };
-            if stored.pointer("/metadata/uid").and_then(Value::as_str) != Some(handle.uid.as_str()) {
+            if stored.pointer("/metadata/uid").and_then(Value::as_str) != Some(handle.uid.as_str())
+            {
                 continue;
             }
             stored["status"] = status.clone();
-            self.api.store.put(&stored).with_context(|| format!("{key}: status"))?;
+            self.api
+                .store
+                .put(&stored)
+                .with_context(|| format!("{key}: status"))?;
             self.written.insert(key.clone(), status);
         }
         Ok(())
     }
 
     /// kube-proxy's rules and every pod's hosts file, when they changed.
-    async fn sync_services(&mut self, objects: &[Stored], services: &[Service]) -> anyhow::Result<()> {
+    async fn sync_services(
+        &mut self,
+        objects: &[Stored],
+        services: &[Service],
+    ) -> anyhow::Result<()> {
         let instance = self.shared.instance.clone();
         let pods: Vec<(Key, Pod)> = objects
             .iter()
@@ -258,7 +266,9 @@ impl Runtime {
                 services,
             );
             if self.hosts.get(&handle.netns) != Some(&hosts)
-                && std::path::Path::new("/etc/netns").join(&handle.netns).exists()
+                && std::path::Path::new("/etc/netns")
+                    .join(&handle.netns)
+                    .exists()
             {
                 net::write_hosts(&handle.netns, &hosts)?;
                 self.hosts.insert(handle.netns.clone(), hosts);

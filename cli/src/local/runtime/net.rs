@@ -176,16 +176,26 @@ pub async fn create_pod_network(
     run("ip", &["netns", "add", netns]).await?;
     run(
         "ip",
-        &["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns],
+        &[
+            "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns,
+        ],
     )
     .await?;
-    run("ip", &["link", "set", veth, "master", &instance.bridge(), "up"]).await?;
+    run(
+        "ip",
+        &["link", "set", veth, "master", &instance.bridge(), "up"],
+    )
+    .await?;
     let cidr = format!("{ip}/{}", instance.pod_cidr.prefix_len());
     let gateway = instance.gateway().to_string();
     run("ip", &["-n", netns, "addr", "add", &cidr, "dev", "eth0"]).await?;
     run("ip", &["-n", netns, "link", "set", "eth0", "up"]).await?;
     run("ip", &["-n", netns, "link", "set", "lo", "up"]).await?;
-    run("ip", &["-n", netns, "route", "add", "default", "via", &gateway]).await?;
+    run(
+        "ip",
+        &["-n", netns, "route", "add", "default", "via", &gateway],
+    )
+    .await?;
     Ok(())
 }
 
@@ -197,7 +207,8 @@ pub async fn delete_netns(netns: &str) -> anyhow::Result<()> {
     }
     let etc = Path::new("/etc/netns").join(netns);
     if etc.exists() {
-        std::fs::remove_dir_all(&etc).with_context(|| format!("cannot remove {}", etc.display()))?;
+        std::fs::remove_dir_all(&etc)
+            .with_context(|| format!("cannot remove {}", etc.display()))?;
     }
     Ok(())
 }

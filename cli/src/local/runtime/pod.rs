@@ -21,8 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     launch::{Launch, PodContext, launch, run_as},
-    net,
-    probes,
+    net, probes,
     status::{ContainerStatus, PodStatus, State},
 };
 use crate::local::{
@@ -221,7 +220,10 @@ async fn run_pod_inner(
     }
 
     let spec = run.pod.spec.clone().unwrap_or_default();
-    let restart = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+    let restart = spec
+        .restart_policy
+        .clone()
+        .unwrap_or_else(|| "Always".into());
     let mut sidecars = Vec::new();
     for (i, container) in spec.init_containers.iter().flatten().enumerate() {
         if container.restart_policy.as_deref() == Some("Always") {
@@ -236,7 +238,12 @@ async fn run_pod_inner(
             sidecars.push((child, task));
             // The next container starts once this one has started.
             loop {
-                if run.status.lock().map(|s| s.init[i].started).unwrap_or(false) {
+                if run
+                    .status
+                    .lock()
+                    .map(|s| s.init[i].started)
+                    .unwrap_or(false)
+                {
                     break;
                 }
                 tokio::select! {
@@ -318,7 +325,11 @@ async fn run_to_completion(
         };
         let exit = match spawn(&launch, &run.dir, &container.name) {
             Ok(mut child) => {
-                run.update(slot, |c| c.state = State::Running { since: now_rfc3339() });
+                run.update(slot, |c| {
+                    c.state = State::Running {
+                        since: now_rfc3339(),
+                    }
+                });
                 tokio::select! {
                     status = child.wait() => status.map(exit_code).unwrap_or(-1),
                     () = cancel.cancelled() => {
@@ -356,7 +367,10 @@ async fn run_to_completion(
             };
         });
         if restart == "Never" {
-            run.set_phase("Failed", Some(format!("init container {} failed", container.name)));
+            run.set_phase(
+                "Failed",
+                Some(format!("init container {} failed", container.name)),
+            );
             cancel.cancelled().await;
             return false;
         }
@@ -394,7 +408,9 @@ async fn supervise(
         let exit = match spawn(&launch, &run.dir, &container.name) {
             Ok(mut child) => {
                 run.update(slot, |c| {
-                    c.state = State::Running { since: now_rfc3339() };
+                    c.state = State::Running {
+                        since: now_rfc3339(),
+                    };
                     c.started = container.startup_probe.is_none();
                     c.ready = false;
                 });
@@ -443,7 +459,10 @@ async fn supervise(
             c.restarts += 1;
             c.state = State::Waiting {
                 reason: "CrashLoopBackOff".into(),
-                message: format!("back-off restarting failed container {} (exit {exit})", container.name),
+                message: format!(
+                    "back-off restarting failed container {} (exit {exit})",
+                    container.name
+                ),
             };
         });
         tokio::select! {
@@ -568,7 +587,11 @@ pub fn pid_file(pod_dir: &Path, container: &str) -> PathBuf {
     pod_dir.join(format!("{container}.pid"))
 }
 
-fn spawn(launch: &Launch, pod_dir: &Path, container: &str) -> std::io::Result<tokio::process::Child> {
+fn spawn(
+    launch: &Launch,
+    pod_dir: &Path,
+    container: &str,
+) -> std::io::Result<tokio::process::Child> {
     let log_path = pod_dir.join("logs").join(format!("{container}.log"));
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -656,14 +679,19 @@ fn materialize_volumes(run: &PodRun) -> Result<Tokens, String> {
                 Some(cm) => {
                     for (key, value) in cm.data.iter().flatten() {
                         if key.contains('/') || key.starts_with('.') {
-                            return Err(format!("configmap {name}: key {key:?} is not a file name"));
+                            return Err(format!(
+                                "configmap {name}: key {key:?} is not a file name"
+                            ));
                         }
                         write_owned(&dir.join(key), value.as_bytes(), owner, 0o644)?;
                     }
                     Ok(())
                 }
                 None if optional == Some(true) => Ok(()),
-                None => Err(format!("volume {}: configmap {name:?} not found", volume.name)),
+                None => Err(format!(
+                    "volume {}: configmap {name:?} not found",
+                    volume.name
+                )),
             }
         };
         if volume.empty_dir.is_some() {
@@ -674,7 +702,10 @@ fn materialize_volumes(run: &PodRun) -> Result<Tokens, String> {
             for source in projected.sources.iter().flatten() {
                 if let Some(t) = &source.service_account_token {
                     if t.path.contains("..") || t.path.starts_with('/') {
-                        return Err(format!("volume {}: bad token path {:?}", volume.name, t.path));
+                        return Err(format!(
+                            "volume {}: bad token path {:?}",
+                            volume.name, t.path
+                        ));
                     }
                     let ttl = Duration::from_secs(
                         u64::try_from(t.expiration_seconds.unwrap_or(3600)).unwrap_or(3600),

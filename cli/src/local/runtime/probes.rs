@@ -131,14 +131,21 @@ mod tests {
             for status in ["200 OK", "503 Service Unavailable"] {
                 let (mut s, _) = listener.accept().await.unwrap();
                 let mut buf = [0u8; 1024];
-                let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await.unwrap();
+                let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf)
+                    .await
+                    .unwrap();
                 let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
-                tokio::io::AsyncWriteExt::write_all(&mut s, reply.as_bytes()).await.unwrap();
+                tokio::io::AsyncWriteExt::write_all(&mut s, reply.as_bytes())
+                    .await
+                    .unwrap();
             }
         });
-        let container: Container =
-            serde_json::from_value(json!({"name": "c", "ports": [{"name": "web", "containerPort": port}]})).unwrap();
-        let probe: Probe = serde_json::from_value(json!({"httpGet": {"port": "web", "path": "/ready"}})).unwrap();
+        let container: Container = serde_json::from_value(
+            json!({"name": "c", "ports": [{"name": "web", "containerPort": port}]}),
+        )
+        .unwrap();
+        let probe: Probe =
+            serde_json::from_value(json!({"httpGet": {"port": "web", "path": "/ready"}})).unwrap();
         let ip = Ipv4Addr::LOCALHOST;
         assert_eq!(attempt(&probe, &container, ip, "-").await, Ok(()));
         let err = attempt(&probe, &container, ip, "-").await.unwrap_err();

@@ -84,14 +84,20 @@ pub fn balanced(services: &[Service], endpoints: &[Endpoint<'_>]) -> Vec<Balance
             let backends = endpoints
                 .iter()
                 .filter(|e| e.ready && selects(service, e.pod))
-                .filter_map(|e| Some((e.ip, target_port(port.target_port.as_ref(), number, e.pod)?)))
+                .filter_map(|e| {
+                    Some((e.ip, target_port(port.target_port.as_ref(), number, e.pod)?))
+                })
                 .collect();
             out.push(Balanced {
                 namespace: service.metadata.namespace.clone().unwrap_or_default(),
                 service: service.metadata.name.clone().unwrap_or_default(),
                 vip,
                 port: number,
-                protocol: port.protocol.clone().unwrap_or_else(|| "TCP".into()).to_lowercase(),
+                protocol: port
+                    .protocol
+                    .clone()
+                    .unwrap_or_else(|| "TCP".into())
+                    .to_lowercase(),
                 backends,
             });
         }
@@ -122,7 +128,10 @@ pub fn nat_rules(instance: &Instance, ports: &[Balanced], stale_chains: &[String
     for p in ports.iter().filter(|p| !p.backends.is_empty()) {
         let chain = instance.chain(&format!(
             "SVC-{}",
-            digest(&format!("{}/{}:{}/{}", p.namespace, p.service, p.port, p.protocol))
+            digest(&format!(
+                "{}/{}:{}/{}",
+                p.namespace, p.service, p.port, p.protocol
+            ))
         ));
         let _ = writeln!(text, ":{chain} - [0:0]");
         chains.push((p, chain));
@@ -191,7 +200,11 @@ pub fn filter_rules(instance: &Instance, ports: &[Balanced]) -> String {
             p.namespace,
             p.service,
             p.port,
-            if p.protocol == "tcp" { " --reject-with tcp-reset" } else { "" }
+            if p.protocol == "tcp" {
+                " --reject-with tcp-reset"
+            } else {
+                ""
+            }
         );
     }
     let _ = writeln!(
@@ -211,7 +224,8 @@ pub fn hosts_file(
     pod_ip: Option<Ipv4Addr>,
     services: &[Service],
 ) -> String {
-    let mut text = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let mut text =
+        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     if let Some(ip) = pod_ip {
         let _ = writeln!(text, "{ip}\t{pod}");
     }
@@ -250,7 +264,13 @@ mod tests {
 
     use super::*;
 
-    fn service(ns: &str, name: &str, ip: &str, selector: serde_json::Value, ports: serde_json::Value) -> Service {
+    fn service(
+        ns: &str,
+        name: &str,
+        ip: &str,
+        selector: serde_json::Value,
+        ports: serde_json::Value,
+    ) -> Service {
         serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns},
             "spec": {"clusterIP": ip, "selector": selector, "ports": ports}}))
         .unwrap()
@@ -264,15 +284,32 @@ mod tests {
 
     #[test]
     fn ready_selected_pods_back_each_port_with_named_target_ports() {
-        let svc = service("shop", "web", "10.214.0.5", json!({"app": "web"}),
-            json!([{"port": 80, "targetPort": "web"}, {"port": 81, "targetPort": 9000}]));
+        let svc = service(
+            "shop",
+            "web",
+            "10.214.0.5",
+            json!({"app": "web"}),
+            json!([{"port": 80, "targetPort": "web"}, {"port": 81, "targetPort": 9000}]),
+        );
         let a = pod("shop", "a", json!({"app": "web"}));
         let b = pod("shop", "b", json!({"app": "web"}));
         let other_ns = pod("else", "c", json!({"app": "web"}));
         let endpoints = [
-            Endpoint { pod: &a, ip: "10.213.0.2".parse().unwrap(), ready: true },
-            Endpoint { pod: &b, ip: "10.213.0.3".parse().unwrap(), ready: false },
-            Endpoint { pod: &other_ns, ip: "10.213.0.4".parse().unwrap(), ready: true },
+            Endpoint {
+                pod: &a,
+                ip: "10.213.0.2".parse().unwrap(),
+                ready: true,
+            },
+            Endpoint {
+                pod: &b,
+                ip: "10.213.0.3".parse().unwrap(),
+                ready: false,
+            },
+            Endpoint {
+                pod: &other_ns,
+                ip: "10.213.0.4".parse().unwrap(),
+                ready: true,
+            },
         ];
         let ports = balanced(&[svc], &endpoints);
         assert_eq!(ports.len(), 2);
@@ -296,8 +333,13 @@ mod tests {
             ],
         };
         let text = nat_rules(&instance, &[port], &["OSM-SVC-DEADBEEF".into()]);
-        assert!(text.contains("--probability 0.33333333333 -j DNAT --to-destination 10.213.0.2:8080"), "{text}");
-        assert!(text.contains("--probability 0.50000000000 -j DNAT --to-destination 10.213.0.3:8080"));
+        assert!(
+            text.contains("--probability 0.33333333333 -j DNAT --to-destination 10.213.0.2:8080"),
+            "{text}"
+        );
+        assert!(
+            text.contains("--probability 0.50000000000 -j DNAT --to-destination 10.213.0.3:8080")
+        );
         assert!(text.contains("-p tcp -j DNAT --to-destination 10.213.0.4:8080"));
         assert!(text.contains("-A OSM-SERVICES -d 10.214.0.5/32 -p tcp --dport 80"));
         assert!(text.contains(":OSM-SVC-DEADBEEF - [0:0]") && text.contains("-X OSM-SVC-DEADBEEF"));
@@ -328,10 +370,24 @@ mod tests {
             service("shop", "web", "10.214.0.5", json!({}), json!([])),
             service("bank", "ledger", "10.214.0.6", json!({}), json!([])),
         ];
-        let text = hosts_file(&instance, "shop", "web-1", Some("10.213.0.9".parse().unwrap()), &svcs);
+        let text = hosts_file(
+            &instance,
+            "shop",
+            "web-1",
+            Some("10.213.0.9".parse().unwrap()),
+            &svcs,
+        );
         assert!(text.contains("10.213.0.9\tweb-1\n"));
-        assert!(text.contains("10.214.0.5\tweb.shop.svc.cluster.local web.shop.svc web.shop web\n"));
-        assert!(text.contains("10.214.0.6\tledger.bank.svc.cluster.local ledger.bank.svc ledger.bank\n"));
-        assert!(text.contains("10.213.0.1\tosm-controller.osm-system.svc.cluster.local osm-controller.osm-system.svc"));
+        assert!(
+            text.contains("10.214.0.5\tweb.shop.svc.cluster.local web.shop.svc web.shop web\n")
+        );
+        assert!(
+            text.contains(
+                "10.214.0.6\tledger.bank.svc.cluster.local ledger.bank.svc ledger.bank\n"
+            )
+        );
+        assert!(text.contains(
+            "10.213.0.1\tosm-controller.osm-system.svc.cluster.local osm-controller.osm-system.svc"
+        ));
     }
 }

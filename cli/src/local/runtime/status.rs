@@ -161,16 +161,21 @@ pub fn ready_and_status(pod: &Value) -> (String, String, u64) {
             if is_sidecar(pod, c) {
                 c.get("started").and_then(Value::as_bool) == Some(true)
             } else {
-                c.pointer("/state/terminated/exitCode").and_then(Value::as_i64) == Some(0)
+                c.pointer("/state/terminated/exitCode")
+                    .and_then(Value::as_i64)
+                    == Some(0)
             }
         })
         .count();
     let text = if init_done < total_init {
-        match init.iter().find_map(|c| waiting(c).filter(|r| r != "PodInitializing")) {
+        match init
+            .iter()
+            .find_map(|c| waiting(c).filter(|r| r != "PodInitializing"))
+        {
             Some(r) => format!("Init:{r}"),
             None => format!("Init:{init_done}/{total_init}"),
         }
-    } else if let Some(reason) = containers.iter().find_map(|c| waiting(c)) {
+    } else if let Some(reason) = containers.iter().find_map(waiting) {
         reason
     } else if let Some(reason) = containers.iter().find_map(|c| {
         c.pointer("/state/terminated/reason")
@@ -227,28 +232,46 @@ mod tests {
 
     #[test]
     fn a_meshed_pod_reads_like_kubectl_through_its_life() {
-        let done = State::Terminated { exit_code: 0, reason: "Completed".into() };
+        let done = State::Terminated {
+            exit_code: 0,
+            reason: "Completed".into(),
+        };
         let running = State::Running { since: "t".into() };
         let mut s = PodStatus {
             phase: "Pending".into(),
-            init: vec![c("osm-init", State::default(), false, false), c("osm-proxy", State::default(), false, true)],
+            init: vec![
+                c("osm-init", State::default(), false, false),
+                c("osm-proxy", State::default(), false, true),
+            ],
             containers: vec![c("app", State::default(), false, false)],
             ..Default::default()
         };
-        assert_eq!(ready_and_status(&meshed_pod(&s)), ("0/2".into(), "Init:0/2".into(), 0));
+        assert_eq!(
+            ready_and_status(&meshed_pod(&s)),
+            ("0/2".into(), "Init:0/2".into(), 0)
+        );
         s.init[0].state = done.clone();
         s.init[1] = c("osm-proxy", running.clone(), true, true);
         s.containers[0] = c(
             "app",
-            State::Waiting { reason: "CrashLoopBackOff".into(), message: "exit 1".into() },
+            State::Waiting {
+                reason: "CrashLoopBackOff".into(),
+                message: "exit 1".into(),
+            },
             false,
             false,
         );
         s.containers[0].restarts = 3;
-        assert_eq!(ready_and_status(&meshed_pod(&s)), ("1/2".into(), "CrashLoopBackOff".into(), 3));
+        assert_eq!(
+            ready_and_status(&meshed_pod(&s)),
+            ("1/2".into(), "CrashLoopBackOff".into(), 3)
+        );
         s.phase = "Running".into();
         s.containers[0] = c("app", running, true, false);
         assert!(s.ready());
-        assert_eq!(ready_and_status(&meshed_pod(&s)), ("2/2".into(), "Running".into(), 0));
+        assert_eq!(
+            ready_and_status(&meshed_pod(&s)),
+            ("2/2".into(), "Running".into(), 0)
+        );
     }
 }
