@@ -26,18 +26,21 @@ pub fn json(status: u16, value: &serde_json::Value) -> Reply {
     reply(status, "application/json", value.to_string())
 }
 
-/// Serves `handler` on every address of the pod at `port` until the
-/// process ends.
+/// Serves `handler` at `port` on every address of the pod (or on `BIND`)
+/// until the process ends; prints the address it listens on.
 pub async fn serve<H, F>(port: u16, handler: H) -> anyhow::Result<()>
 where
     H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
     F: Future<Output = Reply> + Send + 'static,
 {
-    let addr = SocketAddr::from(([0, 0, 0, 0], port));
+    let ip: std::net::IpAddr = crate::env_or("BIND", "0.0.0.0")
+        .parse()
+        .map_err(|_| anyhow::anyhow!("BIND is not an IP address"))?;
+    let addr = SocketAddr::from((ip, port));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-    println!("listening on {addr}");
+    println!("listening on {}", listener.local_addr()?);
     let handler = Arc::new(handler);
     loop {
         let (stream, _) = match listener.accept().await {

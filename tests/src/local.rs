@@ -188,10 +188,39 @@ impl LocalMesh {
         })
     }
 
+    /// Every pod of a Deployment, by name.
+    pub fn pods_of(&self, namespace: &str, deployment: &str) -> Vec<String> {
+        self.pods(namespace)
+            .into_iter()
+            .filter(|p| {
+                p.pointer("/metadata/ownerReferences/0/name")
+                    .and_then(Value::as_str)
+                    .and_then(|rs| rs.rsplit_once('-'))
+                    .is_some_and(|(d, _)| d == deployment)
+            })
+            .filter_map(|p| Some(p.pointer("/metadata/name")?.as_str()?.to_string()))
+            .collect()
+    }
+
     fn netns_of(&self, namespace: &str, deployment: &str) -> Option<String> {
         let pod = self.pod_of(namespace, deployment)?;
         let name = pod.pointer("/metadata/name")?.as_str()?;
         Some(format!("{}.{namespace}.{name}", self.name))
+    }
+
+    /// GET on the loopback of a pod named directly.
+    pub fn named_pod_get(
+        &self,
+        namespace: &str,
+        pod: &str,
+        port: u16,
+        path: &str,
+    ) -> Option<String> {
+        let netns = format!("{}.{namespace}.{pod}", self.name);
+        match osm_cli::local::netns_http::get(&netns, port, path, Duration::from_secs(2)) {
+            Ok((200, body)) => Some(body),
+            _ => None,
+        }
     }
 
     /// GET on a pod's loopback (what a port-forward reaches).

@@ -108,6 +108,7 @@ apiVersion: apps/v1
 kind: Deployment
 metadata: {name: outside, namespace: outside}
 spec:
+  replicas: 2
   selector: {matchLabels: {app: outside}}
   template:
     metadata: {labels: {app: outside}}
@@ -288,7 +289,7 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
             .into_iter()
             .chain(mesh.pods("bookbuyer"))
             .collect();
-        (pods.len() >= 4 && pods.iter().all(ready)).then_some(())
+        (pods.len() >= 5 && pods.iter().all(ready)).then_some(())
     });
     // An unmonitored namespace's pod and an opted-out pod have no sidecar.
     let outside = mesh.pod_of("outside", "outside").expect("the outside pod");
@@ -303,6 +304,29 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
     assert_eq!(containers(&excluded), ["osm-init", "osm-proxy", "sleeper"]);
 
     let get = |target: &str, url: &str| mesh.exec("bookbuyer", target, &["httpget", url]);
+    // From a pod without a sidecar, the VIP is balanced over both
+    // endpoints by the host's rules, as kube-proxy would.
+    for _ in 0..20 {
+        let (code, out, err) = get(
+            "deploy/uninjected",
+            "http://outside.outside:14001/buy-a-book/new",
+        );
+        assert_eq!(code, 0, "{out} {err}");
+    }
+    let replicas = mesh.pods_of("outside", "outside");
+    assert_eq!(replicas.len(), 2, "{replicas:?}");
+    for pod in &replicas {
+        let counters: Value = serde_json::from_str(
+            &mesh
+                .named_pod_get("outside", pod, 14001, "/counters")
+                .expect("counters"),
+        )
+        .unwrap();
+        assert!(
+            n(&counters, "/sold") > 0,
+            "{pod} got none of 20 requests: {counters}"
+        );
+    }
     let url = "http://outside.outside:14001/counters";
     // Egress on: the meshed pod reaches it.
     let (code, out, err) = get("deploy/bookbuyer", url);

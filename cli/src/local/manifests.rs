@@ -3,10 +3,7 @@
 //! document, `kind: List` items included, checked with the mesh's own
 //! loader and validation before anything is stored.
 
-use std::{
-    io::Read as _,
-    path::{Path, PathBuf},
-};
+use std::{io::Read as _, path::PathBuf};
 
 use anyhow::Context as _;
 use osm_api::{
@@ -15,6 +12,8 @@ use osm_api::{
 };
 use serde::Deserialize as _;
 use serde_json::Value;
+
+use osm_controller::sources::files::manifest_files;
 
 use super::store::{Key, check_name, is_namespaced};
 
@@ -59,22 +58,6 @@ pub fn read_inputs(paths: &[PathBuf]) -> anyhow::Result<Vec<Document>> {
         docs.extend(split_documents(&origin, &text).map_err(anyhow::Error::msg)?);
     }
     Ok(docs)
-}
-
-fn manifest_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            manifest_files(&path, out)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
-        {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// The documents of one file's text; `kind: List` is unpacked.

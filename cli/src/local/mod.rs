@@ -230,13 +230,13 @@ pub async fn run(local: Local) -> anyhow::Result<i32> {
             1
         }),
         LocalCommand::Apply(args) => {
-            let api = api_server(&state)?;
             let objects = checked(&args)?;
+            let api = api_server(&state)?;
             Ok(print_results(api.apply(&objects).await))
         }
         LocalCommand::Delete(args) => {
-            let api = api_server(&state)?;
             let objects = checked(&args)?;
+            let api = api_server(&state)?;
             Ok(print_results(api.delete(&objects)))
         }
         LocalCommand::Get(args) => {

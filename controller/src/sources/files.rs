@@ -81,7 +81,8 @@ struct ParsedFile {
     errors: Vec<String>,
 }
 
-fn manifest_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// Every .yaml, .yml and .json file under `dir`, recursively.
+pub fn manifest_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if path.is_dir() {

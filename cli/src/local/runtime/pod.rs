@@ -116,6 +116,23 @@ impl PodRun {
         )
     }
 
+    /// The container's process, or None with the reason in its status
+    /// (it cannot start until the pod changes).
+    fn launch_or_report(&self, slot: Slot, container: &Container) -> Option<Launch> {
+        match self.launch(container) {
+            Ok(l) => Some(l),
+            Err(message) => {
+                self.update(slot, |c| {
+                    c.state = State::Waiting {
+                        reason: "CreateContainerConfigError".into(),
+                        message,
+                    }
+                });
+                None
+            }
+        }
+    }
+
     fn grace(&self) -> Duration {
         let asked = self
             .pod
@@ -310,18 +327,9 @@ async fn run_to_completion(
     let slot = Slot::Init(index);
     let mut backoff = Backoff::default();
     loop {
-        let launch = match run.launch(container) {
-            Ok(l) => l,
-            Err(message) => {
-                run.update(slot, |c| {
-                    c.state = State::Waiting {
-                        reason: "CreateContainerConfigError".into(),
-                        message,
-                    }
-                });
-                cancel.cancelled().await;
-                return false;
-            }
+        let Some(launch) = run.launch_or_report(slot, container) else {
+            cancel.cancelled().await;
+            return false;
         };
         let exit = match spawn(&launch, &run.dir, &container.name) {
             Ok(mut child) => {
@@ -391,18 +399,9 @@ async fn supervise(
 ) {
     let mut backoff = Backoff::default();
     loop {
-        let launch = match run.launch(&container) {
-            Ok(l) => l,
-            Err(message) => {
-                run.update(slot, |c| {
-                    c.state = State::Waiting {
-                        reason: "CreateContainerConfigError".into(),
-                        message,
-                    }
-                });
-                cancel.cancelled().await;
-                return;
-            }
+        let Some(launch) = run.launch_or_report(slot, &container) else {
+            cancel.cancelled().await;
+            return;
         };
         let began = Instant::now();
         let exit = match spawn(&launch, &run.dir, &container.name) {

@@ -1,0 +1,121 @@
+//! The demo apps as processes on 127.0.0.1: bookstore sells and counts,
+//! bookbuyer buys from it and counts by identity, httpget reports status
+//! and exit codes as the end-to-end tests rely on.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+struct App(Child, u16);
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts an app on 127.0.0.1 port 0 and reads the port it prints.
+fn start(exe: &str, env: &[(&str, &str)]) -> App {
+    let mut child = Command::new(exe)
+        .env("BIND", "127.0.0.1")
+        .env("PORT", "0")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let port = loop {
+        let line = lines.next().expect("the app printed its address").unwrap();
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            break addr.rsplit_once(':').unwrap().1.parse().unwrap();
+        }
+    };
+    // Keep draining stdout so the app never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    App(child, port)
+}
+
+fn httpget(url: &str) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_httpget"))
+        .arg(url)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn bookstore_sells_with_its_identity_and_counts() {
+    let store = start(
+        env!("CARGO_BIN_EXE_bookstore"),
+        &[
+            ("IDENTITY", "bookstore-v9"),
+            ("BOOKWAREHOUSE_URL", "http://127.0.0.1:9"),
+        ],
+    );
+    let base = format!("http://127.0.0.1:{}", store.1);
+    let (code, out) = httpget(&format!("{base}/buy-a-book/new"));
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "200\nbought a book from bookstore-v9\n")
+    );
+    let (code, out) = httpget(&format!("{base}/nothing"));
+    assert_eq!(code, 22, "{out}");
+    assert!(out.starts_with("404"));
+    let (code, out) = httpget(&format!("{base}/counters"));
+    assert_eq!(code, 0);
+    let counters: serde_json::Value = serde_json::from_str(out.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(counters["sold"], 1);
+    assert_eq!(counters["identity"], "bookstore-v9");
+}
+
+#[test]
+fn bookbuyer_counts_purchases_by_the_identity_that_served_them() {
+    let store = start(
+        env!("CARGO_BIN_EXE_bookstore"),
+        &[
+            ("IDENTITY", "bookstore-v1"),
+            ("BOOKWAREHOUSE_URL", "http://127.0.0.1:9"),
+        ],
+    );
+    let url = format!("http://127.0.0.1:{}", store.1);
+    let buyer = start(
+        env!("CARGO_BIN_EXE_bookbuyer"),
+        &[("BOOKSTORE_URL", &url), ("BUY_INTERVAL_MS", "20")],
+    );
+    let began = Instant::now();
+    loop {
+        let (_, out) = httpget(&format!("http://127.0.0.1:{}/counters", buyer.1));
+        let counters: serde_json::Value =
+            serde_json::from_str(out.lines().nth(1).unwrap_or("{}")).unwrap_or_default();
+        if counters["byIdentity"]["bookstore-v1"].as_u64().unwrap_or(0) >= 3 {
+            assert_eq!(counters["failed"], 0, "{counters}");
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "no purchases: {counters}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn httpget_exits_like_curl_f() {
+    let (code, _) = httpget("http://127.0.0.1:9/");
+    assert_eq!(code, 7, "nothing listens on the discard port");
+    let out = Command::new(env!("CARGO_BIN_EXE_httpget"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: httpget URL"));
+}
