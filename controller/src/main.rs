@@ -8,7 +8,7 @@ use osm_api::compile::MeshOptions;
 use osm_controller::{
     app::{Controller, Settings, Source},
     ca::LocalCa,
-    kubernetes::{ca_secret, token_review::KubeTokens},
+    kubernetes::{bootstrap::Bootstrap, ca_secret, token_review::KubeTokens},
     server::tls::default_server_names,
     token::{LocalTokens, TokenReviewer},
 };
@@ -127,6 +127,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
             )
         }
     };
+    let ca = Arc::new(ca);
+    // On Kubernetes the controller also keeps the injector's certificate,
+    // the webhooks' CA bundle and osm-mesh-config (from the preset) in place.
+    let stop_bootstrap = tokio_util::sync::CancellationToken::new();
+    if let Source::Kubernetes(client) = &source {
+        let bootstrap = Bootstrap {
+            client: client.clone(),
+            namespace: args.osm_namespace.clone(),
+            mesh_name: args.mesh_name.clone(),
+            ca: ca.clone(),
+        };
+        tokio::spawn(bootstrap.keep(Duration::from_secs(60), stop_bootstrap.clone()));
+    }
     let server_names = if args.server_names.is_empty() {
         default_server_names(&args.osm_namespace)
     } else {
@@ -136,7 +149,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         grpc: args.grpc_listen,
         admin: args.admin_listen,
         webhook: args.webhook_listen,
-        ca: Arc::new(ca),
+        ca,
         reviewer,
         mesh: MeshOptions {
             mesh_name: args.mesh_name,
@@ -151,6 +164,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let addrs = controller.addrs();
     tracing::info!(grpc = %addrs.grpc, admin = %addrs.admin, "serving");
     controller.run(osm_serve::shutdown_signal()).await;
+    stop_bootstrap.cancel();
     Ok(())
 }
 

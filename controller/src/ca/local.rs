@@ -80,6 +80,11 @@ impl LocalCa {
     }
 
     /// The root certificate and key as PEM, to persist.
+    /// The root certificate (PEM), what trust bundles carry.
+    pub fn root_pem(&self) -> &str {
+        &self.root_pem
+    }
+
     pub fn to_pem(&self) -> (String, String) {
         (self.root_pem.clone(), self.key_pem.clone())
     }

@@ -1,6 +1,6 @@
 //! An in-memory Kubernetes API for tests: a kube `Client` over a tower
 //! service that serves lists, streaming watches (with resource versions),
-//! gets, creates and TokenReviews from a map of JSON objects, and records
+//! gets, creates, replaces and TokenReviews from a map of JSON objects, and records
 //! every request it was sent.
 
 use std::{
@@ -159,6 +159,16 @@ impl FakeApi {
         kube::Client::new(service, "default")
     }
 
+    /// A stored object.
+    pub fn get(&self, group: &str, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        let place = (
+            (group.to_string(), plural.to_string()),
+            namespace.to_string(),
+            name.to_string(),
+        );
+        self.lock().objects.get(&place).cloned()
+    }
+
     /// Every request so far, as "METHOD path?query".
     pub fn requests(&self) -> Vec<String> {
         self.lock().requests.clone()
@@ -302,6 +312,28 @@ impl FakeApi {
                 let mut r = Response::new(full(&object));
                 *r.status_mut() = StatusCode::CREATED;
                 r
+            }
+            ("PUT", Some(name)) => {
+                let mut object: Value = serde_json::from_slice(&body).unwrap_or_default();
+                if object["metadata"]["namespace"].is_null() && !target.namespace.is_empty() {
+                    object["metadata"]["namespace"] = json!(target.namespace);
+                }
+                let place = (target.collection, target.namespace, name.clone());
+                let current = self.lock().objects.get(&place).cloned();
+                let Some(current) = current else {
+                    return status(StatusCode::NOT_FOUND, "NotFound", "not found");
+                };
+                let sent = &object["metadata"]["resourceVersion"];
+                if !sent.is_null() && *sent != current["metadata"]["resourceVersion"] {
+                    return status(
+                        StatusCode::CONFLICT,
+                        "Conflict",
+                        "the object has been modified",
+                    );
+                }
+                self.put(object);
+                let stored = self.lock().objects.get(&place).cloned().unwrap_or_default();
+                Response::new(full(&stored))
             }
             _ => status(
                 StatusCode::METHOD_NOT_ALLOWED,

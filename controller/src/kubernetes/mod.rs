@@ -2,6 +2,7 @@
 //! tokens with TokenReview, and keeping the CA in a Secret. (Watching
 //! cluster state is in [`crate::sources::kubernetes`].)
 
+pub mod bootstrap;
 pub mod ca_secret;
 pub mod token_review;
 

@@ -1,0 +1,292 @@
+//! What the controller sets up in the cluster around itself, because it
+//! owns the mesh CA: the injector's serving certificate (Secret
+//! `osm-injector-tls`), the CA bundle of the two webhook configurations the
+//! chart installs, and `osm-mesh-config`, made once from the chart's
+//! `preset-mesh-config` (an existing MeshConfig is never overwritten).
+//! Repeated periodically, so a `helm upgrade` that resets a `caBundle`, or
+//! a certificate close to expiry, is repaired.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use k8s_openapi::{
+    ByteString,
+    api::{
+        admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
+        core::v1::{ConfigMap, Secret},
+    },
+};
+use kube::{
+    Api, Client,
+    api::{ApiResource, DynamicObject, GroupVersionKind, PostParams},
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::ca::LocalCa;
+
+pub const INJECTOR_SECRET: &str = "osm-injector-tls";
+pub const PRESET_CONFIG_MAP: &str = "preset-mesh-config";
+const PRESET_KEY: &str = "preset-mesh-config.json";
+const MESH_CONFIG: &str = "osm-mesh-config";
+const INJECTOR_CERT_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+/// A certificate with less left than this is replaced.
+const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub injector_secret_written: bool,
+    pub webhooks_patched: Vec<String>,
+    pub webhooks_missing: Vec<String>,
+    pub mesh_config_created: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("{what}: {source}")]
+    Api {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn api_error(what: impl Into<String>) -> impl FnOnce(kube::Error) -> BootstrapError {
+    let what = what.into();
+    move |source| BootstrapError::Api { what, source }
+}
+
+/// The controller's cluster set-up.
+#[derive(Clone)]
+pub struct Bootstrap {
+    pub client: Client,
+    pub namespace: String,
+    pub mesh_name: String,
+    pub ca: Arc<LocalCa>,
+}
+
+fn seconds_left(cert_pem: &[u8]) -> Option<i64> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    Some(cert.validity().not_after.timestamp() - i64::try_from(now).ok()?)
+}
+
+impl Bootstrap {
+    fn mutating_name(&self) -> String {
+        format!("osm-webhook-{}", self.mesh_name)
+    }
+
+    fn validating_name(&self) -> String {
+        format!("osm-validator-mesh-{}", self.mesh_name)
+    }
+
+    /// One pass over everything.
+    pub async fn run_once(&self) -> Result<Report, BootstrapError> {
+        let mut report = Report {
+            injector_secret_written: self.injector_secret().await?,
+            ..Report::default()
+        };
+        self.webhooks(&mut report).await?;
+        report.mesh_config_created = self.mesh_config().await?;
+        Ok(report)
+    }
+
+    /// The injector's certificate for its Service names, signed by the
+    /// mesh CA, made when missing, from another CA, or close to expiry.
+    async fn injector_secret(&self) -> Result<bool, BootstrapError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+        let what = format!("Secret {}/{INJECTOR_SECRET}", self.namespace);
+        let existing = api
+            .get_opt(INJECTOR_SECRET)
+            .await
+            .map_err(api_error(&what))?;
+        let root = self.ca.root_pem();
+        if let Some(secret) = &existing {
+            let data = secret.data.clone().unwrap_or_default();
+            let same_ca = data.get("ca.crt").is_some_and(|c| c.0 == root.as_bytes());
+            let fresh = data
+                .get("tls.crt")
+                .and_then(|c| seconds_left(&c.0))
+                .is_some_and(|left| left > RENEW_BEFORE.as_secs() as i64);
+            if same_ca && fresh {
+                return Ok(false);
+            }
+        }
+        let names: Vec<String> = ["svc", "svc.cluster.local"]
+            .iter()
+            .map(|suffix| format!("osm-injector.{}.{suffix}", self.namespace))
+            .chain([format!("osm-injector.{}", self.namespace)])
+            .collect();
+        let cert = self
+            .ca
+            .serving_cert(&names, INJECTOR_CERT_LIFETIME)
+            .map_err(|e| BootstrapError::Invalid(format!("the injector's certificate: {e}")))?;
+        let secret = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(INJECTOR_SECRET.into()),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(BTreeMap::from([(
+                    "app.kubernetes.io/part-of".to_string(),
+                    "osm".to_string(),
+                )])),
+                resource_version: existing
+                    .as_ref()
+                    .and_then(|s| s.metadata.resource_version.clone()),
+                ..Default::default()
+            },
+            type_: Some("kubernetes.io/tls".into()),
+            data: Some(BTreeMap::from([
+                (
+                    "tls.crt".to_string(),
+                    ByteString(cert.chain_pem.into_bytes()),
+                ),
+                ("tls.key".to_string(), ByteString(cert.key_pem.into_bytes())),
+                ("ca.crt".to_string(), ByteString(root.as_bytes().to_vec())),
+            ])),
+            ..Default::default()
+        };
+        let pp = PostParams::default();
+        match existing {
+            Some(_) => api.replace(INJECTOR_SECRET, &pp, &secret).await,
+            None => api.create(&pp, &secret).await,
+        }
+        .map_err(api_error(&what))?;
+        tracing::info!(secret = %what, "injector certificate written");
+        Ok(true)
+    }
+
+    /// Puts the CA into every webhook of both configurations.
+    async fn webhooks(&self, report: &mut Report) -> Result<(), BootstrapError> {
+        let bundle = ByteString(self.ca.root_pem().as_bytes().to_vec());
+        let pp = PostParams::default();
+        let mutating: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
+        let name = self.mutating_name();
+        let what = format!("MutatingWebhookConfiguration {name}");
+        match mutating.get_opt(&name).await.map_err(api_error(&what))? {
+            Some(mut config) => {
+                let hooks = config.webhooks.iter_mut().flatten();
+                let mut changed = false;
+                for hook in hooks {
+                    if hook.client_config.ca_bundle.as_ref() != Some(&bundle) {
+                        hook.client_config.ca_bundle = Some(bundle.clone());
+                        changed = true;
+                    }
+                }
+                if changed {
+                    mutating
+                        .replace(&name, &pp, &config)
+                        .await
+                        .map_err(api_error(&what))?;
+                    report.webhooks_patched.push(what);
+                }
+            }
+            None => report.webhooks_missing.push(what),
+        }
+        let validating: Api<ValidatingWebhookConfiguration> = Api::all(self.client.clone());
+        let name = self.validating_name();
+        let what = format!("ValidatingWebhookConfiguration {name}");
+        match validating.get_opt(&name).await.map_err(api_error(&what))? {
+            Some(mut config) => {
+                let mut changed = false;
+                for hook in config.webhooks.iter_mut().flatten() {
+                    if hook.client_config.ca_bundle.as_ref() != Some(&bundle) {
+                        hook.client_config.ca_bundle = Some(bundle.clone());
+                        changed = true;
+                    }
+                }
+                if changed {
+                    validating
+                        .replace(&name, &pp, &config)
+                        .await
+                        .map_err(api_error(&what))?;
+                    report.webhooks_patched.push(what);
+                }
+            }
+            None => report.webhooks_missing.push(what),
+        }
+        Ok(())
+    }
+
+    /// `osm-mesh-config` from the preset, when there is none.
+    async fn mesh_config(&self) -> Result<bool, BootstrapError> {
+        let gvk = GroupVersionKind::gvk("config.openservicemesh.io", "v1alpha2", "MeshConfig");
+        let resource = ApiResource::from_gvk_with_plural(&gvk, "meshconfigs");
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
+        let what = format!("MeshConfig {}/{MESH_CONFIG}", self.namespace);
+        if api
+            .get_opt(MESH_CONFIG)
+            .await
+            .map_err(api_error(&what))?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        let presets: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
+        let preset_what = format!("ConfigMap {}/{PRESET_CONFIG_MAP}", self.namespace);
+        let Some(preset) = presets
+            .get_opt(PRESET_CONFIG_MAP)
+            .await
+            .map_err(api_error(&preset_what))?
+        else {
+            return Ok(false);
+        };
+        let text = preset
+            .data
+            .as_ref()
+            .and_then(|d| d.get(PRESET_KEY))
+            .ok_or_else(|| BootstrapError::Invalid(format!("{preset_what} has no {PRESET_KEY}")))?;
+        let spec: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| BootstrapError::Invalid(format!("{preset_what}: {PRESET_KEY}: {e}")))?;
+        // The mesh's own parser judges the preset before it becomes config.
+        let object = serde_json::json!({
+            "apiVersion": "config.openservicemesh.io/v1alpha2",
+            "kind": "MeshConfig",
+            "metadata": {"name": MESH_CONFIG, "namespace": self.namespace},
+            "spec": spec,
+        });
+        osm_api::load::parse_object(object.clone())
+            .map_err(|e| BootstrapError::Invalid(format!("{preset_what}: {}", e.message)))?;
+        let mesh: DynamicObject =
+            serde_json::from_value(object).map_err(|e| BootstrapError::Invalid(e.to_string()))?;
+        match api.create(&PostParams::default(), &mesh).await {
+            Ok(_) => {
+                tracing::info!(meshconfig = %what, "created from the preset");
+                Ok(true)
+            }
+            // Another replica made it first.
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+            Err(e) => Err(api_error(&what)(e)),
+        }
+    }
+
+    /// Runs a pass now and every `period` until `stop`; problems are
+    /// logged and retried at the next pass.
+    pub async fn keep(self, period: Duration, stop: CancellationToken) {
+        loop {
+            match self.run_once().await {
+                Ok(report) => {
+                    for missing in &report.webhooks_missing {
+                        tracing::debug!(%missing, "not installed; nothing to patch");
+                    }
+                    for patched in &report.webhooks_patched {
+                        tracing::info!(%patched, "CA bundle written");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cluster set-up failed; retrying"),
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(period) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
