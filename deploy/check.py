@@ -8,8 +8,9 @@
 3. Validates custom resources (the demo's manifests, the preset MeshConfig)
    against the chart's own CRD schemas, as the API server would.
 4. Lints the chart's YAML and the rendered output (yamllint).
-5. Checks deploy/rendered/osm.yaml is the chart rendered with its defaults
-   (what `osm install --dry-run` must print); --update rewrites it.
+5. Checks deploy/rendered/osm*.yaml are the chart rendered with each value
+   set of rendered/value-sets.yaml (what `osm install --dry-run --set ...`
+   must print: the CLI's tests compare); --update rewrites them.
 
 Usage: python3 deploy/check.py [--update]
 """
@@ -32,14 +33,33 @@ RENDERED = os.path.join(ROOT, "rendered", "osm.yaml")
 KUBERNETES_VERSION = "1.33.0"
 NAMESPACE = "osm-system"
 
-# Value sets rendered and checked; the first is the default install.
-VALUE_SETS = {
-    "defaults": {},
-    "ha": {"osm": {"controller": {"replicas": 3}, "injector": {"replicas": 2}}},
-    "minimal": {"prometheus": {"scrapeConfig": False}, "grafana": {"dashboards": False},
-                "osm": {"meshName": "blue", "enableEgress": False,
-                        "outboundPortExclusionList": [3306], "image": {"tag": "v9"}}},
-}
+VALUE_SETS = os.path.join(ROOT, "rendered", "value-sets.yaml")
+
+
+def rendered_path(name):
+    return RENDERED if name == "defaults" else os.path.join(ROOT, "rendered", f"osm-{name}.yaml")
+
+
+def merge(into, values):
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def value_sets():
+    """name -> values, each built from `--set` assignments by Helm's parser."""
+    with open(VALUE_SETS) as f:
+        sets = yaml.safe_load(f)
+    out = {}
+    for name, assignments in sets.items():
+        values = {}
+        for assignment in assignments:
+            merge(values, helm.parse_set_string(assignment))
+        out[name] = values
+    return out
+
 
 failures = []
 
@@ -146,7 +166,7 @@ def main():
 
     chart = helm.Chart.load(CHART)
     schemas = None
-    for name, values in VALUE_SETS.items():
+    for name, values in value_sets().items():
         text = render(chart, values)
         docs = documents(text)
         print(f"rendered {name}: {len(docs)} objects")
@@ -154,21 +174,20 @@ def main():
         validate_kubernetes(name, docs)
         if schemas is None:
             schemas = crd_schemas(docs)
-        if name == "defaults":
-            if update:
-                os.makedirs(os.path.dirname(RENDERED), exist_ok=True)
-                with open(RENDERED, "w") as f:
-                    f.write(text)
-                print(f"wrote {os.path.relpath(RENDERED, ROOT)}")
-            else:
-                try:
-                    with open(RENDERED) as f:
-                        committed = f.read()
-                except FileNotFoundError:
-                    committed = ""
-                if committed != text:
-                    fail(f"{os.path.relpath(RENDERED, ROOT)} is not the chart rendered with its defaults: "
-                         "run python3 deploy/check.py --update and review the diff")
+        path = rendered_path(name)
+        if update:
+            with open(path, "w") as f:
+                f.write(text)
+            print(f"wrote {os.path.relpath(path, ROOT)}")
+        else:
+            try:
+                with open(path) as f:
+                    committed = f.read()
+            except FileNotFoundError:
+                committed = ""
+            if committed != text:
+                fail(f"{os.path.relpath(path, ROOT)} is not the chart rendered with the {name} values: "
+                     "run python3 deploy/check.py --update and review the diff")
         # The preset MeshConfig must be a valid MeshConfig.
         for doc in docs:
             if doc.get("kind") == "ConfigMap" and doc["metadata"]["name"] == "preset-mesh-config":

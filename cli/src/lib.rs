@@ -1,3 +1,4 @@
 //! The `osm` command line.
 
+pub mod cluster;
 pub mod local;

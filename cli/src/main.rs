@@ -2,7 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
-/// The osm command line: the mesh on this machine (`osm local`).
+/// The osm command line: the mesh on a cluster (`osm install`) and on this
+/// machine (`osm local`).
 #[derive(Debug, Parser)]
 #[command(name = "osm", version)]
 struct Cli {
@@ -12,6 +13,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Install(osm_cli::cluster::Install),
     Local(osm_cli::local::Local),
     /// Print the version.
     Version,
@@ -21,6 +23,7 @@ enum Command {
 async fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Install(install) => install.run(),
         Command::Local(local) => osm_cli::local::run(local).await,
         Command::Version => {
             println!("osm {}", env!("CARGO_PKG_VERSION"));
