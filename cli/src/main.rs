@@ -14,6 +14,12 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Install(osm_cli::cluster::Install),
+    /// Which namespaces are in a mesh.
+    #[command(subcommand, visible_alias = "ns")]
+    Namespace(osm_cli::cluster::NamespaceCommand),
+    /// Prometheus scraping of a namespace's sidecars.
+    #[command(subcommand)]
+    Metrics(osm_cli::cluster::MetricsCommand),
     Local(osm_cli::local::Local),
     /// Print the version.
     Version,
@@ -24,6 +30,8 @@ async fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Install(install) => install.run(),
+        Command::Namespace(command) => command.run().await,
+        Command::Metrics(command) => command.run().await,
         Command::Local(local) => osm_cli::local::run(local).await,
         Command::Version => {
             println!("osm {}", env!("CARGO_PKG_VERSION"));

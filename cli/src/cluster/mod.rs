@@ -2,6 +2,9 @@
 //! which prints the manifests the chart renders to).
 
 pub mod chart;
+pub mod metrics;
+pub mod namespace;
+pub mod table;
 pub mod values;
 
 use clap::Args;
@@ -45,5 +48,123 @@ impl Install {
              kubectl apply --server-side -f -, or helm install osm deploy/chart/osm -n {}",
             self.osm_namespace
         )
+    }
+}
+
+/// A client for the cluster the kubeconfig (or the pod's service account)
+/// points at.
+pub async fn client() -> anyhow::Result<kube::Client> {
+    kube::Client::try_default().await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot reach a Kubernetes cluster ({e}): set KUBECONFIG or the current context, \
+             or try the mesh on this machine with `osm local demo`"
+        )
+    })
+}
+
+/// `osm namespace`: which namespaces are in a mesh.
+#[derive(Debug, clap::Subcommand)]
+pub enum NamespaceCommand {
+    /// Put namespaces in the mesh: new pods get a sidecar (unless
+    /// --disable-sidecar-injection) and their traffic is governed by it.
+    Add {
+        #[arg(required = true)]
+        namespaces: Vec<String>,
+        #[arg(long, default_value = "osm")]
+        mesh_name: String,
+        /// The control plane's namespace, which can never join.
+        #[arg(long, default_value = "osm-system")]
+        osm_namespace: String,
+        /// Monitor the namespace without injecting sidecars.
+        #[arg(long)]
+        disable_sidecar_injection: bool,
+    },
+    /// Take a namespace out of the mesh (running pods keep their sidecar
+    /// until restarted).
+    Remove {
+        namespace: String,
+        #[arg(long, default_value = "osm")]
+        mesh_name: String,
+    },
+    /// List the namespaces in a mesh (every mesh without --mesh-name).
+    List {
+        #[arg(long)]
+        mesh_name: Option<String>,
+    },
+    /// Keep namespaces out of every mesh (label openservicemesh.io/ignore).
+    Ignore {
+        #[arg(required = true)]
+        namespaces: Vec<String>,
+    },
+}
+
+/// `osm metrics`: Prometheus scraping of the sidecars of a namespace.
+#[derive(Debug, clap::Subcommand)]
+pub enum MetricsCommand {
+    /// Annotate namespaces so new pods are scraped.
+    Enable {
+        #[arg(long = "namespace", short = 'n', required = true, num_args = 1..)]
+        namespaces: Vec<String>,
+    },
+    /// Stop annotating new pods of namespaces for scraping.
+    Disable {
+        #[arg(long = "namespace", short = 'n', required = true, num_args = 1..)]
+        namespaces: Vec<String>,
+    },
+}
+
+fn code(ok: bool) -> i32 {
+    if ok { 0 } else { 1 }
+}
+
+impl NamespaceCommand {
+    pub async fn run(&self) -> anyhow::Result<i32> {
+        let client = client().await?;
+        let mut out = std::io::stdout();
+        Ok(match self {
+            NamespaceCommand::Add {
+                namespaces,
+                mesh_name,
+                osm_namespace,
+                disable_sidecar_injection,
+            } => code(
+                namespace::add(
+                    client,
+                    &mut out,
+                    namespaces,
+                    mesh_name,
+                    osm_namespace,
+                    *disable_sidecar_injection,
+                )
+                .await?,
+            ),
+            NamespaceCommand::Remove {
+                namespace: ns,
+                mesh_name,
+            } => code(namespace::remove(client, &mut out, ns, mesh_name).await?),
+            NamespaceCommand::List { mesh_name } => {
+                namespace::list(client, &mut out, mesh_name.as_deref())
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                0
+            }
+            NamespaceCommand::Ignore { namespaces } => {
+                code(namespace::ignore(client, &mut out, namespaces).await?)
+            }
+        })
+    }
+}
+
+impl MetricsCommand {
+    pub async fn run(&self) -> anyhow::Result<i32> {
+        let client = client().await?;
+        let mut out = std::io::stdout();
+        let (namespaces, enable) = match self {
+            MetricsCommand::Enable { namespaces } => (namespaces, true),
+            MetricsCommand::Disable { namespaces } => (namespaces, false),
+        };
+        Ok(code(
+            metrics::set(client, &mut out, namespaces, enable).await?,
+        ))
     }
 }

@@ -1,6 +1,7 @@
 //! An in-memory Kubernetes API for tests: a kube `Client` over a tower
 //! service that serves lists, streaming watches (with resource versions),
-//! gets, creates, replaces and TokenReviews from a map of JSON objects, and records
+//! gets, creates, replaces, merge patches, server-side applies and
+//! TokenReviews from a map of JSON objects, and records
 //! every request it was sent.
 
 use std::{
@@ -40,6 +41,8 @@ struct State {
     /// Events by version, for watches that start from an older version.
     log: Vec<(u64, Collection, String)>,
     requests: Vec<String>,
+    /// PATCH requests: (path?query, content type, body).
+    patches: Vec<(String, String, Value)>,
     /// Lists of these collections fail once with 500.
     fail_list: Vec<Collection>,
     token_review: Option<Arc<TokenReviewFn>>,
@@ -86,12 +89,72 @@ fn collection_of(value: &Value) -> Collection {
     (group, plural)
 }
 
+/// RFC 7386: objects merge, null removes, anything else replaces.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(fields) => {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            let map = target.as_object_mut().expect("made an object above");
+            for (k, v) in fields {
+                if v.is_null() {
+                    map.remove(k);
+                } else {
+                    merge_patch(map.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
 /// The parts of an API path.
 #[derive(Debug, PartialEq)]
 struct Target {
     collection: Collection,
     namespace: String,
     name: Option<String>,
+    /// `labelSelector`, decoded.
+    selector: Option<String>,
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = s.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Equality (`k=v`, `k!=v`) and existence (`k`, `!k`) selectors, comma-separated.
+fn selects(selector: Option<&str>, object: &Value) -> bool {
+    let Some(selector) = selector.filter(|s| !s.is_empty()) else {
+        return true;
+    };
+    let labels = &object["metadata"]["labels"];
+    selector.split(',').all(|term| {
+        if let Some((k, v)) = term.split_once("!=") {
+            labels[k.trim()].as_str() != Some(v.trim())
+        } else if let Some((k, v)) = term.split_once('=') {
+            labels[k.trim().trim_end_matches('=')].as_str() == Some(v.trim())
+        } else if let Some(k) = term.strip_prefix('!') {
+            labels[k.trim()].is_null()
+        } else {
+            !labels[term.trim()].is_null()
+        }
+    })
 }
 
 fn parse_path(path: &str) -> Option<Target> {
@@ -114,6 +177,7 @@ fn parse_path(path: &str) -> Option<Target> {
         collection: (group, plural),
         namespace,
         name: rest.get(1).map(|s| s.to_string()),
+        selector: None,
     })
 }
 
@@ -138,6 +202,7 @@ impl FakeApi {
                 objects: BTreeMap::new(),
                 log: Vec::new(),
                 requests: Vec::new(),
+                patches: Vec::new(),
                 fail_list: Vec::new(),
                 token_review: None,
             })),
@@ -167,6 +232,11 @@ impl FakeApi {
             name.to_string(),
         );
         self.lock().objects.get(&place).cloned()
+    }
+
+    /// Every PATCH so far: (path?query, content type, body).
+    pub fn patches(&self) -> Vec<(String, String, Value)> {
+        self.lock().patches.clone()
     }
 
     /// Every request so far, as "METHOD path?query".
@@ -277,7 +347,11 @@ impl FakeApi {
                     .unwrap_or(0);
                 self.watch(target.collection, from)
             }
-            ("GET", None) => self.list(&target),
+            ("GET", None) => {
+                let mut target = target;
+                target.selector = query(&parts.uri, "labelSelector").map(|s| percent_decode(&s));
+                self.list(&target)
+            }
             ("GET", Some(name)) => {
                 let place = (target.collection, target.namespace, name.clone());
                 match self.lock().objects.get(&place) {
@@ -312,6 +386,59 @@ impl FakeApi {
                 let mut r = Response::new(full(&object));
                 *r.status_mut() = StatusCode::CREATED;
                 r
+            }
+            ("PATCH", Some(name)) => {
+                let content_type = parts
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                let patch: Value = serde_json::from_slice(&body).unwrap_or_default();
+                self.lock().patches.push((
+                    format!(
+                        "{path}{}",
+                        parts
+                            .uri
+                            .query()
+                            .map(|q| format!("?{q}"))
+                            .unwrap_or_default()
+                    ),
+                    content_type.clone(),
+                    patch.clone(),
+                ));
+                let place = (target.collection, target.namespace.clone(), name.clone());
+                let current = self.lock().objects.get(&place).cloned();
+                let object = match (content_type.as_str(), current) {
+                    ("application/merge-patch+json", Some(mut current)) => {
+                        merge_patch(&mut current, &patch);
+                        current
+                    }
+                    // Server-side apply: creates, or merges the applied
+                    // fields into what is there.
+                    ("application/apply-patch+yaml", current) => {
+                        let mut object = current.unwrap_or_else(|| json!({}));
+                        merge_patch(&mut object, &patch);
+                        if object["metadata"]["namespace"].is_null() && !target.namespace.is_empty()
+                        {
+                            object["metadata"]["namespace"] = json!(target.namespace);
+                        }
+                        object
+                    }
+                    ("application/merge-patch+json", None) => {
+                        return status(StatusCode::NOT_FOUND, "NotFound", "not found");
+                    }
+                    _ => {
+                        return status(
+                            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                            "UnsupportedMediaType",
+                            "the fake takes merge patches and server-side apply",
+                        );
+                    }
+                };
+                self.put(object);
+                let stored = self.lock().objects.get(&place).cloned().unwrap_or_default();
+                Response::new(full(&stored))
             }
             ("PUT", Some(name)) => {
                 let mut object: Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -353,12 +480,14 @@ impl FakeApi {
                 "injected failure",
             );
         }
+        let selector = target.selector.clone();
         let items: Vec<Value> = state
             .objects
             .iter()
             .filter(|((c, ns, _), _)| {
                 *c == target.collection && (target.namespace.is_empty() || *ns == target.namespace)
             })
+            .filter(|(_, o)| selects(selector.as_deref(), o))
             .map(|(_, o)| o.clone())
             .collect();
         let list = json!({
@@ -425,7 +554,8 @@ mod tests {
             Target {
                 collection: ("".into(), "pods".into()),
                 namespace: "".into(),
-                name: None
+                name: None,
+                selector: None,
             }
         );
         assert_eq!(
@@ -433,10 +563,26 @@ mod tests {
             Target {
                 collection: ("".into(), "pods".into()),
                 namespace: "shop".into(),
-                name: Some("buyer-0".into())
+                name: Some("buyer-0".into()),
+                selector: None,
             }
         );
         assert_eq!(t("/api/v1/namespaces").collection.1, "namespaces");
+        let labelled = json!({"metadata": {"labels": {"openservicemesh.io/monitored-by": "osm"}}});
+        assert!(selects(
+            Some(&percent_decode("openservicemesh.io%2Fmonitored-by%3Dosm")),
+            &labelled
+        ));
+        assert!(!selects(
+            Some("openservicemesh.io/monitored-by=blue"),
+            &labelled
+        ));
+        assert!(selects(Some("openservicemesh.io/monitored-by"), &labelled));
+        assert!(!selects(
+            Some("!openservicemesh.io/monitored-by"),
+            &labelled
+        ));
+        assert!(selects(None, &labelled));
         assert_eq!(t("/api/v1/namespaces/shop").name.as_deref(), Some("shop"));
         assert_eq!(
             t("/apis/access.smi-spec.io/v1alpha3/traffictargets").collection,

@@ -6,5 +6,5 @@ pub mod bootstrap;
 pub mod ca_secret;
 pub mod token_review;
 
-#[cfg(test)]
-pub(crate) mod fake;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fake;
