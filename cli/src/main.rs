@@ -17,6 +17,9 @@ enum Command {
     /// Which namespaces are in a mesh.
     #[command(subcommand, visible_alias = "ns")]
     Namespace(osm_cli::cluster::NamespaceCommand),
+    /// What the mesh's policy allows.
+    #[command(subcommand)]
+    Policy(osm_cli::cluster::PolicyCommand),
     /// Prometheus scraping of a namespace's sidecars.
     #[command(subcommand)]
     Metrics(osm_cli::cluster::MetricsCommand),
@@ -32,6 +35,7 @@ async fn main() {
         Command::Install(install) => install.run(),
         Command::Namespace(command) => command.run().await,
         Command::Metrics(command) => command.run().await,
+        Command::Policy(command) => command.run().await,
         Command::Local(local) => osm_cli::local::run(local).await,
         Command::Version => {
             println!("osm {}", env!("CARGO_PKG_VERSION"));

@@ -4,6 +4,7 @@
 pub mod chart;
 pub mod metrics;
 pub mod namespace;
+pub mod policy;
 pub mod table;
 pub mod values;
 
@@ -166,5 +167,41 @@ impl MetricsCommand {
         Ok(code(
             metrics::set(client, &mut out, namespaces, enable).await?,
         ))
+    }
+}
+
+/// `osm policy`: what the mesh's policy allows.
+#[derive(Debug, clap::Subcommand)]
+pub enum PolicyCommand {
+    /// Whether SRC may send traffic to DST (NAMESPACE/POD each), and which
+    /// TrafficTarget and routes allow it; exits 1 when it may not.
+    CheckPods {
+        source: String,
+        destination: String,
+        #[arg(long, default_value = "osm")]
+        mesh_name: String,
+        /// Where osm-mesh-config lives.
+        #[arg(long, default_value = "osm-system")]
+        osm_namespace: String,
+    },
+}
+
+impl PolicyCommand {
+    pub async fn run(&self) -> anyhow::Result<i32> {
+        let PolicyCommand::CheckPods {
+            source,
+            destination,
+            mesh_name,
+            osm_namespace,
+        } = self;
+        let client = client().await?;
+        let mesh = osm_api::compile::MeshOptions {
+            mesh_name: mesh_name.clone(),
+            osm_namespace: osm_namespace.clone(),
+            ..Default::default()
+        };
+        let allowed =
+            policy::check_pods(client, &mut std::io::stdout(), source, destination, mesh).await?;
+        Ok(code(allowed))
     }
 }
