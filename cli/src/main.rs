@@ -14,6 +14,12 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Install(osm_cli::cluster::Install),
+    /// Remove a mesh's control plane.
+    #[command(subcommand)]
+    Uninstall(osm_cli::cluster::UninstallCommand),
+    /// The meshes of the cluster.
+    #[command(subcommand)]
+    Mesh(osm_cli::cluster::MeshCommand),
     /// Which namespaces are in a mesh.
     #[command(subcommand, visible_alias = "ns")]
     Namespace(osm_cli::cluster::NamespaceCommand),
@@ -32,7 +38,9 @@ enum Command {
 async fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Install(install) => install.run(),
+        Command::Install(install) => install.run().await,
+        Command::Uninstall(command) => command.run().await,
+        Command::Mesh(command) => command.run().await,
         Command::Namespace(command) => command.run().await,
         Command::Metrics(command) => command.run().await,
         Command::Policy(command) => command.run().await,

@@ -1,7 +1,9 @@
-//! The mesh on a Kubernetes cluster: `osm install` (so far `--dry-run`,
-//! which prints the manifests the chart renders to).
+//! The mesh on a Kubernetes cluster: `osm install`, `mesh`, `uninstall`,
+//! `namespace`, `metrics` and `policy`.
 
 pub mod chart;
+pub mod install;
+pub mod kinds;
 pub mod metrics;
 pub mod namespace;
 pub mod policy;
@@ -11,7 +13,8 @@ pub mod values;
 use clap::Args;
 
 /// Install the mesh's control plane: the chart in deploy/chart/osm,
-/// rendered with its values and `--set` overrides.
+/// rendered with its values and `--set` overrides, applied server-side;
+/// waits until the controller and the injector are ready.
 #[derive(Debug, Args)]
 pub struct Install {
     /// The mesh's name (namespaces labelled
@@ -28,27 +31,175 @@ pub struct Install {
     /// Print the manifests instead of applying them.
     #[arg(long)]
     pub dry_run: bool,
+    /// How long to wait for the control plane to be ready.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+/// The chart rendered for a mesh name, namespace and `--set` values.
+fn manifests(mesh_name: &str, namespace: &str, set: &[String]) -> anyhow::Result<String> {
+    let mut values = chart::default_values().map_err(anyhow::Error::msg)?;
+    values::set(&mut values, &format!("osm.meshName={mesh_name}")).map_err(anyhow::Error::msg)?;
+    for assignment in set {
+        values::set(&mut values, assignment).map_err(anyhow::Error::msg)?;
+    }
+    chart::render(&values, namespace).map_err(|e| anyhow::anyhow!("rendering the chart: {e}"))
 }
 
 impl Install {
-    pub fn run(&self) -> anyhow::Result<i32> {
-        let mut values = chart::default_values().map_err(anyhow::Error::msg)?;
-        values::set(&mut values, &format!("osm.meshName={}", self.mesh_name))
-            .map_err(anyhow::Error::msg)?;
-        for assignment in &self.set {
-            values::set(&mut values, assignment).map_err(anyhow::Error::msg)?;
-        }
-        let manifests = chart::render(&values, &self.osm_namespace)
-            .map_err(|e| anyhow::anyhow!("rendering the chart: {e}"))?;
+    pub async fn run(&self) -> anyhow::Result<i32> {
+        let manifests = manifests(&self.mesh_name, &self.osm_namespace, &self.set)?;
         if self.dry_run {
-            print!("{manifests}");
+            crate::output::print(&manifests)?;
             return Ok(0);
         }
-        anyhow::bail!(
-            "applying to a cluster is not built yet: use --dry-run and apply the output with \
-             kubectl apply --server-side -f -, or helm install osm deploy/chart/osm -n {}",
-            self.osm_namespace
+        let client = client().await?;
+        let existing = install::installed(&client, &self.mesh_name)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        if let Some(ns) = existing.first() {
+            anyhow::bail!(
+                "mesh [{}] is already installed in namespace [{ns}]: upgrade it with `osm mesh upgrade`, \
+                 or choose another --mesh-name",
+                self.mesh_name
+            );
+        }
+        let mut out = std::io::stdout();
+        install::apply(&client, &mut out, &manifests, &self.osm_namespace)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        install::wait_ready(
+            &client,
+            &mut out,
+            &self.osm_namespace,
+            self.timeout,
+            std::time::Duration::from_secs(2),
         )
+        .await
+        .map_err(anyhow::Error::msg)?;
+        println!(
+            "OSM installed successfully in namespace [{}] with mesh name [{}]; add namespaces with `osm namespace add NS`",
+            self.osm_namespace, self.mesh_name
+        );
+        Ok(0)
+    }
+}
+
+/// `osm mesh`: the meshes of the cluster.
+#[derive(Debug, clap::Subcommand)]
+pub enum MeshCommand {
+    /// List every mesh installed: name, namespace, version, readiness.
+    List,
+    /// Re-apply the chart of this osm version to an installed mesh (values
+    /// are not carried over: pass the same --set as at install).
+    Upgrade {
+        #[arg(long, default_value = "osm")]
+        mesh_name: String,
+        #[arg(long, default_value = "osm-system")]
+        osm_namespace: String,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
+}
+
+impl MeshCommand {
+    pub async fn run(&self) -> anyhow::Result<i32> {
+        let client = client().await?;
+        let mut out = std::io::stdout();
+        match self {
+            MeshCommand::List => {
+                install::list(&client, &mut out)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+            }
+            MeshCommand::Upgrade {
+                mesh_name,
+                osm_namespace,
+                set,
+                timeout,
+            } => {
+                let existing = install::installed(&client, mesh_name)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                if !existing.contains(osm_namespace) {
+                    anyhow::bail!(
+                        "no mesh [{mesh_name}] in namespace [{osm_namespace}] to upgrade (see `osm mesh list`)"
+                    );
+                }
+                let manifests = manifests(mesh_name, osm_namespace, set)?;
+                install::apply(&client, &mut out, &manifests, osm_namespace)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                install::wait_ready(
+                    &client,
+                    &mut out,
+                    osm_namespace,
+                    *timeout,
+                    std::time::Duration::from_secs(2),
+                )
+                .await
+                .map_err(anyhow::Error::msg)?;
+                println!("mesh [{mesh_name}] upgraded");
+            }
+        }
+        Ok(0)
+    }
+}
+
+/// `osm uninstall mesh`.
+#[derive(Debug, clap::Subcommand)]
+pub enum UninstallCommand {
+    /// Remove a mesh's control plane. CRDs and the CA's Secrets stay unless
+    /// --delete-cluster-wide-resources (their loss drops every SMI object and
+    /// every workload identity).
+    #[command(visible_aliases = ["delete", "del"])]
+    Mesh {
+        #[arg(long, default_value = "osm")]
+        mesh_name: String,
+        #[arg(long, default_value = "osm-system")]
+        osm_namespace: String,
+        /// Also the CRDs (and every SMI and policy object with them) and the
+        /// Secrets osm-ca-bundle and osm-injector-tls.
+        #[arg(short = 'a', long)]
+        delete_cluster_wide_resources: bool,
+        /// Also the control plane's namespace.
+        #[arg(long)]
+        delete_namespace: bool,
+    },
+}
+
+impl UninstallCommand {
+    pub async fn run(&self) -> anyhow::Result<i32> {
+        let UninstallCommand::Mesh {
+            mesh_name,
+            osm_namespace,
+            delete_cluster_wide_resources,
+            delete_namespace,
+        } = self;
+        let client = client().await?;
+        let existing = install::installed(&client, mesh_name)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        if !existing.contains(osm_namespace) {
+            anyhow::bail!(
+                "no mesh [{mesh_name}] in namespace [{osm_namespace}] (see `osm mesh list`)"
+            );
+        }
+        let manifests = manifests(mesh_name, osm_namespace, &[])?;
+        install::uninstall(
+            &client,
+            &mut std::io::stdout(),
+            &manifests,
+            osm_namespace,
+            *delete_cluster_wide_resources,
+            *delete_namespace,
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
+        println!("mesh [{mesh_name}] uninstalled from namespace [{osm_namespace}]");
+        Ok(0)
     }
 }
 

@@ -252,7 +252,7 @@ pub async fn run(local: Local) -> anyhow::Result<i32> {
                     output: args.output,
                 },
             )?;
-            print!("{text}");
+            crate::output::print(&text)?;
             Ok(0)
         }
         LocalCommand::Logs(args) => {

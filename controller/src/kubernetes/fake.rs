@@ -1,7 +1,7 @@
 //! An in-memory Kubernetes API for tests: a kube `Client` over a tower
 //! service that serves lists, streaming watches (with resource versions),
-//! gets, creates, replaces, merge patches, server-side applies and
-//! TokenReviews from a map of JSON objects, and records
+//! gets, creates, replaces, deletes, merge patches, server-side applies
+//! and TokenReviews from a map of JSON objects, and records
 //! every request it was sent.
 
 use std::{
@@ -439,6 +439,24 @@ impl FakeApi {
                 self.put(object);
                 let stored = self.lock().objects.get(&place).cloned().unwrap_or_default();
                 Response::new(full(&stored))
+            }
+            ("DELETE", Some(name)) => {
+                let place = (
+                    target.collection.clone(),
+                    target.namespace.clone(),
+                    name.clone(),
+                );
+                let Some(object) = self.lock().objects.get(&place).cloned() else {
+                    return status(StatusCode::NOT_FOUND, "NotFound", "not found");
+                };
+                self.delete(
+                    &target.collection.0,
+                    &target.collection.1,
+                    &target.namespace,
+                    name,
+                    false,
+                );
+                Response::new(full(&object))
             }
             ("PUT", Some(name)) => {
                 let mut object: Value = serde_json::from_slice(&body).unwrap_or_default();
