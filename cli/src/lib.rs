@@ -1,5 +1,5 @@
 //! The `osm` command line.
 
 pub mod cluster;
-pub mod output;
 pub mod local;
+pub mod output;

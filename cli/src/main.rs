@@ -26,6 +26,12 @@ enum Command {
     /// What the mesh's policy allows.
     #[command(subcommand)]
     Policy(osm_cli::cluster::PolicyCommand),
+    /// A sidecar's admin endpoints.
+    #[command(subcommand)]
+    Proxy(osm_cli::cluster::ProxyCommand),
+    /// Checks of a running mesh.
+    #[command(subcommand)]
+    Verify(osm_cli::cluster::VerifyCommand),
     /// Prometheus scraping of a namespace's sidecars.
     #[command(subcommand)]
     Metrics(osm_cli::cluster::MetricsCommand),
@@ -44,6 +50,8 @@ async fn main() {
         Command::Namespace(command) => command.run().await,
         Command::Metrics(command) => command.run().await,
         Command::Policy(command) => command.run().await,
+        Command::Proxy(command) => command.run().await,
+        Command::Verify(command) => command.run().await,
         Command::Local(local) => osm_cli::local::run(local).await,
         Command::Version => {
             println!("osm {}", env!("CARGO_PKG_VERSION"));

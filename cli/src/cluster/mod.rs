@@ -7,6 +7,7 @@ pub mod kinds;
 pub mod metrics;
 pub mod namespace;
 pub mod policy;
+pub mod proxy;
 pub mod table;
 pub mod values;
 
@@ -354,5 +355,105 @@ impl PolicyCommand {
         let allowed =
             policy::check_pods(client, &mut std::io::stdout(), source, destination, mesh).await?;
         Ok(code(allowed))
+    }
+}
+
+/// `osm proxy`: a sidecar's admin endpoints.
+#[derive(Debug, clap::Subcommand)]
+pub enum ProxyCommand {
+    /// GET a query on a pod's proxy through the API server's port-forward:
+    /// config_dump, certs, ready, live, logging (admin, 15000) or stats
+    /// (metrics, 15010).
+    Get {
+        query: String,
+        pod: String,
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        /// Write the answer to this file instead of standard output.
+        #[arg(short = 'f', long)]
+        file: Option<std::path::PathBuf>,
+    },
+}
+
+impl ProxyCommand {
+    pub async fn run(&self) -> anyhow::Result<i32> {
+        let ProxyCommand::Get {
+            query,
+            pod,
+            namespace,
+            file,
+        } = self;
+        let client = client().await?;
+        let (status, body) = proxy::get(&client, namespace, pod, query)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        match file {
+            Some(path) => std::fs::write(path, &body)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
+            None => crate::output::print(&body)?,
+        }
+        Ok(if (200..300).contains(&status) { 0 } else { 1 })
+    }
+}
+
+/// `osm verify`: checks of a running mesh.
+#[derive(Debug, clap::Subcommand)]
+pub enum VerifyCommand {
+    /// Whether traffic from one pod can reach another: both proxies hold a
+    /// config, the source routes to the destination pod with its identity,
+    /// and the destination accepts the source's identity. Exits 1 when not.
+    Connectivity {
+        /// NAMESPACE/POD
+        #[arg(long)]
+        from_pod: String,
+        /// NAMESPACE/POD
+        #[arg(long)]
+        to_pod: String,
+    },
+}
+
+impl VerifyCommand {
+    pub async fn run(&self) -> anyhow::Result<i32> {
+        let VerifyCommand::Connectivity { from_pod, to_pod } = self;
+        let src = policy::parse_pod_ref(from_pod, "default").map_err(anyhow::Error::msg)?;
+        let dst = policy::parse_pod_ref(to_pod, "default").map_err(anyhow::Error::msg)?;
+        let client = client().await?;
+        let mut sides = Vec::new();
+        for (ns, name) in [&src, &dst] {
+            let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+                kube::Api::namespaced(client.clone(), ns);
+            let pod = pods
+                .get_opt(name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("pod {ns}/{name} not found"))?;
+            let sa = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.service_account_name.clone())
+                .unwrap_or_else(|| "default".into());
+            let (_, body) = proxy::get(&client, ns, name, "config_dump")
+                .await
+                .map_err(anyhow::Error::msg)?;
+            let dump: serde_json::Value = serde_json::from_str(&body)
+                .map_err(|e| anyhow::anyhow!("{ns}/{name}: the config dump is not JSON: {e}"))?;
+            sides.push((sa, dump));
+        }
+        let from = proxy::Side {
+            namespace: &src.0,
+            pod: &src.1,
+            service_account: &sides[0].0,
+            dump: &sides[0].1,
+        };
+        let to = proxy::Side {
+            namespace: &dst.0,
+            pod: &dst.1,
+            service_account: &sides[1].0,
+            dump: &sides[1].1,
+        };
+        let checks = proxy::verify(&from, &to);
+        for c in &checks {
+            println!("[{}] {}", if c.ok { "ok" } else { "FAILED" }, c.text);
+        }
+        Ok(code(checks.iter().all(|c| c.ok)))
     }
 }
