@@ -36,8 +36,13 @@ enum Command {
     #[command(subcommand)]
     Metrics(osm_cli::cluster::MetricsCommand),
     Local(osm_cli::local::Local),
-    /// Print the version.
-    Version,
+    /// Versions of the CLI and of the installed meshes.
+    Version(osm_cli::cluster::Version),
+    /// Help for maintainers.
+    #[command(subcommand)]
+    Support(osm_cli::cluster::SupportCommand),
+    /// Grafana on localhost, through the API server's port-forward.
+    Dashboard(osm_cli::cluster::Dashboard),
 }
 
 #[tokio::main]
@@ -53,10 +58,9 @@ async fn main() {
         Command::Proxy(command) => command.run().await,
         Command::Verify(command) => command.run().await,
         Command::Local(local) => osm_cli::local::run(local).await,
-        Command::Version => {
-            println!("osm {}", env!("CARGO_PKG_VERSION"));
-            Ok(0)
-        }
+        Command::Version(command) => command.run().await,
+        Command::Support(command) => command.run().await,
+        Command::Dashboard(command) => command.run().await,
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -35,7 +35,7 @@ fn help_lists_every_local_verb() {
         !out.lines().any(|l| l.trim_start().starts_with("daemon")),
         "the internal verb is hidden:\n{out}"
     );
-    let (code, out, _) = osm(&["version"], dir.path());
+    let (code, out, _) = osm(&["version", "--client-only"], dir.path());
     assert_eq!(
         (code, out.trim()),
         (0, concat!("osm ", env!("CARGO_PKG_VERSION")))

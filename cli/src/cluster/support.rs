@@ -1,0 +1,164 @@
+//! `osm support bug-report`: what a maintainer needs to look at a mesh,
+//! gathered through the API into one .tar.gz: versions, meshes, meshed
+//! namespaces, each control plane's MeshConfig, pods and recent logs, and
+//! every SMI and policy object. Secrets are never collected.
+
+use std::io::Write as _;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::{
+    Api, Client,
+    api::{DynamicObject, ListParams, LogParams},
+};
+use osm_controller::sources::kubernetes::watched_kinds;
+
+/// The report's files: (name, content).
+pub async fn collect(client: &Client, mesh_namespaces: &[String]) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    files.push((
+        "version.txt".to_string(),
+        format!("osm CLI {}\n", env!("CARGO_PKG_VERSION")),
+    ));
+    let mut meshes = Vec::new();
+    let _ = super::install::list(client, &mut meshes).await;
+    files.push((
+        "meshes.txt".into(),
+        String::from_utf8_lossy(&meshes).into_owned(),
+    ));
+    let mut namespaces = Vec::new();
+    let _ = super::namespace::list(client.clone(), &mut namespaces, None).await;
+    files.push((
+        "namespaces.txt".into(),
+        String::from_utf8_lossy(&namespaces).into_owned(),
+    ));
+
+    for ns in mesh_namespaces {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+        match pods.list(&ListParams::default()).await {
+            Ok(list) => {
+                files.push((format!("{ns}/pods.yaml"), yaml(&list.items)));
+                for pod in &list.items {
+                    let name = pod.metadata.name.clone().unwrap_or_default();
+                    let params = LogParams {
+                        tail_lines: Some(2000),
+                        ..LogParams::default()
+                    };
+                    let text = match pods.logs(&name, &params).await {
+                        Ok(t) => t,
+                        Err(e) => format!("(no log: {e})\n"),
+                    };
+                    files.push((format!("{ns}/logs/{name}.log"), text));
+                }
+            }
+            Err(e) => files.push((format!("{ns}/pods.error"), format!("{e}\n"))),
+        }
+    }
+    // Mesh resources, MeshConfigs included, from every namespace.
+    for watched in watched_kinds().into_iter().filter(|w| w.custom) {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &watched.resource);
+        let name = format!("resources/{}.yaml", watched.resource.plural);
+        match api.list(&ListParams::default()).await {
+            Ok(list) => files.push((name, yaml(&list.items))),
+            Err(e) => files.push((name.replace(".yaml", ".error"), format!("{e}\n"))),
+        }
+    }
+    files
+}
+
+fn yaml<T: serde::Serialize>(items: &[T]) -> String {
+    serde_yaml_ng::to_string(items).unwrap_or_else(|e| format!("(not serializable: {e})\n"))
+}
+
+/// Writes the files as `<dir>/...` in a gzipped tar.
+pub fn write_archive(
+    path: &std::path::Path,
+    dir: &str,
+    files: &[(String, String)],
+) -> std::io::Result<()> {
+    let file = std::fs::File::create(path)?;
+    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+    let mut archive = tar::Builder::new(gz);
+    for (name, content) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        );
+        header.set_cksum();
+        archive.append_data(&mut header, format!("{dir}/{name}"), content.as_bytes())?;
+    }
+    archive.into_inner()?.finish()?.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+
+    use osm_controller::kubernetes::fake::FakeApi;
+    use serde_json::json;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_report_holds_the_mesh_and_never_a_secret() {
+        let fake = FakeApi::new();
+        fake.put(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "shop", "labels": {"openservicemesh.io/monitored-by": "osm"}}}));
+        fake.put(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "osm-controller-1", "namespace": "osm-system"},
+            "spec": {"containers": [{"name": "osm-controller", "image": "x"}]}}));
+        fake.put(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "osm-ca-bundle", "namespace": "osm-system"},
+            "data": {"private.key": "c2VjcmV0"}}));
+        fake.put(json!({"apiVersion": "access.smi-spec.io/v1alpha3", "kind": "TrafficTarget",
+            "metadata": {"name": "tt", "namespace": "shop"},
+            "spec": {"destination": {"kind": "ServiceAccount", "name": "a"}, "rules": [], "sources": []}}));
+        let files = collect(&fake.client(), &["osm-system".to_string()]).await;
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        for expected in [
+            "version.txt",
+            "meshes.txt",
+            "namespaces.txt",
+            "osm-system/pods.yaml",
+            "osm-system/logs/osm-controller-1.log",
+            "resources/traffictargets.yaml",
+        ] {
+            assert!(names.contains(&expected), "{expected} missing: {names:?}");
+        }
+        let tts = &files
+            .iter()
+            .find(|(n, _)| n == "resources/traffictargets.yaml")
+            .unwrap()
+            .1;
+        assert!(tts.contains("name: tt"), "{tts}");
+        assert!(
+            files.iter().all(|(_, c)| !c.contains("c2VjcmV0")),
+            "a secret leaked into the report"
+        );
+        assert!(
+            !fake.requests().iter().any(|r| r.contains("/secrets")),
+            "secrets were read"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.tar.gz");
+        write_archive(&path, "osm-bug-report", &files).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(
+            std::fs::File::open(&path).unwrap(),
+        ));
+        let mut found = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let mut text = String::new();
+            entry.read_to_string(&mut text).unwrap();
+            found.push((entry.path().unwrap().display().to_string(), text));
+        }
+        assert_eq!(found.len(), files.len());
+        assert_eq!(
+            found[0],
+            ("osm-bug-report/version.txt".to_string(), files[0].1.clone())
+        );
+    }
+}
