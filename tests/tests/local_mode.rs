@@ -198,6 +198,42 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
         "{table}"
     );
 
+    // The cluster verbs work against local mode too.
+    let buyer_pod = mesh.pods_of("bookbuyer", "bookbuyer")[0].clone();
+    let store_pod = mesh.pods_of("bookstore", "bookstore-v1")[0].clone();
+    let thief_pod = mesh.pods_of("bookthief", "bookthief")[0].clone();
+    let check = |src: &str, dst: &str| mesh.osm(&["policy", "check-pods", "--local", src, dst]);
+    let allowed = check(
+        &format!("bookbuyer/{buyer_pod}"),
+        &format!("bookstore/{store_pod}"),
+    );
+    let text = String::from_utf8_lossy(&allowed.stdout);
+    assert!(
+        allowed.status.success() && text.contains("TrafficTarget bookstore/bookstore"),
+        "{text}"
+    );
+    let denied = check(
+        &format!("bookthief/{thief_pod}"),
+        &format!("bookstore/{store_pod}"),
+    );
+    assert_eq!(
+        denied.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&denied.stdout)
+    );
+    let dump = mesh.ok(&[
+        "proxy",
+        "get",
+        "--local",
+        "config_dump",
+        &buyer_pod,
+        "-n",
+        "bookbuyer",
+    ]);
+    let dump: Value = serde_json::from_str(&dump).expect("config_dump is JSON");
+    assert!(dump["version"].as_u64().unwrap_or(0) > 0, "{dump}");
+
     // Adding bookthief as a source lets it buy.
     mesh.apply_file("demo/manifests/access/traffic-access-v1-allow-bookthief.yaml");
     wait_for("bookthief to buy once allowed", PATIENCE, || {

@@ -4,6 +4,7 @@
 pub mod chart;
 pub mod install;
 pub mod kinds;
+pub mod local;
 pub mod metrics;
 pub mod namespace;
 pub mod policy;
@@ -232,6 +233,8 @@ pub enum NamespaceCommand {
         /// Monitor the namespace without injecting sidecars.
         #[arg(long)]
         disable_sidecar_injection: bool,
+        #[command(flatten)]
+        target: local::LocalTarget,
     },
     /// Take a namespace out of the mesh (running pods keep their sidecar
     /// until restarted).
@@ -239,16 +242,22 @@ pub enum NamespaceCommand {
         namespace: String,
         #[arg(long, default_value = "osm")]
         mesh_name: String,
+        #[command(flatten)]
+        target: local::LocalTarget,
     },
     /// List the namespaces in a mesh (every mesh without --mesh-name).
     List {
         #[arg(long)]
         mesh_name: Option<String>,
+        #[command(flatten)]
+        target: local::LocalTarget,
     },
     /// Keep namespaces out of every mesh (label openservicemesh.io/ignore).
     Ignore {
         #[arg(required = true)]
         namespaces: Vec<String>,
+        #[command(flatten)]
+        target: local::LocalTarget,
     },
 }
 
@@ -272,7 +281,63 @@ fn code(ok: bool) -> i32 {
 }
 
 impl NamespaceCommand {
+    fn local_target(&self) -> &local::LocalTarget {
+        match self {
+            NamespaceCommand::Add { target, .. }
+            | NamespaceCommand::Remove { target, .. }
+            | NamespaceCommand::List { target, .. }
+            | NamespaceCommand::Ignore { target, .. } => target,
+        }
+    }
+
+    fn run_local(&self) -> anyhow::Result<i32> {
+        let target = self.local_target();
+        let (names, change): (Vec<&String>, local::NamespaceChange<'_>) = match self {
+            NamespaceCommand::List { mesh_name, .. } => {
+                local::list_namespaces(target, &mut std::io::stdout(), mesh_name.as_deref())?;
+                return Ok(0);
+            }
+            NamespaceCommand::Add {
+                namespaces,
+                mesh_name,
+                disable_sidecar_injection,
+                ..
+            } => (
+                namespaces.iter().collect(),
+                local::NamespaceChange::Add {
+                    mesh: mesh_name,
+                    disable_injection: *disable_sidecar_injection,
+                },
+            ),
+            NamespaceCommand::Remove {
+                namespace,
+                mesh_name,
+                ..
+            } => (
+                vec![namespace],
+                local::NamespaceChange::Remove { mesh: mesh_name },
+            ),
+            NamespaceCommand::Ignore { namespaces, .. } => {
+                (namespaces.iter().collect(), local::NamespaceChange::Ignore)
+            }
+        };
+        let mut ok = true;
+        for name in names {
+            match local::change_namespace(target, name, &change)? {
+                Ok(line) => println!("{line}"),
+                Err(e) => {
+                    println!("{e}");
+                    ok = false;
+                }
+            }
+        }
+        Ok(code(ok))
+    }
+
     pub async fn run(&self) -> anyhow::Result<i32> {
+        if self.local_target().local {
+            return self.run_local();
+        }
         let client = client().await?;
         let mut out = std::io::stdout();
         Ok(match self {
@@ -281,6 +346,7 @@ impl NamespaceCommand {
                 mesh_name,
                 osm_namespace,
                 disable_sidecar_injection,
+                ..
             } => code(
                 namespace::add(
                     client,
@@ -295,14 +361,15 @@ impl NamespaceCommand {
             NamespaceCommand::Remove {
                 namespace: ns,
                 mesh_name,
+                ..
             } => code(namespace::remove(client, &mut out, ns, mesh_name).await?),
-            NamespaceCommand::List { mesh_name } => {
+            NamespaceCommand::List { mesh_name, .. } => {
                 namespace::list(client, &mut out, mesh_name.as_deref())
                     .await
                     .map_err(anyhow::Error::msg)?;
                 0
             }
-            NamespaceCommand::Ignore { namespaces } => {
+            NamespaceCommand::Ignore { namespaces, .. } => {
                 code(namespace::ignore(client, &mut out, namespaces).await?)
             }
         })
@@ -336,6 +403,8 @@ pub enum PolicyCommand {
         /// Where osm-mesh-config lives.
         #[arg(long, default_value = "osm-system")]
         osm_namespace: String,
+        #[command(flatten)]
+        target: local::LocalTarget,
     },
 }
 
@@ -346,13 +415,19 @@ impl PolicyCommand {
             destination,
             mesh_name,
             osm_namespace,
+            target,
         } = self;
-        let client = client().await?;
         let mesh = osm_api::compile::MeshOptions {
             mesh_name: mesh_name.clone(),
             osm_namespace: osm_namespace.clone(),
             ..Default::default()
         };
+        if target.local {
+            let allowed =
+                local::check_pods(target, &mut std::io::stdout(), source, destination, mesh)?;
+            return Ok(code(allowed));
+        }
+        let client = client().await?;
         let allowed =
             policy::check_pods(client, &mut std::io::stdout(), source, destination, mesh).await?;
         Ok(code(allowed))
@@ -373,6 +448,8 @@ pub enum ProxyCommand {
         /// Write the answer to this file instead of standard output.
         #[arg(short = 'f', long)]
         file: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        target: local::LocalTarget,
     },
 }
 
@@ -383,11 +460,16 @@ impl ProxyCommand {
             pod,
             namespace,
             file,
+            target,
         } = self;
-        let client = client().await?;
-        let (status, body) = proxy::get(&client, namespace, pod, query)
-            .await
-            .map_err(anyhow::Error::msg)?;
+        let (status, body) = if target.local {
+            local::proxy_get(target, namespace, pod, query)?
+        } else {
+            let client = client().await?;
+            proxy::get(&client, namespace, pod, query)
+                .await
+                .map_err(anyhow::Error::msg)?
+        };
         match file {
             Some(path) => std::fs::write(path, &body)
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
