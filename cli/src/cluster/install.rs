@@ -150,6 +150,29 @@ pub async fn wait_ready(
     }
 }
 
+/// Re-applies the chart to an installed mesh and waits for it.
+pub async fn upgrade(
+    client: &Client,
+    out: &mut impl Write,
+    manifests: &str,
+    mesh: &str,
+    namespace: &str,
+    timeout: Duration,
+    poll: Duration,
+) -> Result<(), String> {
+    if !installed(client, mesh)
+        .await?
+        .iter()
+        .any(|n| n == namespace)
+    {
+        return Err(format!(
+            "no mesh [{mesh}] in namespace [{namespace}] to upgrade (see `osm mesh list`, or `osm install`)"
+        ));
+    }
+    apply(client, out, manifests, namespace).await?;
+    wait_ready(client, out, namespace, timeout, poll).await
+}
+
 /// Deletes what the chart made; CRDs and the CA's Secrets only when
 /// `cluster_wide` (their loss breaks every mesh resource and identity).
 pub async fn uninstall(

@@ -123,21 +123,12 @@ impl MeshCommand {
                 set,
                 timeout,
             } => {
-                let existing = install::installed(&client, mesh_name)
-                    .await
-                    .map_err(anyhow::Error::msg)?;
-                if !existing.contains(osm_namespace) {
-                    anyhow::bail!(
-                        "no mesh [{mesh_name}] in namespace [{osm_namespace}] to upgrade (see `osm mesh list`)"
-                    );
-                }
                 let manifests = manifests(mesh_name, osm_namespace, set)?;
-                install::apply(&client, &mut out, &manifests, osm_namespace)
-                    .await
-                    .map_err(anyhow::Error::msg)?;
-                install::wait_ready(
+                install::upgrade(
                     &client,
                     &mut out,
+                    &manifests,
+                    mesh_name,
                     osm_namespace,
                     *timeout,
                     std::time::Duration::from_secs(2),

@@ -183,3 +183,81 @@ async fn uninstall_keeps_crds_and_the_ca_unless_asked() {
     );
     assert!(fake.get("", "namespaces", "", "osm-system").is_none());
 }
+
+#[tokio::test]
+async fn upgrade_needs_an_installed_mesh_and_applies_the_new_values() {
+    let fake = FakeApi::new();
+    let client = fake.client();
+    let err = upgrade(
+        &client,
+        &mut Vec::new(),
+        &manifests(),
+        "osm",
+        "osm-system",
+        Duration::from_secs(1),
+        Duration::from_millis(10),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.contains("no mesh [osm] in namespace [osm-system] to upgrade"),
+        "{err}"
+    );
+
+    apply(&client, &mut Vec::new(), &manifests(), "osm-system")
+        .await
+        .unwrap();
+    mark_ready(&fake, "osm-controller");
+    mark_ready(&fake, "osm-injector");
+    let mut values = chart::default_values().unwrap();
+    crate::cluster::values::set(&mut values, "osm.controller.replicas=2").unwrap();
+    let two = chart::render(&values, "osm-system").unwrap();
+    let upgrading = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut out = Vec::new();
+            let r = upgrade(
+                &client,
+                &mut out,
+                &two,
+                "osm",
+                "osm-system",
+                Duration::from_secs(20),
+                Duration::from_millis(20),
+            )
+            .await;
+            (r, String::from_utf8(out).unwrap())
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while fake
+        .get(
+            "policy",
+            "poddisruptionbudgets",
+            "osm-system",
+            "osm-controller",
+        )
+        .is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the upgrade never applied the PDB"
+        );
+        tokio::task::yield_now().await;
+    }
+    mark_ready(&fake, "osm-controller");
+    let (result, out) = upgrading.await.unwrap();
+    result.unwrap();
+    assert!(
+        out.contains("poddisruptionbudget/osm-controller applied"),
+        "{out}"
+    );
+    let d = fake
+        .get("apps", "deployments", "osm-system", "osm-controller")
+        .unwrap();
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert!(
+        out.ends_with("ready: osm-controller 2/2, osm-injector 1/1\n"),
+        "{out}"
+    );
+}
