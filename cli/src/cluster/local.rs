@@ -92,26 +92,6 @@ pub fn proxy_get(
     )
 }
 
-/// RFC 7386 merge patch.
-fn merge(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(fields) => {
-            if !target.is_object() {
-                *target = Value::Object(Default::default());
-            }
-            let map = target.as_object_mut().expect("made an object above");
-            for (k, v) in fields {
-                if v.is_null() {
-                    map.remove(k);
-                } else {
-                    merge(map.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
-}
-
 /// What a namespace verb does to one stored namespace.
 pub enum NamespaceChange<'a> {
     Add {
@@ -169,7 +149,7 @@ pub fn change_namespace(
     };
     Ok(match decided {
         Ok((patch, line)) => {
-            merge(&mut value, &patch);
+            json_patch::merge(&mut value, &patch);
             store.put(&value)?;
             Ok(line)
         }
