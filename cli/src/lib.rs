@@ -3,3 +3,4 @@
 pub mod cluster;
 pub mod local;
 pub mod output;
+pub mod table;

@@ -9,6 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use osm_cli::local::runtime::deployments::owned_by;
 use serde_json::Value;
 
 /// The binaries local mode runs; all come from this workspace.
@@ -180,24 +181,16 @@ impl LocalMesh {
 
     /// The first pod of a Deployment.
     pub fn pod_of(&self, namespace: &str, deployment: &str) -> Option<Value> {
-        self.pods(namespace).into_iter().find(|p| {
-            p.pointer("/metadata/ownerReferences/0/name")
-                .and_then(Value::as_str)
-                .and_then(|rs| rs.rsplit_once('-'))
-                .is_some_and(|(d, _)| d == deployment)
-        })
+        self.pods(namespace)
+            .into_iter()
+            .find(|p| owned_by(p, deployment))
     }
 
     /// Every pod of a Deployment, by name.
     pub fn pods_of(&self, namespace: &str, deployment: &str) -> Vec<String> {
         self.pods(namespace)
             .into_iter()
-            .filter(|p| {
-                p.pointer("/metadata/ownerReferences/0/name")
-                    .and_then(Value::as_str)
-                    .and_then(|rs| rs.rsplit_once('-'))
-                    .is_some_and(|(d, _)| d == deployment)
-            })
+            .filter(|p| owned_by(p, deployment))
             .filter_map(|p| Some(p.pointer("/metadata/name")?.as_str()?.to_string()))
             .collect()
     }

@@ -247,7 +247,7 @@ pub async fn list(client: &Client, out: &mut impl Write) -> Result<(), String> {
             ]
         })
         .collect();
-    super::table::write(
+    crate::table::write(
         out,
         &["MESH NAME", "NAMESPACE", "VERSION", "CONTROLLER READY"],
         &rows,

@@ -6,7 +6,6 @@ use std::io::Write;
 
 use k8s_openapi::api::core::v1::Namespace;
 use osm_api::compile::{Index, MeshOptions};
-use serde_json::Value;
 
 use super::{namespace, policy};
 use crate::local::{
@@ -163,36 +162,14 @@ pub fn list_namespaces(
     out: &mut dyn Write,
     mesh: Option<&str>,
 ) -> anyhow::Result<()> {
-    let rows: Vec<[String; 3]> = target
+    let namespaces: Vec<Namespace> = target
         .store()?
         .list()?
         .into_iter()
         .filter(|s| s.key.kind == "Namespace")
-        .filter_map(|s| {
-            let labels = s.value.pointer("/metadata/labels");
-            let owner = labels?.get(namespace::MONITORED_BY)?.as_str()?.to_string();
-            if mesh.is_some_and(|m| m != owner) {
-                return None;
-            }
-            let injection = s
-                .value
-                .pointer("/metadata/annotations")
-                .and_then(|a| a.get(namespace::INJECTION))
-                .and_then(Value::as_str)
-                .unwrap_or("enabled")
-                .to_string();
-            Some([s.key.name, owner, injection])
-        })
+        .filter_map(|s| serde_json::from_value(s.value).ok())
         .collect();
-    if rows.is_empty() {
-        writeln!(
-            out,
-            "No namespace is in {}",
-            mesh.map_or("any mesh".to_string(), |m| format!("mesh [{m}]"))
-        )?;
-        return Ok(());
-    }
-    super::table::write(out, &["NAMESPACE", "MESH", "SIDECAR-INJECTION"], &rows)?;
+    namespace::write_list(out, &namespaces, mesh)?;
     Ok(())
 }
 

@@ -10,7 +10,7 @@ pub mod namespace;
 pub mod policy;
 pub mod proxy;
 pub mod support;
-pub mod table;
+
 pub mod values;
 
 use clap::Args;

@@ -205,34 +205,44 @@ pub async fn list(client: Client, out: &mut impl Write, mesh: Option<&str>) -> R
         .list(&ListParams::default().labels(&selector))
         .await
         .map_err(|e| format!("listing namespaces: {e}"))?;
-    let write = |out: &mut dyn Write| -> std::io::Result<()> {
-        if list.items.is_empty() {
-            return writeln!(
-                out,
-                "No namespace is in {}",
-                mesh.map_or("any mesh".to_string(), |m| format!("mesh [{m}]"))
-            );
-        }
-        let rows: Vec<[String; 3]> = list
-            .items
-            .iter()
-            .map(|ns| {
-                let injection = ns
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(INJECTION))
-                    .map_or("enabled", String::as_str);
-                [
-                    ns.metadata.name.clone().unwrap_or_default(),
-                    label(ns, MONITORED_BY).unwrap_or_default().to_string(),
-                    injection.to_string(),
-                ]
-            })
-            .collect();
-        crate::cluster::table::write(out, &["NAMESPACE", "MESH", "SIDECAR-INJECTION"], &rows)
-    };
-    write(out).map_err(|e| e.to_string())
+    write_list(out, &list.items, mesh).map_err(|e| e.to_string())
+}
+
+/// The table of `namespace list` for the namespaces of `mesh` (every mesh
+/// when None) among `namespaces`.
+pub fn write_list(
+    out: &mut dyn Write,
+    namespaces: &[Namespace],
+    mesh: Option<&str>,
+) -> std::io::Result<()> {
+    let rows: Vec<[String; 3]> = namespaces
+        .iter()
+        .filter_map(|ns| {
+            let owner = label(ns, MONITORED_BY)?;
+            if mesh.is_some_and(|m| m != owner) {
+                return None;
+            }
+            let injection = ns
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(INJECTION))
+                .map_or("enabled", String::as_str);
+            Some([
+                ns.metadata.name.clone().unwrap_or_default(),
+                owner.to_string(),
+                injection.to_string(),
+            ])
+        })
+        .collect();
+    if rows.is_empty() {
+        return writeln!(
+            out,
+            "No namespace is in {}",
+            mesh.map_or("any mesh".to_string(), |m| format!("mesh [{m}]"))
+        );
+    }
+    crate::table::write(out, &["NAMESPACE", "MESH", "SIDECAR-INJECTION"], &rows)
 }
 
 #[cfg(test)]

@@ -174,9 +174,7 @@ pub async fn run(
         return show(&api, &instance, watch).await;
     }
     lifecycle::up(state, None).await?;
-    if !std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("redis-server").is_file()))
-    {
+    if !lifecycle::on_path("redis-server") {
         anyhow::bail!(
             "the demo's database is Redis: install it with `apt-get install redis-server`"
         );

@@ -136,11 +136,7 @@ pub fn table(
                     .filter(|p| {
                         p.key.kind == "Pod"
                             && p.key.namespace == s.key.namespace
-                            && p.value
-                                .pointer("/metadata/ownerReferences/0/name")
-                                .and_then(Value::as_str)
-                                .and_then(|rs| rs.rsplit_once('-'))
-                                .is_some_and(|(d, _)| d == s.key.name)
+                            && crate::local::runtime::deployments::owned_by(&p.value, &s.key.name)
                     })
                     .collect();
                 let ready = owned
@@ -173,33 +169,11 @@ pub fn table(
         }
         rows.push(row);
     }
-    let mut header: Vec<String> = header.into_iter().map(str::to_string).collect();
+    let mut header = header;
     if with_namespace {
-        header.insert(0, "NAMESPACE".into());
+        header.insert(0, "NAMESPACE");
     }
-    let mut widths: Vec<usize> = header.iter().map(String::len).collect();
-    for row in &rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.len());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(rows.iter()) {
-        let line: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if i + 1 == row.len() {
-                    c.clone()
-                } else {
-                    format!("{c:<w$}", w = widths[i])
-                }
-            })
-            .collect();
-        out.push_str(line.join("   ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::table::render(&header, &rows)
 }
 
 /// What to show.

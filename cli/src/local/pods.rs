@@ -10,7 +10,11 @@ use serde_json::Value;
 
 use super::{
     daemon::bin_dir,
-    runtime::launch::{PodContext, launch},
+    runtime::{
+        deployments::owned_by,
+        launch::{PodContext, launch},
+        pod::exit_code,
+    },
     state::{Instance, StateDir},
     store::{Key, Store},
 };
@@ -32,12 +36,7 @@ pub fn find_pod(store: &Store, namespace: &str, target: &str) -> anyhow::Result<
             .into_iter()
             .filter(|s| s.key.kind == "Pod" && s.key.namespace == namespace)
             .map(|s| s.value)
-            .filter(|p| {
-                p.pointer("/metadata/ownerReferences/0/name")
-                    .and_then(Value::as_str)
-                    .and_then(|rs| rs.rsplit_once('-'))
-                    .is_some_and(|(d, _)| d == deployment)
-            })
+            .filter(|p| owned_by(p, deployment))
             .collect();
         // Running pods first.
         pods.sort_by_key(|p| p.pointer("/status/phase").and_then(Value::as_str) != Some("Running"));
@@ -210,10 +209,7 @@ pub fn exec(
         .current_dir(&launch.cwd)
         .status()
         .context("cannot run ip netns exec")?;
-    Ok(status.code().unwrap_or_else(|| {
-        use std::os::unix::process::ExitStatusExt as _;
-        128 + status.signal().unwrap_or(0)
-    }))
+    Ok(exit_code(status))
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use k8s_openapi::{
     ByteString,
     api::{
-        admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
+        admissionregistration::v1::{
+            MutatingWebhookConfiguration, ValidatingWebhookConfiguration, WebhookClientConfig,
+        },
         core::v1::{ConfigMap, Secret},
     },
 };
@@ -30,6 +32,21 @@ const MESH_CONFIG: &str = "osm-mesh-config";
 const INJECTOR_CERT_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
 /// A certificate with less left than this is replaced.
 const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Sets `bundle` on every client config; true when one differed.
+fn set_bundle<'a>(
+    configs: impl Iterator<Item = &'a mut WebhookClientConfig>,
+    bundle: &ByteString,
+) -> bool {
+    let mut changed = false;
+    for config in configs {
+        if config.ca_bundle.as_ref() != Some(bundle) {
+            config.ca_bundle = Some(bundle.clone());
+            changed = true;
+        }
+    }
+    changed
+}
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -163,45 +180,49 @@ impl Bootstrap {
     /// Puts the CA into every webhook of both configurations.
     async fn webhooks(&self, report: &mut Report) -> Result<(), BootstrapError> {
         let bundle = ByteString(self.ca.root_pem().as_bytes().to_vec());
-        let pp = PostParams::default();
-        let mutating: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
-        let name = self.mutating_name();
-        let what = format!("MutatingWebhookConfiguration {name}");
-        match mutating.get_opt(&name).await.map_err(api_error(&what))? {
+        self.put_ca_bundle::<MutatingWebhookConfiguration>(&self.mutating_name(), report, |c| {
+            set_bundle(
+                c.webhooks
+                    .iter_mut()
+                    .flatten()
+                    .map(|h| &mut h.client_config),
+                &bundle,
+            )
+        })
+        .await?;
+        self.put_ca_bundle::<ValidatingWebhookConfiguration>(&self.validating_name(), report, |c| {
+            set_bundle(
+                c.webhooks
+                    .iter_mut()
+                    .flatten()
+                    .map(|h| &mut h.client_config),
+                &bundle,
+            )
+        })
+        .await
+    }
+
+    /// Gets a webhook configuration, lets `set` put the bundle in, and
+    /// replaces it when that changed something.
+    async fn put_ca_bundle<K>(
+        &self,
+        name: &str,
+        report: &mut Report,
+        set: impl Fn(&mut K) -> bool,
+    ) -> Result<(), BootstrapError>
+    where
+        K: kube::Resource<Scope = kube::core::ClusterResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + serde::Serialize,
+    {
+        let api: Api<K> = Api::all(self.client.clone());
+        let what = format!("{} {name}", K::kind(&()));
+        match api.get_opt(name).await.map_err(api_error(&what))? {
             Some(mut config) => {
-                let hooks = config.webhooks.iter_mut().flatten();
-                let mut changed = false;
-                for hook in hooks {
-                    if hook.client_config.ca_bundle.as_ref() != Some(&bundle) {
-                        hook.client_config.ca_bundle = Some(bundle.clone());
-                        changed = true;
-                    }
-                }
-                if changed {
-                    mutating
-                        .replace(&name, &pp, &config)
-                        .await
-                        .map_err(api_error(&what))?;
-                    report.webhooks_patched.push(what);
-                }
-            }
-            None => report.webhooks_missing.push(what),
-        }
-        let validating: Api<ValidatingWebhookConfiguration> = Api::all(self.client.clone());
-        let name = self.validating_name();
-        let what = format!("ValidatingWebhookConfiguration {name}");
-        match validating.get_opt(&name).await.map_err(api_error(&what))? {
-            Some(mut config) => {
-                let mut changed = false;
-                for hook in config.webhooks.iter_mut().flatten() {
-                    if hook.client_config.ca_bundle.as_ref() != Some(&bundle) {
-                        hook.client_config.ca_bundle = Some(bundle.clone());
-                        changed = true;
-                    }
-                }
-                if changed {
-                    validating
-                        .replace(&name, &pp, &config)
+                if set(&mut config) {
+                    api.replace(name, &PostParams::default(), &config)
                         .await
                         .map_err(api_error(&what))?;
                     report.webhooks_patched.push(what);

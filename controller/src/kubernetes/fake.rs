@@ -89,26 +89,6 @@ fn collection_of(value: &Value) -> Collection {
     (group, plural)
 }
 
-/// RFC 7386: objects merge, null removes, anything else replaces.
-fn merge_patch(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(fields) => {
-            if !target.is_object() {
-                *target = json!({});
-            }
-            let map = target.as_object_mut().expect("made an object above");
-            for (k, v) in fields {
-                if v.is_null() {
-                    map.remove(k);
-                } else {
-                    merge_patch(map.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
-}
-
 /// The parts of an API path.
 #[derive(Debug, PartialEq)]
 struct Target {
@@ -411,14 +391,14 @@ impl FakeApi {
                 let current = self.lock().objects.get(&place).cloned();
                 let object = match (content_type.as_str(), current) {
                     ("application/merge-patch+json", Some(mut current)) => {
-                        merge_patch(&mut current, &patch);
+                        json_patch::merge(&mut current, &patch);
                         current
                     }
                     // Server-side apply: creates, or merges the applied
                     // fields into what is there.
                     ("application/apply-patch+yaml", current) => {
                         let mut object = current.unwrap_or_else(|| json!({}));
-                        merge_patch(&mut object, &patch);
+                        json_patch::merge(&mut object, &patch);
                         if object["metadata"]["namespace"].is_null() && !target.namespace.is_empty()
                         {
                             object["metadata"]["namespace"] = json!(target.namespace);

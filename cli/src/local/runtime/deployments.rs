@@ -71,6 +71,15 @@ impl PodInfo {
     }
 }
 
+/// Whether a stored pod belongs to the Deployment `deployment` (its
+/// ReplicaSet `<deployment>-<hash>` is its first owner).
+pub fn owned_by(pod: &Value, deployment: &str) -> bool {
+    pod.pointer("/metadata/ownerReferences/0/name")
+        .and_then(Value::as_str)
+        .and_then(|rs| rs.rsplit_once('-'))
+        .is_some_and(|(d, _)| d == deployment)
+}
+
 /// A new pod to create (without uid: the API server gives it one).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPod(pub Value);

@@ -575,7 +575,9 @@ impl Backoff {
     }
 }
 
-fn exit_code(status: std::process::ExitStatus) -> i32 {
+/// A process's exit code; 128 + the signal when a signal ended it (as
+/// shells report it).
+pub fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt as _;
     status
         .code()
