@@ -1,4 +1,6 @@
-//! Benchmarks live in `benches/`: `micro` (route matching, authorization,
-//! split and endpoint choice) and `loopback` (one request through
-//! client -> outbound proxy -> mTLS -> inbound proxy -> app, against
-//! client -> app directly). Run with `cargo bench -p osm-bench`.
+//! Benchmarks. Criterion benches live in `benches/` (`micro`, `compiler`,
+//! `loopback`, `controller_scale`; `cargo bench -p osm-bench --bench NAME`);
+//! the side-by-side load harness is the `osm-bench` binary (module
+//! [`pairs`]; `bench/run` builds and runs it).
+
+pub mod pairs;

@@ -1,0 +1,192 @@
+//! `osm-bench pairs`: the meshed path against the direct path and against
+//! nginx and HAProxy mTLS pairs, in one run, on 127.0.0.1; writes a
+//! Markdown table, the raw samples (JSON) and a PNG of the latency
+//! percentiles. `osm-bench app` is the 1 KB application it runs behind
+//! every path.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    time::{Duration, SystemTime},
+};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use osm_bench::pairs::{
+    app,
+    paths::{PathKind, Programs},
+    plot, report,
+    run::{self, Plan},
+};
+
+#[derive(Debug, Parser)]
+#[command(name = "osm-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every path side by side under the same loads and report.
+    Pairs(Box<PairsArgs>),
+    /// The application behind every path (started by `pairs`).
+    App {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 1024)]
+        body_bytes: usize,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct PairsArgs {
+    /// Paths to run: direct, osm-proxy, nginx, haproxy (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "direct,osm-proxy,nginx,haproxy"
+    )]
+    paths: Vec<String>,
+    /// Constant rates, requests/s (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "200,1000,5000")]
+    rates: Vec<u32>,
+    /// Client connections of the constant-rate runs.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Client connections of the closed-loop runs; empty: none.
+    #[arg(long, value_delimiter = ',', default_value = "16,64")]
+    closed_loop: Vec<usize>,
+    /// Length of each measured run.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Warm-up before each measured run, same load (pools, handshakes).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Repetitions of each (path, load); medians are reported.
+    #[arg(long, default_value_t = 3)]
+    repetitions: usize,
+    /// Worker threads per osm-proxy (nginx and HAProxy run one).
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Response body size of the app, bytes.
+    #[arg(long, default_value_t = 1024)]
+    body_bytes: usize,
+    /// Where the report goes.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+    /// osm-proxy binary (default: beside this one).
+    #[arg(long)]
+    osm_proxy: Option<PathBuf>,
+    #[arg(long)]
+    nginx: Option<PathBuf>,
+    #[arg(long)]
+    haproxy: Option<PathBuf>,
+    /// oha binary (cargo install oha --locked).
+    #[arg(long)]
+    oha: Option<PathBuf>,
+}
+
+fn version_of(program: &std::path::Path, flag: &str) -> String {
+    std::process::Command::new(program)
+        .arg(flag)
+        .output()
+        .map(|o| {
+            let text = [o.stdout, o.stderr].concat();
+            String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_else(|e| format!("{}: {e}", program.display()))
+}
+
+fn pairs(args: PairsArgs) -> Result<()> {
+    let paths = args
+        .paths
+        .iter()
+        .map(|p| PathKind::parse(p.trim()))
+        .collect::<Result<Vec<_>>>()?;
+    let programs = Programs {
+        osm_proxy: args
+            .osm_proxy
+            .unwrap_or_else(|| run::default_program("osm-proxy")),
+        nginx: args.nginx.unwrap_or_else(|| run::default_program("nginx")),
+        haproxy: args
+            .haproxy
+            .unwrap_or_else(|| run::default_program("haproxy")),
+        workers: args.workers,
+    };
+    let oha = args.oha.unwrap_or_else(|| run::default_program("oha"));
+    let plan = Plan {
+        paths,
+        rates: args.rates,
+        connections: args.connections,
+        closed_loop_connections: args.closed_loop,
+        duration: args.duration,
+        warmup: args.warmup,
+        repetitions: args.repetitions.max(1),
+        body_bytes: args.body_bytes,
+    };
+    let work = tempfile::Builder::new().prefix("osm-bench-").tempdir()?;
+    let outcome = run::execute(&plan, &programs, &oha, work.path())?;
+    let rows = report::rows(&outcome.samples);
+    let started = humantime::format_rfc3339_seconds(SystemTime::now());
+    let context = format!(
+        "# osm-proxy vs nginx vs HAProxy, {started}\n\n\
+         All on 127.0.0.1: oha -> [outbound proxy -> mTLS (TLS 1.3, ECDSA P-256, client certificate \
+         required) -> inbound proxy] -> app (hyper, {} B body). HTTP/1.1 keep-alive, {} client \
+         connections at constant rate, {} s runs after {} s warm-up, {} repetitions, paths \
+         interleaved. osm-proxy: {} worker thread(s), access log off, SMI policy in force; \
+         nginx and HAProxy: one worker each.\n\n\
+         Machine: {} CPUs, {}. Tools: {}; {}; {}; {}.",
+        plan.body_bytes,
+        plan.connections,
+        plan.duration.as_secs_f64(),
+        plan.warmup.as_secs_f64(),
+        plan.repetitions,
+        programs.workers,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        version_of(std::path::Path::new("uname"), "-sr"),
+        version_of(&oha, "--version"),
+        version_of(&programs.osm_proxy, "--version"),
+        version_of(&programs.nginx, "-v"),
+        version_of(&programs.haproxy, "-v"),
+    );
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let md = report::markdown(&rows, &outcome, &context);
+    std::fs::write(args.out.join("pairs.md"), &md)?;
+    std::fs::write(
+        args.out.join("pairs.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "rows": rows, "samples": outcome.samples, "peakRssKib": outcome.peak_rss_kib,
+        }))?,
+    )?;
+    plot::latency_png(
+        &rows,
+        "Latency at constant rate (oha, latency-corrected)",
+        &args.out.join("latency.png"),
+    )?;
+    println!("{md}");
+    eprintln!(
+        "wrote {}/pairs.md, pairs.json, latency.png",
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Pairs(args) => pairs(*args),
+        Command::App {
+            listen,
+            body_bytes,
+            threads,
+        } => app::run(listen, body_bytes, threads),
+    }
+}

@@ -1,0 +1,115 @@
+//! The harness's paths started for real: the osm-proxy pair carries a
+//! request to the app over mTLS with its SMI policy in force, and a proxy
+//! that cannot start is reported with its output (no run on a dead path).
+
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::PathBuf,
+};
+
+use osm_bench::pairs::{
+    paths::{self, PathKind, Programs},
+    pki,
+    run::{default_program, start_app},
+};
+
+const HARNESS: &str = env!("CARGO_BIN_EXE_osm-bench");
+
+fn osm_proxy() -> PathBuf {
+    let path = PathBuf::from(HARNESS).with_file_name("osm-proxy");
+    assert!(
+        path.is_file(),
+        "{} is missing: cargo build --workspace --bins (cargo test --workspace --all-targets builds it)",
+        path.display()
+    );
+    path
+}
+
+fn programs(osm_proxy: PathBuf) -> Programs {
+    Programs {
+        osm_proxy,
+        nginx: default_program("nginx"),
+        haproxy: default_program("haproxy"),
+        workers: 1,
+    }
+}
+
+/// Status and body of one request on a new connection.
+fn request(port: u16, method: &str) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
+    write!(
+        stream,
+        "{method} /books HTTP/1.1\r\nHost: app.bench\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    let status = text[9..12].parse().unwrap();
+    let body_at = text.find("\r\n\r\n").unwrap() + 4;
+    (status, answer[body_at..].to_vec())
+}
+
+#[test]
+fn the_osm_pair_carries_get_and_its_policy_refuses_post() {
+    let dir = tempfile::tempdir().unwrap();
+    pki::write(dir.path()).unwrap();
+    let app_port = paths::free_port().unwrap();
+    let _app = start_app(HARNESS.as_ref(), app_port, 1024, dir.path()).unwrap();
+    let pair = paths::start(PathKind::Osm, &programs(osm_proxy()), dir.path(), app_port).unwrap();
+    assert_eq!(pair.proxies.len(), 2);
+    assert_ne!(pair.port, app_port);
+
+    let (status, body) = request(pair.port, "GET");
+    assert_eq!(status, 200);
+    assert_eq!(body, vec![b'x'; 1024], "the app's 1 KB body, unchanged");
+    // The inbound policy allows GET only: POST is refused by the inbound
+    // proxy, so the pair's policy is really in force.
+    assert_eq!(request(pair.port, "POST").0, 403);
+}
+
+/// The peers' pairs from bench/pairs/ (Debian's nginx and HAProxy, which
+/// `.ci/run` and `bench/run` install): the same certificates, the 1 KB body
+/// through both hops.
+#[test]
+fn the_nginx_and_haproxy_pairs_carry_requests_over_mtls() {
+    let dir = tempfile::tempdir().unwrap();
+    pki::write(dir.path()).unwrap();
+    let app_port = paths::free_port().unwrap();
+    let _app = start_app(HARNESS.as_ref(), app_port, 1024, dir.path()).unwrap();
+    for kind in [PathKind::Nginx, PathKind::Haproxy] {
+        let pair = paths::start(kind, &programs(osm_proxy()), dir.path(), app_port)
+            .unwrap_or_else(|e| panic!("{}: {e:#}", kind.name()));
+        assert_eq!(pair.proxies.len(), 2, "{}", kind.name());
+        let (status, body) = request(pair.port, "GET");
+        assert_eq!(status, 200, "{}", kind.name());
+        assert_eq!(body, vec![b'x'; 1024], "{}", kind.name());
+    }
+}
+
+#[test]
+fn a_proxy_that_exits_is_reported_with_its_output() {
+    let dir = tempfile::tempdir().unwrap();
+    pki::write(dir.path()).unwrap();
+    let app_port = paths::free_port().unwrap();
+    let _app = start_app(HARNESS.as_ref(), app_port, 16, dir.path()).unwrap();
+    // osm-bench itself refuses osm-proxy's flags and exits at once.
+    let err = paths::start(
+        PathKind::Osm,
+        &programs(HARNESS.into()),
+        dir.path(),
+        app_port,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    // Whichever of the two is seen first.
+    assert!(
+        err.starts_with("osm-outbound exited") || err.starts_with("osm-inbound exited"),
+        "{err}"
+    );
+    assert!(err.contains("unexpected argument"), "{err}");
+}
