@@ -56,8 +56,9 @@ struct PairsArgs {
     /// Client connections of the constant-rate runs.
     #[arg(long, default_value_t = 16)]
     connections: usize,
-    /// Client connections of the closed-loop runs; empty: none.
-    #[arg(long, value_delimiter = ',', default_value = "16,64")]
+    /// Client connections of the closed-loop runs; `--closed-loop` alone:
+    /// no closed-loop run.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "16,64")]
     closed_loop: Vec<usize>,
     /// Length of each measured run.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]

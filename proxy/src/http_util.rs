@@ -87,15 +87,21 @@ pub fn absolute_uri(
     if uri.scheme().is_some() && uri.authority().is_some() {
         return Some(uri.clone());
     }
-    let fallback = fallback.to_string();
-    let authority = authority.unwrap_or(&fallback);
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    Uri::builder()
-        .scheme("http")
-        .authority(authority)
-        .path_and_query(path)
-        .build()
-        .ok()
+    // The fallback is formatted only when there is no Host: this runs
+    // for every request.
+    let authority = match authority {
+        Some(a) => http::uri::Authority::try_from(a).ok()?,
+        None => http::uri::Authority::try_from(fallback.to_string()).ok()?,
+    };
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(authority);
+    parts.path_and_query = Some(
+        uri.path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    );
+    Uri::from_parts(parts).ok()
 }
 
 #[cfg(test)]

@@ -23,8 +23,17 @@ fn main() -> std::process::ExitCode {
 
 fn start(args: Args) -> anyhow::Result<()> {
     let log_filter = osm_proxy::logging::init(&args.log_level).context("--log-level")?;
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.workers.max(1))
+    // One worker: a current-thread runtime, so every task and the accept
+    // loops share one thread with no cross-thread wake-ups (a multi-thread
+    // runtime with one worker still runs `block_on` on a second thread).
+    let mut runtime = if args.workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(args.workers);
+        builder
+    };
+    runtime
         .enable_all()
         .build()?
         .block_on(run(args, log_filter))

@@ -79,6 +79,9 @@ struct Percentiles {
     p99: Option<f64>,
 }
 
+/// oha's name for the requests it cut at the end of a timed run.
+const DEADLINE: &str = "aborted due to deadline";
+
 /// Reads oha's JSON report (seconds) into milliseconds and counts.
 pub fn parse_report(json: &str) -> Result<Measured> {
     let report: Report = serde_json::from_str(json).context("oha's JSON report")?;
@@ -88,7 +91,13 @@ pub fn parse_report(json: &str) -> Result<Measured> {
         .copied()
         .unwrap_or(0);
     let answered: u64 = report.status_code_distribution.values().sum();
-    let failed: u64 = report.error_distribution.values().sum();
+    // oha cuts the requests in flight when the duration is up: not failures.
+    let failed: u64 = report
+        .error_distribution
+        .iter()
+        .filter(|(error, _)| error.as_str() != DEADLINE)
+        .map(|(_, n)| n)
+        .sum();
     let ms = |s: Option<f64>| s.map_or(f64::NAN, |s| s * 1000.0);
     Ok(Measured {
         requests: answered + failed,
@@ -144,7 +153,7 @@ mod tests {
                         "fastest": 0.0001, "average": 0.0002, "requestsPerSec": 999.5},
             "latencyPercentiles": {"p10": 0.0001, "p50": 0.00025, "p90": 0.0004, "p99": 0.0009},
             "statusCodeDistribution": {"200": 9900, "403": 50},
-            "errorDistribution": {"connection closed": 50}
+            "errorDistribution": {"connection closed": 50, "aborted due to deadline": 16}
         }"#;
         let m = parse_report(json).unwrap();
         assert_eq!((m.requests, m.ok), (10_000, 9900));

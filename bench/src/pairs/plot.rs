@@ -92,3 +92,51 @@ pub fn latency_png(rows: &[Row], title: &str, out: &Path) -> Result<()> {
     root.present()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::pairs::load::Load;
+
+    fn row(path: PathKind, rate: Option<u32>, p99: f64) -> Row {
+        Row {
+            path,
+            load: Load {
+                rate,
+                connections: 16,
+                duration: Duration::from_secs(1),
+            },
+            rps: 1000.0,
+            p50: p99 / 3.0,
+            p90: p99 / 2.0,
+            p99,
+            max: p99 * 4.0,
+            cpu_per_1k: vec![],
+            failed: 0,
+            foreign_cores_max: 0.0,
+        }
+    }
+
+    #[test]
+    fn one_panel_per_rate_in_a_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("latency.png");
+        let rows = vec![
+            row(PathKind::Direct, Some(200), 0.3),
+            row(PathKind::Osm, Some(200), 0.5),
+            row(PathKind::Direct, Some(1000), 0.4),
+            row(PathKind::Nginx, Some(1000), 0.8),
+            row(PathKind::Haproxy, None, 3.0),
+        ];
+        latency_png(&rows, "test", &out).unwrap();
+        let png = std::fs::read(&out).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        // IHDR: width then height, big-endian, at bytes 16..24.
+        let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+        let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
+        assert_eq!((width, height), (2 * 520, 520), "two rates, two panels");
+        assert!(latency_png(&rows[4..], "closed loop only", &out).is_err());
+    }
+}
