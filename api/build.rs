@@ -19,8 +19,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     fs::write(out_dir.join("descriptors.bin"), &encoded)?;
 
     // BTreeMap for proto maps: deterministic order in dumps and golden files.
+    // The stubs use our codec: tonic's, with smaller per-stream buffers.
     tonic_prost_build::configure()
         .btree_map(".")
+        .codec_path("crate::codec::LeanCodec")
         .compile_fds(descriptors)?;
     pbjson_build::Builder::new()
         .register_descriptors(&encoded)?

@@ -20,6 +20,7 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/osm.v1.serde.rs"));
 }
 
+pub mod codec;
 pub mod compile;
 pub mod identity;
 pub mod load;

@@ -187,7 +187,14 @@ struct ControllerProcess {
 
 impl ControllerProcess {
     fn start(state: &Path, manifests: &Path) -> Self {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        // OSM_SCALE_WRAP runs the controller under a profiler, e.g.
+        // OSM_SCALE_WRAP="heaptrack -o /tmp/controller" (memory figures are
+        // then the wrapper's).
+        let wrap = std::env::var("OSM_SCALE_WRAP").unwrap_or_default();
+        let mut argv: Vec<String> = wrap.split_whitespace().map(String::from).collect();
+        argv.push(std::env::current_exe().unwrap().display().to_string());
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
             .arg("--serve-controller")
             .arg(state)
             .arg(manifests)
@@ -197,9 +204,14 @@ impl ControllerProcess {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        while !line.starts_with("READY") {
+            line.clear();
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "the controller exited"
+            );
+        }
         let mut parts = line.split_whitespace().skip(1);
         let grpc = parts.next().unwrap().parse().unwrap();
         let admin = parts.next().unwrap().parse().unwrap();

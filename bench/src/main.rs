@@ -165,7 +165,7 @@ fn pairs(args: PairsArgs) -> Result<()> {
     std::fs::write(
         args.out.join("pairs.json"),
         serde_json::to_string_pretty(&serde_json::json!({
-            "rows": rows, "samples": outcome.samples, "peakRssKib": outcome.peak_rss_kib,
+            "rows": rows, "samples": outcome.samples, "memory": outcome.memory,
         }))?,
     )?;
     plot::latency_png(

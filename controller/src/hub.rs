@@ -50,7 +50,6 @@ pub struct Hub {
 #[derive(Debug)]
 struct Inner {
     compiler: Compiler,
-    trust_bundle: Option<v1::Resource>,
     version: u64,
     next_token: u64,
     subscribers: HashMap<ProxyId, (u64, watch::Sender<View>)>,
@@ -59,13 +58,10 @@ struct Inner {
 impl Inner {
     fn view_of(&mut self, id: &ProxyId, changed_at: Option<Instant>) -> View {
         self.version += 1;
-        let mut resources = self.compiler.view(id).cloned().unwrap_or_default();
-        if let Some(tb) = &self.trust_bundle {
-            resources.insert(ResourceId::TrustBundle, tb.clone());
-        }
         View {
             version: self.version,
-            resources: Arc::new(resources),
+            // The compiler's own copy, shared: one per proxy in memory.
+            resources: self.compiler.view(id).cloned().unwrap_or_default(),
             changed_at,
         }
     }
@@ -81,13 +77,23 @@ impl Inner {
 }
 
 impl Hub {
-    pub fn new(compiler: Compiler, trust_bundle_pem: Option<String>) -> Self {
+    pub fn new(mut compiler: Compiler, trust_bundle_pem: Option<String>) -> Self {
+        compiler.set_common(
+            trust_bundle_pem
+                .map(|pem| {
+                    (
+                        ResourceId::TrustBundle,
+                        v1::Resource {
+                            kind: Some(v1::resource::Kind::TrustBundle(v1::TrustBundle { pem })),
+                        },
+                    )
+                })
+                .into_iter()
+                .collect(),
+        );
         Self {
             inner: Mutex::new(Inner {
                 compiler,
-                trust_bundle: trust_bundle_pem.map(|pem| v1::Resource {
-                    kind: Some(v1::resource::Kind::TrustBundle(v1::TrustBundle { pem })),
-                }),
                 version: 0,
                 next_token: 0,
                 subscribers: HashMap::new(),

@@ -8,7 +8,10 @@
 //! those are recompiled and diffed. A change to a Namespace or the
 //! MeshConfig touches every proxy.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use super::{CompileError, Index, ProxyId, compile, k8s, outbound::behind};
 use crate::{
@@ -107,11 +110,16 @@ impl Touched {
     }
 }
 
+/// A proxy's resources by id; shared (not copied) by whoever holds them.
+pub type View = Arc<BTreeMap<ResourceId, v1::Resource>>;
+
 /// The index, and what each registered proxy was last sent.
 #[derive(Debug, Default)]
 pub struct Compiler {
     pub index: Index,
-    proxies: BTreeMap<ProxyId, BTreeMap<ResourceId, v1::Resource>>,
+    proxies: BTreeMap<ProxyId, View>,
+    /// Resources every proxy gets as they are (the trust bundle).
+    common: BTreeMap<ResourceId, v1::Resource>,
 }
 
 impl Compiler {
@@ -119,13 +127,32 @@ impl Compiler {
         Self {
             index,
             proxies: BTreeMap::new(),
+            common: BTreeMap::new(),
         }
+    }
+
+    /// Sets the resources every proxy gets besides its compiled ones, and
+    /// adds them to the views of registered proxies.
+    pub fn set_common(&mut self, common: BTreeMap<ResourceId, v1::Resource>) {
+        for view in self.proxies.values_mut() {
+            let view = Arc::make_mut(view);
+            view.retain(|id, _| !self.common.contains_key(id));
+            view.extend(common.clone());
+        }
+        self.common = common;
+    }
+
+    fn view_of(&self, config: &v1::ProxyConfig) -> View {
+        let mut view = resources(config);
+        view.extend(self.common.clone());
+        Arc::new(view)
     }
 
     /// Registers a proxy and returns its full config.
     pub fn add_proxy(&mut self, id: ProxyId) -> Result<v1::ProxyConfig, CompileError> {
         let compiled = compile(&self.index, &id)?;
-        self.proxies.insert(id, resources(&compiled.config));
+        let view = self.view_of(&compiled.config);
+        self.proxies.insert(id, view);
         Ok(compiled.config)
     }
 
@@ -137,8 +164,8 @@ impl Compiler {
         self.proxies.keys()
     }
 
-    /// The resources last computed for a proxy.
-    pub fn view(&self, id: &ProxyId) -> Option<&BTreeMap<ResourceId, v1::Resource>> {
+    /// The resources last computed for a proxy (the common ones included).
+    pub fn view(&self, id: &ProxyId) -> Option<&View> {
         self.proxies.get(id)
     }
 
@@ -193,13 +220,13 @@ impl Compiler {
         };
         for id in ids {
             let new = match compile(&self.index, &id) {
-                Ok(c) => resources(&c.config),
+                Ok(c) => self.view_of(&c.config),
                 // A proxy whose pod is gone keeps nothing.
-                Err(_) => BTreeMap::new(),
+                Err(_) => View::default(),
             };
             let old = self
                 .proxies
-                .insert(id.clone(), new.clone())
+                .insert(id.clone(), Arc::clone(&new))
                 .unwrap_or_default();
             let delta = diff(&old, &new);
             if !delta.is_empty() {

@@ -27,11 +27,12 @@ pub fn parse_stat(text: &str) -> Option<StatLine> {
     })
 }
 
-/// `VmHWM` (peak resident set) from /proc/PID/status, in KiB.
-pub fn parse_peak_rss_kib(status: &str) -> Option<u64> {
+/// A `kB` field of /proc/PID/status (`VmHWM`: peak resident set;
+/// `RssAnon`: resident private memory now, not the shared binary's pages).
+pub fn parse_status_kib(status: &str, field: &str) -> Option<u64> {
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
@@ -85,6 +86,8 @@ pub struct Usage {
     pub cpu_ticks: u64,
     /// Sum of each member's peak resident set.
     pub peak_rss_kib: u64,
+    /// Sum of each member's anonymous (private) resident memory now.
+    pub anon_rss_kib: u64,
 }
 
 /// The usage of `root` and its descendants now.
@@ -93,13 +96,14 @@ pub fn usage(root: u32) -> Usage {
     let parents = stats.iter().map(|(&pid, s)| (pid, s.ppid)).collect();
     tree(root, &parents)
         .into_iter()
-        .fold(Usage::default(), |acc, pid| Usage {
-            cpu_ticks: acc.cpu_ticks + stats.get(&pid).map_or(0, |s| s.cpu_ticks),
-            peak_rss_kib: acc.peak_rss_kib
-                + fs::read_to_string(format!("/proc/{pid}/status"))
-                    .ok()
-                    .and_then(|s| parse_peak_rss_kib(&s))
-                    .unwrap_or(0),
+        .fold(Usage::default(), |acc, pid| {
+            let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let kib = |field| parse_status_kib(&status, field).unwrap_or(0);
+            Usage {
+                cpu_ticks: acc.cpu_ticks + stats.get(&pid).map_or(0, |s| s.cpu_ticks),
+                peak_rss_kib: acc.peak_rss_kib + kib("VmHWM"),
+                anon_rss_kib: acc.anon_rss_kib + kib("RssAnon"),
+            }
         })
 }
 
@@ -137,11 +141,12 @@ mod tests {
     }
 
     #[test]
-    fn peak_rss_is_read_in_kib() {
-        let status =
-            "Name:\tosm-proxy\nVmPeak:\t  20000 kB\nVmHWM:\t    5120 kB\nVmRSS:\t 4000 kB\n";
-        assert_eq!(parse_peak_rss_kib(status), Some(5120));
-        assert_eq!(parse_peak_rss_kib("Name:\tx\n"), None);
+    fn memory_fields_are_read_in_kib() {
+        let status = "Name:\tosm-proxy\nVmHWM:\t    5120 kB\nVmRSS:\t 4000 kB\n\
+                      RssAnon:\t  1200 kB\nRssAnonX:\t 9 kB\n";
+        assert_eq!(parse_status_kib(status, "VmHWM"), Some(5120));
+        assert_eq!(parse_status_kib(status, "RssAnon"), Some(1200));
+        assert_eq!(parse_status_kib(status, "VmSwap"), None);
     }
 
     #[test]

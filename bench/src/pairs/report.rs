@@ -106,13 +106,21 @@ pub fn max_rps(rows: &[Row], path: PathKind) -> Option<f64> {
         .reduce(f64::max)
 }
 
-/// Peak resident set per proxy process of a path, MiB.
-fn peak_mib(outcome: &Outcome, path: PathKind) -> Vec<(String, f64)> {
+/// Peak (or, with `private`, anonymous) resident set per proxy process of
+/// a path, MiB.
+fn memory_mib(outcome: &Outcome, path: PathKind, private: bool) -> Vec<(String, f64)> {
     outcome
-        .peak_rss_kib
+        .memory
         .iter()
-        .filter(|(p, _, _)| *p == path)
-        .map(|(_, role, kib)| (role.clone(), *kib as f64 / 1024.0))
+        .filter(|m| m.path == path)
+        .map(|m| {
+            let kib = if private {
+                m.anon_rss_kib
+            } else {
+                m.peak_rss_kib
+            };
+            (m.role.clone(), kib as f64 / 1024.0)
+        })
         .collect()
 }
 
@@ -158,7 +166,7 @@ pub fn verdicts(rows: &[Row], outcome: &Outcome) -> Vec<Verdict> {
             met: worst <= 0.05,
         });
     }
-    let peaks = peak_mib(outcome, PathKind::Osm);
+    let peaks = memory_mib(outcome, PathKind::Osm, false);
     if !peaks.is_empty() {
         let worst = peaks.iter().map(|(_, v)| *v).fold(0.0, f64::max);
         out.push(Verdict {
@@ -242,13 +250,27 @@ pub fn markdown(rows: &[Row], outcome: &Outcome, context: &str) -> String {
             row.failed
         );
     }
-    let _ = writeln!(md, "\n## Peak resident memory per proxy process (MiB)\n");
-    let _ = writeln!(md, "| path | outbound / inbound |");
-    let _ = writeln!(md, "|---|---|");
+    let _ = writeln!(md, "\n## Memory per proxy process (MiB)\n");
+    let _ = writeln!(
+        md,
+        "Peak resident set (VmHWM, the binary's mapped pages included) over the whole run, and \
+         private (anonymous) resident memory at its end.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| path | peak RSS, outbound / inbound | private, outbound / inbound |"
+    );
+    let _ = writeln!(md, "|---|---|---|");
     for path in [PathKind::Osm, PathKind::Nginx, PathKind::Haproxy] {
-        let peaks = peak_mib(outcome, path);
+        let peaks = memory_mib(outcome, path, false);
         if !peaks.is_empty() {
-            let _ = writeln!(md, "| {} | {} |", path.name(), join(&peaks, 1));
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} |",
+                path.name(),
+                join(&peaks, 1),
+                join(&memory_mib(outcome, path, true), 1)
+            );
         }
     }
     let _ = writeln!(md, "\n## Targets (osm-proxy)\n");
@@ -266,7 +288,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::pairs::{load::Measured, run::ProxyUsage};
+    use crate::pairs::{
+        load::Measured,
+        run::{ProxyMemory, ProxyUsage},
+    };
 
     fn sample(path: PathKind, rate: Option<u32>, rep: usize, p99: f64, cpu: f64) -> Sample {
         Sample {
@@ -344,9 +369,19 @@ mod tests {
         ];
         let outcome = Outcome {
             samples: samples.clone(),
-            peak_rss_kib: vec![
-                (PathKind::Osm, "out".into(), 8 * 1024),
-                (PathKind::Osm, "in".into(), 12 * 1024),
+            memory: vec![
+                ProxyMemory {
+                    path: PathKind::Osm,
+                    role: "out".into(),
+                    peak_rss_kib: 8 * 1024,
+                    anon_rss_kib: 2 * 1024,
+                },
+                ProxyMemory {
+                    path: PathKind::Osm,
+                    role: "in".into(),
+                    peak_rss_kib: 12 * 1024,
+                    anon_rss_kib: 3 * 1024,
+                },
             ],
         };
         let rows = rows(&samples);
@@ -369,5 +404,9 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("**missed**"));
+        assert!(
+            md.contains("| osm-proxy | 8.0 / 12.0 | 2.0 / 3.0 |"),
+            "{md}"
+        );
     }
 }

@@ -56,12 +56,24 @@ pub struct Sample {
     pub foreign_cores: f64,
 }
 
+/// What a proxy process holds in memory.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyMemory {
+    pub path: PathKind,
+    pub role: String,
+    /// Peak resident set over the whole run (VmHWM), binary pages included.
+    pub peak_rss_kib: u64,
+    /// Private (anonymous) resident memory at the end: what each further
+    /// copy of the proxy costs, the binary's pages being shared.
+    pub anon_rss_kib: u64,
+}
+
 /// Everything a run produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub samples: Vec<Sample>,
-    /// Peak resident set of each proxy process over the whole run, KiB.
-    pub peak_rss_kib: Vec<(PathKind, String, u64)>,
+    /// Memory of each proxy process at the end, KiB.
+    pub memory: Vec<ProxyMemory>,
 }
 
 /// Runs the plan; `dir` receives certificates, configs and logs.
@@ -117,22 +129,21 @@ pub fn execute(plan: &Plan, programs: &Programs, oha: &Path, dir: &Path) -> Resu
             }
         }
     }
-    let peak_rss_kib = running
+    let memory = running
         .iter()
         .flat_map(|path| {
             path.proxies.iter().map(|p| {
-                (
-                    path.kind,
-                    p.role.clone(),
-                    procs::usage(p.pid()).peak_rss_kib,
-                )
+                let usage = procs::usage(p.pid());
+                ProxyMemory {
+                    path: path.kind,
+                    role: p.role.clone(),
+                    peak_rss_kib: usage.peak_rss_kib,
+                    anon_rss_kib: usage.anon_rss_kib,
+                }
             })
         })
         .collect();
-    Ok(Outcome {
-        samples,
-        peak_rss_kib,
-    })
+    Ok(Outcome { samples, memory })
 }
 
 /// `1000 rps` or `closed, 64 conns`.

@@ -39,7 +39,11 @@ fn assert_matches_full_recompile(c: &Compiler, step: &str) {
         let full = compile(&c.index, id)
             .map(|x| resources(&x.config))
             .unwrap_or_default();
-        assert_eq!(c.view(id), Some(&full), "{step}: {id:?} is stale");
+        assert_eq!(
+            c.view(id).map(|v| &**v),
+            Some(&full),
+            "{step}: {id:?} is stale"
+        );
     }
 }
 
@@ -220,4 +224,50 @@ fn every_kind_of_change_keeps_views_equal_to_a_full_recompile() {
             );
         }
     }
+}
+
+#[test]
+fn common_resources_reach_every_view_and_survive_recompiles() {
+    let bundle = |pem: &str| {
+        BTreeMap::from([(
+            ResourceId::TrustBundle,
+            v1::Resource {
+                kind: Some(v1::resource::Kind::TrustBundle(v1::TrustBundle {
+                    pem: pem.into(),
+                })),
+            },
+        )])
+    };
+    let mut c = compiler(MeshOptions::default());
+    c.set_common(bundle("OLD"));
+    c.set_common(bundle("NEW"));
+    // One proxy registered after the change.
+    let late = proxy("bookbuyer", "bookbuyer-1");
+    c.remove_proxy(&late);
+    c.add_proxy(late).expect("compiles");
+    for id in &all_proxies() {
+        let view = c.view(id).expect("registered");
+        assert_eq!(
+            view.get(&ResourceId::TrustBundle),
+            bundle("NEW").get(&ResourceId::TrustBundle),
+            "{id:?}"
+        );
+    }
+    // A recompile keeps it, and a change's deltas do not carry it again.
+    let impact = c.apply(objects(THIEF_ALLOWED).remove(0));
+    for (id, delta) in &impact.deltas {
+        assert!(
+            !delta
+                .upserts
+                .iter()
+                .any(|r| matches!(r.kind, Some(v1::resource::Kind::TrustBundle(_)))),
+            "{id:?} was sent the unchanged trust bundle"
+        );
+        assert!(
+            c.view(id)
+                .expect("registered")
+                .contains_key(&ResourceId::TrustBundle)
+        );
+    }
+    assert!(!impact.deltas.is_empty());
 }
