@@ -81,8 +81,10 @@ struct PairsArgs {
     /// osm-proxy binary (default: beside this one).
     #[arg(long)]
     osm_proxy: Option<PathBuf>,
+    /// nginx binary (default: Debian's, /usr/sbin/nginx).
     #[arg(long)]
     nginx: Option<PathBuf>,
+    /// HAProxy binary (default: Debian's, /usr/sbin/haproxy).
     #[arg(long)]
     haproxy: Option<PathBuf>,
     /// oha binary (cargo install oha --locked).
@@ -181,13 +183,20 @@ fn pairs(args: PairsArgs) -> Result<()> {
     Ok(())
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
+fn main() -> std::process::ExitCode {
+    let result = match Cli::parse().command {
         Command::Pairs(args) => pairs(*args),
         Command::App {
             listen,
             body_bytes,
             threads,
         } => app::run(listen, body_bytes, threads),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("osm-bench: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

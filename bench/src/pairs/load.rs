@@ -115,7 +115,12 @@ pub fn run(oha: &Path, load: &Load, port: u16) -> Result<Measured> {
     let output = Command::new(oha)
         .args(load.args(port))
         .output()
-        .with_context(|| format!("running {}", oha.display()))?;
+        .with_context(|| {
+            format!(
+                "running {} (install oha with `cargo install oha --locked`; bench/run does)",
+                oha.display()
+            )
+        })?;
     if !output.status.success() {
         bail!(
             "oha failed ({}): {}",
