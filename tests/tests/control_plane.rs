@@ -297,6 +297,18 @@ async fn policy_and_permissive_mode_come_from_the_controller() {
         "{metrics}"
     );
     assert_eq!(controller.admin_get("/readyz").await.0, 200);
+
+    // A proxy that leaves ends its subscription: its stream's end is the
+    // session's end (no task lingers per proxy).
+    mesh.thief.stop().await;
+    eventually("the thief's subscription ended", || async {
+        let (_, body) = controller.admin_get("/debug/proxies").await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let (_, metrics) = controller.admin_get("/metrics").await;
+        (v.as_array().unwrap().len() == 2 && metrics.contains("osm_controller_connected_proxies 2"))
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,10 +1,15 @@
 //! `Config.Stream`: a proxy's subscription to its compiled config.
 //!
 //! The proxy proves who it is with its mesh certificate, names its pod in
-//! its first message, and gets a full batch, then keyed changes. The send
-//! queue holds one batch: while the proxy is slow, changes pile up in the
-//! hub's view, and the next batch carries their net effect. A NACK makes the
-//! next batch a full one, so the two sides cannot drift apart.
+//! its first message, and gets a full batch, then keyed changes. A batch is
+//! made only when the response stream is polled for its next message, i.e.
+//! when the connection can take it: while the proxy is slow, changes pile
+//! up in the hub's view, and the next batch carries their net effect. A NACK
+//! makes the next batch a full one, so the two sides cannot drift apart.
+//!
+//! The stream is the session: no task or channel per proxy (at 10,000
+//! proxies each costs memory), and dropping it (the proxy gone, the
+//! connection closed) ends the subscription.
 
 use std::{
     pin::Pin,
@@ -16,13 +21,13 @@ use std::{
 };
 
 use osm_api::{compile::ProxyId, v1};
-use tokio::sync::mpsc;
-use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tokio::sync::watch;
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::PeerIdentity;
 use crate::{
-    hub::{Hub, Subscription, View, next_update},
+    hub::{Hub, View, next_update},
     metrics::Metrics,
     status::Proxies,
 };
@@ -122,101 +127,91 @@ impl v1::config_server::Config for ConfigService {
             .connected(stream, &id.namespace, &id.pod, &identity);
         self.metrics.connected_proxies.increment(1.0);
         tracing::debug!(pod = %format!("{}/{}", id.namespace, id.pod), "proxy connected");
-        let (tx, rx) = mpsc::channel(1);
         let session = Session {
             service: self.clone(),
             id,
             stream,
+            token: subscription.token,
+            views: subscription.views,
+            inbound,
+            sent: None,
+            pending: true,
         };
-        tokio::spawn(session.run(subscription, inbound, tx));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let updates = futures_util::stream::unfold(session, |mut session| async move {
+            let update = session.next_batch().await?;
+            Some((Ok(update), session))
+        });
+        Ok(Response::new(Box::pin(updates)))
     }
 }
 
-/// One proxy's stream.
+/// One proxy's stream: its subscription, what it was last sent, and its
+/// acknowledgements.
 struct Session {
     service: ConfigService,
     id: ProxyId,
     stream: u64,
+    token: u64,
+    views: watch::Receiver<View>,
+    inbound: Streaming<v1::ProxyInfo>,
+    sent: Option<View>,
+    /// A batch may be due (a first one, a change, or a NACK).
+    pending: bool,
 }
 
-type Outbox = mpsc::Sender<Result<v1::ConfigUpdate, Status>>;
+/// What woke a waiting session.
+enum Event {
+    Changed(bool),
+    Message(Result<Option<v1::ProxyInfo>, Status>),
+}
 
 impl Session {
-    async fn run(
-        self,
-        subscription: Subscription,
-        mut inbound: Streaming<v1::ProxyInfo>,
-        outbox: Outbox,
-    ) {
-        let mut views = subscription.views;
-        let mut sent: Option<View> = None;
-        let mut pending = true;
-        'session: loop {
-            if pending {
-                // Wait for room in the queue, reading acknowledgements
-                // meanwhile; the batch is made only once it can be sent, so
-                // it is always against the latest view.
-                let permit = loop {
-                    tokio::select! {
-                        permit = outbox.reserve() => match permit {
-                            Ok(p) => break p,
-                            Err(_) => break 'session,
-                        },
-                        message = inbound.message() => {
-                            if !self.on_message(message, &mut sent) {
-                                break 'session;
-                            }
-                        }
-                    }
-                };
-                let latest = views.borrow_and_update().clone();
-                if sent.as_ref().map(|s| s.version) != Some(latest.version) {
-                    let update = next_update(sent.as_ref(), &latest);
+    /// The next batch for the proxy, reading acknowledgements meanwhile;
+    /// None when the stream is over. Made when asked for, so it is always
+    /// against the latest view.
+    async fn next_batch(&mut self) -> Option<v1::ConfigUpdate> {
+        loop {
+            if std::mem::take(&mut self.pending) {
+                let latest = self.views.borrow_and_update().clone();
+                if self.sent.as_ref().map(|s| s.version) != Some(latest.version) {
+                    let update = next_update(self.sent.as_ref(), &latest);
+                    let changed_at = latest.changed_at;
+                    self.sent = Some(latest);
                     if update.full || !update.upserts.is_empty() || !update.removals.is_empty() {
-                        self.service.proxies.sent(self.stream, &update.version);
-                        permit.send(Ok(update));
-                        self.service.metrics.updates_pushed.increment(1);
-                        if let Some(at) = latest.changed_at {
-                            self.service
+                        let service = &self.service;
+                        service.proxies.sent(self.stream, &update.version);
+                        service.metrics.updates_pushed.increment(1);
+                        if let Some(at) = changed_at {
+                            service
                                 .metrics
                                 .push_latency
                                 .record(at.elapsed().as_secs_f64() * 1000.0);
                         }
+                        return Some(update);
                     }
-                    sent = Some(latest);
                 }
             }
-            // Both branches decide whether a batch is due next.
-            tokio::select! {
-                changed = views.changed() => {
-                    if changed.is_err() {
-                        // Replaced by a newer stream of the same proxy.
-                        break;
+            let event = tokio::select! {
+                changed = self.views.changed() => Event::Changed(changed.is_ok()),
+                message = self.inbound.message() => Event::Message(message),
+            };
+            match event {
+                // Replaced by a newer stream of the same proxy.
+                Event::Changed(false) => return None,
+                Event::Changed(true) => self.pending = true,
+                Event::Message(message) => {
+                    if !self.on_message(message) {
+                        return None;
                     }
-                    pending = true;
-                }
-                message = inbound.message() => {
-                    if !self.on_message(message, &mut sent) {
-                        break;
-                    }
-                    pending = sent.is_none();
+                    self.pending = self.sent.is_none();
                 }
             }
         }
-        self.service.hub.unsubscribe(&self.id, subscription.token);
-        self.service.proxies.disconnected(self.stream);
-        self.service.metrics.connected_proxies.decrement(1.0);
-        tracing::debug!(pod = %format!("{}/{}", self.id.namespace, self.id.pod), "proxy disconnected");
     }
 
     /// Records an ACK or NACK; false when the stream is over. A NACK
     /// forgets what was sent, so the next batch is full.
-    fn on_message(
-        &self,
-        message: Result<Option<v1::ProxyInfo>, Status>,
-        sent: &mut Option<View>,
-    ) -> bool {
+    fn on_message(&mut self, message: Result<Option<v1::ProxyInfo>, Status>) -> bool {
         match message {
             Ok(Some(info)) => {
                 self.service.proxies.acknowledged(
@@ -231,7 +226,7 @@ impl Session {
                         reason = %info.nack_reason,
                         "proxy refused its config; resending in full"
                     );
-                    *sent = None;
+                    self.sent = None;
                 }
                 true
             }
@@ -241,5 +236,17 @@ impl Session {
                 false
             }
         }
+    }
+}
+
+impl Drop for Session {
+    /// The stream is over (the proxy left, the connection closed, or a
+    /// newer stream replaced this one): end the subscription.
+    fn drop(&mut self) {
+        let service = &self.service;
+        service.hub.unsubscribe(&self.id, self.token);
+        service.proxies.disconnected(self.stream);
+        service.metrics.connected_proxies.decrement(1.0);
+        tracing::debug!(pod = %format!("{}/{}", self.id.namespace, self.id.pod), "proxy disconnected");
     }
 }
