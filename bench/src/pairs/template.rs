@@ -52,7 +52,7 @@ mod tests {
             .into_iter()
             .map(|n| (n, "1".to_string()))
             .collect();
-        for template in super::super::paths::TEMPLATES {
+        for template in crate::pairs::paths::TEMPLATES {
             let filled = fill(template.1, &values).unwrap();
             assert!(!filled.contains("{{"), "{}", template.0);
         }

@@ -50,6 +50,17 @@ fn b64(text: &str) -> Value {
     json!(base64::engine::general_purpose::STANDARD.encode(text))
 }
 
+/// The MeshConfig the bootstrap created, as stored.
+fn stored_mesh_config(fake: &FakeApi) -> Value {
+    fake.get(
+        "config.openservicemesh.io",
+        "meshconfigs",
+        NS,
+        "osm-mesh-config",
+    )
+    .unwrap()
+}
+
 fn writes(fake: &FakeApi) -> Vec<String> {
     fake.requests()
         .into_iter()
@@ -112,14 +123,7 @@ async fn a_new_cluster_gets_the_injector_certificate_ca_bundles_and_the_mesh_con
             "/x"
         );
     }
-    let mesh = fake
-        .get(
-            "config.openservicemesh.io",
-            "meshconfigs",
-            NS,
-            "osm-mesh-config",
-        )
-        .unwrap();
+    let mesh = stored_mesh_config(&fake);
     assert_eq!(
         mesh["spec"]["traffic"]["enablePermissiveTrafficPolicyMode"],
         false
@@ -139,14 +143,7 @@ async fn an_edited_mesh_config_is_kept_and_a_reset_ca_bundle_is_restored() {
     let b = bootstrap(&fake, &ca);
     b.run_once().await.unwrap();
     // The operator turns egress off; a helm upgrade resets a caBundle.
-    let mut mesh = fake
-        .get(
-            "config.openservicemesh.io",
-            "meshconfigs",
-            NS,
-            "osm-mesh-config",
-        )
-        .unwrap();
+    let mut mesh = stored_mesh_config(&fake);
     mesh["spec"]["traffic"]["enableEgress"] = json!(false);
     fake.put(mesh);
     fake.put(webhook(
@@ -160,14 +157,7 @@ async fn an_edited_mesh_config_is_kept_and_a_reset_ca_bundle_is_restored() {
         ["MutatingWebhookConfiguration osm-webhook-osm"]
     );
     assert!(!report.mesh_config_created && !report.injector_secret_written);
-    let mesh = fake
-        .get(
-            "config.openservicemesh.io",
-            "meshconfigs",
-            NS,
-            "osm-mesh-config",
-        )
-        .unwrap();
+    let mesh = stored_mesh_config(&fake);
     assert_eq!(mesh["spec"]["traffic"]["enableEgress"], false);
 
     // A new CA (the Secret was replaced) gets a new injector certificate.
