@@ -3,7 +3,14 @@
 //! [`v1`] is the config protocol between osm-controller and osm-proxy
 //! (`proto/osm/v1/config.proto`): its messages, serde impls following the
 //! proto3 JSON mapping (lowerCamelCase names), and the tonic client and server
-//! stubs of the `Identity` and `Config` services.
+//! stubs of the `Identity` and `Config` services; [`protocol`] its keyed
+//! resources (what the controller diffs and the proxy applies).
+//!
+//! With the `compiler` feature: the Kubernetes resource model
+//! ([`resources`]), the manifest loader ([`load`]), validation
+//! ([`validate`]), the policy compiler ([`compile`]) and the helpers that
+//! read Kubernetes objects as the mesh does ([`k8s`]). The sidecar links
+//! without it.
 
 #![forbid(unsafe_code)]
 
@@ -21,10 +28,18 @@ pub mod v1 {
 }
 
 pub mod codec;
-pub mod compile;
+pub mod compat;
 pub mod identity;
-pub mod load;
 pub mod protocol;
 pub mod regex;
+
+#[cfg(feature = "compiler")]
+pub mod compile;
+#[cfg(feature = "compiler")]
+pub mod k8s;
+#[cfg(feature = "compiler")]
+pub mod load;
+#[cfg(feature = "compiler")]
 pub mod resources;
+#[cfg(feature = "compiler")]
 pub mod validate;

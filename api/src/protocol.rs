@@ -1,12 +1,90 @@
-//! The config protocol's keyed updates: turning a resource map into
-//! `ConfigUpdate` batches, and applying a batch to a config, atomically.
+//! The config protocol's keyed resources: a `ProxyConfig` as resources by
+//! key, the keyed difference between two of them, `ConfigUpdate` batches
+//! made from that difference, and a batch applied to a config, atomically.
+//!
+//! Both ends of the stream use this module and nothing else: the controller
+//! diffs what it sent against what it has now; the proxy applies the batch.
 
 use std::collections::BTreeMap;
 
-use crate::{
-    compile::{Delta, ResourceId},
-    v1,
-};
+use crate::v1;
+
+/// A resource's identity in the config protocol.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ResourceId {
+    Mesh,
+    TrustBundle,
+    Inbound(u32),
+    Outbound(String),
+    Endpoints(String),
+    Egress(String),
+}
+
+/// A config as resources by key.
+pub type Resources = BTreeMap<ResourceId, v1::Resource>;
+
+/// What one proxy must change: keyed upserts and removals.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Delta {
+    pub upserts: Vec<v1::Resource>,
+    pub removals: Vec<ResourceId>,
+}
+
+impl Delta {
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty() && self.removals.is_empty()
+    }
+}
+
+/// Splits a config into keyed resources.
+pub fn resources(config: &v1::ProxyConfig) -> Resources {
+    use v1::resource::Kind;
+    let mut out = BTreeMap::new();
+    let mut put = |id: ResourceId, kind: Kind| {
+        out.insert(id, v1::Resource { kind: Some(kind) });
+    };
+    if let Some(mesh) = &config.mesh {
+        put(ResourceId::Mesh, Kind::Mesh(mesh.clone()));
+    }
+    if let Some(tb) = &config.trust_bundle {
+        put(ResourceId::TrustBundle, Kind::TrustBundle(tb.clone()));
+    }
+    for p in &config.inbound {
+        put(ResourceId::Inbound(p.port), Kind::Inbound(p.clone()));
+    }
+    for s in &config.outbound {
+        put(
+            ResourceId::Outbound(s.key.clone()),
+            Kind::Outbound(s.clone()),
+        );
+    }
+    for e in &config.endpoints {
+        put(
+            ResourceId::Endpoints(e.key.clone()),
+            Kind::Endpoints(e.clone()),
+        );
+    }
+    for e in &config.egress {
+        put(ResourceId::Egress(e.name.clone()), Kind::Egress(e.clone()));
+    }
+    out
+}
+
+/// Keyed upserts and removals turning `old` into `new`.
+pub fn diff(old: &Resources, new: &Resources) -> Delta {
+    Delta {
+        upserts: new
+            .iter()
+            .filter(|(k, v)| old.get(*k) != Some(*v))
+            .map(|(_, v)| v.clone())
+            .collect(),
+        removals: old
+            .keys()
+            .filter(|k| !new.contains_key(*k))
+            .cloned()
+            .collect(),
+    }
+}
 
 /// The key of a resource.
 pub fn resource_id(resource: &v1::Resource) -> Option<ResourceId> {
@@ -66,7 +144,7 @@ pub fn apply_update(
     let mut map = if update.full {
         BTreeMap::new()
     } else {
-        crate::compile::impact::resources(config)
+        resources(config)
     };
     for (i, removal) in update.removals.iter().enumerate() {
         use v1::resource_key::Kind;

@@ -143,7 +143,7 @@ fn compiler(c: &mut Criterion) {
                 n % SERVICES_PER_NS,
                 [n + 5, n + 6, n + 7],
             ));
-            black_box(impact.deltas.len())
+            black_box(impact.changed.len())
         })
     });
     let mut m = 0;

@@ -7,14 +7,14 @@
 //! coalesced batch with the net change, never an unbounded backlog.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use osm_api::{
-    compile::{Compiler, Impact, ProxyId, ResourceId, impact::diff},
-    protocol::update,
+    compile::{Compiler, Impact, ProxyId},
+    protocol::{Delta, ResourceId, Resources, diff, update},
     resources::{Object, ObjectKey},
     v1,
 };
@@ -27,7 +27,7 @@ pub const DEFAULT_CERT_VALIDITY: Duration = Duration::from_secs(24 * 3600);
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct View {
     pub version: u64,
-    pub resources: Arc<BTreeMap<ResourceId, v1::Resource>>,
+    pub resources: Arc<Resources>,
     /// When the change that made this view was applied (push latency is
     /// measured from here); None for a first view.
     pub changed_at: Option<Instant>,
@@ -67,7 +67,7 @@ impl Inner {
     }
 
     fn publish(&mut self, impact: &Impact, changed_at: Instant) {
-        for id in impact.deltas.keys() {
+        for id in impact.changed.keys() {
             let view = self.view_of(id, Some(changed_at));
             if let Some((_, tx)) = self.subscribers.get(id) {
                 tx.send_replace(view);
@@ -139,7 +139,7 @@ impl Hub {
         tracing::debug!(
             object = %key,
             recompiled = impact.recompiled,
-            changed = impact.deltas.len(),
+            changed = impact.changed.len(),
             compile_ms = compiled.as_secs_f64() * 1000.0,
             publish_ms = (started.elapsed() - compiled).as_secs_f64() * 1000.0,
             "applied"
@@ -162,13 +162,7 @@ impl Hub {
             .index
             .pods
             .get(&(namespace.to_string(), pod.to_string()))?;
-        Some(
-            pod.spec
-                .as_ref()
-                .and_then(|s| s.service_account_name.clone())
-                .filter(|sa| !sa.is_empty())
-                .unwrap_or_else(|| "default".into()),
-        )
+        Some(osm_api::k8s::service_account(pod).to_string())
     }
 
     /// Leaf certificate lifetime: the MeshConfig's
@@ -205,7 +199,7 @@ pub fn next_update(sent: Option<&View>, latest: &View) -> v1::ConfigUpdate {
         None => update(
             latest.version,
             true,
-            osm_api::compile::Delta {
+            Delta {
                 upserts: latest.resources.values().cloned().collect(),
                 removals: Vec::new(),
             },

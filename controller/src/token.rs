@@ -17,7 +17,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use ring::hmac;
 
 /// The audience proxies' tokens are minted for.
-pub const AUDIENCE: &str = "osm-controller";
+pub use osm_api::compat::TOKEN_AUDIENCE as AUDIENCE;
 const PREFIX: &str = "osm-local";
 
 /// What a valid token proves.

@@ -2,11 +2,7 @@
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 
-pub const MONITORED_BY: &str = "openservicemesh.io/monitored-by";
-pub const IGNORE: &str = "openservicemesh.io/ignore";
-pub const SIDECAR_INJECTION: &str = "openservicemesh.io/sidecar-injection";
-/// The proxy container's name; a pod that has it is already injected.
-pub const PROXY_CONTAINER: &str = "osm-proxy";
+pub use osm_api::compat::{IGNORE, MONITORED_BY, PROXY_CONTAINER, SIDECAR_INJECTION};
 
 /// What to do with a pod.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -77,7 +77,8 @@ impl ClusterView for Files {
                 .find_map(|o| match o {
                     Object::MeshConfig(m)
                         if m.metadata.namespace.as_deref() == Some(self.osm_namespace.as_str())
-                            && m.metadata.name.as_deref() == Some("osm-mesh-config") =>
+                            && m.metadata.name.as_deref()
+                                == Some(osm_api::compat::MESH_CONFIG_NAME) =>
                     {
                         Some(m.spec)
                     }
@@ -114,11 +115,11 @@ impl ClusterView for Kubernetes {
             );
             let api: kube::Api<DynamicObject> =
                 kube::Api::namespaced_with(self.client.clone(), &self.osm_namespace, &resource);
-            match api.get_opt("osm-mesh-config").await {
+            match api.get_opt(osm_api::compat::MESH_CONFIG_NAME).await {
                 Ok(Some(o)) => serde_json::from_value(o.data["spec"].clone())
-                    .map_err(|e| format!("osm-mesh-config: {e}")),
+                    .map_err(|e| format!("{}: {e}", osm_api::compat::MESH_CONFIG_NAME)),
                 Ok(None) => Ok(MeshConfigSpec::default()),
-                Err(e) => Err(format!("osm-mesh-config: {e}")),
+                Err(e) => Err(format!("{}: {e}", osm_api::compat::MESH_CONFIG_NAME)),
             }
         })
     }

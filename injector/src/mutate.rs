@@ -5,24 +5,26 @@
 //! identity with, rewritten probes, and the metrics annotations.
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use osm_api::resources::mesh_config::MeshConfigSpec;
+use osm_api::{
+    compat::{
+        HEALTHCHECK_PORT as TCP_HEALTHCHECK_PORT, INBOUND_PORT_EXCLUSION_LIST as INBOUND_PORTS,
+        METRICS, OUTBOUND_IP_RANGE_EXCLUSION_LIST as OUTBOUND_EXCLUDE,
+        OUTBOUND_IP_RANGE_INCLUSION_LIST as OUTBOUND_INCLUDE,
+        OUTBOUND_PORT_EXCLUSION_LIST as OUTBOUND_PORTS, PROXY_ADMIN_PORT, PROXY_INBOUND_PORT,
+        PROXY_METRICS_PORT, exclusions,
+    },
+    resources::mesh_config::MeshConfigSpec,
+};
 use serde_json::{Value, json};
 
 use crate::{
     decide::{Decision, InjectError, PROXY_CONTAINER, decide},
-    probes::{Kind, TCP_HEALTHCHECK_PORT, rewrite},
+    probes::{Kind, rewrite},
 };
 
-pub const INIT_CONTAINER: &str = "osm-init";
+pub use osm_api::compat::{INIT_CONTAINER, PROXY_UID, TOKEN_AUDIENCE};
 pub const TOKEN_VOLUME: &str = "osm-controller-token";
 pub const TOKEN_DIR: &str = "/var/run/secrets/tokens/osm-controller";
-pub const TOKEN_AUDIENCE: &str = "osm-controller";
-pub const PROXY_UID: i64 = 1500;
-const METRICS: &str = "openservicemesh.io/metrics";
-const OUTBOUND_PORTS: &str = "openservicemesh.io/outbound-port-exclusion-list";
-const INBOUND_PORTS: &str = "openservicemesh.io/inbound-port-exclusion-list";
-const OUTBOUND_EXCLUDE: &str = "openservicemesh.io/outbound-ip-range-exclusion-list";
-const OUTBOUND_INCLUDE: &str = "openservicemesh.io/outbound-ip-range-inclusion-list";
 
 /// What the injector is configured with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +57,7 @@ fn merged<T: std::fmt::Display>(
     mesh: impl IntoIterator<Item = T>,
     pod: &Pod,
     key: &'static str,
-    check: impl Fn(&str) -> Result<Vec<T>, osm_init::settings::ListError>,
+    check: impl Fn(&str) -> Result<Vec<T>, exclusions::ListError>,
 ) -> Result<String, InjectError> {
     let mut all: Vec<String> = mesh.into_iter().map(|v| v.to_string()).collect();
     if let Some(text) = annotation(pod, key) {
@@ -67,25 +69,6 @@ fn merged<T: std::fmt::Display>(
     }
     all.dedup();
     Ok(all.join(","))
-}
-
-/// The workload a pod belongs to, for metrics: a Deployment behind its
-/// ReplicaSet, else the owner, else the pod itself.
-fn workload(pod: &Pod) -> (String, String) {
-    let owner = pod
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.controller == Some(true));
-    match owner {
-        Some(o) if o.kind == "ReplicaSet" => match o.name.rsplit_once('-') {
-            Some((deployment, _hash)) => ("Deployment".into(), deployment.into()),
-            None => (o.kind.clone(), o.name.clone()),
-        },
-        Some(o) => (o.kind.clone(), o.name.clone()),
-        None => ("Pod".into(), pod.metadata.name.clone().unwrap_or_default()),
-    }
 }
 
 fn field_env(name: &str, path: &str) -> Value {
@@ -119,29 +102,25 @@ pub fn mutate(
         traffic.outbound_port_exclusion_list.iter().copied(),
         pod,
         OUTBOUND_PORTS,
-        |t| osm_init::settings::port_list(t).map(|v| v.into_iter().map(u32::from).collect()),
+        |t| exclusions::port_list(t).map(|v| v.into_iter().map(u32::from).collect()),
     )?;
     let inbound_ports = merged(
         traffic.inbound_port_exclusion_list.iter().copied(),
         pod,
         INBOUND_PORTS,
-        |t| osm_init::settings::port_list(t).map(|v| v.into_iter().map(u32::from).collect()),
+        |t| exclusions::port_list(t).map(|v| v.into_iter().map(u32::from).collect()),
     )?;
     let outbound_exclude = merged(
         traffic.outbound_ip_range_exclusion_list.iter().cloned(),
         pod,
         OUTBOUND_EXCLUDE,
-        |t| {
-            osm_init::settings::cidr_list(t).map(|v| v.into_iter().map(|n| n.to_string()).collect())
-        },
+        |t| exclusions::cidr_list(t).map(|v| v.into_iter().map(|n| n.to_string()).collect()),
     )?;
     let outbound_include = merged(
         traffic.outbound_ip_range_inclusion_list.iter().cloned(),
         pod,
         OUTBOUND_INCLUDE,
-        |t| {
-            osm_init::settings::cidr_list(t).map(|v| v.into_iter().map(|n| n.to_string()).collect())
-        },
+        |t| exclusions::cidr_list(t).map(|v| v.into_iter().map(|n| n.to_string()).collect()),
     )?;
     let interfaces = traffic.network_interface_exclusion_list.join(",");
 
@@ -174,11 +153,11 @@ pub fn mutate(
 
     let spec = pod.spec.clone().unwrap_or_default();
     let probes = rewrite(&spec.containers);
-    let (workload_kind, workload_name) = workload(pod);
+    let (workload_kind, workload_name) = osm_api::k8s::workload(pod);
     let mut ports = vec![
-        json!({"name": "proxy-admin", "containerPort": 15000}),
-        json!({"name": "proxy-inbound", "containerPort": 15003}),
-        json!({"name": "proxy-metrics", "containerPort": 15010}),
+        json!({"name": "proxy-admin", "containerPort": PROXY_ADMIN_PORT}),
+        json!({"name": "proxy-inbound", "containerPort": PROXY_INBOUND_PORT}),
+        json!({"name": "proxy-metrics", "containerPort": PROXY_METRICS_PORT}),
     ];
     for kind in Kind::ALL {
         if probes.iter().any(|p| p.kind == kind && p.scheme != "TCP") {
@@ -228,7 +207,7 @@ pub fn mutate(
         // The application starts once the proxy holds a certificate and
         // its config.
         "startupProbe": {
-            "httpGet": {"path": "/ready", "port": 15010},
+            "httpGet": {"path": "/ready", "port": PROXY_METRICS_PORT},
             "periodSeconds": 1,
             "failureThreshold": 120,
         },
@@ -265,9 +244,10 @@ pub fn mutate(
         if pod.metadata.annotations.is_none() {
             patch.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
         }
+        let port = PROXY_METRICS_PORT.to_string();
         for (k, v) in [
             ("prometheus.io/scrape", "true"),
-            ("prometheus.io/port", "15010"),
+            ("prometheus.io/port", port.as_str()),
             ("prometheus.io/path", "/stats/prometheus"),
         ] {
             patch.push(json!({"op": "add", "path": format!("/metadata/annotations/{}", pointer_escape(k)), "value": v}));

@@ -13,9 +13,11 @@ use k8s_openapi::{
 };
 use serde_json::{Value, json};
 
-pub const TCP_HEALTHCHECK_PORT: u16 = 15904;
-pub const TCP_HEALTHCHECK_PATH: &str = "/osm-healthcheck";
-pub const ORIGINAL_TCP_PORT: &str = "Original-Tcp-Port";
+use osm_api::compat::{
+    HEALTHCHECK_PATH as TCP_HEALTHCHECK_PATH, HEALTHCHECK_PORT as TCP_HEALTHCHECK_PORT,
+    LIVENESS_PROBE_PORT, ORIGINAL_TCP_PORT_HEADER as ORIGINAL_TCP_PORT, READINESS_PROBE_PORT,
+    STARTUP_PROBE_PORT,
+};
 
 /// A probe kind and the port its rewritten form uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,9 +40,9 @@ impl Kind {
 
     pub fn port(self) -> u16 {
         match self {
-            Kind::Liveness => 15901,
-            Kind::Readiness => 15902,
-            Kind::Startup => 15903,
+            Kind::Liveness => LIVENESS_PROBE_PORT,
+            Kind::Readiness => READINESS_PROBE_PORT,
+            Kind::Startup => STARTUP_PROBE_PORT,
         }
     }
 

@@ -67,8 +67,8 @@ async fn run(args: Args, log_filter: Arc<dyn LogFilter>) -> anyhow::Result<()> {
         }
     };
     let proxy = Proxy::bind(Settings {
-        inbound: pick(args.inbound, 15003),
-        outbound: pick(args.outbound, 15001),
+        inbound: pick(args.inbound, osm_api::compat::PROXY_INBOUND_PORT),
+        outbound: pick(args.outbound, osm_api::compat::PROXY_OUTBOUND_PORT),
         admin: args.admin,
         metrics: args.metrics,
         pod: PodInfo {

@@ -26,9 +26,9 @@ use crate::{
     state::Shared,
 };
 
-pub const HEALTHCHECK_PORT: u16 = 15904;
-pub const HEALTHCHECK_PATH: &str = "/osm-healthcheck";
-pub const ORIGINAL_TCP_PORT: &str = "original-tcp-port";
+pub use osm_api::compat::{
+    HEALTHCHECK_PATH, HEALTHCHECK_PORT, ORIGINAL_TCP_PORT_HEADER as ORIGINAL_TCP_PORT,
+};
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One rewritten probe, as the injector describes it.
@@ -124,7 +124,7 @@ async fn http_probe(
     *req.uri_mut() = uri;
     let addr = localhost(*port);
     let client = shared.plain_client(addr, false);
-    match tokio::time::timeout(PROBE_TIMEOUT, crate::serve::forward(&client, req, addr)).await {
+    match tokio::time::timeout(PROBE_TIMEOUT, crate::upstream::forward(&client, req, addr)).await {
         Ok(Ok(response)) => response.map(Either::Left),
         Ok(Err(e)) => error_response(
             StatusCode::SERVICE_UNAVAILABLE,

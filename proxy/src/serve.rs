@@ -1,18 +1,16 @@
-//! Serving HTTP on an accepted connection, and forwarding one request
-//! through a pooled client. Shared by inbound and outbound.
+//! Serving accepted connections: the accept loop and HTTP (1.1 with
+//! upgrades, or 2) on one connection until the client closes or the proxy
+//! drains. Shared by inbound, outbound, probes and admin.
 
-use std::{convert::Infallible, error::Error as StdError, future::Future, net::SocketAddr};
+use std::{convert::Infallible, future::Future, net::SocketAddr};
 
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use hyper::{body::Incoming, service::service_fn};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    http_util::{ProxyBody, absolute_uri, authority, is_upgrade, strip_hop_by_hop},
-    upstream::{ConnectError, HttpClient},
-};
+use crate::http_util::ProxyBody;
 
 /// Accepts connections until drained, running `handle` for each in its own
 /// task tracked for the drain.
@@ -86,79 +84,4 @@ where
     if let Err(e) = result {
         tracing::debug!(error = %e, "HTTP connection ended with an error");
     }
-}
-
-/// Why a request could not be forwarded; mapped to a status in one place.
-#[derive(Debug, thiserror::Error)]
-pub enum ForwardError {
-    #[error("the request has no valid authority")]
-    BadAuthority,
-    #[error("{0}")]
-    Upstream(String),
-    #[error("{0}")]
-    Timeout(String),
-}
-
-impl ForwardError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::BadAuthority => StatusCode::BAD_REQUEST,
-            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
-            Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-        }
-    }
-}
-
-fn classify(e: hyper_util::client::legacy::Error) -> ForwardError {
-    let mut source: Option<&(dyn StdError + 'static)> = Some(&e);
-    while let Some(err) = source {
-        if let Some(connect) = err.downcast_ref::<ConnectError>() {
-            return match connect {
-                ConnectError::Timeout { .. } => ForwardError::Timeout(connect.to_string()),
-                other => ForwardError::Upstream(other.to_string()),
-            };
-        }
-        source = err.source();
-    }
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(err) = source {
-        message.push_str(": ");
-        message.push_str(&err.to_string());
-        source = err.source();
-    }
-    ForwardError::Upstream(format!("upstream request failed: {message}"))
-}
-
-/// Sends `req` through `client` and returns the upstream's response. An
-/// HTTP/1 upgrade (WebSocket) is spliced once both sides have switched.
-/// The request is sent at most once.
-pub async fn forward(
-    client: &HttpClient,
-    mut req: Request<Incoming>,
-    fallback_authority: SocketAddr,
-) -> Result<Response<Incoming>, ForwardError> {
-    let upgrade = is_upgrade(&req);
-    let uri = absolute_uri(req.uri(), authority(&req), fallback_authority)
-        .ok_or(ForwardError::BadAuthority)?;
-    *req.uri_mut() = uri;
-    strip_hop_by_hop(req.headers_mut(), upgrade);
-    let downstream = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let mut response = client.request(req).await.map_err(classify)?;
-    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-    strip_hop_by_hop(response.headers_mut(), switching);
-    if let (true, Some(downstream)) = (switching, downstream) {
-        let upstream = hyper::upgrade::on(&mut response);
-        tokio::spawn(async move {
-            match tokio::try_join!(downstream, upstream) {
-                Ok((down, up)) => {
-                    let mut down = TokioIo::new(down);
-                    let mut up = TokioIo::new(up);
-                    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
-                }
-                Err(e) => tracing::debug!(error = %e, "upgrade failed"),
-            }
-        });
-    }
-    Ok(response)
 }

@@ -4,7 +4,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Pod;
 
-use super::{Index, k8s, spiffe_id};
+use super::{
+    Index,
+    routes::{selected_matches, tt_name},
+    spiffe_id,
+};
+use crate::k8s;
 use crate::{
     resources::{Custom, smi},
     v1,
@@ -183,14 +188,6 @@ fn ingress_sources(
     out.into_iter().collect()
 }
 
-pub fn tt_name<T>(o: &Custom<T>) -> String {
-    format!(
-        "{}/{}",
-        o.metadata.namespace.as_deref().unwrap_or(""),
-        o.metadata.name.as_deref().unwrap_or("")
-    )
-}
-
 /// What one TrafficTarget allows on one pod port, if anything.
 fn authorization(
     index: &Index,
@@ -272,35 +269,4 @@ fn authorization(
             .collect(),
         traffic: Some(traffic),
     })
-}
-
-/// The matches a rule selects: all of the group's when it names none.
-pub fn selected_matches(
-    group: &Custom<smi::HttpRouteGroup>,
-    names: Option<&[String]>,
-    by: &str,
-    warnings: &mut Vec<String>,
-) -> Vec<v1::HttpMatch> {
-    let group_name = tt_name(group);
-    if let Some(names) = names {
-        for n in names {
-            if !group.spec.matches.iter().any(|m| &m.name == n) {
-                warnings.push(format!(
-                    "{by}: HTTPRouteGroup {group_name} has no match named {n:?}"
-                ));
-            }
-        }
-    }
-    group
-        .spec
-        .matches
-        .iter()
-        .filter(|m| names.is_none_or(|names| names.contains(&m.name)))
-        .map(|m| v1::HttpMatch {
-            name: format!("{group_name}/{}", m.name),
-            path_regex: m.path_regex.clone().unwrap_or_default(),
-            methods: m.methods.clone(),
-            headers: m.headers.iter().cloned().collect(),
-        })
-        .collect()
 }

@@ -8,11 +8,7 @@ use k8s_openapi::api::{
     discovery::v1::EndpointSlice,
 };
 
-use crate::resources::{
-    Custom, Object, ObjectKey,
-    mesh_config::{MESH_CONFIG_NAME, MeshConfigSpec},
-    policy, smi,
-};
+use crate::resources::{Custom, Object, ObjectKey, mesh_config::MeshConfigSpec, policy, smi};
 
 /// Namespace and name.
 pub type NsName = (String, String);
@@ -33,8 +29,8 @@ impl Default for MeshOptions {
     /// Without a MeshConfig: SMI mode (default deny) and no egress.
     fn default() -> Self {
         Self {
-            osm_namespace: "osm-system".into(),
-            mesh_name: "osm".into(),
+            osm_namespace: crate::compat::DEFAULT_OSM_NAMESPACE.into(),
+            mesh_name: crate::compat::DEFAULT_MESH_NAME.into(),
             permissive: false,
             egress: false,
             trust_domain: "cluster.local".into(),
@@ -104,7 +100,7 @@ impl Index {
             Object::Pod(o) => {
                 let key = ns_name(&o.metadata);
                 self.unlink_pod(&key);
-                let sa = super::k8s::service_account(&o).to_string();
+                let sa = crate::k8s::service_account(&o).to_string();
                 self.pods_by_service_account
                     .entry((key.0.clone(), sa))
                     .or_default()
@@ -140,7 +136,7 @@ impl Index {
             }
             Object::MeshConfig(o) => {
                 let (ns, name) = ns_name(&o.metadata);
-                if ns == self.mesh.osm_namespace && name == MESH_CONFIG_NAME {
+                if ns == self.mesh.osm_namespace && name == crate::compat::MESH_CONFIG_NAME {
                     self.mesh.permissive = o.spec.traffic.enable_permissive_traffic_policy_mode;
                     self.mesh.egress = o.spec.traffic.enable_egress;
                     self.mesh_config = Some(*o);
@@ -202,7 +198,7 @@ impl Index {
         let Some(old) = self.pods.get(key) else {
             return;
         };
-        let sa_key = (key.0.clone(), super::k8s::service_account(old).to_string());
+        let sa_key = (key.0.clone(), crate::k8s::service_account(old).to_string());
         if let Some(pods) = self.pods_by_service_account.get_mut(&sa_key) {
             pods.remove(&key.1);
             if pods.is_empty() {
@@ -245,7 +241,7 @@ impl Index {
         names
             .iter()
             .filter_map(|name| self.pods.get_key_value(&(ns.clone(), name.clone())))
-            .filter(|(_, pod)| super::k8s::selects(service, pod))
+            .filter(|(_, pod)| crate::k8s::selects(service, pod))
             .collect()
     }
 
@@ -254,9 +250,9 @@ impl Index {
         self.namespaces.get(namespace).is_some_and(|ns| {
             let labels = ns.metadata.labels.as_ref();
             labels
-                .and_then(|l| l.get(super::MONITORED_BY))
+                .and_then(|l| l.get(crate::compat::MONITORED_BY))
                 .is_some_and(|m| *m == self.mesh.mesh_name)
-                && !labels.is_some_and(|l| l.contains_key(super::IGNORE))
+                && !labels.is_some_and(|l| l.contains_key(crate::compat::IGNORE))
         })
     }
 }

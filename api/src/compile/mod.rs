@@ -16,22 +16,17 @@
 //!   Service port or the pod port it maps to.
 //! - Several TrafficSplits for one root: the first by name applies (warning).
 
-pub mod impact;
 mod inbound;
+pub mod incremental;
 pub mod index;
-mod k8s;
 mod outbound;
 mod policy;
+mod routes;
 
-pub use impact::{Compiler, Delta, Impact, ResourceId};
+pub use incremental::{Change, Compiler, Impact, View};
 pub use index::{Index, MeshOptions};
 
 use crate::v1;
-
-/// Namespace label naming the mesh that monitors it.
-pub const MONITORED_BY: &str = "openservicemesh.io/monitored-by";
-/// Namespace label that excludes it from the mesh.
-pub const IGNORE: &str = "openservicemesh.io/ignore";
 
 /// The proxy to compile for: its pod.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -5,16 +5,22 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Pod, Service, ServicePort};
 
-use super::{Index, inbound::selected_matches, inbound::tt_name, k8s, spiffe_id};
+use super::{
+    Index,
+    routes::{selected_matches, tt_name},
+    spiffe_id,
+};
+use crate::{
+    compat::{SERVICE_NAME_LABEL, SIDECAR_INJECTION as INJECTION},
+    k8s,
+};
 use crate::{
     resources::{Custom, smi},
     v1,
 };
 
 /// Label EndpointSlices carry to name their Service.
-const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// Pod or namespace annotation that turns the sidecar off.
-const INJECTION: &str = "openservicemesh.io/sidecar-injection";
 /// The cluster's DNS domain.
 const CLUSTER_DOMAIN: &str = "cluster.local";
 

@@ -3,7 +3,11 @@
 
 use k8s_openapi::api::core::v1::Pod;
 
-use super::{Index, inbound::selected_matches, inbound::tt_name, k8s};
+use super::{
+    Index,
+    routes::{selected_matches, tt_name},
+};
+use crate::k8s;
 use crate::{
     resources::{Custom, policy},
     v1,

@@ -224,6 +224,3 @@ impl Default for FeatureFlags {
         }
     }
 }
-
-/// The MeshConfig the control plane reads.
-pub const MESH_CONFIG_NAME: &str = "osm-mesh-config";

@@ -1,7 +1,10 @@
 //! Validation of MeshConfig and the `policy.openservicemesh.io` kinds.
 
 use super::Problems;
-use crate::resources::{Custom, mesh_config::*, policy::*};
+use crate::{
+    compat::MESH_CONFIG_NAME,
+    resources::{Custom, mesh_config::*, policy::*},
+};
 
 fn duration(p: &mut Problems, field: &str, value: &str) {
     if humantime::parse_duration(value).is_err() {

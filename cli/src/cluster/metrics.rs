@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::namespace::{FIELD_MANAGER, MONITORED_BY};
 
-pub const METRICS: &str = "openservicemesh.io/metrics";
+pub use osm_api::compat::METRICS;
 
 /// The patch for one namespace, or why not (pure).
 pub fn decide(ns: &Namespace, enable: bool) -> Result<Value, String> {

@@ -13,9 +13,7 @@ use kube::{
 };
 use serde_json::{Value, json};
 
-pub const MONITORED_BY: &str = "openservicemesh.io/monitored-by";
-pub const IGNORE: &str = "openservicemesh.io/ignore";
-pub const INJECTION: &str = "openservicemesh.io/sidecar-injection";
+pub use osm_api::compat::{IGNORE, MONITORED_BY, SIDECAR_INJECTION as INJECTION};
 pub const FIELD_MANAGER: &str = "osm";
 
 fn label<'a>(ns: &'a Namespace, key: &str) -> Option<&'a str> {

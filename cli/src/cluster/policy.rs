@@ -6,7 +6,6 @@
 
 use std::io::Write;
 
-use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api, Client,
     api::{DynamicObject, ListParams},
@@ -35,13 +34,6 @@ pub fn parse_pod_ref(text: &str, default_ns: &str) -> Result<(String, String), S
     }
 }
 
-fn service_account(pod: &Pod) -> String {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.service_account_name.clone())
-        .unwrap_or_else(|| "default".into())
-}
-
 /// The verdict for SRC -> DST over the objects of the cluster (pure).
 pub fn check(
     index: &Index,
@@ -55,8 +47,8 @@ pub fn check(
             .ok_or_else(|| format!("pod {ns}/{name} not found"))
     };
     let (src_pod, dst_pod) = (pod(src)?, pod(dst)?);
-    let src_sa = service_account(src_pod);
-    let dst_sa = service_account(dst_pod);
+    let src_sa = osm_api::k8s::service_account(src_pod);
+    let dst_sa = osm_api::k8s::service_account(dst_pod);
     let who = format!("{}/{} (ServiceAccount {}/{src_sa})", src.0, src.1, src.0);
     let whom = format!("{}/{} (ServiceAccount {}/{dst_sa})", dst.0, dst.1, dst.0);
     let mesh = &index.mesh.mesh_name;
@@ -86,7 +78,7 @@ pub fn check(
             )],
         });
     }
-    let id = spiffe_id(&index.mesh.trust_domain, &src.0, &src_sa);
+    let id = spiffe_id(&index.mesh.trust_domain, &src.0, src_sa);
     let compiled = compile(
         index,
         &ProxyId {

@@ -10,9 +10,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::{Api, Client};
 use serde_json::Value;
 
-pub const ADMIN_PORT: u16 = 15000;
-pub const METRICS_PORT: u16 = 15010;
-const SIDECAR: &str = "osm-proxy";
+use osm_api::compat::PROXY_CONTAINER as SIDECAR;
+pub use osm_api::compat::{PROXY_ADMIN_PORT as ADMIN_PORT, PROXY_METRICS_PORT as METRICS_PORT};
 
 /// Port and path for a query: `config_dump`, `certs`, `ready`, `live`,
 /// `logging` on the admin port; `stats`/`metrics` on the metrics port.

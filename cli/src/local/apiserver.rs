@@ -18,8 +18,7 @@ use super::{
 /// Where kubectl keeps what was applied; re-applying the same input is a
 /// no-op.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-const MONITORED_BY: &str = "openservicemesh.io/monitored-by";
-const IGNORE: &str = "openservicemesh.io/ignore";
+use osm_api::compat::{IGNORE, MONITORED_BY};
 
 /// What happened to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,13 +14,10 @@ use serde::{Deserialize, Serialize};
 /// The default state directory (overridden by `--state-dir` or
 /// `OSM_LOCAL_STATE_DIR`).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/osm-local";
-pub const OSM_NAMESPACE: &str = "osm-system";
-pub const MESH_NAME: &str = "osm";
-
-pub const CONTROLLER_GRPC_PORT: u16 = 15128;
-pub const CONTROLLER_ADMIN_PORT: u16 = 9091;
-pub const CONTROLLER_WEBHOOK_PORT: u16 = 9093;
-pub const INJECTOR_PORT: u16 = 9090;
+pub use osm_api::compat::{
+    CONTROLLER_ADMIN_PORT, CONTROLLER_GRPC_PORT, CONTROLLER_WEBHOOK_PORT,
+    DEFAULT_MESH_NAME as MESH_NAME, DEFAULT_OSM_NAMESPACE as OSM_NAMESPACE, INJECTOR_PORT,
+};
 /// The name the injector's certificate carries and the runtime checks.
 pub const INJECTOR_SERVER_NAME: &str = "osm-injector.osm-system.svc";
 

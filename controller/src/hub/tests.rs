@@ -87,7 +87,7 @@ fn subscribers_get_a_full_view_then_only_the_changes_that_touch_them() {
     let after_first = fold(std::slice::from_ref(&first));
     let sent = View {
         version: first.version.parse().unwrap(),
-        resources: Arc::new(osm_api::compile::impact::resources(&after_first)),
+        resources: Arc::new(osm_api::protocol::resources(&after_first)),
         changed_at: None,
     };
     let second = next_update(Some(&sent), &latest);
@@ -102,8 +102,8 @@ fn subscribers_get_a_full_view_then_only_the_changes_that_touch_them() {
     });
     let got = fold(&[first, second]);
     assert_eq!(
-        osm_api::compile::impact::resources(&got),
-        osm_api::compile::impact::resources(&want)
+        osm_api::protocol::resources(&got),
+        osm_api::protocol::resources(&want)
     );
 }
 
@@ -124,7 +124,7 @@ fn a_slow_proxy_gets_one_coalesced_batch() {
     let batch = next_update(Some(&initial), &latest);
     let folded = fold(&[next_update(None, &initial), batch.clone()]);
     assert_eq!(
-        osm_api::compile::impact::resources(&folded),
+        osm_api::protocol::resources(&folded),
         *latest.resources,
         "one batch carries the net change"
     );

@@ -28,7 +28,7 @@ use crate::ca::LocalCa;
 pub const INJECTOR_SECRET: &str = "osm-injector-tls";
 pub const PRESET_CONFIG_MAP: &str = "preset-mesh-config";
 const PRESET_KEY: &str = "preset-mesh-config.json";
-const MESH_CONFIG: &str = "osm-mesh-config";
+use osm_api::compat::MESH_CONFIG_NAME as MESH_CONFIG;
 const INJECTOR_CERT_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
 /// A certificate with less left than this is replaced.
 const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);

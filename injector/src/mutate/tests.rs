@@ -27,6 +27,8 @@ fn pod_json(annotations: Value) -> Value {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {
             "name": "bookstore-v1-5d7c9-abcde", "namespace": "bookstore", "annotations": annotations,
+            // As a Deployment's ReplicaSet labels its pods.
+            "labels": {"pod-template-hash": "5d7c9"},
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "bookstore-v1-5d7c9", "uid": "u", "controller": true}],
         },
         "spec": {

@@ -11,13 +11,12 @@ use super::Source;
 use crate::{
     http_util::{ProxyBody, authority, error_response},
     policy::{Decision, HttpRequestView, authorize_http},
-    serve::forward,
     state::Shared,
     telemetry::{
         access_log::{HttpEntry, LogParts, now},
         metrics::INBOUND_DENIED_TOTAL,
     },
-    upstream::HttpClient,
+    upstream::{HttpClient, forward},
 };
 
 /// What every request on one inbound connection shares.

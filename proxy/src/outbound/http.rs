@@ -10,9 +10,9 @@ use crate::{
     http_util::{ProxyBody, authority, error_response},
     policy::HttpRequestView,
     routing::{choose_backend, choose_endpoint, service_by_addr, service_by_authority},
-    serve::forward,
     state::Shared,
     telemetry::access_log::{HttpEntry, LogParts, now},
+    upstream::forward,
 };
 
 /// What every request on one outbound connection shares.

@@ -14,7 +14,7 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
-use crate::upstream::EndpointSpec;
+use crate::upstream::spec::EndpointSpec;
 
 pub const REQUEST_TOTAL: &str = "osm_request_total";
 pub const REQUEST_DURATION: &str = "osm_request_duration_ms";

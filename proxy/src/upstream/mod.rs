@@ -2,9 +2,13 @@
 //! connections, kept across config changes.
 
 mod connect;
+mod forward;
+pub mod spec;
 mod stream;
 
 pub use connect::{ConnectError, Connector, connect};
+pub use forward::{ForwardError, forward};
+pub use spec::EndpointSpec;
 pub use stream::{MeshIo, Stream};
 
 use std::{
@@ -22,9 +26,7 @@ use hyper_util::{
 };
 
 use crate::{
-    identity::{SpiffeId, tls::TlsState},
-    routing::balance::Load,
-    telemetry::metrics::RequestMetricsCache,
+    identity::tls::TlsState, routing::balance::Load, telemetry::metrics::RequestMetricsCache,
 };
 
 /// A pooled HTTP client bound to one upstream.
@@ -52,20 +54,6 @@ pub fn http_client(connector: Connector, wire: Wire) -> HttpClient {
         .set_host(false)
         .http2_only(wire == Wire::Http2);
     builder.build(connector)
-}
-
-/// Everything that identifies an endpoint and labels its metrics.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct EndpointSpec {
-    pub addr: SocketAddr,
-    /// None: outside the mesh, reached in plaintext.
-    pub identity: Option<SpiffeId>,
-    pub namespace: String,
-    pub service: String,
-    pub pod: String,
-    pub workload_kind: String,
-    pub workload_name: String,
-    pub connect_timeout: Duration,
 }
 
 /// One upstream endpoint with its pools and load estimate.

@@ -5,10 +5,8 @@
 
 use std::{collections::BTreeMap, fmt::Write as _, net::Ipv4Addr};
 
-use k8s_openapi::{
-    api::core::v1::{Pod, Service},
-    apimachinery::pkg::util::intstr::IntOrString,
-};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use osm_api::k8s;
 
 use crate::local::state::{Instance, OSM_NAMESPACE};
 
@@ -35,37 +33,6 @@ fn vip(service: &Service) -> Option<Ipv4Addr> {
     service.spec.as_ref()?.cluster_ip.as_deref()?.parse().ok()
 }
 
-fn selects(service: &Service, pod: &Pod) -> bool {
-    let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
-        return false;
-    };
-    if selector.is_empty() || service.metadata.namespace != pod.metadata.namespace {
-        return false;
-    }
-    let labels = pod.metadata.labels.clone().unwrap_or_default();
-    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-}
-
-/// The container port a Service's targetPort names on a pod.
-fn target_port(target: Option<&IntOrString>, port: u16, pod: &Pod) -> Option<u16> {
-    match target {
-        None => Some(port),
-        Some(IntOrString::Int(p)) => u16::try_from(*p).ok(),
-        Some(IntOrString::String(name)) => {
-            if let Ok(p) = name.parse() {
-                return Some(p);
-            }
-            pod.spec
-                .as_ref()?
-                .containers
-                .iter()
-                .flat_map(|c| c.ports.iter().flatten())
-                .find(|p| p.name.as_deref() == Some(name.as_str()))
-                .and_then(|p| u16::try_from(p.container_port).ok())
-        }
-    }
-}
-
 /// Every Service port with a VIP, and its ready endpoints.
 pub fn balanced(services: &[Service], endpoints: &[Endpoint<'_>]) -> Vec<Balanced> {
     let mut out = Vec::new();
@@ -83,10 +50,8 @@ pub fn balanced(services: &[Service], endpoints: &[Endpoint<'_>]) -> Vec<Balance
             };
             let backends = endpoints
                 .iter()
-                .filter(|e| e.ready && selects(service, e.pod))
-                .filter_map(|e| {
-                    Some((e.ip, target_port(port.target_port.as_ref(), number, e.pod)?))
-                })
+                .filter(|e| e.ready && k8s::selects(service, e.pod))
+                .filter_map(|e| Some((e.ip, k8s::target_port(port, Some(e.pod))?)))
                 .collect();
             out.push(Balanced {
                 namespace: service.metadata.namespace.clone().unwrap_or_default(),

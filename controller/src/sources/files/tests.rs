@@ -37,7 +37,7 @@ fn the_directory_drives_the_mesh() {
         rx.borrow_and_update()
             .resources
             .keys()
-            .all(|k| !matches!(k, osm_api::compile::ResourceId::Outbound(_)))
+            .all(|k| !matches!(k, osm_api::protocol::ResourceId::Outbound(_)))
     );
 
     // A policy file appears: the buyer may now reach the store.
@@ -52,7 +52,7 @@ fn the_directory_drives_the_mesh() {
     let view = rx.borrow_and_update().clone();
     assert!(
         view.resources
-            .contains_key(&osm_api::compile::ResourceId::Outbound(
+            .contains_key(&osm_api::protocol::ResourceId::Outbound(
                 "shop/store:80".into()
             ))
     );
@@ -69,7 +69,7 @@ fn the_directory_drives_the_mesh() {
     );
     assert!(rx.has_changed().unwrap());
     assert!(!rx.borrow_and_update().resources.contains_key(
-        &osm_api::compile::ResourceId::Outbound("shop/store:80".into())
+        &osm_api::protocol::ResourceId::Outbound("shop/store:80".into())
     ));
 }
 

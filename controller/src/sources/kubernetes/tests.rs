@@ -1,6 +1,9 @@
 use std::time::Duration;
 
-use osm_api::compile::{Compiler, Index, MeshOptions, ProxyId, ResourceId};
+use osm_api::{
+    compile::{Compiler, Index, MeshOptions, ProxyId},
+    protocol::ResourceId,
+};
 use serde_json::{Value, json};
 
 use super::*;

@@ -1,91 +1,38 @@
-//! Change impact: which proxies a change touches, and for each the keyed
-//! upserts and removals, without recompiling every proxy in the mesh.
+//! The incremental compiler: which proxies a change touches, and their new
+//! views, without recompiling every proxy in the mesh.
 //!
 //! [`Compiler`] keeps the index and, for every registered proxy, the keyed
-//! resources it last produced. A change is applied to the index; the proxies
-//! whose view it can alter are found from the old and new versions of the
-//! object (the pods it selects, the clients allowed to reach them); only
-//! those are recompiled and diffed. A change to a Namespace or the
-//! MeshConfig touches every proxy.
+//! resources it last produced (its view). A change is applied to the index;
+//! the proxies whose view it can alter are found from the old and new
+//! versions of the object (the pods it selects, the clients allowed to reach
+//! them); only those are recompiled, and those whose view differs are
+//! reported with both views. The compiler computes no diff: the config
+//! stream diffs what it last sent against the latest view, once
+//! ([`crate::protocol::diff`]). A change to a Namespace or the MeshConfig
+//! touches every proxy.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     sync::Arc,
 };
 
-use super::{CompileError, Index, ProxyId, compile, k8s, outbound::behind};
+use super::{CompileError, Index, ProxyId, compile, outbound::behind};
+use crate::k8s;
 use crate::{
+    protocol::{ResourceId, Resources, resources},
     resources::{Object, ObjectKey},
     v1, validate,
 };
-
-/// A resource's identity in the config protocol.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ResourceId {
-    Mesh,
-    TrustBundle,
-    Inbound(u32),
-    Outbound(String),
-    Endpoints(String),
-    Egress(String),
-}
-
-/// What one proxy must change.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Delta {
-    pub upserts: Vec<v1::Resource>,
-    pub removals: Vec<ResourceId>,
-}
-
-impl Delta {
-    pub fn is_empty(&self) -> bool {
-        self.upserts.is_empty() && self.removals.is_empty()
-    }
-}
 
 /// The result of one change.
 #[derive(Debug, Default)]
 pub struct Impact {
     /// Validation problems of the object (a rejected object changes nothing).
     pub problems: Vec<validate::Problem>,
-    /// Proxies whose view changed, and how.
-    pub deltas: BTreeMap<ProxyId, Delta>,
+    /// Proxies whose view changed.
+    pub changed: BTreeMap<ProxyId, Change>,
     /// How many proxies were recompiled to find them.
     pub recompiled: usize,
-}
-
-/// Splits a config into keyed resources.
-pub fn resources(config: &v1::ProxyConfig) -> BTreeMap<ResourceId, v1::Resource> {
-    use v1::resource::Kind;
-    let mut out = BTreeMap::new();
-    let mut put = |id: ResourceId, kind: Kind| {
-        out.insert(id, v1::Resource { kind: Some(kind) });
-    };
-    if let Some(mesh) = &config.mesh {
-        put(ResourceId::Mesh, Kind::Mesh(mesh.clone()));
-    }
-    if let Some(tb) = &config.trust_bundle {
-        put(ResourceId::TrustBundle, Kind::TrustBundle(tb.clone()));
-    }
-    for p in &config.inbound {
-        put(ResourceId::Inbound(p.port), Kind::Inbound(p.clone()));
-    }
-    for s in &config.outbound {
-        put(
-            ResourceId::Outbound(s.key.clone()),
-            Kind::Outbound(s.clone()),
-        );
-    }
-    for e in &config.endpoints {
-        put(
-            ResourceId::Endpoints(e.key.clone()),
-            Kind::Endpoints(e.clone()),
-        );
-    }
-    for e in &config.egress {
-        put(ResourceId::Egress(e.name.clone()), Kind::Egress(e.clone()));
-    }
-    out
 }
 
 /// Which proxies a change may touch.
@@ -111,7 +58,14 @@ impl Touched {
 }
 
 /// A proxy's resources by id; shared (not copied) by whoever holds them.
-pub type View = Arc<BTreeMap<ResourceId, v1::Resource>>;
+pub type View = Arc<Resources>;
+
+/// One proxy's view before and after a change (shared, not copied).
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub before: View,
+    pub after: View,
+}
 
 /// The index, and what each registered proxy was last sent.
 #[derive(Debug, Default)]
@@ -228,31 +182,17 @@ impl Compiler {
                 .proxies
                 .insert(id.clone(), Arc::clone(&new))
                 .unwrap_or_default();
-            let delta = diff(&old, &new);
-            if !delta.is_empty() {
-                impact.deltas.insert(id, delta);
+            if old != new {
+                impact.changed.insert(
+                    id,
+                    Change {
+                        before: old,
+                        after: new,
+                    },
+                );
             }
         }
         impact
-    }
-}
-
-/// Keyed upserts and removals turning `old` into `new`.
-pub fn diff(
-    old: &BTreeMap<ResourceId, v1::Resource>,
-    new: &BTreeMap<ResourceId, v1::Resource>,
-) -> Delta {
-    Delta {
-        upserts: new
-            .iter()
-            .filter(|(k, v)| old.get(*k) != Some(*v))
-            .map(|(_, v)| v.clone())
-            .collect(),
-        removals: old
-            .keys()
-            .filter(|k| !new.contains_key(*k))
-            .cloned()
-            .collect(),
     }
 }
 

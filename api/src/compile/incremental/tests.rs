@@ -5,7 +5,14 @@ use crate::{
         tests::{bookstore, index, pod, proxy, service},
     },
     load::load_str,
+    protocol::{Delta, diff},
 };
+
+/// The keyed change the stream would send a proxy for this impact.
+fn delta(impact: &Impact, id: &ProxyId) -> Delta {
+    let change = &impact.changed[id];
+    diff(&change.before, &change.after)
+}
 
 fn objects(yaml: &str) -> Vec<Object> {
     let out = load_str("change.yaml", yaml);
@@ -60,7 +67,7 @@ spec:
 fn a_new_traffic_target_touches_only_the_proxies_whose_view_changes() {
     let mut c = compiler(MeshOptions::default());
     let impact = c.apply(objects(THIEF_ALLOWED).remove(0));
-    let touched: Vec<&ProxyId> = impact.deltas.keys().collect();
+    let touched: Vec<&ProxyId> = impact.changed.keys().collect();
     assert_eq!(
         touched,
         [
@@ -72,10 +79,10 @@ fn a_new_traffic_target_touches_only_the_proxies_whose_view_changes() {
         impact.recompiled, 2,
         "bookbuyer and bookstore-v1 were not recompiled"
     );
-    let v2 = &impact.deltas[&proxy("bookstore", "bookstore-v2-def")];
+    let v2 = &delta(&impact, &proxy("bookstore", "bookstore-v2-def"));
     assert_eq!(v2.upserts.len(), 1, "the inbound port");
     assert!(v2.removals.is_empty());
-    let thief = &impact.deltas[&proxy("bookthief", "bookthief-1")];
+    let thief = &delta(&impact, &proxy("bookthief", "bookthief-1"));
     let keys: Vec<String> = thief
         .upserts
         .iter()
@@ -101,7 +108,7 @@ fn a_new_traffic_target_touches_only_the_proxies_whose_view_changes() {
         namespace: "bookstore".into(),
         name: "thief".into(),
     });
-    let thief = &removed.deltas[&proxy("bookthief", "bookthief-1")];
+    let thief = &delta(&removed, &proxy("bookthief", "bookthief-1"));
     assert!(thief.upserts.is_empty());
     assert_eq!(thief.removals.len(), 4);
     assert_matches_full_recompile(&c, "after deleting");
@@ -116,7 +123,7 @@ fn rejected_and_unchanged_objects_touch_nothing() {
     );
     let impact = c.apply(objects(&bad).remove(0));
     assert!(crate::validate::rejects(&impact.problems));
-    assert!(impact.deltas.is_empty() && impact.recompiled == 0);
+    assert!(impact.changed.is_empty() && impact.recompiled == 0);
     // Re-applying an object as it is recompiles its proxies but sends nothing.
     let same = c.apply(
         objects(&bookstore())
@@ -124,7 +131,7 @@ fn rejected_and_unchanged_objects_touch_nothing() {
             .find(|o| o.kind() == "TrafficTarget")
             .expect("tt"),
     );
-    assert!(same.deltas.is_empty());
+    assert!(same.changed.is_empty());
     assert!(same.recompiled > 0);
 }
 
@@ -255,7 +262,8 @@ fn common_resources_reach_every_view_and_survive_recompiles() {
     }
     // A recompile keeps it, and a change's deltas do not carry it again.
     let impact = c.apply(objects(THIEF_ALLOWED).remove(0));
-    for (id, delta) in &impact.deltas {
+    for id in impact.changed.keys() {
+        let delta = delta(&impact, id);
         assert!(
             !delta
                 .upserts
@@ -269,5 +277,5 @@ fn common_resources_reach_every_view_and_survive_recompiles() {
                 .contains_key(&ResourceId::TrustBundle)
         );
     }
-    assert!(!impact.deltas.is_empty());
+    assert!(!impact.changed.is_empty());
 }

@@ -1,0 +1,203 @@
+//! MeshConfig and the policy.openservicemesh.io kinds: permissive mode, egress, IngressBackend, UpstreamTrafficSetting and Retry.
+
+use super::*;
+
+#[test]
+fn the_mesh_config_switches_permissive_mode_and_egress() {
+    let mut idx = index(&bookstore(), MeshOptions::default());
+    let thief = || ProxyId {
+        namespace: "bookthief".into(),
+        pod: "bookthief-1".into(),
+    };
+    assert!(
+        compile(&idx, &thief())
+            .expect("compiles")
+            .config
+            .outbound
+            .is_empty()
+    );
+    let mesh_config = |permissive: bool| {
+        format!(
+            "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\nmetadata: {{name: osm-mesh-config, namespace: osm-system}}\n\
+             spec: {{traffic: {{enablePermissiveTrafficPolicyMode: {permissive}, enableEgress: false}}}}\n"
+        )
+    };
+    apply_all(&mut idx, &mesh_config(true));
+    let c = compile(&idx, &thief()).expect("compiles");
+    assert_eq!(c.config.outbound.len(), 4);
+    let mesh = c.config.mesh.expect("mesh");
+    assert!(mesh.permissive && !mesh.egress);
+    apply_all(&mut idx, &mesh_config(false));
+    assert!(
+        compile(&idx, &thief())
+            .expect("compiles")
+            .config
+            .outbound
+            .is_empty()
+    );
+    // A MeshConfig with another name changes nothing.
+    apply_all(
+        &mut idx,
+        &mesh_config(true).replace("name: osm-mesh-config", "name: other"),
+    );
+    assert!(!idx.mesh.permissive);
+}
+
+#[test]
+fn ingress_backends_open_ports_to_plaintext_sources() {
+    let mut idx = index(&bookstore(), MeshOptions::default());
+    apply_all(
+        &mut idx,
+        &format!(
+            "{}{}---
+apiVersion: policy.openservicemesh.io/v1alpha1
+kind: IngressBackend
+metadata: {{name: bookstore, namespace: bookstore}}
+spec:
+  backends: [{{name: bookstore-v1, port: {{number: 8080, protocol: http}}}}]
+  sources: [{{kind: IPRange, name: 192.168.0.0/16}}, {{kind: Service, name: ingress-nginx, namespace: ingress}}]
+",
+            namespace("ingress", false),
+            pod("ingress", "ingress-nginx-1", "ingress", "10.9.0.1", "app: ingress")
+                + &service("ingress", "ingress-nginx", "app: ingress", "{port: 80}", "10.96.0.90")
+        ),
+    );
+    let v1 = compile(&idx, &proxy("bookstore", "bookstore-v1-abc")).expect("compiles");
+    assert_eq!(
+        v1.config.inbound[0].plaintext_sources,
+        ["10.9.0.1", "192.168.0.0/16"]
+    );
+    let v2 = compile(&idx, &proxy("bookstore", "bookstore-v2-def")).expect("compiles");
+    assert!(
+        v2.config.inbound[0].plaintext_sources.is_empty(),
+        "bookstore-v1's Service does not select v2"
+    );
+}
+
+#[test]
+fn upstream_settings_retries_and_egress_rules() {
+    let mut idx = index(&bookstore(), MeshOptions::default());
+    apply_all(
+        &mut idx,
+        "apiVersion: policy.openservicemesh.io/v1alpha1
+kind: UpstreamTrafficSetting
+metadata: {name: limits, namespace: bookstore}
+spec:
+  host: bookstore-v1.bookstore.svc.cluster.local
+  connectionSettings: {tcp: {maxConnections: 100, connectTimeout: 2s}, http: {maxRequests: 50, maxPendingRequests: 5}}
+  rateLimit: {local: {tcp: {connections: 10, unit: minute, burst: 2}, http: {requests: 100, unit: second, responseStatusCode: 503, responseHeadersToAdd: [{name: x-limited, value: 'yes'}]}}}
+  httpRoutes: [{path: '/buy.*', rateLimit: {local: {requests: 1, unit: hour}}}]
+---
+apiVersion: policy.openservicemesh.io/v1alpha1
+kind: Retry
+metadata: {name: retry, namespace: bookbuyer}
+spec:
+  source: {kind: ServiceAccount, name: bookbuyer, namespace: bookbuyer}
+  destinations: [{kind: Service, name: bookstore-v1, namespace: bookstore}]
+  retryPolicy: {retryOn: '5xx, reset', perTryTimeout: 250ms, numRetries: 3}
+---
+apiVersion: policy.openservicemesh.io/v1alpha1
+kind: Egress
+metadata: {name: github, namespace: bookbuyer}
+spec:
+  sources: [{kind: ServiceAccount, name: bookbuyer, namespace: bookbuyer}]
+  hosts: [github.com]
+  ports: [{number: 443, protocol: https}]
+",
+    );
+    let v1 = compile(&idx, &proxy("bookstore", "bookstore-v1-abc")).expect("compiles");
+    let port = &v1.config.inbound[0];
+    assert_eq!(
+        port.tcp_rate_limit,
+        Some(v1::TokenBucket {
+            tokens: 10,
+            interval_ms: 60_000,
+            burst: 2
+        })
+    );
+    let http = port.http_rate_limit.as_ref().expect("http limit");
+    assert_eq!(
+        http.bucket,
+        Some(v1::TokenBucket {
+            tokens: 100,
+            interval_ms: 1_000,
+            burst: 0
+        })
+    );
+    assert_eq!(http.status_code, 503);
+    assert_eq!(http.response_headers["x-limited"], "yes");
+    assert_eq!(port.route_rate_limits[0].path_regex, "/buy.*");
+    assert_eq!(
+        port.route_rate_limits[0]
+            .limit
+            .as_ref()
+            .and_then(|l| l.bucket),
+        Some(v1::TokenBucket {
+            tokens: 1,
+            interval_ms: 3_600_000,
+            burst: 0
+        })
+    );
+    let v2 = compile(&idx, &proxy("bookstore", "bookstore-v2-def")).expect("compiles");
+    assert!(
+        v2.config.inbound[0].tcp_rate_limit.is_none(),
+        "the setting names bookstore-v1 only"
+    );
+
+    let buyer = compile(&idx, &proxy("bookbuyer", "bookbuyer-1")).expect("compiles");
+    let leaf = buyer
+        .config
+        .outbound
+        .iter()
+        .find(|s| s.name == "bookstore-v1")
+        .expect("leaf");
+    let limits = leaf.limits.expect("limits");
+    assert_eq!(
+        (
+            limits.max_connections,
+            limits.connect_timeout_ms,
+            limits.max_requests,
+            limits.max_pending_requests
+        ),
+        (100, 2000, 50, 5)
+    );
+    assert!(leaf.retry.is_none(), "enableRetryPolicy is off by default");
+    assert_eq!(buyer.config.egress.len(), 1);
+    let rule = &buyer.config.egress[0];
+    assert_eq!(
+        (rule.name.as_str(), rule.hosts.as_slice()),
+        ("bookbuyer/github", &["github.com".to_string()][..])
+    );
+    assert_eq!(
+        rule.ports,
+        [v1::EgressPort {
+            number: 443,
+            protocol: "https".into()
+        }]
+    );
+    let thief = compile(&idx, &proxy("bookthief", "bookthief-1")).expect("compiles");
+    assert!(thief.config.egress.is_empty());
+
+    apply_all(
+        &mut idx,
+        "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\nmetadata: {name: osm-mesh-config, namespace: osm-system}\n\
+         spec: {traffic: {enablePermissiveTrafficPolicyMode: false}, featureFlags: {enableRetryPolicy: true, enableEgressPolicy: false}}\n",
+    );
+    let buyer = compile(&idx, &proxy("bookbuyer", "bookbuyer-1")).expect("compiles");
+    let leaf = buyer
+        .config
+        .outbound
+        .iter()
+        .find(|s| s.name == "bookstore-v1")
+        .expect("leaf");
+    assert_eq!(
+        leaf.retry,
+        Some(v1::RetryPolicy {
+            retry_on: vec!["5xx".into(), "reset".into()],
+            num_retries: 3,
+            per_try_timeout_ms: 250,
+            backoff_base_ms: 25
+        })
+    );
+    assert!(buyer.config.egress.is_empty(), "enableEgressPolicy off");
+}
