@@ -21,7 +21,7 @@ use std::{
 };
 
 use osm_api::{
-    protocol::apply_update,
+    protocol::{UpdateError, apply_update},
     v1::{self, config_client::ConfigClient},
 };
 use tokio::sync::mpsc;
@@ -133,6 +133,30 @@ async fn stream_forever(settings: &ControlSettings, shared: &Shared, stop: &Canc
     }
 }
 
+/// Why a config stream ended; the proxy reconnects after any of these.
+#[derive(Debug, thiserror::Error)]
+enum StreamError {
+    #[error("no certificate")]
+    NoCertificate,
+    #[error(transparent)]
+    Connect(#[from] channel::ConnectError),
+    #[error("stream closed")]
+    Closed,
+    #[error("{}: {}", .0.code(), .0.message())]
+    Status(#[from] tonic::Status),
+    #[error("the controller ended the stream")]
+    Ended,
+}
+
+/// Why a batch was refused (sent back to the controller as the NACK).
+#[derive(Debug, thiserror::Error)]
+enum BatchError {
+    #[error(transparent)]
+    Update(#[from] UpdateError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
 /// One stream, until it fails (Err) or the proxy stops (Ok).
 async fn stream_once(
     settings: &ControlSettings,
@@ -140,13 +164,9 @@ async fn stream_once(
     config: &mut v1::ProxyConfig,
     backoff: &mut Backoff,
     stop: &CancellationToken,
-) -> Result<(), String> {
-    let credentials = shared
-        .credentials()
-        .ok_or_else(|| "no certificate".to_string())?;
-    let channel = connect(&settings.controller, Some(&credentials))
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<(), StreamError> {
+    let credentials = shared.credentials().ok_or(StreamError::NoCertificate)?;
+    let channel = connect(&settings.controller, Some(&credentials)).await?;
     let hello = v1::ProxyInfo {
         pod_name: settings.pod.name.clone(),
         pod_namespace: settings.pod.namespace.clone(),
@@ -157,11 +177,10 @@ async fn stream_once(
     replies
         .send(hello.clone())
         .await
-        .map_err(|_| "stream closed".to_string())?;
+        .map_err(|_| StreamError::Closed)?;
     let mut updates = ConfigClient::new(channel)
         .stream(ReceiverStream::new(outgoing))
-        .await
-        .map_err(|s| format!("{}: {}", s.code(), s.message()))?
+        .await?
         .into_inner();
     let mut acked = String::new();
     loop {
@@ -169,9 +188,7 @@ async fn stream_once(
             m = updates.message() => m,
             _ = stop.cancelled() => return Ok(()),
         };
-        let update = message
-            .map_err(|s| format!("{}: {}", s.code(), s.message()))?
-            .ok_or_else(|| "the controller ended the stream".to_string())?;
+        let update = message?.ok_or(StreamError::Ended)?;
         backoff.reset();
         let reply = match apply(shared, config, &update) {
             Ok(()) => {
@@ -187,15 +204,12 @@ async fn stream_once(
                 tracing::warn!(version = %update.version, %reason, "config refused; the last good config stays");
                 v1::ProxyInfo {
                     acked_version: acked.clone(),
-                    nack_reason: reason,
+                    nack_reason: reason.to_string(),
                     ..hello.clone()
                 }
             }
         };
-        replies
-            .send(reply)
-            .await
-            .map_err(|_| "stream closed".to_string())?;
+        replies.send(reply).await.map_err(|_| StreamError::Closed)?;
     }
 }
 
@@ -204,11 +218,9 @@ fn apply(
     shared: &Shared,
     config: &mut v1::ProxyConfig,
     update: &v1::ConfigUpdate,
-) -> Result<(), String> {
-    let next = apply_update(config, update).map_err(|e| e.to_string())?;
-    shared
-        .apply_config(next.clone())
-        .map_err(|e| e.to_string())?;
+) -> Result<(), BatchError> {
+    let next = apply_update(config, update)?;
+    shared.apply_config(next.clone())?;
     *config = next;
     Ok(())
 }
@@ -256,7 +268,8 @@ mod tests {
             &mut config,
             &batch("2", false, vec![inbound(9090), inbound(0)]),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(refused.contains("port"), "{refused}");
         assert_eq!(shared.config().version, before, "the running config stays");
         assert_eq!(config.inbound.len(), 1, "and so does the proxy's copy");
@@ -267,7 +280,8 @@ mod tests {
             &mut config,
             &batch("3", false, vec![v1::Resource { kind: None }]),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(empty.contains("upserts[0]"), "{empty}");
 
         // The next good delta applies on top of the last good config.

@@ -2,20 +2,17 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body_util::Either;
 use hyper::body::Incoming;
-use metrics::Label;
 
-use super::Source;
+use super::{Destination, Source};
 use crate::{
     http_util::{ProxyBody, authority, error_response},
     policy::{Decision, HttpRequestView, authorize_http},
+    refusal::{Layer, Refusal},
     state::Shared,
-    telemetry::{
-        access_log::{HttpEntry, LogParts, now},
-        metrics::INBOUND_DENIED_TOTAL,
-    },
+    telemetry::access_log::{HttpEntry, LogParts, now},
     upstream::{HttpClient, forward},
 };
 
@@ -35,13 +32,8 @@ struct Inner {
 }
 
 impl InboundContext {
-    pub fn new(
-        shared: Arc<Shared>,
-        source: Source,
-        port: u16,
-        app: SocketAddr,
-        http2: bool,
-    ) -> Self {
+    pub fn new(shared: Arc<Shared>, source: Source, to: Destination, http2: bool) -> Self {
+        let Destination { port, app } = to;
         let app_client = shared.plain_client(app, http2);
         let source_label = match &source {
             Source::Mesh(id) => id.to_string(),
@@ -56,19 +48,6 @@ impl InboundContext {
             app_client,
         }))
     }
-}
-
-fn deny_metric(ctx: &Inner, kind: &'static str) {
-    ctx.shared
-        .metrics
-        .counter(
-            INBOUND_DENIED_TOTAL,
-            vec![
-                Label::new("port", ctx.port.to_string()),
-                Label::new("kind", kind),
-            ],
-        )
-        .increment(1);
 }
 
 /// The answer to a request over a rate limit.
@@ -109,17 +88,18 @@ pub async fn handle(ctx: InboundContext, req: Request<Incoming>) -> Response<Pro
     let log_parts = ctx.shared.access_log.enabled().then(|| LogParts::of(&req));
     let (response, rule, error) = match (decision, limited) {
         (Decision::Allow(rule), Some(response)) => {
-            deny_metric(ctx, "rate-limited");
-            (response, Some(rule), Some("rate limited".to_string()))
+            let refusal =
+                Refusal::RequestRateLimited { port: ctx.port }.record(&ctx.shared.metrics);
+            (response, Some(rule), Some(refusal.to_string()))
         }
         (Decision::Deny(reason), _) => {
-            deny_metric(ctx, "http");
-            let message = format!("osm-proxy: forbidden: {reason}");
-            (
-                error_response(StatusCode::FORBIDDEN, &message),
-                None,
-                Some(message),
-            )
+            let refusal = Refusal::Unauthorized {
+                port: ctx.port,
+                layer: Layer::Http,
+                reason,
+            }
+            .record(&ctx.shared.metrics);
+            (refusal.response(), None, Some(refusal.message()))
         }
         (Decision::Allow(rule), None) => match forward(&ctx.app_client, req, ctx.app).await {
             Ok(r) => (r.map(Either::Left), Some(rule), None),

@@ -11,21 +11,25 @@
 //!        -- no --> plaintext peer in the port's ingress sources? else HTTP 403 | close
 //! ```
 
+mod admit;
 mod http;
+
+pub use admit::{Admission, Peer, admit, still_admitted};
 
 use std::{net::SocketAddr, sync::Arc};
 
-use metrics::Label;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpListener,
+};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
+    connection::ConnectionError,
     detect::{Detected, Prefixed, detect},
     identity::{SpiffeId, tls::peer_identity},
-    policy::{Decision, authorize_tcp},
     state::Shared,
     tcp_forward::{TcpLabels, splice_until},
-    telemetry::metrics::INBOUND_DENIED_TOTAL,
 };
 
 /// Longest a peer may take to complete the TLS handshake.
@@ -53,7 +57,18 @@ pub async fn serve(
         let shared = shared.clone();
         let drain = drain.clone();
         async move {
-            if let Err(reason) = handle(stream, peer, target, shared, drain).await {
+            let orig_dst = target.or_else(|| crate::orig_dst::original_dst(&stream));
+            let result = match orig_dst {
+                Some(orig_dst) => {
+                    let to = Destination {
+                        port: orig_dst.port(),
+                        app: app_addr(orig_dst, target),
+                    };
+                    handle(stream, peer, to, shared, drain).await
+                }
+                None => Err(ConnectionError::NoOriginalDestination),
+            };
+            if let Err(reason) = result {
                 tracing::debug!(%peer, %reason, "inbound connection closed");
             }
         }
@@ -70,163 +85,95 @@ fn app_addr(orig_dst: SocketAddr, target: Option<SocketAddr>) -> SocketAddr {
     })
 }
 
-async fn handle(
-    mut stream: TcpStream,
+/// Where an inbound connection was going: the pod port the peer
+/// addressed, and the application address that port is served at.
+#[derive(Debug, Clone, Copy)]
+pub struct Destination {
+    pub port: u16,
+    pub app: SocketAddr,
+}
+
+/// Serves one inbound connection: detect, admit, then HTTP or a splice.
+/// Generic over the stream so tests drive whole connections in memory.
+pub async fn handle<S>(
+    mut stream: S,
     peer: SocketAddr,
-    target: Option<SocketAddr>,
+    to: Destination,
     shared: Arc<Shared>,
     drain: CancellationToken,
-) -> Result<(), String> {
-    let orig_dst = target
-        .or_else(|| crate::orig_dst::original_dst(&stream))
-        .ok_or("no original destination")?;
-    let port = orig_dst.port();
-    let app = app_addr(orig_dst, target);
+) -> Result<(), ConnectionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let detect_timeout = shared.config().mesh.detect_timeout;
     let (detected, prefix) = detect(&mut stream, detect_timeout)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(ConnectionError::Detect)?;
     let stream = Prefixed::new(prefix, stream);
 
-    if detected != Detected::Tls {
-        let admitted = shared
-            .config()
-            .inbound
-            .get(&port)
-            .is_some_and(|p| p.admits_plaintext(peer.ip()));
-        if !admitted {
-            deny(&shared, port, "plaintext");
-            let reason =
-                format!("plaintext peer {peer} refused on port {port}: only mesh mTLS is accepted");
+    let admission = admit(&shared.config(), to.port, Peer::Plaintext(peer), detected);
+    match admission {
+        Admission::Handshake => {}
+        Admission::Refuse(refusal) => {
+            let refusal = refusal.record(&shared.metrics);
             if matches!(detected, Detected::Http1 | Detected::Http2) {
                 // An HTTP client (an app outside the mesh, or a meshed one
                 // whose proxy passed it through as egress) gets a 403 that
                 // says why, instead of a reset it cannot explain.
-                let message = format!("osm-proxy: {reason}");
+                let answer = refusal.clone();
                 crate::serve::serve_http(stream, detected == Detected::Http2, drain, move |_req| {
-                    let response =
-                        crate::http_util::error_response(hyper::StatusCode::FORBIDDEN, &message);
+                    let response = answer.response();
                     async move { response }
                 })
                 .await;
             }
-            return Err(reason);
+            return Err(refusal.into());
         }
-        admit_connection(&shared, port)?;
-        return match detected {
-            Detected::Http1 | Detected::Http2 => {
-                let http2 = detected == Detected::Http2;
-                let ctx = http::InboundContext::new(
-                    shared.clone(),
-                    Source::Ingress(peer),
-                    port,
-                    app,
-                    http2,
-                );
-                crate::serve::serve_http(stream, http2, drain, move |req| {
-                    http::handle(ctx.clone(), req)
-                })
-                .await;
-                Ok(())
-            }
-            _ => forward_tcp(&shared, stream, peer, (port, app), None).await,
-        };
+        Admission::Http { http2 } => {
+            let ctx = http::InboundContext::new(shared.clone(), Source::Ingress(peer), to, http2);
+            crate::serve::serve_http(stream, http2, drain, move |req| {
+                http::handle(ctx.clone(), req)
+            })
+            .await;
+            return Ok(());
+        }
+        Admission::Tcp { .. } => {
+            return forward_tcp(&shared, stream, Peer::Plaintext(peer), peer, to).await;
+        }
     }
 
-    let tls = shared.tls().ok_or("no certificate yet: refusing mTLS")?;
+    let tls = shared.tls().ok_or(ConnectionError::NoCertificate)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
     let tls_stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
         .await
-        .map_err(|_| "TLS handshake timed out")?
-        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+        .map_err(|_| ConnectionError::HandshakeTimeout)?
+        .map_err(ConnectionError::Handshake)?;
     let (_, session) = tls_stream.get_ref();
-    let identity = peer_identity(session.peer_certificates()).map_err(|e| e.to_string())?;
-    admit_connection(&shared, port)?;
+    let identity = peer_identity(session.peer_certificates())?;
     let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
-    match alpn.as_deref() {
-        Some(crate::identity::tls::ALPN_H2) | Some(crate::identity::tls::ALPN_HTTP1) => {
-            let http2 = alpn.as_deref() == Some(crate::identity::tls::ALPN_H2);
-            let ctx =
-                http::InboundContext::new(shared.clone(), Source::Mesh(identity), port, app, http2);
+    let mesh_peer = Peer::Mesh {
+        identity: &identity,
+        alpn: alpn.as_deref(),
+    };
+    let admission = admit(&shared.config(), to.port, mesh_peer, Detected::Tls);
+    match admission {
+        Admission::Http { http2 } => {
+            let ctx = http::InboundContext::new(
+                shared.clone(),
+                Source::Mesh(identity.clone()),
+                to,
+                http2,
+            );
             crate::serve::serve_http(tls_stream, http2, drain, move |req| {
                 http::handle(ctx.clone(), req)
             })
             .await;
             Ok(())
         }
-        _ => {
-            let snapshot = shared.config();
-            let decision = authorize_tcp(
-                snapshot.mesh.permissive,
-                port,
-                snapshot.inbound.get(&port),
-                &identity,
-            );
-            drop(snapshot);
-            match decision {
-                Decision::Allow(_) => {
-                    forward_tcp(&shared, tls_stream, peer, (port, app), Some(&identity)).await
-                }
-                Decision::Deny(reason) => {
-                    deny(&shared, port, "tcp");
-                    Err(format!("denied: {reason}"))
-                }
-            }
-        }
-    }
-}
-
-/// Whether the port's connection rate limit admits one more connection.
-fn admit_connection(shared: &Shared, port: u16) -> Result<(), String> {
-    let admitted = shared
-        .config()
-        .inbound
-        .get(&port)
-        .is_none_or(|p| p.limits.admits_connection());
-    if admitted {
-        Ok(())
-    } else {
-        deny(shared, port, "connection-rate-limited");
-        Err(format!("connection rate limit of port {port} reached"))
-    }
-}
-
-fn deny(shared: &Shared, port: u16, kind: &'static str) {
-    shared
-        .metrics
-        .counter(
-            INBOUND_DENIED_TOTAL,
-            vec![
-                Label::new("port", port.to_string()),
-                Label::new("kind", kind),
-            ],
-        )
-        .increment(1);
-}
-
-/// Whether the current config still admits a TCP connection from this
-/// source on this port.
-fn still_admitted(
-    shared: &Shared,
-    port: u16,
-    peer: SocketAddr,
-    identity: Option<&SpiffeId>,
-) -> bool {
-    let snapshot = shared.config();
-    match identity {
-        Some(id) => matches!(
-            authorize_tcp(
-                snapshot.mesh.permissive,
-                port,
-                snapshot.inbound.get(&port),
-                id
-            ),
-            Decision::Allow(_)
-        ),
-        None => snapshot
-            .inbound
-            .get(&port)
-            .is_some_and(|p| p.admits_plaintext(peer.ip())),
+        Admission::Tcp { .. } => forward_tcp(&shared, tls_stream, mesh_peer, peer, to).await,
+        Admission::Refuse(refusal) => Err(refusal.record(&shared.metrics).into()),
+        // A second handshake is never asked for: the peer is known now.
+        Admission::Handshake => Err(ConnectionError::NoCertificate),
     }
 }
 
@@ -236,26 +183,27 @@ fn still_admitted(
 async fn forward_tcp<S>(
     shared: &Arc<Shared>,
     downstream: S,
+    admitted: Peer<'_>,
     peer: SocketAddr,
-    (port, app): (u16, SocketAddr),
-    identity: Option<&SpiffeId>,
-) -> Result<(), String>
+    to: Destination,
+) -> Result<(), ConnectionError>
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     let timeout = shared.config().mesh.connect_timeout;
-    let upstream = crate::upstream::connect(app, timeout)
-        .await
-        .map_err(|e| e.to_string())?;
+    let upstream = crate::upstream::connect(to.app, timeout).await?;
     let mut updates = shared.config_updates();
     let revoked = async {
         while updates.changed().await.is_ok() {
-            if !still_admitted(shared, port, peer, identity) {
-                deny(shared, port, "revoked");
-                return format!("access to port {port} revoked");
+            if let Err(refusal) = still_admitted(&shared.config(), to.port, admitted) {
+                return refusal.record(&shared.metrics).to_string();
             }
         }
         std::future::pending().await
+    };
+    let source_identity = match admitted {
+        Peer::Mesh { identity, .. } => Some(identity.as_str()),
+        Peer::Plaintext(_) => None,
     };
     splice_until(
         shared,
@@ -264,12 +212,15 @@ where
         TcpLabels {
             direction: "inbound",
             downstream: peer,
-            upstream: app,
+            upstream: to.app,
             service: None,
-            source_identity: identity.map(SpiffeId::as_str),
+            source_identity,
         },
         revoked,
     )
     .await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

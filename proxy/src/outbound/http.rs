@@ -9,6 +9,7 @@ use hyper::body::Incoming;
 use crate::{
     http_util::{ProxyBody, authority, error_response},
     policy::HttpRequestView,
+    refusal::{Layer, Refusal},
     routing::{choose_backend, choose_endpoint, service_by_addr, service_by_authority},
     state::Shared,
     telemetry::access_log::{HttpEntry, LogParts, now},
@@ -40,7 +41,16 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn refused(status: StatusCode, message: String, service: Option<Arc<str>>) -> Self {
+    fn refused(refusal: &Refusal, service: Option<Arc<str>>) -> Self {
+        Self {
+            response: refusal.response(),
+            service,
+            endpoint: None,
+            error: Some(refusal.message()),
+        }
+    }
+
+    fn failed(status: StatusCode, message: String, service: Option<Arc<str>>) -> Self {
         Self {
             response: error_response(status, &message),
             service,
@@ -122,7 +132,7 @@ impl EgressRoute {
                 endpoint: None,
                 error: None,
             },
-            Err(e) => Outcome::refused(
+            Err(e) => Outcome::failed(
                 e.status(),
                 format!("osm-proxy: {}: {e}", self.dst),
                 Some(self.rule),
@@ -141,18 +151,12 @@ async fn route(ctx: &Inner, req: Request<Incoming>) -> Outcome {
             drop(snapshot);
             return outcome.forward(ctx, req).await;
         }
-        super::refused(&ctx.shared, "http", "no-route");
-        let target = authority(&req).unwrap_or("(no authority)");
-        let why = if snapshot.mesh.egress {
-            "it is not a mesh service"
-        } else {
-            "it is not a mesh service and egress is disabled"
+        let refusal = Refusal::NoRoute {
+            layer: Layer::Http,
+            target: authority(&req).map(str::to_string),
+            egress: snapshot.mesh.egress,
         };
-        return Outcome::refused(
-            StatusCode::FORBIDDEN,
-            format!("osm-proxy: no route to {target}: {why}"),
-            None,
-        );
+        return Outcome::refused(&refusal.record(&ctx.shared.metrics), None);
     };
     let view = HttpRequestView {
         method: req.method(),
@@ -163,9 +167,11 @@ async fn route(ctx: &Inner, req: Request<Incoming>) -> Outcome {
     let set = choose_backend(service, Some(&view), fastrand::u64(..));
     let service_key = service.key.clone();
     let Some(endpoint) = choose_endpoint(set).cloned() else {
-        super::refused(&ctx.shared, "http", "no-endpoints");
-        let message = format!("osm-proxy: {} has no endpoints", set.key);
-        return Outcome::refused(StatusCode::SERVICE_UNAVAILABLE, message, Some(service_key));
+        let refusal = Refusal::NoEndpoints {
+            layer: Layer::Http,
+            set: set.key.clone(),
+        };
+        return Outcome::refused(&refusal.record(&ctx.shared.metrics), Some(service_key));
     };
     drop(snapshot);
 

@@ -12,24 +12,27 @@
 //! ```
 
 mod http;
+mod route;
+
+pub use route::{IDLE_CLIENT_TIMEOUT, Observed, Route, Seen, route};
 
 use std::{net::SocketAddr, sync::Arc};
 
-use metrics::Label;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpListener,
+};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    config::{OutboundService, Protocol},
-    detect::{Detected, Prefixed, detect},
-    routing::{choose_backend, choose_endpoint, service_by_addr},
+    config::OutboundService,
+    connection::ConnectionError,
+    detect::{Prefixed, detect},
+    refusal::{Layer, Refusal},
+    routing::{choose_backend, choose_endpoint},
     state::Shared,
     tcp_forward::{TcpLabels, splice, splice_until},
-    telemetry::metrics::OUTBOUND_REFUSED_TOTAL,
 };
-
-/// How long a client without a known destination may stay silent.
-const IDLE_CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Accepts outbound connections until drained. `orig_dst` replaces the
 /// original destination (for running without iptables).
@@ -44,6 +47,7 @@ pub async fn serve(
         let shared = shared.clone();
         let drain = drain.clone();
         async move {
+            let orig_dst = orig_dst.or_else(|| crate::orig_dst::original_dst(&stream));
             if let Err(reason) = handle(stream, peer, orig_dst, shared, drain).await {
                 tracing::debug!(%peer, %reason, "outbound connection closed");
             }
@@ -52,124 +56,80 @@ pub async fn serve(
     .await;
 }
 
-async fn handle(
-    mut stream: TcpStream,
+/// Serves one outbound connection: asks [`route`] what to do, reading
+/// what it asks for (the first bytes, a TLS ClientHello) until it decides.
+/// Generic over the stream so tests drive whole connections in memory.
+pub async fn handle<S>(
+    stream: S,
     peer: SocketAddr,
     orig_dst: Option<SocketAddr>,
     shared: Arc<Shared>,
     drain: CancellationToken,
-) -> Result<(), String> {
-    let orig_dst = orig_dst.or_else(|| crate::orig_dst::original_dst(&stream));
-    let snapshot = shared.config();
-    let service = orig_dst
-        .and_then(|a| service_by_addr(&snapshot, a))
-        .cloned();
-    let (egress, detect_timeout) = (snapshot.mesh.egress, snapshot.mesh.detect_timeout);
-    drop(snapshot);
-
-    // The protocol the config names for the service; None: detect it.
-    let configured = match service.as_ref().map(|s| s.protocol) {
-        Some(Protocol::Http1) => Some(Detected::Http1),
-        Some(Protocol::Http2 | Protocol::Grpc) => Some(Detected::Http2),
-        Some(Protocol::Tcp | Protocol::TcpServerFirst) => Some(Detected::Opaque),
-        Some(Protocol::Detect) => None,
-        None => match orig_dst {
-            // Not a mesh service: with egress, pass through untouched.
-            Some(dst) if egress => {
-                return passthrough(&shared, stream, peer, dst, move |shared: &Shared| {
-                    let snapshot = shared.config();
-                    snapshot.mesh.egress && service_by_addr(&snapshot, dst).is_none()
+) -> Result<(), ConnectionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut stream = Prefixed::new(bytes::Bytes::new(), stream);
+    let mut seen = Seen::default();
+    loop {
+        let decision = route(&shared.config(), orig_dst, seen.observed());
+        match decision {
+            Route::Detect { timeout } => {
+                // Asked only before anything was read: the prefix is empty.
+                let (_, mut inner) = stream.into_parts();
+                let (protocol, prefix) = detect(&mut inner, timeout)
+                    .await
+                    .map_err(ConnectionError::Detect)?;
+                seen.protocol = Some(protocol);
+                stream = Prefixed::new(prefix, inner);
+            }
+            Route::ReadServerName => {
+                let (prefix, mut inner) = stream.into_parts();
+                let timeout = shared.config().mesh.detect_timeout;
+                let record = crate::tls_sni::read_first_record(&mut inner, prefix, timeout)
+                    .await
+                    .map_err(ConnectionError::ClientHello)?;
+                seen.server_name = Some(crate::tls_sni::server_name(&record));
+                stream = Prefixed::new(record, inner);
+            }
+            Route::Http { http2 } => {
+                let ctx = http::OutboundContext::new(shared, orig_dst);
+                crate::serve::serve_http(stream, http2, drain, move |req| {
+                    http::handle(ctx.clone(), req)
                 })
                 .await;
+                return Ok(());
             }
-            _ => None,
-        },
-    };
-    let (detected, stream) = match configured {
-        Some(d) => (d, Prefixed::new(bytes::Bytes::new(), stream)),
-        None => {
-            // Without a destination there is nothing to forward opaque TCP
-            // to, so a client that connects early and sends later (a
-            // pre-connecting HTTP pool) is waited for, not given up on.
-            let timeout = if orig_dst.is_some() {
-                detect_timeout
-            } else {
-                IDLE_CLIENT_TIMEOUT
-            };
-            let (d, prefix) = detect(&mut stream, timeout)
-                .await
-                .map_err(|e| e.to_string())?;
-            (d, Prefixed::new(prefix, stream))
-        }
-    };
-
-    match (detected, service) {
-        (Detected::Http1 | Detected::Http2, _) => {
-            let ctx = http::OutboundContext::new(shared, orig_dst);
-            crate::serve::serve_http(stream, detected == Detected::Http2, drain, move |req| {
-                http::handle(ctx.clone(), req)
-            })
-            .await;
-            Ok(())
-        }
-        (_, Some(service)) => forward_tcp(&shared, stream, peer, &service).await,
-        (_, None) => {
-            if let Some(dst) = orig_dst {
-                let (prefix, mut inner) = stream.into_parts();
-                let prefix = if detected == Detected::Tls {
-                    crate::tls_sni::read_first_record(&mut inner, prefix, detect_timeout)
-                        .await
-                        .map_err(|e| e.to_string())?
-                } else {
-                    prefix
+            Route::MeshTcp(service) => return forward_tcp(&shared, stream, peer, &service).await,
+            Route::Passthrough(dst) => {
+                let still_allowed = move |shared: &Shared| {
+                    route(&shared.config(), orig_dst, seen.observed()) == Route::Passthrough(dst)
                 };
-                if egress_allows(&shared, detected, &prefix, dst) {
-                    let first = prefix.clone();
-                    let still_allowed = move |shared: &Shared| {
-                        service_by_addr(&shared.config(), dst).is_none()
-                            && egress_allows(shared, detected, &first, dst)
-                    };
-                    return passthrough(
-                        &shared,
-                        Prefixed::new(prefix, inner),
-                        peer,
-                        dst,
-                        still_allowed,
-                    )
-                    .await;
-                }
+                return passthrough(&shared, stream, peer, dst, still_allowed).await;
             }
-            refused(&shared, "tcp", "no-route");
-            Err(format!(
-                "no mesh service at {} and egress is disabled",
-                orig_dst.map_or_else(|| "an unknown destination".to_string(), |d| d.to_string())
-            ))
+            Route::Refuse(refusal) => return Err(refusal.record(&shared.metrics).into()),
         }
     }
 }
 
-pub(crate) fn refused(shared: &Shared, kind: &'static str, reason: &'static str) {
-    shared
-        .metrics
-        .counter(
-            OUTBOUND_REFUSED_TOTAL,
-            vec![Label::new("kind", kind), Label::new("reason", reason)],
-        )
-        .increment(1);
-}
-
-async fn forward_tcp(
+async fn forward_tcp<D>(
     shared: &Arc<Shared>,
-    downstream: Prefixed<TcpStream>,
+    downstream: D,
     peer: SocketAddr,
     service: &OutboundService,
-) -> Result<(), String> {
+) -> Result<(), ConnectionError>
+where
+    D: AsyncRead + AsyncWrite + Unpin,
+{
     let set = choose_backend(service, None, fastrand::u64(..));
     let Some(endpoint) = choose_endpoint(set) else {
-        refused(shared, "tcp", "no-endpoints");
-        return Err(format!("{} has no endpoints", set.key));
+        let refusal = Refusal::NoEndpoints {
+            layer: Layer::Tcp,
+            set: set.key.clone(),
+        };
+        return Err(refusal.record(&shared.metrics).into());
     };
-    let upstream = endpoint.connect_tcp().await.map_err(|e| e.to_string())?;
+    let upstream = endpoint.connect_tcp().await?;
     splice(
         shared,
         downstream,
@@ -186,41 +146,25 @@ async fn forward_tcp(
     Ok(())
 }
 
-/// Whether an Egress rule admits a connection to `dst`: by its address, or
-/// for TLS by the server name in its ClientHello.
-fn egress_allows(shared: &Shared, detected: Detected, prefix: &[u8], dst: SocketAddr) -> bool {
-    let snapshot = shared.config();
-    let rules = &snapshot.egress;
-    if crate::routing::egress::allows_address(rules, dst).is_some() {
-        return true;
-    }
-    detected == Detected::Tls
-        && crate::tls_sni::server_name(prefix).is_some_and(|sni| {
-            crate::routing::egress::allows_tls(rules, &sni, dst.port()).is_some()
-        })
-}
-
 /// Splices a connection to a destination outside the mesh for as long as
 /// the config allows it: a config that stops allowing it (egress turned
 /// off, or the destination became a mesh service, which must be reached
 /// over mTLS) closes it, and the client's next connection is routed anew.
-async fn passthrough<D: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+async fn passthrough<D: AsyncRead + AsyncWrite + Unpin>(
     shared: &Arc<Shared>,
     downstream: D,
     peer: SocketAddr,
     dst: SocketAddr,
     still_allowed: impl Fn(&Shared) -> bool,
-) -> Result<(), String> {
+) -> Result<(), ConnectionError> {
     let timeout = shared.config().mesh.connect_timeout;
-    let upstream = crate::upstream::connect(dst, timeout)
-        .await
-        .map_err(|e| e.to_string())?;
+    let upstream = crate::upstream::connect(dst, timeout).await?;
     let mut updates = shared.config_updates();
     let revoked = async {
         while updates.changed().await.is_ok() {
             if !still_allowed(shared) {
-                refused(shared, "tcp", "revoked");
-                return format!("passthrough to {dst} closed: the config no longer allows it");
+                let refusal = Refusal::EgressRevoked { dst }.record(&shared.metrics);
+                return refusal.to_string();
             }
         }
         std::future::pending().await
@@ -241,3 +185,6 @@ async fn passthrough<D: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     .await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -60,9 +60,10 @@ pub fn service_by_authority<'a>(
 }
 
 /// Picks the endpoint set a request (or, with `request: None`, a TCP
-/// connection) goes to: with A/B matches, only matching requests follow the
-/// split and the rest go to the service's own endpoints; a TCP connection
-/// follows the split. `random` is uniform in `0..u64::MAX`.
+/// connection) goes to: without A/B matches everything follows the split;
+/// with them, only matching requests do and the rest (TCP connections
+/// included, which carry nothing to match) go to the service's own
+/// endpoints. `random` is uniform in `0..u64::MAX`.
 pub fn choose_backend<'a>(
     service: &'a OutboundService,
     request: Option<&HttpRequestView<'_>>,
@@ -102,3 +103,6 @@ pub fn choose_endpoint(set: &EndpointSet) -> Option<&Arc<EndpointHandle>> {
     );
     Some(&set.endpoints[i])
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,148 @@
+//! Whole inbound connections, driven in memory.
+
+use tokio::io::duplex;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::{
+    refusal::Refusal,
+    test_support::{counter, exchange, shared_with},
+};
+
+const CONFIG: &str = r#"
+mesh: {permissive: false}
+inbound:
+- port: 8080
+  protocol: PROTOCOL_HTTP1
+  plaintextSources: ["10.0.0.0/8"]
+"#;
+
+fn to_app() -> Destination {
+    Destination {
+        port: 8080,
+        // Refused connections never reach it.
+        app: "127.0.0.1:9".parse().expect("addr"),
+    }
+}
+
+/// An application on 127.0.0.1 that answers one request with `hello`.
+async fn app_answering_hello() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let (mut conn, _) = listener.accept().await.expect("accept");
+        let mut buf = vec![0; 4096];
+        let mut read = 0;
+        while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+            read += conn.read(&mut buf[read..]).await.expect("read");
+        }
+        conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+            .await
+            .expect("write");
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_plaintext_http_client_is_answered_403_with_the_reason() {
+    let shared = shared_with(CONFIG);
+    let (client, server) = duplex(4096);
+    let peer = "192.168.0.7:5000".parse().expect("addr");
+    let task = tokio::spawn(handle(
+        server,
+        peer,
+        to_app(),
+        shared.clone(),
+        CancellationToken::new(),
+    ));
+    let response = exchange(
+        client,
+        b"GET /books HTTP/1.1\r\nHost: bookstore\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 403"), "{response}");
+    assert!(
+        response.contains(
+            "osm-proxy: plaintext peer 192.168.0.7:5000 refused on port 8080: only mesh mTLS is accepted"
+        ),
+        "{response}"
+    );
+    let ended = task.await.expect("joins");
+    assert!(matches!(
+        ended,
+        Err(ConnectionError::Refused(Refusal::Plaintext {
+            port: 8080,
+            ..
+        }))
+    ));
+    assert_eq!(
+        counter(
+            &shared,
+            "osm_inbound_denied_total",
+            "port=\"8080\",kind=\"plaintext\""
+        ),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_plaintext_tcp_client_is_closed_and_counted() {
+    let shared = shared_with(CONFIG);
+    let (client, server) = duplex(4096);
+    let peer = "192.168.0.7:5000".parse().expect("addr");
+    let task = tokio::spawn(handle(
+        server,
+        peer,
+        to_app(),
+        shared.clone(),
+        CancellationToken::new(),
+    ));
+    // Not HTTP: no answer, the connection is closed.
+    assert_eq!(exchange(client, b"\x00\x01binary").await, "");
+    assert!(task.await.expect("joins").is_err());
+    assert_eq!(
+        counter(
+            &shared,
+            "osm_inbound_denied_total",
+            "port=\"8080\",kind=\"plaintext\""
+        ),
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_ingress_source_is_admitted_and_sent_to_the_app() {
+    let shared = shared_with(CONFIG);
+    let (client, server) = duplex(4096);
+    let peer = "10.1.2.3:5000".parse().expect("addr");
+    let to = Destination {
+        port: 8080,
+        app: app_answering_hello().await,
+    };
+    let task = tokio::spawn(handle(
+        server,
+        peer,
+        to,
+        shared.clone(),
+        CancellationToken::new(),
+    ));
+    let response = exchange(
+        client,
+        b"GET / HTTP/1.1\r\nHost: bookstore\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("hello"), "{response}");
+    assert!(task.await.expect("joins").is_ok());
+    assert_eq!(
+        counter(
+            &shared,
+            "osm_inbound_denied_total",
+            "port=\"8080\",kind=\"plaintext\""
+        ),
+        0
+    );
+}

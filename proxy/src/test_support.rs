@@ -1,0 +1,40 @@
+//! Shared state for in-memory tests: a proxy's state from a static config,
+//! and whole connections driven over `tokio::io::duplex`.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+use crate::{
+    config::parse_config,
+    state::Shared,
+    telemetry::{access_log::AccessLog, metrics::Metrics},
+};
+
+/// A proxy's shared state with `yaml` (the static config format) applied.
+pub fn shared_with(yaml: &str) -> Arc<Shared> {
+    let metrics = Metrics::new(&Default::default());
+    let dropped = metrics.counter("dropped", vec![]);
+    let shared = Shared::new(metrics, AccessLog::disabled(dropped), None);
+    let config = parse_config("test.yaml", yaml).expect("parses");
+    shared.apply_config(config).expect("applies");
+    Arc::new(shared)
+}
+
+/// Writes `request` on the client end and reads until the proxy closes it.
+pub async fn exchange(mut client: DuplexStream, request: &[u8]) -> String {
+    client.write_all(request).await.expect("write");
+    let mut out = Vec::new();
+    client.read_to_end(&mut out).await.expect("read");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The value of a counter in the proxy's Prometheus text, 0 when absent.
+/// `labels` must be written as the exporter writes them (`a="x",b="y"`).
+pub fn counter(shared: &Shared, name: &str, labels: &str) -> u64 {
+    let text = shared.metrics.render();
+    let prefix = format!("{name}{{{labels}}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |v| v.trim().parse().expect("a count"))
+}
