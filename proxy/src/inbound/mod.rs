@@ -105,41 +105,31 @@ pub async fn handle<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let detect_timeout = shared.config().mesh.detect_timeout;
-    let (detected, prefix) = detect(&mut stream, detect_timeout)
+    // The config as the connection found it, read once; only revocation
+    // of a spliced connection looks at newer ones.
+    let snapshot = arc_swap::Guard::into_inner(shared.config());
+    let (detected, prefix) = detect(&mut stream, snapshot.mesh.detect_timeout)
         .await
         .map_err(ConnectionError::Detect)?;
     let stream = Prefixed::new(prefix, stream);
 
-    let admission = admit(&shared.config(), to.port, Peer::Plaintext(peer), detected);
-    match admission {
-        Admission::Handshake => {}
-        Admission::Refuse(refusal) => {
-            let refusal = refusal.record(&shared.metrics);
-            if matches!(detected, Detected::Http1 | Detected::Http2) {
-                // An HTTP client (an app outside the mesh, or a meshed one
-                // whose proxy passed it through as egress) gets a 403 that
-                // says why, instead of a reset it cannot explain.
-                let answer = refusal.clone();
-                crate::serve::serve_http(stream, detected == Detected::Http2, drain, move |_req| {
-                    let response = answer.response();
-                    async move { response }
-                })
-                .await;
-            }
-            return Err(refusal.into());
-        }
-        Admission::Http { http2 } => {
-            let ctx = http::InboundContext::new(shared.clone(), Source::Ingress(peer), to, http2);
-            crate::serve::serve_http(stream, http2, drain, move |req| {
-                http::handle(ctx.clone(), req)
-            })
-            .await;
-            return Ok(());
-        }
-        Admission::Tcp { .. } => {
-            return forward_tcp(&shared, stream, Peer::Plaintext(peer), peer, to).await;
-        }
+    let connect_timeout = snapshot.mesh.connect_timeout;
+    let admission = admit(&snapshot, to.port, Peer::Plaintext(peer), detected);
+    if admission != Admission::Handshake {
+        drop(snapshot);
+        // An HTTP client (an app outside the mesh, or a meshed one whose
+        // proxy passed it through as egress) is told why it is refused.
+        let answer_http = matches!(detected, Detected::Http1 | Detected::Http2)
+            .then_some(detected == Detected::Http2);
+        let conn = Connection {
+            peer,
+            to,
+            admitted: Peer::Plaintext(peer),
+            source: Source::Ingress(peer),
+            connect_timeout,
+            answer_http,
+        };
+        return serve_admitted(admission, stream, conn, shared, drain).await;
     }
 
     let tls = shared.tls().ok_or(ConnectionError::NoCertificate)?;
@@ -155,24 +145,65 @@ where
         identity: &identity,
         alpn: alpn.as_deref(),
     };
-    let admission = admit(&shared.config(), to.port, mesh_peer, Detected::Tls);
+    let admission = admit(&snapshot, to.port, mesh_peer, Detected::Tls);
+    drop(snapshot);
+    let conn = Connection {
+        peer,
+        to,
+        admitted: mesh_peer,
+        source: Source::Mesh(identity.clone()),
+        connect_timeout,
+        answer_http: None,
+    };
+    serve_admitted(admission, tls_stream, conn, shared, drain).await
+}
+
+/// An admitted (or refused) connection's particulars.
+struct Connection<'a> {
+    peer: SocketAddr,
+    to: Destination,
+    /// Who was admitted, to ask again on a config change.
+    admitted: Peer<'a>,
+    source: Source,
+    connect_timeout: std::time::Duration,
+    /// Some(http2) when a refusal is answered over HTTP.
+    answer_http: Option<bool>,
+}
+
+/// Carries out an admission on a connection whose peer is known.
+async fn serve_admitted<S>(
+    admission: Admission,
+    stream: S,
+    conn: Connection<'_>,
+    shared: Arc<Shared>,
+    drain: CancellationToken,
+) -> Result<(), ConnectionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     match admission {
         Admission::Http { http2 } => {
-            let ctx = http::InboundContext::new(
-                shared.clone(),
-                Source::Mesh(identity.clone()),
-                to,
-                http2,
-            );
-            crate::serve::serve_http(tls_stream, http2, drain, move |req| {
+            let ctx = http::InboundContext::new(shared.clone(), conn.source, conn.to, http2);
+            crate::serve::serve_http(stream, http2, drain, move |req| {
                 http::handle(ctx.clone(), req)
             })
             .await;
             Ok(())
         }
-        Admission::Tcp { .. } => forward_tcp(&shared, tls_stream, mesh_peer, peer, to).await,
-        Admission::Refuse(refusal) => Err(refusal.record(&shared.metrics).into()),
-        // A second handshake is never asked for: the peer is known now.
+        Admission::Tcp { .. } => forward_tcp(&shared, stream, &conn).await,
+        Admission::Refuse(refusal) => {
+            let refusal = refusal.record(&shared.metrics);
+            if let Some(http2) = conn.answer_http {
+                let answer = refusal.clone();
+                crate::serve::serve_http(stream, http2, drain, move |_req| {
+                    let response = answer.response();
+                    async move { response }
+                })
+                .await;
+            }
+            Err(refusal.into())
+        }
+        // Asked only of a plaintext peer speaking TLS, handled above.
         Admission::Handshake => Err(ConnectionError::NoCertificate),
     }
 }
@@ -183,15 +214,15 @@ where
 async fn forward_tcp<S>(
     shared: &Arc<Shared>,
     downstream: S,
-    admitted: Peer<'_>,
-    peer: SocketAddr,
-    to: Destination,
+    conn: &Connection<'_>,
 ) -> Result<(), ConnectionError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let timeout = shared.config().mesh.connect_timeout;
-    let upstream = crate::upstream::connect(to.app, timeout).await?;
+    let Connection {
+        peer, to, admitted, ..
+    } = *conn;
+    let upstream = crate::upstream::connect(to.app, conn.connect_timeout).await?;
     let mut updates = shared.config_updates();
     let revoked = async {
         while updates.changed().await.is_ok() {

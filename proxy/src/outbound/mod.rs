@@ -71,8 +71,11 @@ where
 {
     let mut stream = Prefixed::new(bytes::Bytes::new(), stream);
     let mut seen = Seen::default();
+    // The config as the connection found it, read once; only revocation
+    // of a passthrough looks at newer ones.
+    let snapshot = arc_swap::Guard::into_inner(shared.config());
     loop {
-        let decision = route(&shared.config(), orig_dst, seen.observed());
+        let decision = route(&snapshot, orig_dst, seen.observed());
         match decision {
             Route::Detect { timeout } => {
                 // Asked only before anything was read: the prefix is empty.
@@ -85,7 +88,7 @@ where
             }
             Route::ReadServerName => {
                 let (prefix, mut inner) = stream.into_parts();
-                let timeout = shared.config().mesh.detect_timeout;
+                let timeout = snapshot.mesh.detect_timeout;
                 let record = crate::tls_sni::read_first_record(&mut inner, prefix, timeout)
                     .await
                     .map_err(ConnectionError::ClientHello)?;
@@ -93,6 +96,7 @@ where
                 stream = Prefixed::new(record, inner);
             }
             Route::Http { http2 } => {
+                drop(snapshot);
                 let ctx = http::OutboundContext::new(shared, orig_dst);
                 crate::serve::serve_http(stream, http2, drain, move |req| {
                     http::handle(ctx.clone(), req)
@@ -100,12 +104,17 @@ where
                 .await;
                 return Ok(());
             }
-            Route::MeshTcp(service) => return forward_tcp(&shared, stream, peer, &service).await,
+            Route::MeshTcp(service) => {
+                drop(snapshot);
+                return forward_tcp(&shared, stream, peer, &service).await;
+            }
             Route::Passthrough(dst) => {
                 let still_allowed = move |shared: &Shared| {
                     route(&shared.config(), orig_dst, seen.observed()) == Route::Passthrough(dst)
                 };
-                return passthrough(&shared, stream, peer, dst, still_allowed).await;
+                let timeout = snapshot.mesh.connect_timeout;
+                drop(snapshot);
+                return passthrough(&shared, stream, peer, (dst, timeout), still_allowed).await;
             }
             Route::Refuse(refusal) => return Err(refusal.record(&shared.metrics).into()),
         }
@@ -154,11 +163,10 @@ async fn passthrough<D: AsyncRead + AsyncWrite + Unpin>(
     shared: &Arc<Shared>,
     downstream: D,
     peer: SocketAddr,
-    dst: SocketAddr,
+    (dst, connect_timeout): (SocketAddr, std::time::Duration),
     still_allowed: impl Fn(&Shared) -> bool,
 ) -> Result<(), ConnectionError> {
-    let timeout = shared.config().mesh.connect_timeout;
-    let upstream = crate::upstream::connect(dst, timeout).await?;
+    let upstream = crate::upstream::connect(dst, connect_timeout).await?;
     let mut updates = shared.config_updates();
     let revoked = async {
         while updates.changed().await.is_ok() {
