@@ -9,10 +9,15 @@ use std::sync::Arc;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
+use kube::core::{
+    DynamicObject,
+    admission::{AdmissionRequest, AdmissionResponse, Operation},
+};
 use osm_api::{
     load::parse_object,
     validate::{Severity, validate},
 };
+use osm_serve::admission;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -22,71 +27,50 @@ pub const PATH: &str = "/validate";
 /// AdmissionReviews are small; anything bigger is refused unread.
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
-fn response(uid: &Value, allowed: bool, message: Option<String>, warnings: Vec<String>) -> Value {
-    let mut response = json!({"uid": uid, "allowed": allowed});
-    if let Some(message) = message {
-        response["status"] = json!({
-            "code": if allowed { 200 } else { 422 },
-            "reason": if allowed { "" } else { "Invalid" },
-            "message": message,
-        });
-    }
-    if !warnings.is_empty() {
-        response["warnings"] = json!(warnings);
-    }
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "response": response,
-    })
+/// The answer to one AdmissionReview (pure), as the JSON review sent back.
+/// Deletions are always allowed; creates and updates are checked like the
+/// controller checks them.
+pub fn review(body: &[u8]) -> Result<Value, String> {
+    let request = admission::parse_request::<DynamicObject>(body, "Kubernetes object")?;
+    serde_json::to_value(answer(&request).into_review()).map_err(|e| e.to_string())
 }
 
-/// The answer to one AdmissionReview (pure). Deletions are always allowed;
-/// creates and updates are checked like the controller checks them.
-pub fn review(body: &[u8]) -> Result<Value, String> {
-    let review: Value =
-        serde_json::from_slice(body).map_err(|e| format!("not an AdmissionReview: {e}"))?;
-    let request = review
-        .get("request")
-        .ok_or("the AdmissionReview has no request")?;
-    let uid = request.get("uid").cloned().unwrap_or(Value::Null);
-    if request.get("operation").and_then(Value::as_str) == Some("DELETE") {
-        return Ok(response(&uid, true, None, vec![]));
+fn answer(request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+    let response = AdmissionResponse::from(request);
+    if request.operation == Operation::Delete {
+        return response;
     }
-    let Some(object) = request.get("object").cloned().filter(|o| !o.is_null()) else {
-        return Ok(response(
-            &uid,
-            false,
-            Some("the request carries no object".into()),
-            vec![],
-        ));
+    let invalid = |response, message: &str| admission::deny(response, 422, "Invalid", message);
+    let Some(object) = &request.object else {
+        return invalid(response, "the request carries no object");
     };
-    let mut object = object;
+    let mut object = match serde_json::to_value(object) {
+        Ok(o) => o,
+        Err(e) => return invalid(response, &e.to_string()),
+    };
     // Our input is the spec; a status written by a controller is not.
     if let Some(map) = object.as_object_mut() {
         map.remove("status");
     }
     let parsed = match parse_object(object) {
         Ok(o) => o,
-        Err(e) => return Ok(response(&uid, false, Some(e.to_string()), vec![])),
+        Err(e) => return invalid(response, &e.to_string()),
     };
     let problems = validate(&parsed);
     let (rejected, warned): (Vec<_>, Vec<_>) = problems
         .iter()
         .partition(|p| p.severity == Severity::Reject);
-    let warnings = warned.iter().map(ToString::to_string).collect();
-    let name = parsed.key();
-    if rejected.is_empty() {
-        Ok(response(&uid, true, None, warnings))
+    let mut response = if rejected.is_empty() {
+        response
     } else {
         let reasons: Vec<String> = rejected.iter().map(ToString::to_string).collect();
-        Ok(response(
-            &uid,
-            false,
-            Some(format!("{name} is invalid: {}", reasons.join("; "))),
-            warnings,
-        ))
+        let message = format!("{} is invalid: {}", parsed.key(), reasons.join("; "));
+        invalid(response, &message)
+    };
+    if !warned.is_empty() {
+        response.warnings = Some(warned.iter().map(ToString::to_string).collect());
     }
+    response
 }
 
 async fn handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -119,7 +103,12 @@ mod tests {
     fn admission(operation: &str, object: Value) -> Vec<u8> {
         json!({
             "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-            "request": {"uid": "abc-123", "operation": operation, "object": object},
+            "request": {
+                "uid": "abc-123", "operation": operation, "object": object,
+                "kind": {"group": "access.smi-spec.io", "version": "v1alpha3", "kind": "TrafficTarget"},
+                "resource": {"group": "access.smi-spec.io", "version": "v1alpha3", "resource": "traffictargets"},
+                "userInfo": {"username": "kubernetes-admin"},
+            },
         })
         .to_string()
         .into_bytes()

@@ -4,45 +4,38 @@
 //! Dry-run requests are answered the same way: mutating has no side
 //! effects here (no Secret is created, unlike OSM).
 
-use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse};
 use osm_api::resources::mesh_config::MeshConfigSpec;
-use serde_json::{Value, json};
+use osm_serve::admission;
 
 use crate::mutate::{InjectorSettings, mutate};
 
 /// The parts of a request the answer depends on.
 #[derive(Debug)]
 pub struct Request {
-    pub uid: Value,
+    pub review: AdmissionRequest<Pod>,
     pub namespace: String,
     pub pod: Pod,
 }
 
 /// Reads an AdmissionReview; Err says what is wrong with it.
 pub fn parse(body: &[u8]) -> Result<Request, String> {
-    let review: Value =
-        serde_json::from_slice(body).map_err(|e| format!("not an AdmissionReview: {e}"))?;
-    let request = review
-        .get("request")
-        .ok_or("the AdmissionReview has no request")?;
-    let pod: Pod = serde_json::from_value(request.get("object").cloned().unwrap_or_default())
-        .map_err(|e| format!("request.object is not a Pod: {e}"))?;
-    let namespace = request
-        .get("namespace")
-        .and_then(Value::as_str)
-        .map(str::to_string)
+    let review = admission::parse_request::<Pod>(body, "Pod")?;
+    let pod = review
+        .object
+        .clone()
+        .ok_or("request.object is not a Pod: the request carries no object")?;
+    let namespace = review
+        .namespace
+        .clone()
         .or_else(|| pod.metadata.namespace.clone())
         .ok_or("the request names no namespace")?;
     Ok(Request {
-        uid: request.get("uid").cloned().unwrap_or(Value::Null),
+        review,
         namespace,
         pod,
     })
-}
-
-fn review(response: Value) -> Value {
-    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response})
 }
 
 /// The answer for a request whose namespace and MeshConfig were looked up.
@@ -51,35 +44,47 @@ pub fn respond(
     namespace: &Namespace,
     mesh: &MeshConfigSpec,
     settings: &InjectorSettings,
-) -> Value {
-    match mutate(&request.pod, namespace, mesh, settings) {
-        Ok(Some(patch)) => review(json!({
-            "uid": request.uid,
-            "allowed": true,
-            "patchType": "JSONPatch",
-            "patch": B64.encode(Value::Array(patch).to_string()),
-        })),
-        Ok(None) => review(json!({"uid": request.uid, "allowed": true})),
-        Err(e) => deny(&request.uid, &e.to_string()),
+) -> AdmissionResponse {
+    let response = AdmissionResponse::from(&request.review);
+    let patch = match mutate(&request.pod, namespace, mesh, settings) {
+        Ok(Some(patch)) => patch,
+        Ok(None) => return response,
+        Err(e) => return deny(response, &e.to_string()),
+    };
+    let patch = match serde_json::from_value::<json_patch::Patch>(serde_json::Value::Array(patch)) {
+        Ok(patch) => patch,
+        Err(e) => return deny(response, &format!("the patch is not a JSON patch: {e}")),
+    };
+    match response.clone().with_patch(patch) {
+        Ok(patched) => patched,
+        Err(e) => deny(response, &format!("writing the patch: {e}")),
     }
 }
 
 /// A refusal with its reason.
-pub fn deny(uid: &Value, message: &str) -> Value {
-    review(json!({
-        "uid": uid,
-        "allowed": false,
-        "status": {"code": 400, "reason": "BadRequest", "message": message},
-    }))
+pub fn deny(response: AdmissionResponse, message: &str) -> AdmissionResponse {
+    admission::deny(response, 400, "BadRequest", message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use base64::{Engine, engine::general_purpose::STANDARD as B64};
+    use serde_json::{Value, json};
+
+    /// The review of a pod as the API server sends it, and the answer as
+    /// the API server reads it.
+    fn as_sent(response: AdmissionResponse) -> Value {
+        admission::review_json(response).unwrap()
+    }
+
     fn body(annotations: Value) -> Vec<u8> {
         json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
             "uid": "u-7", "namespace": "shop", "operation": "CREATE", "dryRun": true,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
             "object": {"metadata": {"generateName": "web-", "annotations": annotations},
                        "spec": {"containers": [{"name": "app", "image": "x"}]}},
         }})
@@ -102,7 +107,12 @@ mod tests {
     fn patched_allowed_or_denied() {
         let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "shop", "labels": {"openservicemesh.io/monitored-by": "osm"}}})).unwrap();
         let mesh = MeshConfigSpec::default();
-        let answer = respond(&parse(&body(json!({}))).unwrap(), &ns, &mesh, &settings());
+        let answer = as_sent(respond(
+            &parse(&body(json!({}))).unwrap(),
+            &ns,
+            &mesh,
+            &settings(),
+        ));
         assert_eq!(answer["response"]["uid"], "u-7");
         assert_eq!(answer["response"]["allowed"], true);
         assert_eq!(answer["response"]["patchType"], "JSONPatch");
@@ -113,16 +123,16 @@ mod tests {
         .unwrap();
         assert_eq!(patch[0]["path"], "/spec/initContainers");
 
-        let skipped = respond(
+        let skipped = as_sent(respond(
             &parse(&body(json!({"openservicemesh.io/sidecar-injection": "no"}))).unwrap(),
             &ns,
             &mesh,
             &settings(),
-        );
+        ));
         assert_eq!(skipped["response"]["allowed"], true);
         assert!(skipped["response"].get("patch").is_none());
 
-        let denied = respond(
+        let denied = as_sent(respond(
             &parse(&body(
                 json!({"openservicemesh.io/sidecar-injection": "sometimes"}),
             ))
@@ -130,7 +140,7 @@ mod tests {
             &ns,
             &mesh,
             &settings(),
-        );
+        ));
         assert_eq!(denied["response"]["allowed"], false);
         assert!(
             denied["response"]["status"]["message"]

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::{
     decide::{Decision, InjectError, PROXY_CONTAINER, decide},
-    probes::{Kind, rewrite},
+    probes::{Kind, Rewritten, rewrite},
 };
 
 pub use osm_api::compat::{INIT_CONTAINER, PROXY_UID, TOKEN_AUDIENCE};
@@ -97,6 +97,35 @@ pub fn mutate(
     {
         return Ok(None);
     }
+    let spec = pod.spec.clone().unwrap_or_default();
+    let probes = rewrite(&spec.containers);
+    let init = init_container(pod, mesh, settings)?;
+    let proxy = proxy_container(pod, mesh, settings, &probes);
+
+    let mut patch = Vec::new();
+    if spec.init_containers.as_ref().is_none_or(Vec::is_empty) {
+        patch.push(json!({"op": "add", "path": "/spec/initContainers", "value": [init, proxy]}));
+    } else {
+        patch.push(json!({"op": "add", "path": "/spec/initContainers/-", "value": init}));
+        patch.push(json!({"op": "add", "path": "/spec/initContainers/-", "value": proxy}));
+    }
+    if spec.volumes.as_ref().is_none_or(Vec::is_empty) {
+        patch.push(json!({"op": "add", "path": "/spec/volumes", "value": [token_volume()]}));
+    } else {
+        patch.push(json!({"op": "add", "path": "/spec/volumes/-", "value": token_volume()}));
+    }
+    patch.extend(probes.iter().map(|p| p.patch()));
+    patch.extend(metrics_annotations(pod, namespace));
+    Ok(Some(patch))
+}
+
+/// The init step: `osm-init` with the pod's exclusions (the MeshConfig's
+/// lists merged with the pod's annotations, both validated).
+fn init_container(
+    pod: &Pod,
+    mesh: &MeshConfigSpec,
+    settings: &InjectorSettings,
+) -> Result<Value, InjectError> {
     let traffic = &mesh.traffic;
     let outbound_ports = merged(
         traffic.outbound_port_exclusion_list.iter().copied(),
@@ -137,8 +166,7 @@ pub fn mutate(
             init_args.push(value.clone());
         }
     }
-    let privileged = mesh.sidecar.enable_privileged_init_container;
-    let init = json!({
+    Ok(json!({
         "name": INIT_CONTAINER,
         "image": settings.init_image,
         "command": ["osm-init"],
@@ -146,13 +174,20 @@ pub fn mutate(
         "securityContext": {
             "runAsUser": 0,
             "runAsNonRoot": false,
-            "privileged": privileged,
+            "privileged": mesh.sidecar.enable_privileged_init_container,
             "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]},
         },
-    });
+    }))
+}
 
-    let spec = pod.spec.clone().unwrap_or_default();
-    let probes = rewrite(&spec.containers);
+/// The proxy as a native sidecar: its ports, identity environment, the
+/// rewritten probes it serves, and a locked-down security context.
+fn proxy_container(
+    pod: &Pod,
+    mesh: &MeshConfigSpec,
+    settings: &InjectorSettings,
+    probes: &[Rewritten],
+) -> Value {
     let (workload_kind, workload_name) = osm_api::k8s::workload(pod);
     let mut ports = vec![
         json!({"name": "proxy-admin", "containerPort": PROXY_ADMIN_PORT}),
@@ -175,7 +210,7 @@ pub fn mutate(
     } else {
         mesh.sidecar.resources.clone()
     };
-    let proxy = json!({
+    json!({
         "name": PROXY_CONTAINER,
         "image": settings.proxy_image,
         "command": ["osm-proxy"],
@@ -212,48 +247,43 @@ pub fn mutate(
             "failureThreshold": 120,
         },
         "volumeMounts": [{"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": true}],
-    });
-    let token_volume = json!({
+    })
+}
+
+/// The projected ServiceAccount token the proxy proves its identity with.
+fn token_volume() -> Value {
+    json!({
         "name": TOKEN_VOLUME,
         "projected": {"sources": [{"serviceAccountToken": {
             "audience": TOKEN_AUDIENCE, "expirationSeconds": 3600, "path": "token",
         }}]},
-    });
+    })
+}
 
-    let mut patch = Vec::new();
-    if spec.init_containers.as_ref().is_none_or(Vec::is_empty) {
-        patch.push(json!({"op": "add", "path": "/spec/initContainers", "value": [init, proxy]}));
-    } else {
-        patch.push(json!({"op": "add", "path": "/spec/initContainers/-", "value": init}));
-        patch.push(json!({"op": "add", "path": "/spec/initContainers/-", "value": proxy}));
-    }
-    if spec.volumes.as_ref().is_none_or(Vec::is_empty) {
-        patch.push(json!({"op": "add", "path": "/spec/volumes", "value": [token_volume]}));
-    } else {
-        patch.push(json!({"op": "add", "path": "/spec/volumes/-", "value": token_volume}));
-    }
-    patch.extend(probes.iter().map(|p| p.patch()));
-
+/// Prometheus scrape annotations, when the namespace enables metrics.
+fn metrics_annotations(pod: &Pod, namespace: &Namespace) -> Vec<Value> {
     let metrics_on = namespace
         .metadata
         .annotations
         .as_ref()
         .and_then(|a| a.get(METRICS))
         .is_some_and(|v| v == "enabled");
-    if metrics_on {
-        if pod.metadata.annotations.is_none() {
-            patch.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
-        }
-        let port = PROXY_METRICS_PORT.to_string();
-        for (k, v) in [
-            ("prometheus.io/scrape", "true"),
-            ("prometheus.io/port", port.as_str()),
-            ("prometheus.io/path", "/stats/prometheus"),
-        ] {
-            patch.push(json!({"op": "add", "path": format!("/metadata/annotations/{}", pointer_escape(k)), "value": v}));
-        }
+    if !metrics_on {
+        return Vec::new();
     }
-    Ok(Some(patch))
+    let mut patch = Vec::new();
+    if pod.metadata.annotations.is_none() {
+        patch.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
+    }
+    let port = PROXY_METRICS_PORT.to_string();
+    for (k, v) in [
+        ("prometheus.io/scrape", "true"),
+        ("prometheus.io/port", port.as_str()),
+        ("prometheus.io/path", "/stats/prometheus"),
+    ] {
+        patch.push(json!({"op": "add", "path": format!("/metadata/annotations/{}", pointer_escape(k)), "value": v}));
+    }
+    patch
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use kube::core::admission::AdmissionResponse;
+
 use crate::{admission, lookup::ClusterView, mutate::InjectorSettings};
 
 pub const PATH: &str = "/mutate-pod-creation";
@@ -51,9 +53,12 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
     .await;
     let answer = match looked_up {
         Ok((namespace, mesh)) => admission::respond(&request, &namespace, &mesh, &state.settings),
-        Err(e) => admission::deny(&request.uid, &format!("cannot decide on injection: {e}")),
+        Err(e) => admission::deny(
+            AdmissionResponse::from(&request.review),
+            &format!("cannot decide on injection: {e}"),
+        ),
     };
-    osm_serve::json_reply(StatusCode::OK, answer.to_string())
+    osm_serve::admission::reply(answer)
 }
 
 /// Serves until `stop` is cancelled.

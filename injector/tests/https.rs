@@ -61,6 +61,9 @@ async fn post(
 fn review(ns: &str, annotations: Value) -> Value {
     json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
         "uid": "r-1", "namespace": ns, "operation": "CREATE",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "userInfo": {"username": "system:serviceaccount:kube-system:statefulset-controller"},
         "object": {"metadata": {"name": "web-0", "annotations": annotations},
                    "spec": {"containers": [{"name": "web", "image": "web"}]}},
     }})

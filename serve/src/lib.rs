@@ -1,8 +1,11 @@
 //! Plumbing shared by the control-plane servers (controller admin and
 //! webhook, injector): an accept loop serving HTTP/1.1 and HTTP/2, over TLS
-//! or not; a rustls config from PEM; the shutdown signal.
+//! or not; a rustls config from PEM; the shutdown signal; AdmissionReview
+//! in and out ([`admission`]).
 
 #![forbid(unsafe_code)]
+
+pub mod admission;
 
 use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
 

@@ -549,7 +549,11 @@ async fn the_webhook_answers_admission_reviews_with_the_compilers_messages() {
     let review = |split_weight: i64| {
         serde_json::json!({
             "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-            "request": {"uid": "u-1", "operation": "CREATE", "object": {
+            "request": {"uid": "u-1", "operation": "CREATE",
+                "kind": {"group": "split.smi-spec.io", "version": "v1alpha2", "kind": "TrafficSplit"},
+                "resource": {"group": "split.smi-spec.io", "version": "v1alpha2", "resource": "trafficsplits"},
+                "userInfo": {"username": "kubernetes-admin"},
+                "object": {
                 "apiVersion": "split.smi-spec.io/v1alpha2", "kind": "TrafficSplit",
                 "metadata": {"name": "canary", "namespace": "bookstore"},
                 "spec": {"service": "bookstore", "backends": [

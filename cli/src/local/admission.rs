@@ -71,6 +71,7 @@ impl Injector {
                 "resource": {"group": "", "version": "v1", "resource": "pods"},
                 "namespace": namespace,
                 "operation": "CREATE",
+                "userInfo": {"username": "system:osm-local"},
                 "object": pod,
                 "dryRun": false,
             },
