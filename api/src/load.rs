@@ -56,58 +56,83 @@ pub struct LoadOutcome {
     pub errors: Vec<LoadError>,
 }
 
-/// Loads every document of one file's text.
-pub fn load_str(file: &str, text: &str) -> LoadOutcome {
-    let mut out = LoadOutcome::default();
+/// One document of a manifest stream (a `kind: List`'s items one by one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub origin: Origin,
+    pub value: Value,
+}
+
+/// Splits one file's text into documents as `kubectl apply -f` reads it:
+/// every YAML document (empty ones skipped) and the items of a `kind: List`
+/// one by one. The one splitter of the mesh: the loader below and
+/// `osm local apply` both read manifests through it. A YAML syntax error
+/// ends the stream (it cannot be resynchronised); a List whose `items` is
+/// not a list is an error of that document.
+pub fn documents(file: &str, text: &str) -> (Vec<Document>, Vec<LoadError>) {
+    let (mut docs, mut errors) = (Vec::new(), Vec::new());
     for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let origin = Origin {
             file: file.to_string(),
             document: i + 1,
             item: None,
         };
-        match Value::deserialize(document) {
-            Ok(Value::Null) => {}
-            Ok(value) => load_value(origin, value, &mut out),
+        let value = match Value::deserialize(document) {
+            Ok(Value::Null) => continue,
+            Ok(value) => value,
             Err(e) => {
-                out.errors.push(LoadError {
+                errors.push(LoadError {
                     origin,
                     object: None,
                     field: None,
                     message: format!("not valid YAML: {e}"),
                 });
-                // The YAML stream cannot be resynchronised after a syntax error.
                 break;
             }
+        };
+        if value.get("kind").and_then(Value::as_str) != Some("List") {
+            docs.push(Document { origin, value });
+            continue;
+        }
+        match value.get("items") {
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    docs.push(Document {
+                        origin: Origin {
+                            item: Some(i),
+                            ..origin.clone()
+                        },
+                        value: item.clone(),
+                    });
+                }
+            }
+            None | Some(Value::Null) => {}
+            Some(_) => errors.push(LoadError {
+                origin,
+                object: Some("List".into()),
+                field: Some("items".into()),
+                message: "must be a list of objects".into(),
+            }),
         }
     }
-    out
+    (docs, errors)
 }
 
-fn load_value(origin: Origin, value: Value, out: &mut LoadOutcome) {
-    if value.get("kind").and_then(Value::as_str) == Some("List") {
-        let items = match value.get("items") {
-            Some(Value::Array(items)) => items.clone(),
-            None | Some(Value::Null) => Vec::new(),
-            Some(_) => {
-                out.errors.push(LoadError {
-                    origin,
-                    object: Some("List".into()),
-                    field: Some("items".into()),
-                    message: "must be a list of objects".into(),
-                });
-                return;
-            }
-        };
-        for (i, item) in items.into_iter().enumerate() {
-            let origin = Origin {
-                item: Some(i),
-                ..origin.clone()
-            };
-            push(origin, item, out);
-        }
-    } else {
-        push(origin, value, out);
+/// Loads every document of one file's text.
+pub fn load_str(file: &str, text: &str) -> LoadOutcome {
+    let (docs, errors) = documents(file, text);
+    let mut out = LoadOutcome {
+        objects: Vec::new(),
+        errors,
+    };
+    for doc in docs {
+        push(doc.origin, doc.value, &mut out);
     }
+    // Documents first, in order; a stream error is reported after them.
+    out.errors.sort_by(|a, b| {
+        (a.origin.document, a.origin.item).cmp(&(b.origin.document, b.origin.item))
+    });
+    out
 }
 
 fn push(origin: Origin, value: Value, out: &mut LoadOutcome) {

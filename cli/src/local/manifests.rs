@@ -10,7 +10,6 @@ use osm_api::{
     load::parse_object,
     validate::{Severity, validate},
 };
-use serde::Deserialize as _;
 use serde_json::Value;
 
 use osm_controller::sources::files::manifest_files;
@@ -60,28 +59,20 @@ pub fn read_inputs(paths: &[PathBuf]) -> anyhow::Result<Vec<Document>> {
     Ok(docs)
 }
 
-/// The documents of one file's text; `kind: List` is unpacked.
+/// The documents of one file's text; `kind: List` is unpacked (the
+/// mesh's one splitter, [`osm_api::load::documents`]).
 pub fn split_documents(origin: &str, text: &str) -> Result<Vec<Document>, String> {
-    let mut out = Vec::new();
-    for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let at = format!("{origin}: document {}", i + 1);
-        let value =
-            Value::deserialize(document).map_err(|e| format!("{at}: not valid YAML: {e}"))?;
-        match value {
-            Value::Null => {}
-            Value::Object(ref map) if map.get("kind").and_then(Value::as_str) == Some("List") => {
-                let items = map.get("items").and_then(Value::as_array).cloned();
-                for (j, item) in items.into_iter().flatten().enumerate() {
-                    out.push(Document {
-                        origin: format!("{at}, items[{j}]"),
-                        value: item,
-                    });
-                }
-            }
-            value => out.push(Document { origin: at, value }),
-        }
+    let (docs, errors) = osm_api::load::documents(origin, text);
+    if let Some(error) = errors.first() {
+        return Err(error.to_string());
     }
-    Ok(out)
+    Ok(docs
+        .into_iter()
+        .map(|d| Document {
+            origin: d.origin.to_string(),
+            value: d.value,
+        })
+        .collect())
 }
 
 /// A checked object, ready to be stored.
@@ -275,6 +266,14 @@ items:
         assert!(
             err.starts_with("y.yaml: document 1: not valid YAML"),
             "{err}"
+        );
+        // Split as the controller's loader splits: a List whose items are
+        // not a list is refused, not read as empty.
+        let err =
+            split_documents("l.yaml", "apiVersion: v1\nkind: List\nitems: {a: 1}\n").unwrap_err();
+        assert_eq!(
+            err,
+            "l.yaml: document 1 (List): items: must be a list of objects"
         );
     }
 }
