@@ -38,6 +38,8 @@ pub mod compile;
 #[cfg(feature = "compiler")]
 pub mod k8s;
 #[cfg(feature = "compiler")]
+pub mod kinds;
+#[cfg(feature = "compiler")]
 pub mod load;
 #[cfg(feature = "compiler")]
 pub mod resources;

@@ -56,6 +56,27 @@ pub struct LoadOutcome {
     pub errors: Vec<LoadError>,
 }
 
+/// The manifest files below `dir` (`.yaml`, `.yml`, `.json`), recursively,
+/// in the order the directory lists them (callers sort when order matters).
+pub fn manifest_files(
+    dir: &std::path::Path,
+    out: &mut Vec<std::path::PathBuf>,
+) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            manifest_files(&path, out)?;
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
 /// One document of a manifest stream (a `kind: List`'s items one by one).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {

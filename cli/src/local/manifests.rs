@@ -12,7 +12,7 @@ use osm_api::{
 };
 use serde_json::Value;
 
-use osm_controller::sources::files::manifest_files;
+use osm_api::load::manifest_files;
 
 use super::store::{Key, check_name, is_namespaced};
 

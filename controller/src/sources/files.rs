@@ -81,22 +81,7 @@ struct ParsedFile {
     errors: Vec<String>,
 }
 
-/// Every .yaml, .yml and .json file under `dir`, recursively.
-pub fn manifest_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            manifest_files(&path, out)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
-        {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
+use osm_api::load::manifest_files;
 
 impl FileSource {
     pub fn new(dir: impl Into<PathBuf>) -> Self {

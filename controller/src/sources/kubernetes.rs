@@ -22,7 +22,7 @@ use kube::{
     runtime::{WatchStreamExt as _, watcher},
 };
 use osm_api::{
-    load::parse_object,
+    kinds::{WATCHED_KINDS, WatchedKind},
     resources::{Object, ObjectKey},
     validate,
 };
@@ -36,125 +36,30 @@ pub struct Watched {
     pub resource: ApiResource,
     /// A mesh CRD (may be absent from a cluster) rather than a core kind.
     pub custom: bool,
+    pub kind: &'static WatchedKind,
 }
 
-fn kind(group: &str, version: &str, kind: &str, plural: &str, custom: bool) -> Watched {
-    Watched {
-        resource: ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk(group, version, kind),
-            plural,
-        ),
-        custom,
-    }
-}
-
-/// Every kind the compiler reads, at the versions OSM v1.2 stores.
+/// Every kind the compiler reads ([`osm_api::kinds::WATCHED_KINDS`]), as
+/// kube's dynamic API needs it.
 pub fn watched_kinds() -> Vec<Watched> {
-    vec![
-        kind("", "v1", "Namespace", "namespaces", false),
-        kind("", "v1", "ServiceAccount", "serviceaccounts", false),
-        kind("", "v1", "Pod", "pods", false),
-        kind("", "v1", "Service", "services", false),
-        kind(
-            "discovery.k8s.io",
-            "v1",
-            "EndpointSlice",
-            "endpointslices",
-            false,
-        ),
-        kind(
-            "access.smi-spec.io",
-            "v1alpha3",
-            "TrafficTarget",
-            "traffictargets",
-            true,
-        ),
-        kind(
-            "specs.smi-spec.io",
-            "v1alpha4",
-            "HTTPRouteGroup",
-            "httproutegroups",
-            true,
-        ),
-        kind(
-            "specs.smi-spec.io",
-            "v1alpha4",
-            "TCPRoute",
-            "tcproutes",
-            true,
-        ),
-        kind(
-            "specs.smi-spec.io",
-            "v1alpha4",
-            "UDPRoute",
-            "udproutes",
-            true,
-        ),
-        kind(
-            "split.smi-spec.io",
-            "v1alpha2",
-            "TrafficSplit",
-            "trafficsplits",
-            true,
-        ),
-        kind(
-            "config.openservicemesh.io",
-            "v1alpha2",
-            "MeshConfig",
-            "meshconfigs",
-            true,
-        ),
-        kind(
-            "policy.openservicemesh.io",
-            "v1alpha1",
-            "Egress",
-            "egresses",
-            true,
-        ),
-        kind(
-            "policy.openservicemesh.io",
-            "v1alpha1",
-            "IngressBackend",
-            "ingressbackends",
-            true,
-        ),
-        kind(
-            "policy.openservicemesh.io",
-            "v1alpha1",
-            "Retry",
-            "retries",
-            true,
-        ),
-        kind(
-            "policy.openservicemesh.io",
-            "v1alpha1",
-            "UpstreamTrafficSetting",
-            "upstreamtrafficsettings",
-            true,
-        ),
-    ]
+    WATCHED_KINDS
+        .iter()
+        .map(|k| Watched {
+            resource: ApiResource::from_gvk_with_plural(
+                &GroupVersionKind::gvk(k.group, k.version, k.kind),
+                k.plural,
+            ),
+            custom: k.custom,
+            kind: k,
+        })
+        .collect()
 }
 
-/// Converts an API object into the compiler's model. List items may come
-/// without apiVersion and kind; they are filled in from the watched kind.
-/// Server-side bookkeeping is dropped: `managedFields` always, `status`
-/// of custom resources (it is their output, not their input).
+/// Converts an API object into the compiler's model
+/// ([`osm_api::kinds::convert`]).
 pub fn convert(watched: &Watched, object: &DynamicObject) -> Result<Object, String> {
-    let mut value = serde_json::to_value(object).map_err(|e| e.to_string())?;
-    if let Some(map) = value.as_object_mut() {
-        map.insert(
-            "apiVersion".into(),
-            watched.resource.api_version.clone().into(),
-        );
-        map.insert("kind".into(), watched.resource.kind.clone().into());
-        if watched.custom {
-            map.remove("status");
-        }
-        if let Some(meta) = map.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-            meta.remove("managedFields");
-        }
-    }
-    parse_object(value).map_err(|e| e.to_string())
+    let value = serde_json::to_value(object).map_err(|e| e.to_string())?;
+    osm_api::kinds::convert(watched.kind, value)
 }
 
 fn describe(watched: &Watched, object: &DynamicObject) -> String {
