@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use osm_cli::local::runtime::deployments::owned_by;
+use osm_local::runtime::deployments::owned_by;
 use serde_json::Value;
 
 /// The binaries local mode runs; all come from this workspace.
@@ -210,7 +210,7 @@ impl LocalMesh {
         path: &str,
     ) -> Option<String> {
         let netns = format!("{}.{namespace}.{pod}", self.name);
-        match osm_cli::local::netns_http::get(&netns, port, path, Duration::from_secs(2)) {
+        match osm_local::netns_http::get(&netns, port, path, Duration::from_secs(2)) {
             Ok((200, body)) => Some(body),
             _ => None,
         }
@@ -225,7 +225,7 @@ impl LocalMesh {
         path: &str,
     ) -> Option<String> {
         let netns = self.netns_of(namespace, deployment)?;
-        match osm_cli::local::netns_http::get(&netns, port, path, Duration::from_secs(2)) {
+        match osm_local::netns_http::get(&netns, port, path, Duration::from_secs(2)) {
             Ok((200, body)) => Some(body),
             _ => None,
         }

@@ -218,5 +218,16 @@ pub fn render(values: &serde_json::Value, namespace: &str) -> Result<String, Str
         .join("---\n"))
 }
 
+/// The chart rendered for a mesh name, namespace and `--set` values.
+pub fn manifests(mesh_name: &str, namespace: &str, set: &[String]) -> anyhow::Result<String> {
+    let mut values = default_values().map_err(anyhow::Error::msg)?;
+    super::values::set(&mut values, &format!("osm.meshName={mesh_name}"))
+        .map_err(anyhow::Error::msg)?;
+    for assignment in set {
+        super::values::set(&mut values, assignment).map_err(anyhow::Error::msg)?;
+    }
+    render(&values, namespace).map_err(|e| anyhow::anyhow!("rendering the chart: {e}"))
+}
+
 #[cfg(test)]
 mod tests;

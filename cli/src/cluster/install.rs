@@ -1,9 +1,10 @@
-//! Applying the rendered chart to a cluster (`osm install`), and waiting
-//! for the control plane to be ready; listing and removing meshes
-//! (`osm mesh list`, `osm uninstall mesh`).
+//! `osm install`: applying the rendered chart to a cluster and waiting for
+//! the control plane to be ready; listing, upgrading and removing meshes
+//! (used by `osm mesh` and `osm uninstall mesh`).
 
 use std::{io::Write, time::Duration};
 
+use clap::Args;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{
     Api, Client,
@@ -12,7 +13,7 @@ use kube::{
 use serde::Deserialize as _;
 use serde_json::Value;
 
-use super::{kinds::lookup, namespace::FIELD_MANAGER};
+use super::{chart, client, kinds::lookup, namespace::FIELD_MANAGER};
 
 /// The control plane's Deployments (name, label app).
 pub const COMPONENTS: &[&str] = &["osm-controller", "osm-injector"];
@@ -253,6 +254,69 @@ pub async fn list(client: &Client, out: &mut impl Write) -> Result<(), String> {
         &rows,
     )
     .map_err(|e| e.to_string())
+}
+
+/// Install the mesh's control plane: the chart in deploy/chart/osm,
+/// rendered with its values and `--set` overrides, applied server-side;
+/// waits until the controller and the injector are ready.
+#[derive(Debug, Args)]
+pub struct Install {
+    /// The mesh's name (namespaces labelled
+    /// openservicemesh.io/monitored-by=<name> join it).
+    #[arg(long, default_value = "osm")]
+    pub mesh_name: String,
+    /// The control plane's namespace.
+    #[arg(long, default_value = "osm-system")]
+    pub osm_namespace: String,
+    /// A chart value, key=value (repeatable): osm.controller.replicas=2,
+    /// osm.enablePermissiveTrafficPolicy=false, ...
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Print the manifests instead of applying them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How long to wait for the control plane to be ready.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+impl Install {
+    pub async fn run(&self) -> anyhow::Result<i32> {
+        let manifests = chart::manifests(&self.mesh_name, &self.osm_namespace, &self.set)?;
+        if self.dry_run {
+            crate::output::print(&manifests)?;
+            return Ok(0);
+        }
+        let client = client().await?;
+        let existing = installed(&client, &self.mesh_name)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        if let Some(ns) = existing.first() {
+            anyhow::bail!(
+                "mesh [{}] is already installed in namespace [{ns}]: upgrade it with `osm mesh upgrade`, \
+                 or choose another --mesh-name",
+                self.mesh_name
+            );
+        }
+        let mut out = std::io::stdout();
+        apply(&client, &mut out, &manifests, &self.osm_namespace)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        wait_ready(
+            &client,
+            &mut out,
+            &self.osm_namespace,
+            self.timeout,
+            std::time::Duration::from_secs(2),
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
+        println!(
+            "OSM installed successfully in namespace [{}] with mesh name [{}]; add namespaces with `osm namespace add NS`",
+            self.osm_namespace, self.mesh_name
+        );
+        Ok(0)
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use osm_api::compile::{Index, MeshOptions};
 
 use super::{namespace, policy};
-use crate::local::{
+use osm_local::{
     netns_http,
     state::StateDir,
     store::{Key, Store},
@@ -22,7 +22,7 @@ pub struct LocalTarget {
     #[arg(long)]
     pub local: bool,
     /// Local mode's state directory.
-    #[arg(long, env = "OSM_LOCAL_STATE_DIR", default_value = crate::local::state::DEFAULT_STATE_DIR)]
+    #[arg(long, env = "OSM_LOCAL_STATE_DIR", default_value = osm_local::state::DEFAULT_STATE_DIR)]
     pub state_dir: std::path::PathBuf,
 }
 
@@ -126,7 +126,7 @@ pub fn change_namespace(
         } => namespace::decide_add(
             &typed,
             mesh,
-            crate::local::state::OSM_NAMESPACE,
+            osm_local::state::OSM_NAMESPACE,
             *disable_injection,
         )
         .map(|p| {
@@ -178,7 +178,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::local::state::Instance;
+    use osm_local::state::Instance;
 
     fn local_mesh() -> (tempfile::TempDir, LocalTarget) {
         let dir = tempfile::tempdir().unwrap();
@@ -192,7 +192,7 @@ mod tests {
             "access/traffic-access-v1.yaml",
         ] {
             let text = std::fs::read_to_string(demo.join(file)).unwrap();
-            for doc in crate::local::manifests::split_documents(file, &text).unwrap() {
+            for doc in osm_local::manifests::split_documents(file, &text).unwrap() {
                 if doc.value["kind"] != "Deployment" {
                     store.put(&doc.value).unwrap();
                 }

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::namespace::{FIELD_MANAGER, MONITORED_BY};
 
+use super::{client, code};
 pub use osm_api::compat::METRICS;
 
 /// The patch for one namespace, or why not (pure).
@@ -82,6 +83,33 @@ pub async fn set(
         )?;
     }
     Ok(ok)
+}
+
+/// `osm metrics`: Prometheus scraping of the sidecars of a namespace.
+#[derive(Debug, clap::Subcommand)]
+pub enum MetricsCommand {
+    /// Annotate namespaces so new pods are scraped.
+    Enable {
+        #[arg(long = "namespace", short = 'n', required = true, num_args = 1..)]
+        namespaces: Vec<String>,
+    },
+    /// Stop annotating new pods of namespaces for scraping.
+    Disable {
+        #[arg(long = "namespace", short = 'n', required = true, num_args = 1..)]
+        namespaces: Vec<String>,
+    },
+}
+
+impl MetricsCommand {
+    pub async fn run(&self) -> anyhow::Result<i32> {
+        let client = client().await?;
+        let mut out = std::io::stdout();
+        let (namespaces, enable) = match self {
+            MetricsCommand::Enable { namespaces } => (namespaces, true),
+            MetricsCommand::Disable { namespaces } => (namespaces, false),
+        };
+        Ok(code(set(client, &mut out, namespaces, enable).await?))
+    }
 }
 
 #[cfg(test)]

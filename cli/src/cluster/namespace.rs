@@ -13,6 +13,8 @@ use kube::{
 };
 use serde_json::{Value, json};
 
+use super::{client, code, local};
+
 pub use osm_api::compat::{IGNORE, MONITORED_BY, SIDECAR_INJECTION as INJECTION};
 pub const FIELD_MANAGER: &str = "osm";
 
@@ -241,6 +243,146 @@ pub fn write_list(
         );
     }
     crate::table::write(out, &["NAMESPACE", "MESH", "SIDECAR-INJECTION"], &rows)
+}
+
+/// `osm namespace`: which namespaces are in a mesh.
+#[derive(Debug, clap::Subcommand)]
+pub enum NamespaceCommand {
+    /// Put namespaces in the mesh: new pods get a sidecar (unless
+    /// --disable-sidecar-injection) and their traffic is governed by it.
+    Add {
+        #[arg(required = true)]
+        namespaces: Vec<String>,
+        #[arg(long, default_value = "osm")]
+        mesh_name: String,
+        /// The control plane's namespace, which can never join.
+        #[arg(long, default_value = "osm-system")]
+        osm_namespace: String,
+        /// Monitor the namespace without injecting sidecars.
+        #[arg(long)]
+        disable_sidecar_injection: bool,
+        #[command(flatten)]
+        target: local::LocalTarget,
+    },
+    /// Take a namespace out of the mesh (running pods keep their sidecar
+    /// until restarted).
+    Remove {
+        namespace: String,
+        #[arg(long, default_value = "osm")]
+        mesh_name: String,
+        #[command(flatten)]
+        target: local::LocalTarget,
+    },
+    /// List the namespaces in a mesh (every mesh without --mesh-name).
+    List {
+        #[arg(long)]
+        mesh_name: Option<String>,
+        #[command(flatten)]
+        target: local::LocalTarget,
+    },
+    /// Keep namespaces out of every mesh (label openservicemesh.io/ignore).
+    Ignore {
+        #[arg(required = true)]
+        namespaces: Vec<String>,
+        #[command(flatten)]
+        target: local::LocalTarget,
+    },
+}
+
+impl NamespaceCommand {
+    fn local_target(&self) -> &local::LocalTarget {
+        match self {
+            NamespaceCommand::Add { target, .. }
+            | NamespaceCommand::Remove { target, .. }
+            | NamespaceCommand::List { target, .. }
+            | NamespaceCommand::Ignore { target, .. } => target,
+        }
+    }
+
+    fn run_local(&self) -> anyhow::Result<i32> {
+        let target = self.local_target();
+        let (names, change): (Vec<&String>, local::NamespaceChange<'_>) = match self {
+            NamespaceCommand::List { mesh_name, .. } => {
+                local::list_namespaces(target, &mut std::io::stdout(), mesh_name.as_deref())?;
+                return Ok(0);
+            }
+            NamespaceCommand::Add {
+                namespaces,
+                mesh_name,
+                disable_sidecar_injection,
+                ..
+            } => (
+                namespaces.iter().collect(),
+                local::NamespaceChange::Add {
+                    mesh: mesh_name,
+                    disable_injection: *disable_sidecar_injection,
+                },
+            ),
+            NamespaceCommand::Remove {
+                namespace,
+                mesh_name,
+                ..
+            } => (
+                vec![namespace],
+                local::NamespaceChange::Remove { mesh: mesh_name },
+            ),
+            NamespaceCommand::Ignore { namespaces, .. } => {
+                (namespaces.iter().collect(), local::NamespaceChange::Ignore)
+            }
+        };
+        let mut ok = true;
+        for name in names {
+            match local::change_namespace(target, name, &change)? {
+                Ok(line) => println!("{line}"),
+                Err(e) => {
+                    println!("{e}");
+                    ok = false;
+                }
+            }
+        }
+        Ok(code(ok))
+    }
+
+    pub async fn run(&self) -> anyhow::Result<i32> {
+        if self.local_target().local {
+            return self.run_local();
+        }
+        let client = client().await?;
+        let mut out = std::io::stdout();
+        Ok(match self {
+            NamespaceCommand::Add {
+                namespaces,
+                mesh_name,
+                osm_namespace,
+                disable_sidecar_injection,
+                ..
+            } => code(
+                add(
+                    client,
+                    &mut out,
+                    namespaces,
+                    mesh_name,
+                    osm_namespace,
+                    *disable_sidecar_injection,
+                )
+                .await?,
+            ),
+            NamespaceCommand::Remove {
+                namespace: ns,
+                mesh_name,
+                ..
+            } => code(remove(client, &mut out, ns, mesh_name).await?),
+            NamespaceCommand::List { mesh_name, .. } => {
+                list(client, &mut out, mesh_name.as_deref())
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                0
+            }
+            NamespaceCommand::Ignore { namespaces, .. } => {
+                code(ignore(client, &mut out, namespaces).await?)
+            }
+        })
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ use osm_api::{
 };
 use osm_controller::sources::kubernetes::{convert, watched_kinds};
 
+use super::{client, code, local};
+
 /// The answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
@@ -195,6 +197,49 @@ pub async fn check_pods(
         writeln!(out, "{line}")?;
     }
     Ok(verdict.allowed)
+}
+
+/// `osm policy`: what the mesh's policy allows.
+#[derive(Debug, clap::Subcommand)]
+pub enum PolicyCommand {
+    /// Whether SRC may send traffic to DST (NAMESPACE/POD each), and which
+    /// TrafficTarget and routes allow it; exits 1 when it may not.
+    CheckPods {
+        source: String,
+        destination: String,
+        #[arg(long, default_value = "osm")]
+        mesh_name: String,
+        /// Where osm-mesh-config lives.
+        #[arg(long, default_value = "osm-system")]
+        osm_namespace: String,
+        #[command(flatten)]
+        target: local::LocalTarget,
+    },
+}
+
+impl PolicyCommand {
+    pub async fn run(&self) -> anyhow::Result<i32> {
+        let PolicyCommand::CheckPods {
+            source,
+            destination,
+            mesh_name,
+            osm_namespace,
+            target,
+        } = self;
+        let mesh = osm_api::compile::MeshOptions {
+            mesh_name: mesh_name.clone(),
+            osm_namespace: osm_namespace.clone(),
+            ..Default::default()
+        };
+        if target.local {
+            let allowed =
+                local::check_pods(target, &mut std::io::stdout(), source, destination, mesh)?;
+            return Ok(code(allowed));
+        }
+        let client = client().await?;
+        let allowed = check_pods(client, &mut std::io::stdout(), source, destination, mesh).await?;
+        Ok(code(allowed))
+    }
 }
 
 #[cfg(test)]

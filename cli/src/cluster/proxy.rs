@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::{Api, Client};
 use serde_json::Value;
 
+use super::{client, local};
 use osm_api::compat::PROXY_CONTAINER as SIDECAR;
 pub use osm_api::compat::{PROXY_ADMIN_PORT as ADMIN_PORT, PROXY_METRICS_PORT as METRICS_PORT};
 
@@ -249,6 +250,51 @@ pub fn verify(src: &Side<'_>, dst: &Side<'_>) -> Vec<Check> {
         )
     });
     out
+}
+
+/// `osm proxy`: a sidecar's admin endpoints.
+#[derive(Debug, clap::Subcommand)]
+pub enum ProxyCommand {
+    /// GET a query on a pod's proxy through the API server's port-forward:
+    /// config_dump, certs, ready, live, logging (admin, 15000) or stats
+    /// (metrics, 15010).
+    Get {
+        query: String,
+        pod: String,
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        /// Write the answer to this file instead of standard output.
+        #[arg(short = 'f', long)]
+        file: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        target: local::LocalTarget,
+    },
+}
+
+impl ProxyCommand {
+    pub async fn run(&self) -> anyhow::Result<i32> {
+        let ProxyCommand::Get {
+            query,
+            pod,
+            namespace,
+            file,
+            target,
+        } = self;
+        let (status, body) = if target.local {
+            local::proxy_get(target, namespace, pod, query)?
+        } else {
+            let client = client().await?;
+            get(&client, namespace, pod, query)
+                .await
+                .map_err(anyhow::Error::msg)?
+        };
+        match file {
+            Some(path) => std::fs::write(path, &body)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
+            None => crate::output::print(&body)?,
+        }
+        Ok(if (200..300).contains(&status) { 0 } else { 1 })
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use kube::{
 };
 use osm_controller::sources::kubernetes::watched_kinds;
 
+use super::client;
+
 /// The report's files: (name, content).
 pub async fn collect(client: &Client, mesh_namespaces: &[String]) -> Vec<(String, String)> {
     let mut files = Vec::new();
@@ -92,6 +94,51 @@ pub fn write_archive(
         archive.append_data(&mut header, format!("{dir}/{name}"), content.as_bytes())?;
     }
     archive.into_inner()?.finish()?.flush()
+}
+
+/// `osm support`: help for maintainers.
+#[derive(Debug, clap::Subcommand)]
+pub enum SupportCommand {
+    /// Gather versions, meshes, meshed namespaces, the control plane's pods
+    /// and logs, and every SMI and policy object into a .tar.gz (never a
+    /// Secret).
+    BugReport {
+        /// The archive to write.
+        #[arg(short = 'o', long, default_value = "osm-bug-report.tar.gz")]
+        out_file: std::path::PathBuf,
+    },
+}
+
+impl SupportCommand {
+    pub async fn run(&self) -> anyhow::Result<i32> {
+        let SupportCommand::BugReport { out_file } = self;
+        let client = client().await?;
+        let api: kube::Api<k8s_openapi::api::apps::v1::Deployment> = kube::Api::all(client.clone());
+        let mut namespaces: Vec<String> = api
+            .list(&kube::api::ListParams::default().labels("app=osm-controller"))
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .filter_map(|d| d.metadata.namespace.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        namespaces.sort();
+        namespaces.dedup();
+        if namespaces.is_empty() {
+            namespaces.push("osm-system".into());
+        }
+        let files = collect(&client, &namespaces).await;
+        write_archive(out_file, "osm-bug-report", &files)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out_file.display()))?;
+        println!(
+            "bug report written to {} ({} files)",
+            out_file.display(),
+            files.len()
+        );
+        Ok(0)
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use super::{
+use osm_local::{
     runtime::status::ready_and_status,
     store::{Store, Stored},
 };
@@ -136,7 +136,7 @@ pub fn table(
                     .filter(|p| {
                         p.key.kind == "Pod"
                             && p.key.namespace == s.key.namespace
-                            && crate::local::runtime::deployments::owned_by(&p.value, &s.key.name)
+                            && osm_local::runtime::deployments::owned_by(&p.value, &s.key.name)
                     })
                     .collect();
                 let ready = owned
@@ -146,7 +146,7 @@ pub fn table(
                         r.split_once('/').is_some_and(|(a, b)| a == b)
                     })
                     .count();
-                let hash = crate::local::runtime::deployments::template_hash(
+                let hash = osm_local::runtime::deployments::template_hash(
                     v.pointer("/spec/template").unwrap_or(&Value::Null),
                 );
                 let current = owned
@@ -254,7 +254,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::local::store::Key;
+    use osm_local::store::Key;
 
     #[test]
     fn ages_read_like_kubectl() {

@@ -1,29 +1,14 @@
-//! `osm local`: the whole mesh on one Linux machine, each pod a network
-//! namespace, with the real controller, injector, osm-init and osm-proxy.
+//! `osm local`: the commands of the whole mesh on one Linux machine (the
+//! machinery, a single-node Kubernetes, is the `osm-local` crate).
 
-pub mod admission;
-pub mod apiserver;
-pub mod daemon;
-pub mod demo;
 pub mod get;
-pub mod http;
-pub mod lifecycle;
-pub mod manifests;
-pub mod netns_http;
-pub mod pods;
-pub mod runtime;
-pub mod state;
-pub mod store;
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::{Args, Subcommand};
-
-use self::{
-    admission::Injector,
-    apiserver::ApiServer,
-    state::{INJECTOR_SERVER_NAME, Instance, StateDir},
+use osm_local::{
+    api_server, daemon, demo, lifecycle, manifests, pods,
+    state::{self, Instance, StateDir},
     store::Store,
 };
 
@@ -160,16 +145,6 @@ pub struct ExecArgs {
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
-}
-
-pub(crate) fn api_server(state: &StateDir) -> anyhow::Result<ApiServer> {
-    let instance = state.require_instance()?;
-    let trust = std::fs::read(state.trust_bundle()).context("the mesh trust bundle")?;
-    Ok(ApiServer {
-        store: Store::new(state.api(), state.api_lock()),
-        injector: Injector::new(instance.injector(), INJECTOR_SERVER_NAME, &trust)?,
-        instance,
-    })
 }
 
 fn print_results(results: Vec<Result<String, String>>) -> i32 {

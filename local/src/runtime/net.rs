@@ -8,7 +8,7 @@ use std::{net::Ipv4Addr, path::Path, process::Stdio};
 use anyhow::Context as _;
 use tokio::io::AsyncWriteExt as _;
 
-use crate::local::state::{Instance, StateDir};
+use crate::state::{Instance, StateDir};
 
 /// Runs a command; its stdout, or an error with its stderr.
 pub async fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {

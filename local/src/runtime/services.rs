@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, fmt::Write as _, net::Ipv4Addr};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use osm_api::k8s;
 
-use crate::local::state::{Instance, OSM_NAMESPACE};
+use crate::state::{Instance, OSM_NAMESPACE};
 
 /// A pod as the service rules see it.
 #[derive(Debug, Clone)]

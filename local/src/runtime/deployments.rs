@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::local::store::Key;
+use crate::store::Key;
 
 /// FNV-1a of the template, as 10 characters from Kubernetes' alphabet.
 pub fn template_hash(template: &Value) -> String {

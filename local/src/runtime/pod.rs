@@ -24,7 +24,7 @@ use super::{
     net, probes,
     status::{ContainerStatus, PodStatus, State},
 };
-use crate::local::{
+use crate::{
     apiserver::now_rfc3339,
     state::{Instance, StateDir},
 };

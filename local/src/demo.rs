@@ -19,35 +19,35 @@ use super::{
 pub const MANIFESTS: &[(&str, &str)] = &[
     (
         "demo/manifests/apps/namespaces.yaml",
-        include_str!("../../../demo/manifests/apps/namespaces.yaml"),
+        include_str!("../../demo/manifests/apps/namespaces.yaml"),
     ),
     (
         "demo/manifests/apps/bookbuyer.yaml",
-        include_str!("../../../demo/manifests/apps/bookbuyer.yaml"),
+        include_str!("../../demo/manifests/apps/bookbuyer.yaml"),
     ),
     (
         "demo/manifests/apps/bookthief.yaml",
-        include_str!("../../../demo/manifests/apps/bookthief.yaml"),
+        include_str!("../../demo/manifests/apps/bookthief.yaml"),
     ),
     (
         "demo/manifests/apps/bookstore.yaml",
-        include_str!("../../../demo/manifests/apps/bookstore.yaml"),
+        include_str!("../../demo/manifests/apps/bookstore.yaml"),
     ),
     (
         "demo/manifests/apps/bookstore-v2.yaml",
-        include_str!("../../../demo/manifests/apps/bookstore-v2.yaml"),
+        include_str!("../../demo/manifests/apps/bookstore-v2.yaml"),
     ),
     (
         "demo/manifests/apps/bookwarehouse.yaml",
-        include_str!("../../../demo/manifests/apps/bookwarehouse.yaml"),
+        include_str!("../../demo/manifests/apps/bookwarehouse.yaml"),
     ),
     (
         "demo/manifests/access/traffic-access-v1.yaml",
-        include_str!("../../../demo/manifests/access/traffic-access-v1.yaml"),
+        include_str!("../../demo/manifests/access/traffic-access-v1.yaml"),
     ),
     (
         "demo/manifests/split/traffic-split-v1.yaml",
-        include_str!("../../../demo/manifests/split/traffic-split-v1.yaml"),
+        include_str!("../../demo/manifests/split/traffic-split-v1.yaml"),
     ),
 ];
 

@@ -62,7 +62,7 @@ pub async fn attempt(
             return tcp(addr, timeout).await;
         }
         let path = get.path.as_deref().unwrap_or("/");
-        return match crate::local::http::get(addr, path, timeout).await {
+        return match crate::http::get(addr, path, timeout).await {
             Ok(a) if (200..400).contains(&a.status) => Ok(()),
             Ok(a) => Err(format!("HTTP probe failed with statuscode: {}", a.status)),
             Err(e) => Err(format!("{e:#}")),
