@@ -1,0 +1,324 @@
+//! One pod's life, as a kubelet runs it: network namespace and veth,
+//! hosts file, volumes, init containers in order (a restartable one, the
+//! proxy, keeps running and must pass its startup probe before the next
+//! starts), then the app containers, each restarted by policy with
+//! back-off and probed for readiness; on deletion, apps stop before
+//! sidecars, and the namespace goes.
+
+use std::{
+    collections::BTreeMap,
+    net::Ipv4Addr,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod};
+use osm_controller::token::LocalTokens;
+use tokio_util::sync::CancellationToken;
+
+mod probing;
+mod supervise;
+mod volumes;
+
+pub use supervise::{exit_code, pid_file};
+
+use self::{
+    supervise::{run_to_completion, supervise},
+    volumes::{materialize_volumes, write_tokens},
+};
+use super::{
+    launch::{Launch, PodContext, launch},
+    net,
+    status::{ContainerStatus, PodStatus, State},
+};
+use crate::{
+    apiserver::now_rfc3339,
+    state::{Instance, StateDir},
+};
+
+/// What every pod needs from the runtime.
+pub struct Shared {
+    pub state: StateDir,
+    pub instance: Instance,
+    pub bin_dir: PathBuf,
+    pub tokens: LocalTokens,
+}
+
+/// A running pod, as the reconciler holds it.
+pub struct PodHandle {
+    pub uid: String,
+    pub ip: Ipv4Addr,
+    pub netns: String,
+    pub status: Arc<Mutex<PodStatus>>,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PodHandle {
+    pub fn snapshot(&self) -> PodStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Starts stopping the pod.
+    pub fn terminate(&self) {
+        self.cancel.cancel();
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+/// Where in the status a container is.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Init(usize),
+    App(usize),
+}
+
+struct PodRun {
+    shared: Arc<Shared>,
+    pod: Pod,
+    ip: Ipv4Addr,
+    netns: String,
+    dir: PathBuf,
+    volumes: Mutex<BTreeMap<String, PathBuf>>,
+    config_maps: Vec<ConfigMap>,
+    status: Arc<Mutex<PodStatus>>,
+}
+
+impl PodRun {
+    fn update(&self, slot: Slot, f: impl FnOnce(&mut ContainerStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            let c = match slot {
+                Slot::Init(i) => s.init.get_mut(i),
+                Slot::App(i) => s.containers.get_mut(i),
+            };
+            if let Some(c) = c {
+                f(c);
+            }
+        }
+    }
+
+    fn set_phase(&self, phase: &str, message: Option<String>) {
+        if let Ok(mut s) = self.status.lock() {
+            s.phase = phase.into();
+            s.message = message;
+        }
+    }
+
+    fn launch(&self, container: &Container) -> Result<Launch, String> {
+        let volumes = self.volumes.lock().map(|v| v.clone()).unwrap_or_default();
+        launch(
+            container,
+            &PodContext {
+                pod: &self.pod,
+                netns: &self.netns,
+                pod_ip: self.ip,
+                host_ip: self.shared.instance.gateway(),
+                volumes: &volumes,
+                config_maps: &self.config_maps,
+                bin_dir: &self.shared.bin_dir,
+            },
+        )
+    }
+
+    /// The container's process, or None with the reason in its status
+    /// (it cannot start until the pod changes).
+    fn launch_or_report(&self, slot: Slot, container: &Container) -> Option<Launch> {
+        match self.launch(container) {
+            Ok(l) => Some(l),
+            Err(message) => {
+                self.update(slot, |c| {
+                    c.state = State::Waiting {
+                        reason: "CreateContainerConfigError".into(),
+                        message,
+                    }
+                });
+                None
+            }
+        }
+    }
+
+    fn grace(&self) -> Duration {
+        let asked = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30);
+        // Local mode is for trying things: never wait long on shutdown.
+        Duration::from_secs(u64::try_from(asked).unwrap_or(0).min(10))
+    }
+}
+
+fn statuses(containers: &[Container], sidecars: bool) -> Vec<ContainerStatus> {
+    containers
+        .iter()
+        .map(|c| ContainerStatus {
+            name: c.name.clone(),
+            image: c.image.clone().unwrap_or_default(),
+            sidecar: sidecars && c.restart_policy.as_deref() == Some("Always"),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Starts a pod; `hosts` is its first hosts file.
+pub fn start(
+    shared: Arc<Shared>,
+    pod: Pod,
+    ip: Ipv4Addr,
+    hosts: String,
+    config_maps: Vec<ConfigMap>,
+) -> PodHandle {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let netns = shared.instance.netns(&namespace, &name);
+    let status = Arc::new(Mutex::new(PodStatus {
+        phase: "Pending".into(),
+        started_at: now_rfc3339(),
+        init: statuses(spec.init_containers.as_deref().unwrap_or_default(), true),
+        containers: statuses(&spec.containers, false),
+        ..Default::default()
+    }));
+    let cancel = CancellationToken::new();
+    let run = Arc::new(PodRun {
+        dir: shared.state.pod_dir(&namespace, &name),
+        shared,
+        pod,
+        ip,
+        netns: netns.clone(),
+        volumes: Mutex::new(BTreeMap::new()),
+        config_maps,
+        status: status.clone(),
+    });
+    let task = tokio::spawn(run_pod(run, hosts, cancel.clone()));
+    PodHandle {
+        uid,
+        ip,
+        netns,
+        status,
+        cancel,
+        task,
+    }
+}
+
+async fn run_pod(run: Arc<PodRun>, hosts: String, cancel: CancellationToken) {
+    let key = format!(
+        "{}/{}",
+        run.pod.metadata.namespace.as_deref().unwrap_or_default(),
+        run.pod.metadata.name.as_deref().unwrap_or_default()
+    );
+    if let Err(e) = run_pod_inner(&run, hosts, &cancel).await {
+        tracing::warn!(pod = %key, error = %format!("{e:#}"), "pod failed");
+        run.set_phase("Failed", Some(format!("{e:#}")));
+        cancel.cancelled().await;
+    }
+    if let Err(e) = net::delete_netns(&run.netns).await {
+        tracing::warn!(pod = %key, error = %format!("{e:#}"), "cannot remove the pod's network namespace");
+    }
+    let _ = std::fs::remove_dir_all(&run.dir);
+    tracing::info!(pod = %key, "pod stopped");
+}
+
+async fn run_pod_inner(
+    run: &Arc<PodRun>,
+    hosts: String,
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
+    let instance = &run.shared.instance;
+    let uid = run.pod.metadata.uid.clone().unwrap_or_default();
+    let veth = instance.host_veth(&uid);
+    net::create_pod_network(instance, &run.netns, &veth, run.ip).await?;
+    net::write_hosts(&run.netns, &hosts)?;
+    if let Ok(mut s) = run.status.lock() {
+        s.pod_ip = Some(run.ip);
+    }
+    std::fs::create_dir_all(run.dir.join("logs"))?;
+    let tokens = materialize_volumes(run).map_err(anyhow::Error::msg)?;
+    if let Ok(mut v) = run.volumes.lock() {
+        *v = tokens.volumes;
+    }
+
+    let spec = run.pod.spec.clone().unwrap_or_default();
+    let restart = spec
+        .restart_policy
+        .clone()
+        .unwrap_or_else(|| "Always".into());
+    let mut sidecars = Vec::new();
+    for (i, container) in spec.init_containers.iter().flatten().enumerate() {
+        if container.restart_policy.as_deref() == Some("Always") {
+            let child = CancellationToken::new();
+            let task = tokio::spawn(supervise(
+                run.clone(),
+                Slot::Init(i),
+                container.clone(),
+                "Always".into(),
+                child.clone(),
+            ));
+            sidecars.push((child, task));
+            // The next container starts once this one has started.
+            loop {
+                if run
+                    .status
+                    .lock()
+                    .map(|s| s.init[i].started)
+                    .unwrap_or(false)
+                {
+                    break;
+                }
+                tokio::select! {
+                    () = cancel.cancelled() => {
+                        stop_all(sidecars).await;
+                        return Ok(());
+                    }
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        } else if !run_to_completion(run, i, container, &restart, cancel).await {
+            stop_all(sidecars).await;
+            return Ok(());
+        }
+    }
+    let mut apps = Vec::new();
+    for (i, container) in spec.containers.iter().enumerate() {
+        let child = CancellationToken::new();
+        let task = tokio::spawn(supervise(
+            run.clone(),
+            Slot::App(i),
+            container.clone(),
+            restart.clone(),
+            child.clone(),
+        ));
+        apps.push((child, task));
+    }
+    run.set_phase("Running", None);
+
+    // Tokens are renewed at 80% of their life, as the kubelet does.
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = tokio::time::sleep(tokens.renew_every) => {
+                if let Err(e) = write_tokens(run, &tokens.files) {
+                    tracing::warn!(error = %e, "cannot renew a pod token");
+                }
+            }
+        }
+    }
+    stop_all(apps).await;
+    stop_all(sidecars).await;
+    Ok(())
+}
+
+async fn stop_all(tasks: Vec<(CancellationToken, tokio::task::JoinHandle<()>)>) {
+    for (cancel, _) in &tasks {
+        cancel.cancel();
+    }
+    for (_, task) in tasks {
+        let _ = task.await;
+    }
+}

@@ -1,0 +1,263 @@
+//! A container's process as the kubelet keeps it: started, logged,
+//! probed, stopped with a grace period, and restarted by the pod's policy
+//! with Kubernetes' crash back-off. Init containers run to completion.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::core::v1::Container;
+use nix::{sys::signal::Signal, unistd::Pid};
+use tokio_util::sync::CancellationToken;
+
+use super::{PodRun, Slot, probing::probe_loop};
+use crate::{
+    apiserver::now_rfc3339,
+    runtime::{launch::Launch, status::State},
+};
+
+/// Runs an init container until it succeeds; false when the pod stops
+/// (or gives up, with restartPolicy Never) first.
+pub(super) async fn run_to_completion(
+    run: &Arc<PodRun>,
+    index: usize,
+    container: &Container,
+    restart: &str,
+    cancel: &CancellationToken,
+) -> bool {
+    let slot = Slot::Init(index);
+    let mut backoff = Backoff::default();
+    loop {
+        let Some(launch) = run.launch_or_report(slot, container) else {
+            cancel.cancelled().await;
+            return false;
+        };
+        let exit = match spawn(&launch, &run.dir, &container.name) {
+            Ok(mut child) => {
+                run.update(slot, |c| {
+                    c.state = State::Running {
+                        since: now_rfc3339(),
+                    }
+                });
+                tokio::select! {
+                    status = child.wait() => status.map(exit_code).unwrap_or(-1),
+                    () = cancel.cancelled() => {
+                        stop_child(&mut child, run.grace()).await;
+                        return false;
+                    }
+                }
+            }
+            Err(e) => {
+                run.update(slot, |c| {
+                    c.state = State::Waiting {
+                        reason: "RunContainerError".into(),
+                        message: e.to_string(),
+                    }
+                });
+                -1
+            }
+        };
+        let _ = std::fs::remove_file(pid_file(&run.dir, &container.name));
+        if exit == 0 {
+            run.update(slot, |c| {
+                c.state = State::Terminated {
+                    exit_code: 0,
+                    reason: "Completed".into(),
+                };
+                c.ready = true;
+            });
+            return true;
+        }
+        run.update(slot, |c| {
+            c.restarts += 1;
+            c.state = State::Waiting {
+                reason: "CrashLoopBackOff".into(),
+                message: format!("exited with {exit}"),
+            };
+        });
+        if restart == "Never" {
+            run.set_phase(
+                "Failed",
+                Some(format!("init container {} failed", container.name)),
+            );
+            cancel.cancelled().await;
+            return false;
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return false,
+            () = tokio::time::sleep(backoff.next(Duration::ZERO)) => {}
+        }
+    }
+}
+
+/// Keeps a long-running container up: start, probe, restart by policy.
+pub(super) async fn supervise(
+    run: Arc<PodRun>,
+    slot: Slot,
+    container: Container,
+    restart: String,
+    cancel: CancellationToken,
+) {
+    let mut backoff = Backoff::default();
+    loop {
+        let Some(launch) = run.launch_or_report(slot, &container) else {
+            cancel.cancelled().await;
+            return;
+        };
+        let began = Instant::now();
+        let exit = match spawn(&launch, &run.dir, &container.name) {
+            Ok(mut child) => {
+                run.update(slot, |c| {
+                    c.state = State::Running {
+                        since: now_rfc3339(),
+                    };
+                    c.started = container.startup_probe.is_none();
+                    c.ready = false;
+                });
+                tokio::select! {
+                    status = child.wait() => status.map(exit_code).unwrap_or(-1),
+                    reason = probe_loop(&run, slot, &container) => {
+                        tracing::info!(container = %container.name, %reason, "restarting");
+                        stop_child(&mut child, run.grace()).await;
+                        137
+                    }
+                    () = cancel.cancelled() => {
+                        stop_child(&mut child, run.grace()).await;
+                        let _ = std::fs::remove_file(pid_file(&run.dir, &container.name));
+                        run.update(slot, |c| {
+                            c.ready = false;
+                            c.state = State::Terminated { exit_code: 0, reason: "Completed".into() };
+                        });
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                run.update(slot, |c| {
+                    c.state = State::Waiting {
+                        reason: "RunContainerError".into(),
+                        message: e.to_string(),
+                    }
+                });
+                -1
+            }
+        };
+        let _ = std::fs::remove_file(pid_file(&run.dir, &container.name));
+        let reason = if exit == 0 { "Completed" } else { "Error" };
+        run.update(slot, |c| {
+            c.ready = false;
+            c.state = State::Terminated {
+                exit_code: exit,
+                reason: reason.into(),
+            };
+        });
+        if restart == "Never" || (restart == "OnFailure" && exit == 0) {
+            cancel.cancelled().await;
+            return;
+        }
+        run.update(slot, |c| {
+            c.restarts += 1;
+            c.state = State::Waiting {
+                reason: "CrashLoopBackOff".into(),
+                message: format!(
+                    "back-off restarting failed container {} (exit {exit})",
+                    container.name
+                ),
+            };
+        });
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(backoff.next(began.elapsed())) => {}
+        }
+    }
+}
+
+/// Kubernetes' crash back-off: 1 s doubling to 30 s; a run of 10 s or
+/// more resets it.
+#[derive(Debug)]
+struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self(Duration::from_secs(1))
+    }
+}
+
+impl Backoff {
+    fn next(&mut self, ran: Duration) -> Duration {
+        if ran >= Duration::from_secs(10) {
+            self.0 = Duration::from_secs(1);
+        }
+        let wait = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_secs(30));
+        wait
+    }
+}
+
+/// A process's exit code; 128 + the signal when a signal ended it (as
+/// shells report it).
+pub fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt as _;
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+pub fn pid_file(pod_dir: &Path, container: &str) -> PathBuf {
+    pod_dir.join(format!("{container}.pid"))
+}
+
+fn spawn(
+    launch: &Launch,
+    pod_dir: &Path,
+    container: &str,
+) -> std::io::Result<tokio::process::Child> {
+    let log_path = pod_dir.join("logs").join(format!("{container}.log"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
+    let child = tokio::process::Command::new(&launch.program)
+        .args(&launch.args)
+        .env_clear()
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&launch.cwd)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group, so stopping it reaches what it forks.
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()?;
+    if let Some(pid) = child.id() {
+        std::fs::write(pid_file(pod_dir, container), pid.to_string())?;
+    }
+    Ok(child)
+}
+
+/// SIGTERM to the container's process group, SIGKILL after `grace`.
+async fn stop_child(child: &mut tokio::process::Child, grace: Duration) {
+    if let Some(pid) = child.id() {
+        let group = Pid::from_raw(pid as i32);
+        let _ = nix::sys::signal::killpg(group, Signal::SIGTERM);
+        if tokio::time::timeout(grace, child.wait()).await.is_err() {
+            let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
+        }
+    }
+    let _ = child.wait().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_thirty_seconds_and_resets_after_a_long_run() {
+        let mut b = Backoff::default();
+        let waits: Vec<u64> = (0..7).map(|_| b.next(Duration::ZERO).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(b.next(Duration::from_secs(11)).as_secs(), 1);
+    }
+}
