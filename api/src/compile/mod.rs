@@ -22,6 +22,7 @@ pub mod index;
 mod outbound;
 mod policy;
 mod routes;
+mod split;
 
 pub use incremental::{Change, Compiler, Impact, View};
 pub use index::{Index, MeshOptions};

@@ -6,21 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::{Pod, Service, ServicePort};
 
 use super::{
-    Index,
-    routes::{selected_matches, tt_name},
-    spiffe_id,
+    Index, spiffe_id,
+    split::{compile_split, split_for},
 };
 use crate::{
     compat::{SERVICE_NAME_LABEL, SIDECAR_INJECTION as INJECTION},
-    k8s,
-};
-use crate::{
-    resources::{Custom, smi},
-    v1,
+    k8s, v1,
 };
 
-/// Label EndpointSlices carry to name their Service.
-/// Pod or namespace annotation that turns the sidecar off.
 /// The cluster's DNS domain.
 const CLUSTER_DOMAIN: &str = "cluster.local";
 
@@ -327,7 +320,7 @@ fn endpoint(index: &Index, address: String, pod: Option<&Pod>) -> v1::Endpoint {
     }
 }
 
-fn endpoint_set(index: &Index, service: &Service, sp: &ServicePort) -> v1::EndpointSet {
+pub(super) fn endpoint_set(index: &Index, service: &Service, sp: &ServicePort) -> v1::EndpointSet {
     let ns = service.metadata.namespace.clone().unwrap_or_default();
     let name = service.metadata.name.clone().unwrap_or_default();
     let mut endpoints: Vec<v1::Endpoint> = endpoints(index, service, sp)
@@ -342,107 +335,6 @@ fn endpoint_set(index: &Index, service: &Service, sp: &ServicePort) -> v1::Endpo
         service: name,
         endpoints,
     }
-}
-
-/// The TrafficSplit whose root is `name`: the first by name when several.
-fn split_for<'a>(
-    index: &'a Index,
-    ns: &str,
-    name: &str,
-    warnings: &mut Vec<String>,
-) -> Option<&'a Custom<smi::TrafficSplit>> {
-    let mut splits = index
-        .traffic_splits
-        .range((ns.to_string(), String::new())..)
-        .take_while(|((n, _), _)| n == ns)
-        .map(|(_, s)| s)
-        .filter(|s| crate::validate::root_service_name(&s.spec.service).0 == name);
-    let first = splits.next()?;
-    for other in splits {
-        warnings.push(format!(
-            "TrafficSplit {} is ignored: TrafficSplit {} already splits {ns}/{name}",
-            tt_name(other),
-            tt_name(first)
-        ));
-    }
-    Some(first)
-}
-
-type SplitParts = (Vec<v1::WeightedBackend>, Vec<v1::HttpMatch>);
-
-fn compile_split(
-    index: &Index,
-    split: &Custom<smi::TrafficSplit>,
-    root: &str,
-    port: u16,
-    own_key: &str,
-    sets: &mut BTreeMap<String, v1::EndpointSet>,
-    warnings: &mut Vec<String>,
-) -> SplitParts {
-    let ns = split.metadata.namespace.clone().unwrap_or_default();
-    let by = format!("TrafficSplit {}", tt_name(split));
-    let mut backends = Vec::new();
-    for b in &split.spec.backends {
-        if b.service == root {
-            backends.push(v1::WeightedBackend {
-                endpoints: own_key.to_string(),
-                weight: clamp(b.weight),
-            });
-            continue;
-        }
-        let Some(service) = index.services.get(&(ns.clone(), b.service.clone())) else {
-            warnings.push(format!(
-                "{by}: backend Service {ns}/{} does not exist",
-                b.service
-            ));
-            continue;
-        };
-        let Some(sp) = service
-            .spec
-            .iter()
-            .flat_map(|s| s.ports.iter().flatten())
-            .find(|p| p.port == i32::from(port))
-        else {
-            warnings.push(format!(
-                "{by}: backend Service {ns}/{} has no port {port}; it gets no traffic for {ns}/{root}:{port}",
-                b.service
-            ));
-            continue;
-        };
-        let set = endpoint_set(index, service, sp);
-        backends.push(v1::WeightedBackend {
-            endpoints: set.key.clone(),
-            weight: clamp(b.weight),
-        });
-        sets.insert(set.key.clone(), set);
-    }
-    if backends.iter().all(|b| b.weight == 0) {
-        if !backends.is_empty() {
-            warnings.push(format!("{by}: no backend with a positive weight serves port {port}; the split is not applied there"));
-        }
-        return (Vec::new(), Vec::new());
-    }
-    let mut matches = Vec::new();
-    for m in &split.spec.matches {
-        match index.http_route_groups.get(&(ns.clone(), m.name.clone())) {
-            Some(group) => matches.extend(selected_matches(group, None, &by, warnings)),
-            None => warnings.push(format!(
-                "{by}: HTTPRouteGroup {ns}/{} does not exist",
-                m.name
-            )),
-        }
-    }
-    if !split.spec.matches.is_empty() && matches.is_empty() {
-        // Matches were asked for and none exist: no request follows the
-        // split, rather than every request.
-        return (Vec::new(), Vec::new());
-    }
-    (backends, matches)
-}
-
-/// Weights are u32 on the wire; larger v1alpha1 quantities saturate.
-fn clamp(weight: u64) -> u32 {
-    u32::try_from(weight).unwrap_or(u32::MAX)
 }
 
 /// A headless Service's pods are dialled by their own addresses and names
