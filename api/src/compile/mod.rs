@@ -16,6 +16,7 @@
 //!   Service port or the pod port it maps to.
 //! - Several TrafficSplits for one root: the first by name applies (warning).
 
+mod endpoints;
 mod inbound;
 pub mod incremental;
 pub mod index;

@@ -6,13 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::{Pod, Service, ServicePort};
 
 use super::{
-    Index, spiffe_id,
+    Index,
+    endpoints::{endpoint_set, endpoints},
     split::{compile_split, split_for},
 };
-use crate::{
-    compat::{SERVICE_NAME_LABEL, SIDECAR_INJECTION as INJECTION},
-    k8s, v1,
-};
+use crate::{compat::SERVICE_NAME_LABEL, k8s, v1};
 
 /// The cluster's DNS domain.
 const CLUSTER_DOMAIN: &str = "cluster.local";
@@ -210,131 +208,6 @@ fn hostnames(name: &str, ns: &str, my_ns: &str) -> Vec<String> {
     names.push(format!("{name}.{ns}.svc"));
     names.push(format!("{name}.{ns}.svc.{CLUSTER_DOMAIN}"));
     names
-}
-
-/// Whether a pod runs a sidecar: its namespace is monitored and neither the
-/// pod nor (without a pod annotation) its namespace turns injection off.
-fn is_meshed(index: &Index, pod: &Pod) -> bool {
-    let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-    if !index.is_monitored(ns) {
-        return false;
-    }
-    let annotation = |a: Option<&std::collections::BTreeMap<String, String>>| {
-        a.and_then(|a| a.get(INJECTION)).cloned()
-    };
-    let setting = annotation(pod.metadata.annotations.as_ref()).or_else(|| {
-        annotation(
-            index
-                .namespaces
-                .get(ns)
-                .and_then(|n| n.metadata.annotations.as_ref()),
-        )
-    });
-    !matches!(setting.as_deref(), Some("disabled" | "no" | "false"))
-}
-
-/// Addresses of a Service port, with the pod behind each when known: from
-/// EndpointSlices when the Service has any, else from the pods it selects.
-fn endpoints<'a>(
-    index: &'a Index,
-    service: &Service,
-    sp: &ServicePort,
-) -> Vec<(String, Option<&'a Pod>)> {
-    let ns = service.metadata.namespace.clone().unwrap_or_default();
-    let name = service.metadata.name.clone().unwrap_or_default();
-    let slices: Vec<_> = index
-        .endpoint_slices
-        .range((ns.clone(), String::new())..)
-        .take_while(|((n, _), _)| *n == ns)
-        .map(|(_, s)| s)
-        .filter(|s| {
-            s.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(SERVICE_NAME_LABEL))
-                == Some(&name)
-        })
-        .collect();
-    let mut out = Vec::new();
-    if slices.is_empty() {
-        for (_, pod) in index.selected_pods(service) {
-            if let (Some(ip), Some(port)) = (k8s::pod_ip(pod), k8s::target_port(sp, Some(pod)))
-                && let Some(addr) = k8s::socket_address(ip, port)
-            {
-                out.push((addr, Some(pod)));
-            }
-        }
-        return out;
-    }
-    for slice in slices {
-        let port = slice
-            .ports
-            .iter()
-            .flatten()
-            .find(|p| p.name.as_deref().unwrap_or("") == sp.name.as_deref().unwrap_or(""))
-            .and_then(|p| p.port)
-            .and_then(|p| u16::try_from(p).ok());
-        let Some(port) = port else { continue };
-        for ep in &slice.endpoints {
-            if ep.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
-                continue;
-            }
-            let pod = ep
-                .target_ref
-                .as_ref()
-                .filter(|r| r.kind.as_deref() == Some("Pod"))
-                .and_then(|r| {
-                    index
-                        .pods
-                        .get(&(ns.clone(), r.name.clone().unwrap_or_default()))
-                });
-            for ip in &ep.addresses {
-                if let Some(addr) = k8s::socket_address(ip, port) {
-                    out.push((addr, pod));
-                }
-            }
-        }
-    }
-    out
-}
-
-fn endpoint(index: &Index, address: String, pod: Option<&Pod>) -> v1::Endpoint {
-    let Some(pod) = pod else {
-        return v1::Endpoint {
-            address,
-            ..Default::default()
-        };
-    };
-    let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-    let (workload_kind, workload_name) = k8s::workload(pod);
-    v1::Endpoint {
-        address,
-        identity: if is_meshed(index, pod) {
-            spiffe_id(&index.mesh.trust_domain, ns, k8s::service_account(pod))
-        } else {
-            String::new()
-        },
-        pod: pod.metadata.name.clone().unwrap_or_default(),
-        workload_kind,
-        workload_name,
-    }
-}
-
-pub(super) fn endpoint_set(index: &Index, service: &Service, sp: &ServicePort) -> v1::EndpointSet {
-    let ns = service.metadata.namespace.clone().unwrap_or_default();
-    let name = service.metadata.name.clone().unwrap_or_default();
-    let mut endpoints: Vec<v1::Endpoint> = endpoints(index, service, sp)
-        .into_iter()
-        .map(|(addr, pod)| endpoint(index, addr, pod))
-        .collect();
-    endpoints.sort_by(|a, b| a.address.cmp(&b.address));
-    endpoints.dedup_by(|a, b| a.address == b.address);
-    v1::EndpointSet {
-        key: format!("{ns}/{name}:{}", sp.port),
-        namespace: ns,
-        service: name,
-        endpoints,
-    }
 }
 
 /// A headless Service's pods are dialled by their own addresses and names

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{
     Index,
-    outbound::endpoint_set,
+    endpoints::endpoint_set,
     routes::{selected_matches, tt_name},
 };
 use crate::{

@@ -301,9 +301,9 @@ impl NamespaceCommand {
 
     fn run_local(&self) -> anyhow::Result<i32> {
         let target = self.local_target();
-        let (names, change): (Vec<&String>, local::NamespaceChange<'_>) = match self {
+        let (names, change): (Vec<&String>, local_mode::NamespaceChange<'_>) = match self {
             NamespaceCommand::List { mesh_name, .. } => {
-                local::list_namespaces(target, &mut std::io::stdout(), mesh_name.as_deref())?;
+                local_mode::list_namespaces(target, &mut std::io::stdout(), mesh_name.as_deref())?;
                 return Ok(0);
             }
             NamespaceCommand::Add {
@@ -313,7 +313,7 @@ impl NamespaceCommand {
                 ..
             } => (
                 namespaces.iter().collect(),
-                local::NamespaceChange::Add {
+                local_mode::NamespaceChange::Add {
                     mesh: mesh_name,
                     disable_injection: *disable_sidecar_injection,
                 },
@@ -324,15 +324,16 @@ impl NamespaceCommand {
                 ..
             } => (
                 vec![namespace],
-                local::NamespaceChange::Remove { mesh: mesh_name },
+                local_mode::NamespaceChange::Remove { mesh: mesh_name },
             ),
-            NamespaceCommand::Ignore { namespaces, .. } => {
-                (namespaces.iter().collect(), local::NamespaceChange::Ignore)
-            }
+            NamespaceCommand::Ignore { namespaces, .. } => (
+                namespaces.iter().collect(),
+                local_mode::NamespaceChange::Ignore,
+            ),
         };
         let mut ok = true;
         for name in names {
-            match local::change_namespace(target, name, &change)? {
+            match local_mode::change_namespace(target, name, &change)? {
                 Ok(line) => println!("{line}"),
                 Err(e) => {
                     println!("{e}");
@@ -384,6 +385,8 @@ impl NamespaceCommand {
         })
     }
 }
+
+mod local_mode;
 
 #[cfg(test)]
 mod tests;

@@ -199,6 +199,24 @@ pub async fn check_pods(
     Ok(verdict.allowed)
 }
 
+/// `osm policy check-pods --local`.
+pub fn check_pods_local(
+    target: &local::LocalTarget,
+    out: &mut impl Write,
+    src: &str,
+    dst: &str,
+    mesh: MeshOptions,
+) -> anyhow::Result<bool> {
+    let src = parse_pod_ref(src, "default").map_err(anyhow::Error::msg)?;
+    let dst = parse_pod_ref(dst, "default").map_err(anyhow::Error::msg)?;
+    let index = local::index(&target.store()?, mesh)?;
+    let verdict = check(&index, &src, &dst).map_err(anyhow::Error::msg)?;
+    for line in &verdict.lines {
+        writeln!(out, "{line}")?;
+    }
+    Ok(verdict.allowed)
+}
+
 /// `osm policy`: what the mesh's policy allows.
 #[derive(Debug, clap::Subcommand)]
 pub enum PolicyCommand {
@@ -233,7 +251,7 @@ impl PolicyCommand {
         };
         if target.local {
             let allowed =
-                local::check_pods(target, &mut std::io::stdout(), source, destination, mesh)?;
+                check_pods_local(target, &mut std::io::stdout(), source, destination, mesh)?;
             return Ok(code(allowed));
         }
         let client = client().await?;

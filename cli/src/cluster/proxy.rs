@@ -252,6 +252,34 @@ pub fn verify(src: &Side<'_>, dst: &Side<'_>) -> Vec<Check> {
     out
 }
 
+/// `osm proxy get --local`: (status, body) from the pod's loopback.
+pub fn get_local(
+    target: &local::LocalTarget,
+    namespace: &str,
+    pod: &str,
+    query: &str,
+) -> anyhow::Result<(u16, String)> {
+    let state = osm_local::state::StateDir::new(&target.state_dir);
+    let instance = state.require_instance()?;
+    let store = osm_local::store::Store::new(state.api(), state.api_lock());
+    let value = store
+        .get(&osm_local::store::Key::new("Pod", namespace, pod))?
+        .ok_or_else(|| anyhow::anyhow!("pod {namespace}/{pod} not found"))?;
+    let typed: k8s_openapi::api::core::v1::Pod = serde_json::from_value(value)?;
+    if !has_sidecar(&typed) {
+        anyhow::bail!(
+            "pod {namespace}/{pod} has no osm-proxy sidecar: is its namespace in the mesh?"
+        );
+    }
+    let (port, path) = route(query);
+    osm_local::netns_http::get(
+        &instance.netns(namespace, pod),
+        port,
+        &path,
+        std::time::Duration::from_secs(5),
+    )
+}
+
 /// `osm proxy`: a sidecar's admin endpoints.
 #[derive(Debug, clap::Subcommand)]
 pub enum ProxyCommand {
@@ -281,7 +309,7 @@ impl ProxyCommand {
             target,
         } = self;
         let (status, body) = if target.local {
-            local::proxy_get(target, namespace, pod, query)?
+            get_local(target, namespace, pod, query)?
         } else {
             let client = client().await?;
             get(&client, namespace, pod, query)

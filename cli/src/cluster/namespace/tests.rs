@@ -1,6 +1,7 @@
 use osm_controller::kubernetes::fake::FakeApi;
 
 use super::*;
+use osm_local::store::Key;
 
 fn ns(name: &str, labels: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
@@ -159,4 +160,52 @@ async fn list_remove_and_ignore_round_trip() {
         .await
         .unwrap()
     );
+}
+
+#[test]
+fn namespace_verbs_change_the_stored_namespace() {
+    let (_dir, target) = crate::cluster::local::fixture::local_mesh();
+    let add = local_mode::NamespaceChange::Add {
+        mesh: "osm",
+        disable_injection: true,
+    };
+    assert_eq!(
+        local_mode::change_namespace(&target, "plain", &add)
+            .unwrap()
+            .unwrap(),
+        "Namespace [plain] successfully added to mesh [osm]"
+    );
+    let stored = target
+        .store()
+        .unwrap()
+        .get(&Key::new("Namespace", "", "plain"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored["metadata"]["labels"][MONITORED_BY], "osm");
+    assert_eq!(stored["metadata"]["annotations"][INJECTION], "disabled");
+    let mut out = Vec::new();
+    local_mode::list_namespaces(&target, &mut out, Some("osm")).unwrap();
+    let table = String::from_utf8(out).unwrap();
+    assert!(
+        table.contains("\nplain           osm    disabled\n"),
+        "{table}"
+    );
+    local_mode::change_namespace(
+        &target,
+        "plain",
+        &local_mode::NamespaceChange::Remove { mesh: "osm" },
+    )
+    .unwrap()
+    .unwrap();
+    local_mode::change_namespace(&target, "plain", &local_mode::NamespaceChange::Ignore)
+        .unwrap()
+        .unwrap();
+    let refused = local_mode::change_namespace(&target, "plain", &add)
+        .unwrap()
+        .unwrap_err();
+    assert!(refused.contains("is ignored by the mesh"), "{refused}");
+    let missing = local_mode::change_namespace(&target, "nope", &add)
+        .unwrap()
+        .unwrap_err();
+    assert!(missing.contains("does not exist"), "{missing}");
 }

@@ -141,3 +141,24 @@ fn pod_references_are_namespace_slash_name() {
     assert!(parse_pod_ref("a/b/c", "default").is_err());
     assert!(parse_pod_ref("/x", "default").is_err());
 }
+
+#[test]
+fn check_pods_answers_from_the_local_store() {
+    let (_dir, target) = super::super::local::fixture::local_mesh();
+    let mut out = Vec::new();
+    assert!(
+        check_pods_local(
+            &target,
+            &mut out,
+            "bookbuyer/buyer-1",
+            "bookstore/store-1",
+            MeshOptions::default()
+        )
+        .unwrap()
+    );
+    assert!(
+        String::from_utf8(out)
+            .unwrap()
+            .contains("TrafficTarget bookstore/bookstore")
+    );
+}
