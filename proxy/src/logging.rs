@@ -5,11 +5,20 @@ use std::sync::{Arc, Mutex};
 
 use tracing_subscriber::{EnvFilter, Registry, prelude::*, reload};
 
+/// Why a log filter was not applied (answered 400 by the admin endpoint).
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    #[error("invalid log filter {filter:?}: {reason}")]
+    Invalid { filter: String, reason: String },
+    #[error("cannot apply the log filter: {0}")]
+    Reload(String),
+}
+
 /// Reads and changes the log filter.
 pub trait LogFilter: Send + Sync {
     fn current(&self) -> String;
     /// Applies a filter in `RUST_LOG` syntax; says what is wrong otherwise.
-    fn set(&self, filter: &str) -> Result<(), String>;
+    fn set(&self, filter: &str) -> Result<(), FilterError>;
 }
 
 struct Reloadable {
@@ -22,10 +31,14 @@ impl LogFilter for Reloadable {
         self.current.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
-    fn set(&self, filter: &str) -> Result<(), String> {
-        let parsed = EnvFilter::try_new(filter)
-            .map_err(|e| format!("invalid log filter {filter:?}: {e}"))?;
-        self.handle.reload(parsed).map_err(|e| e.to_string())?;
+    fn set(&self, filter: &str) -> Result<(), FilterError> {
+        let parsed = EnvFilter::try_new(filter).map_err(|e| FilterError::Invalid {
+            filter: filter.to_string(),
+            reason: e.to_string(),
+        })?;
+        self.handle
+            .reload(parsed)
+            .map_err(|e| FilterError::Reload(e.to_string()))?;
         if let Ok(mut current) = self.current.lock() {
             *current = filter.to_string();
         }

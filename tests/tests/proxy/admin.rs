@@ -110,9 +110,12 @@ impl osm_proxy::logging::LogFilter for RecordingFilter {
     fn current(&self) -> String {
         self.0.lock().unwrap().clone()
     }
-    fn set(&self, filter: &str) -> Result<(), String> {
+    fn set(&self, filter: &str) -> Result<(), osm_proxy::logging::FilterError> {
         if filter.contains('!') {
-            return Err(format!("invalid log filter {filter:?}"));
+            return Err(osm_proxy::logging::FilterError::Invalid {
+                filter: filter.to_string(),
+                reason: "no '!' in filters".into(),
+            });
         }
         *self.0.lock().unwrap() = filter.to_string();
         Ok(())
