@@ -118,9 +118,20 @@ fn root_store(trust_bundle: &[CertificateDer<'static>]) -> Result<Arc<RootCertSt
     Ok(Arc::new(roots))
 }
 
+/// An identity whose DNS SAN is not a valid server name.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{id}: {reason}")]
+pub struct ServerNameError {
+    pub id: SpiffeId,
+    pub reason: String,
+}
+
 /// The server name a client verifies for an endpoint that must prove `id`.
-pub fn server_name_for(id: &SpiffeId) -> Result<ServerName<'static>, String> {
-    ServerName::try_from(id.dns_name()).map_err(|e| format!("{id}: {e}"))
+pub fn server_name_for(id: &SpiffeId) -> Result<ServerName<'static>, ServerNameError> {
+    ServerName::try_from(id.dns_name()).map_err(|e| ServerNameError {
+        id: id.clone(),
+        reason: e.to_string(),
+    })
 }
 
 /// The SPIFFE ID a certificate carries in its URI SAN.

@@ -41,8 +41,8 @@ pub enum ConnectError {
     },
     #[error("the proxy has no certificate yet, so it cannot reach mesh endpoint {addr}")]
     NoCredentials { addr: SocketAddr },
-    #[error("{0}")]
-    InvalidIdentity(String),
+    #[error(transparent)]
+    InvalidIdentity(#[from] crate::identity::tls::ServerNameError),
 }
 
 /// Connects to one upstream address; a tower service for hyper's pool.

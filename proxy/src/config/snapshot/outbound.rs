@@ -49,7 +49,7 @@ pub(super) fn build_endpoint_sets(
                             err(format!("{eat}.identity"), x.to_string())
                         })?;
                 crate::identity::tls::server_name_for(&id)
-                    .map_err(|m| err(format!("{eat}.identity"), m))?;
+                    .map_err(|m| err(format!("{eat}.identity"), m.to_string()))?;
                 Some(id)
             };
             endpoints.push(registry.get(EndpointSpec {
