@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use kube::core::{
@@ -18,7 +18,7 @@ use osm_api::{
     validate::{Severity, validate},
 };
 use osm_serve::admission;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -74,19 +74,13 @@ fn answer(request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
 }
 
 async fn handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
-    if req.method() != Method::POST || req.uri().path() != PATH {
-        return osm_serve::json_reply(
-            StatusCode::NOT_FOUND,
-            json!({"error": format!("POST an AdmissionReview to {PATH}")}).to_string(),
-        );
-    }
-    let body = match osm_serve::read_body(req, MAX_BODY).await {
+    let body = match admission::read_review(req, PATH, MAX_BODY).await {
         Ok(b) => b,
         Err(refused) => return refused,
     };
     match review(&body) {
         Ok(answer) => osm_serve::json_reply(StatusCode::OK, answer.to_string()),
-        Err(e) => osm_serve::json_reply(StatusCode::BAD_REQUEST, json!({"error": e}).to_string()),
+        Err(e) => admission::bad_request(&e),
     }
 }
 
@@ -98,6 +92,8 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, stop: 
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn admission(operation: &str, object: Value) -> Vec<u8> {

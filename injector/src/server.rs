@@ -5,7 +5,6 @@ use std::sync::Arc;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -23,26 +22,17 @@ pub struct State {
 }
 
 async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => {
-            return osm_serve::json_reply(StatusCode::OK, "\"ok\"".into());
-        }
-        (&Method::POST, PATH) => {}
-        _ => {
-            return osm_serve::json_reply(
-                StatusCode::NOT_FOUND,
-                json!({"error": format!("POST an AdmissionReview to {PATH}")}).to_string(),
-            );
-        }
+    if (req.method(), req.uri().path()) == (&Method::GET, "/healthz") {
+        return osm_serve::json_reply(StatusCode::OK, "\"ok\"".into());
     }
-    let body = match osm_serve::read_body(req, MAX_BODY).await {
+    let body = match osm_serve::admission::read_review(req, PATH, MAX_BODY).await {
         Ok(b) => b,
         Err(refused) => return refused,
     };
     let request = match admission::parse(&body) {
         Ok(r) => r,
         Err(e) => {
-            return osm_serve::json_reply(StatusCode::BAD_REQUEST, json!({"error": e}).to_string());
+            return osm_serve::admission::bad_request(&e);
         }
     };
     let looked_up = async {

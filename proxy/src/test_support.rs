@@ -21,12 +21,22 @@ pub fn shared_with(yaml: &str) -> Arc<Shared> {
     Arc::new(shared)
 }
 
-/// Writes `request` on the client end and reads until the proxy closes it.
-pub async fn exchange(mut client: DuplexStream, request: &[u8]) -> String {
+/// Serves one in-memory connection with `handler` (given the proxy's end),
+/// writes `request` on the client's end and reads until the proxy closes
+/// it: what the client read, and how the handler ended.
+pub async fn exchange<F, Fut>(request: &[u8], handler: F) -> (String, Fut::Output)
+where
+    F: FnOnce(DuplexStream) -> Fut,
+    Fut: std::future::Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    let (mut client, server) = tokio::io::duplex(4096);
+    let task = tokio::spawn(handler(server));
     client.write_all(request).await.expect("write");
     let mut out = Vec::new();
     client.read_to_end(&mut out).await.expect("read");
-    String::from_utf8_lossy(&out).into_owned()
+    let ended = task.await.expect("the handler does not panic");
+    (String::from_utf8_lossy(&out).into_owned(), ended)
 }
 
 /// The value of a counter in the proxy's Prometheus text, 0 when absent.

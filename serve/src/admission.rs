@@ -8,6 +8,30 @@ use kube::core::{
 };
 use serde::de::DeserializeOwned;
 
+/// The body of an AdmissionReview POSTed to `path`, or the reply refusing
+/// it (404 naming the path, 413 when over `max` bytes).
+pub async fn read_review(
+    req: http::Request<hyper::body::Incoming>,
+    path: &str,
+    max: usize,
+) -> Result<hyper::body::Bytes, super::Reply> {
+    if req.method() != http::Method::POST || req.uri().path() != path {
+        return Err(super::json_reply(
+            http::StatusCode::NOT_FOUND,
+            serde_json::json!({"error": format!("POST an AdmissionReview to {path}")}).to_string(),
+        ));
+    }
+    super::read_body(req, max).await
+}
+
+/// A request that is not a usable AdmissionReview: 400 with what is wrong.
+pub fn bad_request(error: &str) -> super::Reply {
+    super::json_reply(
+        http::StatusCode::BAD_REQUEST,
+        serde_json::json!({"error": error}).to_string(),
+    )
+}
+
 /// Reads the request of an AdmissionReview whose object is a `kind`; Err
 /// says what is wrong with it (the caller answers 400 with it).
 pub fn parse_request<T>(body: &[u8], kind: &str) -> Result<AdmissionRequest<T>, String>

@@ -192,7 +192,17 @@ pub async fn check_pods(
     let index = snapshot(client, &src, &dst, mesh)
         .await
         .map_err(anyhow::Error::msg)?;
-    let verdict = check(&index, &src, &dst).map_err(anyhow::Error::msg)?;
+    print_verdict(&index, &src, &dst, out)
+}
+
+/// Prints the verdict for SRC -> DST; whether it is allowed.
+fn print_verdict(
+    index: &Index,
+    src: &(String, String),
+    dst: &(String, String),
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let verdict = check(index, src, dst).map_err(anyhow::Error::msg)?;
     for line in &verdict.lines {
         writeln!(out, "{line}")?;
     }
@@ -210,11 +220,7 @@ pub fn check_pods_local(
     let src = parse_pod_ref(src, "default").map_err(anyhow::Error::msg)?;
     let dst = parse_pod_ref(dst, "default").map_err(anyhow::Error::msg)?;
     let index = local::index(&target.store()?, mesh)?;
-    let verdict = check(&index, &src, &dst).map_err(anyhow::Error::msg)?;
-    for line in &verdict.lines {
-        writeln!(out, "{line}")?;
-    }
-    Ok(verdict.allowed)
+    print_verdict(&index, &src, &dst, out)
 }
 
 /// `osm policy`: what the mesh's policy allows.

@@ -1,6 +1,5 @@
 //! Whole inbound connections, driven in memory.
 
-use tokio::io::duplex;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
@@ -46,23 +45,35 @@ async fn app_answering_hello() -> SocketAddr {
     addr
 }
 
+/// One connection from `peer` to port 8080 of the pod.
+async fn connect(
+    peer: &str,
+    to: Destination,
+    request: &[u8],
+) -> (String, Result<(), ConnectionError>, Arc<Shared>) {
+    let shared = shared_with(CONFIG);
+    let peer = peer.parse().expect("addr");
+    let proxy = shared.clone();
+    let (response, ended) = exchange(request, move |server| {
+        handle(server, peer, to, proxy, CancellationToken::new())
+    })
+    .await;
+    (response, ended, shared)
+}
+
+fn plaintext_denials(shared: &Shared) -> u64 {
+    counter(
+        shared,
+        "osm_inbound_denied_total",
+        "port=\"8080\",kind=\"plaintext\"",
+    )
+}
+
+const GET: &[u8] = b"GET /books HTTP/1.1\r\nHost: bookstore\r\nConnection: close\r\n\r\n";
+
 #[tokio::test]
 async fn a_plaintext_http_client_is_answered_403_with_the_reason() {
-    let shared = shared_with(CONFIG);
-    let (client, server) = duplex(4096);
-    let peer = "192.168.0.7:5000".parse().expect("addr");
-    let task = tokio::spawn(handle(
-        server,
-        peer,
-        to_app(),
-        shared.clone(),
-        CancellationToken::new(),
-    ));
-    let response = exchange(
-        client,
-        b"GET /books HTTP/1.1\r\nHost: bookstore\r\nConnection: close\r\n\r\n",
-    )
-    .await;
+    let (response, ended, shared) = connect("192.168.0.7:5000", to_app(), GET).await;
     assert!(response.starts_with("HTTP/1.1 403"), "{response}");
     assert!(
         response.contains(
@@ -70,7 +81,6 @@ async fn a_plaintext_http_client_is_answered_403_with_the_reason() {
         ),
         "{response}"
     );
-    let ended = task.await.expect("joins");
     assert!(matches!(
         ended,
         Err(ConnectionError::Refused(Refusal::Plaintext {
@@ -78,71 +88,27 @@ async fn a_plaintext_http_client_is_answered_403_with_the_reason() {
             ..
         }))
     ));
-    assert_eq!(
-        counter(
-            &shared,
-            "osm_inbound_denied_total",
-            "port=\"8080\",kind=\"plaintext\""
-        ),
-        1
-    );
+    assert_eq!(plaintext_denials(&shared), 1);
 }
 
 #[tokio::test]
 async fn a_plaintext_tcp_client_is_closed_and_counted() {
-    let shared = shared_with(CONFIG);
-    let (client, server) = duplex(4096);
-    let peer = "192.168.0.7:5000".parse().expect("addr");
-    let task = tokio::spawn(handle(
-        server,
-        peer,
-        to_app(),
-        shared.clone(),
-        CancellationToken::new(),
-    ));
     // Not HTTP: no answer, the connection is closed.
-    assert_eq!(exchange(client, b"\x00\x01binary").await, "");
-    assert!(task.await.expect("joins").is_err());
-    assert_eq!(
-        counter(
-            &shared,
-            "osm_inbound_denied_total",
-            "port=\"8080\",kind=\"plaintext\""
-        ),
-        1
-    );
+    let (response, ended, shared) = connect("192.168.0.7:5000", to_app(), b"\x00\x01binary").await;
+    assert_eq!(response, "");
+    assert!(ended.is_err());
+    assert_eq!(plaintext_denials(&shared), 1);
 }
 
 #[tokio::test]
 async fn an_ingress_source_is_admitted_and_sent_to_the_app() {
-    let shared = shared_with(CONFIG);
-    let (client, server) = duplex(4096);
-    let peer = "10.1.2.3:5000".parse().expect("addr");
     let to = Destination {
         port: 8080,
         app: app_answering_hello().await,
     };
-    let task = tokio::spawn(handle(
-        server,
-        peer,
-        to,
-        shared.clone(),
-        CancellationToken::new(),
-    ));
-    let response = exchange(
-        client,
-        b"GET / HTTP/1.1\r\nHost: bookstore\r\nConnection: close\r\n\r\n",
-    )
-    .await;
+    let (response, ended, shared) = connect("10.1.2.3:5000", to, GET).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with("hello"), "{response}");
-    assert!(task.await.expect("joins").is_ok());
-    assert_eq!(
-        counter(
-            &shared,
-            "osm_inbound_denied_total",
-            "port=\"8080\",kind=\"plaintext\""
-        ),
-        0
-    );
+    assert!(ended.is_ok());
+    assert_eq!(plaintext_denials(&shared), 0);
 }

@@ -1,34 +1,41 @@
 //! Whole outbound connections, driven in memory.
 
-use tokio::io::duplex;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::test_support::{counter, exchange, shared_with};
 
 const EGRESS_OFF: &str = "mesh: {permissive: false, egress: false, detectTimeoutMs: 200}\n";
+const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n";
 
-fn app() -> SocketAddr {
-    "10.244.0.5:40000".parse().expect("addr")
+/// One connection from the app (10.244.0.5) to `dst` under `config`.
+async fn connect(
+    config: &str,
+    dst: &str,
+    request: &[u8],
+) -> (String, Result<(), ConnectionError>, Arc<Shared>) {
+    let shared = shared_with(config);
+    let app = "10.244.0.5:40000".parse().expect("addr");
+    let dst = Some(dst.parse().expect("addr"));
+    let proxy = shared.clone();
+    let (response, ended) = exchange(request, move |server| {
+        handle(server, app, dst, proxy, CancellationToken::new())
+    })
+    .await;
+    (response, ended, shared)
+}
+
+fn refused(shared: &Shared, kind: &str, reason: &str) -> u64 {
+    counter(
+        shared,
+        "osm_outbound_refused_total",
+        &format!("kind=\"{kind}\",reason=\"{reason}\""),
+    )
 }
 
 #[tokio::test]
 async fn http_to_a_host_outside_the_mesh_is_answered_403() {
-    let shared = shared_with(EGRESS_OFF);
-    let (client, server) = duplex(4096);
-    let dst = Some("93.184.216.34:80".parse().expect("addr"));
-    let task = tokio::spawn(handle(
-        server,
-        app(),
-        dst,
-        shared.clone(),
-        CancellationToken::new(),
-    ));
-    let response = exchange(
-        client,
-        b"GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
-    )
-    .await;
+    let (response, ended, shared) = connect(EGRESS_OFF, "93.184.216.34:80", GET).await;
     assert!(response.starts_with("HTTP/1.1 403"), "{response}");
     assert!(
         response.contains(
@@ -36,31 +43,15 @@ async fn http_to_a_host_outside_the_mesh_is_answered_403() {
         ),
         "{response}"
     );
-    assert!(task.await.expect("joins").is_ok());
-    assert_eq!(
-        counter(
-            &shared,
-            "osm_outbound_refused_total",
-            "kind=\"http\",reason=\"no-route\""
-        ),
-        1
-    );
+    assert!(ended.is_ok());
+    assert_eq!(refused(&shared, "http", "no-route"), 1);
 }
 
 #[tokio::test]
 async fn tcp_to_a_destination_outside_the_mesh_is_closed() {
-    let shared = shared_with(EGRESS_OFF);
-    let (client, server) = duplex(4096);
-    let dst = Some("93.184.216.34:5432".parse().expect("addr"));
-    let task = tokio::spawn(handle(
-        server,
-        app(),
-        dst,
-        shared.clone(),
-        CancellationToken::new(),
-    ));
-    assert_eq!(exchange(client, b"\x00\x00\x00\x08startup").await, "");
-    let ended = task.await.expect("joins");
+    let (response, ended, shared) =
+        connect(EGRESS_OFF, "93.184.216.34:5432", b"\x00\x00\x00\x08startup").await;
+    assert_eq!(response, "");
     assert!(
         matches!(
             ended,
@@ -71,53 +62,24 @@ async fn tcp_to_a_destination_outside_the_mesh_is_closed() {
         ),
         "{ended:?}"
     );
-    assert_eq!(
-        counter(
-            &shared,
-            "osm_outbound_refused_total",
-            "kind=\"tcp\",reason=\"no-route\""
-        ),
-        1
-    );
+    assert_eq!(refused(&shared, "tcp", "no-route"), 1);
 }
 
 #[tokio::test]
 async fn a_mesh_service_without_endpoints_is_refused_503() {
-    let shared = shared_with(
-        r#"
+    let config = r#"
 mesh: {permissive: false, egress: false}
 endpoints:
 - {key: shop/web:80, endpoints: []}
 outbound:
 - {key: shop/web:80, port: 80, protocol: PROTOCOL_HTTP1, vips: ["10.96.0.10"], endpoints: shop/web:80}
-"#,
-    );
-    let (client, server) = duplex(4096);
-    let dst = Some("10.96.0.10:80".parse().expect("addr"));
-    let task = tokio::spawn(handle(
-        server,
-        app(),
-        dst,
-        shared.clone(),
-        CancellationToken::new(),
-    ));
-    let response = exchange(
-        client,
-        b"GET / HTTP/1.1\r\nHost: web.shop\r\nConnection: close\r\n\r\n",
-    )
-    .await;
+"#;
+    let (response, ended, shared) = connect(config, "10.96.0.10:80", GET).await;
     assert!(response.starts_with("HTTP/1.1 503"), "{response}");
     assert!(
         response.contains("osm-proxy: shop/web:80 has no endpoints"),
         "{response}"
     );
-    assert!(task.await.expect("joins").is_ok());
-    assert_eq!(
-        counter(
-            &shared,
-            "osm_outbound_refused_total",
-            "kind=\"http\",reason=\"no-endpoints\""
-        ),
-        1
-    );
+    assert!(ended.is_ok());
+    assert_eq!(refused(&shared, "http", "no-endpoints"), 1);
 }
