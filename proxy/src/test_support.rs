@@ -11,6 +11,13 @@ use crate::{
     telemetry::{access_log::AccessLog, metrics::Metrics},
 };
 
+/// The snapshot `yaml` (the static config format) builds.
+pub fn snapshot(yaml: &str) -> crate::config::Snapshot {
+    let config = parse_config("test.yaml", yaml).expect("parses");
+    crate::config::build_snapshot(config, 1, &crate::upstream::EndpointRegistry::default())
+        .expect("valid")
+}
+
 /// A proxy's shared state with `yaml` (the static config format) applied.
 pub fn shared_with(yaml: &str) -> Arc<Shared> {
     let metrics = Metrics::new(&Default::default());

@@ -3,15 +3,7 @@ use std::borrow::Cow;
 use http::{HeaderMap, HeaderValue, Method};
 
 use super::*;
-use crate::{
-    config::{build_snapshot, parse_config},
-    upstream::EndpointRegistry,
-};
-
-fn snapshot(yaml: &str) -> Snapshot {
-    let config = parse_config("t.yaml", yaml).expect("parses");
-    build_snapshot(config, 1, &EndpointRegistry::default()).expect("valid")
-}
+use crate::test_support::snapshot;
 
 /// The bookstore: a root service split 90/10 between v1 and v2 for
 /// requests carrying `user-agent: beta` (A/B), on port 14001; and a second

@@ -1,15 +1,5 @@
 use super::*;
-use crate::{
-    config::{build_snapshot, parse_config},
-    identity::tls::ALPN_TCP,
-    policy::DenyReason,
-    upstream::EndpointRegistry,
-};
-
-fn snapshot(yaml: &str) -> Snapshot {
-    let config = parse_config("t.yaml", yaml).expect("parses");
-    build_snapshot(config, 1, &EndpointRegistry::default()).expect("valid")
-}
+use crate::{identity::tls::ALPN_TCP, policy::DenyReason, test_support::snapshot};
 
 /// Port 8080 (HTTP, bookbuyer may GET, an ingress range), 6379 (TCP,
 /// bookstore may connect, at most one connection per minute), 9000 (no

@@ -1,13 +1,5 @@
 use super::*;
-use crate::{
-    config::{build_snapshot, parse_config},
-    upstream::EndpointRegistry,
-};
-
-fn snapshot(yaml: &str) -> Snapshot {
-    let config = parse_config("t.yaml", yaml).expect("parses");
-    build_snapshot(config, 1, &EndpointRegistry::default()).expect("valid")
-}
+use crate::test_support::snapshot;
 
 /// Three mesh services (HTTP, TCP, detected) and Egress rules for a
 /// database range and github.com over HTTPS; global egress off.
