@@ -2,7 +2,7 @@
 //! upgrades, or 2) on one connection until the client closes or the proxy
 //! drains. Shared by inbound, outbound, probes and admin.
 
-use std::{convert::Infallible, future::Future, net::SocketAddr};
+use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc};
 
 use http::{Request, Response};
 use hyper::{body::Incoming, service::service_fn};
@@ -10,7 +10,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
-use crate::http_util::ProxyBody;
+use crate::{connection::ConnectionError, http_util::ProxyBody, state::Shared};
 
 /// Accepts connections until drained, running `handle` for each in its own
 /// task tracked for the drain.
@@ -40,6 +40,46 @@ pub async fn accept_loop<F, Fut>(
             }
         }
     }
+}
+
+/// Accepts intercepted connections until drained: each one's original
+/// destination (`explicit` replaces it when running without iptables) is
+/// read, `handle` serves it in its own task, and why it ended is logged
+/// once, for the `side` ("inbound", "outbound") it came in on.
+pub async fn accept_intercepted<F, Fut>(
+    listener: tokio::net::TcpListener,
+    explicit: Option<SocketAddr>,
+    side: &'static str,
+    (shared, drain, tasks): (
+        Arc<Shared>,
+        CancellationToken,
+        tokio_util::task::TaskTracker,
+    ),
+    handle: F,
+) where
+    F: Fn(
+            tokio::net::TcpStream,
+            SocketAddr,
+            Option<SocketAddr>,
+            Arc<Shared>,
+            CancellationToken,
+        ) -> Fut
+        + Send
+        + Sync
+        + 'static,
+    Fut: Future<Output = Result<(), ConnectionError>> + Send + 'static,
+{
+    let handle = Arc::new(handle);
+    accept_loop(listener, drain.clone(), tasks, move |stream, peer| {
+        let orig_dst = explicit.or_else(|| crate::orig_dst::original_dst(&stream));
+        let served = handle(stream, peer, orig_dst, shared.clone(), drain.clone());
+        async move {
+            if let Err(reason) = served.await {
+                tracing::debug!(%peer, %reason, "{side} connection closed");
+            }
+        }
+    })
+    .await;
 }
 
 /// Drives a hyper server connection; on drain, asks it to finish in-flight

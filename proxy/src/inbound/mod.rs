@@ -53,26 +53,21 @@ pub async fn serve(
     drain: CancellationToken,
     tasks: TaskTracker,
 ) {
-    crate::serve::accept_loop(listener, drain.clone(), tasks, move |stream, peer| {
-        let shared = shared.clone();
-        let drain = drain.clone();
-        async move {
-            let orig_dst = target.or_else(|| crate::orig_dst::original_dst(&stream));
-            let result = match orig_dst {
-                Some(orig_dst) => {
-                    let to = Destination {
-                        port: orig_dst.port(),
-                        app: app_addr(orig_dst, target),
-                    };
-                    handle(stream, peer, to, shared, drain).await
-                }
-                None => Err(ConnectionError::NoOriginalDestination),
+    let state = (shared, drain, tasks);
+    crate::serve::accept_intercepted(
+        listener,
+        target,
+        "inbound",
+        state,
+        move |stream, peer, orig_dst, shared, drain| async move {
+            let orig_dst = orig_dst.ok_or(ConnectionError::NoOriginalDestination)?;
+            let to = Destination {
+                port: orig_dst.port(),
+                app: app_addr(orig_dst, target),
             };
-            if let Err(reason) = result {
-                tracing::debug!(%peer, %reason, "inbound connection closed");
-            }
-        }
-    })
+            handle(stream, peer, to, shared, drain).await
+        },
+    )
     .await;
 }
 

@@ -43,16 +43,13 @@ pub async fn serve(
     drain: CancellationToken,
     tasks: TaskTracker,
 ) {
-    crate::serve::accept_loop(listener, drain.clone(), tasks, move |stream, peer| {
-        let shared = shared.clone();
-        let drain = drain.clone();
-        async move {
-            let orig_dst = orig_dst.or_else(|| crate::orig_dst::original_dst(&stream));
-            if let Err(reason) = handle(stream, peer, orig_dst, shared, drain).await {
-                tracing::debug!(%peer, %reason, "outbound connection closed");
-            }
-        }
-    })
+    crate::serve::accept_intercepted(
+        listener,
+        orig_dst,
+        "outbound",
+        (shared, drain, tasks),
+        handle,
+    )
     .await;
 }
 
