@@ -30,6 +30,7 @@ pub mod v1 {
 pub mod codec;
 pub mod compat;
 pub mod identity;
+pub mod matcher;
 pub mod protocol;
 pub mod regex;
 

@@ -21,10 +21,7 @@
 
 use std::collections::HashSet;
 
-use crate::{
-    regex::{full_match_regex, is_method},
-    resources::{Custom, Object, smi},
-};
+use crate::resources::{Custom, Object, smi};
 
 /// Whether a problem rejects the object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,23 +166,10 @@ fn http_route_group(group: &smi::HttpRouteGroup, p: &mut Problems) {
                 format!("{:?} is used by another match", m.name),
             );
         }
-        if let Some(re) = &m.path_regex
-            && let Err(e) = full_match_regex(re)
-        {
-            p.reject(format!("{at}.pathRegex"), e);
-        }
-        for (j, method) in m.methods.iter().enumerate() {
-            if !is_method(method) {
-                p.reject(
-                    format!("{at}.methods[{j}]"),
-                    format!("{method:?} is not an HTTP method (use upper case, or \"*\" for any)"),
-                );
-            }
-        }
-        for (name, re) in &m.headers {
-            if let Err(e) = full_match_regex(re) {
-                p.reject(format!("{at}.headers[{name:?}]"), e);
-            }
+        // The proxy's own compile step: what is accepted here compiles there.
+        let wire = crate::compile::routes::wire_match("", m);
+        for problem in crate::matcher::HttpMatcher::problems(&wire) {
+            p.reject(format!("{at}.{}", problem.field), problem.message);
         }
     }
 }

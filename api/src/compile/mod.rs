@@ -22,7 +22,7 @@ pub mod incremental;
 pub mod index;
 mod outbound;
 mod policy;
-mod routes;
+pub(crate) mod routes;
 mod split;
 
 pub use incremental::{Change, Compiler, Impact, View};

@@ -38,11 +38,17 @@ pub fn selected_matches(
         .matches
         .iter()
         .filter(|m| names.is_none_or(|names| names.contains(&m.name)))
-        .map(|m| v1::HttpMatch {
-            name: format!("{group_name}/{}", m.name),
-            path_regex: m.path_regex.clone().unwrap_or_default(),
-            methods: m.methods.clone(),
-            headers: m.headers.iter().cloned().collect(),
-        })
+        .map(|m| wire_match(&group_name, m))
         .collect()
+}
+
+/// One HTTPRouteGroup match as the proxy receives it (`<group>/<match>`):
+/// what validation compiles too, so both judge the same thing.
+pub fn wire_match(group_name: &str, m: &smi::HttpRouteMatch) -> v1::HttpMatch {
+    v1::HttpMatch {
+        name: format!("{group_name}/{}", m.name),
+        path_regex: m.path_regex.clone().unwrap_or_default(),
+        methods: m.methods.clone(),
+        headers: m.headers.iter().cloned().collect(),
+    }
 }

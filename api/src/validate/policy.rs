@@ -300,6 +300,22 @@ fn http_rate_limit(p: &mut Problems, at: &str, l: &HttpRateLimit) {
             format!("{} is not within 400-599", l.response_status_code),
         );
     }
+    // The proxy builds these as HTTP headers; what it cannot build is
+    // refused here, not in every proxy's config.
+    for (i, h) in l.response_headers_to_add.iter().enumerate() {
+        if http::HeaderName::from_bytes(h.name.as_bytes()).is_err() {
+            p.reject(
+                format!("{at}.responseHeadersToAdd[{i}].name"),
+                format!("{:?} is not a valid header name", h.name),
+            );
+        }
+        if http::HeaderValue::from_str(&h.value).is_err() {
+            p.reject(
+                format!("{at}.responseHeadersToAdd[{i}].value"),
+                format!("{:?} is not a valid header value", h.value),
+            );
+        }
+    }
 }
 
 fn unit(p: &mut Problems, field: &str, u: &str) {

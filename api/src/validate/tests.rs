@@ -64,6 +64,22 @@ fn http_route_group_problems() {
     );
 }
 
+/// Regression (one tenant froze every proxy): a header *name* the proxy
+/// cannot compile was accepted here, and the proxy refused every batch
+/// carrying it. Validation now runs the proxy's own compile step.
+#[test]
+fn what_validation_accepts_the_proxy_compiles() {
+    let yaml = "apiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\nmetadata: {name: g, namespace: n}\n\
+        spec:\n  matches:\n  - {name: a, headers: {'bad header': x}}\n  - {name: b, headers: {\"x-ok\": 'a)|(?:.*'}}\n";
+    assert_eq!(
+        problems(yaml),
+        [
+            "Reject spec.matches[0].headers[\"bad header\"]: \"bad header\" is not a valid header name",
+            "Reject spec.matches[1].headers[\"x-ok\"]: invalid regex \"a)|(?:.*\": unopened group",
+        ]
+    );
+}
+
 #[test]
 fn port_route_problems() {
     let yaml = "apiVersion: specs.smi-spec.io/v1alpha4\nkind: TCPRoute\nmetadata: {name: r, namespace: n}\n\
@@ -172,6 +188,21 @@ fn policy_problems() {
             "Reject spec.rateLimit.local.http.unit: \"day\" is not second, minute or hour",
             "Reject spec.rateLimit.local.http.responseStatusCode: 200 is not within 400-599",
             "Reject spec.httpRoutes[0].path: invalid regex \"(\": unclosed group",
+        ]
+    );
+}
+
+/// Regression: response headers a rate limit adds were not checked, and a
+/// name the proxy cannot build made it refuse the whole config batch.
+#[test]
+fn rate_limit_headers_must_be_headers() {
+    let uts = "apiVersion: policy.openservicemesh.io/v1alpha1\nkind: UpstreamTrafficSetting\nmetadata: {name: u, namespace: n}\n\
+        spec: {host: store, rateLimit: {local: {http: {requests: 1, unit: second, responseHeadersToAdd: [{name: 'x y', value: ok}, {name: x-ok, value: \"a\\nb\"}]}}}}\n";
+    assert_eq!(
+        problems(uts),
+        [
+            "Reject spec.rateLimit.local.http.responseHeadersToAdd[0].name: \"x y\" is not a valid header name",
+            "Reject spec.rateLimit.local.http.responseHeadersToAdd[1].value: \"a\\nb\" is not a valid header value",
         ]
     );
 }

@@ -8,7 +8,7 @@
 //! mesh identity.
 
 mod authz;
-pub mod matcher;
+pub use osm_api::matcher;
 pub mod rate_limit;
 
 pub use authz::{Decision, DenyReason, HttpRequestView, authorize_http, authorize_tcp};

@@ -1,4 +1,6 @@
-//! Compiled SMI HTTP matches (HTTPRouteGroup `matches[]`).
+//! Compiled SMI HTTP matches (HTTPRouteGroup `matches[]` on the wire): the
+//! one compile step both the validating webhook and the proxy run, so that
+//! what validation accepts the proxy accepts.
 
 use std::sync::Arc;
 
@@ -24,53 +26,24 @@ pub struct MatchError {
     pub message: String,
 }
 
-pub use osm_api::regex::full_match_regex;
+pub use crate::regex::full_match_regex;
 
 // === impl HttpMatcher ===
 
 impl HttpMatcher {
-    pub fn compile(spec: &osm_api::v1::HttpMatch) -> Result<Self, MatchError> {
-        let path = if spec.path_regex.is_empty() {
-            None
-        } else {
-            Some(
-                full_match_regex(&spec.path_regex).map_err(|message| MatchError {
-                    field: "pathRegex".into(),
-                    message,
-                })?,
-            )
-        };
+    pub fn compile(spec: &crate::v1::HttpMatch) -> Result<Self, MatchError> {
+        let path = path_of(spec)?;
         let mut methods = Vec::new();
         let mut any_method = spec.methods.is_empty();
         for (i, m) in spec.methods.iter().enumerate() {
-            if m == "*" {
-                any_method = true;
-                continue;
+            match method_of(i, m)? {
+                Some(method) => methods.push(method),
+                None => any_method = true,
             }
-            let valid = osm_api::regex::is_method(m);
-            let method = Method::from_bytes(m.as_bytes())
-                .ok()
-                .filter(|_| valid)
-                .ok_or_else(|| MatchError {
-                    field: format!("methods[{i}]"),
-                    message: format!(
-                        "{m:?} is not an HTTP method (use upper case, or \"*\" for any)"
-                    ),
-                })?;
-            methods.push(method);
         }
         let mut headers: Vec<(HeaderName, Regex)> = Vec::new();
-        let mut names: Vec<&String> = spec.headers.keys().collect();
-        names.sort();
-        for name in names {
-            let value = &spec.headers[name];
-            let field = format!("headers[{name:?}]");
-            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| MatchError {
-                field: field.clone(),
-                message: format!("{name:?} is not a valid header name"),
-            })?;
-            let re = full_match_regex(value).map_err(|message| MatchError { field, message })?;
-            headers.push((header, re));
+        for name in sorted_names(spec) {
+            headers.push(header_of(name, &spec.headers[name])?);
         }
         Ok(Self {
             name: spec.name.as_str().into(),
@@ -78,6 +51,19 @@ impl HttpMatcher {
             methods: (!any_method).then_some(methods),
             headers,
         })
+    }
+
+    /// Every reason `compile` would refuse `spec` for (empty: it compiles),
+    /// for validation to report them all at once.
+    pub fn problems(spec: &crate::v1::HttpMatch) -> Vec<MatchError> {
+        let mut out: Vec<MatchError> = path_of(spec).err().into_iter().collect();
+        for (i, m) in spec.methods.iter().enumerate() {
+            out.extend(method_of(i, m).err());
+        }
+        for name in sorted_names(spec) {
+            out.extend(header_of(name, &spec.headers[name]).err());
+        }
+        out
     }
 
     /// Whether a request matches: path AND method AND every header. A header
@@ -107,6 +93,49 @@ impl HttpMatcher {
     }
 }
 
+fn path_of(spec: &crate::v1::HttpMatch) -> Result<Option<Regex>, MatchError> {
+    if spec.path_regex.is_empty() {
+        return Ok(None);
+    }
+    full_match_regex(&spec.path_regex)
+        .map(Some)
+        .map_err(|message| MatchError {
+            field: "pathRegex".into(),
+            message,
+        })
+}
+
+/// A method, or None for `*` (any).
+fn method_of(i: usize, m: &str) -> Result<Option<Method>, MatchError> {
+    if m == "*" {
+        return Ok(None);
+    }
+    Method::from_bytes(m.as_bytes())
+        .ok()
+        .filter(|_| crate::regex::is_method(m))
+        .map(Some)
+        .ok_or_else(|| MatchError {
+            field: format!("methods[{i}]"),
+            message: format!("{m:?} is not an HTTP method (use upper case, or \"*\" for any)"),
+        })
+}
+
+fn sorted_names(spec: &crate::v1::HttpMatch) -> Vec<&String> {
+    let mut names: Vec<&String> = spec.headers.keys().collect();
+    names.sort();
+    names
+}
+
+fn header_of(name: &str, value: &str) -> Result<(HeaderName, Regex), MatchError> {
+    let field = format!("headers[{name:?}]");
+    let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| MatchError {
+        field: field.clone(),
+        message: format!("{name:?} is not a valid header name"),
+    })?;
+    let re = full_match_regex(value).map_err(|message| MatchError { field, message })?;
+    Ok((header, re))
+}
+
 /// True when any matcher matches.
 pub fn any_matches(
     matchers: &[HttpMatcher],
@@ -123,7 +152,7 @@ pub fn any_matches(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use osm_api::v1::HttpMatch;
+    use crate::v1::HttpMatch;
 
     fn spec(path: &str, methods: &[&str], headers: &[(&str, &str)]) -> HttpMatch {
         HttpMatch {
