@@ -50,7 +50,11 @@ mod tests {
         let books = full_match_regex("/books.*").expect("valid");
         assert!(books.is_match("/books/1"));
         assert!(!books.is_match("/admin/books"));
-        assert!(!full_match_regex("/books").expect("valid").is_match("/books/1"));
+        assert!(
+            !full_match_regex("/books")
+                .expect("valid")
+                .is_match("/books/1")
+        );
         // Closing the wrapper's group from inside the pattern would make it
         // `^(?:x)|(?:.*)$`, which matches every path.
         for escape in ["x)|(?:.*", "a)|(b", ")(", "x)|.*|(?:y"] {

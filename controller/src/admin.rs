@@ -110,11 +110,22 @@ mod tests {
             "spiffe://cluster.local/ns/shop/sa/buyer",
         );
         state.proxies.sent(7, "12");
-        state.proxies.acknowledged(7, "12", "");
+        state.proxies.acknowledged(
+            7,
+            &osm_api::v1::ProxyInfo {
+                acked_version: "12".into(),
+                rejected_resources: vec!["inbound[0].port: 0 is not a port (1-65535)".into()],
+                ..Default::default()
+            },
+        );
         let listed: serde_json::Value =
             serde_json::from_str(&body(get("/debug/proxies")).await).unwrap();
         assert_eq!(listed[0]["pod"], "buyer-0");
         assert_eq!(listed[0]["ackedVersion"], "12");
+        assert_eq!(
+            listed[0]["rejectedResources"][0],
+            "inbound[0].port: 0 is not a port (1-65535)"
+        );
         state.proxies.disconnected(7);
         assert_eq!(body(get("/debug/proxies")).await.trim(), "[]");
 

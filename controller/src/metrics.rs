@@ -10,6 +10,8 @@ pub const CONNECTED_PROXIES: &str = "osm_controller_connected_proxies";
 pub const UPDATES_PUSHED_TOTAL: &str = "osm_controller_updates_pushed_total";
 pub const PUSH_LATENCY: &str = "osm_controller_push_latency_ms";
 pub const NACKS_TOTAL: &str = "osm_controller_nacks_total";
+/// Resources proxies reported they enforce fail-closed (per acknowledgement).
+pub const REJECTED_RESOURCES_TOTAL: &str = "osm_controller_rejected_resources_total";
 pub const CERTIFICATES_ISSUED_TOTAL: &str = "osm_controller_certificates_issued_total";
 pub const ERRORS_TOTAL: &str = "osm_controller_errors_total";
 pub const SOURCE_SYNCS_TOTAL: &str = "osm_controller_source_syncs_total";
@@ -30,6 +32,7 @@ pub struct Metrics {
     pub updates_pushed: Counter,
     pub push_latency: Histogram,
     pub nacks: Counter,
+    pub rejected_resources: Counter,
     pub certificates_issued: Counter,
 }
 
@@ -60,6 +63,7 @@ impl Metrics {
             updates_pushed: counter(UPDATES_PUSHED_TOTAL),
             push_latency: recorder.register_histogram(&Key::from_name(PUSH_LATENCY), &METADATA),
             nacks: counter(NACKS_TOTAL),
+            rejected_resources: counter(REJECTED_RESOURCES_TOTAL),
             certificates_issued: counter(CERTIFICATES_ISSUED_TOTAL),
             recorder,
             handle,

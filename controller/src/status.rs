@@ -22,6 +22,9 @@ pub struct ProxyStatus {
     pub acked_version: String,
     /// Why the proxy refused its last batch; empty when it did not.
     pub nack_reason: String,
+    /// Resources of its config the proxy could not build and enforces
+    /// fail-closed (`<field>: <reason>`), as of its last acknowledgement.
+    pub rejected_resources: Vec<String>,
 }
 
 /// Every connected proxy, keyed by stream (a proxy that reconnects may
@@ -59,10 +62,11 @@ impl Proxies {
         }
     }
 
-    pub fn acknowledged(&self, stream: u64, version: &str, nack_reason: &str) {
+    pub fn acknowledged(&self, stream: u64, info: &osm_api::v1::ProxyInfo) {
         if let Some(s) = self.lock().get_mut(&stream) {
-            s.acked_version = version.into();
-            s.nack_reason = nack_reason.into();
+            s.acked_version = info.acked_version.clone();
+            s.nack_reason = info.nack_reason.clone();
+            s.rejected_resources = info.rejected_resources.clone();
         }
     }
 

@@ -16,7 +16,7 @@ use metrics::Label;
 use osm_api::v1::ProxyConfig;
 
 use crate::{
-    config::{ConfigError, Snapshot, build_snapshot},
+    config::{ConfigError, OnBadResource, Snapshot, build},
     identity::{Credentials, tls::TlsState},
     telemetry::{access_log::AccessLog, metrics::Metrics},
     upstream::{Connector, EndpointRegistry, HttpClient, Wire, http_client},
@@ -91,9 +91,33 @@ impl Shared {
     /// Validates and applies a complete config; returns its version. On
     /// error nothing changes.
     pub fn apply_config(&self, config: ProxyConfig) -> Result<u64, ConfigError> {
+        self.apply_with(config, OnBadResource::Refuse)
+            .map(|(version, _)| version)
+    }
+
+    /// Applies a config from the controller: a resource that cannot be
+    /// built is enforced fail-closed instead of holding back the rest.
+    /// Returns the version and what was rejected (also counted in
+    /// `osm_config_resources_rejected`).
+    pub fn apply_config_fail_closed(
+        &self,
+        config: ProxyConfig,
+    ) -> Result<(u64, Vec<ConfigError>), ConfigError> {
+        let applied = self.apply_with(config, OnBadResource::FailClosed)?;
+        self.metrics
+            .gauge(crate::telemetry::metrics::CONFIG_RESOURCES_REJECTED, vec![])
+            .set(applied.1.len() as f64);
+        Ok(applied)
+    }
+
+    fn apply_with(
+        &self,
+        config: ProxyConfig,
+        mode: OnBadResource,
+    ) -> Result<(u64, Vec<ConfigError>), ConfigError> {
         let _serial = self.apply.lock().unwrap_or_else(|e| e.into_inner());
         let version = self.config.load().version + 1;
-        let snapshot = build_snapshot(config, version, &self.registry)?;
+        let (snapshot, rejected) = build(config, version, &self.registry, mode)?;
         let tls = self.tls_for(&snapshot.trust_bundle)?;
         // Swap TLS first: a connection that sees the new config also sees
         // the trust bundle it names.
@@ -108,7 +132,7 @@ impl Shared {
                 vec![Label::new("result", "applied")],
             )
             .increment(1);
-        Ok(version)
+        Ok((version, rejected))
     }
 
     /// Counts a refused config.

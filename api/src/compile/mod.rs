@@ -27,6 +27,7 @@ mod split;
 
 pub use incremental::{Change, Compiler, Impact, View};
 pub use index::{Index, MeshOptions};
+pub use routes::wire_match;
 
 use crate::v1;
 

@@ -214,11 +214,18 @@ impl Session {
     fn on_message(&mut self, message: Result<Option<v1::ProxyInfo>, Status>) -> bool {
         match message {
             Ok(Some(info)) => {
-                self.service.proxies.acknowledged(
-                    self.stream,
-                    &info.acked_version,
-                    &info.nack_reason,
-                );
+                self.service.proxies.acknowledged(self.stream, &info);
+                if !info.rejected_resources.is_empty() {
+                    self.service
+                        .metrics
+                        .rejected_resources
+                        .increment(info.rejected_resources.len() as u64);
+                    tracing::warn!(
+                        pod = %format!("{}/{}", self.id.namespace, self.id.pod),
+                        rejected = ?info.rejected_resources,
+                        "proxy enforces resources of its config fail-closed"
+                    );
+                }
                 if !info.nack_reason.is_empty() {
                     self.service.metrics.nacks.increment(1);
                     tracing::warn!(

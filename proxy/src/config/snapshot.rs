@@ -33,6 +33,39 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// What a resource that cannot be built does to the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnBadResource {
+    /// The whole config is refused (a static config file: the operator
+    /// fixes the file).
+    Refuse,
+    /// The resource is enforced fail-closed and the rest applies (the
+    /// controller's stream: one tenant's resource must not hold back every
+    /// other update): an inbound port denies every peer, an endpoint, a
+    /// service or an egress rule is left out.
+    FailClosed,
+}
+
+/// Collects what was left out in fail-closed mode.
+struct Build {
+    mode: OnBadResource,
+    rejected: Vec<ConfigError>,
+}
+
+impl Build {
+    /// The value, or (fail-closed) None with the error recorded.
+    fn keep<T>(&mut self, built: Result<T, ConfigError>) -> Result<Option<T>, ConfigError> {
+        match (built, self.mode) {
+            (Ok(v), _) => Ok(Some(v)),
+            (Err(e), OnBadResource::Refuse) => Err(e),
+            (Err(e), OnBadResource::FailClosed) => {
+                self.rejected.push(e);
+                Ok(None)
+            }
+        }
+    }
+}
+
 fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError {
         field: field.into(),
@@ -129,14 +162,31 @@ fn mesh_settings(mesh: Option<&v1::MeshSettings>) -> Mesh {
     }
 }
 
-/// Validates `config` and compiles it. Endpoint handles (connection pools,
-/// load estimates) are taken from `registry`, so an endpoint that is still
-/// present keeps its pooled connections across config changes.
+/// Validates `config` and compiles it; any bad field refuses it whole.
+/// Endpoint handles (connection pools, load estimates) are taken from
+/// `registry`, so an endpoint that is still present keeps its pooled
+/// connections across config changes.
 pub fn build_snapshot(
     config: v1::ProxyConfig,
     version: u64,
     registry: &EndpointRegistry,
 ) -> Result<Snapshot, ConfigError> {
+    build(config, version, registry, OnBadResource::Refuse).map(|(s, _)| s)
+}
+
+/// Compiles `config`; with [`OnBadResource::FailClosed`], the resources that
+/// cannot be built are enforced fail-closed and returned with why. The
+/// mesh settings and trust bundle are never optional.
+pub fn build(
+    config: v1::ProxyConfig,
+    version: u64,
+    registry: &EndpointRegistry,
+    mode: OnBadResource,
+) -> Result<(Snapshot, Vec<ConfigError>), ConfigError> {
+    let mut build = Build {
+        mode,
+        rejected: Vec::new(),
+    };
     let mesh = mesh_settings(config.mesh.as_ref());
     let trust_bundle = match &config.trust_bundle {
         Some(tb) if !tb.pem.trim().is_empty() => {
@@ -149,16 +199,20 @@ pub fn build_snapshot(
         }
         _ => Vec::new(),
     };
-    let inbound = build_inbound(&config.inbound)?;
-    let endpoint_sets = build_endpoint_sets(&config.endpoints, registry, mesh.connect_timeout)?;
-    let (outbound_by_addr, outbound_by_host) = build_outbound(&config.outbound, &endpoint_sets)?;
-    let egress = config
-        .egress
-        .iter()
-        .enumerate()
-        .map(|(i, r)| build_egress(&format!("egress[{i}]"), r))
-        .collect::<Result<_, _>>()?;
-    Ok(Snapshot {
+    let inbound = build_inbound(&config.inbound, &mut build)?;
+    let endpoint_sets = build_endpoint_sets(
+        &config.endpoints,
+        registry,
+        mesh.connect_timeout,
+        &mut build,
+    )?;
+    let (outbound_by_addr, outbound_by_host) =
+        build_outbound(&config.outbound, &endpoint_sets, &mut build)?;
+    let mut egress = Vec::new();
+    for (i, r) in config.egress.iter().enumerate() {
+        egress.extend(build.keep(build_egress(&format!("egress[{i}]"), r))?);
+    }
+    let snapshot = Snapshot {
         version,
         source: config,
         mesh,
@@ -167,7 +221,8 @@ pub fn build_snapshot(
         outbound_by_addr,
         outbound_by_host,
         egress,
-    })
+    };
+    Ok((snapshot, build.rejected))
 }
 
 fn port_of(field: &str, port: u32) -> Result<u16, ConfigError> {

@@ -191,11 +191,15 @@ async fn stream_once(
         let update = message?.ok_or(StreamError::Ended)?;
         backoff.reset();
         let reply = match apply(shared, config, &update) {
-            Ok(()) => {
+            Ok(rejected) => {
                 acked = update.version.clone();
                 tracing::debug!(version = %update.version, full = update.full, "config applied");
+                for reason in &rejected {
+                    tracing::warn!(version = %update.version, %reason, "resource enforced fail-closed");
+                }
                 v1::ProxyInfo {
                     acked_version: acked.clone(),
+                    rejected_resources: rejected.iter().map(ToString::to_string).collect(),
                     ..hello.clone()
                 }
             }
@@ -213,16 +217,19 @@ async fn stream_once(
     }
 }
 
-/// Applies one batch to the running config, all or nothing.
+/// Applies one batch to the running config. A batch that cannot be read
+/// (or whose mesh settings or trust bundle are bad) changes nothing; a
+/// resource that cannot be built is enforced fail-closed and returned, so
+/// one bad resource never holds back the others.
 fn apply(
     shared: &Shared,
     config: &mut v1::ProxyConfig,
     update: &v1::ConfigUpdate,
-) -> Result<(), BatchError> {
+) -> Result<Vec<crate::config::ConfigError>, BatchError> {
     let next = apply_update(config, update)?;
-    shared.apply_config(next.clone())?;
+    let (_, rejected) = shared.apply_config_fail_closed(next.clone())?;
     *config = next;
-    Ok(())
+    Ok(rejected)
 }
 
 #[cfg(test)]
@@ -254,45 +261,107 @@ mod tests {
         }
     }
 
+    fn authorized(port: u32, source: &str) -> v1::Resource {
+        v1::Resource {
+            kind: Some(v1::resource::Kind::Inbound(v1::InboundPort {
+                port,
+                authorizations: vec![v1::Authorization {
+                    name: format!("ns/allow-{port}"),
+                    sources: vec![source.into()],
+                    traffic: Some(v1::authorization::Traffic::All(v1::AllTraffic {})),
+                }],
+                ..Default::default()
+            })),
+        }
+    }
+
     #[test]
-    fn a_batch_applies_whole_or_not_at_all() {
+    fn unreadable_batches_change_nothing() {
         let shared = shared();
         let mut config = v1::ProxyConfig::default();
         apply(&shared, &mut config, &batch("1", true, vec![inbound(8080)])).unwrap();
-        assert_eq!(shared.config().inbound.len(), 1);
         let before = shared.config().version;
-
-        // One good and one bad resource: refused, nothing of it applied.
-        let refused = apply(
-            &shared,
-            &mut config,
-            &batch("2", false, vec![inbound(9090), inbound(0)]),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(refused.contains("port"), "{refused}");
-        assert_eq!(shared.config().version, before, "the running config stays");
-        assert_eq!(config.inbound.len(), 1, "and so does the proxy's copy");
-
-        // An empty resource is refused too.
+        // A resource without a kind: the batch cannot be read at all.
         let empty = apply(
             &shared,
             &mut config,
-            &batch("3", false, vec![v1::Resource { kind: None }]),
+            &batch("2", false, vec![v1::Resource { kind: None }]),
         )
         .unwrap_err()
         .to_string();
         assert!(empty.contains("upserts[0]"), "{empty}");
+        assert_eq!(shared.config().version, before, "the running config stays");
+        assert_eq!(config.inbound.len(), 1, "and so does the proxy's copy");
+    }
 
-        // The next good delta applies on top of the last good config.
+    /// Regression (one tenant froze every proxy): a resource the proxy
+    /// cannot build made it refuse the whole batch, for ever. Now the rest
+    /// applies and the bad resource is enforced fail-closed and reported.
+    #[test]
+    fn a_bad_resource_is_enforced_fail_closed_and_the_rest_applies() {
+        let shared = shared();
+        let mut config = v1::ProxyConfig::default();
+        let buyer = "spiffe://cluster.local/ns/shop/sa/buyer";
         apply(
             &shared,
             &mut config,
-            &batch("4", false, vec![inbound(9090)]),
+            &batch("1", true, vec![authorized(8080, buyer)]),
         )
         .unwrap();
-        let mut ports: Vec<u16> = shared.config().inbound.keys().copied().collect();
-        ports.sort();
-        assert_eq!(ports, [8080, 9090]);
+        let bad_source = authorized(8080, "not a spiffe id");
+        let rejected = apply(
+            &shared,
+            &mut config,
+            &batch("2", false, vec![bad_source, inbound(9090), inbound(0)]),
+        )
+        .unwrap();
+        let reasons: Vec<String> = rejected.iter().map(ToString::to_string).collect();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("authorizations[0].sources[0]")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.iter().any(|r| r.contains("0 is not a port")),
+            "{reasons:?}"
+        );
+        let snapshot = shared.config();
+        // The good resource applied.
+        assert!(snapshot.inbound.contains_key(&9090));
+        // The bad port denies everyone, including whom it allowed before,
+        // and in permissive mode too.
+        let port = snapshot.inbound.get(&8080).expect("kept, closed");
+        let id: crate::identity::SpiffeId = buyer.parse().unwrap();
+        for permissive in [false, true] {
+            assert!(matches!(
+                crate::policy::authorize_tcp(permissive, 8080, Some(port), &id),
+                crate::policy::Decision::Deny(crate::policy::DenyReason::BrokenPolicy { .. })
+            ));
+        }
+        assert!(!port.admits_plaintext("10.0.0.1".parse().unwrap()));
+        assert!(
+            shared
+                .metrics
+                .render()
+                .contains("osm_config_resources_rejected 2"),
+            "{}",
+            shared.metrics.render()
+        );
+        // Fixed by the next batch: the port admits its source again.
+        let rejected = apply(
+            &shared,
+            &mut config,
+            &batch("3", false, vec![authorized(8080, buyer)]),
+        )
+        .unwrap();
+        // The unreadable port 0 stays in the proxy's copy until removed.
+        assert_eq!(rejected.len(), 1, "{rejected:?}");
+        let snapshot = shared.config();
+        assert!(matches!(
+            crate::policy::authorize_tcp(false, 8080, snapshot.inbound.get(&8080), &id),
+            crate::policy::Decision::Allow(_)
+        ));
     }
 }

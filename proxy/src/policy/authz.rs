@@ -39,6 +39,14 @@ pub enum DenyReason {
     },
     #[error("{client} may only send HTTP requests that match a route on port {port}")]
     HttpRoutesOnly { client: SpiffeId, port: u16 },
+    #[error("the policy of port {port} could not be applied, so it admits no one ({why})")]
+    BrokenPolicy { port: u16, why: Arc<str> },
+}
+
+/// A port whose policy could not be built denies everyone, before any mode.
+fn broken(port: u16, policy: Option<&InboundPolicy>) -> Option<Decision> {
+    let why = policy?.broken.clone()?;
+    Some(Decision::Deny(DenyReason::BrokenPolicy { port, why }))
 }
 
 /// The rule name of permissive decisions, allocated once.
@@ -73,6 +81,9 @@ pub fn authorize_http(
     source: &SpiffeId,
     request: &HttpRequestView<'_>,
 ) -> Decision {
+    if let Some(denied) = broken(port, policy) {
+        return denied;
+    }
     if permissive_mode {
         return Decision::Allow(permissive());
     }
@@ -117,6 +128,9 @@ pub fn authorize_tcp(
     policy: Option<&InboundPolicy>,
     source: &SpiffeId,
 ) -> Decision {
+    if let Some(denied) = broken(port, policy) {
+        return denied;
+    }
     if permissive_mode {
         return Decision::Allow(permissive());
     }

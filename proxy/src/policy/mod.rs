@@ -36,6 +36,9 @@ pub struct InboundPolicy {
     by_source: HashMap<SpiffeId, Vec<usize>>,
     /// Local rate limits on this port.
     pub limits: RateLimits,
+    /// Set when the port's policy could not be built: every peer is denied
+    /// (fail-closed), permissive mode included.
+    pub broken: Option<Arc<str>>,
 }
 
 /// The rate limits of one port; limiter state is shared by every
@@ -117,7 +120,20 @@ impl InboundPolicy {
             plaintext_sources,
             by_source,
             limits: RateLimits::default(),
+            broken: None,
         }
+    }
+
+    /// A port whose policy could not be built, and why: denies everyone.
+    pub fn broken(port: u16, why: String) -> Self {
+        let mut policy = Self::new(
+            port,
+            crate::config::Protocol::Detect,
+            Vec::new(),
+            Vec::new(),
+        );
+        policy.broken = Some(why.into());
+        policy
     }
 
     /// Every authorization, in order.
@@ -139,6 +155,9 @@ impl InboundPolicy {
 
     /// Whether a plaintext peer at `ip` may connect (IngressBackend).
     pub fn admits_plaintext(&self, ip: std::net::IpAddr) -> bool {
+        if self.broken.is_some() {
+            return false;
+        }
         let ip = canonical_ip(ip);
         self.plaintext_sources.iter().any(|net| net.contains(&ip))
     }

@@ -25,6 +25,7 @@ pub const INBOUND_DENIED_TOTAL: &str = "osm_inbound_denied_total";
 pub const OUTBOUND_REFUSED_TOTAL: &str = "osm_outbound_refused_total";
 pub const ACCESS_LOG_DROPPED_TOTAL: &str = "osm_access_log_dropped_total";
 pub const CONFIG_RELOADS_TOTAL: &str = "osm_config_reloads_total";
+pub const CONFIG_RESOURCES_REJECTED: &str = "osm_config_resources_rejected";
 
 const DURATION_BUCKETS_MS: &[f64] = &[
     0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
@@ -139,6 +140,12 @@ impl Metrics {
             CONFIG_RELOADS_TOTAL.into(),
             None,
             "Config changes, by result".into(),
+        );
+        r.describe_gauge(
+            CONFIG_RESOURCES_REJECTED.into(),
+            None,
+            "Resources of the controller's config this proxy could not build, enforced fail-closed"
+                .into(),
         );
     }
 

@@ -8,7 +8,7 @@ use std::{
 
 use osm_api::v1;
 
-use super::{ConfigError, compile_matches, egress::parse_cidr, err, port_of, protocol_of};
+use super::{Build, ConfigError, compile_matches, egress::parse_cidr, err, port_of, protocol_of};
 use crate::{
     identity::SpiffeId,
     policy::{Authorization, InboundPolicy, Traffic, rate_limit::RateLimiter},
@@ -16,38 +16,62 @@ use crate::{
 
 pub(super) fn build_inbound(
     ports: &[v1::InboundPort],
+    build: &mut Build,
 ) -> Result<HashMap<u16, InboundPolicy>, ConfigError> {
     let mut out = HashMap::new();
     for (i, p) in ports.iter().enumerate() {
         let at = format!("inbound[{i}]");
-        let port = port_of(&format!("{at}.port"), p.port)?;
-        let protocol = protocol_of(&format!("{at}.protocol"), p.protocol)?;
-        let mut authorizations = Vec::new();
-        for (j, a) in p.authorizations.iter().enumerate() {
-            authorizations.push(build_authorization(
-                &format!("{at}.authorizations[{j}]"),
-                a,
-            )?);
-        }
-        let mut plaintext_sources = Vec::new();
-        for (j, cidr) in p.plaintext_sources.iter().enumerate() {
-            plaintext_sources.push(parse_cidr(cidr).ok_or_else(|| {
-                err(
-                    format!("{at}.plaintextSources[{j}]"),
-                    format!("{cidr:?} is not an IP address or CIDR"),
-                )
-            })?);
-        }
-        let mut policy = InboundPolicy::new(port, protocol, authorizations, plaintext_sources);
-        policy.limits = build_rate_limits(&at, p)?;
-        if out.insert(port, policy).is_some() {
-            return Err(err(
+        let port = port_of(&format!("{at}.port"), p.port);
+        let built = port.clone().and_then(|port| build_port(&at, port, p));
+        let policy = match build.keep(built)? {
+            Some(policy) => policy,
+            // Fail-closed: a port whose policy cannot be built denies every
+            // peer (its number must be known to be closed at all).
+            None => match port {
+                Ok(port) => {
+                    let why = build.rejected.last().map(ToString::to_string);
+                    InboundPolicy::broken(port, why.unwrap_or_default())
+                }
+                Err(_) => continue,
+            },
+        };
+        let duplicate = (out.contains_key(&policy.port)).then(|| {
+            err(
                 format!("{at}.port"),
-                format!("port {port} is listed twice"),
-            ));
+                format!("port {} is listed twice", policy.port),
+            )
+        });
+        if let Some(e) = duplicate {
+            build.keep::<()>(Err(e))?;
+            continue;
         }
+        out.insert(policy.port, policy);
     }
     Ok(out)
+}
+
+/// One inbound port's policy.
+fn build_port(at: &str, port: u16, p: &v1::InboundPort) -> Result<InboundPolicy, ConfigError> {
+    let protocol = protocol_of(&format!("{at}.protocol"), p.protocol)?;
+    let mut authorizations = Vec::new();
+    for (j, a) in p.authorizations.iter().enumerate() {
+        authorizations.push(build_authorization(
+            &format!("{at}.authorizations[{j}]"),
+            a,
+        )?);
+    }
+    let mut plaintext_sources = Vec::new();
+    for (j, cidr) in p.plaintext_sources.iter().enumerate() {
+        plaintext_sources.push(parse_cidr(cidr).ok_or_else(|| {
+            err(
+                format!("{at}.plaintextSources[{j}]"),
+                format!("{cidr:?} is not an IP address or CIDR"),
+            )
+        })?);
+    }
+    let mut policy = InboundPolicy::new(port, protocol, authorizations, plaintext_sources);
+    policy.limits = build_rate_limits(at, p)?;
+    Ok(policy)
 }
 
 fn build_http_limit(

@@ -11,7 +11,8 @@ use std::{
 use osm_api::v1;
 
 use super::{
-    ConfigError, EndpointSet, OutboundService, Split, compile_matches, err, port_of, protocol_of,
+    Build, ConfigError, EndpointSet, OutboundService, Split, compile_matches, err, port_of,
+    protocol_of,
 };
 use crate::{
     identity::SpiffeId,
@@ -23,58 +24,76 @@ pub(super) fn build_endpoint_sets(
     sets: &[v1::EndpointSet],
     registry: &EndpointRegistry,
     connect_timeout: Duration,
+    build: &mut Build,
 ) -> Result<HashMap<String, Arc<EndpointSet>>, ConfigError> {
     let mut out = HashMap::new();
     for (i, set) in sets.iter().enumerate() {
         let at = format!("endpoints[{i}]");
         if set.key.is_empty() {
-            return Err(err(format!("{at}.key"), "must not be empty"));
+            build.keep::<()>(Err(err(format!("{at}.key"), "must not be empty")))?;
+            continue;
+        }
+        if out.contains_key(&set.key) {
+            let twice = err(
+                format!("{at}.key"),
+                format!("{:?} is listed twice", set.key),
+            );
+            build.keep::<()>(Err(twice))?;
+            continue;
         }
         let mut endpoints = Vec::new();
         for (j, e) in set.endpoints.iter().enumerate() {
-            let eat = format!("{at}.endpoints[{j}]");
-            let addr: SocketAddr = e.address.parse().map_err(|_| {
-                err(
-                    format!("{eat}.address"),
-                    format!("{:?} is not an ip:port address", e.address),
-                )
-            })?;
-            let identity = if e.identity.is_empty() {
-                None
-            } else {
-                let id: SpiffeId =
-                    e.identity
-                        .parse()
-                        .map_err(|x: crate::identity::SpiffeIdError| {
-                            err(format!("{eat}.identity"), x.to_string())
-                        })?;
-                crate::identity::tls::server_name_for(&id)
-                    .map_err(|m| err(format!("{eat}.identity"), m.to_string()))?;
-                Some(id)
-            };
-            endpoints.push(registry.get(EndpointSpec {
-                addr,
-                identity,
-                namespace: set.namespace.clone(),
-                service: set.service.clone(),
-                pod: e.pod.clone(),
-                workload_kind: e.workload_kind.clone(),
-                workload_name: e.workload_name.clone(),
-                connect_timeout,
-            }));
+            // Fail-closed: an endpoint that cannot be built gets no traffic.
+            let built = endpoint_spec(&format!("{at}.endpoints[{j}]"), set, e, connect_timeout);
+            if let Some(spec) = build.keep(built)? {
+                endpoints.push(registry.get(spec));
+            }
         }
         let value = Arc::new(EndpointSet {
             key: set.key.as_str().into(),
             endpoints,
         });
-        if out.insert(set.key.clone(), value).is_some() {
-            return Err(err(
-                format!("{at}.key"),
-                format!("{:?} is listed twice", set.key),
-            ));
-        }
+        out.insert(set.key.clone(), value);
     }
     Ok(out)
+}
+
+/// One endpoint: its address and the identity it must prove.
+fn endpoint_spec(
+    at: &str,
+    set: &v1::EndpointSet,
+    e: &v1::Endpoint,
+    connect_timeout: Duration,
+) -> Result<EndpointSpec, ConfigError> {
+    let addr: SocketAddr = e.address.parse().map_err(|_| {
+        err(
+            format!("{at}.address"),
+            format!("{:?} is not an ip:port address", e.address),
+        )
+    })?;
+    let identity = if e.identity.is_empty() {
+        None
+    } else {
+        let id: SpiffeId = e
+            .identity
+            .parse()
+            .map_err(|x: crate::identity::SpiffeIdError| {
+                err(format!("{at}.identity"), x.to_string())
+            })?;
+        crate::identity::tls::server_name_for(&id)
+            .map_err(|m| err(format!("{at}.identity"), m.to_string()))?;
+        Some(id)
+    };
+    Ok(EndpointSpec {
+        addr,
+        identity,
+        namespace: set.namespace.clone(),
+        service: set.service.clone(),
+        pod: e.pod.clone(),
+        workload_kind: e.workload_kind.clone(),
+        workload_name: e.workload_name.clone(),
+        connect_timeout,
+    })
 }
 
 pub(super) type OutboundIndexes = (
@@ -82,58 +101,125 @@ pub(super) type OutboundIndexes = (
     HashMap<Box<str>, Vec<Arc<OutboundService>>>,
 );
 
+/// A service and the keys it is found by.
+struct Indexed {
+    service: Arc<OutboundService>,
+    addrs: Vec<SocketAddr>,
+    hosts: Vec<Box<str>>,
+}
+
 pub(super) fn build_outbound(
     services: &[v1::OutboundService],
     sets: &HashMap<String, Arc<EndpointSet>>,
+    build: &mut Build,
 ) -> Result<OutboundIndexes, ConfigError> {
     let mut by_addr = HashMap::new();
     let mut by_host: HashMap<Box<str>, Vec<Arc<OutboundService>>> = HashMap::new();
     let mut keys = HashSet::new();
     for (i, s) in services.iter().enumerate() {
         let at = format!("outbound[{i}]");
-        let service = Arc::new(build_service(&at, s, sets)?);
-        if !keys.insert(s.key.clone()) {
-            return Err(err(
-                format!("{at}.key"),
-                format!("{:?} is listed twice", s.key),
-            ));
-        }
-        for (j, vip) in s.vips.iter().enumerate() {
-            let ip: IpAddr = vip.parse().map_err(|_| {
-                err(
-                    format!("{at}.vips[{j}]"),
-                    format!("{vip:?} is not an IP address"),
-                )
-            })?;
-            let addr = SocketAddr::new(crate::policy::canonical_ip(ip), service.port);
-            if let Some(other) = by_addr.insert(addr, service.clone()) {
+        let indexed = index_service(&at, s, sets).and_then(|indexed| {
+            if keys.contains(&s.key) {
                 return Err(err(
-                    format!("{at}.vips[{j}]"),
-                    format!("{addr} is already the address of {}", other.key),
+                    format!("{at}.key"),
+                    format!("{:?} is listed twice", s.key),
                 ));
             }
+            conflicts(&at, s, &indexed, &by_addr, &by_host)?;
+            Ok(indexed)
+        });
+        // Fail-closed: a service that cannot be built is not routed to.
+        let Some(indexed) = build.keep(indexed)? else {
+            continue;
+        };
+        keys.insert(s.key.clone());
+        for addr in indexed.addrs {
+            by_addr.insert(addr, indexed.service.clone());
         }
-        for (j, host) in s.hostnames.iter().enumerate() {
-            let field = format!("{at}.hostnames[{j}]");
-            let (name, port) = crate::routing::normalize_authority(host, service.port)
-                .ok_or_else(|| err(&field, format!("{host:?} is not a host name")))?;
-            if port != service.port {
-                return Err(err(
-                    &field,
-                    format!(
-                        "{host:?} names port {port}, the service port is {}",
-                        service.port
-                    ),
-                ));
-            }
-            let entry = by_host.entry(name.as_ref().into()).or_default();
-            if let Some(other) = entry.iter().find(|o| o.port == port) {
-                return Err(err(&field, format!("{host:?} already names {}", other.key)));
-            }
-            entry.push(service.clone());
+        for host in indexed.hosts {
+            by_host
+                .entry(host)
+                .or_default()
+                .push(indexed.service.clone());
         }
     }
     Ok((by_addr, by_host))
+}
+
+/// A service with its addresses and host names, checked on their own.
+fn index_service(
+    at: &str,
+    s: &v1::OutboundService,
+    sets: &HashMap<String, Arc<EndpointSet>>,
+) -> Result<Indexed, ConfigError> {
+    let service = Arc::new(build_service(at, s, sets)?);
+    let mut addrs = Vec::new();
+    for (j, vip) in s.vips.iter().enumerate() {
+        let ip: IpAddr = vip.parse().map_err(|_| {
+            err(
+                format!("{at}.vips[{j}]"),
+                format!("{vip:?} is not an IP address"),
+            )
+        })?;
+        addrs.push(SocketAddr::new(
+            crate::policy::canonical_ip(ip),
+            service.port,
+        ));
+    }
+    let mut hosts = Vec::new();
+    for (j, host) in s.hostnames.iter().enumerate() {
+        let field = format!("{at}.hostnames[{j}]");
+        let (name, port) = crate::routing::normalize_authority(host, service.port)
+            .ok_or_else(|| err(&field, format!("{host:?} is not a host name")))?;
+        if port != service.port {
+            return Err(err(
+                &field,
+                format!(
+                    "{host:?} names port {port}, the service port is {}",
+                    service.port
+                ),
+            ));
+        }
+        hosts.push(name.as_ref().into());
+    }
+    Ok(Indexed {
+        service,
+        addrs,
+        hosts,
+    })
+}
+
+/// An address or host name already taken by another service.
+fn conflicts(
+    at: &str,
+    s: &v1::OutboundService,
+    indexed: &Indexed,
+    by_addr: &HashMap<SocketAddr, Arc<OutboundService>>,
+    by_host: &HashMap<Box<str>, Vec<Arc<OutboundService>>>,
+) -> Result<(), ConfigError> {
+    for (j, addr) in indexed.addrs.iter().enumerate() {
+        if let Some(other) = by_addr.get(addr) {
+            return Err(err(
+                format!("{at}.vips[{j}]"),
+                format!("{addr} is already the address of {}", other.key),
+            ));
+        }
+    }
+    for (j, host) in indexed.hosts.iter().enumerate() {
+        let port = indexed.service.port;
+        if let Some(other) = by_host
+            .get(host)
+            .into_iter()
+            .flatten()
+            .find(|o| o.port == port)
+        {
+            return Err(err(
+                format!("{at}.hostnames[{j}]"),
+                format!("{:?} already names {}", s.hostnames[j], other.key),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn build_service(
