@@ -126,6 +126,20 @@ pub fn update(version: u64, full: bool, delta: Delta) -> v1::ConfigUpdate {
     }
 }
 
+/// How long the side that sees the `consecutive`-th refusal in a row of the
+/// same config waits before the next round: the first resend is immediate
+/// (a NACK is a request for a full batch), then 100 ms doubling to 30 s.
+/// Both ends follow it, so a batch that can never be applied costs a round
+/// trip every 30 s, not a busy loop, whichever side is older.
+pub fn nack_backoff(consecutive: u32) -> std::time::Duration {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+    const CAP: std::time::Duration = std::time::Duration::from_secs(30);
+    match consecutive {
+        0 | 1 => std::time::Duration::ZERO,
+        n => FIRST.saturating_mul(1u32 << (n - 2).min(20)).min(CAP),
+    }
+}
+
 /// Why a batch cannot be applied (the proxy NACKs it and keeps its config).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpdateError {
@@ -238,6 +252,19 @@ mod tests {
             None,
             "singletons are replaced, never removed"
         );
+    }
+
+    #[test]
+    fn repeated_refusals_back_off_to_thirty_seconds() {
+        let ms = |n| nack_backoff(n).as_millis();
+        let schedule: Vec<u128> = (0..12).map(ms).collect();
+        assert_eq!(
+            schedule,
+            [
+                0, 0, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000
+            ]
+        );
+        assert_eq!(ms(u32::MAX), 30000);
     }
 
     #[test]

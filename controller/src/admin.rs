@@ -117,6 +117,7 @@ mod tests {
                 rejected_resources: vec!["inbound[0].port: 0 is not a port (1-65535)".into()],
                 ..Default::default()
             },
+            0,
         );
         let listed: serde_json::Value =
             serde_json::from_str(&body(get("/debug/proxies")).await).unwrap();

@@ -25,6 +25,8 @@ pub struct ProxyStatus {
     /// Resources of its config the proxy could not build and enforces
     /// fail-closed (`<field>: <reason>`), as of its last acknowledgement.
     pub rejected_resources: Vec<String>,
+    /// Refusals in a row; the full resend after each backs off.
+    pub consecutive_nacks: u32,
 }
 
 /// Every connected proxy, keyed by stream (a proxy that reconnects may
@@ -62,8 +64,9 @@ impl Proxies {
         }
     }
 
-    pub fn acknowledged(&self, stream: u64, info: &osm_api::v1::ProxyInfo) {
+    pub fn acknowledged(&self, stream: u64, info: &osm_api::v1::ProxyInfo, consecutive_nacks: u32) {
         if let Some(s) = self.lock().get_mut(&stream) {
+            s.consecutive_nacks = consecutive_nacks;
             s.acked_version = info.acked_version.clone();
             s.nack_reason = info.nack_reason.clone();
             s.rejected_resources = info.rejected_resources.clone();

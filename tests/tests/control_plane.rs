@@ -537,6 +537,45 @@ mod protocol {
             metrics.contains("osm_controller_errors_total{kind=\"certify\"} 2"),
             "{metrics}"
         );
+
+        // Refusals in a row back off: the full resend after the n-th waits
+        // `nack_backoff(n)` (0, 100, 200, 400 ms), so a batch that can never
+        // apply is no busy loop. Only the lower bound is checked: a slow
+        // machine makes resends later, never earlier.
+        for n in 1..=4u32 {
+            replies
+                .send(v1::ProxyInfo {
+                    nack_reason: "cannot apply".into(),
+                    ..hello("bookthief", "bookthief-0")
+                })
+                .await
+                .unwrap();
+            let wait = osm_api::protocol::nack_backoff(n);
+            if !wait.is_zero() {
+                let early = tokio::time::timeout(wait * 3 / 4, updates.message()).await;
+                assert!(early.is_err(), "NACK {n}: resent before {wait:?}");
+            }
+            let resent = updates.message().await.unwrap().unwrap();
+            assert!(resent.full, "NACK {n}: a full batch");
+        }
+        let streak = || async {
+            let (_, proxies) = controller.admin_get("/debug/proxies").await;
+            let proxies: serde_json::Value = serde_json::from_str(&proxies).unwrap();
+            proxies[0]["consecutiveNacks"].as_u64()
+        };
+        assert_eq!(streak().await, Some(4));
+        // An acknowledgement ends the streak.
+        replies
+            .send(v1::ProxyInfo {
+                acked_version: "any".into(),
+                ..hello("bookthief", "bookthief-0")
+            })
+            .await
+            .unwrap();
+        eventually("the streak reset", || async {
+            (streak().await == Some(0)).then_some(())
+        })
+        .await;
     }
 }
 

@@ -136,6 +136,8 @@ impl v1::config_server::Config for ConfigService {
             inbound,
             sent: None,
             pending: true,
+            nacks: 0,
+            resend_at: None,
         };
         let updates = futures_util::stream::unfold(session, |mut session| async move {
             let update = session.next_batch().await?;
@@ -157,6 +159,10 @@ struct Session {
     sent: Option<View>,
     /// A batch may be due (a first one, a change, or a NACK).
     pending: bool,
+    /// NACKs in a row; the full resend after each waits
+    /// [`osm_api::protocol::nack_backoff`].
+    nacks: u32,
+    resend_at: Option<tokio::time::Instant>,
 }
 
 /// What woke a waiting session.
@@ -171,7 +177,10 @@ impl Session {
     /// against the latest view.
     async fn next_batch(&mut self) -> Option<v1::ConfigUpdate> {
         loop {
-            if std::mem::take(&mut self.pending) {
+            let held = self
+                .resend_at
+                .filter(|at| *at > tokio::time::Instant::now());
+            if held.is_none() && std::mem::take(&mut self.pending) {
                 let latest = self.views.borrow_and_update().clone();
                 if self.sent.as_ref().map(|s| s.version) != Some(latest.version) {
                     let update = next_update(self.sent.as_ref(), &latest);
@@ -191,9 +200,17 @@ impl Session {
                     }
                 }
             }
+            let pending = self.pending;
+            let resend = async move {
+                match held {
+                    Some(at) if pending => tokio::time::sleep_until(at).await,
+                    _ => std::future::pending().await,
+                }
+            };
             let event = tokio::select! {
                 changed = self.views.changed() => Event::Changed(changed.is_ok()),
                 message = self.inbound.message() => Event::Message(message),
+                () = resend => continue,
             };
             match event {
                 // Replaced by a newer stream of the same proxy.
@@ -214,7 +231,17 @@ impl Session {
     fn on_message(&mut self, message: Result<Option<v1::ProxyInfo>, Status>) -> bool {
         match message {
             Ok(Some(info)) => {
-                self.service.proxies.acknowledged(self.stream, &info);
+                if info.nack_reason.is_empty() {
+                    self.nacks = 0;
+                    self.resend_at = None;
+                } else {
+                    self.nacks = self.nacks.saturating_add(1);
+                    let wait = osm_api::protocol::nack_backoff(self.nacks);
+                    self.resend_at = Some(tokio::time::Instant::now() + wait);
+                }
+                self.service
+                    .proxies
+                    .acknowledged(self.stream, &info, self.nacks);
                 if !info.rejected_resources.is_empty() {
                     self.service
                         .metrics
@@ -231,6 +258,7 @@ impl Session {
                     tracing::warn!(
                         pod = %format!("{}/{}", self.id.namespace, self.id.pod),
                         reason = %info.nack_reason,
+                        consecutive = self.nacks,
                         "proxy refused its config; resending in full"
                     );
                     self.sent = None;

@@ -183,6 +183,9 @@ async fn stream_once(
         .await?
         .into_inner();
     let mut acked = String::new();
+    // Refusals in a row: each NACK after the first waits (both ends follow
+    // `nack_backoff`, so a batch that can never apply is no busy loop).
+    let mut nacks = 0u32;
     loop {
         let message = tokio::select! {
             m = updates.message() => m,
@@ -192,6 +195,7 @@ async fn stream_once(
         backoff.reset();
         let reply = match apply(shared, config, &update) {
             Ok(rejected) => {
+                nacks = 0;
                 acked = update.version.clone();
                 tracing::debug!(version = %update.version, full = update.full, "config applied");
                 for reason in &rejected {
@@ -205,7 +209,12 @@ async fn stream_once(
             }
             Err(reason) => {
                 shared.record_rejected_config();
-                tracing::warn!(version = %update.version, %reason, "config refused; the last good config stays");
+                nacks = nacks.saturating_add(1);
+                tracing::warn!(version = %update.version, %reason, consecutive = nacks, "config refused; the last good config stays");
+                tokio::select! {
+                    () = tokio::time::sleep(osm_api::protocol::nack_backoff(nacks)) => {}
+                    () = stop.cancelled() => return Ok(()),
+                }
                 v1::ProxyInfo {
                     acked_version: acked.clone(),
                     nack_reason: reason.to_string(),
