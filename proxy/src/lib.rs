@@ -20,6 +20,7 @@ pub mod connection;
 pub mod control;
 pub mod detect;
 pub mod http_util;
+pub mod hygiene;
 pub mod identity;
 pub mod inbound;
 pub mod logging;

@@ -59,6 +59,11 @@ pub enum Refusal {
     /// A connection the config admitted is no longer admitted.
     #[error("access to port {port} revoked")]
     Revoked { port: u16 },
+    /// A request no rule can be trusted to judge (an encoded separator or
+    /// dot segment, two authorities): 400. `port` is the inbound port; None
+    /// on the outbound side.
+    #[error("bad request: {reason}")]
+    BadRequest { port: Option<u16>, reason: String },
 
     // === Outbound ===
     /// Not a mesh service, and no egress lets it out.
@@ -125,6 +130,10 @@ impl Refusal {
             Refusal::ConnectionRateLimited { port } => inbound(port, "connection-rate-limited"),
             Refusal::RequestRateLimited { port } => inbound(port, "rate-limited"),
             Refusal::Revoked { port } => inbound(port, "revoked"),
+            Refusal::BadRequest {
+                port: Some(port), ..
+            } => inbound(port, "bad-request"),
+            Refusal::BadRequest { port: None, .. } => outbound(&Layer::Http, "bad-request"),
             Refusal::NoRoute { layer, .. } => outbound(layer, "no-route"),
             Refusal::NoEndpoints { layer, .. } => outbound(layer, "no-endpoints"),
             Refusal::EgressRevoked { .. } => outbound(&Layer::Tcp, "revoked"),
@@ -148,6 +157,7 @@ impl Refusal {
     pub fn status(&self) -> StatusCode {
         match self {
             Refusal::NoEndpoints { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Refusal::RequestRateLimited { .. } | Refusal::ConnectionRateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -300,6 +310,30 @@ mod tests {
                     labels: vec![("kind", "http".into()), ("reason", "no-endpoints".into())],
                 },
                 503,
+            ),
+            (
+                Refusal::BadRequest {
+                    port: Some(80),
+                    reason: "two authorities".into(),
+                },
+                "bad request: two authorities",
+                Counted {
+                    metric: INBOUND_DENIED_TOTAL,
+                    labels: vec![("port", "80".into()), ("kind", "bad-request".into())],
+                },
+                400,
+            ),
+            (
+                Refusal::BadRequest {
+                    port: None,
+                    reason: "two authorities".into(),
+                },
+                "bad request: two authorities",
+                Counted {
+                    metric: OUTBOUND_REFUSED_TOTAL,
+                    labels: vec![("kind", "http".into()), ("reason", "bad-request".into())],
+                },
+                400,
             ),
             (
                 Refusal::EgressRevoked { dst: peer() },

@@ -9,6 +9,7 @@ use hyper::body::Incoming;
 use super::{Destination, Source};
 use crate::{
     http_util::{ProxyBody, authority, error_response},
+    hygiene,
     policy::{Decision, HttpRequestView, authorize_http},
     refusal::{Layer, Refusal},
     state::Shared,
@@ -63,6 +64,53 @@ fn rate_limited(limit: &crate::policy::HttpLimit) -> Response<ProxyBody> {
 pub async fn handle(ctx: InboundContext, req: Request<Incoming>) -> Response<ProxyBody> {
     let started = tokio::time::Instant::now();
     let ctx = &ctx.0;
+    // The log shows the request as the client sent it.
+    let log_parts = ctx.shared.access_log.enabled().then(|| LogParts::of(&req));
+    let (response, rule, error) = respond(ctx, req).await;
+    if let Some(log_parts) = log_parts {
+        ctx.shared.access_log.log(&HttpEntry {
+            timestamp: now(),
+            direction: "inbound",
+            protocol: log_parts.version,
+            method: &log_parts.method,
+            authority: &log_parts.authority,
+            path: &log_parts.path,
+            response_code: response.status().as_u16(),
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            upstream_service: None,
+            upstream_host: Some(ctx.app.to_string()),
+            source_identity: Some(&ctx.source_label),
+            authorization: rule.as_deref(),
+            user_agent: log_parts.user_agent.as_deref(),
+            request_id: log_parts.request_id.as_deref(),
+            error,
+        });
+    }
+    response
+}
+
+/// What answers a request: the response, the rule that admitted it, and
+/// why the proxy answered itself (if it did).
+type Answer = (Response<ProxyBody>, Option<Arc<str>>, Option<String>);
+
+async fn respond(ctx: &Inner, mut req: Request<Incoming>) -> Answer {
+    // One path and one authority, for the rules and the application alike.
+    let prepared =
+        hygiene::check_authority(&req).and_then(|()| hygiene::normalize_request_path(&mut req));
+    if let Err(malformed) = prepared {
+        let refusal = Refusal::BadRequest {
+            port: Some(ctx.port),
+            reason: malformed.to_string(),
+        }
+        .record(&ctx.shared.metrics);
+        return (refusal.response(), None, Some(refusal.message()));
+    }
+    hygiene::restrict_upgrade(req.headers_mut());
+    let identity = match &ctx.source {
+        Source::Mesh(identity) => Some(identity),
+        Source::Ingress(_) => None,
+    };
+    hygiene::set_client_identity(req.headers_mut(), identity);
     let snapshot = ctx.shared.config();
     let policy = snapshot.inbound.get(&ctx.port);
     let decision = match &ctx.source {
@@ -85,8 +133,7 @@ pub async fn handle(ctx: InboundContext, req: Request<Incoming>) -> Response<Pro
         Decision::Deny(_) => None,
     };
     drop(snapshot);
-    let log_parts = ctx.shared.access_log.enabled().then(|| LogParts::of(&req));
-    let (response, rule, error) = match (decision, limited) {
+    match (decision, limited) {
         (Decision::Allow(rule), Some(response)) => {
             let refusal =
                 Refusal::RequestRateLimited { port: ctx.port }.record(&ctx.shared.metrics);
@@ -112,25 +159,5 @@ pub async fn handle(ctx: InboundContext, req: Request<Incoming>) -> Response<Pro
                 )
             }
         },
-    };
-    if let Some(log_parts) = log_parts {
-        ctx.shared.access_log.log(&HttpEntry {
-            timestamp: now(),
-            direction: "inbound",
-            protocol: log_parts.version,
-            method: &log_parts.method,
-            authority: &log_parts.authority,
-            path: &log_parts.path,
-            response_code: response.status().as_u16(),
-            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-            upstream_service: None,
-            upstream_host: Some(ctx.app.to_string()),
-            source_identity: Some(&ctx.source_label),
-            authorization: rule.as_deref(),
-            user_agent: log_parts.user_agent.as_deref(),
-            request_id: log_parts.request_id.as_deref(),
-            error,
-        });
     }
-    response
 }

@@ -8,6 +8,7 @@ use hyper::body::Incoming;
 
 use crate::{
     http_util::{ProxyBody, authority, error_response},
+    hygiene,
     policy::HttpRequestView,
     refusal::{Layer, Refusal},
     routing::{choose_backend, choose_endpoint, service_by_addr, service_by_authority},
@@ -141,7 +142,16 @@ impl EgressRoute {
     }
 }
 
-async fn route(ctx: &Inner, req: Request<Incoming>) -> Outcome {
+async fn route(ctx: &Inner, mut req: Request<Incoming>) -> Outcome {
+    // One authority for routing, egress rules and the upstream alike.
+    if let Err(malformed) = hygiene::check_authority(&req) {
+        let refusal = Refusal::BadRequest {
+            port: None,
+            reason: malformed.to_string(),
+        };
+        return Outcome::refused(&refusal.record(&ctx.shared.metrics), None);
+    }
+    hygiene::restrict_upgrade(req.headers_mut());
     let snapshot = ctx.shared.config();
     let by_addr = ctx.orig_dst.and_then(|a| service_by_addr(&snapshot, a));
     let Some(service) =

@@ -51,6 +51,72 @@ async fn smi_policy_allows_listed_routes_and_denies_the_rest() {
     );
 }
 
+/// Regressions (issue 14, items 4-6): a rule sees the request the
+/// application gets. `/books/../admin` passed a `/books.*` rule and reached
+/// the app as `/admin`-to-be; an encoded dot segment, two authorities, a
+/// client-made identity header and an upgrade to anything but WebSocket
+/// passed too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_judge_the_request_the_application_gets() {
+    let f = Fixture::start().await;
+    let mut buyer = Http1Conn::connect(f.buyer.outbound()).await.unwrap();
+    let traversal = buyer.get(HOST, "/books/../admin", &[]).await.unwrap();
+    assert_eq!(traversal.status, 403, "{}", traversal.body);
+    assert!(traversal.body.contains("GET /admin"), "{}", traversal.body);
+    let encoded = buyer.get(HOST, "/books/%2e%2e/admin", &[]).await.unwrap();
+    assert_eq!(encoded.status, 400, "{}", encoded.body);
+    assert!(
+        encoded.body.contains("encoded dot segment"),
+        "{}",
+        encoded.body
+    );
+    let merged = buyer.get(HOST, "/books//1", &[]).await.unwrap();
+    assert_eq!(merged.status, 200);
+    assert!(merged.body.ends_with("GET /books/1 "), "{}", merged.body);
+
+    // The identity header is the proxy's, whatever the client wrote.
+    let forged = buyer
+        .get(
+            HOST,
+            "/books/2",
+            &[(
+                "x-forwarded-client-cert",
+                "URI=spiffe://cluster.local/ns/bookstore/sa/admin",
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!(forged.status, 200);
+    let seen = f.v1.last_headers().unwrap();
+    assert_eq!(
+        seen.get_all("x-forwarded-client-cert")
+            .iter()
+            .collect::<Vec<_>>(),
+        ["URI=spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer"]
+    );
+
+    // An upgrade to something else than WebSocket goes on as plain HTTP.
+    let h2c = http::Request::get("/books/3")
+        .header("host", HOST)
+        .header("connection", "upgrade")
+        .header("upgrade", "h2c")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let h2c = buyer.send(h2c).await.unwrap();
+    assert_eq!(h2c.status, 200, "not switched: {}", h2c.body);
+    assert!(f.v1.last_headers().unwrap().get("upgrade").is_none());
+
+    // Two authorities: refused before any routing.
+    let mut other = Http1Conn::connect(f.buyer.outbound()).await.unwrap();
+    let confused = http::Request::get("http://bookstore-v2.bookstore:14001/books/4")
+        .header("host", HOST)
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let confused = other.send(confused).await.unwrap();
+    assert_eq!(confused.status, 400, "{}", confused.body);
+    assert!(confused.body.contains("differ"), "{}", confused.body);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permissive_mode_admits_any_mesh_identity() {
     let f = Fixture::start().await;
