@@ -175,10 +175,7 @@ impl Hub {
             .index
             .mesh_config
             .as_ref()
-            .and_then(|m| {
-                humantime::parse_duration(&m.spec.certificate.service_cert_validity_duration).ok()
-            })
-            .filter(|d| !d.is_zero())
+            .and_then(|m| m.spec.certificate.service_cert_validity().ok())
             .unwrap_or(DEFAULT_CERT_VALIDITY)
     }
 

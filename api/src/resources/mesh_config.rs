@@ -162,6 +162,29 @@ pub struct Certificate {
     pub ingress_gateway: Option<IngressGatewayCertificate>,
 }
 
+/// The shortest leaf lifetime the mesh issues: below it every proxy would
+/// re-certify in a loop (renewal is at two thirds of the life).
+pub const LEAF_LIFETIME_MIN: std::time::Duration = std::time::Duration::from_secs(2);
+/// The longest: a mesh leaf outliving a year defeats rotation (and a huge
+/// value would not fit in a certificate at all).
+pub const LEAF_LIFETIME_MAX: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+impl Certificate {
+    /// `serviceCertValidityDuration` as a lifetime within
+    /// [`LEAF_LIFETIME_MIN`, `LEAF_LIFETIME_MAX`]; Err says why not.
+    pub fn service_cert_validity(&self) -> Result<std::time::Duration, String> {
+        let value = &self.service_cert_validity_duration;
+        let d = humantime::parse_duration(value)
+            .map_err(|_| format!("{value:?} is not a duration (e.g. 24h, 90m, 30s, 250ms)"))?;
+        if d < LEAF_LIFETIME_MIN || d > LEAF_LIFETIME_MAX {
+            return Err(format!(
+                "{value:?} is not within 2s and 8760h (a year); every proxy re-certifies at two thirds of it"
+            ));
+        }
+        Ok(d)
+    }
+}
+
 impl Default for Certificate {
     fn default() -> Self {
         Self {

@@ -139,11 +139,18 @@ pub(super) fn mesh_config(m: &Custom<MeshConfigSpec>, p: &mut Problems) {
         );
     }
     let c = &s.certificate;
-    duration(
-        p,
-        "spec.certificate.serviceCertValidityDuration",
-        &c.service_cert_validity_duration,
-    );
+    match c.service_cert_validity() {
+        Err(e) => p.reject("spec.certificate.serviceCertValidityDuration", e),
+        Ok(d) if d < std::time::Duration::from_secs(60) => p.warn(
+            "spec.certificate.serviceCertValidityDuration",
+            format!(
+                "{:?}: every proxy re-certifies every {} or so; fine for a drill, costly in production",
+                c.service_cert_validity_duration,
+                humantime::format_duration(d.mul_f64(2.0 / 3.0)).to_string()
+            ),
+        ),
+        Ok(_) => {}
+    }
     if !(2048..=4096).contains(&c.cert_key_bit_size) {
         p.reject(
             "spec.certificate.certKeyBitSize",

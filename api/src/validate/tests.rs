@@ -206,3 +206,34 @@ fn rate_limit_headers_must_be_headers() {
         ]
     );
 }
+
+/// Regression (issue 14, item 8): a huge leaf lifetime panicked the CA and
+/// a tiny one made every proxy re-certify in a loop.
+#[test]
+fn certificate_lifetimes_are_bounded() {
+    let mesh = |validity: &str| {
+        format!(
+            "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\nmetadata: {{name: osm-mesh-config, namespace: osm-system}}\n\
+             spec: {{certificate: {{serviceCertValidityDuration: {validity}}}}}\n"
+        )
+    };
+    assert!(problems(&mesh("24h")).is_empty());
+    for (validity, want) in [
+        (
+            "1ms",
+            "Reject spec.certificate.serviceCertValidityDuration: \"1ms\" is not within 2s and 8760h (a year)",
+        ),
+        (
+            "100000000h",
+            "Reject spec.certificate.serviceCertValidityDuration: \"100000000h\" is not within 2s and 8760h (a year)",
+        ),
+        (
+            "30s",
+            "Warn spec.certificate.serviceCertValidityDuration: \"30s\": every proxy re-certifies every 20s or so",
+        ),
+    ] {
+        let got = problems(&mesh(validity));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].starts_with(want), "{got:?}");
+    }
+}

@@ -256,8 +256,18 @@ fn leaf_validity(params: &mut CertificateParams, validity: Duration) -> Result<[
     params.serial_number = Some(SerialNumber::from_slice(&serial));
     let now = OffsetDateTime::now_utc();
     params.not_before = now - BACKDATE;
-    params.not_after = now + validity;
+    // A lifetime too long for a certificate is an error, never a panic.
+    params.not_after = now
+        .checked_add(time::Duration::try_from(validity).map_err(|_| too_long(validity))?)
+        .filter(|t| t.year() <= 9999)
+        .ok_or_else(|| too_long(validity))?;
     Ok(serial)
+}
+
+fn too_long(validity: Duration) -> CaError {
+    CaError::Signing(format!(
+        "a lifetime of {validity:?} does not fit in a certificate"
+    ))
 }
 
 fn rand_bytes<const N: usize>() -> Result<[u8; N], CaError> {
