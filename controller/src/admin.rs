@@ -4,8 +4,9 @@
 //! - `/readyz`: 200 once every source has completed its first full sync,
 //!   503 with the reason before.
 //! - `/metrics`: Prometheus text.
-//! - `/debug/proxies`: JSON list of connected proxies with the config
-//!   version sent to each and the one it acknowledged.
+//! - `/debug/proxies` (loopback clients only): JSON list of connected
+//!   proxies with the config version sent to each and the one it
+//!   acknowledged.
 
 use std::sync::{
     Arc,
@@ -37,11 +38,27 @@ fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp
     response
 }
 
-/// Answers one admin request (pure routing, no I/O).
-pub fn route(state: &AdminState, method: &Method, path: &str) -> Response<Full<Bytes>> {
+/// Answers one admin request (pure routing, no I/O). `/debug/` answers
+/// only clients on loopback (`kubectl port-forward` is one): it names every
+/// proxy and what it runs, which the network has no business reading; the
+/// health, readiness and metrics endpoints stay open for the kubelet and
+/// Prometheus.
+pub fn route(
+    state: &AdminState,
+    method: &Method,
+    path: &str,
+    from_loopback: bool,
+) -> Response<Full<Bytes>> {
     const TEXT: &str = "text/plain; charset=utf-8";
     if method != Method::GET {
         return reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "only GET is served\n");
+    }
+    if path.starts_with("/debug/") && !from_loopback {
+        return reply(
+            StatusCode::FORBIDDEN,
+            TEXT,
+            "the debug endpoints answer only on loopback: use kubectl port-forward\n",
+        );
     }
     match path {
         "/healthz" => reply(StatusCode::OK, TEXT, "ok\n"),
@@ -72,7 +89,11 @@ pub fn route(state: &AdminState, method: &Method, path: &str) -> Response<Full<B
 /// Serves until `stop` is cancelled.
 pub async fn serve(listener: TcpListener, state: AdminState, stop: CancellationToken) {
     let handler: osm_serve::Handler = Arc::new(move |req: Request<Incoming>| {
-        let response = route(&state, req.method(), req.uri().path());
+        let from_loopback = req
+            .extensions()
+            .get::<osm_serve::PeerAddr>()
+            .is_some_and(|p| p.0.ip().is_loopback());
+        let response = route(&state, req.method(), req.uri().path(), from_loopback);
         Box::pin(async move { response })
     });
     osm_serve::serve(listener, None, handler, stop).await;
@@ -95,7 +116,16 @@ mod tests {
             proxies: Arc::new(Proxies::default()),
             synced: Arc::new(AtomicBool::new(false)),
         };
-        let get = |p: &str| route(&state, &Method::GET, p);
+        let get = |p: &str| route(&state, &Method::GET, p, true);
+        // Regression (issue 14, item 10): the proxy list was served to the
+        // whole network.
+        let remote = route(&state, &Method::GET, "/debug/proxies", false);
+        assert_eq!(remote.status(), StatusCode::FORBIDDEN);
+        assert!(body(remote).await.contains("port-forward"));
+        assert_eq!(
+            route(&state, &Method::GET, "/metrics", false).status(),
+            StatusCode::OK
+        );
         assert_eq!(get("/healthz").status(), StatusCode::OK);
         let not_ready = get("/readyz");
         assert_eq!(not_ready.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -138,7 +168,7 @@ mod tests {
         );
         assert_eq!(get("/nope").status(), StatusCode::NOT_FOUND);
         assert_eq!(
-            route(&state, &Method::POST, "/healthz").status(),
+            route(&state, &Method::POST, "/healthz", true).status(),
             StatusCode::METHOD_NOT_ALLOWED
         );
     }

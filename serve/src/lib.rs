@@ -26,14 +26,23 @@ pub type Reply = Response<Full<Bytes>>;
 pub type Handler =
     Arc<dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Reply> + Send>> + Send + Sync>;
 
+/// The address of the client a request came from (in its extensions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// How long a client may take to finish a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn serve_connection<IO>(io: IO, handler: Handler, stop: CancellationToken)
-where
+async fn serve_connection<IO>(
+    io: IO,
+    peer: std::net::SocketAddr,
+    handler: Handler,
+    stop: CancellationToken,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |req| {
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(PeerAddr(peer));
         let handler = handler.clone();
         async move { Ok::<_, Infallible>(handler(req).await) }
     });
@@ -54,9 +63,9 @@ pub async fn serve(
 ) {
     let acceptor = tls.map(TlsAcceptor::from);
     loop {
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -68,12 +77,12 @@ pub async fn serve(
         let (acceptor, handler, stop) = (acceptor.clone(), handler.clone(), stop.clone());
         tokio::spawn(async move {
             match acceptor {
-                None => serve_connection(tcp, handler, stop).await,
+                None => serve_connection(tcp, peer, handler, stop).await,
                 Some(acceptor) => {
                     if let Ok(Ok(tls)) =
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
                     {
-                        serve_connection(tls, handler, stop).await;
+                        serve_connection(tls, peer, handler, stop).await;
                     }
                 }
             }

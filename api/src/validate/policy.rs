@@ -146,7 +146,7 @@ pub(super) fn mesh_config(m: &Custom<MeshConfigSpec>, p: &mut Problems) {
             format!(
                 "{:?}: every proxy re-certifies every {} or so; fine for a drill, costly in production",
                 c.service_cert_validity_duration,
-                humantime::format_duration(d.mul_f64(2.0 / 3.0)).to_string()
+                humantime::format_duration(d.mul_f64(2.0 / 3.0))
             ),
         ),
         Ok(_) => {}

@@ -38,7 +38,8 @@ pub async fn collect(client: &Client, mesh_namespaces: &[String]) -> Vec<(String
         let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
         match pods.list(&ListParams::default()).await {
             Ok(list) => {
-                files.push((format!("{ns}/pods.yaml"), yaml(&list.items)));
+                let redacted: Vec<Pod> = list.items.iter().cloned().map(redact_env).collect();
+                files.push((format!("{ns}/pods.yaml"), yaml(&redacted)));
                 for pod in &list.items {
                     let name = pod.metadata.name.clone().unwrap_or_default();
                     let params = LogParams {
@@ -65,6 +66,32 @@ pub async fn collect(client: &Client, mesh_namespaces: &[String]) -> Vec<(String
         }
     }
     files
+}
+
+/// A pod with every literal `env` value replaced: secrets are often passed
+/// that way. References (`valueFrom`) say where a value comes from without
+/// carrying it, and stay.
+fn redact_env(mut pod: Pod) -> Pod {
+    fn redact(env: Option<&mut Vec<k8s_openapi::api::core::v1::EnvVar>>) {
+        for var in env.into_iter().flatten() {
+            if var.value.is_some() {
+                var.value = Some("(redacted)".into());
+            }
+        }
+    }
+    if let Some(spec) = pod.spec.as_mut() {
+        for c in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+        {
+            redact(c.env.as_mut());
+        }
+        for c in spec.ephemeral_containers.iter_mut().flatten() {
+            redact(c.env.as_mut());
+        }
+    }
+    pod
 }
 
 fn yaml<T: serde::Serialize>(items: &[T]) -> String {
@@ -156,7 +183,9 @@ mod tests {
         fake.put(json!({"apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": "shop", "labels": {"openservicemesh.io/monitored-by": "osm"}}}));
         fake.put(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "osm-controller-1", "namespace": "osm-system"},
-            "spec": {"containers": [{"name": "osm-controller", "image": "x"}]}}));
+            "spec": {"containers": [{"name": "osm-controller", "image": "x", "env": [
+                {"name": "DB_PASSWORD", "value": "hunter2-in-env"},
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}]}}));
         fake.put(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "osm-ca-bundle", "namespace": "osm-system"},
             "data": {"private.key": "c2VjcmV0"}}));
         fake.put(json!({"apiVersion": "access.smi-spec.io/v1alpha3", "kind": "TrafficTarget",
@@ -184,6 +213,18 @@ mod tests {
             files.iter().all(|(_, c)| !c.contains("c2VjcmV0")),
             "a secret leaked into the report"
         );
+        // Regression (issue 14, item 10): env values carry secrets too.
+        let pods = &files
+            .iter()
+            .find(|(n, _)| n == "osm-system/pods.yaml")
+            .unwrap()
+            .1;
+        assert!(!pods.contains("hunter2-in-env"), "{pods}");
+        assert!(
+            pods.contains("DB_PASSWORD") && pods.contains("(redacted)"),
+            "{pods}"
+        );
+        assert!(pods.contains("fieldPath: metadata.name"), "{pods}");
         assert!(
             !fake.requests().iter().any(|r| r.contains("/secrets")),
             "secrets were read"
