@@ -3,8 +3,9 @@
 //! certificate and be refused; so they are sent to ports that bypass
 //! interception, where the proxy forwards them to the application:
 //! httpGet liveness, readiness and startup to 15901, 15902 and 15903
-//! (`/osm-<kind>-probe`; HTTPS probes keep their path and are forwarded as
-//! TCP), tcpSocket probes to `GET /osm-healthcheck` on 15904 with the
+//! (`/osm-<kind>-probe`, over HTTP; the proxy probes the application with
+//! the original scheme, HTTPS included, and answers with the status only),
+//! tcpSocket probes to `GET /osm-healthcheck` on 15904 with the
 //! original port in `Original-Tcp-Port`. exec and gRPC probes stay.
 
 use k8s_openapi::{
@@ -108,16 +109,22 @@ pub fn rewrite(containers: &[Container]) -> Vec<Rewritten> {
                     .iter()
                     .filter(|r| r.kind == kind && r.scheme != "TCP")
                     .count();
-                let path = if scheme == "HTTPS" {
-                    target_path.clone()
-                } else if seen == 0 {
+                let path = if seen == 0 {
                     format!("/osm-{}-probe", kind.name())
                 } else {
                     format!("/osm-{}-probe/{}", kind.name(), c.name)
                 };
+                // The kubelet asks the proxy over HTTP; the proxy probes the
+                // application with the original scheme (HTTPS included) and
+                // answers with the status only.
                 new.http_get = Some(HTTPGetAction {
                     path: Some(path),
                     port: IntOrString::Int(i32::from(kind.port())),
+                    scheme: if scheme == "HTTPS" {
+                        Some("HTTP".into())
+                    } else {
+                        get.scheme.clone()
+                    },
                     ..get.clone()
                 });
                 out.push(Rewritten {
@@ -212,11 +219,16 @@ mod tests {
             (8080, "/healthz")
         );
 
+        // HTTPS: the kubelet asks the proxy over HTTP, the proxy probes the
+        // application over HTTPS (no raw TCP through the probe port).
         let https = &r[1];
         let get = https.probe.http_get.as_ref().unwrap();
-        assert_eq!(get.path.as_deref(), Some("/ready"), "HTTPS keeps its path");
+        assert_eq!(get.path.as_deref(), Some("/osm-readiness-probe"));
         assert_eq!(get.port, IntOrString::Int(15902));
+        assert_eq!(get.scheme.as_deref(), Some("HTTP"));
         assert_eq!(https.scheme, "HTTPS");
+        assert_eq!(https.for_proxy()["scheme"], "HTTPS");
+        assert_eq!(https.for_proxy()["targetPath"], "/ready");
 
         let tcp = &r[2];
         assert!(tcp.probe.tcp_socket.is_none());

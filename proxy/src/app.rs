@@ -233,7 +233,6 @@ impl Proxy {
             tasks.spawn(crate::probes::serve(
                 listener,
                 port,
-                shared.clone(),
                 drain.clone(),
                 tasks.clone(),
             ));

@@ -1,14 +1,16 @@
 //! The kubelet's probes, rewritten by the injector to ports that bypass
-//! interception (15901-15904), served here and forwarded to the
-//! application on localhost.
+//! interception (15901-15904), served here: the proxy probes the
+//! application on localhost itself and answers with the status only, so a
+//! probe port is never a way into the application.
 //!
-//! - HTTP probes: `GET /osm-<kind>-probe[/<container>]` on 15901-15903 is
-//!   sent to the application's original port and path; its status is the
-//!   probe's result. An application that does not answer gives 503.
-//! - HTTPS probes keep their path; their port is forwarded as TCP, so the
-//!   kubelet's TLS reaches the application untouched.
+//! - HTTP(S) probes: `GET /osm-<kind>-probe[/<container>]` on 15901-15903
+//!   makes the proxy GET the probe's original path on the original port
+//!   (over TLS without verifying the certificate for HTTPS ones, as the
+//!   kubelet does), with the kubelet's headers; the application's status
+//!   is the probe's, its body is not passed on. No answer gives 503.
 //! - TCP probes: `GET /osm-healthcheck` on 15904 with `Original-Tcp-Port`
-//!   is 200 when that port accepts a connection, 503 otherwise.
+//!   is 200 when that port accepts a connection, 503 otherwise; only the
+//!   ports the pod's TCP probes name may be checked (403 for any other).
 //!
 //! The injector passes the probes in `OSM_PROXY_PROBES` (JSON).
 
@@ -21,10 +23,7 @@ use serde::Deserialize;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{
-    http_util::{ProxyBody, error_response},
-    state::Shared,
-};
+use crate::http_util::{ProxyBody, error_response};
 
 pub use osm_api::compat::{
     HEALTHCHECK_PATH, HEALTHCHECK_PORT, ORIGINAL_TCP_PORT_HEADER as ORIGINAL_TCP_PORT,
@@ -54,22 +53,40 @@ pub fn parse(json: &str) -> Result<Vec<ProbeSpec>, String> {
     serde_json::from_str(json).map_err(|e| format!("OSM_PROXY_PROBES: {e}"))
 }
 
-/// What one probe port does.
+/// One probe a port answers: the kubelet's path, and what the proxy checks
+/// on the application (HTTPS without verifying the certificate, as the
+/// kubelet does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeRoute {
+    pub path: String,
+    pub target_port: u16,
+    pub target_path: String,
+    pub tls: bool,
+}
+
+/// What one probe port does. The proxy probes the application itself and
+/// answers with the status only: a probe port is never a tunnel to the
+/// application, nor a way to reach a port no probe names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbePort {
-    /// HTTP, routed by path to (target port, target path).
-    Http(Vec<(String, u16, String)>),
-    /// HTTPS: bytes forwarded to the target port.
-    Tcp(u16),
-    /// The TCP health check (15904).
-    HealthCheck,
+    /// HTTP(S) probes, routed by the kubelet's path.
+    Http(Vec<ProbeRoute>),
+    /// The TCP health check (15904), for these application ports only.
+    HealthCheck(Vec<u16>),
 }
 
 /// The listeners the probes need, by port (pure).
 pub fn ports(specs: &[ProbeSpec]) -> Vec<(u16, ProbePort)> {
     let mut out: Vec<(u16, ProbePort)> = Vec::new();
-    if specs.iter().any(|s| s.scheme == "TCP") {
-        out.push((HEALTHCHECK_PORT, ProbePort::HealthCheck));
+    let mut tcp_ports: Vec<u16> = specs
+        .iter()
+        .filter(|s| s.scheme == "TCP")
+        .map(|s| s.target_port)
+        .collect();
+    if !tcp_ports.is_empty() {
+        tcp_ports.sort_unstable();
+        tcp_ports.dedup();
+        out.push((HEALTHCHECK_PORT, ProbePort::HealthCheck(tcp_ports)));
     }
     let mut http_ports: Vec<u16> = specs
         .iter()
@@ -79,29 +96,17 @@ pub fn ports(specs: &[ProbeSpec]) -> Vec<(u16, ProbePort)> {
     http_ports.sort_unstable();
     http_ports.dedup();
     for port in http_ports {
-        let on_port: Vec<&ProbeSpec> = specs
+        let routes = specs
             .iter()
             .filter(|s| s.port == port && s.scheme != "TCP")
+            .map(|s| ProbeRoute {
+                path: s.path.clone().unwrap_or_default(),
+                target_port: s.target_port,
+                target_path: s.target_path.clone(),
+                tls: s.scheme == "HTTPS",
+            })
             .collect();
-        if let Some(https) = on_port.iter().find(|s| s.scheme == "HTTPS") {
-            out.push((port, ProbePort::Tcp(https.target_port)));
-        } else {
-            out.push((
-                port,
-                ProbePort::Http(
-                    on_port
-                        .iter()
-                        .map(|s| {
-                            (
-                                s.path.clone().unwrap_or_default(),
-                                s.target_port,
-                                s.target_path.clone(),
-                            )
-                        })
-                        .collect(),
-                ),
-            ));
-        }
+        out.push((port, ProbePort::Http(routes)));
     }
     out
 }
@@ -110,34 +115,152 @@ fn localhost(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-async fn http_probe(
-    shared: &Shared,
-    routes: &[(String, u16, String)],
-    mut req: Request<Incoming>,
-) -> Response<ProxyBody> {
-    let Some((_, port, path)) = routes.iter().find(|(p, _, _)| p == req.uri().path()) else {
+/// The probe's answer: the application's status, and a line saying what
+/// was checked (never the application's body).
+fn probe_response(status: StatusCode, text: String) -> Response<ProxyBody> {
+    let mut response = Response::new(Either::Right(http_body_util::Full::new(
+        bytes::Bytes::from(text + "\n"),
+    )));
+    *response.status_mut() = status;
+    response
+}
+
+async fn http_probe(routes: &[ProbeRoute], req: Request<Incoming>) -> Response<ProxyBody> {
+    let Some(route) = routes.iter().find(|r| r.path == req.uri().path()) else {
         return error_response(StatusCode::NOT_FOUND, "no probe at this path");
     };
-    let Ok(uri) = path.parse() else {
-        return error_response(StatusCode::INTERNAL_SERVER_ERROR, "bad probe path");
-    };
-    *req.uri_mut() = uri;
-    let addr = localhost(*port);
-    let client = shared.plain_client(addr, false);
-    match tokio::time::timeout(PROBE_TIMEOUT, crate::upstream::forward(&client, req, addr)).await {
-        Ok(Ok(response)) => response.map(Either::Left),
-        Ok(Err(e)) => error_response(
+    let checked = format!(
+        "{}://127.0.0.1:{}{}",
+        if route.tls { "https" } else { "http" },
+        route.target_port,
+        route.target_path
+    );
+    match tokio::time::timeout(PROBE_TIMEOUT, check(route, req.headers())).await {
+        Ok(Ok(status)) => probe_response(status, format!("osm-proxy: {checked}: {status}")),
+        Ok(Err(e)) => probe_response(
             StatusCode::SERVICE_UNAVAILABLE,
-            &format!("application: {e}"),
+            format!("osm-proxy: {checked}: {e}"),
         ),
-        Err(_) => error_response(
+        Err(_) => probe_response(
             StatusCode::SERVICE_UNAVAILABLE,
-            "application did not answer in time",
+            format!("osm-proxy: {checked}: no answer in time"),
         ),
     }
 }
 
-async fn health_check(req: Request<Incoming>) -> Response<ProxyBody> {
+/// GETs the probe's target on the application with the kubelet's headers;
+/// the status it answers.
+async fn check(route: &ProbeRoute, headers: &http::HeaderMap) -> anyhow::Result<StatusCode> {
+    let tcp = TcpStream::connect(localhost(route.target_port)).await?;
+    let mut req = Request::get(route.target_path.as_str())
+        .header(
+            http::header::HOST,
+            format!("127.0.0.1:{}", route.target_port),
+        )
+        .body(http_body_util::Empty::<bytes::Bytes>::new())?;
+    for (name, value) in headers {
+        if name != http::header::HOST {
+            req.headers_mut().append(name, value.clone());
+        }
+    }
+    crate::http_util::strip_hop_by_hop(req.headers_mut(), false);
+    if route.tls {
+        let connector = tokio_rustls::TlsConnector::from(insecure_client());
+        let name = rustls::pki_types::ServerName::try_from("localhost")?;
+        let tls = connector.connect(name, tcp).await?;
+        send(tls, req).await
+    } else {
+        send(tcp, req).await
+    }
+}
+
+async fn send<IO>(
+    io: IO,
+    req: Request<http_body_util::Empty<bytes::Bytes>>,
+) -> anyhow::Result<StatusCode>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io)).await?;
+    let driving = tokio::spawn(conn);
+    let status = sender.send_request(req).await?.status();
+    driving.abort();
+    Ok(status)
+}
+
+/// A TLS client that accepts the application's certificate whatever it
+/// is: the kubelet does not verify HTTPS probes either, and the target is
+/// the pod's own loopback.
+fn insecure_client() -> Arc<rustls::ClientConfig> {
+    static CONFIG: std::sync::LazyLock<Arc<rustls::ClientConfig>> =
+        std::sync::LazyLock::new(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map(|b| {
+                    b.dangerous()
+                        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                        .with_no_client_auth()
+                });
+            Arc::new(config.unwrap_or_else(|_| {
+                rustls::ClientConfig::builder()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth()
+            }))
+        });
+    CONFIG.clone()
+}
+
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+async fn health_check(allowed: &[u16], req: Request<Incoming>) -> Response<ProxyBody> {
     if req.uri().path() != HEALTHCHECK_PATH {
         return error_response(StatusCode::NOT_FOUND, "no health check at this path");
     }
@@ -152,6 +275,12 @@ async fn health_check(req: Request<Incoming>) -> Response<ProxyBody> {
             "Original-Tcp-Port is missing or not a port",
         );
     };
+    if !allowed.contains(&port) {
+        return error_response(
+            StatusCode::FORBIDDEN,
+            &format!("port {port} is not a port the pod's probes check"),
+        );
+    }
     match tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(localhost(port))).await {
         Ok(Ok(_)) => error_response(StatusCode::OK, "port open"),
         _ => error_response(
@@ -165,36 +294,23 @@ async fn health_check(req: Request<Incoming>) -> Response<ProxyBody> {
 pub async fn serve(
     listener: TcpListener,
     port: ProbePort,
-    shared: Arc<Shared>,
     drain: CancellationToken,
     tasks: TaskTracker,
 ) {
     let port = Arc::new(port);
     crate::serve::accept_loop(listener, drain.clone(), tasks, move |stream, _| {
-        let (port, shared, drain) = (port.clone(), shared.clone(), drain.clone());
+        let (port, drain) = (port.clone(), drain.clone());
         async move {
-            match &*port {
-                ProbePort::Tcp(target) => {
-                    if let Ok(mut upstream) = TcpStream::connect(localhost(*target)).await {
-                        let mut downstream = stream;
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut downstream, &mut upstream) => {}
-                            _ = drain.cancelled() => {}
-                        }
+            crate::serve::serve_http(stream, false, drain, move |req| {
+                let port = port.clone();
+                async move {
+                    match &*port {
+                        ProbePort::HealthCheck(allowed) => health_check(allowed, req).await,
+                        ProbePort::Http(routes) => http_probe(routes, req).await,
                     }
                 }
-                ProbePort::HealthCheck => {
-                    crate::serve::serve_http(stream, false, drain, health_check).await;
-                }
-                ProbePort::Http(routes) => {
-                    let routes = routes.clone();
-                    crate::serve::serve_http(stream, false, drain, move |req| {
-                        let (shared, routes) = (shared.clone(), routes.clone());
-                        async move { http_probe(&shared, &routes, req).await }
-                    })
-                    .await;
-                }
-            }
+            })
+            .await;
         }
     })
     .await;
@@ -204,26 +320,38 @@ pub async fn serve(
 mod tests {
     use super::*;
 
+    fn route(path: &str, target_port: u16, target_path: &str, tls: bool) -> ProbeRoute {
+        ProbeRoute {
+            path: path.into(),
+            target_port,
+            target_path: target_path.into(),
+            tls,
+        }
+    }
+
     #[test]
     fn probe_ports_from_the_injectors_description() {
         let specs = parse(r#"[
             {"kind":"liveness","port":15901,"path":"/osm-liveness-probe","targetPort":8080,"targetPath":"/healthz","scheme":"HTTP"},
             {"kind":"liveness","port":15901,"path":"/osm-liveness-probe/side","targetPort":9000,"targetPath":"/live","scheme":"HTTP"},
-            {"kind":"readiness","port":15902,"path":"/ready","targetPort":8443,"targetPath":"/ready","scheme":"HTTPS"},
+            {"kind":"readiness","port":15902,"path":"/osm-readiness-probe","targetPort":8443,"targetPath":"/ready","scheme":"HTTPS"},
             {"kind":"startup","port":15904,"path":"/osm-healthcheck","targetPort":5432,"targetPath":"","scheme":"TCP"}
         ]"#).unwrap();
         assert_eq!(
             ports(&specs),
             vec![
-                (15904, ProbePort::HealthCheck),
+                (15904, ProbePort::HealthCheck(vec![5432])),
                 (
                     15901,
                     ProbePort::Http(vec![
-                        ("/osm-liveness-probe".into(), 8080, "/healthz".into()),
-                        ("/osm-liveness-probe/side".into(), 9000, "/live".into()),
+                        route("/osm-liveness-probe", 8080, "/healthz", false),
+                        route("/osm-liveness-probe/side", 9000, "/live", false),
                     ])
                 ),
-                (15902, ProbePort::Tcp(8443)),
+                (
+                    15902,
+                    ProbePort::Http(vec![route("/osm-readiness-probe", 8443, "/ready", true)])
+                ),
             ]
         );
         assert_eq!(parse("").unwrap(), vec![]);
