@@ -112,6 +112,18 @@ pub fn workload(pod: &Pod) -> (String, String) {
     }
 }
 
+/// Whether the injector gave the pod its sidecar (the proxy container,
+/// as a native sidecar or, from older injectors, an app container).
+pub fn has_proxy(pod: &Pod) -> bool {
+    let Some(spec) = pod.spec.as_ref() else {
+        return false;
+    };
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .any(|c| c.name == crate::compat::PROXY_CONTAINER)
+}
+
 /// The pod's IP, once it has one.
 pub fn pod_ip(pod: &Pod) -> Option<&str> {
     pod.status

@@ -159,7 +159,7 @@ fn write_cluster(dir: &Path, proxies: usize) -> Vec<(String, String, String)> {
                 }
                 let pod = format!("{name}-{p}");
                 docs.push(format!(
-                    "apiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, namespace: ns{ns}, labels: {{app: {name}}}}}\nspec: {{serviceAccountName: {name}, containers: [{{name: app, image: x}}]}}\nstatus: {{podIP: 10.{}.{}.{}}}\n",
+                    "apiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, namespace: ns{ns}, labels: {{app: {name}}}}}\nspec: {{serviceAccountName: {name}, initContainers: [{{name: osm-proxy, image: p, restartPolicy: Always}}], containers: [{{name: app, image: x}}]}}\nstatus: {{podIP: 10.{}.{}.{}}}\n",
                     n / 65536 % 256 + 1,
                     n / 256 % 256,
                     n % 256

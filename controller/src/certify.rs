@@ -10,9 +10,28 @@ use crate::{
     token::{TokenError, TokenReviewer},
 };
 
+/// Why a proven pod may not hold a mesh identity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotMeshed {
+    /// Not in the controller's view yet (the proxy retries).
+    #[error("pod {0} is not known to the controller yet")]
+    UnknownPod(String),
+    #[error("pod {pod} is in namespace {namespace}, which is not in the mesh")]
+    NotMonitored { pod: String, namespace: String },
+    #[error("pod {0} has no osm-proxy sidecar: only injected pods get a mesh identity")]
+    NoProxy(String),
+}
+
+/// Whether a pod is part of the mesh (the controller's index answers).
+pub trait Membership: Send + Sync {
+    fn check(&self, namespace: &str, pod: &str) -> Result<(), NotMeshed>;
+}
+
 /// Why a certificate was refused; each maps to a gRPC status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CertifyError {
+    #[error("{0}")]
+    NotMeshed(#[from] NotMeshed),
     #[error("{0}")]
     Token(#[from] TokenError),
     #[error("the request names pod {claimed}, but the token was issued to pod {proven}")]
@@ -23,9 +42,12 @@ pub enum CertifyError {
     Ca(#[from] CaError),
 }
 
-/// Checks the token, then signs the CSR for the token's ServiceAccount.
+/// Checks the token and that its pod is meshed (an injected pod in a
+/// monitored namespace: a token alone, from any pod, is not enough), then
+/// signs the CSR for the token's ServiceAccount.
 pub async fn certify(
     reviewer: &dyn TokenReviewer,
+    membership: &dyn Membership,
     issuer: &dyn Issuer,
     trust_domain: &str,
     validity: Duration,
@@ -41,6 +63,7 @@ pub async fn certify(
             proven: format!("{}/{}", proven.namespace, proven.pod),
         });
     }
+    membership.check(&proven.namespace, &proven.pod)?;
     let identity: SpiffeId =
         SpiffeId::new(trust_domain, &proven.namespace, &proven.service_account)
             .to_string()

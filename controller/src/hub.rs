@@ -190,6 +190,29 @@ impl Hub {
     }
 }
 
+impl crate::certify::Membership for Hub {
+    fn check(&self, namespace: &str, pod: &str) -> Result<(), crate::certify::NotMeshed> {
+        use crate::certify::NotMeshed;
+        let inner = self.lock();
+        let index = &inner.compiler.index;
+        let name = format!("{namespace}/{pod}");
+        let found = index
+            .pods
+            .get(&(namespace.to_string(), pod.to_string()))
+            .ok_or_else(|| NotMeshed::UnknownPod(name.clone()))?;
+        if !index.is_monitored(namespace) {
+            return Err(NotMeshed::NotMonitored {
+                pod: name,
+                namespace: namespace.into(),
+            });
+        }
+        if !osm_api::k8s::has_proxy(found) {
+            return Err(NotMeshed::NoProxy(name));
+        }
+        Ok(())
+    }
+}
+
 /// The batch that takes a proxy from `sent` (None: nothing yet) to `latest`.
 pub fn next_update(sent: Option<&View>, latest: &View) -> v1::ConfigUpdate {
     match sent {

@@ -7,13 +7,23 @@ use std::time::Duration;
 use osm_api::v1;
 use osm_controller::{
     ca::{Issuer, LocalCa},
-    certify::certify,
+    certify::{Membership, NotMeshed, certify},
     token::{AUDIENCE, LocalTokens, PodIdentity},
 };
 use osm_proxy::identity::Credentials;
 use osm_tests::{ProxyOptions, TestProxy, apps::HttpApp, client::http1_get, pki::spiffe};
 use rcgen::{CertificateParams, KeyPair, PKCS_ECDSA_P256_SHA256};
 use serde_json::json;
+
+/// The pods here are injected pods of a monitored namespace (membership
+/// itself is tested in the controller, from its index).
+struct Injected;
+
+impl Membership for Injected {
+    fn check(&self, _: &str, _: &str) -> Result<(), NotMeshed> {
+        Ok(())
+    }
+}
 
 /// What a proxy does at start: make a key, send a CSR with its token.
 async fn certified(ca: &LocalCa, tokens: &LocalTokens, ns: &str, sa: &str) -> Credentials {
@@ -35,6 +45,7 @@ async fn certified(ca: &LocalCa, tokens: &LocalTokens, ns: &str, sa: &str) -> Cr
     };
     let response = certify(
         tokens,
+        &Injected,
         ca,
         "cluster.local",
         Duration::from_secs(3600),

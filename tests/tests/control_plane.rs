@@ -38,19 +38,19 @@ metadata: {{name: bookthief, labels: {{openservicemesh.io/monitored-by: osm}}}}
 apiVersion: v1
 kind: Pod
 metadata: {{name: bookstore-0, namespace: bookstore, labels: {{app: bookstore}}}}
-spec: {{serviceAccountName: bookstore, containers: [{{name: app, image: bookstore, ports: [{{containerPort: {app_port}}}]}}]}}
+spec: {{serviceAccountName: bookstore, initContainers: [{{name: osm-proxy, image: osm-proxy, restartPolicy: Always}}], containers: [{{name: app, image: bookstore, ports: [{{containerPort: {app_port}}}]}}]}}
 status: {{podIP: {STORE_IP}}}
 ---
 apiVersion: v1
 kind: Pod
 metadata: {{name: bookbuyer-0, namespace: bookbuyer, labels: {{app: bookbuyer}}}}
-spec: {{serviceAccountName: bookbuyer, containers: [{{name: app, image: bookbuyer}}]}}
+spec: {{serviceAccountName: bookbuyer, initContainers: [{{name: osm-proxy, image: osm-proxy, restartPolicy: Always}}], containers: [{{name: app, image: bookbuyer}}]}}
 status: {{podIP: 127.0.0.12}}
 ---
 apiVersion: v1
 kind: Pod
 metadata: {{name: bookthief-0, namespace: bookthief, labels: {{app: bookthief}}}}
-spec: {{serviceAccountName: bookthief, containers: [{{name: app, image: bookthief}}]}}
+spec: {{serviceAccountName: bookthief, initContainers: [{{name: osm-proxy, image: osm-proxy, restartPolicy: Always}}], containers: [{{name: app, image: bookthief}}]}}
 status: {{podIP: 127.0.0.13}}
 ---
 apiVersion: v1

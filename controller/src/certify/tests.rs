@@ -23,6 +23,24 @@ fn csr(uris: &[&str], dns: &[&str]) -> String {
     params.serialize_request(&key).unwrap().pem().unwrap()
 }
 
+/// Every pod is meshed (the membership checks have their own test).
+struct Meshed;
+
+impl Membership for Meshed {
+    fn check(&self, _: &str, _: &str) -> Result<(), NotMeshed> {
+        Ok(())
+    }
+}
+
+/// No pod is: the reason given.
+struct Refusing(NotMeshed);
+
+impl Membership for Refusing {
+    fn check(&self, _: &str, _: &str) -> Result<(), NotMeshed> {
+        Err(self.0.clone())
+    }
+}
+
 fn bookstore() -> PodIdentity {
     PodIdentity {
         namespace: "bookstore".into(),
@@ -61,9 +79,16 @@ async fn a_valid_request_gets_a_certificate_for_the_proven_identity_only() {
             &["bookstore.bookstore.cluster.local"],
         ),
     ] {
-        let response = certify(&tokens, &ca, "cluster.local", DAY, &request(&tokens, asked))
-            .await
-            .unwrap();
+        let response = certify(
+            &tokens,
+            &Meshed,
+            &ca,
+            "cluster.local",
+            DAY,
+            &request(&tokens, asked),
+        )
+        .await
+        .unwrap();
         let leaf_der = der_of(&response.cert_chain_pem);
         let (_, leaf) = X509Certificate::from_der(&leaf_der).unwrap();
         let names: Vec<String> = leaf
@@ -123,9 +148,16 @@ async fn a_csr_for_another_service_account_is_refused() {
         ),
     ];
     for (asked, want) in cases {
-        let err = certify(&tokens, &ca, "cluster.local", DAY, &request(&tokens, asked))
-            .await
-            .unwrap_err();
+        let err = certify(
+            &tokens,
+            &Meshed,
+            &ca,
+            "cluster.local",
+            DAY,
+            &request(&tokens, asked),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.to_string(), want);
     }
 }
@@ -138,21 +170,21 @@ async fn bad_tokens_and_mismatched_pods_are_refused() {
     forged.token =
         LocalTokens::from_key(b"other").mint(&bookstore(), AUDIENCE, Duration::from_secs(60));
     assert_eq!(
-        certify(&tokens, &ca, "cluster.local", DAY, &forged).await,
+        certify(&tokens, &Meshed, &ca, "cluster.local", DAY, &forged).await,
         Err(CertifyError::Token(TokenError::BadSignature))
     );
 
     let mut expired = request(&tokens, csr(&[], &[]));
     expired.token = tokens.mint(&bookstore(), AUDIENCE, Duration::ZERO);
     assert!(matches!(
-        certify(&tokens, &ca, "cluster.local", DAY, &expired).await,
+        certify(&tokens, &Meshed, &ca, "cluster.local", DAY, &expired).await,
         Err(CertifyError::Token(TokenError::Expired(_)))
     ));
 
     let mut other_pod = request(&tokens, csr(&[], &[]));
     other_pod.pod_name = "bookstore-v2-def".into();
     assert_eq!(
-        certify(&tokens, &ca, "cluster.local", DAY, &other_pod)
+        certify(&tokens, &Meshed, &ca, "cluster.local", DAY, &other_pod)
             .await
             .unwrap_err()
             .to_string(),
@@ -165,7 +197,7 @@ async fn bad_tokens_and_mismatched_pods_are_refused() {
     );
     garbage.pod_name.clear();
     assert!(matches!(
-        certify(&tokens, &ca, "cluster.local", DAY, &garbage).await,
+        certify(&tokens, &Meshed, &ca, "cluster.local", DAY, &garbage).await,
         Err(CertifyError::Ca(CaError::BadCsr(_)))
     ));
 }
@@ -179,6 +211,7 @@ async fn the_local_ca_survives_a_restart() {
     let tokens = LocalTokens::from_key(b"key");
     let response = certify(
         &tokens,
+        &Meshed,
         &second,
         "cluster.local",
         DAY,
@@ -219,4 +252,41 @@ fn a_lifetime_that_does_not_fit_is_an_error_not_a_panic() {
         assert!(refused.to_string().contains("does not fit"), "{refused}");
     }
     assert!(ca.issue(&csr(&[], &[]), &id, DAY).is_ok());
+}
+
+/// Regression (issue 14, item 2): any pod presenting a token with the
+/// audience was certified, injected or not, in the mesh or not.
+#[tokio::test]
+async fn only_meshed_pods_are_certified() {
+    let ca = LocalCa::generate(DAY).unwrap();
+    let tokens = LocalTokens::from_key(b"key");
+    for (refusal, want) in [
+        (
+            NotMeshed::NoProxy("bookstore/bookstore-v1-abc".into()),
+            "has no osm-proxy sidecar",
+        ),
+        (
+            NotMeshed::NotMonitored {
+                pod: "bookstore/bookstore-v1-abc".into(),
+                namespace: "bookstore".into(),
+            },
+            "not in the mesh",
+        ),
+        (
+            NotMeshed::UnknownPod("bookstore/bookstore-v1-abc".into()),
+            "not known to the controller yet",
+        ),
+    ] {
+        let err = certify(
+            &tokens,
+            &Refusing(refusal),
+            &ca,
+            "cluster.local",
+            DAY,
+            &request(&tokens, csr(&[], &[])),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains(want), "{err}");
+    }
 }

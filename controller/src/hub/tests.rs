@@ -153,3 +153,30 @@ fn an_old_subscription_ending_leaves_the_new_one_in_place() {
     hub.unsubscribe(&id("buyer-0"), new.token);
     assert_eq!(hub.subscribers(), 0);
 }
+
+/// Regression (issue 14, item 2): membership for Certify comes from the
+/// index: an injected pod in a monitored namespace, nothing else.
+#[test]
+fn only_injected_pods_in_monitored_namespaces_are_members() {
+    use crate::certify::{Membership, NotMeshed};
+    let hub = hub();
+    for l in load_str("outsiders.yaml", crate::test_fixtures::OUTSIDERS).objects {
+        hub.apply(l.object);
+    }
+    assert_eq!(hub.check("shop", "store-0"), Ok(()));
+    assert_eq!(
+        hub.check("shop", "plain-0"),
+        Err(NotMeshed::NoProxy("shop/plain-0".into()))
+    );
+    assert_eq!(
+        hub.check("outside", "web-0"),
+        Err(NotMeshed::NotMonitored {
+            pod: "outside/web-0".into(),
+            namespace: "outside".into()
+        })
+    );
+    assert_eq!(
+        hub.check("shop", "nobody"),
+        Err(NotMeshed::UnknownPod("shop/nobody".into()))
+    );
+}

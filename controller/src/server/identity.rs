@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     ca::{CaError, Issuer},
-    certify::{CertifyError, certify},
+    certify::{CertifyError, NotMeshed, certify},
     hub::Hub,
     metrics::Metrics,
     token::TokenReviewer,
@@ -33,6 +33,8 @@ pub fn status_of(error: &CertifyError) -> Status {
     let message = error.to_string();
     match error {
         CertifyError::Token(_) => Status::unauthenticated(message),
+        CertifyError::NotMeshed(NotMeshed::UnknownPod(_)) => Status::unavailable(message),
+        CertifyError::NotMeshed(_) => Status::permission_denied(message),
         CertifyError::PodMismatch { .. } | CertifyError::Identity(_) => {
             Status::permission_denied(message)
         }
@@ -57,6 +59,7 @@ impl v1::identity_server::Identity for IdentityService {
         let trust_domain = self.hub.trust_domain();
         match certify(
             self.reviewer.as_ref(),
+            self.hub.as_ref(),
             self.issuer.as_ref(),
             &trust_domain,
             validity,
