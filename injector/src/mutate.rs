@@ -205,6 +205,20 @@ fn proxy_container(
         ports.push(json!({"name": "healthcheck", "containerPort": TCP_HEALTHCHECK_PORT}));
     }
     let proxy_probes: Vec<Value> = probes.iter().map(|p| p.for_proxy()).collect();
+    // The ports the containers declare reach the application on loopback;
+    // any other port the proxy delivers to the pod address, as Kubernetes
+    // would (see the proxy's `inbound::app_addr`).
+    let mut declared: Vec<i32> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter(|p| p.protocol.as_deref().is_none_or(|p| p == "TCP"))
+        .map(|p| p.container_port)
+        .collect();
+    declared.sort_unstable();
+    declared.dedup();
+    let declared: Vec<String> = declared.iter().map(ToString::to_string).collect();
     let resources = if mesh.sidecar.resources.is_null() {
         json!({})
     } else {
@@ -229,6 +243,7 @@ fn proxy_container(
             {"name": "OSM_WORKLOAD_NAME", "value": workload_name},
             {"name": "OSM_PROXY_LOG", "value": proxy_log_level(&mesh.sidecar.log_level)},
             {"name": "OSM_PROXY_PROBES", "value": Value::Array(proxy_probes).to_string()},
+            {"name": "OSM_APP_PORTS", "value": declared.join(",")},
         ],
         "resources": resources,
         "securityContext": {

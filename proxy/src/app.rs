@@ -52,6 +52,9 @@ pub struct Settings {
     pub control: Option<crate::control::ControlSettings>,
     /// The kubelet's rewritten probes: where to listen and what to do.
     pub probes: Vec<(SocketAddr, crate::probes::ProbePort)>,
+    /// The pod's address and declared ports (the proxy's own ports are
+    /// added once its listeners are bound).
+    pub pod_ports: crate::inbound::PodPorts,
 }
 
 /// The addresses the proxy actually bound.
@@ -78,6 +81,7 @@ pub struct Proxy {
     drain_timeout: Duration,
     control: Option<crate::control::ControlSettings>,
     probes: Vec<(TcpListener, crate::probes::ProbePort)>,
+    pod_ports: Arc<crate::inbound::PodPorts>,
 }
 
 async fn bind_all(
@@ -160,6 +164,24 @@ impl Proxy {
                 .filter_map(|(l, _)| l.local_addr().ok())
                 .collect(),
         };
+        // The proxy's own listeners are never a destination of inbound
+        // traffic (the network reaches them through interception).
+        let own: Vec<u16> = addrs
+            .inbound
+            .iter()
+            .chain(&addrs.outbound)
+            .chain(std::iter::once(&addrs.admin))
+            .map(SocketAddr::port)
+            .chain([
+                osm_api::compat::PROXY_ADMIN_PORT,
+                osm_api::compat::PROXY_OUTBOUND_PORT,
+                osm_api::compat::PROXY_INBOUND_PORT,
+            ])
+            .collect();
+        let pod_ports = Arc::new(crate::inbound::PodPorts {
+            own: own.into(),
+            ..settings.pod_ports
+        });
         Ok(Self {
             shared,
             inbound,
@@ -167,6 +189,7 @@ impl Proxy {
             admin,
             metrics,
             addrs,
+            pod_ports,
             config_file: settings.config_file,
             config_poll_interval: settings.config_poll_interval,
             drain_timeout: settings.drain_timeout,
@@ -193,6 +216,7 @@ impl Proxy {
             tasks.spawn(crate::inbound::serve(
                 listener,
                 target,
+                self.pod_ports.clone(),
                 shared.clone(),
                 drain.clone(),
                 tasks.clone(),

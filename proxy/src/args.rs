@@ -109,9 +109,21 @@ pub struct Args {
     #[arg(long, env = "OSM_PROXY_WORKERS", default_value_t = 1)]
     pub workers: usize,
 
+    /// The pod's address (`POD_IP`, from the downward API): inbound traffic
+    /// to a port no container declares is delivered there, as Kubernetes
+    /// would, never to a loopback-only listener.
+    #[arg(long, env = "POD_IP")]
+    pub pod_ip: Option<std::net::IpAddr>,
+
+    /// The ports the pod's containers declare (`OSM_APP_PORTS`, written by
+    /// the injector): inbound traffic to them is delivered on loopback. Not
+    /// set: every port is delivered on loopback.
+    #[arg(long, env = "OSM_APP_PORTS")]
+    pub app_ports: Option<String>,
+
     /// The kubelet's rewritten probes (JSON from the injector): the proxy
-    /// listens on their ports (15901-15904) and forwards them to the
-    /// application.
+    /// listens on their ports (15901-15904), probes the application and
+    /// answers with its status.
     #[arg(long, env = "OSM_PROXY_PROBES", default_value = "")]
     pub probes: String,
 

@@ -89,6 +89,16 @@ async fn run(args: Args, log_filter: Arc<dyn LogFilter>) -> anyhow::Result<()> {
         log_filter: Some(log_filter),
         control,
         probes,
+        pod_ports: osm_proxy::inbound::PodPorts {
+            pod_ip: args.pod_ip,
+            declared: args
+                .app_ports
+                .as_deref()
+                .map(osm_proxy::inbound::parse_declared)
+                .transpose()
+                .map_err(anyhow::Error::msg)?,
+            own: Default::default(),
+        },
     })
     .await?;
     tracing::info!(addrs = ?proxy.addrs(), "osm-proxy started");

@@ -59,6 +59,13 @@ pub enum Refusal {
     /// A connection the config admitted is no longer admitted.
     #[error("access to port {port} revoked")]
     Revoked { port: u16 },
+    /// A connection to one of the proxy's own listeners, from the network.
+    #[error("port {port} is the proxy's own: it is not reachable from the network")]
+    ProxyPort { port: u16 },
+    /// A port the pod's containers do not declare, when the pod's address
+    /// is unknown (it cannot be delivered as Kubernetes would).
+    #[error("port {port} is not declared by the pod's containers")]
+    UndeclaredPort { port: u16 },
     /// A request no rule can be trusted to judge (an encoded separator or
     /// dot segment, two authorities): 400. `port` is the inbound port; None
     /// on the outbound side.
@@ -130,6 +137,8 @@ impl Refusal {
             Refusal::ConnectionRateLimited { port } => inbound(port, "connection-rate-limited"),
             Refusal::RequestRateLimited { port } => inbound(port, "rate-limited"),
             Refusal::Revoked { port } => inbound(port, "revoked"),
+            Refusal::ProxyPort { port } => inbound(port, "proxy-port"),
+            Refusal::UndeclaredPort { port } => inbound(port, "undeclared-port"),
             Refusal::BadRequest {
                 port: Some(port), ..
             } => inbound(port, "bad-request"),

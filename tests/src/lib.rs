@@ -160,6 +160,7 @@ impl TestProxy {
                 .into_iter()
                 .map(|p| (localhost(), p))
                 .collect(),
+            pod_ports: Default::default(),
         })
         .await
         .expect("proxy binds");

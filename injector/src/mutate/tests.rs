@@ -112,6 +112,8 @@ fn a_meshed_pod_gets_init_proxy_token_and_probes() {
             .contains("ROOT")
     );
     assert_eq!(env(proxy, "OSM_WORKLOAD_KIND")["value"], "Deployment");
+    // The declared ports reach the app on loopback; others go to the pod IP.
+    assert_eq!(env(proxy, "OSM_APP_PORTS")["value"], "14001");
     assert_eq!(env(proxy, "OSM_WORKLOAD_NAME")["value"], "bookstore-v1");
     let probes: Value =
         serde_json::from_str(env(proxy, "OSM_PROXY_PROBES")["value"].as_str().unwrap()).unwrap();

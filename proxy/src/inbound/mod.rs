@@ -12,9 +12,11 @@
 //! ```
 
 mod admit;
+mod app_addr;
 mod http;
 
 pub use admit::{Admission, Peer, admit, still_admitted};
+pub use app_addr::{PodPorts, app_addr, parse_declared};
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -45,10 +47,12 @@ pub enum Source {
 }
 
 /// Accepts inbound connections until drained. `target` replaces the
-/// original destination (for running without iptables).
+/// original destination (for running without iptables); otherwise the
+/// application is reached as [`app_addr`] decides.
 pub async fn serve(
     listener: TcpListener,
     target: Option<SocketAddr>,
+    pod_ports: Arc<PodPorts>,
     shared: Arc<Shared>,
     drain: CancellationToken,
     tasks: TaskTracker,
@@ -59,25 +63,24 @@ pub async fn serve(
         target,
         "inbound",
         state,
-        move |stream, peer, orig_dst, shared, drain| async move {
-            let orig_dst = orig_dst.ok_or(ConnectionError::NoOriginalDestination)?;
-            let to = Destination {
-                port: orig_dst.port(),
-                app: app_addr(orig_dst, target),
+        move |stream, peer, orig_dst, shared, drain| {
+            // Decided before the task: the destination is known at accept.
+            let app = match (target, orig_dst) {
+                (Some(target), _) => Ok(target),
+                (None, Some(orig_dst)) => app_addr(orig_dst, &pod_ports)
+                    .map_err(|refusal| ConnectionError::from(refusal.record(&shared.metrics))),
+                (None, None) => Err(ConnectionError::NoOriginalDestination),
             };
-            handle(stream, peer, to, shared, drain).await
+            async move {
+                let to = Destination {
+                    port: orig_dst.map_or(0, |d| d.port()),
+                    app: app?,
+                };
+                handle(stream, peer, to, shared, drain).await
+            }
         },
     )
     .await;
-}
-
-/// The application address for a connection to `orig_dst`: the explicit
-/// target, else the same port on localhost.
-fn app_addr(orig_dst: SocketAddr, target: Option<SocketAddr>) -> SocketAddr {
-    target.unwrap_or_else(|| match orig_dst {
-        SocketAddr::V4(_) => SocketAddr::from(([127, 0, 0, 1], orig_dst.port())),
-        SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, orig_dst.port())),
-    })
 }
 
 /// Where an inbound connection was going: the pod port the peer
