@@ -174,6 +174,7 @@ impl Controller {
             reviewer: self.reviewer.clone(),
             issuer: self.ca.clone(),
             metrics: self.metrics.clone(),
+            reviews: Default::default(),
         };
         let config =
             ConfigService::new(self.hub.clone(), self.proxies.clone(), self.metrics.clone());

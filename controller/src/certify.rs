@@ -53,6 +53,9 @@ pub async fn certify(
     validity: Duration,
     request: &v1::CertifyRequest,
 ) -> Result<v1::CertifyResponse, CertifyError> {
+    if request.token.len() > crate::token::MAX_TOKEN_BYTES {
+        return Err(TokenError::TooLong(request.token.len()).into());
+    }
     let proven = reviewer.review(&request.token).await?;
     let claimed = (&request.pod_namespace, &request.pod_name);
     if (!claimed.0.is_empty() && *claimed.0 != proven.namespace)

@@ -41,7 +41,13 @@ pub enum TokenError {
     WrongAudience(String),
     #[error("token review failed: {0}")]
     Review(String),
+    #[error("the token is {0} bytes, more than any ServiceAccount token ({MAX_TOKEN_BYTES})")]
+    TooLong(usize),
 }
+
+/// Longer tokens are refused before any review (a projected ServiceAccount
+/// token is about 1 KiB; the API server is not asked to parse megabytes).
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// Checks tokens; the Kubernetes implementation calls TokenReview.
 pub trait TokenReviewer: Send + Sync {

@@ -33,10 +33,32 @@ pub struct PeerAddr(pub std::net::SocketAddr);
 /// How long a client may take to finish a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What one client may hold of a server: the servers behind these (the
+/// injector, whose failure policy blocks pod creation; the validating
+/// webhook; the admin port) must not be held up by slow or many clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once; more are closed at accept.
+    pub max_connections: usize,
+    /// How long a request's headers may take to arrive (an idle
+    /// keep-alive connection included).
+    pub header_read_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 async fn serve_connection<IO>(
     io: IO,
     peer: std::net::SocketAddr,
     handler: Handler,
+    limits: Limits,
     stop: CancellationToken,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -46,7 +68,15 @@ async fn serve_connection<IO>(
         let handler = handler.clone();
         async move { Ok::<_, Infallible>(handler(req).await) }
     });
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)));
     tokio::select! {
         _ = builder.serve_connection(TokioIo::new(io), service) => {}
         _ = stop.cancelled() => {}
@@ -54,14 +84,26 @@ async fn serve_connection<IO>(
 }
 
 /// Serves `handler` on every connection until `stop` is cancelled, over
-/// TLS when `tls` is given.
+/// TLS when `tls` is given, within the default [`Limits`].
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     handler: Handler,
     stop: CancellationToken,
 ) {
+    serve_with(listener, tls, handler, Limits::default(), stop).await;
+}
+
+/// [`serve`] within `limits`.
+pub async fn serve_with(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    handler: Handler,
+    limits: Limits,
+    stop: CancellationToken,
+) {
     let acceptor = tls.map(TlsAcceptor::from);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -74,15 +116,20 @@ pub async fn serve(
             },
             _ = stop.cancelled() => return,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "connection limit reached; closed");
+            continue;
+        };
         let (acceptor, handler, stop) = (acceptor.clone(), handler.clone(), stop.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             match acceptor {
-                None => serve_connection(tcp, peer, handler, stop).await,
+                None => serve_connection(tcp, peer, handler, limits, stop).await,
                 Some(acceptor) => {
                     if let Ok(Ok(tls)) =
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
                     {
-                        serve_connection(tls, peer, handler, stop).await;
+                        serve_connection(tls, peer, handler, limits, stop).await;
                     }
                 }
             }

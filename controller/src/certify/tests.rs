@@ -290,3 +290,19 @@ async fn only_meshed_pods_are_certified() {
         assert!(err.to_string().contains(want), "{err}");
     }
 }
+
+/// Regression (issue 14, item 8): a token of any size went to TokenReview.
+#[tokio::test]
+async fn oversized_tokens_are_refused_before_review() {
+    let ca = LocalCa::generate(DAY).unwrap();
+    let tokens = LocalTokens::from_key(b"key");
+    let mut huge = request(&tokens, csr(&[], &[]));
+    huge.token = "x".repeat(crate::token::MAX_TOKEN_BYTES + 1);
+    let err = certify(&tokens, &Meshed, &ca, "cluster.local", DAY, &huge)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CertifyError::Token(TokenError::TooLong(_))),
+        "{err}"
+    );
+}

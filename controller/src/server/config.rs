@@ -74,6 +74,14 @@ fn authorize(
         ));
     }
     let pod = format!("{}/{}", hello.pod_namespace, hello.pod_name);
+    let trust_domain = hub.trust_domain();
+    if identity.trust_domain() != trust_domain {
+        return Err(Status::permission_denied(format!(
+            "the certificate is {identity}, from trust domain {:?}; the mesh's is {trust_domain:?}: \
+             call Identity.Certify for a certificate of this mesh",
+            identity.trust_domain()
+        )));
+    }
     let service_account = hub
         .pod_service_account(&hello.pod_namespace, &hello.pod_name)
         .ok_or_else(|| {
@@ -283,5 +291,67 @@ impl Drop for Session {
         service.proxies.disconnected(self.stream);
         service.metrics.connected_proxies.decrement(1.0);
         tracing::debug!(pod = %format!("{}/{}", self.id.namespace, self.id.pod), "proxy disconnected");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use osm_api::{
+        compile::{Compiler, Index, MeshOptions},
+        identity::SpiffeId,
+        load::load_str,
+    };
+
+    use super::*;
+
+    fn hub() -> Hub {
+        let mut index = Index::new(MeshOptions::default());
+        for l in load_str("cluster.yaml", crate::test_fixtures::CLUSTER).objects {
+            index.apply(l.object);
+        }
+        Hub::new(Compiler::new(index), None)
+    }
+
+    fn hello(ns: &str, pod: &str) -> v1::ProxyInfo {
+        v1::ProxyInfo {
+            pod_name: pod.into(),
+            pod_namespace: ns.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Regression (issue 14, item 10): the trust domain of the stream's
+    /// certificate was not checked.
+    #[test]
+    fn streams_need_a_certificate_of_this_mesh_for_the_named_pod() {
+        let hub = hub();
+        let peer = |td: &str, sa: &str| PeerIdentity(Some(SpiffeId::new(td, "shop", sa)));
+        let ok = authorize(
+            &hub,
+            Some(&peer("cluster.local", "store")),
+            &hello("shop", "store-0"),
+        );
+        assert_eq!(ok.unwrap().pod, "store-0");
+        let foreign = authorize(
+            &hub,
+            Some(&peer("other.mesh", "store")),
+            &hello("shop", "store-0"),
+        )
+        .unwrap_err();
+        assert_eq!(foreign.code(), tonic::Code::PermissionDenied);
+        assert!(
+            foreign.message().contains("trust domain"),
+            "{}",
+            foreign.message()
+        );
+        let other_sa = authorize(
+            &hub,
+            Some(&peer("cluster.local", "buyer")),
+            &hello("shop", "store-0"),
+        )
+        .unwrap_err();
+        assert_eq!(other_sa.code(), tonic::Code::PermissionDenied);
+        let anonymous = authorize(&hub, None, &hello("shop", "store-0")).unwrap_err();
+        assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
     }
 }

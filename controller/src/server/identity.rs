@@ -20,6 +20,42 @@ pub struct IdentityService {
     pub reviewer: Arc<dyn TokenReviewer>,
     pub issuer: Arc<dyn Issuer>,
     pub metrics: Arc<Metrics>,
+    pub reviews: Arc<ReviewGate>,
+}
+
+/// How many certificate requests are checked at once (each may cost a
+/// TokenReview on the API server), and how long one waits for its turn
+/// before it is told to come back (`RESOURCE_EXHAUSTED`; proxies retry
+/// with backoff). A crowd of proxies starting together queues here instead
+/// of flooding the API server.
+#[derive(Debug)]
+pub struct ReviewGate {
+    permits: tokio::sync::Semaphore,
+    wait: std::time::Duration,
+}
+
+impl ReviewGate {
+    pub fn new(concurrent: usize, wait: std::time::Duration) -> Self {
+        Self {
+            permits: tokio::sync::Semaphore::new(concurrent),
+            wait,
+        }
+    }
+
+    async fn enter(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Status> {
+        match tokio::time::timeout(self.wait, self.permits.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(Status::resource_exhausted(
+                "too many certificate requests at once; retry shortly",
+            )),
+        }
+    }
+}
+
+impl Default for ReviewGate {
+    fn default() -> Self {
+        Self::new(64, std::time::Duration::from_secs(2))
+    }
 }
 
 impl std::fmt::Debug for IdentityService {
@@ -53,6 +89,9 @@ impl v1::identity_server::Identity for IdentityService {
         request: Request<v1::CertifyRequest>,
     ) -> Result<Response<v1::CertifyResponse>, Status> {
         let request = request.into_inner();
+        let _turn = self.reviews.enter().await.inspect_err(|_| {
+            self.metrics.error("certify-busy");
+        })?;
         // Read per request: a MeshConfig change applies to the next
         // certificate.
         let validity = self.hub.cert_validity();
@@ -86,5 +125,22 @@ impl v1::identity_server::Identity for IdentityService {
                 Err(status_of(&e))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (issue 14, item 8): every certificate request went to
+    /// TokenReview at once, however many arrived.
+    #[tokio::test]
+    async fn certificate_requests_take_turns() {
+        let gate = ReviewGate::new(1, std::time::Duration::ZERO);
+        let first = gate.enter().await.expect("a turn");
+        let busy = gate.enter().await.unwrap_err();
+        assert_eq!(busy.code(), tonic::Code::ResourceExhausted);
+        drop(first);
+        assert!(gate.enter().await.is_ok(), "the turn is given back");
     }
 }
