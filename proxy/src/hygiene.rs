@@ -25,6 +25,8 @@ pub enum Malformed {
     EncodedDotSegment(String),
     #[error("the path {0:?} does not start with '/'")]
     RelativePath(String),
+    #[error("the path {0:?} has a '%' that is not followed by two hex digits")]
+    BadEscape(String),
     #[error("the Host header {host:?} and the request's authority {authority:?} differ")]
     AuthorityMismatch { host: String, authority: String },
 }
@@ -40,6 +42,17 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, Malformed> {
     }
     if !path.starts_with('/') {
         return Err(Malformed::RelativePath(path.into()));
+    }
+    // A stray '%' could pair with decoded characters into a new escape
+    // (`%%32e` -> `%2e`): refused, so one decoding is the only one.
+    let bytes = path.as_bytes();
+    let stray = bytes.iter().enumerate().any(|(i, b)| {
+        *b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    if stray {
+        return Err(Malformed::BadEscape(path.into()));
     }
     let lower = path.to_ascii_lowercase();
     if lower.contains("%2f") || lower.contains("%5c") {
@@ -198,7 +211,9 @@ mod tests {
             ("/%41dmin", Ok("/Admin")),
             ("/a%2db%7e", Ok("/a-b~")),
             ("/caf%c3%a9", Ok("/caf%C3%A9")),
-            ("/a%zz", Ok("/a%zz")),
+            ("/a%zz", Err("not followed by two hex digits")),
+            ("/a/%%32e/", Err("not followed by two hex digits")),
+            ("/a%2", Err("not followed by two hex digits")),
             ("/a%2ab", Ok("/a%2Ab")),
             ("/books..", Ok("/books..")),
             ("/...", Ok("/...")),

@@ -1,0 +1,18 @@
+//! SPIFFE IDs as text and certificate SANs as DER: parsed or refused,
+//! never a panic; a parsed ID prints back to itself.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use osm_api::identity::{SpiffeId, spiffe_id_from_der};
+
+fuzz_target!(|data: &[u8]| {
+    let _ = spiffe_id_from_der(data);
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(id) = text.parse::<SpiffeId>()
+    {
+        assert_eq!(id.to_string(), text);
+        let again: SpiffeId = id.to_string().parse().expect("round trip");
+        assert_eq!(again, id);
+        let _ = id.dns_name();
+    }
+});
