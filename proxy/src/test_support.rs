@@ -41,7 +41,13 @@ where
     let task = tokio::spawn(handler(server));
     client.write_all(request).await.expect("write");
     let mut out = Vec::new();
-    client.read_to_end(&mut out).await.expect("read");
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        client.read_to_end(&mut out),
+    )
+    .await
+    .expect("the proxy ends the connection")
+    .expect("read");
     let ended = task.await.expect("the handler does not panic");
     (String::from_utf8_lossy(&out).into_owned(), ended)
 }

@@ -36,6 +36,8 @@ use crate::{
 
 /// Longest a peer may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest a refused HTTP client is answered on its connection.
+const REFUSAL_LINGER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Who sent the traffic.
 #[derive(Debug, Clone)]
@@ -192,12 +194,21 @@ where
         Admission::Refuse(refusal) => {
             let refusal = refusal.record(&shared.metrics);
             if let Some(http2) = conn.answer_http {
+                // Told why, then let go: a refused client is not kept
+                // (HTTP/1 closes after the answer; any connection at most
+                // REFUSAL_LINGER, so slow or chatty strangers cost nothing).
                 let answer = refusal.clone();
-                crate::serve::serve_http(stream, http2, drain, move |_req| {
-                    let response = answer.response();
+                let told = crate::serve::serve_http(stream, http2, drain, move |_req| {
+                    let mut response = answer.response();
+                    if !http2 {
+                        response.headers_mut().insert(
+                            ::http::header::CONNECTION,
+                            ::http::HeaderValue::from_static("close"),
+                        );
+                    }
                     async move { response }
-                })
-                .await;
+                });
+                let _ = tokio::time::timeout(REFUSAL_LINGER, told).await;
             }
             Err(refusal.into())
         }

@@ -112,3 +112,19 @@ async fn an_ingress_source_is_admitted_and_sent_to_the_app() {
     assert!(ended.is_ok());
     assert_eq!(plaintext_denials(&shared), 0);
 }
+
+/// Regression (issue 14, item 8): a refused client could keep its
+/// connection open and go on sending requests.
+#[tokio::test]
+async fn a_refused_http_client_is_answered_then_let_go() {
+    // No `Connection: close` from the client: the proxy closes anyway, so
+    // reading to the end completes.
+    let keep_alive = b"GET /books HTTP/1.1\r\nHost: bookstore\r\n\r\n";
+    let (response, ended, _) = connect("192.168.0.7:5000", to_app(), keep_alive).await;
+    assert!(response.starts_with("HTTP/1.1 403"), "{response}");
+    assert!(
+        response.to_ascii_lowercase().contains("connection: close"),
+        "{response}"
+    );
+    assert!(ended.is_err());
+}
