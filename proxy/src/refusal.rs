@@ -85,6 +85,10 @@ pub enum Refusal {
     /// A mesh service whose chosen backend has no endpoints.
     #[error("{set} has no endpoints")]
     NoEndpoints { layer: Layer, set: Arc<str> },
+    /// An egress rule's host that resolves to nothing: there is no address
+    /// the connection may go to.
+    #[error("egress host {host} does not resolve")]
+    EgressHostUnresolved { layer: Layer, host: String },
     /// A passthrough the config no longer allows.
     #[error("passthrough to {dst} closed: the config no longer allows it")]
     EgressRevoked { dst: SocketAddr },
@@ -146,6 +150,7 @@ impl Refusal {
             Refusal::NoRoute { layer, .. } => outbound(layer, "no-route"),
             Refusal::NoEndpoints { layer, .. } => outbound(layer, "no-endpoints"),
             Refusal::EgressRevoked { .. } => outbound(&Layer::Tcp, "revoked"),
+            Refusal::EgressHostUnresolved { layer, .. } => outbound(layer, "unresolved"),
         }
     }
 
@@ -343,6 +348,18 @@ mod tests {
                     labels: vec![("kind", "http".into()), ("reason", "bad-request".into())],
                 },
                 400,
+            ),
+            (
+                Refusal::EgressHostUnresolved {
+                    layer: Layer::Tcp,
+                    host: "github.com".into(),
+                },
+                "egress host github.com does not resolve",
+                Counted {
+                    metric: OUTBOUND_REFUSED_TOTAL,
+                    labels: vec![("kind", "tcp".into()), ("reason", "unresolved".into())],
+                },
+                403,
             ),
             (
                 Refusal::EgressRevoked { dst: peer() },

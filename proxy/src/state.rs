@@ -36,6 +36,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub access_log: AccessLog,
     pub log_filter: Option<Arc<dyn crate::logging::LogFilter>>,
+    /// Resolves the hosts egress rules name (destinations are pinned).
+    pub resolver: crate::resolve::Resolver,
 }
 
 impl std::fmt::Debug for Shared {
@@ -64,6 +66,7 @@ impl Shared {
             metrics,
             access_log,
             log_filter,
+            resolver: crate::resolve::Resolver::default(),
         }
     }
 

@@ -95,9 +95,11 @@ pub async fn handle(ctx: OutboundContext, req: Request<Incoming>) -> Response<Pr
     outcome.response
 }
 
-/// A request an Egress rule lets through to its original destination.
+/// A request an Egress rule lets through by its Host: to an address the
+/// host resolves to (the original destination when it is one).
 struct EgressRoute {
     dst: SocketAddr,
+    host: String,
     rule: Arc<str>,
 }
 
@@ -117,16 +119,24 @@ fn egress(
     let rule = crate::routing::egress::allows_http(&snapshot.egress, &host, dst.port(), &view)?;
     Some(EgressRoute {
         dst,
+        host: host.into_owned(),
         rule: format!("egress:{}", rule.name).into(),
     })
 }
 
 impl EgressRoute {
     async fn forward(self, ctx: &Inner, req: Request<Incoming>) -> Outcome {
+        let Some(target) = ctx.shared.resolver.pin(&self.host, self.dst).await else {
+            let refusal = Refusal::EgressHostUnresolved {
+                layer: Layer::Http,
+                host: self.host,
+            };
+            return Outcome::refused(&refusal.record(&ctx.shared.metrics), Some(self.rule));
+        };
         let client = ctx
             .shared
-            .plain_client(self.dst, req.version() == http::Version::HTTP_2);
-        match forward(&client, req, self.dst).await {
+            .plain_client(target, req.version() == http::Version::HTTP_2);
+        match forward(&client, req, target).await {
             Ok(response) => Outcome {
                 response: response.map(Either::Left),
                 service: Some(self.rule),
@@ -135,7 +145,7 @@ impl EgressRoute {
             },
             Err(e) => Outcome::failed(
                 e.status(),
-                format!("osm-proxy: {}: {e}", self.dst),
+                format!("osm-proxy: {target}: {e}"),
                 Some(self.rule),
             ),
         }

@@ -113,6 +113,22 @@ where
                 drop(snapshot);
                 return passthrough(&shared, stream, peer, (dst, timeout), still_allowed).await;
             }
+            Route::PassthroughByName { dst, host } => {
+                let timeout = snapshot.mesh.connect_timeout;
+                drop(snapshot);
+                let Some(target) = shared.resolver.pin(&host, dst).await else {
+                    let refusal = Refusal::EgressHostUnresolved {
+                        layer: Layer::Tcp,
+                        host,
+                    };
+                    return Err(refusal.record(&shared.metrics).into());
+                };
+                let decided = Route::PassthroughByName { dst, host };
+                let still_allowed = move |shared: &Shared| {
+                    route(&shared.config(), orig_dst, seen.observed()) == decided
+                };
+                return passthrough(&shared, stream, peer, (target, timeout), still_allowed).await;
+            }
             Route::Refuse(refusal) => return Err(refusal.record(&shared.metrics).into()),
         }
     }

@@ -67,6 +67,13 @@ pub enum Route {
     MeshTcp(Arc<OutboundService>),
     /// Outside the mesh and allowed: plaintext to the original destination.
     Passthrough(SocketAddr),
+    /// Allowed by an egress rule's host name (the TLS server name): to an
+    /// address that host resolves to ([`crate::resolve`]), never simply
+    /// where the application pointed.
+    PassthroughByName {
+        dst: SocketAddr,
+        host: String,
+    },
     Refuse(Refusal),
 }
 
@@ -78,6 +85,10 @@ impl PartialEq for Route {
             (Route::Http { http2: a }, Route::Http { http2: b }) => a == b,
             (Route::MeshTcp(a), Route::MeshTcp(b)) => a.key == b.key,
             (Route::Passthrough(a), Route::Passthrough(b)) => a == b,
+            (
+                Route::PassthroughByName { dst: a, host: h },
+                Route::PassthroughByName { dst: b, host: k },
+            ) => a == b && h == k,
             (Route::Refuse(a), Route::Refuse(b)) => a == b,
             _ => false,
         }
@@ -133,7 +144,10 @@ pub fn route(snapshot: &Snapshot, orig_dst: Option<SocketAddr>, observed: Observ
         Observed::ServerName(Some(sni))
             if egress::allows_tls(&snapshot.egress, sni, dst.port()).is_some() =>
         {
-            Route::Passthrough(dst)
+            Route::PassthroughByName {
+                dst,
+                host: sni.to_string(),
+            }
         }
         _ => refused,
     }

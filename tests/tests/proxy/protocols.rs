@@ -354,8 +354,8 @@ async fn egress_rules_admit_their_hosts_names_and_ranges_only() {
         "trustBundle": {"pem": pki.bundle_pem()},
         "mesh": {"egress": false},
         "egress": [
-            {"name": "shop/web", "hosts": ["Web.Example."], "ports": [{"number": web.addr.port(), "protocol": "http"}]},
-            {"name": "shop/tls", "hosts": ["github.com"], "ports": [{"number": echo.addr.port(), "protocol": "https"}]}
+            {"name": "shop/web", "hosts": ["LocalHost."], "ports": [{"number": web.addr.port(), "protocol": "http"}]},
+            {"name": "shop/tls", "hosts": ["localhost"], "ports": [{"number": echo.addr.port(), "protocol": "https"}]}
         ]
     });
     let client = TestProxy::start(ProxyOptions {
@@ -367,8 +367,10 @@ async fn egress_rules_admit_their_hosts_names_and_ranges_only() {
     .await;
     let (to_web, to_echo) = (client.addrs.outbound[0], client.addrs.outbound[1]);
 
-    // HTTP: by Host and port.
-    let allowed = osm_tests::client::http1_get(to_web, "web.example", "/x")
+    // HTTP: by Host and port. (Admitted names must resolve: `localhost`,
+    // from /etc/hosts, so nothing is sent to a DNS server; the proxy
+    // connects to what the name resolves to.)
+    let allowed = osm_tests::client::http1_get(to_web, "localhost", "/x")
         .await
         .unwrap();
     assert_eq!(allowed.status, 200, "{allowed:?}");
@@ -380,7 +382,7 @@ async fn egress_rules_admit_their_hosts_names_and_ranges_only() {
     assert_eq!(web.requests(), 1);
 
     // TLS: by the ClientHello's server name; the bytes pass through untouched.
-    for (sni, admitted) in [("github.com", true), ("gitlab.com", false)] {
+    for (sni, admitted) in [("localhost", true), ("gitlab.com", false)] {
         let hello = client_hello(sni);
         let mut stream = tokio::net::TcpStream::connect(to_echo).await.unwrap();
         stream.write_all(&hello).await.unwrap();
@@ -405,4 +407,52 @@ async fn egress_rules_admit_their_hosts_names_and_ranges_only() {
     let mut echoed = [0u8; 8];
     stream.read_exact(&mut echoed).await.unwrap();
     assert_eq!(&echoed, b"\x00\x01binary");
+}
+
+/// Regression (issue 14, item 3): an Egress rule for a host let the
+/// application reach any address while presenting that host. The proxy now
+/// connects only to an address the rule's host resolves to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_egress_rule_pins_the_destination_to_its_host() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = Pki::default();
+    let good = HttpApp::start("good").await; // 127.0.0.1:P, what `localhost` resolves to
+    let port = good.addr.port();
+    // Another server on the same port of another loopback address.
+    let evil_addr: std::net::SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
+    let evil = tokio::net::TcpListener::bind(evil_addr).await.unwrap();
+    let evil_hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hits = evil_hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = evil.accept().await {
+            hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf).await;
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nevil")
+                .await;
+        }
+    });
+    let config = json!({
+        "trustBundle": {"pem": pki.bundle_pem()},
+        "mesh": {"egress": false},
+        "egress": [{"name": "shop/localhost", "hosts": ["localhost"],
+                    "ports": [{"number": port, "protocol": "http"}]}],
+    })
+    .to_string();
+    let client = TestProxy::start(ProxyOptions {
+        credentials: Some(pki.issue("shop", "buyer")),
+        config_yaml: Some(config),
+        // The application connected to 127.0.0.2 but says Host: localhost.
+        outbound_targets: vec![Some(evil_addr)],
+        ..Default::default()
+    })
+    .await;
+    let host = format!("localhost:{port}");
+    let answer = osm_tests::client::http1_get(client.outbound(), &host, "/x")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body, "good GET /x ", "reached the rule's host");
+    assert_eq!(evil_hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 }

@@ -130,7 +130,10 @@ fn routing_table() {
             "TLS to an Egress host",
             addr("140.82.112.3:443"),
             Observed::ServerName(Some("github.com")),
-            Route::Passthrough("140.82.112.3:443".parse().expect("addr")),
+            Route::PassthroughByName {
+                dst: "140.82.112.3:443".parse().expect("addr"),
+                host: "github.com".into(),
+            },
         ),
         (
             "TLS to another host",
