@@ -34,6 +34,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct PeerIdentity(pub Option<SpiffeId>);
 
+/// Connections the gRPC listener holds at once: one per proxy, so far
+/// above any mesh this controller serves (10,000 proxies measured), and a
+/// bound on what a flood of connections can take.
+pub const MAX_CONNECTIONS: usize = 65_536;
+
 /// Serves until `stop` is cancelled; then every connection is closed at
 /// once (proxies keep their config and reconnect elsewhere or later).
 pub async fn serve(
@@ -41,6 +46,18 @@ pub async fn serve(
     tls: Arc<rustls::ServerConfig>,
     identity: IdentityService,
     config: ConfigService,
+    stop: CancellationToken,
+) {
+    serve_with(listener, tls, (identity, config), MAX_CONNECTIONS, stop).await;
+}
+
+/// [`serve`] with at most `max_connections` at once; more are closed at
+/// accept. HTTP/2 pings find peers that vanished without closing.
+pub async fn serve_with(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    (identity, config): (IdentityService, ConfigService),
+    max_connections: usize,
     stop: CancellationToken,
 ) {
     let acceptor = TlsAcceptor::from(tls);
@@ -60,6 +77,10 @@ pub async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             _ = stop.cancelled() => break,
         };
+        if connections.len() >= max_connections {
+            tracing::debug!(%peer, "connection limit reached; closed");
+            continue;
+        }
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let identity = identity.clone();
@@ -97,7 +118,12 @@ pub async fn serve(
                         Ok::<_, Infallible>(response.unwrap_or_else(|never| match never {}))
                     }
                 });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http2()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .keep_alive_interval(Some(Duration::from_secs(30)))
+                .keep_alive_timeout(Duration::from_secs(20));
             if let Err(e) = builder
                 .http2_only()
                 .serve_connection(TokioIo::new(tls), service)
@@ -109,3 +135,6 @@ pub async fn serve(
     }
     connections.shutdown().await;
 }
+
+#[cfg(test)]
+mod tests;
