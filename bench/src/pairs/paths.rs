@@ -76,7 +76,9 @@ pub struct Programs {
     pub workers: usize,
 }
 
-/// A child process killed when dropped.
+/// A child process, in a process group of its own, killed with everything
+/// it started when dropped (an nginx master's workers outlive a master
+/// killed alone).
 pub struct Process {
     pub role: String,
     child: Child,
@@ -88,8 +90,10 @@ impl Process {
     }
 
     pub fn spawn(role: &str, command: &mut Command, log: &Path) -> Result<Self> {
+        use std::os::unix::process::CommandExt as _;
         let log_file = std::fs::File::create(log)?;
         let child = command
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
@@ -113,6 +117,10 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let group = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
