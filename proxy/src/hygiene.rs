@@ -43,26 +43,14 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, Malformed> {
     if !path.starts_with('/') {
         return Err(Malformed::RelativePath(path.into()));
     }
-    // A stray '%' could pair with decoded characters into a new escape
-    // (`%%32e` -> `%2e`): refused, so one decoding is the only one.
-    let bytes = path.as_bytes();
-    let stray = bytes.iter().enumerate().any(|(i, b)| {
-        *b == b'%'
-            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
-    });
-    if stray {
-        return Err(Malformed::BadEscape(path.into()));
+    // Every request comes through here: most paths are already normal (no
+    // escape, no empty or dot segment) and cost no allocation.
+    let escaped = path.contains('%');
+    if !escaped && !path.contains("//") && !path.contains("/.") {
+        return Ok(Cow::Borrowed(path));
     }
-    let lower = path.to_ascii_lowercase();
-    if lower.contains("%2f") || lower.contains("%5c") {
-        return Err(Malformed::EncodedSeparator(path.into()));
-    }
-    for segment in lower.split('/') {
-        let spelled = segment.replace("%2e", ".");
-        if spelled != segment && (spelled == "." || spelled == "..") {
-            return Err(Malformed::EncodedDotSegment(path.into()));
-        }
+    if escaped {
+        check_escapes(path)?;
     }
     let decoded = decode_unreserved(path);
     let segments: Vec<&str> = decoded[1..].split('/').collect();
@@ -96,6 +84,32 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, Malformed> {
     } else {
         Cow::Owned(normal)
     })
+}
+
+/// Escapes that no rule could judge: a stray '%' (it could pair with
+/// decoded characters into a new escape, `%%32e` -> `%2e`, so one decoding
+/// must be the only one), an encoded separator, an encoded dot segment.
+fn check_escapes(path: &str) -> Result<(), Malformed> {
+    let bytes = path.as_bytes();
+    let stray = bytes.iter().enumerate().any(|(i, b)| {
+        *b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    if stray {
+        return Err(Malformed::BadEscape(path.into()));
+    }
+    let lower = path.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") {
+        return Err(Malformed::EncodedSeparator(path.into()));
+    }
+    for segment in lower.split('/') {
+        let spelled = segment.replace("%2e", ".");
+        if spelled != segment && (spelled == "." || spelled == "..") {
+            return Err(Malformed::EncodedDotSegment(path.into()));
+        }
+    }
+    Ok(())
 }
 
 /// `%41` -> `A` for unreserved characters; other escapes in upper case.
@@ -181,12 +195,17 @@ pub fn restrict_upgrade(headers: &mut HeaderMap) {
     }
 }
 
+/// The identity header for a verified peer (made once per connection).
+pub fn client_cert_value(identity: &SpiffeId) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("URI={identity}")).ok()
+}
+
 /// Replaces whatever identity header the client sent with the verified
 /// one (none for a plaintext ingress peer).
-pub fn set_client_identity(headers: &mut HeaderMap, identity: Option<&SpiffeId>) {
+pub fn set_client_identity(headers: &mut HeaderMap, verified: Option<&HeaderValue>) {
     headers.remove(CLIENT_CERT_HEADER);
-    if let Some(value) = identity.and_then(|id| HeaderValue::from_str(&format!("URI={id}")).ok()) {
-        headers.insert(CLIENT_CERT_HEADER, value);
+    if let Some(value) = verified {
+        headers.insert(CLIENT_CERT_HEADER, value.clone());
     }
 }
 
@@ -283,7 +302,7 @@ mod tests {
             "URI=spiffe://evil/ns/a/sa/admin".parse().unwrap(),
         );
         let id = SpiffeId::new("cluster.local", "shop", "buyer");
-        set_client_identity(&mut h, Some(&id));
+        set_client_identity(&mut h, client_cert_value(&id).as_ref());
         assert_eq!(
             h[CLIENT_CERT_HEADER],
             "URI=spiffe://cluster.local/ns/shop/sa/buyer"

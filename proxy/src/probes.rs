@@ -64,6 +64,17 @@ pub struct ProbeRoute {
     pub tls: bool,
 }
 
+impl ProbeRoute {
+    pub fn new(path: &str, target_port: u16, target_path: &str, tls: bool) -> Self {
+        Self {
+            path: path.into(),
+            target_port,
+            target_path: target_path.into(),
+            tls,
+        }
+    }
+}
+
 /// What one probe port does. The proxy probes the application itself and
 /// answers with the status only: a probe port is never a tunnel to the
 /// application, nor a way to reach a port no probe names.
@@ -320,15 +331,6 @@ pub async fn serve(
 mod tests {
     use super::*;
 
-    fn route(path: &str, target_port: u16, target_path: &str, tls: bool) -> ProbeRoute {
-        ProbeRoute {
-            path: path.into(),
-            target_port,
-            target_path: target_path.into(),
-            tls,
-        }
-    }
-
     #[test]
     fn probe_ports_from_the_injectors_description() {
         let specs = parse(r#"[
@@ -344,13 +346,18 @@ mod tests {
                 (
                     15901,
                     ProbePort::Http(vec![
-                        route("/osm-liveness-probe", 8080, "/healthz", false),
-                        route("/osm-liveness-probe/side", 9000, "/live", false),
+                        ProbeRoute::new("/osm-liveness-probe", 8080, "/healthz", false),
+                        ProbeRoute::new("/osm-liveness-probe/side", 9000, "/live", false),
                     ])
                 ),
                 (
                     15902,
-                    ProbePort::Http(vec![route("/osm-readiness-probe", 8443, "/ready", true)])
+                    ProbePort::Http(vec![ProbeRoute::new(
+                        "/osm-readiness-probe",
+                        8443,
+                        "/ready",
+                        true
+                    )])
                 ),
             ]
         );

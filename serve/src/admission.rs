@@ -6,7 +6,7 @@ use kube::core::{
     Resource,
     admission::{AdmissionRequest, AdmissionResponse, AdmissionReview},
 };
-use serde::de::DeserializeOwned;
+use serde::{Deserialize as _, de::DeserializeOwned};
 
 /// The body of an AdmissionReview POSTed to `path`, or the reply refusing
 /// it (404 naming the path, 413 when over `max` bytes).
@@ -43,15 +43,19 @@ where
     let Some(request) = value.get("request").filter(|r| !r.is_null()) else {
         return Err("the AdmissionReview has no request".into());
     };
-    // The object first: its errors are the ones a user can act on.
-    if let Some(object) = request.get("object").filter(|o| !o.is_null()) {
-        T::deserialize(object).map_err(|e| format!("request.object is not a {kind}: {e}"))?;
+    match AdmissionReview::<T>::deserialize(&value) {
+        Ok(review) => review
+            .try_into()
+            .map_err(|_| "the AdmissionReview has no request".to_string()),
+        // The object's own error first: it is the one a user can act on.
+        Err(e) => Err(match request.get("object").filter(|o| !o.is_null()) {
+            Some(object) => match T::deserialize(object) {
+                Err(object_error) => format!("request.object is not a {kind}: {object_error}"),
+                Ok(_) => format!("not an AdmissionReview: {e}"),
+            },
+            None => format!("not an AdmissionReview: {e}"),
+        }),
     }
-    let review: AdmissionReview<T> =
-        serde_json::from_value(value).map_err(|e| format!("not an AdmissionReview: {e}"))?;
-    review
-        .try_into()
-        .map_err(|_| "the AdmissionReview has no request".to_string())
 }
 
 /// A refusal with an HTTP-like status (`code`, `reason`) and the message

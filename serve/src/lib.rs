@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 
 use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
 

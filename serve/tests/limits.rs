@@ -5,22 +5,9 @@
 use std::{sync::Arc, time::Duration};
 
 use http::StatusCode;
+use osm_serve::testing::closed_within;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
-
-/// Reads until the server closes; false if it is still open after `within`.
-async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
-    let mut buf = [0u8; 256];
-    let read = async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    };
-    tokio::time::timeout(within, read).await.is_ok()
-}
 
 #[tokio::test]
 async fn slow_and_surplus_clients_are_cut_off() {

@@ -4,7 +4,8 @@ use osm_api::{
     compile::{Compiler, Index, MeshOptions},
     load::load_str,
 };
-use tokio::io::AsyncReadExt;
+
+use osm_serve::testing::closed_within;
 
 use super::*;
 use crate::{
@@ -13,20 +14,6 @@ use crate::{
     status::Proxies,
     token::LocalTokens,
 };
-
-/// Reads until the server closes; false if still open after `within`.
-async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
-    let mut buf = [0u8; 64];
-    let read = async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    };
-    tokio::time::timeout(within, read).await.is_ok()
-}
 
 /// Regression (issue 14, item 8): the gRPC listener took any number of
 /// connections.

@@ -30,6 +30,8 @@ struct Inner {
     app: SocketAddr,
     /// The pooled client to the app, for this connection's HTTP version.
     app_client: HttpClient,
+    /// `x-forwarded-client-cert` for the verified peer (None: ingress).
+    client_cert: Option<http::HeaderValue>,
 }
 
 impl InboundContext {
@@ -40,6 +42,10 @@ impl InboundContext {
             Source::Mesh(id) => id.to_string(),
             Source::Ingress(addr) => format!("ingress:{}", addr.ip()),
         };
+        let client_cert = match &source {
+            Source::Mesh(id) => hygiene::client_cert_value(id),
+            Source::Ingress(_) => None,
+        };
         Self(Arc::new(Inner {
             shared,
             source,
@@ -47,6 +53,7 @@ impl InboundContext {
             port,
             app,
             app_client,
+            client_cert,
         }))
     }
 }
@@ -106,11 +113,7 @@ async fn respond(ctx: &Inner, mut req: Request<Incoming>) -> Answer {
         return (refusal.response(), None, Some(refusal.message()));
     }
     hygiene::restrict_upgrade(req.headers_mut());
-    let identity = match &ctx.source {
-        Source::Mesh(identity) => Some(identity),
-        Source::Ingress(_) => None,
-    };
-    hygiene::set_client_identity(req.headers_mut(), identity);
+    hygiene::set_client_identity(req.headers_mut(), ctx.client_cert.as_ref());
     let snapshot = ctx.shared.config();
     let policy = snapshot.inbound.get(&ctx.port);
     let decision = match &ctx.source {

@@ -106,12 +106,10 @@ where
                 return forward_tcp(&shared, stream, peer, &service).await;
             }
             Route::Passthrough(dst) => {
-                let still_allowed = move |shared: &Shared| {
-                    route(&shared.config(), orig_dst, seen.observed()) == Route::Passthrough(dst)
-                };
                 let timeout = snapshot.mesh.connect_timeout;
                 drop(snapshot);
-                return passthrough(&shared, stream, peer, (dst, timeout), still_allowed).await;
+                let decided = (Route::Passthrough(dst), orig_dst, seen);
+                return passthrough(&shared, stream, peer, (dst, timeout), decided).await;
             }
             Route::PassthroughByName { dst, host } => {
                 let timeout = snapshot.mesh.connect_timeout;
@@ -123,11 +121,8 @@ where
                     };
                     return Err(refusal.record(&shared.metrics).into());
                 };
-                let decided = Route::PassthroughByName { dst, host };
-                let still_allowed = move |shared: &Shared| {
-                    route(&shared.config(), orig_dst, seen.observed()) == decided
-                };
-                return passthrough(&shared, stream, peer, (target, timeout), still_allowed).await;
+                let decided = (Route::PassthroughByName { dst, host }, orig_dst, seen);
+                return passthrough(&shared, stream, peer, (target, timeout), decided).await;
             }
             Route::Refuse(refusal) => return Err(refusal.record(&shared.metrics).into()),
         }
@@ -169,21 +164,22 @@ where
 }
 
 /// Splices a connection to a destination outside the mesh for as long as
-/// the config allows it: a config that stops allowing it (egress turned
-/// off, or the destination became a mesh service, which must be reached
-/// over mTLS) closes it, and the client's next connection is routed anew.
+/// the config allows it: [`route`] is asked again, with what was observed,
+/// on every config change, and a different answer (egress turned off, the
+/// destination became a mesh service, which must be reached over mTLS)
+/// closes it; the client's next connection is routed anew.
 async fn passthrough<D: AsyncRead + AsyncWrite + Unpin>(
     shared: &Arc<Shared>,
     downstream: D,
     peer: SocketAddr,
     (dst, connect_timeout): (SocketAddr, std::time::Duration),
-    still_allowed: impl Fn(&Shared) -> bool,
+    (decided, orig_dst, seen): (Route, Option<SocketAddr>, Seen),
 ) -> Result<(), ConnectionError> {
     let upstream = crate::upstream::connect(dst, connect_timeout).await?;
     let mut updates = shared.config_updates();
     let revoked = async {
         while updates.changed().await.is_ok() {
-            if !still_allowed(shared) {
+            if route(&shared.config(), orig_dst, seen.observed()) != decided {
                 let refusal = Refusal::EgressRevoked { dst }.record(&shared.metrics);
                 return refusal.to_string();
             }

@@ -6,15 +6,6 @@ use std::{net::SocketAddr, sync::Arc};
 use osm_proxy::probes::{ProbePort, ProbeRoute};
 use osm_tests::{ProxyOptions, TestProxy, apps::HttpApp, client::Http1Conn};
 
-fn route(path: &str, target_port: u16, target_path: &str, tls: bool) -> ProbeRoute {
-    ProbeRoute {
-        path: path.into(),
-        target_port,
-        target_path: target_path.into(),
-        tls,
-    }
-}
-
 /// A port nothing listens on: bind, note it, close.
 fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -80,10 +71,10 @@ async fn probes_check_the_application_and_answer_with_the_status_only() {
         outbound_targets: vec![],
         probes: vec![
             ProbePort::Http(vec![
-                route("/osm-liveness-probe", app.addr.port(), "/healthz", false),
-                route("/osm-liveness-probe/down", closed, "/healthz", false),
-                route("/osm-readiness-probe", https.port(), "/ready", true),
-                route("/osm-readiness-probe/bad", https.port(), "/other", true),
+                ProbeRoute::new("/osm-liveness-probe", app.addr.port(), "/healthz", false),
+                ProbeRoute::new("/osm-liveness-probe/down", closed, "/healthz", false),
+                ProbeRoute::new("/osm-readiness-probe", https.port(), "/ready", true),
+                ProbeRoute::new("/osm-readiness-probe/bad", https.port(), "/other", true),
             ]),
             ProbePort::HealthCheck(vec![app.addr.port(), closed]),
         ],
