@@ -380,6 +380,18 @@ fn malformed_inputs_have_exact_errors() {
             "apiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {name: t, namespace: n}\nspec: {rules: []}\n",
             "t.yaml: document 1 (TrafficTarget n/t): spec: missing field `destination`",
         ),
+        // Fields the storage versions' schemas name only to keep objects
+        // written at older versions: refused when written at the new one.
+        (
+            "apiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {name: t, namespace: n}\n\
+             spec: {destination: {kind: ServiceAccount, name: a, port: 80}}\n",
+            "t.yaml: document 1 (TrafficTarget n/t): spec.destination.port: unknown field `port`, expected one of `kind`, `name`, `namespace`",
+        ),
+        (
+            "apiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\nmetadata: {name: g, namespace: n}\n\
+             matches: [{name: m}]\n",
+            "t.yaml: document 1 (HTTPRouteGroup n/g): matches: unknown field `matches`, expected one of `apiVersion`, `kind`, `metadata`, `spec`, `status`",
+        ),
         (
             "apiVersion: access.smi-spec.io/v1alpha9\nkind: TrafficTarget\nmetadata: {name: t}\n",
             "t.yaml: document 1 (TrafficTarget t): kind TrafficTarget in apiVersion access.smi-spec.io/v1alpha9 is not supported by the mesh",

@@ -2,7 +2,11 @@
 //! service that serves lists, streaming watches (with resource versions),
 //! gets, creates, replaces, deletes, merge patches, server-side applies
 //! and TokenReviews from a map of JSON objects, and records
-//! every request it was sent.
+//! every request it was sent. With CRDs installed ([`FakeApi::install_crd`])
+//! their objects are pruned and relabelled between versions as the real
+//! API server does ([`crds`]).
+
+pub mod crds;
 
 use std::{
     collections::BTreeMap,
@@ -27,7 +31,8 @@ type Place = (Collection, String, String);
 enum Broadcast {
     Event {
         collection: Collection,
-        line: String,
+        kind: &'static str,
+        object: Value,
     },
     /// Every open watch fails with 410 Gone (the watcher must relist).
     Expire,
@@ -38,14 +43,16 @@ type TokenReviewFn = dyn Fn(&Value) -> Value + Send + Sync;
 struct State {
     version: u64,
     objects: BTreeMap<Place, Value>,
-    /// Events by version, for watches that start from an older version.
-    log: Vec<(u64, Collection, String)>,
+    /// Events by version (collection, event type, object as stored), for
+    /// watches that start from an older version.
+    log: Vec<(u64, Collection, &'static str, Value)>,
     requests: Vec<String>,
     /// PATCH requests: (path?query, content type, body).
     patches: Vec<(String, String, Value)>,
     /// Lists of these collections fail once with 500.
     fail_list: Vec<Collection>,
     token_review: Option<Arc<TokenReviewFn>>,
+    crds: BTreeMap<Collection, crds::Crd>,
 }
 
 /// The fake API server.
@@ -93,6 +100,8 @@ fn collection_of(value: &Value) -> Collection {
 #[derive(Debug, PartialEq)]
 struct Target {
     collection: Collection,
+    /// The API version in the path ("v1" for the core group).
+    version: String,
     namespace: String,
     name: Option<String>,
     /// `labelSelector`, decoded.
@@ -139,9 +148,9 @@ fn selects(selector: Option<&str>, object: &Value) -> bool {
 
 fn parse_path(path: &str) -> Option<Target> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (group, rest) = match segments.as_slice() {
-        ["api", "v1", rest @ ..] => (String::new(), rest),
-        ["apis", group, _version, rest @ ..] => (group.to_string(), rest),
+    let (group, version, rest) = match segments.as_slice() {
+        ["api", "v1", rest @ ..] => (String::new(), "v1".to_string(), rest),
+        ["apis", group, version, rest @ ..] => (group.to_string(), version.to_string(), rest),
         _ => return None,
     };
     let (namespace, rest) = match rest {
@@ -155,6 +164,7 @@ fn parse_path(path: &str) -> Option<Target> {
     let plural = rest.first()?.to_string();
     Some(Target {
         collection: (group, plural),
+        version,
         namespace,
         name: rest.get(1).map(|s| s.to_string()),
         selector: None,
@@ -185,6 +195,7 @@ impl FakeApi {
                 patches: Vec::new(),
                 fail_list: Vec::new(),
                 token_review: None,
+                crds: BTreeMap::new(),
             })),
             events: broadcast::channel(1024).0,
         }
@@ -236,9 +247,33 @@ impl FakeApi {
             .push((group.to_string(), plural.to_string()));
     }
 
-    /// Creates or replaces an object (ADDED or MODIFIED to watchers).
+    /// Serves a CustomResourceDefinition's objects as the real API server
+    /// does with `conversion: None`: pruned by the written version's and
+    /// the storage version's schema on write, by the storage and the read
+    /// version's schema on read.
+    pub fn install_crd(&self, manifest: &Value) -> Result<(), String> {
+        let crd = crds::Crd::from_manifest(manifest)?;
+        self.lock()
+            .crds
+            .insert((crd.group.clone(), crd.plural.clone()), crd);
+        Ok(())
+    }
+
+    /// An object as a read at `version` of `collection` returns it.
+    fn served(&self, collection: &Collection, version: &str, stored: &Value) -> Value {
+        match self.lock().crds.get(collection) {
+            Some(crd) => crd.read(stored, version),
+            None => stored.clone(),
+        }
+    }
+
+    /// Creates or replaces an object (ADDED or MODIFIED to watchers),
+    /// written at its own apiVersion.
     pub fn put(&self, mut object: Value) {
         let mut state = self.lock();
+        if let Some(crd) = state.crds.get(&collection_of(&object)) {
+            object = crd.write(object);
+        }
         state.version += 1;
         let version = state.version;
         object["metadata"]["resourceVersion"] = json!(version.to_string());
@@ -258,12 +293,14 @@ impl FakeApi {
         } else {
             "ADDED"
         };
-        let line = json!({"type": kind, "object": object}).to_string();
-        state.objects.insert(place.clone(), object);
-        state.log.push((version, place.0.clone(), line.clone()));
+        state.objects.insert(place.clone(), object.clone());
+        state
+            .log
+            .push((version, place.0.clone(), kind, object.clone()));
         let _ = self.events.send(Broadcast::Event {
             collection: place.0,
-            line,
+            kind,
+            object,
         });
     }
 
@@ -284,11 +321,13 @@ impl FakeApi {
             return;
         }
         let version = state.version;
-        let line = json!({"type": "DELETED", "object": object}).to_string();
-        state.log.push((version, place.0.clone(), line.clone()));
+        state
+            .log
+            .push((version, place.0.clone(), "DELETED", object.clone()));
         let _ = self.events.send(Broadcast::Event {
             collection: place.0,
-            line,
+            kind: "DELETED",
+            object,
         });
     }
 
@@ -325,7 +364,7 @@ impl FakeApi {
                 let from: u64 = query(&parts.uri, "resourceVersion")
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0);
-                self.watch(target.collection, from)
+                self.watch(target.collection, target.version, from)
             }
             ("GET", None) => {
                 let mut target = target;
@@ -333,9 +372,12 @@ impl FakeApi {
                 self.list(&target)
             }
             ("GET", Some(name)) => {
-                let place = (target.collection, target.namespace, name.clone());
-                match self.lock().objects.get(&place) {
-                    Some(o) => Response::new(full(o)),
+                let place = (target.collection.clone(), target.namespace, name.clone());
+                let stored = self.lock().objects.get(&place).cloned();
+                match stored {
+                    Some(o) => {
+                        Response::new(full(&self.served(&target.collection, &target.version, &o)))
+                    }
                     None => status(StatusCode::NOT_FOUND, "NotFound", "not found"),
                 }
             }
@@ -358,12 +400,17 @@ impl FakeApi {
                     .as_str()
                     .unwrap_or("")
                     .to_string();
-                let place = (target.collection, target.namespace, name);
+                let place = (target.collection.clone(), target.namespace, name);
                 if self.lock().objects.contains_key(&place) {
                     return status(StatusCode::CONFLICT, "AlreadyExists", "already exists");
                 }
-                self.put(object.clone());
-                let mut r = Response::new(full(&object));
+                self.put(object);
+                let stored = self.lock().objects.get(&place).cloned().unwrap_or_default();
+                let mut r = Response::new(full(&self.served(
+                    &target.collection,
+                    &target.version,
+                    &stored,
+                )));
                 *r.status_mut() = StatusCode::CREATED;
                 r
             }
@@ -387,8 +434,14 @@ impl FakeApi {
                     content_type.clone(),
                     patch.clone(),
                 ));
-                let place = (target.collection, target.namespace.clone(), name.clone());
-                let current = self.lock().objects.get(&place).cloned();
+                let place = (
+                    target.collection.clone(),
+                    target.namespace.clone(),
+                    name.clone(),
+                );
+                // A patch applies to the object as read at its version.
+                let stored = self.lock().objects.get(&place).cloned();
+                let current = stored.map(|o| self.served(&target.collection, &target.version, &o));
                 let object = match (content_type.as_str(), current) {
                     ("application/merge-patch+json", Some(mut current)) => {
                         json_patch::merge(&mut current, &patch);
@@ -418,7 +471,11 @@ impl FakeApi {
                 };
                 self.put(object);
                 let stored = self.lock().objects.get(&place).cloned().unwrap_or_default();
-                Response::new(full(&stored))
+                Response::new(full(&self.served(
+                    &target.collection,
+                    &target.version,
+                    &stored,
+                )))
             }
             ("DELETE", Some(name)) => {
                 let place = (
@@ -443,7 +500,7 @@ impl FakeApi {
                 if object["metadata"]["namespace"].is_null() && !target.namespace.is_empty() {
                     object["metadata"]["namespace"] = json!(target.namespace);
                 }
-                let place = (target.collection, target.namespace, name.clone());
+                let place = (target.collection.clone(), target.namespace, name.clone());
                 let current = self.lock().objects.get(&place).cloned();
                 let Some(current) = current else {
                     return status(StatusCode::NOT_FOUND, "NotFound", "not found");
@@ -458,7 +515,11 @@ impl FakeApi {
                 }
                 self.put(object);
                 let stored = self.lock().objects.get(&place).cloned().unwrap_or_default();
-                Response::new(full(&stored))
+                Response::new(full(&self.served(
+                    &target.collection,
+                    &target.version,
+                    &stored,
+                )))
             }
             _ => status(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -479,6 +540,7 @@ impl FakeApi {
             );
         }
         let selector = target.selector.clone();
+        let crd = state.crds.get(&target.collection).cloned();
         let items: Vec<Value> = state
             .objects
             .iter()
@@ -486,7 +548,10 @@ impl FakeApi {
                 *c == target.collection && (target.namespace.is_empty() || *ns == target.namespace)
             })
             .filter(|(_, o)| selects(selector.as_deref(), o))
-            .map(|(_, o)| o.clone())
+            .map(|(_, o)| match &crd {
+                Some(crd) => crd.read(o, &target.version),
+                None => o.clone(),
+            })
             .collect();
         let list = json!({
             "apiVersion": "v1", "kind": "List",
@@ -496,26 +561,29 @@ impl FakeApi {
         Response::new(full(&list))
     }
 
-    fn watch(&self, collection: Collection, from: u64) -> Response<Body> {
+    fn watch(&self, collection: Collection, api_version: String, from: u64) -> Response<Body> {
         let (tx, rx) = mpsc::unbounded_channel::<Result<Frame<Bytes>, Infallible>>();
-        let mut events = {
+        let (mut events, crd) = {
             // Subscribe and read the backlog under one lock: nothing is
             // missed or sent twice.
             let state = self.lock();
-            for (version, c, line) in &state.log {
+            let crd = state.crds.get(&collection).cloned();
+            for (version, c, kind, object) in &state.log {
                 if *version > from && *c == collection {
-                    let _ = tx.send(Ok(Frame::data(Bytes::from(format!("{line}\n")))));
+                    let line = event_line(kind, object, crd.as_ref(), &api_version);
+                    let _ = tx.send(Ok(Frame::data(Bytes::from(line))));
                 }
             }
-            self.events.subscribe()
+            (self.events.subscribe(), crd)
         };
         tokio::spawn(async move {
             while let Ok(event) = events.recv().await {
                 let line = match event {
                     Broadcast::Event {
                         collection: c,
-                        line,
-                    } if c == collection => line,
+                        kind,
+                        object,
+                    } if c == collection => event_line(kind, &object, crd.as_ref(), &api_version),
                     Broadcast::Event { .. } => continue,
                     Broadcast::Expire => {
                         let gone = json!({"type": "ERROR", "object": {
@@ -527,10 +595,7 @@ impl FakeApi {
                         return;
                     }
                 };
-                if tx
-                    .send(Ok(Frame::data(Bytes::from(format!("{line}\n")))))
-                    .is_err()
-                {
+                if tx.send(Ok(Frame::data(Bytes::from(line)))).is_err() {
                     return;
                 }
             }
@@ -538,6 +603,16 @@ impl FakeApi {
         let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
         Response::new(StreamBody::new(stream).boxed())
     }
+}
+
+/// One line of a watch stream: the event with the object as read at
+/// `version`.
+fn event_line(kind: &str, stored: &Value, crd: Option<&crds::Crd>, version: &str) -> String {
+    let object = match crd {
+        Some(crd) => crd.read(stored, version),
+        None => stored.clone(),
+    };
+    format!("{}\n", json!({"type": kind, "object": object}))
 }
 
 #[cfg(test)]
@@ -551,6 +626,7 @@ mod tests {
             t("/api/v1/pods"),
             Target {
                 collection: ("".into(), "pods".into()),
+                version: "v1".into(),
                 namespace: "".into(),
                 name: None,
                 selector: None,
@@ -560,6 +636,7 @@ mod tests {
             t("/api/v1/namespaces/shop/pods/buyer-0"),
             Target {
                 collection: ("".into(), "pods".into()),
+                version: "v1".into(),
                 namespace: "shop".into(),
                 name: Some("buyer-0".into()),
                 selector: None,

@@ -254,3 +254,6 @@ async fn watch_kind(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod version_tests;
