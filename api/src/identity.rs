@@ -2,6 +2,10 @@
 
 use std::{fmt, str::FromStr, sync::Arc};
 
+pub mod pod;
+
+pub use pod::{PodBinding, pod_binding_from_der};
+
 /// A SPIFFE ID of a mesh workload:
 /// `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`.
 ///
@@ -118,6 +122,8 @@ pub enum PeerIdentityError {
     NoSpiffeId,
     #[error("the peer's certificate has more than one SPIFFE URI SAN")]
     SeveralSpiffeIds,
+    #[error("the peer's certificate is bound to more than one pod")]
+    SeveralPods,
     #[error("{0}")]
     Invalid(#[from] SpiffeIdError),
     #[error("the peer is {actual}, but {expected} was expected")]

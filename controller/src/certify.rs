@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use osm_api::{identity::SpiffeId, v1};
+use osm_api::{
+    identity::{PodBinding, SpiffeId},
+    v1,
+};
 
 use crate::{
     ca::{CaError, Issuer},
@@ -72,7 +75,8 @@ pub async fn certify(
             .to_string()
             .parse()
             .map_err(|e: osm_api::identity::SpiffeIdError| CertifyError::Identity(e.to_string()))?;
-    let issued = issuer.issue(&request.csr_pem, &identity, validity)?;
+    let pod = PodBinding::new(&proven.namespace, &proven.pod);
+    let issued = issuer.issue(&request.csr_pem, &identity, &pod, validity)?;
     Ok(v1::CertifyResponse {
         cert_chain_pem: issued.chain_pem,
         trust_bundle: Some(v1::TrustBundle {

@@ -41,6 +41,18 @@ pub struct Subscription {
     pub token: u64,
 }
 
+/// Why a proxy cannot subscribe.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    #[error("{0}")]
+    Compile(#[from] osm_api::compile::CompileError),
+    #[error(
+        "pod {0} already streams with a certificate issued to it; a certificate not bound to a pod \
+         (from a controller before pod bindings) cannot replace that stream: renew it with Identity.Certify"
+    )]
+    HeldByBoundCertificate(String),
+}
+
 /// The compiler and every proxy's subscription.
 #[derive(Debug)]
 pub struct Hub {
@@ -52,7 +64,16 @@ struct Inner {
     compiler: Compiler,
     version: u64,
     next_token: u64,
-    subscribers: HashMap<ProxyId, (u64, watch::Sender<View>)>,
+    subscribers: HashMap<ProxyId, Subscriber>,
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    token: u64,
+    views: watch::Sender<View>,
+    /// Subscribed with a certificate bound to this pod (see
+    /// [`osm_api::identity::pod`]).
+    bound: bool,
 }
 
 impl Inner {
@@ -69,8 +90,8 @@ impl Inner {
     fn publish(&mut self, impact: &Impact, changed_at: Instant) {
         for id in impact.changed.keys() {
             let view = self.view_of(id, Some(changed_at));
-            if let Some((_, tx)) = self.subscribers.get(id) {
-                tx.send_replace(view);
+            if let Some(subscriber) = self.subscribers.get(id) {
+                subscriber.views.send_replace(view);
             }
         }
     }
@@ -105,24 +126,50 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Subscribes a proxy; its first view is its full config. A second
-    /// subscription for the same proxy replaces the first.
-    pub fn subscribe(&self, id: ProxyId) -> Result<Subscription, osm_api::compile::CompileError> {
+    /// Subscribes a proxy whose certificate is bound to its pod; its
+    /// first view is its full config. A second subscription for the same
+    /// proxy replaces the first (a restarted proxy's new stream).
+    pub fn subscribe(&self, id: ProxyId) -> Result<Subscription, SubscribeError> {
+        self.subscribe_as(id, true)
+    }
+
+    /// Subscribes a proxy whose certificate names its ServiceAccount but
+    /// no pod (issued before pod bindings): it may not replace a stream
+    /// of a bound certificate, which a sibling pod of the same
+    /// ServiceAccount could otherwise evict.
+    pub fn subscribe_unbound(&self, id: ProxyId) -> Result<Subscription, SubscribeError> {
+        self.subscribe_as(id, false)
+    }
+
+    fn subscribe_as(&self, id: ProxyId, bound: bool) -> Result<Subscription, SubscribeError> {
         let mut inner = self.lock();
+        if !bound && inner.subscribers.get(&id).is_some_and(|s| s.bound) {
+            return Err(SubscribeError::HeldByBoundCertificate(format!(
+                "{}/{}",
+                id.namespace, id.pod
+            )));
+        }
         inner.compiler.add_proxy(id.clone())?;
         let view = inner.view_of(&id, None);
         tracing::trace!(pod = %format!("{}/{}", id.namespace, id.pod), resources = view.resources.len(), "subscribed");
         let (tx, views) = watch::channel(view);
         inner.next_token += 1;
         let token = inner.next_token;
-        inner.subscribers.insert(id, (token, tx));
+        inner.subscribers.insert(
+            id,
+            Subscriber {
+                token,
+                views: tx,
+                bound,
+            },
+        );
         Ok(Subscription { views, token })
     }
 
     /// Ends a subscription, unless a newer one for the proxy replaced it.
     pub fn unsubscribe(&self, id: &ProxyId, token: u64) {
         let mut inner = self.lock();
-        if inner.subscribers.get(id).is_some_and(|(t, _)| *t == token) {
+        if inner.subscribers.get(id).is_some_and(|s| s.token == token) {
             inner.subscribers.remove(id);
             inner.compiler.remove_proxy(id);
         }

@@ -1,6 +1,6 @@
 use std::{path::Path, time::Duration};
 
-use osm_api::identity::SpiffeId;
+use osm_api::identity::{PodBinding, SpiffeId};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType,
@@ -206,6 +206,7 @@ impl super::Issuer for LocalCa {
         &self,
         csr_pem: &str,
         identity: &SpiffeId,
+        pod: &PodBinding,
         validity: Duration,
     ) -> Result<Issued, CaError> {
         let csr = CertificateSigningRequestParams::from_pem(csr_pem)
@@ -222,6 +223,9 @@ impl super::Issuer for LocalCa {
         params
             .distinguished_name
             .push(DnType::OrganizationName, "Open Service Mesh");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationalUnitName, pod.subject_value());
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,

@@ -11,7 +11,7 @@ pub use local::{LocalCa, ServingCert};
 
 use std::time::Duration;
 
-use osm_api::identity::SpiffeId;
+use osm_api::identity::{PodBinding, SpiffeId};
 
 /// A certificate issued to a proxy.
 #[derive(Debug, Clone)]
@@ -41,11 +41,13 @@ pub enum CaError {
 
 /// Something that signs mesh certificates.
 pub trait Issuer: Send + Sync {
-    /// Signs `csr_pem` for `identity`, valid for `validity`.
+    /// Signs `csr_pem` for `identity`, bound to `pod` (see
+    /// [`osm_api::identity::pod`]), valid for `validity`.
     fn issue(
         &self,
         csr_pem: &str,
         identity: &SpiffeId,
+        pod: &PodBinding,
         validity: Duration,
     ) -> Result<Issued, CaError>;
 

@@ -112,6 +112,11 @@ async fn a_valid_request_gets_a_certificate_for_the_proven_identity_only() {
             ]
         );
         assert!(!leaf.is_ca());
+        // Bound to the pod the token proved (whatever the CSR's subject).
+        assert_eq!(
+            osm_api::identity::pod_binding_from_der(&leaf_der).unwrap(),
+            Some(PodBinding::new("bookstore", "bookstore-v1-abc"))
+        );
         // Signed by the root in the trust bundle.
         let bundle = response.trust_bundle.unwrap().pem;
         let root_der = der_of(&bundle);
@@ -244,14 +249,15 @@ fn a_lifetime_that_does_not_fit_is_an_error_not_a_panic() {
     use crate::ca::Issuer as _;
     let ca = LocalCa::generate(DAY).unwrap();
     let id = SpiffeId::new("cluster.local", "bookstore", "bookstore");
+    let pod = PodBinding::new("bookstore", "bookstore-0");
     for absurd in [
         Duration::from_secs(u64::MAX / 2),
         Duration::from_secs(10_000 * 365 * 86_400),
     ] {
-        let refused = ca.issue(&csr(&[], &[]), &id, absurd).unwrap_err();
+        let refused = ca.issue(&csr(&[], &[]), &id, &pod, absurd).unwrap_err();
         assert!(refused.to_string().contains("does not fit"), "{refused}");
     }
-    assert!(ca.issue(&csr(&[], &[]), &id, DAY).is_ok());
+    assert!(ca.issue(&csr(&[], &[]), &id, &pod, DAY).is_ok());
 }
 
 /// Regression (issue 14, item 2): any pod presenting a token with the

@@ -180,3 +180,26 @@ fn only_injected_pods_in_monitored_namespaces_are_members() {
         Err(NotMeshed::UnknownPod("shop/nobody".into()))
     );
 }
+
+/// Regression (issue 14, item 10): a second subscription always replaced
+/// the first, so a sibling pod could evict a pod's stream.
+#[test]
+fn an_unbound_subscription_cannot_replace_a_bound_one() {
+    let hub = hub();
+    let legacy = hub.subscribe_unbound(id("store-0")).unwrap();
+    // Unbound replaces unbound (a restarted proxy on an old certificate),
+    // and bound replaces unbound (the pod's own, renewed certificate).
+    let legacy_again = hub.subscribe_unbound(id("store-0")).unwrap();
+    assert!(legacy.views.has_changed().is_err(), "the first one ended");
+    let bound = hub.subscribe(id("store-0")).unwrap();
+    assert!(legacy_again.views.has_changed().is_err());
+    // Unbound does not replace bound: the bound stream keeps its views.
+    let refused = hub.subscribe_unbound(id("store-0")).unwrap_err();
+    assert!(
+        matches!(&refused, SubscribeError::HeldByBoundCertificate(pod) if pod == "shop/store-0"),
+        "{refused}"
+    );
+    assert!(bound.views.has_changed().is_ok(), "the bound one is open");
+    hub.apply(target(&["buyer"]));
+    assert!(bound.views.has_changed().unwrap(), "and still gets changes");
+}

@@ -27,7 +27,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::PeerIdentity;
 use crate::{
-    hub::{Hub, View, next_update},
+    hub::{Hub, SubscribeError, View, next_update},
     metrics::Metrics,
     status::Proxies,
 };
@@ -57,13 +57,23 @@ impl ConfigService {
 
 type Updates = Pin<Box<dyn Stream<Item = Result<v1::ConfigUpdate, Status>> + Send>>;
 
-/// Checks that the caller's certificate is the pod's ServiceAccount.
+/// A stream the caller may open: for this proxy, with a certificate bound
+/// to its pod or (issued before pod bindings) to its ServiceAccount only.
+#[derive(Debug, PartialEq, Eq)]
+struct Authorized {
+    id: ProxyId,
+    bound: bool,
+}
+
+/// Checks that the caller's certificate is the pod's ServiceAccount and,
+/// when it names a pod, this pod: a sibling pod of the same
+/// ServiceAccount may not take another pod's stream.
 fn authorize(
     hub: &Hub,
     peer: Option<&PeerIdentity>,
     hello: &v1::ProxyInfo,
-) -> Result<ProxyId, Status> {
-    let Some(identity) = peer.and_then(|p| p.0.as_ref()) else {
+) -> Result<Authorized, Status> {
+    let Some(identity) = peer.and_then(|p| p.id.as_ref()) else {
         return Err(Status::unauthenticated(
             "Config.Stream needs a client certificate from the mesh CA: call Identity.Certify first",
         ));
@@ -94,9 +104,21 @@ fn authorize(
             hello.pod_namespace
         )));
     }
-    Ok(ProxyId {
-        namespace: hello.pod_namespace.clone(),
-        pod: hello.pod_name.clone(),
+    let bound_to = peer.and_then(|p| p.pod.as_ref());
+    if let Some(bound_to) = bound_to
+        && (bound_to.namespace != hello.pod_namespace || bound_to.name != hello.pod_name)
+    {
+        return Err(Status::permission_denied(format!(
+            "the certificate was issued to pod {bound_to}, not {pod}: each pod streams its own \
+             config with its own certificate"
+        )));
+    }
+    Ok(Authorized {
+        id: ProxyId {
+            namespace: hello.pod_namespace.clone(),
+            pod: hello.pod_name.clone(),
+        },
+        bound: bound_to.is_some(),
     })
 }
 
@@ -114,21 +136,31 @@ impl v1::config_server::Config for ConfigService {
             .await
             .map_err(|_| Status::deadline_exceeded("no ProxyInfo within 10s"))??
             .ok_or_else(|| Status::invalid_argument("the stream ended before its first message"))?;
-        let id = match authorize(&self.hub, peer.as_ref(), &hello) {
-            Ok(id) => id,
+        let Authorized { id, bound } = match authorize(&self.hub, peer.as_ref(), &hello) {
+            Ok(authorized) => authorized,
             Err(status) => {
                 self.metrics.error("stream");
                 tracing::info!(pod = %format!("{}/{}", hello.pod_namespace, hello.pod_name), reason = %status.message(), "stream refused");
                 return Err(status);
             }
         };
-        let subscription = self.hub.subscribe(id.clone()).map_err(|e| {
+        let subscription = if bound {
+            self.hub.subscribe(id.clone())
+        } else {
+            self.hub.subscribe_unbound(id.clone())
+        }
+        .map_err(|e| {
             self.metrics.error("stream");
-            Status::failed_precondition(e.to_string())
+            match e {
+                SubscribeError::Compile(_) => Status::failed_precondition(e.to_string()),
+                SubscribeError::HeldByBoundCertificate(_) => {
+                    Status::permission_denied(e.to_string())
+                }
+            }
         })?;
         let stream = self.next_stream.fetch_add(1, Ordering::Relaxed);
         let identity = peer
-            .and_then(|p| p.0)
+            .and_then(|p| p.id)
             .map(|i| i.to_string())
             .unwrap_or_default();
         self.proxies
@@ -298,7 +330,7 @@ impl Drop for Session {
 mod tests {
     use osm_api::{
         compile::{Compiler, Index, MeshOptions},
-        identity::SpiffeId,
+        identity::{PodBinding, SpiffeId},
         load::load_str,
     };
 
@@ -325,13 +357,16 @@ mod tests {
     #[test]
     fn streams_need_a_certificate_of_this_mesh_for_the_named_pod() {
         let hub = hub();
-        let peer = |td: &str, sa: &str| PeerIdentity(Some(SpiffeId::new(td, "shop", sa)));
+        let peer = |td: &str, sa: &str| PeerIdentity {
+            id: Some(SpiffeId::new(td, "shop", sa)),
+            pod: Some(PodBinding::new("shop", "store-0")),
+        };
         let ok = authorize(
             &hub,
             Some(&peer("cluster.local", "store")),
             &hello("shop", "store-0"),
         );
-        assert_eq!(ok.unwrap().pod, "store-0");
+        assert_eq!(ok.unwrap().id.pod, "store-0");
         let foreign = authorize(
             &hub,
             Some(&peer("other.mesh", "store")),
@@ -353,5 +388,53 @@ mod tests {
         assert_eq!(other_sa.code(), tonic::Code::PermissionDenied);
         let anonymous = authorize(&hub, None, &hello("shop", "store-0")).unwrap_err();
         assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
+    }
+
+    /// Regression (issue 14, item 10): a pod of the same ServiceAccount
+    /// could name a sibling pod and take its stream.
+    #[test]
+    fn a_certificate_bound_to_a_pod_streams_only_that_pod() {
+        let hub = hub();
+        let sibling = load_str(
+            "sibling.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: store-1, namespace: shop, labels: {app: store}}\n\
+             spec: {serviceAccountName: store, containers: [{name: app, image: x}], initContainers: [{name: osm-proxy, image: p, restartPolicy: Always}]}\n",
+        );
+        hub.apply(sibling.objects.into_iter().next().unwrap().object);
+        let store = |pod: Option<&str>| PeerIdentity {
+            id: Some(SpiffeId::new("cluster.local", "shop", "store")),
+            pod: pod.map(|p| PodBinding::new("shop", p)),
+        };
+        let own = authorize(
+            &hub,
+            Some(&store(Some("store-1"))),
+            &hello("shop", "store-1"),
+        );
+        assert_eq!(
+            own.unwrap(),
+            Authorized {
+                id: ProxyId {
+                    namespace: "shop".into(),
+                    pod: "store-1".into()
+                },
+                bound: true
+            }
+        );
+        let taken = authorize(
+            &hub,
+            Some(&store(Some("store-1"))),
+            &hello("shop", "store-0"),
+        )
+        .unwrap_err();
+        assert_eq!(taken.code(), tonic::Code::PermissionDenied);
+        assert_eq!(
+            taken.message(),
+            "the certificate was issued to pod shop/store-1, not shop/store-0: each pod streams \
+             its own config with its own certificate"
+        );
+        // A certificate from before pod bindings: allowed, as unbound
+        // (the hub keeps it from replacing a bound stream).
+        let legacy = authorize(&hub, Some(&store(None)), &hello("shop", "store-0")).unwrap();
+        assert!(!legacy.bound);
     }
 }

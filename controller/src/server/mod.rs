@@ -18,7 +18,7 @@ use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use osm_api::{
-    identity::{SpiffeId, spiffe_id_from_der},
+    identity::{PodBinding, SpiffeId, pod_binding_from_der, spiffe_id_from_der},
     v1::{config_server::ConfigServer, identity_server::IdentityServer},
 };
 use tokio::{net::TcpListener, task::JoinSet};
@@ -30,9 +30,26 @@ use tower::ServiceExt as _;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The caller's mesh identity, from the client certificate rustls verified
-/// against the mesh root; None when it presented none.
-#[derive(Debug, Clone)]
-pub struct PeerIdentity(pub Option<SpiffeId>);
+/// against the mesh root.
+#[derive(Debug, Clone, Default)]
+pub struct PeerIdentity {
+    /// None when the caller presented no certificate (or one that does not
+    /// name one identity and at most one pod).
+    pub id: Option<SpiffeId>,
+    /// The pod the certificate was issued to; None for a certificate from
+    /// a controller before pod bindings.
+    pub pod: Option<PodBinding>,
+}
+
+impl PeerIdentity {
+    /// Reads a verified leaf certificate.
+    pub fn from_der(leaf: &[u8]) -> Self {
+        match (spiffe_id_from_der(leaf), pod_binding_from_der(leaf)) {
+            (Ok(id), Ok(pod)) => Self { id: Some(id), pod },
+            _ => Self::default(),
+        }
+    }
+}
 
 /// Connections the gRPC listener holds at once: one per proxy, so far
 /// above any mesh this controller serves (10,000 proxies measured), and a
@@ -97,13 +114,13 @@ pub async fn serve_with(
                     return;
                 }
             };
-            let caller = PeerIdentity(
-                tls.get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|certs| certs.first())
-                    .and_then(|leaf| spiffe_id_from_der(leaf.as_ref()).ok()),
-            );
+            let caller = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .map(|leaf| PeerIdentity::from_der(leaf.as_ref()))
+                .unwrap_or_default();
             let service =
                 hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(caller.clone());
