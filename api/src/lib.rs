@@ -33,6 +33,7 @@ pub mod identity;
 pub mod matcher;
 pub mod protocol;
 pub mod regex;
+pub mod resilience;
 
 #[cfg(feature = "compiler")]
 pub mod compile;

@@ -9,6 +9,56 @@ use hyper::body::Incoming;
 /// A proxied body, or one the proxy wrote itself.
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 
+/// A request body to an upstream: streamed as it arrives, or replayed from
+/// a buffer (a request that may be retried).
+pub type UpstreamBody = Either<Incoming, Replay>;
+
+/// A request body read whole, sent again for each try: its bytes, then
+/// its trailers.
+#[derive(Debug, Clone, Default)]
+pub struct Replay {
+    data: Option<Bytes>,
+    trailers: Option<HeaderMap>,
+}
+
+impl Replay {
+    pub fn new(data: Bytes, trailers: Option<HeaderMap>) -> Self {
+        Self {
+            data: (!data.is_empty()).then_some(data),
+            trailers,
+        }
+    }
+}
+
+impl hyper::body::Body for Replay {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let frame = match (this.data.take(), this.trailers.take()) {
+            (Some(data), trailers) => {
+                this.trailers = trailers;
+                Some(Ok(hyper::body::Frame::data(data)))
+            }
+            (None, Some(trailers)) => Some(Ok(hyper::body::Frame::trailers(trailers))),
+            (None, None) => None,
+        };
+        std::task::Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none() && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
+    }
+}
+
 /// Header naming why the proxy answered a request itself.
 pub const PROXY_ERROR_HEADER: &str = "osm-proxy-error";
 

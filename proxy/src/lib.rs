@@ -29,6 +29,7 @@ pub mod outbound;
 pub mod policy;
 pub mod probes;
 pub mod refusal;
+pub mod resilience;
 pub mod resolve;
 pub mod routing;
 pub mod serve;

@@ -17,6 +17,7 @@ use metrics::Label;
 use crate::{
     http_util::{ProxyBody, error_response},
     policy::DenyReason,
+    resilience::breaker::Overflow,
     telemetry::metrics::{INBOUND_DENIED_TOTAL, Metrics, OUTBOUND_REFUSED_TOTAL},
 };
 
@@ -92,6 +93,14 @@ pub enum Refusal {
     /// A passthrough the config no longer allows.
     #[error("passthrough to {dst} closed: the config no longer allows it")]
     EgressRevoked { dst: SocketAddr },
+    /// The upstream's circuit breaker (UpstreamTrafficSetting
+    /// connectionSettings) holds no more requests or connections.
+    #[error("{upstream}: the {} limit is reached", overflow.label())]
+    Overflow {
+        layer: Layer,
+        upstream: Arc<str>,
+        overflow: Overflow,
+    },
 }
 
 fn no_route_message(layer: Layer, target: Option<&str>, egress: bool) -> String {
@@ -151,6 +160,9 @@ impl Refusal {
             Refusal::NoEndpoints { layer, .. } => outbound(layer, "no-endpoints"),
             Refusal::EgressRevoked { .. } => outbound(&Layer::Tcp, "revoked"),
             Refusal::EgressHostUnresolved { layer, .. } => outbound(layer, "unresolved"),
+            Refusal::Overflow {
+                layer, overflow, ..
+            } => outbound(layer, overflow.label()),
         }
     }
 
@@ -170,7 +182,9 @@ impl Refusal {
     /// The status an HTTP client is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Refusal::NoEndpoints { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::NoEndpoints { .. } | Refusal::Overflow { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Refusal::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Refusal::RequestRateLimited { .. } | Refusal::ConnectionRateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
@@ -360,6 +374,19 @@ mod tests {
                     labels: vec![("kind", "tcp".into()), ("reason", "unresolved".into())],
                 },
                 403,
+            ),
+            (
+                Refusal::Overflow {
+                    layer: Layer::Http,
+                    upstream: "shop/store:80".into(),
+                    overflow: Overflow::MaxRequests,
+                },
+                "shop/store:80: the max-requests limit is reached",
+                Counted {
+                    metric: OUTBOUND_REFUSED_TOTAL,
+                    labels: vec![("kind", "http".into()), ("reason", "max-requests".into())],
+                },
+                503,
             ),
             (
                 Refusal::EgressRevoked { dst: peer() },

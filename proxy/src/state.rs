@@ -127,6 +127,7 @@ impl Shared {
         if let Some(tls) = tls {
             self.tls.store(Some(tls));
         }
+        snapshot.activate();
         self.config.store(Arc::new(snapshot));
         self.versions.send_replace(version);
         self.metrics

@@ -7,6 +7,7 @@
 pub mod apps;
 pub mod client;
 pub mod control_plane;
+pub mod flaky;
 pub mod load;
 pub mod local;
 pub mod mesh;

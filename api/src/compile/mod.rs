@@ -88,6 +88,11 @@ pub fn compile(index: &Index, proxy: &ProxyId) -> Result<Compiled, CompileError>
                 trust_domain: index.mesh.trust_domain.clone(),
                 connect_timeout_ms: 0,
                 detect_timeout_ms: 0,
+                request_timeout_ms: index
+                    .mesh_config
+                    .as_ref()
+                    .map(|m| policy::millis(&m.spec.traffic.request_timeout))
+                    .unwrap_or(0),
             }),
             trust_bundle: None,
             inbound,

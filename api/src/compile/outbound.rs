@@ -43,6 +43,7 @@ pub fn compile(
                 continue;
             };
             let own = endpoint_set(index, service, sp);
+            let upstream = super::policy::upstream_setting(index, ns, name);
             let own_key = own.key.clone();
             let (split_backends, split_matches) = match split {
                 Some(s) => compile_split(index, s, name, port, &own_key, &mut sets, warnings),
@@ -67,8 +68,11 @@ pub fn compile(
                 split: split_backends,
                 split_matches,
                 retry: super::policy::retry(index, pod, ns, name),
-                limits: super::policy::upstream_setting(index, ns, name)
-                    .and_then(super::policy::connection_limits),
+                limits: upstream.and_then(super::policy::connection_limits),
+                outlier_detection: upstream.and_then(super::policy::outlier_detection),
+                // Per route, from Gateway API HTTPRoute timeouts (not yet
+                // compiled): the mesh default applies meanwhile.
+                request_timeout_ms: 0,
             });
             sets.insert(own.key.clone(), own);
         }
@@ -269,6 +273,8 @@ fn per_pod_services(
             split_matches: Vec::new(),
             retry: None,
             limits: None,
+            outlier_detection: None,
+            request_timeout_ms: 0,
         });
     }
     out

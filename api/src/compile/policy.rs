@@ -13,7 +13,7 @@ use crate::{
     v1,
 };
 
-fn millis(duration: &str) -> u32 {
+pub(crate) fn millis(duration: &str) -> u32 {
     // Validated on apply; an unparsable value means "unset".
     humantime::parse_duration(duration)
         .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX))
@@ -89,6 +89,20 @@ pub fn apply_rate_limits(
         .collect();
 }
 
+/// Outlier detection an UpstreamTrafficSetting sets for its clients.
+pub fn outlier_detection(
+    uts: &Custom<policy::UpstreamTrafficSettingSpec>,
+) -> Option<v1::OutlierDetection> {
+    let o = uts.spec.outlier_detection.as_ref()?;
+    let ms = |d: &Option<String>| d.as_deref().map(millis).unwrap_or(0);
+    Some(v1::OutlierDetection {
+        consecutive_5xx: o.consecutive_5xx,
+        interval_ms: ms(&o.interval),
+        base_ejection_time_ms: ms(&o.base_ejection_time),
+        max_ejection_percent: o.max_ejection_percent.unwrap_or(0),
+    })
+}
+
 /// Connection limits an UpstreamTrafficSetting sets for its clients.
 pub fn connection_limits(
     uts: &Custom<policy::UpstreamTrafficSettingSpec>,
@@ -144,11 +158,7 @@ pub fn retry(index: &Index, pod: &Pod, ns: &str, name: &str) -> Option<v1::Retry
         (from_me && to_service).then(|| {
             let p = &r.spec.retry_policy;
             v1::RetryPolicy {
-                retry_on: p
-                    .retry_on
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
+                retry_on: crate::resilience::retry_conditions(&p.retry_on)
                     .map(str::to_string)
                     .collect(),
                 num_retries: p.num_retries,
@@ -158,6 +168,7 @@ pub fn retry(index: &Index, pod: &Pod, ns: &str, name: &str) -> Option<v1::Retry
                     millis(&p.per_try_timeout)
                 },
                 backoff_base_ms: millis(&p.retry_backoff_base_interval),
+                retriable_status_codes: p.retriable_status_codes.clone(),
             }
         })
     })

@@ -73,6 +73,9 @@ pub struct Traffic {
     pub inbound_port_exclusion_list: Vec<u32>,
     pub network_interface_exclusion_list: Vec<String>,
     pub inbound_external_authorization: ExternalAuthorization,
+    /// Default whole-request timeout of outbound HTTP (this mesh's
+    /// addition); empty: none.
+    pub request_timeout: String,
 }
 
 impl Default for Traffic {
@@ -86,6 +89,7 @@ impl Default for Traffic {
             inbound_port_exclusion_list: Vec::new(),
             network_interface_exclusion_list: Vec::new(),
             inbound_external_authorization: ExternalAuthorization::default(),
+            request_timeout: String::new(),
         }
     }
 }

@@ -104,6 +104,10 @@ pub struct RetryPolicy {
     pub num_retries: u32,
     #[serde(default = "twenty_five_ms", rename = "retryBackoffBaseInterval")]
     pub retry_backoff_base_interval: String,
+    /// The codes `retriable-status-codes` retries (this mesh's addition;
+    /// Envoy takes them from its route config).
+    #[serde(default)]
+    pub retriable_status_codes: Vec<u32>,
 }
 
 impl Default for RetryPolicy {
@@ -113,6 +117,7 @@ impl Default for RetryPolicy {
             per_try_timeout: String::new(),
             num_retries: one(),
             retry_backoff_base_interval: twenty_five_ms(),
+            retriable_status_codes: Vec::new(),
         }
     }
 }
@@ -138,6 +143,28 @@ pub struct UpstreamTrafficSettingSpec {
     pub rate_limit: Option<RateLimit>,
     #[serde(default, rename = "httpRoutes")]
     pub http_routes: Vec<HttpRouteSetting>,
+    /// Ejection of failing endpoints (this mesh's addition; OSM v1.2 had
+    /// none).
+    #[serde(default)]
+    pub outlier_detection: Option<OutlierDetection>,
+}
+
+/// `spec.outlierDetection`: an endpoint failing `consecutive5xx` times in
+/// a row leaves load balancing for `baseEjectionTime` times its ejections.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutlierDetection {
+    #[serde(rename = "consecutive5xx")]
+    pub consecutive_5xx: u32,
+    /// Default 10s.
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// Default 30s.
+    #[serde(default)]
+    pub base_ejection_time: Option<String>,
+    /// Default 10.
+    #[serde(default)]
+    pub max_ejection_percent: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]

@@ -56,6 +56,9 @@ pub(super) fn mesh_config(m: &Custom<MeshConfigSpec>, p: &mut Problems) {
         "spec.sidecar.configResyncInterval",
         &sidecar.config_resync_interval,
     );
+    if !s.traffic.request_timeout.is_empty() {
+        duration(p, "spec.traffic.requestTimeout", &s.traffic.request_timeout);
+    }
     let rank = |v: &str| TLS_VERSIONS.iter().position(|t| *t == v);
     for (field, v) in [
         (
@@ -289,6 +292,44 @@ pub(super) fn retry(r: &RetrySpec, p: &mut Problems) {
         }
     }
     let policy = &r.retry_policy;
+    let mut status_codes = false;
+    for name in crate::resilience::retry_conditions(&policy.retry_on) {
+        if !crate::resilience::RETRY_CONDITIONS.contains(&name) {
+            p.reject(
+                "spec.retryPolicy.retryOn",
+                crate::resilience::unknown_condition(name),
+            );
+        }
+        status_codes |= name == crate::resilience::RETRIABLE_STATUS_CODES;
+    }
+    if crate::resilience::retry_conditions(&policy.retry_on)
+        .next()
+        .is_none()
+    {
+        p.warn(
+            "spec.retryPolicy.retryOn",
+            "no condition: nothing is retried",
+        );
+    }
+    for (i, code) in policy.retriable_status_codes.iter().enumerate() {
+        if !(100..=599).contains(code) {
+            p.reject(
+                format!("spec.retryPolicy.retriableStatusCodes[{i}]"),
+                format!("{code} is not an HTTP status code"),
+            );
+        }
+    }
+    match (status_codes, policy.retriable_status_codes.is_empty()) {
+        (true, true) => p.reject(
+            "spec.retryPolicy.retriableStatusCodes",
+            "retriable-status-codes in retryOn needs the codes to retry here",
+        ),
+        (false, false) => p.warn(
+            "spec.retryPolicy.retriableStatusCodes",
+            "has no effect without retriable-status-codes in retryOn",
+        ),
+        _ => {}
+    }
     if !policy.per_try_timeout.is_empty() {
         duration(p, "spec.retryPolicy.perTryTimeout", &policy.per_try_timeout);
     }
@@ -346,6 +387,33 @@ pub(super) fn upstream_traffic_setting(u: &UpstreamTrafficSettingSpec, p: &mut P
         }
         if let Some(h) = &local.http {
             http_rate_limit(p, "spec.rateLimit.local.http", h);
+        }
+    }
+    if let Some(o) = &u.outlier_detection {
+        if o.consecutive_5xx == 0 {
+            p.reject(
+                "spec.outlierDetection.consecutive5xx",
+                "must be at least 1 (leave outlierDetection out to turn detection off)",
+            );
+        }
+        for (field, d) in [
+            ("spec.outlierDetection.interval", &o.interval),
+            (
+                "spec.outlierDetection.baseEjectionTime",
+                &o.base_ejection_time,
+            ),
+        ] {
+            if let Some(d) = d {
+                duration(p, field, d);
+            }
+        }
+        if let Some(pct) = o.max_ejection_percent
+            && !(1..=100).contains(&pct)
+        {
+            p.reject(
+                "spec.outlierDetection.maxEjectionPercent",
+                format!("{pct} is not within 1-100"),
+            );
         }
     }
     for (i, r) in u.http_routes.iter().enumerate() {

@@ -176,9 +176,38 @@ fn policy_problems() {
         [
             "Reject spec.source.kind: must be ServiceAccount, not \"Service\"",
             "Reject spec.destinations: at least one destination is required",
+            "Warn spec.retryPolicy.retryOn: no condition: nothing is retried",
             "Reject spec.retryPolicy.perTryTimeout: \"soon\" is not a duration (e.g. 24h, 90m, 30s, 250ms)",
         ]
     );
+    let conditions = |retry_on: &str, codes: &str| {
+        problems(&format!(
+            "apiVersion: policy.openservicemesh.io/v1alpha1\nkind: Retry\nmetadata: {{name: r, namespace: n}}\n\
+             spec: {{source: {{kind: ServiceAccount, name: a}}, destinations: [{{kind: Service, name: b}}], \
+             retryPolicy: {{retryOn: '{retry_on}', retriableStatusCodes: [{codes}]}}}}\n"
+        ))
+    };
+    assert_eq!(
+        conditions("5xx,sometimes", ""),
+        [
+            "Reject spec.retryPolicy.retryOn: \"sometimes\" is not a retry condition (one of 5xx, \
+          gateway-error, reset, connect-failure, refused-stream, retriable-4xx, retriable-status-codes)"
+        ]
+    );
+    assert_eq!(
+        conditions("retriable-status-codes", ""),
+        [
+            "Reject spec.retryPolicy.retriableStatusCodes: retriable-status-codes in retryOn needs the codes to retry here"
+        ]
+    );
+    assert_eq!(
+        conditions("5xx", "429, 700"),
+        [
+            "Reject spec.retryPolicy.retriableStatusCodes[1]: 700 is not an HTTP status code",
+            "Warn spec.retryPolicy.retriableStatusCodes: has no effect without retriable-status-codes in retryOn",
+        ]
+    );
+    assert!(conditions("gateway-error, retriable-status-codes", "429").is_empty());
     let uts = "apiVersion: policy.openservicemesh.io/v1alpha1\nkind: UpstreamTrafficSetting\nmetadata: {name: u, namespace: n}\n\
         spec: {host: '', rateLimit: {local: {http: {requests: 1, unit: day, responseStatusCode: 200}}}, httpRoutes: [{path: '('}]}\n";
     assert_eq!(
@@ -188,6 +217,16 @@ fn policy_problems() {
             "Reject spec.rateLimit.local.http.unit: \"day\" is not second, minute or hour",
             "Reject spec.rateLimit.local.http.responseStatusCode: 200 is not within 400-599",
             "Reject spec.httpRoutes[0].path: invalid regex \"(\": unclosed group",
+        ]
+    );
+    let outlier = "apiVersion: policy.openservicemesh.io/v1alpha1\nkind: UpstreamTrafficSetting\nmetadata: {name: u, namespace: n}\n\
+        spec: {host: store, outlierDetection: {consecutive5xx: 0, interval: often, baseEjectionTime: 1m, maxEjectionPercent: 120}}\n";
+    assert_eq!(
+        problems(outlier),
+        [
+            "Reject spec.outlierDetection.consecutive5xx: must be at least 1 (leave outlierDetection out to turn detection off)",
+            "Reject spec.outlierDetection.interval: \"often\" is not a duration (e.g. 24h, 90m, 30s, 250ms)",
+            "Reject spec.outlierDetection.maxEjectionPercent: 120 is not within 1-100",
         ]
     );
 }

@@ -4,7 +4,12 @@
 //! with one bad field is refused whole, with the field named, and the
 //! previous snapshot stays in force.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use osm_api::v1;
 use rustls::pki_types::CertificateDer;
@@ -21,6 +26,7 @@ use self::{
 use super::Protocol;
 use crate::{
     policy::{InboundPolicy, matcher::HttpMatcher},
+    resilience::{breaker::Breaker, budget::RetryBudget, outlier::OutlierRule, retry::RetryRule},
     routing::{egress::EgressRule, split::WeightedChoice},
     upstream::{EndpointHandle, EndpointRegistry},
 };
@@ -81,6 +87,8 @@ pub struct Mesh {
     pub trust_domain: String,
     pub connect_timeout: Duration,
     pub detect_timeout: Duration,
+    /// Whole-request timeout for services that set none.
+    pub request_timeout: Option<Duration>,
 }
 
 /// An immutable, validated view of the proxy's config.
@@ -97,6 +105,8 @@ pub struct Snapshot {
     pub outbound_by_host: HashMap<Box<str>, Vec<Arc<OutboundService>>>,
     /// Destinations outside the mesh Egress policies admit.
     pub egress: Vec<EgressRule>,
+    /// Every endpoint set, for [`Snapshot::activate`].
+    pub endpoint_sets: Vec<Arc<EndpointSet>>,
 }
 
 /// A service this proxy may send to, on one port.
@@ -110,6 +120,18 @@ pub struct OutboundService {
     pub endpoints: Arc<EndpointSet>,
     pub split: Option<Split>,
     pub split_matches: Vec<HttpMatcher>,
+    /// Retries of requests to this service, and their budget.
+    pub retry: Option<Retries>,
+    /// Whole-request timeout (its own, else the mesh default).
+    pub request_timeout: Option<Duration>,
+}
+
+/// A service's retry policy and the budget its retries draw on (kept
+/// across configs).
+#[derive(Debug)]
+pub struct Retries {
+    pub rule: RetryRule,
+    pub budget: Arc<Mutex<RetryBudget>>,
 }
 
 /// TrafficSplit backends and their weights.
@@ -124,6 +146,10 @@ pub struct Split {
 pub struct EndpointSet {
     pub key: Arc<str>,
     pub endpoints: Vec<Arc<EndpointHandle>>,
+    /// The service's circuit breaker (kept across configs while its limits
+    /// stay the same); None without limits.
+    pub breaker: Option<Arc<Breaker>>,
+    pub outlier: Option<OutlierRule>,
 }
 
 // === impl Snapshot ===
@@ -140,6 +166,19 @@ impl Snapshot {
             outbound_by_addr: HashMap::new(),
             outbound_by_host: HashMap::new(),
             egress: Vec::new(),
+            endpoint_sets: Vec::new(),
+        }
+    }
+
+    /// Hands each endpoint its service's circuit breaker, so the
+    /// connections it opens from now on count against this config's
+    /// limits. Called when the snapshot is swapped in (a refused config
+    /// changes nothing).
+    pub fn activate(&self) {
+        for set in &self.endpoint_sets {
+            for endpoint in &set.endpoints {
+                endpoint.breaker.store(set.breaker.clone());
+            }
         }
     }
 }
@@ -159,6 +198,8 @@ fn mesh_settings(mesh: Option<&v1::MeshSettings>) -> Mesh {
         },
         connect_timeout: ms(m.connect_timeout_ms, 1000),
         detect_timeout: ms(m.detect_timeout_ms, 500),
+        request_timeout: (m.request_timeout_ms > 0)
+            .then(|| Duration::from_millis(m.request_timeout_ms.into())),
     }
 }
 
@@ -202,12 +243,18 @@ pub fn build(
     let inbound = build_inbound(&config.inbound, &mut build)?;
     let endpoint_sets = build_endpoint_sets(
         &config.endpoints,
+        &config.outbound,
         registry,
         mesh.connect_timeout,
         &mut build,
     )?;
-    let (outbound_by_addr, outbound_by_host) =
-        build_outbound(&config.outbound, &endpoint_sets, &mut build)?;
+    let (outbound_by_addr, outbound_by_host) = build_outbound(
+        &config.outbound,
+        &endpoint_sets,
+        registry,
+        mesh.request_timeout,
+        &mut build,
+    )?;
     let mut egress = Vec::new();
     for (i, r) in config.egress.iter().enumerate() {
         egress.extend(build.keep(build_egress(&format!("egress[{i}]"), r))?);
@@ -221,6 +268,7 @@ pub fn build(
         outbound_by_addr,
         outbound_by_host,
         egress,
+        endpoint_sets: endpoint_sets.into_values().collect(),
     };
     Ok((snapshot, build.rejected))
 }

@@ -151,16 +151,18 @@ async fn respond(ctx: &Inner, mut req: Request<Incoming>) -> Answer {
             .record(&ctx.shared.metrics);
             (refusal.response(), None, Some(refusal.message()))
         }
-        (Decision::Allow(rule), None) => match forward(&ctx.app_client, req, ctx.app).await {
-            Ok(r) => (r.map(Either::Left), Some(rule), None),
-            Err(e) => {
-                let message = format!("osm-proxy: application at {}: {e}", ctx.app);
-                (
-                    error_response(e.status(), &message),
-                    Some(rule),
-                    Some(message),
-                )
+        (Decision::Allow(rule), None) => {
+            match forward(&ctx.app_client, req.map(Either::Left), ctx.app).await {
+                Ok(r) => (r.map(Either::Left), Some(rule), None),
+                Err(e) => {
+                    let message = format!("osm-proxy: application at {}: {e}", ctx.app);
+                    (
+                        error_response(e.status(), &message),
+                        Some(rule),
+                        Some(message),
+                    )
+                }
             }
-        },
+        }
     }
 }

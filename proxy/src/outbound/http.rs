@@ -9,9 +9,10 @@ use hyper::body::Incoming;
 use crate::{
     http_util::{ProxyBody, authority, error_response},
     hygiene,
+    outbound::attempts::{self, Sent},
     policy::HttpRequestView,
     refusal::{Layer, Refusal},
-    routing::{choose_backend, choose_endpoint, service_by_addr, service_by_authority},
+    routing::{service_by_addr, service_by_authority},
     state::Shared,
     telemetry::access_log::{HttpEntry, LogParts, now},
     upstream::forward,
@@ -136,7 +137,7 @@ impl EgressRoute {
         let client = ctx
             .shared
             .plain_client(target, req.version() == http::Version::HTTP_2);
-        match forward(&client, req, target).await {
+        match forward(&client, req.map(Either::Left), target).await {
             Ok(response) => Outcome {
                 response: response.map(Either::Left),
                 service: Some(self.rule),
@@ -178,42 +179,44 @@ async fn route(ctx: &Inner, mut req: Request<Incoming>) -> Outcome {
         };
         return Outcome::refused(&refusal.record(&ctx.shared.metrics), None);
     };
-    let view = HttpRequestView {
-        method: req.method(),
-        path: req.uri().path(),
-        authority: authority(&req),
-        headers: req.headers(),
-    };
-    let set = choose_backend(service, Some(&view), fastrand::u64(..));
-    let service_key = service.key.clone();
-    let Some(endpoint) = choose_endpoint(set).cloned() else {
-        let refusal = Refusal::NoEndpoints {
-            layer: Layer::Http,
-            set: set.key.clone(),
-        };
-        return Outcome::refused(&refusal.record(&ctx.shared.metrics), Some(service_key));
-    };
+    let service = service.clone();
     drop(snapshot);
-
-    let in_flight = endpoint.load.start();
-    let client = endpoint.http_client(req.version() == http::Version::HTTP_2);
-    let result = forward(client, req, endpoint.addr()).await;
-    drop(in_flight);
-    match result {
-        Ok(response) => Outcome {
+    match attempts::send(&ctx.shared, &service, req).await {
+        Sent::Answered { response, endpoint } => Outcome {
             response: response.map(Either::Left),
-            service: Some(service_key),
+            service: Some(service.key.clone()),
             endpoint: Some(endpoint),
             error: None,
         },
-        Err(e) => {
-            let message = format!("osm-proxy: {}: {e}", endpoint.addr());
+        Sent::Failed { error, endpoint } => {
+            let message = format!("osm-proxy: {}: {error}", endpoint.addr());
             Outcome {
-                response: error_response(e.status(), &message),
-                service: Some(service_key),
+                response: error_response(error.status(), &message),
+                service: Some(service.key.clone()),
                 endpoint: Some(endpoint),
                 error: Some(message),
             }
         }
+        Sent::Refused(refusal) => Outcome::refused(
+            &refusal.record(&ctx.shared.metrics),
+            Some(service.key.clone()),
+        ),
+        Sent::TimedOut { after, endpoint } => {
+            let message = format!(
+                "osm-proxy: {}: no response within the request timeout of {after:?}",
+                service.key
+            );
+            Outcome {
+                response: error_response(StatusCode::GATEWAY_TIMEOUT, &message),
+                service: Some(service.key.clone()),
+                endpoint,
+                error: Some(message),
+            }
+        }
+        Sent::BadBody(reason) => Outcome::failed(
+            StatusCode::BAD_REQUEST,
+            format!("osm-proxy: {reason}"),
+            Some(service.key.clone()),
+        ),
     }
 }

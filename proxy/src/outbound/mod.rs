@@ -11,6 +11,7 @@
 //!             TCP  -> closed
 //! ```
 
+pub mod attempts;
 mod http;
 mod route;
 
@@ -29,9 +30,11 @@ use crate::{
     connection::ConnectionError,
     detect::{Prefixed, detect},
     refusal::{Layer, Refusal},
+    resilience::retry::Tried,
     routing::{choose_backend, choose_endpoint},
     state::Shared,
     tcp_forward::{TcpLabels, splice, splice_until},
+    upstream::ConnectError,
 };
 
 /// Accepts outbound connections until drained. `orig_dst` replaces the
@@ -146,7 +149,28 @@ where
         };
         return Err(refusal.record(&shared.metrics).into());
     };
-    let upstream = endpoint.connect_tcp().await?;
+    let connected = endpoint.connect_tcp().await;
+    attempts::observe(
+        &shared.metrics,
+        set,
+        endpoint,
+        Some(match &connected {
+            Ok(_) => Tried::Answered(::http::StatusCode::OK),
+            Err(_) => Tried::ConnectFailed,
+        }),
+    );
+    let (upstream, _held) = match connected {
+        Ok(connected) => connected,
+        Err(ConnectError::Overflow { overflow, .. }) => {
+            let refusal = Refusal::Overflow {
+                layer: Layer::Tcp,
+                upstream: set.key.clone(),
+                overflow,
+            };
+            return Err(refusal.record(&shared.metrics).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     splice(
         shared,
         downstream,

@@ -90,18 +90,37 @@ pub fn choose_backend<'a>(
 }
 
 /// The endpoint of `set` for the next request or connection: power of two
-/// choices over load. None when the set is empty.
+/// choices over load, passing over endpoints outlier detection ejected
+/// (unless every one is). None when the set is empty.
 pub fn choose_endpoint(set: &EndpointSet) -> Option<&Arc<EndpointHandle>> {
-    if set.endpoints.is_empty() {
+    let endpoints = &set.endpoints;
+    if endpoints.is_empty() {
         return None;
     }
-    let i = balance::p2c(
-        set.endpoints.len(),
-        fastrand::u64(..),
-        fastrand::u64(..),
-        |i| set.endpoints[i].load.cost(),
-    );
-    Some(&set.endpoints[i])
+    let chosen =
+        &endpoints[balance::p2c(endpoints.len(), fastrand::u64(..), fastrand::u64(..), |i| {
+            endpoints[i].load.cost()
+        })];
+    if set.outlier.is_none() {
+        return Some(chosen);
+    }
+    let now = crate::resilience::now();
+    if !chosen.health.is_ejected(now) {
+        return Some(chosen);
+    }
+    // Rare (an ejection is in force): choose among the others.
+    let healthy: Vec<&Arc<EndpointHandle>> = endpoints
+        .iter()
+        .filter(|e| !e.health.is_ejected(now))
+        .collect();
+    if healthy.is_empty() {
+        return Some(chosen);
+    }
+    Some(
+        healthy[balance::p2c(healthy.len(), fastrand::u64(..), fastrand::u64(..), |i| {
+            healthy[i].load.cost()
+        })],
+    )
 }
 
 #[cfg(test)]

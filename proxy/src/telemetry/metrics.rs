@@ -26,6 +26,9 @@ pub const OUTBOUND_REFUSED_TOTAL: &str = "osm_outbound_refused_total";
 pub const ACCESS_LOG_DROPPED_TOTAL: &str = "osm_access_log_dropped_total";
 pub const CONFIG_RELOADS_TOTAL: &str = "osm_config_reloads_total";
 pub const CONFIG_RESOURCES_REJECTED: &str = "osm_config_resources_rejected";
+pub const REQUEST_RETRIES_TOTAL: &str = "osm_request_retries_total";
+pub const REQUEST_RETRIES_SKIPPED_TOTAL: &str = "osm_request_retries_skipped_total";
+pub const OUTLIER_EJECTIONS_TOTAL: &str = "osm_outlier_ejections_total";
 
 const DURATION_BUCKETS_MS: &[f64] = &[
     0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
@@ -141,6 +144,23 @@ impl Metrics {
             None,
             "Config changes, by result".into(),
         );
+        r.describe_counter(
+            REQUEST_RETRIES_TOTAL.into(),
+            None,
+            "Retries of HTTP requests (each request counts once in osm_request_total), by source and destination service".into(),
+        );
+        r.describe_counter(
+            REQUEST_RETRIES_SKIPPED_TOTAL.into(),
+            None,
+            "Retries a policy asked for but the retry budget or maxRetries refused, by reason"
+                .into(),
+        );
+        r.describe_counter(
+            OUTLIER_EJECTIONS_TOTAL.into(),
+            None,
+            "Endpoints ejected from load balancing by outlier detection, by destination service"
+                .into(),
+        );
         r.describe_gauge(
             CONFIG_RESOURCES_REJECTED.into(),
             None,
@@ -178,6 +198,34 @@ impl Metrics {
             Label::new("destination_pod", endpoint.pod.clone()),
         ]);
         labels
+    }
+
+    /// Counts one retry of a request to a service.
+    pub fn record_retry(&self, namespace: &str, service: &str) {
+        let mut labels = self.source.clone();
+        labels.extend([
+            Label::new("destination_namespace", namespace.to_string()),
+            Label::new("destination_service", service.to_string()),
+        ]);
+        self.counter(REQUEST_RETRIES_TOTAL, labels).increment(1);
+    }
+
+    /// Counts a retry the budget (`budget`) or `maxRetries` refused.
+    pub fn record_retry_skipped(&self, reason: &'static str) {
+        self.counter(
+            REQUEST_RETRIES_SKIPPED_TOTAL,
+            vec![Label::new("reason", reason)],
+        )
+        .increment(1);
+    }
+
+    /// Counts one ejection of an endpoint of `set` ("<ns>/<service>:<port>").
+    pub fn record_ejection(&self, set: &str) {
+        self.counter(
+            OUTLIER_EJECTIONS_TOTAL,
+            vec![Label::new("destination_set", set.to_string())],
+        )
+        .increment(1);
     }
 
     /// Records one HTTP request answered by `endpoint`.

@@ -18,6 +18,7 @@ use crate::identity::{
     SpiffeId,
     tls::{PeerIdentityError, TlsState, check_server_identity, server_name_for},
 };
+use crate::resilience::breaker::{Breaker, CountPermit, Overflow};
 
 /// Why a connection to an upstream failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,12 @@ pub enum ConnectError {
     },
     #[error("the proxy has no certificate yet, so it cannot reach mesh endpoint {addr}")]
     NoCredentials { addr: SocketAddr },
+    /// The upstream's circuit breaker holds no more connections.
+    #[error("{addr}: the upstream's {} limit is reached", .overflow.label())]
+    Overflow {
+        addr: SocketAddr,
+        overflow: Overflow,
+    },
     #[error(transparent)]
     InvalidIdentity(#[from] crate::identity::tls::ServerNameError),
 }
@@ -53,6 +60,8 @@ pub struct Connector {
     tls: Arc<ArcSwapOption<TlsState>>,
     wire: Wire,
     timeout: Duration,
+    /// The upstream's circuit breaker, as the current config sets it.
+    breaker: Arc<ArcSwapOption<Breaker>>,
 }
 
 impl Connector {
@@ -69,7 +78,30 @@ impl Connector {
             tls,
             wire,
             timeout,
+            breaker: Arc::default(),
         }
+    }
+
+    /// Counts its connections against the breaker `breaker` holds.
+    pub fn with_breaker(mut self, breaker: Arc<ArcSwapOption<Breaker>>) -> Self {
+        self.breaker = breaker;
+        self
+    }
+
+    /// A place among the upstream's `maxConnections`, and whether its
+    /// requests are to be counted (`maxRequestsPerConnection`).
+    pub fn admit(&self) -> Result<(Option<CountPermit>, bool), ConnectError> {
+        let Some(breaker) = self.breaker.load_full() else {
+            return Ok((None, false));
+        };
+        let permit = breaker
+            .admit_connection()
+            .map_err(|overflow| ConnectError::Overflow {
+                addr: self.addr,
+                overflow,
+            })?;
+        let count_uses = breaker.limits.max_requests_per_connection.is_some();
+        Ok((Some(permit), count_uses))
     }
 
     pub async fn connect(&self) -> Result<Stream, ConnectError> {
@@ -132,8 +164,9 @@ impl tower_service::Service<http::Uri> for Connector {
     fn call(&mut self, _: http::Uri) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
+            let (permit, count_uses) = this.admit()?;
             let stream = this.connect().await?;
-            Ok(MeshIo::new(stream, this.wire == Wire::Http2))
+            Ok(MeshIo::new(stream, this.wire == Wire::Http2).limited(permit, count_uses))
         })
     }
 }

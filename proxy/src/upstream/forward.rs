@@ -9,38 +9,78 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use super::{ConnectError, HttpClient};
-use crate::http_util::{absolute_uri, authority, is_upgrade, strip_hop_by_hop};
+use crate::{
+    http_util::{UpstreamBody, absolute_uri, authority, is_upgrade, strip_hop_by_hop},
+    resilience::{breaker::Overflow, retry::Tried},
+};
 
-/// Why a request could not be forwarded; mapped to a status in one place.
+/// Why a request could not be forwarded; mapped to a status and to how
+/// the try ended ([`Tried`], for retries and outlier detection) in one
+/// place.
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
     #[error("the request has no valid authority")]
     BadAuthority,
+    /// No connection: refused, unreachable, TLS or identity failure.
     #[error("{0}")]
-    Upstream(String),
+    Connect(String),
     #[error("{0}")]
-    Timeout(String),
+    ConnectTimeout(String),
+    /// The upstream's circuit breaker holds no more connections.
+    #[error("{message}")]
+    Overflow { message: String, overflow: Overflow },
+    /// Connected, then no response: reset, closed, or a protocol error.
+    #[error("{0}")]
+    Reset(String),
+    /// HTTP/2 REFUSED_STREAM: the upstream did not process the request.
+    #[error("{0}")]
+    RefusedStream(String),
+    /// No response headers within the per-try timeout.
+    #[error("no response within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 impl ForwardError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadAuthority => StatusCode::BAD_REQUEST,
-            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
-            Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Connect(_) | Self::Reset(_) | Self::RefusedStream(_) => StatusCode::BAD_GATEWAY,
+            Self::Overflow { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ConnectTimeout(_) | Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// How the try ended; None for what is neither retried nor held
+    /// against the endpoint (a bad request, the proxy's own limits).
+    pub fn tried(&self) -> Option<Tried> {
+        match self {
+            Self::BadAuthority | Self::Overflow { .. } => None,
+            Self::Connect(_) | Self::ConnectTimeout(_) => Some(Tried::ConnectFailed),
+            Self::Reset(_) => Some(Tried::Reset),
+            Self::RefusedStream(_) => Some(Tried::RefusedStream),
+            Self::Timeout(_) => Some(Tried::TimedOut),
         }
     }
 }
 
 fn classify(e: hyper_util::client::legacy::Error) -> ForwardError {
     let mut source: Option<&(dyn StdError + 'static)> = Some(&e);
+    let mut refused = false;
     while let Some(err) = source {
         if let Some(connect) = err.downcast_ref::<ConnectError>() {
+            let message = connect.to_string();
             return match connect {
-                ConnectError::Timeout { .. } => ForwardError::Timeout(connect.to_string()),
-                other => ForwardError::Upstream(other.to_string()),
+                ConnectError::Timeout { .. } => ForwardError::ConnectTimeout(message),
+                ConnectError::Overflow { overflow, .. } => ForwardError::Overflow {
+                    message,
+                    overflow: *overflow,
+                },
+                _ => ForwardError::Connect(message),
             };
         }
+        refused |= err
+            .downcast_ref::<h2::Error>()
+            .is_some_and(|h2| h2.reason() == Some(h2::Reason::REFUSED_STREAM));
         source = err.source();
     }
     let mut message = e.to_string();
@@ -50,7 +90,12 @@ fn classify(e: hyper_util::client::legacy::Error) -> ForwardError {
         message.push_str(&err.to_string());
         source = err.source();
     }
-    ForwardError::Upstream(format!("upstream request failed: {message}"))
+    let message = format!("upstream request failed: {message}");
+    if refused {
+        ForwardError::RefusedStream(message)
+    } else {
+        ForwardError::Reset(message)
+    }
 }
 
 /// Sends `req` through `client` and returns the upstream's response. An
@@ -58,7 +103,7 @@ fn classify(e: hyper_util::client::legacy::Error) -> ForwardError {
 /// The request is sent at most once.
 pub async fn forward(
     client: &HttpClient,
-    mut req: Request<Incoming>,
+    mut req: Request<UpstreamBody>,
     fallback_authority: SocketAddr,
 ) -> Result<Response<Incoming>, ForwardError> {
     let upgrade = is_upgrade(&req);

@@ -9,7 +9,7 @@ mod stream;
 pub use connect::{ConnectError, Connector, connect};
 pub use forward::{ForwardError, forward};
 pub use spec::EndpointSpec;
-pub use stream::{MeshIo, Stream};
+pub use stream::{ConnectionUses, MeshIo, Stream};
 
 use std::{
     collections::HashMap,
@@ -19,18 +19,27 @@ use std::{
 };
 
 use arc_swap::ArcSwapOption;
-use hyper::body::Incoming;
 use hyper_util::{
     client::legacy::Client,
     rt::{TokioExecutor, TokioTimer},
 };
 
 use crate::{
-    identity::tls::TlsState, routing::balance::Load, telemetry::metrics::RequestMetricsCache,
+    http_util::UpstreamBody,
+    identity::tls::TlsState,
+    resilience::{
+        Kept,
+        breaker::{Breaker, Limits},
+        budget::RetryBudget,
+        outlier::EndpointHealth,
+    },
+    routing::balance::Load,
+    telemetry::metrics::RequestMetricsCache,
 };
 
-/// A pooled HTTP client bound to one upstream.
-pub type HttpClient = Client<Connector, Incoming>;
+/// A pooled HTTP client bound to one upstream. Request bodies stream
+/// (`Incoming`) or, when buffered for retries, are replayed.
+pub type HttpClient = Client<Connector, UpstreamBody>;
 
 /// Which protocol a connection to an endpoint carries (its ALPN).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,6 +71,10 @@ pub struct EndpointHandle {
     pub spec: EndpointSpec,
     pub load: Load,
     pub metrics: RequestMetricsCache,
+    /// Outlier detection's view of this endpoint.
+    pub health: EndpointHealth,
+    /// Its service's circuit breaker, as the current config sets it.
+    pub breaker: Arc<ArcSwapOption<Breaker>>,
     tls: Arc<ArcSwapOption<TlsState>>,
     http1: OnceLock<HttpClient>,
     http2: OnceLock<HttpClient>,
@@ -80,6 +93,7 @@ impl EndpointHandle {
             wire,
             self.spec.connect_timeout,
         )
+        .with_breaker(self.breaker.clone())
     }
 
     /// The pooled client for this endpoint and HTTP version.
@@ -92,26 +106,35 @@ impl EndpointHandle {
         cell.get_or_init(|| http_client(self.connector(wire), wire))
     }
 
-    /// A new connection for opaque TCP.
-    pub async fn connect_tcp(&self) -> Result<Stream, ConnectError> {
-        self.connector(Wire::Tcp).connect().await
+    /// A new connection for opaque TCP, and its place among the
+    /// service's `maxConnections` (held while the connection is open).
+    pub async fn connect_tcp(
+        &self,
+    ) -> Result<(Stream, Option<crate::resilience::breaker::CountPermit>), ConnectError> {
+        let connector = self.connector(Wire::Tcp);
+        let (permit, _) = connector.admit()?;
+        Ok((connector.connect().await?, permit))
     }
 }
 
 /// Hands out endpoint handles, reusing a live one for the same spec so that
-/// pools and load estimates survive config changes. Only touched when a
-/// config is built, never on the request path.
+/// pools, load estimates and outlier state survive config changes; and,
+/// the same way, each upstream's circuit breaker (while its limits stay
+/// the same) and each service's retry budget. Only touched when a config
+/// is built, never on the request path.
 #[derive(Debug, Default)]
 pub struct EndpointRegistry {
     tls: Arc<ArcSwapOption<TlsState>>,
     handles: Mutex<HashMap<EndpointSpec, Weak<EndpointHandle>>>,
+    pub breakers: Kept<(String, Limits), Breaker>,
+    pub budgets: Kept<String, Mutex<RetryBudget>>,
 }
 
 impl EndpointRegistry {
     pub fn new(tls: Arc<ArcSwapOption<TlsState>>) -> Self {
         Self {
             tls,
-            handles: Mutex::default(),
+            ..Default::default()
         }
     }
 
@@ -126,6 +149,8 @@ impl EndpointRegistry {
             spec: spec.clone(),
             load: Load::default(),
             metrics: RequestMetricsCache::default(),
+            health: EndpointHealth::default(),
+            breaker: Arc::default(),
             tls: self.tls.clone(),
             http1: OnceLock::new(),
             http2: OnceLock::new(),

@@ -3,6 +3,7 @@
 use std::{
     io,
     pin::Pin,
+    sync::{Arc, atomic::AtomicU32},
     task::{Context, Poll},
 };
 
@@ -15,6 +16,8 @@ use tokio::{
     net::TcpStream,
 };
 use tokio_rustls::client::TlsStream;
+
+use crate::resilience::breaker::CountPermit;
 
 /// A connection to an upstream.
 #[derive(Debug)]
@@ -81,11 +84,20 @@ impl AsyncWrite for Stream {
     }
 }
 
+/// Requests sent on one pooled connection so far, handed to each of its
+/// responses (as a `Connected` extra) when the upstream limits requests per
+/// connection.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionUses(pub Arc<AtomicU32>);
+
 /// A [`Stream`] as hyper's client wants it.
 #[derive(Debug)]
 pub struct MeshIo {
     io: TokioIo<Stream>,
     http2: bool,
+    /// Holds one of the upstream's `maxConnections` while open.
+    _permit: Option<CountPermit>,
+    uses: Option<ConnectionUses>,
 }
 
 impl MeshIo {
@@ -93,13 +105,26 @@ impl MeshIo {
         Self {
             io: TokioIo::new(stream),
             http2,
+            _permit: None,
+            uses: None,
         }
+    }
+
+    /// Counted against the upstream's limits: holds `permit` while open,
+    /// and counts its requests when `count_uses`.
+    pub fn limited(mut self, permit: Option<CountPermit>, count_uses: bool) -> Self {
+        self._permit = permit;
+        self.uses = count_uses.then(ConnectionUses::default);
+        self
     }
 }
 
 impl Connection for MeshIo {
     fn connected(&self) -> Connected {
-        let connected = Connected::new();
+        let mut connected = Connected::new();
+        if let Some(uses) = &self.uses {
+            connected = connected.extra(uses.clone());
+        }
         if self.http2 {
             connected.negotiated_h2()
         } else {

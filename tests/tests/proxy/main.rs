@@ -9,5 +9,6 @@ mod probes;
 mod protocols;
 mod rate_limit;
 mod reload;
+mod resilience;
 mod routing;
 mod telemetry;

@@ -87,6 +87,7 @@ spec:
   connectionSettings: {tcp: {maxConnections: 100, connectTimeout: 2s}, http: {maxRequests: 50, maxPendingRequests: 5}}
   rateLimit: {local: {tcp: {connections: 10, unit: minute, burst: 2}, http: {requests: 100, unit: second, responseStatusCode: 503, responseHeadersToAdd: [{name: x-limited, value: 'yes'}]}}}
   httpRoutes: [{path: '/buy.*', rateLimit: {local: {requests: 1, unit: hour}}}]
+  outlierDetection: {consecutive5xx: 5, baseEjectionTime: 10s, maxEjectionPercent: 50}
 ---
 apiVersion: policy.openservicemesh.io/v1alpha1
 kind: Retry
@@ -94,7 +95,7 @@ metadata: {name: retry, namespace: bookbuyer}
 spec:
   source: {kind: ServiceAccount, name: bookbuyer, namespace: bookbuyer}
   destinations: [{kind: Service, name: bookstore-v1, namespace: bookstore}]
-  retryPolicy: {retryOn: '5xx, reset', perTryTimeout: 250ms, numRetries: 3}
+  retryPolicy: {retryOn: '5xx, reset, retriable-status-codes', perTryTimeout: 250ms, numRetries: 3, retriableStatusCodes: [429]}
 ---
 apiVersion: policy.openservicemesh.io/v1alpha1
 kind: Egress
@@ -161,6 +162,15 @@ spec:
         ),
         (100, 2000, 50, 5)
     );
+    assert_eq!(
+        leaf.outlier_detection,
+        Some(v1::OutlierDetection {
+            consecutive_5xx: 5,
+            interval_ms: 0,
+            base_ejection_time_ms: 10_000,
+            max_ejection_percent: 50
+        })
+    );
     assert!(leaf.retry.is_none(), "enableRetryPolicy is off by default");
     assert_eq!(buyer.config.egress.len(), 1);
     let rule = &buyer.config.egress[0];
@@ -181,9 +191,13 @@ spec:
     apply_all(
         &mut idx,
         "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\nmetadata: {name: osm-mesh-config, namespace: osm-system}\n\
-         spec: {traffic: {enablePermissiveTrafficPolicyMode: false}, featureFlags: {enableRetryPolicy: true, enableEgressPolicy: false}}\n",
+         spec: {traffic: {enablePermissiveTrafficPolicyMode: false, requestTimeout: 15s}, featureFlags: {enableRetryPolicy: true, enableEgressPolicy: false}}\n",
     );
     let buyer = compile(&idx, &proxy("bookbuyer", "bookbuyer-1")).expect("compiles");
+    assert_eq!(
+        buyer.config.mesh.as_ref().map(|m| m.request_timeout_ms),
+        Some(15_000)
+    );
     let leaf = buyer
         .config
         .outbound
@@ -193,10 +207,15 @@ spec:
     assert_eq!(
         leaf.retry,
         Some(v1::RetryPolicy {
-            retry_on: vec!["5xx".into(), "reset".into()],
+            retry_on: vec![
+                "5xx".into(),
+                "reset".into(),
+                "retriable-status-codes".into()
+            ],
             num_retries: 3,
             per_try_timeout_ms: 250,
-            backoff_base_ms: 25
+            backoff_base_ms: 25,
+            retriable_status_codes: vec![429],
         })
     );
     assert!(buyer.config.egress.is_empty(), "enableEgressPolicy off");

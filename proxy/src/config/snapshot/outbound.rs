@@ -4,28 +4,64 @@
 use std::{
     collections::{HashMap, HashSet},
     net::{IpAddr, SocketAddr},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use osm_api::v1;
 
 use super::{
-    Build, ConfigError, EndpointSet, OutboundService, Split, compile_matches, err, port_of,
-    protocol_of,
+    Build, ConfigError, EndpointSet, OutboundService, Retries, Split, compile_matches, err,
+    port_of, protocol_of,
 };
 use crate::{
     identity::SpiffeId,
+    resilience::{
+        breaker::{Breaker, Limits},
+        budget::RetryBudget,
+        outlier::OutlierRule,
+        retry::RetryRule,
+    },
     routing::split::WeightedChoice,
     upstream::{EndpointRegistry, EndpointSpec},
 };
 
+/// What an endpoint set takes from the service that owns it.
+#[derive(Default)]
+struct SetPolicy {
+    limits: Limits,
+    outlier: Option<OutlierRule>,
+}
+
+/// The circuit-breaking limits and outlier detection of each service's
+/// own endpoint set. A service whose settings are wrong is refused with
+/// its other fields (in [`build_service`]); its set gets none.
+fn set_policies(services: &[v1::OutboundService]) -> HashMap<&str, SetPolicy> {
+    let mut out = HashMap::new();
+    for s in services {
+        let outlier = s
+            .outlier_detection
+            .as_ref()
+            .and_then(|o| OutlierRule::from_config(o).ok().flatten());
+        let limits = s
+            .limits
+            .as_ref()
+            .map(Limits::from_config)
+            .unwrap_or_default();
+        out.entry(s.endpoints.as_str())
+            .or_insert(SetPolicy { limits, outlier });
+    }
+    out
+}
+
 pub(super) fn build_endpoint_sets(
     sets: &[v1::EndpointSet],
+    services: &[v1::OutboundService],
     registry: &EndpointRegistry,
-    connect_timeout: Duration,
+    mesh_connect_timeout: Duration,
     build: &mut Build,
 ) -> Result<HashMap<String, Arc<EndpointSet>>, ConfigError> {
+    let policies = set_policies(services);
     let mut out = HashMap::new();
     for (i, set) in sets.iter().enumerate() {
         let at = format!("endpoints[{i}]");
@@ -41,6 +77,14 @@ pub(super) fn build_endpoint_sets(
             build.keep::<()>(Err(twice))?;
             continue;
         }
+        let policy = policies.get(set.key.as_str());
+        let limits = policy.map(|p| p.limits.clone()).unwrap_or_default();
+        let connect_timeout = limits.connect_timeout.unwrap_or(mesh_connect_timeout);
+        let breaker = (!limits.is_unlimited()).then(|| {
+            registry
+                .breakers
+                .get_or((set.key.clone(), limits.clone()), || Breaker::new(limits))
+        });
         let mut endpoints = Vec::new();
         for (j, e) in set.endpoints.iter().enumerate() {
             // Fail-closed: an endpoint that cannot be built gets no traffic.
@@ -52,6 +96,8 @@ pub(super) fn build_endpoint_sets(
         let value = Arc::new(EndpointSet {
             key: set.key.as_str().into(),
             endpoints,
+            breaker,
+            outlier: policy.and_then(|p| p.outlier.clone()),
         });
         out.insert(set.key.clone(), value);
     }
@@ -111,6 +157,8 @@ struct Indexed {
 pub(super) fn build_outbound(
     services: &[v1::OutboundService],
     sets: &HashMap<String, Arc<EndpointSet>>,
+    registry: &EndpointRegistry,
+    mesh_request_timeout: Option<Duration>,
     build: &mut Build,
 ) -> Result<OutboundIndexes, ConfigError> {
     let mut by_addr = HashMap::new();
@@ -118,16 +166,17 @@ pub(super) fn build_outbound(
     let mut keys = HashSet::new();
     for (i, s) in services.iter().enumerate() {
         let at = format!("outbound[{i}]");
-        let indexed = index_service(&at, s, sets).and_then(|indexed| {
-            if keys.contains(&s.key) {
-                return Err(err(
-                    format!("{at}.key"),
-                    format!("{:?} is listed twice", s.key),
-                ));
-            }
-            conflicts(&at, s, &indexed, &by_addr, &by_host)?;
-            Ok(indexed)
-        });
+        let indexed =
+            index_service(&at, s, sets, registry, mesh_request_timeout).and_then(|indexed| {
+                if keys.contains(&s.key) {
+                    return Err(err(
+                        format!("{at}.key"),
+                        format!("{:?} is listed twice", s.key),
+                    ));
+                }
+                conflicts(&at, s, &indexed, &by_addr, &by_host)?;
+                Ok(indexed)
+            });
         // Fail-closed: a service that cannot be built is not routed to.
         let Some(indexed) = build.keep(indexed)? else {
             continue;
@@ -151,8 +200,10 @@ fn index_service(
     at: &str,
     s: &v1::OutboundService,
     sets: &HashMap<String, Arc<EndpointSet>>,
+    registry: &EndpointRegistry,
+    mesh_request_timeout: Option<Duration>,
 ) -> Result<Indexed, ConfigError> {
-    let service = Arc::new(build_service(at, s, sets)?);
+    let service = Arc::new(build_service(at, s, sets, registry, mesh_request_timeout)?);
     let mut addrs = Vec::new();
     for (j, vip) in s.vips.iter().enumerate() {
         let ip: IpAddr = vip.parse().map_err(|_| {
@@ -226,6 +277,8 @@ fn build_service(
     at: &str,
     s: &v1::OutboundService,
     sets: &HashMap<String, Arc<EndpointSet>>,
+    registry: &EndpointRegistry,
+    mesh_request_timeout: Option<Duration>,
 ) -> Result<OutboundService, ConfigError> {
     if s.key.is_empty() {
         return Err(err(format!("{at}.key"), "must not be empty"));
@@ -257,6 +310,18 @@ fn build_service(
             "A/B matches need a split",
         ));
     }
+    if let Some(outlier) = &s.outlier_detection {
+        OutlierRule::from_config(outlier).map_err(|m| err(format!("{at}.outlierDetection"), m))?;
+    }
+    let retry = match &s.retry {
+        Some(policy) => Some(Retries {
+            rule: RetryRule::from_config(policy).map_err(|m| err(format!("{at}.retry"), m))?,
+            budget: registry
+                .budgets
+                .get_or(s.key.clone(), || Mutex::new(RetryBudget::default())),
+        }),
+        None => None,
+    };
     Ok(OutboundService {
         key: s.key.as_str().into(),
         namespace: s.namespace.as_str().into(),
@@ -266,5 +331,11 @@ fn build_service(
         endpoints,
         split,
         split_matches: compile_matches(&format!("{at}.splitMatches"), &s.split_matches)?,
+        retry,
+        request_timeout: if s.request_timeout_ms > 0 {
+            Some(Duration::from_millis(s.request_timeout_ms.into()))
+        } else {
+            mesh_request_timeout
+        },
     })
 }

@@ -1,0 +1,332 @@
+//! One request to a mesh service, as the client-side proxy sends it: each
+//! try picks a backend and an endpoint, takes a place under the service's
+//! circuit breaker, and is held to the per-try timeout; a failed try is
+//! retried when the service's retry policy says so, the retry budget and
+//! `maxRetries` allow it, and the request body could be kept to send
+//! again; every try's result feeds outlier detection. The whole request is
+//! held to the service's request timeout (504).
+//!
+//! A request whose response has started is never retried: a try ends at
+//! the response headers, and the body streams to the client as it comes.
+
+use std::{sync::Arc, time::Duration};
+
+use http::{HeaderMap, Method, Request, Response, Uri, Version};
+use http_body_util::{BodyExt, Either};
+use hyper::body::{Body, Incoming};
+use hyper_util::client::legacy::connect::capture_connection;
+use std::sync::atomic::Ordering;
+
+use crate::{
+    config::{EndpointSet, OutboundService},
+    http_util::{Replay, UpstreamBody, authority, is_upgrade},
+    policy::HttpRequestView,
+    refusal::{Layer, Refusal},
+    resilience::{self, retry::Tried},
+    routing::{choose_backend, choose_endpoint},
+    state::Shared,
+    telemetry::metrics::Metrics,
+    upstream::{ConnectionUses, EndpointHandle, ForwardError, forward},
+};
+
+/// The largest request body kept to be sent again.
+pub const MAX_REPLAY_BYTES: u64 = 64 * 1024;
+
+/// How a request ended.
+pub enum Sent {
+    Answered {
+        response: Response<Incoming>,
+        endpoint: Arc<EndpointHandle>,
+    },
+    Failed {
+        error: ForwardError,
+        endpoint: Arc<EndpointHandle>,
+    },
+    Refused(Refusal),
+    /// The request timeout passed; the try in flight was cancelled.
+    TimedOut {
+        after: Duration,
+        endpoint: Option<Arc<EndpointHandle>>,
+    },
+    /// The client's body could not be read to be kept.
+    BadBody(String),
+}
+
+/// Whether a request can be sent more than once: not an upgrade, and a
+/// body that is empty or of a known length no longer than
+/// [`MAX_REPLAY_BYTES`] (a chunked or large body streams, tried once).
+pub fn replayable(req: &Request<Incoming>) -> bool {
+    if is_upgrade(req) {
+        return false;
+    }
+    let body = req.body();
+    body.is_end_stream()
+        || body
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n <= MAX_REPLAY_BYTES)
+}
+
+/// What each try of a replayed request is made from.
+struct Template {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+    body: Replay,
+}
+
+impl Template {
+    fn request(&self) -> Request<UpstreamBody> {
+        let mut req = Request::new(Either::Right(self.body.clone()));
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.version_mut() = self.version;
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+
+    fn view(&self) -> HttpRequestView<'_> {
+        HttpRequestView {
+            method: &self.method,
+            path: self.uri.path(),
+            authority: self.uri.authority().map(|a| a.as_str()).or_else(|| {
+                self.headers
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+            }),
+            headers: &self.headers,
+        }
+    }
+}
+
+/// The request, once: streamed, or kept for more tries.
+enum Prepared {
+    Once(Request<Incoming>),
+    Replayed(Template),
+}
+
+async fn prepare(req: Request<Incoming>, retries: bool) -> Result<Prepared, String> {
+    if !retries || !replayable(&req) {
+        return Ok(Prepared::Once(req));
+    }
+    let (parts, body) = req.into_parts();
+    let collected = body
+        .collect()
+        .await
+        .map_err(|e| format!("reading the request body: {e}"))?;
+    let trailers = collected.trailers().cloned();
+    let body = Replay::new(collected.to_bytes(), trailers);
+    Ok(Prepared::Replayed(Template {
+        method: parts.method,
+        uri: parts.uri,
+        version: parts.version,
+        headers: parts.headers,
+        body,
+    }))
+}
+
+/// Feeds a try's result to the set's outlier detection, if it has any.
+pub fn observe(
+    metrics: &Metrics,
+    set: &EndpointSet,
+    endpoint: &EndpointHandle,
+    tried: Option<Tried>,
+) {
+    let (Some(rule), Some(tried)) = (&set.outlier, tried) else {
+        return;
+    };
+    let now = resilience::now();
+    let ejected = set
+        .endpoints
+        .iter()
+        .filter(|e| e.health.is_ejected(now))
+        .count();
+    let may_eject = ejected < rule.max_ejected(set.endpoints.len());
+    if endpoint
+        .health
+        .record(rule, tried.is_failure(), now, may_eject)
+    {
+        metrics.record_ejection(&set.key);
+        tracing::info!(
+            endpoint = %endpoint.addr(),
+            set = %set.key,
+            ejections = endpoint.health.ejections(),
+            "endpoint ejected by outlier detection"
+        );
+    }
+}
+
+/// Sends a request to `service`, with its retries and timeouts.
+pub async fn send(shared: &Shared, service: &OutboundService, req: Request<Incoming>) -> Sent {
+    match service.request_timeout {
+        Some(limit) => {
+            // The last endpoint tried, for metrics when time runs out.
+            let mut last = None;
+            match tokio::time::timeout(limit, tries(shared, service, req, &mut last)).await {
+                Ok(sent) => sent,
+                Err(_) => Sent::TimedOut {
+                    after: limit,
+                    endpoint: last,
+                },
+            }
+        }
+        None => tries(shared, service, req, &mut None).await,
+    }
+}
+
+async fn tries(
+    shared: &Shared,
+    service: &OutboundService,
+    req: Request<Incoming>,
+    last: &mut Option<Arc<EndpointHandle>>,
+) -> Sent {
+    let retries = service.retry.as_ref();
+    if let Some(r) = retries {
+        lock(&r.budget).deposit(resilience::now());
+    }
+    let mut prepared = match prepare(req, retries.is_some()).await {
+        Ok(p) => Some(p),
+        Err(e) => return Sent::BadBody(e),
+    };
+    let mut retried = 0u32;
+    // Held while a retry is in flight (`maxRetries`).
+    let mut _retry_permit = None;
+    loop {
+        let random = fastrand::u64(..);
+        let (request, set) = match prepared.take() {
+            Some(Prepared::Once(req)) => {
+                let set = pick_backend(service, &req, random);
+                (req.map(Either::Left), set)
+            }
+            Some(Prepared::Replayed(template)) => {
+                let set = choose_backend(service, Some(&template.view()), random).clone();
+                let request = template.request();
+                prepared = Some(Prepared::Replayed(template));
+                (request, set)
+            }
+            None => unreachable!("a request streamed once is not tried again"),
+        };
+        let Some(endpoint) = choose_endpoint(&set).cloned() else {
+            return Sent::Refused(Refusal::NoEndpoints {
+                layer: Layer::Http,
+                set: set.key.clone(),
+            });
+        };
+        *last = Some(endpoint.clone());
+        let _place = match &set.breaker {
+            Some(breaker) => match breaker.admit_request().await {
+                Ok(place) => Some(place),
+                Err(overflow) => {
+                    return Sent::Refused(Refusal::Overflow {
+                        layer: Layer::Http,
+                        upstream: set.key.clone(),
+                        overflow,
+                    });
+                }
+            },
+            None => None,
+        };
+        let per_connection = set
+            .breaker
+            .as_ref()
+            .and_then(|b| b.limits.max_requests_per_connection);
+        let per_try_timeout = retries.and_then(|r| r.rule.per_try_timeout);
+        let result = try_once(&endpoint, request, per_try_timeout, per_connection).await;
+        let tried = match &result {
+            Ok(response) => Some(Tried::Answered(response.status())),
+            Err(e) => e.tried(),
+        };
+        observe(&shared.metrics, &set, &endpoint, tried);
+        let retry = match (retries, &prepared, tried) {
+            (Some(r), Some(Prepared::Replayed(_)), Some(tried))
+                if retried < r.rule.num_retries && r.rule.retries(tried) =>
+            {
+                Some(r)
+            }
+            _ => None,
+        };
+        let Some(retry) = retry else {
+            return finished(result, endpoint);
+        };
+        // The budget and `maxRetries` may still say no.
+        if !lock(&retry.budget).withdraw(resilience::now()) {
+            shared.metrics.record_retry_skipped("budget");
+            return finished(result, endpoint);
+        }
+        match set.breaker.as_ref().map(|b| b.admit_retry()) {
+            Some(Err(overflow)) => {
+                shared.metrics.record_retry_skipped(overflow.label());
+                return finished(result, endpoint);
+            }
+            Some(Ok(permit)) => _retry_permit = Some(permit),
+            None => {}
+        }
+        shared
+            .metrics
+            .record_retry(&service.namespace, &service.name);
+        tokio::time::sleep(resilience::retry::backoff(
+            retry.rule.backoff_base,
+            retried,
+            fastrand::f64(),
+        ))
+        .await;
+        retried += 1;
+    }
+}
+
+fn finished(
+    result: Result<Response<Incoming>, ForwardError>,
+    endpoint: Arc<EndpointHandle>,
+) -> Sent {
+    match result {
+        Ok(response) => Sent::Answered { response, endpoint },
+        Err(error) => Sent::Failed { error, endpoint },
+    }
+}
+
+fn pick_backend(
+    service: &OutboundService,
+    req: &Request<Incoming>,
+    random: u64,
+) -> Arc<EndpointSet> {
+    let view = HttpRequestView {
+        method: req.method(),
+        path: req.uri().path(),
+        authority: authority(req),
+        headers: req.headers(),
+    };
+    choose_backend(service, Some(&view), random).clone()
+}
+
+/// One try, held to the per-try timeout. With a limit of requests per
+/// connection, the connection that reaches it is retired from the pool.
+async fn try_once(
+    endpoint: &EndpointHandle,
+    mut request: Request<UpstreamBody>,
+    per_try_timeout: Option<Duration>,
+    per_connection: Option<u32>,
+) -> Result<Response<Incoming>, ForwardError> {
+    let _in_flight = endpoint.load.start();
+    let client = endpoint.http_client(request.version() == Version::HTTP_2);
+    let captured = per_connection.map(|_| capture_connection(&mut request));
+    let sent = forward(client, request, endpoint.addr());
+    let result = match per_try_timeout {
+        Some(limit) => tokio::time::timeout(limit, sent)
+            .await
+            .unwrap_or(Err(ForwardError::Timeout(limit))),
+        None => sent.await,
+    };
+    if let (Ok(response), Some(limit), Some(captured)) = (&result, per_connection, captured)
+        && let Some(uses) = response.extensions().get::<ConnectionUses>()
+        && uses.0.fetch_add(1, Ordering::AcqRel) + 1 >= limit
+        && let Some(connection) = captured.connection_metadata().as_ref()
+    {
+        connection.poison();
+    }
+    result
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
