@@ -18,9 +18,30 @@ use osm_api::v1::ProxyConfig;
 use crate::{
     config::{ConfigError, OnBadResource, Snapshot, build},
     identity::{Credentials, tls::TlsState},
+    resilience::breaker::Breaker,
     telemetry::{access_log::AccessLog, metrics::Metrics},
     upstream::{Connector, EndpointRegistry, HttpClient, Wire, http_client},
 };
+
+/// A circuit breaker as a map key: the same breaker, by identity.
+#[derive(Debug, Clone)]
+pub struct BreakerRef(pub Arc<Breaker>);
+
+impl PartialEq for BreakerRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for BreakerRef {}
+
+impl std::hash::Hash for BreakerRef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.0) as usize).hash(state);
+    }
+}
+
+type PlainKey = (SocketAddr, bool, Option<BreakerRef>);
 
 /// Shared proxy state.
 pub struct Shared {
@@ -28,7 +49,10 @@ pub struct Shared {
     tls: Arc<ArcSwapOption<TlsState>>,
     credentials: ArcSwapOption<Credentials>,
     registry: EndpointRegistry,
-    plain_clients: ArcSwap<HashMap<(SocketAddr, bool), HttpClient>>,
+    /// Clients for destinations outside the mesh, by address, HTTP/2, and
+    /// the circuit breaker of the Egress rule that lets them out (its
+    /// connections count against that rule's limits).
+    plain_clients: ArcSwap<HashMap<PlainKey, HttpClient>>,
     apply: Mutex<()>,
     /// The version of each config applied, for connections whose fate
     /// depends on it.
@@ -200,21 +224,31 @@ impl Shared {
 
     /// A pooled plaintext client to `addr`: the local application, or an
     /// egress destination.
-    pub fn plain_client(&self, addr: SocketAddr, http2: bool) -> HttpClient {
-        if let Some(client) = self.plain_clients.load().get(&(addr, http2)) {
+    pub fn plain_client(
+        &self,
+        addr: SocketAddr,
+        http2: bool,
+        breaker: Option<&Arc<Breaker>>,
+    ) -> HttpClient {
+        let key = (addr, http2, breaker.map(|b| BreakerRef(b.clone())));
+        if let Some(client) = self.plain_clients.load().get(&key) {
             return client.clone();
         }
         let wire = if http2 { Wire::Http2 } else { Wire::Http1 };
-        let timeout = self.config.load().mesh.connect_timeout;
+        let timeout = breaker
+            .and_then(|b| b.limits.connect_timeout)
+            .unwrap_or_else(|| self.config.load().mesh.connect_timeout);
+        let gate = Arc::new(ArcSwapOption::new(breaker.cloned()));
         let client = http_client(
-            Connector::new(addr, None, self.tls.clone(), wire, timeout),
+            Connector::new(addr, None, self.tls.clone(), wire, timeout).with_breaker(gate),
             wire,
         );
         self.plain_clients.rcu(|clients| {
             let mut clients = HashMap::clone(clients);
-            clients
-                .entry((addr, http2))
-                .or_insert_with(|| client.clone());
+            // Clients of breakers no config holds any more go: then only
+            // the key and the client's own connector hold the breaker.
+            clients.retain(|(_, _, b), _| b.as_ref().is_none_or(|b| Arc::strong_count(&b.0) > 2));
+            clients.entry(key.clone()).or_insert_with(|| client.clone());
             clients
         });
         client

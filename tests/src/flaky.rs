@@ -1,8 +1,8 @@
 //! An HTTP application that fails on command: the first N requests with a
 //! status, every Nth request, a delay before answering, a connection reset
 //! (closed without a response), or a fixed status. It counts what reaches
-//! it: requests, their bodies, and requests whose handling was cancelled
-//! (the client went away before the answer).
+//! it: connections, requests, their bodies, and requests whose handling
+//! was cancelled (the client went away before the answer).
 
 use std::{
     net::SocketAddr,
@@ -41,6 +41,7 @@ pub enum Fault {
 struct State {
     fault: Mutex<(Fault, usize)>,
     requests: AtomicUsize,
+    connections: AtomicUsize,
     cancelled: AtomicUsize,
     bodies: Mutex<Vec<Bytes>>,
 }
@@ -89,6 +90,7 @@ impl FlakyApp {
             state: Arc::new(State {
                 fault: Mutex::new((Fault::Healthy, 0)),
                 requests: AtomicUsize::new(0),
+                connections: AtomicUsize::new(0),
                 cancelled: AtomicUsize::new(0),
                 bodies: Mutex::default(),
             }),
@@ -96,6 +98,7 @@ impl FlakyApp {
         let this = app.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                this.state.connections.fetch_add(1, Ordering::SeqCst);
                 let this = this.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
@@ -121,6 +124,11 @@ impl FlakyApp {
         self.state.requests.load(Ordering::SeqCst)
     }
 
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
     /// Requests whose client went away before the answer.
     pub fn cancelled(&self) -> usize {
         self.state.cancelled.load(Ordering::SeqCst)
@@ -139,9 +147,11 @@ impl FlakyApp {
         match fault.0 {
             Fault::Healthy => Some(Ok(200)),
             Fault::FirstN { n, status } => Some(Ok(if seen <= n { status } else { 200 })),
-            Fault::EveryNth { n, status } => {
-                Some(Ok(if n > 0 && seen.is_multiple_of(n) { status } else { 200 }))
-            }
+            Fault::EveryNth { n, status } => Some(Ok(if n > 0 && seen.is_multiple_of(n) {
+                status
+            } else {
+                200
+            })),
             Fault::Always { status } => Some(Ok(status)),
             Fault::Delay(d) => Some(Err(d)),
             Fault::Reset => None,

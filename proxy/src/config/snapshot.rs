@@ -257,7 +257,7 @@ pub fn build(
     )?;
     let mut egress = Vec::new();
     for (i, r) in config.egress.iter().enumerate() {
-        egress.extend(build.keep(build_egress(&format!("egress[{i}]"), r))?);
+        egress.extend(build.keep(build_egress(&format!("egress[{i}]"), r, registry))?);
     }
     let snapshot = Snapshot {
         version,

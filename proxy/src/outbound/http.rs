@@ -15,7 +15,7 @@ use crate::{
     routing::{service_by_addr, service_by_authority},
     state::Shared,
     telemetry::access_log::{HttpEntry, LogParts, now},
-    upstream::forward,
+    upstream::{ForwardError, forward},
 };
 
 /// What every request on one outbound connection shares.
@@ -102,6 +102,7 @@ struct EgressRoute {
     dst: SocketAddr,
     host: String,
     rule: Arc<str>,
+    breaker: Option<Arc<crate::resilience::breaker::Breaker>>,
 }
 
 fn egress(
@@ -122,6 +123,7 @@ fn egress(
         dst,
         host: host.into_owned(),
         rule: format!("egress:{}", rule.name).into(),
+        breaker: rule.breaker.clone(),
     })
 }
 
@@ -134,9 +136,25 @@ impl EgressRoute {
             };
             return Outcome::refused(&refusal.record(&ctx.shared.metrics), Some(self.rule));
         };
-        let client = ctx
-            .shared
-            .plain_client(target, req.version() == http::Version::HTTP_2);
+        let _place = match &self.breaker {
+            Some(breaker) => match breaker.admit_request().await {
+                Ok(place) => Some(place),
+                Err(overflow) => {
+                    let refusal = Refusal::Overflow {
+                        layer: Layer::Http,
+                        upstream: self.rule.clone(),
+                        overflow,
+                    };
+                    return Outcome::refused(&refusal.record(&ctx.shared.metrics), Some(self.rule));
+                }
+            },
+            None => None,
+        };
+        let client = ctx.shared.plain_client(
+            target,
+            req.version() == http::Version::HTTP_2,
+            self.breaker.as_ref(),
+        );
         match forward(&client, req.map(Either::Left), target).await {
             Ok(response) => Outcome {
                 response: response.map(Either::Left),
@@ -144,6 +162,14 @@ impl EgressRoute {
                 endpoint: None,
                 error: None,
             },
+            Err(ForwardError::Overflow { overflow, .. }) => {
+                let refusal = Refusal::Overflow {
+                    layer: Layer::Http,
+                    upstream: self.rule.clone(),
+                    overflow,
+                };
+                Outcome::refused(&refusal.record(&ctx.shared.metrics), Some(self.rule))
+            }
             Err(e) => Outcome::failed(
                 e.status(),
                 format!("osm-proxy: {target}: {e}"),

@@ -30,7 +30,8 @@ use crate::{
     connection::ConnectionError,
     detect::{Prefixed, detect},
     refusal::{Layer, Refusal},
-    resilience::retry::Tried,
+    resilience::{breaker::Breaker, retry::Tried},
+    routing::egress::EgressRule,
     routing::{choose_backend, choose_endpoint},
     state::Shared,
     tcp_forward::{TcpLabels, splice, splice_until},
@@ -109,13 +110,19 @@ where
                 return forward_tcp(&shared, stream, peer, &service).await;
             }
             Route::Passthrough(dst) => {
-                let timeout = snapshot.mesh.connect_timeout;
+                let limited = Limited::of(
+                    &snapshot,
+                    crate::routing::egress::allows_address(&snapshot.egress, dst),
+                );
                 drop(snapshot);
                 let decided = (Route::Passthrough(dst), orig_dst, seen);
-                return passthrough(&shared, stream, peer, (dst, timeout), decided).await;
+                return passthrough(&shared, stream, peer, (dst, limited), decided).await;
             }
             Route::PassthroughByName { dst, host } => {
-                let timeout = snapshot.mesh.connect_timeout;
+                let limited = Limited::of(
+                    &snapshot,
+                    crate::routing::egress::allows_tls(&snapshot.egress, &host, dst.port()),
+                );
                 drop(snapshot);
                 let Some(target) = shared.resolver.pin(&host, dst).await else {
                     let refusal = Refusal::EgressHostUnresolved {
@@ -125,7 +132,7 @@ where
                     return Err(refusal.record(&shared.metrics).into());
                 };
                 let decided = (Route::PassthroughByName { dst, host }, orig_dst, seen);
-                return passthrough(&shared, stream, peer, (target, timeout), decided).await;
+                return passthrough(&shared, stream, peer, (target, limited), decided).await;
             }
             Route::Refuse(refusal) => return Err(refusal.record(&shared.metrics).into()),
         }
@@ -187,6 +194,26 @@ where
     Ok(())
 }
 
+/// How a passthrough connects: the Egress rule that lets it out (its
+/// name and circuit breaker), and the connect timeout.
+struct Limited {
+    rule: Option<(Arc<str>, Arc<Breaker>)>,
+    connect_timeout: std::time::Duration,
+}
+
+impl Limited {
+    fn of(snapshot: &crate::config::Snapshot, rule: Option<&EgressRule>) -> Self {
+        let rule = rule.and_then(|r| Some((r.name.clone(), r.breaker.clone()?)));
+        Limited {
+            connect_timeout: rule
+                .as_ref()
+                .and_then(|(_, b)| b.limits.connect_timeout)
+                .unwrap_or(snapshot.mesh.connect_timeout),
+            rule,
+        }
+    }
+}
+
 /// Splices a connection to a destination outside the mesh for as long as
 /// the config allows it: [`route`] is asked again, with what was observed,
 /// on every config change, and a different answer (egress turned off, the
@@ -196,10 +223,25 @@ async fn passthrough<D: AsyncRead + AsyncWrite + Unpin>(
     shared: &Arc<Shared>,
     downstream: D,
     peer: SocketAddr,
-    (dst, connect_timeout): (SocketAddr, std::time::Duration),
+    (dst, limited): (SocketAddr, Limited),
     (decided, orig_dst, seen): (Route, Option<SocketAddr>, Seen),
 ) -> Result<(), ConnectionError> {
-    let upstream = crate::upstream::connect(dst, connect_timeout).await?;
+    // Held while the connection is open: one of the rule's maxConnections.
+    let _place = match &limited.rule {
+        Some((name, breaker)) => match breaker.admit_connection() {
+            Ok(place) => Some(place),
+            Err(overflow) => {
+                let refusal = Refusal::Overflow {
+                    layer: Layer::Tcp,
+                    upstream: format!("egress:{name}").into(),
+                    overflow,
+                };
+                return Err(refusal.record(&shared.metrics).into());
+            }
+        },
+        None => None,
+    };
+    let upstream = crate::upstream::connect(dst, limited.connect_timeout).await?;
     let mut updates = shared.config_updates();
     let revoked = async {
         while updates.changed().await.is_ok() {

@@ -16,6 +16,9 @@ pub struct EgressRule {
     pub cidrs: Vec<IpNet>,
     pub ports: Vec<(u16, EgressProtocol)>,
     pub matches: Vec<HttpMatcher>,
+    /// Circuit breaking from the UpstreamTrafficSetting the rule names
+    /// (kept across configs while its limits stay the same).
+    pub breaker: Option<std::sync::Arc<crate::resilience::breaker::Breaker>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +99,7 @@ mod tests {
             cidrs: cidrs.iter().map(|c| c.parse().expect("cidr")).collect(),
             ports: ports.to_vec(),
             matches: vec![],
+            breaker: None,
         }
     }
 

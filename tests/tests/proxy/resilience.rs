@@ -409,3 +409,85 @@ async fn no_more_than_max_ejection_percent_of_endpoints_are_ejected() {
         1.0
     );
 }
+
+/// Egress rules that name an UpstreamTrafficSetting get its limits: HTTP
+/// requests to the rule's host, TCP connections to its address range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_rules_are_held_to_their_upstream_settings() {
+    let web = FlakyApp::start("web").await;
+    web.set(Fault::Delay(Duration::from_millis(1500)));
+    let db = ServerFirstApp::start(b"220 db\r\n").await;
+    let limits = json!({"maxRequests": 1, "maxConnections": 1});
+    let config = json!({
+        "mesh": {"egress": false},
+        "egress": [
+            {"name": "shop/web", "hosts": ["localhost"], "ports": [{"number": web.addr.port(), "protocol": "http"}], "limits": limits},
+            {"name": "shop/db", "cidrs": ["127.0.0.0/8"], "ports": [{"number": db.addr.port(), "protocol": "tcp"}], "limits": limits}
+        ]
+    });
+    let proxy = TestProxy::start(ProxyOptions {
+        credentials: Some(Pki::default().issue("shop", "buyer")),
+        config_yaml: Some(config.to_string()),
+        outbound_targets: vec![Some(web.addr), Some(db.addr)],
+        ..Default::default()
+    })
+    .await;
+    let (to_web, to_db) = (proxy.addrs.outbound[0], proxy.addrs.outbound[1]);
+    let slow = tokio::spawn(async move {
+        let mut conn = Http1Conn::connect(to_web).await.unwrap();
+        conn.get("localhost", "/", &[]).await.unwrap().status
+    });
+    eventually("the first request reached the web app", || async {
+        (web.requests() == 1).then_some(())
+    })
+    .await;
+    let mut conn = Http1Conn::connect(to_web).await.unwrap();
+    let refused = conn.get("localhost", "/", &[]).await.unwrap();
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert_eq!(
+        refused.headers["osm-proxy-error"],
+        "osm-proxy: egress:shop/web: the max-requests limit is reached"
+    );
+    assert_eq!(slow.await.unwrap(), 200);
+
+    let read = |mut s: tokio::net::TcpStream| async move {
+        let mut buf = [0u8; 32];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("an answer or a close")
+            .unwrap_or(0);
+        (s, String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    let (_first, text) = read(tokio::net::TcpStream::connect(to_db).await.unwrap()).await;
+    assert_eq!(text, "220 db\r\n");
+    let (_, text) = read(tokio::net::TcpStream::connect(to_db).await.unwrap()).await;
+    assert_eq!(text, "", "a second connection to the range is closed");
+    let metrics = proxy.metrics();
+    for reason in ["max-requests", "max-connections"] {
+        assert_eq!(
+            metric_value(
+                &metrics,
+                "osm_outbound_refused_total",
+                &[("reason", reason)]
+            ),
+            1.0,
+            "{reason}: {metrics}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_is_retired_after_max_requests_per_connection() {
+    let app = FlakyApp::start("store-0").await;
+    let proxy = client(config(
+        &http_apps(&[&app]),
+        json!({"limits": {"maxRequestsPerConnection": 2}}),
+    ))
+    .await;
+    let mut conn = Http1Conn::connect(proxy.outbound()).await.unwrap();
+    for _ in 0..6 {
+        assert_eq!(conn.get(HOST, "/", &[]).await.unwrap().status, 200);
+    }
+    assert_eq!(app.requests(), 6);
+    assert_eq!(app.connections(), 3, "two requests per upstream connection");
+}

@@ -6,9 +6,17 @@ use std::net::IpAddr;
 use osm_api::v1;
 
 use super::{ConfigError, compile_matches, err, port_of};
-use crate::routing::egress::{EgressProtocol, EgressRule};
+use crate::{
+    resilience::breaker::{Breaker, Limits},
+    routing::egress::{EgressProtocol, EgressRule},
+    upstream::EndpointRegistry,
+};
 
-pub(super) fn build_egress(at: &str, r: &v1::EgressRule) -> Result<EgressRule, ConfigError> {
+pub(super) fn build_egress(
+    at: &str,
+    r: &v1::EgressRule,
+    registry: &EndpointRegistry,
+) -> Result<EgressRule, ConfigError> {
     let mut cidrs = Vec::new();
     for (j, c) in r.cidrs.iter().enumerate() {
         cidrs.push(parse_cidr(c).ok_or_else(|| {
@@ -42,6 +50,18 @@ pub(super) fn build_egress(at: &str, r: &v1::EgressRule) -> Result<EgressRule, C
         cidrs,
         ports,
         matches: compile_matches(&format!("{at}.matches"), &r.matches)?,
+        breaker: r
+            .limits
+            .as_ref()
+            .map(Limits::from_config)
+            .filter(|l| !l.is_unlimited())
+            .map(|limits| {
+                registry
+                    .breakers
+                    .get_or((format!("egress:{}", r.name), limits.clone()), || {
+                        Breaker::new(limits)
+                    })
+            }),
     })
 }
 
