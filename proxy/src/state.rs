@@ -224,6 +224,9 @@ impl Shared {
 
     /// A pooled plaintext client to `addr`: the local application, or an
     /// egress destination.
+    // The key holds a breaker (interior mutability) but hashes and compares
+    // it by identity, which never changes.
+    #[allow(clippy::mutable_key_type)]
     pub fn plain_client(
         &self,
         addr: SocketAddr,
