@@ -75,9 +75,15 @@ pub fn validate(object: &Object) -> Vec<Problem> {
         Object::HttpRouteGroup(g) => http_route_group(&g.spec, &mut p),
         Object::TcpRoute(r) | Object::UdpRoute(r) => port_route(&r.spec, &mut p),
         Object::TrafficSplit(s) => traffic_split(s, &mut p),
-        Object::MeshConfig(m) => policy::mesh_config(m, &mut p),
+        Object::MeshConfig(m) => {
+            policy::mesh_config(m, &mut p);
+            no_effect::mesh_config(&m.spec, &mut p);
+        }
         Object::Egress(e) => policy::egress(&e.spec, &mut p),
-        Object::IngressBackend(i) => policy::ingress_backend(&i.spec, &mut p),
+        Object::IngressBackend(i) => {
+            policy::ingress_backend(&i.spec, &mut p);
+            no_effect::ingress_backend(&i.spec, &mut p);
+        }
         Object::Retry(r) => policy::retry(&r.spec, &mut p),
         Object::UpstreamTrafficSetting(u) => policy::upstream_traffic_setting(&u.spec, &mut p),
         _ => {}
@@ -244,6 +250,7 @@ fn traffic_split(split: &Custom<smi::TrafficSplit>, p: &mut Problems) {
     }
 }
 
+mod no_effect;
 mod policy;
 
 #[cfg(test)]

@@ -168,7 +168,13 @@ fn init_container(
     }
     Ok(json!({
         "name": INIT_CONTAINER,
-        "image": settings.init_image,
+        // MeshConfig's image, as OSM's injector took it, else the
+        // injector's own default.
+        "image": if mesh.sidecar.init_container_image.is_empty() {
+            &settings.init_image
+        } else {
+            &mesh.sidecar.init_container_image
+        },
         "command": ["osm-init"],
         "args": init_args,
         "securityContext": {

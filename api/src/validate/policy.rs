@@ -128,6 +128,14 @@ pub(super) fn mesh_config(m: &Custom<MeshConfigSpec>, p: &mut Problems) {
         "spec.traffic.inboundExternalAuthorization.timeout",
         &t.inbound_external_authorization.timeout,
     );
+    if t.inbound_external_authorization.enable {
+        p.reject(
+            "spec.traffic.inboundExternalAuthorization.enable",
+            "external authorization (ext_authz) is not built into osm-proxy: inbound requests would \
+             go unchecked by the authorizer you named. Set enable: false and authorize with \
+             TrafficTargets (or an authorizer in the application)",
+        );
+    }
     if ![
         "trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled",
     ]

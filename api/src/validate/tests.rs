@@ -276,3 +276,17 @@ fn certificate_lifetimes_are_bounded() {
         assert!(got[0].starts_with(want), "{got:?}");
     }
 }
+
+#[test]
+fn external_authorization_is_refused_as_not_built() {
+    let mesh = "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\nmetadata: {name: osm-mesh-config, namespace: osm-system}\n\
+        spec: {traffic: {inboundExternalAuthorization: {enable: true, address: opa.opa, port: 9191}}}\n";
+    let problems = problems(mesh);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with(
+            "Reject spec.traffic.inboundExternalAuthorization.enable: external authorization (ext_authz) is not built into osm-proxy"
+        ),
+        "{problems:?}"
+    );
+}

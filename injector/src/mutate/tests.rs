@@ -78,6 +78,7 @@ fn a_meshed_pod_gets_init_proxy_token_and_probes() {
     assert_eq!(inits.len(), 2);
     let init = &inits[0];
     assert_eq!(init["name"], "osm-init");
+    assert_eq!(init["image"], "osm-init:test", "the injector's default");
     assert_eq!(
         init["args"],
         json!(["--exclude-outbound-ports", "6379,5432,3306"])
@@ -232,5 +233,16 @@ fn bad_annotations_are_denied_and_skipped_pods_untouched() {
             &settings()
         ),
         Ok(None)
+    );
+}
+
+#[test]
+fn the_mesh_config_can_name_the_init_image() {
+    let mut mesh = MeshConfigSpec::default();
+    mesh.sidecar.init_container_image = "registry.local/osm-init:v2".into();
+    let pod = meshed(pod_json(json!({})), &namespace(json!({})), &mesh).expect("injected");
+    assert_eq!(
+        pod["spec"]["initContainers"][0]["image"],
+        "registry.local/osm-init:v2"
     );
 }
