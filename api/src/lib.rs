@@ -34,6 +34,7 @@ pub mod matcher;
 pub mod protocol;
 pub mod regex;
 pub mod resilience;
+pub mod tls;
 
 #[cfg(feature = "compiler")]
 pub mod compile;

@@ -17,7 +17,7 @@ use osm_api::v1::ProxyConfig;
 
 use crate::{
     config::{ConfigError, OnBadResource, Snapshot, build},
-    identity::{Credentials, tls::TlsState},
+    identity::{Credentials, policy::TlsPolicy, tls::TlsState},
     resilience::breaker::Breaker,
     telemetry::{access_log::AccessLog, metrics::Metrics},
     upstream::{Connector, EndpointRegistry, HttpClient, Wire, http_client},
@@ -145,7 +145,7 @@ impl Shared {
         let _serial = self.apply.lock().unwrap_or_else(|e| e.into_inner());
         let version = self.config.load().version + 1;
         let (snapshot, rejected) = build(config, version, &self.registry, mode)?;
-        let tls = self.tls_for(&snapshot.trust_bundle)?;
+        let tls = self.tls_for(&snapshot.trust_bundle, &snapshot.mesh.tls)?;
         // Swap TLS first: a connection that sees the new config also sees
         // the trust bundle it names.
         if let Some(tls) = tls {
@@ -177,9 +177,13 @@ impl Shared {
     fn tls_for(
         &self,
         bundle: &[rustls::pki_types::CertificateDer<'static>],
+        policy: &TlsPolicy,
     ) -> Result<Option<Arc<TlsState>>, ConfigError> {
         let current = self.tls.load();
-        if current.as_ref().is_some_and(|t| t.trust_bundle == bundle) {
+        if current
+            .as_ref()
+            .is_some_and(|t| t.trust_bundle == bundle && t.policy == *policy)
+        {
             return Ok(None);
         }
         let Some(credentials) = self.credentials.load_full() else {
@@ -188,7 +192,7 @@ impl Shared {
         if bundle.is_empty() {
             return Ok(None);
         }
-        TlsState::new(Credentials::clone(&credentials), bundle)
+        TlsState::new(Credentials::clone(&credentials), bundle, policy)
             .map(|t| Some(Arc::new(t)))
             .map_err(|e| ConfigError {
                 field: "trustBundle.pem".into(),
@@ -203,9 +207,10 @@ impl Shared {
         credentials: Credentials,
     ) -> Result<(), crate::identity::tls::TlsError> {
         let _serial = self.apply.lock().unwrap_or_else(|e| e.into_inner());
-        let bundle = self.config.load().trust_bundle.clone();
+        let config = self.config.load();
+        let bundle = config.trust_bundle.clone();
         if !bundle.is_empty() {
-            let tls = TlsState::new(credentials.clone(), &bundle)?;
+            let tls = TlsState::new(credentials.clone(), &bundle, &config.mesh.tls)?;
             self.tls.store(Some(Arc::new(tls)));
         } else {
             // Check the credentials now; TLS is built once a bundle arrives.

@@ -89,6 +89,37 @@ pub fn apply_rate_limits(
         .collect();
 }
 
+/// TLS between proxies from MeshConfig's sidecar settings, in the
+/// proxy's (rustls) names; only the TLS fields are set.
+pub fn tls_settings(sidecar: Option<&crate::resources::mesh_config::Sidecar>) -> v1::MeshSettings {
+    let Some(s) = sidecar else {
+        return v1::MeshSettings::default();
+    };
+    let version = |v: &str| match crate::tls::version(v) {
+        Some(2) => "TLSv1_2".to_string(),
+        Some(_) => "TLSv1_3".to_string(),
+        // TLS_AUTO, and 1.0/1.1 (validation warns): the proxy's defaults.
+        None => String::new(),
+    };
+    v1::MeshSettings {
+        tls_min_version: version(&s.tls_min_protocol_version),
+        tls_max_version: version(&s.tls_max_protocol_version),
+        cipher_suites: s
+            .cipher_suites
+            .iter()
+            .filter_map(|c| crate::tls::cipher_suite(c))
+            .map(str::to_string)
+            .collect(),
+        ecdh_curves: s
+            .ecdh_curves
+            .iter()
+            .filter_map(|c| crate::tls::ecdh_curve(c))
+            .map(str::to_string)
+            .collect(),
+        ..Default::default()
+    }
+}
+
 /// Outlier detection an UpstreamTrafficSetting sets for its clients.
 pub fn outlier_detection(
     uts: &Custom<policy::UpstreamTrafficSettingSpec>,

@@ -29,6 +29,55 @@ fn port(p: &mut Problems, field: String, value: u32) {
 
 const TLS_VERSIONS: [&str; 5] = ["TLS_AUTO", "TLSv1_0", "TLSv1_1", "TLSv1_2", "TLSv1_3"];
 
+/// Cipher suites and curves the proxies can use (`osm_api::tls`), and a
+/// combination that still lets mesh (ECDSA) certificates handshake.
+fn tls_suites(p: &mut Problems, sidecar: &Sidecar) {
+    let mut tls12 = Vec::new();
+    for (i, name) in sidecar.cipher_suites.iter().enumerate() {
+        let field = format!("spec.sidecar.cipherSuites[{i}]");
+        match crate::tls::cipher_suite(name) {
+            None => p.reject(
+                field,
+                format!(
+                    "{name:?} is not a cipher suite the proxies support (one of {})",
+                    crate::tls::CIPHER_SUITES
+                        .iter()
+                        .map(|(alias, _)| *alias)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            Some(c) if crate::tls::is_tls13(c) => {}
+            Some(c) => {
+                if !crate::tls::is_ecdsa(c) {
+                    p.warn(
+                        field,
+                        format!("{name} is never negotiated: mesh certificates are ECDSA"),
+                    );
+                }
+                tls12.push(c);
+            }
+        }
+    }
+    let tls13_possible =
+        crate::tls::version(&sidecar.tls_max_protocol_version).is_none_or(|v| v >= 3);
+    if !tls13_possible && !tls12.is_empty() && !tls12.iter().any(|c| crate::tls::is_ecdsa(c)) {
+        p.reject(
+            "spec.sidecar.cipherSuites",
+            "with TLS 1.2 at most, no listed suite works with mesh (ECDSA) certificates: \
+             add an ECDHE-ECDSA suite",
+        );
+    }
+    for (i, name) in sidecar.ecdh_curves.iter().enumerate() {
+        if crate::tls::ecdh_curve(name).is_none() {
+            p.reject(
+                format!("spec.sidecar.ecdhCurves[{i}]"),
+                format!("{name:?} is not one of X25519, P-256, P-384"),
+            );
+        }
+    }
+}
+
 pub(super) fn mesh_config(m: &Custom<MeshConfigSpec>, p: &mut Problems) {
     if m.metadata.name.as_deref() != Some(MESH_CONFIG_NAME) {
         p.warn(
@@ -75,13 +124,20 @@ pub(super) fn mesh_config(m: &Custom<MeshConfigSpec>, p: &mut Problems) {
                 field,
                 format!("{v:?} is not one of {}", TLS_VERSIONS.join(", ")),
             ),
+            Some(1 | 2) if field.ends_with("MaxProtocolVersion") => p.reject(
+                field,
+                format!("{v} leaves nothing: the proxies speak TLS 1.2 and 1.3 only"),
+            ),
             Some(1 | 2) => p.warn(
                 field,
-                format!("{v} is not supported: the proxy speaks TLS 1.2 and 1.3"),
+                format!(
+                    "{v} is not supported: the proxies speak TLS 1.2 and 1.3 (1.2 is the minimum)"
+                ),
             ),
             Some(_) => {}
         }
     }
+    tls_suites(p, sidecar);
     if let (Some(min), Some(max)) = (
         rank(&sidecar.tls_min_protocol_version),
         rank(&sidecar.tls_max_protocol_version),

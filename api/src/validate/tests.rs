@@ -290,3 +290,45 @@ fn external_authorization_is_refused_as_not_built() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn tls_settings_name_what_the_proxies_can_build() {
+    let mesh = |sidecar: &str| {
+        problems(&format!(
+            "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\nmetadata: {{name: osm-mesh-config, namespace: osm-system}}\n\
+             spec: {{sidecar: {sidecar}}}\n"
+        ))
+    };
+    assert!(
+        mesh("{tlsMinProtocolVersion: TLSv1_3, cipherSuites: [ECDHE-ECDSA-AES128-GCM-SHA256, TLS_AES_256_GCM_SHA384], ecdhCurves: [X25519, P-256]}")
+            .is_empty()
+    );
+    assert_eq!(
+        mesh(
+            "{cipherSuites: [AES128-SHA, ECDHE-RSA-AES128-GCM-SHA256], ecdhCurves: [brainpoolP256r1]}"
+        ),
+        [
+            "Reject spec.sidecar.cipherSuites[0]: \"AES128-SHA\" is not a cipher suite the proxies support (one of \
+             ECDHE-ECDSA-AES128-GCM-SHA256, ECDHE-ECDSA-AES256-GCM-SHA384, ECDHE-ECDSA-CHACHA20-POLY1305, \
+             ECDHE-RSA-AES128-GCM-SHA256, ECDHE-RSA-AES256-GCM-SHA384, ECDHE-RSA-CHACHA20-POLY1305, \
+             TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256)",
+            "Warn spec.sidecar.cipherSuites[1]: ECDHE-RSA-AES128-GCM-SHA256 is never negotiated: mesh certificates are ECDSA",
+            "Reject spec.sidecar.ecdhCurves[0]: \"brainpoolP256r1\" is not one of X25519, P-256, P-384",
+        ]
+    );
+    assert_eq!(
+        mesh("{tlsMaxProtocolVersion: TLSv1_2, cipherSuites: [ECDHE-RSA-AES128-GCM-SHA256]}"),
+        [
+            "Warn spec.sidecar.cipherSuites[0]: ECDHE-RSA-AES128-GCM-SHA256 is never negotiated: mesh certificates are ECDSA",
+            "Reject spec.sidecar.cipherSuites: with TLS 1.2 at most, no listed suite works with mesh (ECDSA) certificates: \
+             add an ECDHE-ECDSA suite",
+        ]
+    );
+    assert_eq!(
+        mesh("{tlsMinProtocolVersion: TLSv1_0, tlsMaxProtocolVersion: TLSv1_1}"),
+        [
+            "Warn spec.sidecar.tlsMinProtocolVersion: TLSv1_0 is not supported: the proxies speak TLS 1.2 and 1.3 (1.2 is the minimum)",
+            "Reject spec.sidecar.tlsMaxProtocolVersion: TLSv1_1 leaves nothing: the proxies speak TLS 1.2 and 1.3 only",
+        ]
+    );
+}

@@ -25,6 +25,7 @@ use self::{
 };
 use super::Protocol;
 use crate::{
+    identity::policy::TlsPolicy,
     policy::{InboundPolicy, matcher::HttpMatcher},
     resilience::{breaker::Breaker, budget::RetryBudget, outlier::OutlierRule, retry::RetryRule},
     routing::{egress::EgressRule, split::WeightedChoice},
@@ -89,6 +90,8 @@ pub struct Mesh {
     pub detect_timeout: Duration,
     /// Whole-request timeout for services that set none.
     pub request_timeout: Option<Duration>,
+    /// TLS versions, suites and groups between proxies.
+    pub tls: TlsPolicy,
 }
 
 /// An immutable, validated view of the proxy's config.
@@ -160,7 +163,7 @@ impl Snapshot {
         Self {
             version: 0,
             source: v1::ProxyConfig::default(),
-            mesh: mesh_settings(None),
+            mesh: mesh_settings(None).expect("the default mesh settings are valid"),
             trust_bundle: Vec::new(),
             inbound: HashMap::new(),
             outbound_by_addr: HashMap::new(),
@@ -183,12 +186,13 @@ impl Snapshot {
     }
 }
 
-fn mesh_settings(mesh: Option<&v1::MeshSettings>) -> Mesh {
+fn mesh_settings(mesh: Option<&v1::MeshSettings>) -> Result<Mesh, ConfigError> {
     let d = v1::MeshSettings::default();
     let m = mesh.unwrap_or(&d);
     let ms =
         |v: u32, default: u64| Duration::from_millis(if v == 0 { default } else { u64::from(v) });
-    Mesh {
+    Ok(Mesh {
+        tls: TlsPolicy::from_config(m).map_err(|e| err("mesh", e))?,
         permissive: m.permissive,
         egress: m.egress,
         trust_domain: if m.trust_domain.is_empty() {
@@ -200,7 +204,7 @@ fn mesh_settings(mesh: Option<&v1::MeshSettings>) -> Mesh {
         detect_timeout: ms(m.detect_timeout_ms, 500),
         request_timeout: (m.request_timeout_ms > 0)
             .then(|| Duration::from_millis(m.request_timeout_ms.into())),
-    }
+    })
 }
 
 /// Validates `config` and compiles it; any bad field refuses it whole.
@@ -228,7 +232,7 @@ pub fn build(
         mode,
         rejected: Vec::new(),
     };
-    let mesh = mesh_settings(config.mesh.as_ref());
+    let mesh = mesh_settings(config.mesh.as_ref())?;
     let trust_bundle = match &config.trust_bundle {
         Some(tb) if !tb.pem.trim().is_empty() => {
             let certs = crate::identity::parse_certificates(tb.pem.as_bytes())
@@ -245,7 +249,7 @@ pub fn build(
         &config.endpoints,
         &config.outbound,
         registry,
-        mesh.connect_timeout,
+        (mesh.connect_timeout, &Arc::new(mesh.tls.clone())),
         &mut build,
     )?;
     let (outbound_by_addr, outbound_by_host) = build_outbound(

@@ -4,6 +4,7 @@
 //! `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`. Certificates
 //! carry it as a URI SAN, and as the DNS SAN `<sa>.<ns>.<trust-domain>`.
 
+pub mod policy;
 pub mod tls;
 
 pub use osm_api::identity::{SpiffeId, SpiffeIdError};

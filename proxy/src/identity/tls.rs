@@ -10,13 +10,12 @@ use std::sync::Arc;
 
 use rustls::{
     ClientConfig, RootCertStore, ServerConfig,
-    crypto::CryptoProvider,
     pki_types::{CertificateDer, ServerName},
     server::WebPkiClientVerifier,
 };
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-use super::{Credentials, SpiffeId};
+use super::{Credentials, SpiffeId, policy::TlsPolicy};
 
 /// ALPN of HTTP/2 between proxies.
 pub const ALPN_H2: &[u8] = b"h2";
@@ -34,6 +33,8 @@ pub enum TlsError {
     Credentials(String),
     #[error("the proxy's certificate carries no mesh identity: {0}")]
     NoIdentity(#[from] PeerIdentityError),
+    #[error("TLS settings: {0}")]
+    Policy(String),
 }
 
 pub use osm_api::identity::PeerIdentityError;
@@ -50,10 +51,8 @@ pub struct TlsState {
     pub local_identity: SpiffeId,
     pub credentials: Credentials,
     pub trust_bundle: Vec<CertificateDer<'static>>,
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    /// The versions, suites and groups these configs allow.
+    pub policy: TlsPolicy,
 }
 
 // === impl TlsState ===
@@ -62,6 +61,7 @@ impl TlsState {
     pub fn new(
         credentials: Credentials,
         trust_bundle: &[CertificateDer<'static>],
+        policy: &TlsPolicy,
     ) -> Result<Self, TlsError> {
         let leaf = credentials
             .chain
@@ -69,14 +69,15 @@ impl TlsState {
             .ok_or_else(|| TlsError::Credentials("empty certificate chain".into()))?;
         let local_identity = spiffe_id_of(leaf)?;
         let roots = root_store(trust_bundle)?;
-        let provider = provider();
+        let provider = policy.provider().map_err(TlsError::Policy)?;
+        let versions = policy.versions().map_err(TlsError::Policy)?;
 
         let client_verifier =
             WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
                 .build()
                 .map_err(|e| TlsError::TrustBundle(e.to_string()))?;
         let mut server = ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(&versions)
             .map_err(|e| TlsError::Credentials(e.to_string()))?
             .with_client_cert_verifier(client_verifier)
             .with_single_cert(credentials.chain.clone(), credentials.key.clone_key())
@@ -85,7 +86,7 @@ impl TlsState {
 
         let client = |alpn: &[u8]| -> Result<Arc<ClientConfig>, TlsError> {
             let mut config = ClientConfig::builder_with_provider(provider.clone())
-                .with_safe_default_protocol_versions()
+                .with_protocol_versions(&versions)
                 .map_err(|e| TlsError::Credentials(e.to_string()))?
                 .with_root_certificates(roots.clone())
                 .with_client_auth_cert(credentials.chain.clone(), credentials.key.clone_key())
@@ -101,6 +102,7 @@ impl TlsState {
             local_identity,
             credentials,
             trust_bundle: trust_bundle.to_vec(),
+            policy: policy.clone(),
         })
     }
 }

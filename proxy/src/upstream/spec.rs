@@ -3,9 +3,9 @@
 //! ([`super`]) and the metrics ([`crate::telemetry::metrics`]) can both
 //! read it without depending on each other.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use crate::identity::SpiffeId;
+use crate::identity::{SpiffeId, policy::TlsPolicy};
 
 /// Everything that identifies an endpoint and labels its metrics.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -19,4 +19,8 @@ pub struct EndpointSpec {
     pub workload_kind: String,
     pub workload_name: String,
     pub connect_timeout: Duration,
+    /// The TLS settings its connections are made with: a change gives the
+    /// endpoint a new handle, so pooled connections made under the old
+    /// settings are not reused.
+    pub tls: Arc<TlsPolicy>,
 }

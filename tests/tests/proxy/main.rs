@@ -12,3 +12,4 @@ mod reload;
 mod resilience;
 mod routing;
 mod telemetry;
+mod tls;

@@ -191,12 +191,26 @@ spec:
     apply_all(
         &mut idx,
         "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\nmetadata: {name: osm-mesh-config, namespace: osm-system}\n\
-         spec: {traffic: {enablePermissiveTrafficPolicyMode: false, requestTimeout: 15s}, featureFlags: {enableRetryPolicy: true, enableEgressPolicy: false}}\n",
+         spec: {traffic: {enablePermissiveTrafficPolicyMode: false, requestTimeout: 15s}, featureFlags: {enableRetryPolicy: true, enableEgressPolicy: false}, \
+         sidecar: {tlsMinProtocolVersion: TLSv1_3, cipherSuites: [ECDHE-ECDSA-AES128-GCM-SHA256], ecdhCurves: [P-256]}}\n",
     );
     let buyer = compile(&idx, &proxy("bookbuyer", "bookbuyer-1")).expect("compiles");
+    let mesh = buyer.config.mesh.as_ref().expect("mesh settings");
+    assert_eq!(mesh.request_timeout_ms, 15_000);
     assert_eq!(
-        buyer.config.mesh.as_ref().map(|m| m.request_timeout_ms),
-        Some(15_000)
+        (
+            mesh.tls_min_version.as_str(),
+            mesh.tls_max_version.as_str(),
+            mesh.cipher_suites.as_slice(),
+            mesh.ecdh_curves.as_slice()
+        ),
+        (
+            "TLSv1_3",
+            "TLSv1_3",
+            &["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".to_string()][..],
+            &["secp256r1".to_string()][..]
+        ),
+        "MeshConfig's names in the proxy's (rustls) names"
     );
     let leaf = buyer
         .config

@@ -15,7 +15,7 @@ use super::{
     port_of, protocol_of,
 };
 use crate::{
-    identity::SpiffeId,
+    identity::{SpiffeId, policy::TlsPolicy},
     resilience::{
         breaker::{Breaker, Limits},
         budget::RetryBudget,
@@ -58,7 +58,7 @@ pub(super) fn build_endpoint_sets(
     sets: &[v1::EndpointSet],
     services: &[v1::OutboundService],
     registry: &EndpointRegistry,
-    mesh_connect_timeout: Duration,
+    (mesh_connect_timeout, tls): (Duration, &Arc<TlsPolicy>),
     build: &mut Build,
 ) -> Result<HashMap<String, Arc<EndpointSet>>, ConfigError> {
     let policies = set_policies(services);
@@ -88,7 +88,13 @@ pub(super) fn build_endpoint_sets(
         let mut endpoints = Vec::new();
         for (j, e) in set.endpoints.iter().enumerate() {
             // Fail-closed: an endpoint that cannot be built gets no traffic.
-            let built = endpoint_spec(&format!("{at}.endpoints[{j}]"), set, e, connect_timeout);
+            let built = endpoint_spec(
+                &format!("{at}.endpoints[{j}]"),
+                set,
+                e,
+                connect_timeout,
+                tls,
+            );
             if let Some(spec) = build.keep(built)? {
                 endpoints.push(registry.get(spec));
             }
@@ -110,6 +116,7 @@ fn endpoint_spec(
     set: &v1::EndpointSet,
     e: &v1::Endpoint,
     connect_timeout: Duration,
+    tls: &Arc<TlsPolicy>,
 ) -> Result<EndpointSpec, ConfigError> {
     let addr: SocketAddr = e.address.parse().map_err(|_| {
         err(
@@ -139,6 +146,7 @@ fn endpoint_spec(
         workload_kind: e.workload_kind.clone(),
         workload_name: e.workload_name.clone(),
         connect_timeout,
+        tls: tls.clone(),
     })
 }
 
