@@ -30,6 +30,8 @@ pub mod v1 {
 pub mod codec;
 pub mod compat;
 pub mod identity;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod matcher;
 pub mod protocol;
 pub mod regex;

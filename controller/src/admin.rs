@@ -7,6 +7,10 @@
 //! - `/debug/proxies` (loopback clients only): JSON list of connected
 //!   proxies with the config version sent to each and the one it
 //!   acknowledged.
+//! - `/debug/config?pod=<namespace>/<name>` (loopback clients only, and
+//!   only with MeshConfig `observability.enableDebugServer: true`, OSM's
+//!   switch for its debug server): the config a connected proxy is
+//!   served, as JSON resources.
 
 use std::sync::{
     Arc,
@@ -19,7 +23,9 @@ use hyper::body::{Bytes, Incoming};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{metrics::Metrics, status::Proxies};
+use osm_api::compile::ProxyId;
+
+use crate::{hub::Hub, metrics::Metrics, status::Proxies};
 
 /// What the admin endpoints read.
 #[derive(Debug, Clone)]
@@ -27,6 +33,52 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     pub proxies: Arc<Proxies>,
     pub synced: Arc<AtomicBool>,
+    pub hub: Arc<Hub>,
+}
+
+/// `/debug/config`: a connected proxy's config, when the debug server is on.
+fn debug_config(hub: &Hub, query: Option<&str>) -> Response<Full<Bytes>> {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    if !hub.debug_server_enabled() {
+        return reply(
+            StatusCode::NOT_FOUND,
+            TEXT,
+            "the debug server is off: set MeshConfig observability.enableDebugServer: true\n",
+        );
+    }
+    let pod = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("pod="))
+        .and_then(|p| p.split_once('/'));
+    let Some((namespace, pod)) = pod else {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            TEXT,
+            "name the proxy: /debug/config?pod=<namespace>/<pod>\n",
+        );
+    };
+    let id = ProxyId {
+        namespace: namespace.into(),
+        pod: pod.into(),
+    };
+    let Some(view) = hub.current_view(&id) else {
+        return reply(
+            StatusCode::NOT_FOUND,
+            TEXT,
+            format!("no proxy of pod {namespace}/{pod} is connected\n"),
+        );
+    };
+    let body = serde_json::json!({
+        "pod": format!("{namespace}/{pod}"),
+        "version": view.version,
+        "resources": view.resources.values().collect::<Vec<_>>(),
+    });
+    reply(
+        StatusCode::OK,
+        "application/json",
+        serde_json::to_string_pretty(&body).unwrap_or_default(),
+    )
 }
 
 fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -46,9 +98,10 @@ fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp
 pub fn route(
     state: &AdminState,
     method: &Method,
-    path: &str,
+    uri: &http::Uri,
     from_loopback: bool,
 ) -> Response<Full<Bytes>> {
+    let path = uri.path();
     const TEXT: &str = "text/plain; charset=utf-8";
     if method != Method::GET {
         return reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "only GET is served\n");
@@ -78,6 +131,7 @@ pub fn route(
             "application/json",
             serde_json::to_string_pretty(&state.proxies.list()).unwrap_or_default(),
         ),
+        "/debug/config" => debug_config(&state.hub, uri.query()),
         _ => reply(
             StatusCode::NOT_FOUND,
             TEXT,
@@ -93,7 +147,7 @@ pub async fn serve(listener: TcpListener, state: AdminState, stop: CancellationT
             .extensions()
             .get::<osm_serve::PeerAddr>()
             .is_some_and(|p| p.0.ip().is_loopback());
-        let response = route(&state, req.method(), req.uri().path(), from_loopback);
+        let response = route(&state, req.method(), req.uri(), from_loopback);
         Box::pin(async move { response })
     });
     osm_serve::serve(listener, None, handler, stop).await;
@@ -115,15 +169,17 @@ mod tests {
             metrics: Arc::new(Metrics::new()),
             proxies: Arc::new(Proxies::default()),
             synced: Arc::new(AtomicBool::new(false)),
+            hub: Arc::new(hub()),
         };
-        let get = |p: &str| route(&state, &Method::GET, p, true);
+        let uri = |p: &str| p.parse::<http::Uri>().unwrap();
+        let get = |p: &str| route(&state, &Method::GET, &uri(p), true);
         // Regression (issue 14, item 10): the proxy list was served to the
         // whole network.
-        let remote = route(&state, &Method::GET, "/debug/proxies", false);
+        let remote = route(&state, &Method::GET, &uri("/debug/proxies"), false);
         assert_eq!(remote.status(), StatusCode::FORBIDDEN);
         assert!(body(remote).await.contains("port-forward"));
         assert_eq!(
-            route(&state, &Method::GET, "/metrics", false).status(),
+            route(&state, &Method::GET, &uri("/metrics"), false).status(),
             StatusCode::OK
         );
         assert_eq!(get("/healthz").status(), StatusCode::OK);
@@ -168,8 +224,69 @@ mod tests {
         );
         assert_eq!(get("/nope").status(), StatusCode::NOT_FOUND);
         assert_eq!(
-            route(&state, &Method::POST, "/healthz", true).status(),
+            route(&state, &Method::POST, &uri("/healthz"), true).status(),
             StatusCode::METHOD_NOT_ALLOWED
         );
+    }
+
+    fn hub() -> Hub {
+        let mut index = osm_api::compile::Index::new(osm_api::compile::MeshOptions::default());
+        for l in osm_api::load::load_str("cluster.yaml", crate::test_fixtures::CLUSTER).objects {
+            index.apply(l.object);
+        }
+        Hub::new(osm_api::compile::Compiler::new(index), None)
+    }
+
+    #[tokio::test]
+    async fn a_proxys_config_is_served_only_with_the_debug_server_on() {
+        let state = AdminState {
+            metrics: Arc::new(Metrics::new()),
+            proxies: Arc::new(Proxies::default()),
+            synced: Arc::new(AtomicBool::new(true)),
+            hub: Arc::new(hub()),
+        };
+        let _sub = state
+            .hub
+            .subscribe(ProxyId {
+                namespace: "shop".into(),
+                pod: "store-0".into(),
+            })
+            .unwrap();
+        let get = |p: &str| route(&state, &Method::GET, &p.parse().unwrap(), true);
+        let off = get("/debug/config?pod=shop/store-0");
+        assert_eq!(off.status(), StatusCode::NOT_FOUND);
+        assert!(body(off).await.contains("observability.enableDebugServer"));
+        let mesh = "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\n\
+            metadata: {name: osm-mesh-config, namespace: osm-system}\nspec: {observability: {enableDebugServer: true}}\n";
+        state.hub.apply(
+            osm_api::load::load_str("m.yaml", mesh)
+                .objects
+                .remove(0)
+                .object,
+        );
+        let on = get("/debug/config?pod=shop/store-0");
+        assert_eq!(on.status(), StatusCode::OK);
+        let config: serde_json::Value = serde_json::from_str(&body(on).await).unwrap();
+        assert_eq!(config["pod"], "shop/store-0");
+        assert!(
+            config["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r.get("mesh").is_some()),
+            "{config}"
+        );
+        assert_eq!(
+            get("/debug/config?pod=shop/nobody").status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(get("/debug/config").status(), StatusCode::BAD_REQUEST);
+        let remote = route(
+            &state,
+            &Method::GET,
+            &"/debug/config?pod=shop/store-0".parse().unwrap(),
+            false,
+        );
+        assert_eq!(remote.status(), StatusCode::FORBIDDEN, "loopback only");
     }
 }

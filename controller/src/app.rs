@@ -44,6 +44,9 @@ pub struct Settings {
     pub source: Source,
     /// Names (DNS or IP) on the controller's certificate.
     pub server_names: Vec<String>,
+    /// The controller's log filter, which MeshConfig
+    /// `observability.osmLogLevel` sets; None leaves logging alone.
+    pub log_filter: Option<Arc<dyn osm_api::logging::LogFilter>>,
 }
 
 /// Where the cluster state comes from.
@@ -101,10 +104,11 @@ impl Controller {
         let webhook_tls = server::tls::webhook_config(&serving)
             .map_err(anyhow::Error::msg)
             .context("the webhook's TLS configuration")?;
-        let hub = Arc::new(Hub::new(
-            Compiler::new(Index::new(settings.mesh)),
-            Some(trust_bundle),
-        ));
+        let mut hub = Hub::new(Compiler::new(Index::new(settings.mesh)), Some(trust_bundle));
+        if let Some(filter) = settings.log_filter {
+            hub.follow_log_level(filter);
+        }
+        let hub = Arc::new(hub);
         let grpc = bind(settings.grpc).await?;
         let admin = bind(settings.admin).await?;
         let webhook = bind(settings.webhook).await?;
@@ -196,6 +200,7 @@ impl Controller {
                 metrics: self.metrics.clone(),
                 proxies: self.proxies.clone(),
                 synced: self.synced.clone(),
+                hub: self.hub.clone(),
             },
             stop.clone(),
         ));

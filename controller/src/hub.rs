@@ -12,6 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use osm_api::logging::LogFilter;
 use osm_api::{
     compile::{Compiler, Impact, ProxyId},
     protocol::{Delta, ResourceId, Resources, diff, update},
@@ -51,12 +52,41 @@ pub enum SubscribeError {
          (from a controller before pod bindings) cannot replace that stream: renew it with Identity.Certify"
     )]
     HeldByBoundCertificate(String),
+    #[error(
+        "the controller serves at most {0} proxies (MeshConfig sidecar.maxDataPlaneConnections); \
+         this one keeps its last config and retries"
+    )]
+    Full(u32),
 }
 
 /// The compiler and every proxy's subscription.
-#[derive(Debug)]
 pub struct Hub {
     inner: Mutex<Inner>,
+    log_level: Option<FollowedLevel>,
+}
+
+/// The controller's log filter and the MeshConfig level last applied.
+struct FollowedLevel {
+    filter: Arc<dyn LogFilter>,
+    applied: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").finish_non_exhaustive()
+    }
+}
+
+/// MeshConfig `observability.osmLogLevel` as a log filter.
+pub fn log_filter_for(osm_level: &str) -> &'static str {
+    match osm_level {
+        "trace" => "trace",
+        "debug" => "debug",
+        "warn" => "warn",
+        "error" | "fatal" | "panic" => "error",
+        "disabled" => "off",
+        _ => "info",
+    }
 }
 
 #[derive(Debug)]
@@ -119,7 +149,45 @@ impl Hub {
                 next_token: 0,
                 subscribers: HashMap::new(),
             }),
+            log_level: None,
         }
+    }
+
+    /// Sets `filter` from MeshConfig `observability.osmLogLevel` whenever
+    /// that level changes (the `--log-level` flag holds until the
+    /// MeshConfig names a level other than OSM's default, info).
+    pub fn follow_log_level(&mut self, filter: Arc<dyn LogFilter>) {
+        self.log_level = Some(FollowedLevel {
+            filter,
+            applied: Mutex::new(Some("info".into())),
+        });
+    }
+
+    fn apply_log_level(&self) {
+        let Some(FollowedLevel { filter, applied }) = &self.log_level else {
+            return;
+        };
+        let level = self
+            .lock()
+            .compiler
+            .index
+            .mesh_config
+            .as_ref()
+            .map(|m| m.spec.observability.osm_log_level.clone());
+        let Some(level) = level else {
+            return;
+        };
+        let mut applied = applied.lock().unwrap_or_else(|e| e.into_inner());
+        if applied.as_deref() == Some(level.as_str()) {
+            return;
+        }
+        match filter.set(log_filter_for(&level)) {
+            Ok(()) => {
+                tracing::info!(%level, "log level set by MeshConfig observability.osmLogLevel")
+            }
+            Err(e) => tracing::warn!(%level, error = %e, "log level from MeshConfig not applied"),
+        }
+        *applied = Some(level);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -148,6 +216,19 @@ impl Hub {
                 "{}/{}",
                 id.namespace, id.pod
             )));
+        }
+        // A proxy replacing its own stream does not count twice.
+        let max = inner
+            .compiler
+            .index
+            .mesh_config
+            .as_ref()
+            .map_or(0, |m| m.spec.sidecar.max_data_plane_connections);
+        if max > 0
+            && !inner.subscribers.contains_key(&id)
+            && inner.subscribers.len() >= max as usize
+        {
+            return Err(SubscribeError::Full(max));
         }
         inner.compiler.add_proxy(id.clone())?;
         let view = inner.view_of(&id, None);
@@ -191,6 +272,8 @@ impl Hub {
             publish_ms = (started.elapsed() - compiled).as_secs_f64() * 1000.0,
             "applied"
         );
+        drop(inner);
+        self.apply_log_level();
         impact
     }
 
@@ -229,6 +312,26 @@ impl Hub {
     /// The mesh's trust domain.
     pub fn trust_domain(&self) -> String {
         self.lock().compiler.index.mesh.trust_domain.clone()
+    }
+
+    /// MeshConfig `observability.enableDebugServer` (off by default, as
+    /// in OSM): whether the controller serves its debug endpoints.
+    pub fn debug_server_enabled(&self) -> bool {
+        self.lock()
+            .compiler
+            .index
+            .mesh_config
+            .as_ref()
+            .is_some_and(|m| m.spec.observability.enable_debug_server)
+    }
+
+    /// The config a connected proxy is being served: its view's version
+    /// and resources.
+    pub fn current_view(&self, id: &ProxyId) -> Option<View> {
+        self.lock()
+            .subscribers
+            .get(id)
+            .map(|s| s.views.borrow().clone())
     }
 
     /// How many proxies are subscribed.

@@ -85,7 +85,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    osm_serve::init_logging(&args.log_level)
+    let log_filter = osm_serve::init_logging(&args.log_level)
         .map_err(anyhow::Error::msg)
         .context("--log-level")?;
     raise_open_files_limit();
@@ -93,10 +93,10 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    runtime.block_on(run(args))
+    runtime.block_on(run(args, log_filter))
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: Args, log_filter: Arc<dyn osm_api::logging::LogFilter>) -> anyhow::Result<()> {
     let (ca, reviewer, source): (LocalCa, Arc<dyn TokenReviewer>, Source) = match &args.state_dir {
         Some(dir) if !args.kubernetes => {
             let ca = LocalCa::load_or_create(dir, args.ca_validity)
@@ -159,6 +159,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         source,
         server_names,
+        log_filter: Some(log_filter),
     })
     .await?;
     let addrs = controller.addrs();

@@ -216,14 +216,10 @@ pub async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, Repl
     }
 }
 
-/// Logs to stderr with a RUST_LOG-style filter, colours only on a terminal.
-pub fn init_logging(filter: &str) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .map_err(|e| format!("log filter {filter:?}: {e}"))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    Ok(())
+/// Logs to stderr with a RUST_LOG-style filter, colours only on a
+/// terminal; the filter can be changed later through the handle.
+pub fn init_logging(
+    filter: &str,
+) -> Result<std::sync::Arc<dyn osm_api::logging::LogFilter>, String> {
+    osm_api::logging::init(filter).map_err(|e| e.to_string())
 }

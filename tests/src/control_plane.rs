@@ -77,6 +77,7 @@ impl ControlPlane {
                 poll: Duration::from_millis(50),
             },
             server_names: vec!["127.0.0.1".into()],
+            log_filter: None,
         })
         .await
         .expect("controller binds");

@@ -93,7 +93,7 @@ pub fn compile(index: &Index, proxy: &ProxyId) -> Result<Compiled, CompileError>
                     .as_ref()
                     .map(|m| policy::millis(&m.spec.traffic.request_timeout))
                     .unwrap_or(0),
-                ..policy::tls_settings(index.mesh_config.as_ref().map(|m| &m.spec.sidecar))
+                ..policy::sidecar_settings(index.mesh_config.as_ref().map(|m| &m.spec.sidecar))
             }),
             trust_bundle: None,
             inbound,

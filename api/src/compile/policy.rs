@@ -89,9 +89,12 @@ pub fn apply_rate_limits(
         .collect();
 }
 
-/// TLS between proxies from MeshConfig's sidecar settings, in the
-/// proxy's (rustls) names; only the TLS fields are set.
-pub fn tls_settings(sidecar: Option<&crate::resources::mesh_config::Sidecar>) -> v1::MeshSettings {
+/// The sidecar settings of MeshConfig the proxies enforce: TLS between
+/// proxies in the proxy's (rustls) names, and `localProxyMode`; only
+/// those fields are set.
+pub fn sidecar_settings(
+    sidecar: Option<&crate::resources::mesh_config::Sidecar>,
+) -> v1::MeshSettings {
     let Some(s) = sidecar else {
         return v1::MeshSettings::default();
     };
@@ -102,6 +105,7 @@ pub fn tls_settings(sidecar: Option<&crate::resources::mesh_config::Sidecar>) ->
         None => String::new(),
     };
     v1::MeshSettings {
+        app_on_pod_ip: s.local_proxy_mode == "PodIP",
         tls_min_version: version(&s.tls_min_protocol_version),
         tls_max_version: version(&s.tls_max_protocol_version),
         cipher_suites: s

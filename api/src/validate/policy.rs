@@ -282,6 +282,32 @@ pub(super) fn egress(e: &EgressSpec, p: &mut Problems) {
     for (i, c) in e.ip_addresses.iter().enumerate() {
         cidr(p, format!("spec.ipAddresses[{i}]"), c);
     }
+    for (i, host) in e.hosts.iter().enumerate() {
+        let name = host
+            .strip_prefix("*.")
+            .unwrap_or(host)
+            .trim_end_matches('.');
+        let dns = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            });
+        if !dns {
+            p.reject(
+                format!("spec.hosts[{i}]"),
+                format!(
+                    "{host:?} is not a host name or a wildcard like *.example.com (which matches \
+                     every name below example.com)"
+                ),
+            );
+        }
+    }
     if e.hosts.is_empty() && e.ip_addresses.is_empty() {
         p.reject("spec", "hosts or ipAddresses must name the destinations");
     }

@@ -332,3 +332,22 @@ fn tls_settings_name_what_the_proxies_can_build() {
         ]
     );
 }
+
+#[test]
+fn egress_hosts_are_names_or_leading_wildcards() {
+    let egress = |hosts: &str| {
+        problems(&format!(
+            "apiVersion: policy.openservicemesh.io/v1alpha1\nkind: Egress\nmetadata: {{name: e, namespace: n}}\n\
+             spec: {{sources: [{{kind: ServiceAccount, name: a}}], hosts: {hosts}, ports: [{{number: 443, protocol: https}}]}}\n"
+        ))
+    };
+    assert!(egress("[github.com, '*.googleapis.com', Example.COM.]").is_empty());
+    assert_eq!(
+        egress("['*', 'api.*.com', 'a b.com']"),
+        [
+            "Reject spec.hosts[0]: \"*\" is not a host name or a wildcard like *.example.com (which matches every name below example.com)",
+            "Reject spec.hosts[1]: \"api.*.com\" is not a host name or a wildcard like *.example.com (which matches every name below example.com)",
+            "Reject spec.hosts[2]: \"a b.com\" is not a host name or a wildcard like *.example.com (which matches every name below example.com)",
+        ]
+    );
+}

@@ -203,3 +203,57 @@ fn an_unbound_subscription_cannot_replace_a_bound_one() {
     hub.apply(target(&["buyer"]));
     assert!(bound.views.has_changed().unwrap(), "and still gets changes");
 }
+
+#[test]
+fn streams_beyond_max_data_plane_connections_are_refused() {
+    let hub = hub();
+    let mesh = "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\n\
+        metadata: {name: osm-mesh-config, namespace: osm-system}\nspec: {sidecar: {maxDataPlaneConnections: 2}}\n";
+    hub.apply(load_str("mesh.yaml", mesh).objects.remove(0).object);
+    let _store = hub.subscribe(id("store-0")).unwrap();
+    let _buyer = hub.subscribe(id("buyer-0")).unwrap();
+    let full = hub.subscribe(id("thief-0")).unwrap_err();
+    assert!(matches!(full, SubscribeError::Full(2)), "{full}");
+    assert!(
+        full.to_string().contains("sidecar.maxDataPlaneConnections"),
+        "{full}"
+    );
+    // A proxy replacing its own stream is not a new one.
+    assert!(hub.subscribe(id("store-0")).is_ok());
+}
+
+/// Records the filters it is given.
+#[derive(Default)]
+struct Recorded(std::sync::Mutex<Vec<String>>);
+
+impl osm_api::logging::LogFilter for Recorded {
+    fn current(&self) -> String {
+        self.0.lock().unwrap().last().cloned().unwrap_or_default()
+    }
+    fn set(&self, filter: &str) -> Result<(), osm_api::logging::FilterError> {
+        self.0.lock().unwrap().push(filter.to_string());
+        Ok(())
+    }
+}
+
+#[test]
+fn the_controller_log_level_follows_the_mesh_config() {
+    let recorded = std::sync::Arc::new(Recorded::default());
+    let mut hub = hub();
+    hub.follow_log_level(recorded.clone());
+    let mesh = |level: &str| {
+        let yaml = format!(
+            "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\n\
+             metadata: {{name: osm-mesh-config, namespace: osm-system}}\nspec: {{observability: {{osmLogLevel: {level}}}}}\n"
+        );
+        load_str("mesh.yaml", &yaml).objects.remove(0).object
+    };
+    // OSM's default leaves the flag's level alone.
+    hub.apply(mesh("info"));
+    assert!(recorded.0.lock().unwrap().is_empty());
+    hub.apply(mesh("debug"));
+    hub.apply(target(&["buyer"]));
+    hub.apply(mesh("disabled"));
+    hub.apply(mesh("fatal"));
+    assert_eq!(*recorded.0.lock().unwrap(), ["debug", "off", "error"]);
+}

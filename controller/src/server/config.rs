@@ -156,6 +156,7 @@ impl v1::config_server::Config for ConfigService {
                 SubscribeError::HeldByBoundCertificate(_) => {
                     Status::permission_denied(e.to_string())
                 }
+                SubscribeError::Full(_) => Status::resource_exhausted(e.to_string()),
             }
         })?;
         let stream = self.next_stream.fetch_add(1, Ordering::Relaxed);

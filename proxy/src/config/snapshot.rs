@@ -92,6 +92,8 @@ pub struct Mesh {
     pub request_timeout: Option<Duration>,
     /// TLS versions, suites and groups between proxies.
     pub tls: TlsPolicy,
+    /// Reach the application on the pod's address for every port.
+    pub app_on_pod_ip: bool,
 }
 
 /// An immutable, validated view of the proxy's config.
@@ -195,6 +197,7 @@ fn mesh_settings(mesh: Option<&v1::MeshSettings>) -> Result<Mesh, ConfigError> {
         tls: TlsPolicy::from_config(m).map_err(|e| err("mesh", e))?,
         permissive: m.permissive,
         egress: m.egress,
+        app_on_pod_ip: m.app_on_pod_ip,
         trust_domain: if m.trust_domain.is_empty() {
             "cluster.local".into()
         } else {

@@ -10,6 +10,9 @@
 //!   would: an application listening only on loopback stays private.
 //! - With no declared ports known (an older injector, a static config),
 //!   every port is delivered on loopback.
+//! - MeshConfig `sidecar.localProxyMode: PodIP` delivers every port to the
+//!   pod's address (applications that bind only to it, like ZooKeeper or
+//!   Kafka); loopback only when the address is unknown.
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
@@ -31,7 +34,11 @@ pub struct PodPorts {
 
 /// The address the application is reached at for a connection that was
 /// sent to `orig_dst`.
-pub fn app_addr(orig_dst: SocketAddr, ports: &PodPorts) -> Result<SocketAddr, Refusal> {
+pub fn app_addr(
+    orig_dst: SocketAddr,
+    ports: &PodPorts,
+    on_pod_ip: bool,
+) -> Result<SocketAddr, Refusal> {
     let port = orig_dst.port();
     if ports.own.contains(&port) {
         return Err(Refusal::ProxyPort { port });
@@ -40,6 +47,9 @@ pub fn app_addr(orig_dst: SocketAddr, ports: &PodPorts) -> Result<SocketAddr, Re
         SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
         SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
     };
+    if on_pod_ip {
+        return Ok(SocketAddr::new(ports.pod_ip.unwrap_or(loopback), port));
+    }
     let declared = match &ports.declared {
         None => return Ok(SocketAddr::new(loopback, port)),
         Some(declared) => declared.contains(&port),
@@ -112,7 +122,22 @@ mod tests {
             ),
         ];
         for (case, ports, port, want) in cases {
-            assert_eq!(app_addr(to(port), &ports), want, "{case}");
+            assert_eq!(app_addr(to(port), &ports, false), want, "{case}");
+        }
+        // localProxyMode PodIP: every port on the pod address, the proxy's
+        // own still refused.
+        let pod_ip_mode: Vec<(PodPorts, u16, Result<SocketAddr, Refusal>)> = vec![
+            (ports(Some(&[8080]), Some(pod_ip)), 8080, Ok(to(8080))),
+            (ports(None, Some(pod_ip)), 2181, Ok(to(2181))),
+            (ports(None, None), 2181, Ok(lo(2181))),
+            (
+                ports(Some(&[8080]), Some(pod_ip)),
+                15001,
+                Err(Refusal::ProxyPort { port: 15001 }),
+            ),
+        ];
+        for (ports, port, want) in pod_ip_mode {
+            assert_eq!(app_addr(to(port), &ports, true), want, "PodIP mode, {port}");
         }
         assert_eq!(&*parse_declared("8080, 9090").unwrap(), &[8080, 9090]);
         assert!(parse_declared("").unwrap().is_empty());

@@ -69,8 +69,10 @@ pub async fn serve(
             // Decided before the task: the destination is known at accept.
             let app = match (target, orig_dst) {
                 (Some(target), _) => Ok(target),
-                (None, Some(orig_dst)) => app_addr(orig_dst, &pod_ports)
-                    .map_err(|refusal| ConnectionError::from(refusal.record(&shared.metrics))),
+                (None, Some(orig_dst)) => {
+                    { app_addr(orig_dst, &pod_ports, shared.config().mesh.app_on_pod_ip) }
+                        .map_err(|refusal| ConnectionError::from(refusal.record(&shared.metrics)))
+                }
                 (None, None) => Err(ConnectionError::NoOriginalDestination),
             };
             async move {

@@ -46,7 +46,20 @@ impl EgressRule {
 
     fn names_host(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.');
-        self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
+        self.hosts.iter().any(|h| host_matches(h, host))
+    }
+}
+
+/// Whether a rule's host names `host`: the same name (case aside), or,
+/// for `*.example.com`, any name below `example.com` (not the apex).
+pub fn host_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(domain) => {
+            host.len() > domain.len() + 1
+                && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
+                && host[host.len() - domain.len()..].eq_ignore_ascii_case(domain)
+        }
+        None => pattern.eq_ignore_ascii_case(host),
     }
 }
 
@@ -100,6 +113,23 @@ mod tests {
             ports: ports.to_vec(),
             matches: vec![],
             breaker: None,
+        }
+    }
+
+    #[test]
+    fn wildcard_hosts_match_subdomains_only() {
+        let cases = [
+            ("*.example.com", "api.example.com", true),
+            ("*.example.com", "a.b.Example.COM", true),
+            ("*.example.com", "example.com", false),
+            ("*.example.com", "badexample.com", false),
+            ("*.example.com", "api.example.com.evil", false),
+            ("*.example.com", ".example.com", false),
+            ("example.com", "EXAMPLE.com", true),
+            ("example.com", "api.example.com", false),
+        ];
+        for (pattern, host, matches) in cases {
+            assert_eq!(host_matches(pattern, host), matches, "{pattern} {host}");
         }
     }
 

@@ -192,11 +192,12 @@ spec:
         &mut idx,
         "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\nmetadata: {name: osm-mesh-config, namespace: osm-system}\n\
          spec: {traffic: {enablePermissiveTrafficPolicyMode: false, requestTimeout: 15s}, featureFlags: {enableRetryPolicy: true, enableEgressPolicy: false}, \
-         sidecar: {tlsMinProtocolVersion: TLSv1_3, cipherSuites: [ECDHE-ECDSA-AES128-GCM-SHA256], ecdhCurves: [P-256]}}\n",
+         sidecar: {tlsMinProtocolVersion: TLSv1_3, cipherSuites: [ECDHE-ECDSA-AES128-GCM-SHA256], ecdhCurves: [P-256], localProxyMode: PodIP}}\n",
     );
     let buyer = compile(&idx, &proxy("bookbuyer", "bookbuyer-1")).expect("compiles");
     let mesh = buyer.config.mesh.as_ref().expect("mesh settings");
     assert_eq!(mesh.request_timeout_ms, 15_000);
+    assert!(mesh.app_on_pod_ip, "localProxyMode PodIP");
     assert_eq!(
         (
             mesh.tls_min_version.as_str(),
