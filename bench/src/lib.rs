@@ -4,3 +4,4 @@
 //! [`pairs`]; `bench/run` builds and runs it).
 
 pub mod pairs;
+pub mod resilience;

@@ -30,6 +30,25 @@ struct Cli {
 enum Command {
     /// Run every path side by side under the same loads and report.
     Pairs(Box<PairsArgs>),
+    /// Retries and outlier detection under failure: success rate, load on
+    /// the backend, ejection reaction time (see bench/README.md).
+    Resilience {
+        /// Constant rate of the retry runs, requests/s.
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        /// Length of each run.
+        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Worker threads per osm-proxy.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Where the report goes (resilience.md, resilience.json).
+        #[arg(long, default_value = "bench/results")]
+        out: PathBuf,
+        /// osm-proxy binary (default: beside this one).
+        #[arg(long)]
+        osm_proxy: Option<PathBuf>,
+    },
     /// The application behind every path (started by `pairs`).
     App {
         #[arg(long)]
@@ -43,11 +62,13 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct PairsArgs {
-    /// Paths to run: direct, osm-proxy, nginx, haproxy (comma-separated).
+    /// Paths to run: direct, osm-proxy, osm-proxy+resilience (the pair with
+    /// retries, limits and outlier detection configured), nginx, haproxy
+    /// (comma-separated).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "direct,osm-proxy,nginx,haproxy"
+        default_value = "direct,osm-proxy,osm-proxy+resilience,nginx,haproxy"
     )]
     paths: Vec<String>,
     /// Constant rates, requests/s (comma-separated).
@@ -183,9 +204,57 @@ fn pairs(args: PairsArgs) -> Result<()> {
     Ok(())
 }
 
+fn resilience(
+    rate: u32,
+    duration: Duration,
+    workers: usize,
+    out: PathBuf,
+    osm_proxy: Option<PathBuf>,
+) -> Result<()> {
+    let programs = Programs {
+        osm_proxy: osm_proxy.unwrap_or_else(|| run::default_program("osm-proxy")),
+        nginx: PathBuf::new(),
+        haproxy: PathBuf::new(),
+        workers,
+    };
+    let work = tempfile::Builder::new().prefix("osm-bench-").tempdir()?;
+    let outcome = osm_bench::resilience::execute(&programs, work.path(), rate, duration)?;
+    let started = humantime::format_rfc3339_seconds(SystemTime::now());
+    let context = format!(
+        "# osm-proxy resilience under failure, {started}
+
+         Real osm-proxy processes ({workers} worker thread(s) each) on 127.0.0.1; the applications \
+         run in the harness, which counts and times every request they get. Retries: client -> \
+         outbound proxy -> mTLS -> inbound proxy -> app, {rate} rps over 16 keep-alive connections \
+         for {} s. Ejection: client -> outbound proxy -> two plaintext endpoints, 100 rps over 4 \
+         connections for {} s, one endpoint failing from a third of the run. Machine: {} CPUs; {}.",
+        duration.as_secs_f64(),
+        duration.as_secs_f64(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        version_of(&programs.osm_proxy, "--version"),
+    );
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let md = osm_bench::resilience::markdown(&outcome, &context);
+    std::fs::write(out.join("resilience.md"), &md)?;
+    std::fs::write(
+        out.join("resilience.json"),
+        serde_json::to_string_pretty(&outcome)?,
+    )?;
+    println!("{md}");
+    eprintln!("wrote {}/resilience.md, resilience.json", out.display());
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Pairs(args) => pairs(*args),
+        Command::Resilience {
+            rate,
+            duration,
+            workers,
+            out,
+            osm_proxy,
+        } => resilience(rate, duration, workers, out, osm_proxy),
         Command::App {
             listen,
             body_bytes,

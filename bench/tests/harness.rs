@@ -113,3 +113,41 @@ fn a_proxy_that_exits_is_reported_with_its_output() {
     );
     assert!(err.contains("unexpected argument"), "{err}");
 }
+
+/// The resilience scenarios run for real (briefly): retries turn the
+/// failing tenth of requests into successes within the budget, and the
+/// failing endpoint is ejected.
+#[test]
+fn the_resilience_scenarios_show_retries_and_ejection_at_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = osm_bench::resilience::execute(
+        &programs(osm_proxy()),
+        dir.path(),
+        50,
+        std::time::Duration::from_secs(3),
+    )
+    .unwrap();
+    let (off, on) = (&outcome.retries[0], &outcome.retries[1]);
+    assert!(!off.retries && on.retries);
+    assert_eq!(off.sent.requests, 150);
+    assert_eq!(
+        off.sent.failed, 15,
+        "every 10th request fails without retries"
+    );
+    assert_eq!(on.sent.failed, 0, "and is retried with them: {on:?}");
+    assert!(
+        on.load_ratio > 1.05 && on.load_ratio < 1.2,
+        "one retry per failure: {on:?}"
+    );
+    let e = &outcome.ejection;
+    assert!(
+        e.bad_endpoint_failures >= 3 && e.bad_endpoint_failures < 20,
+        "ejected after its third failure in a row (the client saw {})",
+        e.bad_endpoint_failures
+    );
+    let md = osm_bench::resilience::markdown(&outcome, "# test");
+    assert!(
+        md.contains("| 5xx, 2 retries | 50 rps | 150 | 150 |"),
+        "{md}"
+    );
+}

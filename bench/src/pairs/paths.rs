@@ -40,17 +40,28 @@ pub const TEMPLATES: [(&str, &str); 4] = [
 pub enum PathKind {
     Direct,
     Osm,
+    /// The osm-proxy pair with a retry policy, circuit-breaking limits,
+    /// outlier detection and a request timeout configured (none of which
+    /// fires on the success path): what configuring resilience costs.
+    OsmResilient,
     Nginx,
     Haproxy,
 }
 
 impl PathKind {
-    pub const ALL: [Self; 4] = [Self::Direct, Self::Osm, Self::Nginx, Self::Haproxy];
+    pub const ALL: [Self; 5] = [
+        Self::Direct,
+        Self::Osm,
+        Self::OsmResilient,
+        Self::Nginx,
+        Self::Haproxy,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Direct => "direct",
             Self::Osm => "osm-proxy",
+            Self::OsmResilient => "osm-proxy+resilience",
             Self::Nginx => "nginx",
             Self::Haproxy => "haproxy",
         }
@@ -61,7 +72,9 @@ impl PathKind {
             .into_iter()
             .find(|p| p.name() == name || (name == "osm" && *p == Self::Osm))
             .with_context(|| {
-                format!("unknown path {name:?}; known: direct, osm-proxy, nginx, haproxy")
+                format!(
+                    "unknown path {name:?}; known: direct, osm-proxy, osm-proxy+resilience, nginx, haproxy"
+                )
             })
     }
 }
@@ -149,7 +162,8 @@ pub fn start(
 ) -> Result<RunningPath> {
     let (port, proxies) = match kind {
         PathKind::Direct => (app_port, Vec::new()),
-        PathKind::Osm => start_osm(programs, dir, app_port)?,
+        PathKind::Osm => start_osm(programs, dir, app_port, false)?,
+        PathKind::OsmResilient => start_osm(programs, dir, app_port, true)?,
         PathKind::Nginx | PathKind::Haproxy => start_peer(kind, programs, dir, app_port)?,
     };
     let mut path = RunningPath {
@@ -220,7 +234,7 @@ pub fn get_status(addr: SocketAddr) -> Result<u16> {
 
 /// The VIP:port the osm-proxy outbound listener treats as the original
 /// destination (a Service's ClusterIP; never dialled).
-const SERVICE_VIP: &str = "10.96.0.80:8080";
+pub const SERVICE_VIP: &str = "10.96.0.80:8080";
 
 /// The inbound proxy's config: only the outbound side's identity may GET.
 pub fn osm_inbound_config(ca_pem: &str, app_port: u16) -> serde_json::Value {
@@ -261,53 +275,89 @@ pub fn osm_outbound_config(ca_pem: &str, inbound_port: u16) -> serde_json::Value
     })
 }
 
-fn start_osm(programs: &Programs, dir: &Path, app_port: u16) -> Result<(u16, Vec<Process>)> {
+/// The settings of the `osm-proxy+resilience` path: generous enough that
+/// none of them refuses a request of the benchmark.
+pub fn resilience_settings() -> serde_json::Value {
+    json!({
+        "retry": {"retryOn": ["5xx", "reset"], "numRetries": 2, "backoffBaseMs": 25},
+        "limits": {"maxConnections": 10000, "maxRequests": 100000, "maxPendingRequests": 1000, "maxRetries": 1000},
+        "outlierDetection": {"consecutive5xx": 5},
+        "requestTimeoutMs": 15000,
+    })
+}
+
+fn start_osm(
+    programs: &Programs,
+    dir: &Path,
+    app_port: u16,
+    resilience: bool,
+) -> Result<(u16, Vec<Process>)> {
     let ca = std::fs::read_to_string(dir.join("ca.crt"))?;
     let (inbound_port, outbound_port) = (free_port()?, free_port()?);
     let configs = [
         ("osm-inbound", osm_inbound_config(&ca, app_port), "server"),
         (
             "osm-outbound",
-            osm_outbound_config(&ca, inbound_port),
+            {
+                let mut config = osm_outbound_config(&ca, inbound_port);
+                if resilience {
+                    for (k, v) in resilience_settings().as_object().into_iter().flatten() {
+                        config["outbound"][0][k] = v.clone();
+                    }
+                }
+                config
+            },
             "client",
         ),
     ];
     let mut proxies = Vec::new();
     // Outbound first, as RunningPath promises.
     for (role, config, cert) in configs.into_iter().rev() {
-        let config_path = dir.join(format!("{role}.json"));
-        std::fs::write(&config_path, config.to_string())?;
         let listener = if role == "osm-inbound" {
             format!("--inbound-listen=127.0.0.1:{inbound_port}=127.0.0.1:{app_port}")
         } else {
             format!("--outbound-listen=127.0.0.1:{outbound_port}={SERVICE_VIP}")
         };
-        let mut command = Command::new(&programs.osm_proxy);
-        command
-            .arg("--config")
-            .arg(&config_path)
-            .arg("--cert")
-            .arg(dir.join(format!("{cert}.crt")))
-            .arg("--key")
-            .arg(dir.join(format!("{cert}.key")))
-            .arg(listener)
-            .arg(format!("--admin=127.0.0.1:{}", free_port()?))
-            .arg(format!("--metrics=127.0.0.1:{}", free_port()?))
-            .arg(format!("--workers={}", programs.workers))
-            .arg("--access-log=off")
-            .arg(format!(
-                "--log-level={}",
-                std::env::var("OSM_BENCH_PROXY_LOG").unwrap_or_else(|_| "warn".into())
-            ))
-            .env("POD_NAME", format!("{role}-0"))
-            .env("POD_NAMESPACE", "bench");
-        proxies.push(Process::spawn(
-            role,
-            &mut command,
-            &dir.join(format!("{role}.log")),
+        proxies.push(spawn_osm_proxy(
+            programs, dir, role, &config, cert, &listener,
         )?);
     }
     Ok((outbound_port, proxies))
+}
+
+/// One `osm-proxy` process: `config` written to `<dir>/<role>.json`, the
+/// certificate `<dir>/<cert>.crt`, one listener argument, its log in
+/// `<dir>/<role>.log`.
+pub fn spawn_osm_proxy(
+    programs: &Programs,
+    dir: &Path,
+    role: &str,
+    config: &serde_json::Value,
+    cert: &str,
+    listener: &str,
+) -> Result<Process> {
+    let config_path = dir.join(format!("{role}.json"));
+    std::fs::write(&config_path, config.to_string())?;
+    let mut command = Command::new(&programs.osm_proxy);
+    command
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--cert")
+        .arg(dir.join(format!("{cert}.crt")))
+        .arg("--key")
+        .arg(dir.join(format!("{cert}.key")))
+        .arg(listener)
+        .arg(format!("--admin=127.0.0.1:{}", free_port()?))
+        .arg(format!("--metrics=127.0.0.1:{}", free_port()?))
+        .arg(format!("--workers={}", programs.workers))
+        .arg("--access-log=off")
+        .arg(format!(
+            "--log-level={}",
+            std::env::var("OSM_BENCH_PROXY_LOG").unwrap_or_else(|_| "warn".into())
+        ))
+        .env("POD_NAME", format!("{role}-0"))
+        .env("POD_NAMESPACE", "bench");
+    Process::spawn(role, &mut command, &dir.join(format!("{role}.log")))
 }
 
 fn start_peer(

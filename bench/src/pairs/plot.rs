@@ -24,6 +24,7 @@ fn colour(path: PathKind) -> RGBColor {
     match path {
         PathKind::Direct => RGBColor(90, 90, 90),
         PathKind::Osm => RGBColor(0, 114, 178),
+        PathKind::OsmResilient => RGBColor(86, 180, 233),
         PathKind::Nginx => RGBColor(0, 158, 115),
         PathKind::Haproxy => RGBColor(213, 94, 0),
     }

@@ -166,6 +166,19 @@ pub fn verdicts(rows: &[Row], outcome: &Outcome) -> Vec<Verdict> {
             met: worst <= 0.05,
         });
     }
+    let resilient_at = rows
+        .iter()
+        .find(|r| r.path == PathKind::OsmResilient && r.load.rate == Some(1000));
+    if let (Some(plain), Some(resilient)) = (osm_at(1000), resilient_at) {
+        let (d50, d99) = (resilient.p50 - plain.p50, resilient.p99 - plain.p99);
+        out.push(Verdict {
+            target: "retries, limits and outlier detection configured cost ≤ 0.05 ms p50 and p99 \
+                     at 1,000 rps (issue 13)"
+                .into(),
+            measured: format!("{d50:+.3} ms p50, {d99:+.3} ms p99 over the plain pair"),
+            met: d50 <= 0.05 && d99 <= 0.05,
+        });
+    }
     let peaks = memory_mib(outcome, PathKind::Osm, false);
     if !peaks.is_empty() {
         let worst = peaks.iter().map(|(_, v)| *v).fold(0.0, f64::max);
@@ -261,7 +274,12 @@ pub fn markdown(rows: &[Row], outcome: &Outcome, context: &str) -> String {
         "| path | peak RSS, outbound / inbound | private, outbound / inbound |"
     );
     let _ = writeln!(md, "|---|---|---|");
-    for path in [PathKind::Osm, PathKind::Nginx, PathKind::Haproxy] {
+    for path in [
+        PathKind::Osm,
+        PathKind::OsmResilient,
+        PathKind::Nginx,
+        PathKind::Haproxy,
+    ] {
         let peaks = memory_mib(outcome, path, false);
         if !peaks.is_empty() {
             let _ = writeln!(

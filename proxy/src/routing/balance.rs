@@ -1,5 +1,11 @@
 //! Endpoint choice: power of two choices over a peak-EWMA of latency,
 //! weighted by requests in flight (as Finagle and Linkerd do).
+//!
+//! The estimate decays with the time since its last observation (as
+//! Finagle's does), and an endpoint never measured costs nothing until a
+//! request is in flight to it: a new or long-idle endpoint is tried instead
+//! of starving behind one that is merely measured faster (at low
+//! concurrency the in-flight weight never rises enough to move traffic).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -15,6 +21,7 @@ const DEFAULT_RTT_NS: u64 = 1_000_000;
 #[derive(Debug)]
 pub struct Load {
     epoch: Instant,
+    /// 0 until the first observation.
     ewma_ns: AtomicU64,
     stamp_ns: AtomicU64,
     in_flight: AtomicU32,
@@ -24,11 +31,23 @@ impl Default for Load {
     fn default() -> Self {
         Self {
             epoch: Instant::now(),
-            ewma_ns: AtomicU64::new(DEFAULT_RTT_NS),
+            ewma_ns: AtomicU64::new(0),
             stamp_ns: AtomicU64::new(0),
             in_flight: AtomicU32::new(0),
         }
     }
+}
+
+/// The cost P2C compares: the latency estimate decayed by the time since
+/// it was observed, times the requests in flight plus one. Never measured:
+/// the default latency times the requests in flight (0 when idle).
+pub fn cost(ewma_ns: u64, since_observed_ns: u64, in_flight: u32) -> u64 {
+    let pending = u64::from(in_flight);
+    if ewma_ns == 0 {
+        return DEFAULT_RTT_NS.saturating_mul(pending);
+    }
+    let w = (-(since_observed_ns as f64) / DECAY.as_nanos() as f64).exp();
+    ((ewma_ns as f64 * w) as u64).saturating_mul(pending + 1)
 }
 
 /// Counts one request in flight until dropped, then records its latency.
@@ -39,9 +58,13 @@ pub struct InFlight<'a> {
 
 impl Load {
     pub fn cost(&self) -> u64 {
-        let ewma = self.ewma_ns.load(Ordering::Relaxed);
-        let pending = u64::from(self.in_flight.load(Ordering::Relaxed));
-        ewma.saturating_mul(pending + 1)
+        let now_ns = self.epoch.elapsed().as_nanos() as u64;
+        let since = now_ns.saturating_sub(self.stamp_ns.load(Ordering::Relaxed));
+        cost(
+            self.ewma_ns.load(Ordering::Relaxed),
+            since,
+            self.in_flight.load(Ordering::Relaxed),
+        )
     }
 
     pub fn start(&self) -> InFlight<'_> {
@@ -57,7 +80,11 @@ impl Load {
         let rtt_ns = rtt.as_nanos() as u64;
         let last = self.stamp_ns.swap(now_ns, Ordering::Relaxed);
         let old = self.ewma_ns.load(Ordering::Relaxed);
-        let new = peak_ewma(old, rtt_ns, now_ns.saturating_sub(last));
+        let new = if old == 0 {
+            rtt_ns.max(1)
+        } else {
+            peak_ewma(old, rtt_ns, now_ns.saturating_sub(last))
+        };
         // A racing update may win; either value is a fair estimate.
         self.ewma_ns.store(new, Ordering::Relaxed);
     }
@@ -136,10 +163,24 @@ mod tests {
     #[test]
     fn in_flight_requests_raise_the_cost() {
         let load = Load::default();
-        let idle = load.cost();
+        assert_eq!(load.cost(), 0, "never measured, idle: tried first");
         let guard = load.start();
-        assert_eq!(load.cost(), idle * 2);
+        assert_eq!(load.cost(), DEFAULT_RTT_NS, "one in flight");
         drop(guard);
         assert_eq!(load.in_flight.load(Ordering::Relaxed), 0);
+        assert!(load.cost() > 0, "measured now");
+    }
+
+    #[test]
+    fn the_cost_decays_while_unobserved() {
+        let ms = 1_000_000;
+        // (ewma, since observed, in flight) -> cost
+        assert_eq!(cost(0, 0, 0), 0);
+        assert_eq!(cost(0, 0, 3), 3 * DEFAULT_RTT_NS);
+        assert_eq!(cost(2 * ms, 0, 0), 2 * ms);
+        assert_eq!(cost(2 * ms, 0, 1), 4 * ms);
+        let after_decay = cost(2 * ms, DECAY.as_nanos() as u64, 0);
+        assert!((735_000..=736_000).contains(&after_decay), "{after_decay}");
+        assert!(cost(2 * ms, 10 * DECAY.as_nanos() as u64, 0) < 100);
     }
 }

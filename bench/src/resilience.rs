@@ -1,0 +1,386 @@
+//! `osm-bench resilience`: what the client-side proxy's retries and
+//! outlier detection do under failure, with real `osm-proxy` processes
+//! and applications that fail on a schedule (in the harness's process,
+//! where every request is counted and timed).
+//!
+//! - **Retries under 10% failures**: one application answering 503 to
+//!   every 10th request, behind an osm-proxy pair (mTLS, SMI policy), at a
+//!   constant rate; the same run without and with a Retry policy
+//!   (`5xx`, 2 retries). Reported: the success rate the client sees, and
+//!   the load on the application over the client's rate (the retry
+//!   budget's target: under 1.2x).
+//! - **Ejection reaction**: two endpoints behind an outbound proxy with
+//!   outlier detection (`consecutive5xx` 3); at a constant rate one starts
+//!   answering 500. Reported: the time from its first failure to the last
+//!   request it gets (target: under 1 s at 100 rps), and the failures the
+//!   client saw.
+
+use std::{
+    convert::Infallible,
+    fmt::Write as _,
+    net::SocketAddr,
+    path::Path,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::{Request, Response, body::Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+
+use crate::pairs::{
+    paths::{
+        Programs, SERVICE_VIP, free_port, osm_inbound_config, osm_outbound_config, spawn_osm_proxy,
+    },
+    pki,
+};
+
+/// How an application fails.
+#[derive(Debug)]
+struct Faults {
+    /// Every `n`th request gets 503 (0: never).
+    every: u64,
+    /// Once set, every request gets 500.
+    failing: AtomicBool,
+}
+
+/// What an application saw.
+#[derive(Debug, Default)]
+struct Seen {
+    requests: AtomicU64,
+    /// Since the harness's epoch: the first failure it answered, and the
+    /// last request it got while failing.
+    first_failure: Mutex<Option<Duration>>,
+    last_failing_request: Mutex<Option<Duration>>,
+}
+
+struct App {
+    addr: SocketAddr,
+    faults: Arc<Faults>,
+    seen: Arc<Seen>,
+}
+
+async fn start_app(every: u64, epoch: Instant) -> Result<App> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let faults = Arc::new(Faults {
+        every,
+        failing: AtomicBool::new(false),
+    });
+    let seen = Arc::new(Seen::default());
+    let (f, s) = (faults.clone(), seen.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            let (f, s) = (f.clone(), s.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_req: Request<Incoming>| {
+                    let n = s.requests.fetch_add(1, Ordering::SeqCst) + 1;
+                    let now = epoch.elapsed();
+                    let status = if f.failing.load(Ordering::SeqCst) {
+                        lock(&s.first_failure).get_or_insert(now);
+                        *lock(&s.last_failing_request) = Some(now);
+                        500
+                    } else if f.every > 0 && n % f.every == 0 {
+                        503
+                    } else {
+                        200
+                    };
+                    let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
+                    *response.status_mut() =
+                        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+                    async move { Ok::<_, Infallible>(response) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(App { addr, faults, seen })
+}
+
+/// What the client saw.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Sent {
+    pub requests: u64,
+    pub ok: u64,
+    pub failed: u64,
+}
+
+/// `rate` requests/s for `duration` over `connections` keep-alive
+/// connections to `port`, each request due at its time (a late answer does
+/// not slow the schedule down: requests queue on their connection).
+async fn constant_rate(
+    port: u16,
+    rate: u32,
+    duration: Duration,
+    connections: usize,
+) -> Result<Sent> {
+    let total = (f64::from(rate) * duration.as_secs_f64()) as u64;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let per_connection = total.div_ceil(connections as u64);
+    let start = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..connections as u64 {
+        tasks.spawn(async move {
+            let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            let _ = stream.set_nodelay(true);
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            let mut sent = Sent::default();
+            for i in 0..per_connection {
+                let k = i * connections as u64 + c;
+                if k >= total {
+                    break;
+                }
+                tokio::time::sleep_until(start + interval * k as u32).await;
+                sender.ready().await?;
+                let request = Request::get("/")
+                    .header("host", "app.bench")
+                    .body(Empty::<Bytes>::new())?;
+                let response = sender.send_request(request).await?;
+                let status = response.status();
+                let _ = response.into_body().collect().await;
+                sent.requests += 1;
+                if status.is_success() {
+                    sent.ok += 1;
+                } else {
+                    sent.failed += 1;
+                }
+            }
+            anyhow::Ok(sent)
+        });
+    }
+    let mut sum = Sent::default();
+    while let Some(done) = tasks.join_next().await {
+        let s = done??;
+        sum.requests += s.requests;
+        sum.ok += s.ok;
+        sum.failed += s.failed;
+    }
+    Ok(sum)
+}
+
+/// One row of the retry scenario.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RetryRow {
+    pub retries: bool,
+    pub rate: u32,
+    pub sent: Sent,
+    pub success_percent: f64,
+    /// Requests at the application over requests the client sent.
+    pub load_ratio: f64,
+}
+
+/// The ejection scenario's result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EjectionRow {
+    pub rate: u32,
+    pub sent: Sent,
+    /// From the bad endpoint's first failure to the last request it got.
+    pub reaction_ms: f64,
+    pub bad_endpoint_failures: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    pub retries: Vec<RetryRow>,
+    pub ejection: EjectionRow,
+}
+
+/// Waits until a GET through `port` is answered at all.
+async fn wait_answering(port: u16) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if crate::pairs::paths::get_status(SocketAddr::from(([127, 0, 0, 1], port))).is_ok() {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the proxy on {port} does not answer"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn retry_run(
+    programs: &Programs,
+    dir: &Path,
+    retries: bool,
+    rate: u32,
+    duration: Duration,
+) -> Result<RetryRow> {
+    let app = start_app(10, Instant::now()).await?;
+    let ca = std::fs::read_to_string(dir.join("ca.crt"))?;
+    let (inbound_port, outbound_port) = (free_port()?, free_port()?);
+    let role = |side: &str| format!("retries-{}-{side}", if retries { "on" } else { "off" });
+    let mut outbound = osm_outbound_config(&ca, inbound_port);
+    if retries {
+        outbound["outbound"][0]["retry"] =
+            json!({"retryOn": ["5xx"], "numRetries": 2, "backoffBaseMs": 5});
+    }
+    let _inbound = spawn_osm_proxy(
+        programs,
+        dir,
+        &role("inbound"),
+        &osm_inbound_config(&ca, app.addr.port()),
+        "server",
+        &format!("--inbound-listen=127.0.0.1:{inbound_port}={}", app.addr),
+    )?;
+    let _outbound = spawn_osm_proxy(
+        programs,
+        dir,
+        &role("outbound"),
+        &outbound,
+        "client",
+        &format!("--outbound-listen=127.0.0.1:{outbound_port}={SERVICE_VIP}"),
+    )?;
+    wait_answering(outbound_port).await?;
+    let before = app.seen.requests.load(Ordering::SeqCst);
+    let sent = constant_rate(outbound_port, rate, duration, 16).await?;
+    let at_app = app.seen.requests.load(Ordering::SeqCst) - before;
+    Ok(RetryRow {
+        retries,
+        rate,
+        success_percent: 100.0 * sent.ok as f64 / sent.requests.max(1) as f64,
+        load_ratio: at_app as f64 / sent.requests.max(1) as f64,
+        sent,
+    })
+}
+
+async fn ejection_run(
+    programs: &Programs,
+    dir: &Path,
+    rate: u32,
+    duration: Duration,
+) -> Result<EjectionRow> {
+    let epoch = Instant::now();
+    let (good, bad) = (start_app(0, epoch).await?, start_app(0, epoch).await?);
+    let outbound_port = free_port()?;
+    let endpoint = |app: &App, pod: &str| json!({"address": app.addr.to_string(), "pod": pod, "workloadKind": "Deployment", "workloadName": "app"});
+    let config = json!({
+        "mesh": {"egress": false},
+        "endpoints": [{"key": "bench/app:8080", "namespace": "bench", "service": "app",
+                       "endpoints": [endpoint(&good, "app-good"), endpoint(&bad, "app-bad")]}],
+        "outbound": [{
+            "key": "bench/app:8080", "namespace": "bench", "name": "app", "port": 8080,
+            "vips": [SERVICE_VIP.split(':').next()], "endpoints": "bench/app:8080",
+            "outlierDetection": {"consecutive5xx": 3, "baseEjectionTimeMs": 60000, "maxEjectionPercent": 50},
+        }],
+    });
+    let _outbound = spawn_osm_proxy(
+        programs,
+        dir,
+        "ejection-outbound",
+        &config,
+        "client",
+        &format!("--outbound-listen=127.0.0.1:{outbound_port}={SERVICE_VIP}"),
+    )?;
+    wait_answering(outbound_port).await?;
+    let faults = bad.faults.clone();
+    let flip = tokio::spawn(async move {
+        tokio::time::sleep(duration / 3).await;
+        faults.failing.store(true, Ordering::SeqCst);
+    });
+    let sent = constant_rate(outbound_port, rate, duration, 4).await?;
+    flip.await?;
+    let first = (*lock(&bad.seen.first_failure)).context("the bad endpoint never failed")?;
+    let last = (*lock(&bad.seen.last_failing_request)).unwrap_or(first);
+    Ok(EjectionRow {
+        rate,
+        reaction_ms: (last - first).as_secs_f64() * 1000.0,
+        bad_endpoint_failures: sent.failed,
+        sent,
+    })
+}
+
+/// Runs both scenarios (certificates from [`pki::write`] in `dir`).
+pub fn execute(programs: &Programs, dir: &Path, rate: u32, duration: Duration) -> Result<Outcome> {
+    pki::write(dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut retries = Vec::new();
+        for on in [false, true] {
+            retries.push(retry_run(programs, dir, on, rate, duration).await?);
+        }
+        let ejection = ejection_run(programs, dir, 100, duration).await?;
+        Ok(Outcome { retries, ejection })
+    })
+}
+
+/// The report: both tables and the issue's targets.
+pub fn markdown(outcome: &Outcome, context: &str) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "{context}\n");
+    let _ = writeln!(
+        md,
+        "## Retries: one application failing every 10th request (503)\n"
+    );
+    let _ = writeln!(
+        md,
+        "| retry policy | rate | requests | succeeded | success | load on the app / client rate |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    for r in &outcome.retries {
+        let _ = writeln!(
+            md,
+            "| {} | {} rps | {} | {} | {:.3}% | {:.3}x |",
+            if r.retries { "5xx, 2 retries" } else { "none" },
+            r.rate,
+            r.sent.requests,
+            r.sent.ok,
+            r.success_percent,
+            r.load_ratio
+        );
+    }
+    let e = &outcome.ejection;
+    let _ = writeln!(
+        md,
+        "\n## Ejection: one of two endpoints starts answering 500 (consecutive5xx 3)\n\n\
+         | rate | requests | failed (seen by the client) | first failure to last request |\n\
+         |---|---|---|---|\n| {} rps | {} | {} | {:.1} ms |",
+        e.rate, e.sent.requests, e.bad_endpoint_failures, e.reaction_ms
+    );
+    let on = outcome.retries.iter().find(|r| r.retries);
+    let _ = writeln!(md, "\n## Targets (issue 13)\n");
+    if let Some(on) = on {
+        let _ = writeln!(
+            md,
+            "- success rate with retries above 99.9%: {:.3}% ({})",
+            on.success_percent,
+            met(on.success_percent > 99.9)
+        );
+        let _ = writeln!(
+            md,
+            "- extra load on the backend under 1.2x: {:.3}x ({})",
+            on.load_ratio,
+            met(on.load_ratio < 1.2)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "- ejection within 1 s at 100 rps: {:.1} ms ({})",
+        e.reaction_ms,
+        met(e.reaction_ms < 1000.0)
+    );
+    md
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn met(yes: bool) -> &'static str {
+    if yes { "met" } else { "missed" }
+}
