@@ -75,17 +75,6 @@ fn field_env(name: &str, path: &str) -> Value {
     json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}})
 }
 
-/// Log levels of OSM's MeshConfig (Envoy's names) in the proxy's terms.
-fn proxy_log_level(level: &str) -> &'static str {
-    match level {
-        "trace" => "trace",
-        "debug" => "debug",
-        "info" => "info",
-        "warn" | "warning" => "warn",
-        _ => "error",
-    }
-}
-
 /// The JSON patch for a pod, or None when it stays out of the mesh.
 pub fn mutate(
     pod: &Pod,
@@ -247,7 +236,7 @@ fn proxy_container(
             {"name": "OSM_TOKEN_FILE", "value": format!("{TOKEN_DIR}/token")},
             {"name": "OSM_WORKLOAD_KIND", "value": workload_kind},
             {"name": "OSM_WORKLOAD_NAME", "value": workload_name},
-            {"name": "OSM_PROXY_LOG", "value": proxy_log_level(&mesh.sidecar.log_level)},
+            {"name": "OSM_PROXY_LOG", "value": osm_api::compat::proxy_log_filter(&mesh.sidecar.log_level)},
             {"name": "OSM_PROXY_PROBES", "value": Value::Array(proxy_probes).to_string()},
             {"name": "OSM_APP_PORTS", "value": declared.join(",")},
         ],

@@ -249,6 +249,29 @@ items:
         assert!(out.objects.is_empty());
     }
 
+    /// What `osm local apply` prints for a MeshConfig field the mesh does
+    /// not act on: applied, with a warning naming the field.
+    #[test]
+    fn an_unenforced_field_is_applied_with_a_warning_naming_it() {
+        let docs = split_documents(
+            "mesh.yaml",
+            "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\n\
+             metadata: {name: osm-mesh-config, namespace: osm-system}\n\
+             spec: {sidecar: {envoyImage: envoyproxy/envoy:v1.22.2}}\n",
+        )
+        .unwrap();
+        let out = check(docs, None);
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        assert_eq!(out.objects.len(), 1);
+        assert_eq!(
+            out.warnings,
+            [
+                "mesh.yaml: document 1 (MeshConfig osm-system/osm-mesh-config): spec.sidecar.envoyImage: \
+              accepted for compatibility, has no effect: the sidecar is osm-proxy, not Envoy"
+            ]
+        );
+    }
+
     #[test]
     fn a_namespace_conflict_with_dash_n_is_refused() {
         let docs = split_documents(

@@ -60,6 +60,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub access_log: AccessLog,
     pub log_filter: Option<Arc<dyn crate::logging::LogFilter>>,
+    /// The log level the config last named.
+    config_log_level: Mutex<String>,
     /// Resolves the hosts egress rules name (destinations are pinned).
     pub resolver: crate::resolve::Resolver,
 }
@@ -90,6 +92,7 @@ impl Shared {
             metrics,
             access_log,
             log_filter,
+            config_log_level: Mutex::default(),
             resolver: crate::resolve::Resolver::default(),
         }
     }
@@ -152,6 +155,7 @@ impl Shared {
             self.tls.store(Some(tls));
         }
         snapshot.activate();
+        self.follow_log_level(&snapshot.mesh.log_level);
         self.config.store(Arc::new(snapshot));
         self.versions.send_replace(version);
         self.metrics
@@ -161,6 +165,28 @@ impl Shared {
             )
             .increment(1);
         Ok((version, rejected))
+    }
+
+    /// Sets the log filter the config names when that name changes (so a
+    /// filter set through `/logging` holds until the config's changes).
+    fn follow_log_level(&self, level: &str) {
+        let (Some(filter), false) = (&self.log_filter, level.is_empty()) else {
+            return;
+        };
+        let mut applied = self
+            .config_log_level
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if applied.as_str() == level {
+            return;
+        }
+        match filter.set(level) {
+            Ok(()) => tracing::info!(%level, "log level set by the mesh config"),
+            Err(e) => {
+                tracing::warn!(%level, error = %e, "log level from the mesh config not applied")
+            }
+        }
+        *applied = level.to_string();
     }
 
     /// Counts a refused config.

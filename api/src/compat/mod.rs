@@ -87,3 +87,17 @@ pub const CONTROLLER_ADMIN_PORT: u16 = 9091;
 pub const CONTROLLER_WEBHOOK_PORT: u16 = 9093;
 /// The injector's mutating webhook.
 pub const INJECTOR_PORT: u16 = 9090;
+
+/// MeshConfig `sidecar.logLevel` (Envoy's level names, as OSM wrote them)
+/// as the proxy's log filter: at injection (`OSM_PROXY_LOG`) and, for
+/// running proxies, through the config stream.
+pub fn proxy_log_filter(level: &str) -> &'static str {
+    match level {
+        "trace" => "trace",
+        "debug" => "debug",
+        "info" => "info",
+        "warn" | "warning" => "warn",
+        "off" => "off",
+        _ => "error",
+    }
+}

@@ -73,6 +73,7 @@ pub fn compile(
                 // Per route, from Gateway API HTTPRoute timeouts (not yet
                 // compiled): the mesh default applies meanwhile.
                 request_timeout_ms: 0,
+                backend_request_timeout_ms: 0,
             });
             sets.insert(own.key.clone(), own);
         }
@@ -275,6 +276,7 @@ fn per_pod_services(
             limits: None,
             outlier_detection: None,
             request_timeout_ms: 0,
+            backend_request_timeout_ms: 0,
         });
     }
     out

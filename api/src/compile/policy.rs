@@ -106,6 +106,7 @@ pub fn sidecar_settings(
     };
     v1::MeshSettings {
         app_on_pod_ip: s.local_proxy_mode == "PodIP",
+        log_level: crate::compat::proxy_log_filter(&s.log_level).to_string(),
         tls_min_version: version(&s.tls_min_protocol_version),
         tls_max_version: version(&s.tls_max_protocol_version),
         cipher_suites: s

@@ -94,6 +94,8 @@ pub struct Mesh {
     pub tls: TlsPolicy,
     /// Reach the application on the pod's address for every port.
     pub app_on_pod_ip: bool,
+    /// The log filter the config names (empty: leave the proxy's own).
+    pub log_level: String,
 }
 
 /// An immutable, validated view of the proxy's config.
@@ -129,6 +131,8 @@ pub struct OutboundService {
     pub retry: Option<Retries>,
     /// Whole-request timeout (its own, else the mesh default).
     pub request_timeout: Option<Duration>,
+    /// Timeout of each try when the retry policy sets none.
+    pub backend_request_timeout: Option<Duration>,
 }
 
 /// A service's retry policy and the budget its retries draw on (kept
@@ -198,6 +202,7 @@ fn mesh_settings(mesh: Option<&v1::MeshSettings>) -> Result<Mesh, ConfigError> {
         permissive: m.permissive,
         egress: m.egress,
         app_on_pod_ip: m.app_on_pod_ip,
+        log_level: m.log_level.clone(),
         trust_domain: if m.trust_domain.is_empty() {
             "cluster.local".into()
         } else {

@@ -231,7 +231,9 @@ async fn tries(
             .breaker
             .as_ref()
             .and_then(|b| b.limits.max_requests_per_connection);
-        let per_try_timeout = retries.and_then(|r| r.rule.per_try_timeout);
+        let per_try_timeout = retries
+            .and_then(|r| r.rule.per_try_timeout)
+            .or(service.backend_request_timeout);
         let result = try_once(&endpoint, request, per_try_timeout, per_connection).await;
         let tried = match &result {
             Ok(response) => Some(Tried::Answered(response.status())),

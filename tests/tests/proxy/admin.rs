@@ -160,3 +160,26 @@ async fn the_log_filter_can_be_read_and_changed() {
     let missing = conn.send(post("/logging")).await.unwrap();
     assert_eq!(missing.status, 400);
 }
+
+/// MeshConfig `sidecar.logLevel` reaches running proxies through their
+/// config: applied when the config's level changes, so a filter set
+/// through `/logging` holds until then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_sets_the_log_level_when_it_changes() {
+    let filter = std::sync::Arc::new(RecordingFilter(std::sync::Mutex::new("info".into())));
+    let proxy = osm_tests::TestProxy::start(osm_tests::ProxyOptions {
+        log_filter: Some(filter.clone()),
+        ..Default::default()
+    })
+    .await;
+    let config = |level: &str| format!("{{\"mesh\": {{\"logLevel\": \"{level}\"}}}}");
+    proxy.apply(&config("debug"));
+    assert_eq!(filter.current(), "debug");
+    filter.set("trace").unwrap(); // as /logging would
+    proxy.apply(&config("debug"));
+    assert_eq!(filter.current(), "trace", "unchanged config level: kept");
+    proxy.apply(&config("warn"));
+    assert_eq!(filter.current(), "warn");
+    proxy.apply("{}");
+    assert_eq!(filter.current(), "warn", "no level named: left alone");
+}

@@ -491,3 +491,25 @@ async fn a_connection_is_retired_after_max_requests_per_connection() {
     assert_eq!(app.requests(), 6);
     assert_eq!(app.connections(), 3, "two requests per upstream connection");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_try_past_the_backend_request_timeout_is_answered_504() {
+    let app = FlakyApp::start("store-0").await;
+    app.set(Fault::Delay(Duration::from_secs(30)));
+    let proxy = client(config(
+        &http_apps(&[&app]),
+        json!({"backendRequestTimeoutMs": 200}),
+    ))
+    .await;
+    let started = Instant::now();
+    let answer = get(&proxy).await;
+    assert_eq!(answer.status, 504, "{answer:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        answer.headers["osm-proxy-error"]
+            .to_str()
+            .unwrap()
+            .contains("no response within 200ms"),
+        "{answer:?}"
+    );
+}

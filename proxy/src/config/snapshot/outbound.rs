@@ -345,5 +345,7 @@ fn build_service(
         } else {
             mesh_request_timeout
         },
+        backend_request_timeout: (s.backend_request_timeout_ms > 0)
+            .then(|| Duration::from_millis(s.backend_request_timeout_ms.into())),
     })
 }
