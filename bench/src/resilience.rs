@@ -185,9 +185,14 @@ pub struct RetryRow {
 pub struct EjectionRow {
     pub rate: u32,
     pub sent: Sent,
-    /// From the bad endpoint's first failure to the last request it got.
+    /// From the bad endpoint starting to fail to the last request it got.
     pub reaction_ms: f64,
+    /// From it starting to fail to its first failed request (how soon the
+    /// balancer sends it one).
+    pub first_failure_ms: f64,
     pub bad_endpoint_failures: u64,
+    /// Requests each endpoint (good, bad) got over the run.
+    pub share_before: (u64, u64),
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -289,15 +294,27 @@ async fn ejection_run(
     let flip = tokio::spawn(async move {
         tokio::time::sleep(duration / 3).await;
         faults.failing.store(true, Ordering::SeqCst);
+        epoch.elapsed()
     });
+    let before = (
+        good.seen.requests.load(Ordering::SeqCst),
+        bad.seen.requests.load(Ordering::SeqCst),
+    );
     let sent = constant_rate(outbound_port, rate, duration, 4).await?;
-    flip.await?;
+    let flipped_at = flip.await?;
     let first = (*lock(&bad.seen.first_failure)).context("the bad endpoint never failed")?;
     let last = (*lock(&bad.seen.last_failing_request)).unwrap_or(first);
     Ok(EjectionRow {
         rate,
-        reaction_ms: (last - first).as_secs_f64() * 1000.0,
+        reaction_ms: last.saturating_sub(flipped_at).as_secs_f64() * 1000.0,
+        first_failure_ms: first.saturating_sub(flipped_at).as_secs_f64() * 1000.0,
         bad_endpoint_failures: sent.failed,
+        share_before: {
+            // The endpoints' shares of all requests (both healthy at first).
+            let good_n = good.seen.requests.load(Ordering::SeqCst) - before.0;
+            let bad_n = bad.seen.requests.load(Ordering::SeqCst) - before.1;
+            (good_n, bad_n)
+        },
         sent,
     })
 }
@@ -348,9 +365,15 @@ pub fn markdown(outcome: &Outcome, context: &str) -> String {
     let _ = writeln!(
         md,
         "\n## Ejection: one of two endpoints starts answering 500 (consecutive5xx 3)\n\n\
-         | rate | requests | failed (seen by the client) | first failure to last request |\n\
-         |---|---|---|---|\n| {} rps | {} | {} | {:.1} ms |",
-        e.rate, e.sent.requests, e.bad_endpoint_failures, e.reaction_ms
+         | rate | requests (good / bad endpoint) | failed (seen by the client) | start of failure to its first failed request | to its last request |\n\
+         |---|---|---|---|---|\n| {} rps | {} ({} / {}) | {} | {:.1} ms | {:.1} ms |",
+        e.rate,
+        e.sent.requests,
+        e.share_before.0,
+        e.share_before.1,
+        e.bad_endpoint_failures,
+        e.first_failure_ms,
+        e.reaction_ms
     );
     let on = outcome.retries.iter().find(|r| r.retries);
     let _ = writeln!(md, "\n## Targets (issue 13)\n");

@@ -347,6 +347,13 @@ pub fn spawn_osm_proxy(
         .arg("--key")
         .arg(dir.join(format!("{cert}.key")))
         .arg(listener)
+        // The other side's listener on a port of its own, not the default
+        // (15001/15003), so that two pairs can run at once.
+        .arg(if listener.starts_with("--inbound-listen") {
+            format!("--outbound-listen=127.0.0.1:{}", free_port()?)
+        } else {
+            format!("--inbound-listen=127.0.0.1:{}", free_port()?)
+        })
         .arg(format!("--admin=127.0.0.1:{}", free_port()?))
         .arg(format!("--metrics=127.0.0.1:{}", free_port()?))
         .arg(format!("--workers={}", programs.workers))

@@ -107,8 +107,13 @@ pub fn peak_ewma(old_ns: u64, rtt_ns: u64, elapsed_ns: u64) -> u64 {
     (old_ns as f64 * w + rtt_ns as f64 * (1.0 - w)) as u64
 }
 
-/// Power of two choices: of two distinct random candidates, the cheaper.
-/// `r1`, `r2` are uniform random numbers.
+/// Power of two choices: of two distinct random candidates, the cheaper,
+/// unless their costs are within a factor of two: a tie, broken at
+/// random. Strict P2C at low concurrency sends everything to whichever
+/// endpoint measured a few microseconds faster (its estimate stays fresh,
+/// the other's only decays), starving the rest; the band keeps what P2C is
+/// for (avoiding endpoints clearly slower or busier) and spreads the load
+/// over the others. `r1`, `r2` are uniform random numbers.
 pub fn p2c(len: usize, r1: u64, r2: u64, cost: impl Fn(usize) -> u64) -> usize {
     match len {
         0 | 1 => 0,
@@ -116,7 +121,16 @@ pub fn p2c(len: usize, r1: u64, r2: u64, cost: impl Fn(usize) -> u64) -> usize {
             let a = (r1 % len as u64) as usize;
             // A second index distinct from the first.
             let b = (a + 1 + (r2 % (len as u64 - 1)) as usize) % len;
-            if cost(b) < cost(a) { b } else { a }
+            let (ca, cb) = (cost(a), cost(b));
+            let (low, high) = (ca.min(cb), ca.max(cb));
+            let tie = (low == 0 && high == 0) || (low > 0 && high <= low.saturating_mul(2));
+            if tie {
+                if (r1 >> 40) & 1 == 0 { a } else { b }
+            } else if cb < ca {
+                b
+            } else {
+                a
+            }
         }
     }
 }
@@ -124,6 +138,22 @@ pub fn p2c(len: usize, r1: u64, r2: u64, cost: impl Fn(usize) -> u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn costs_within_a_factor_of_two_are_a_tie_broken_at_random() {
+        let costs = [100u64, 150];
+        let picks: Vec<usize> = (0..64u64)
+            .map(|i| p2c(2, i << 40, 0, |k| costs[k]))
+            .collect();
+        let second = picks.iter().filter(|&&k| k == 1).count();
+        assert!(second > 16 && second < 48, "{second} of 64");
+        // Beyond the band the cheaper one always wins; idle-unmeasured (0)
+        // beats anything measured.
+        for i in 0..64u64 {
+            assert_eq!(p2c(2, i << 40, 0, |k| [100u64, 201][k]), 0);
+            assert_eq!(p2c(2, i << 40, 0, |k| [7u64, 0][k]), 1);
+        }
+    }
 
     #[test]
     fn p2c_prefers_the_cheaper_of_two_distinct_candidates() {
