@@ -7,16 +7,17 @@ use osm_tests::{
 
 const HOST: &str = "bookstore.bookstore:14001";
 
+async fn status(f: &Fixture) -> u16 {
+    http1_get(f.buyer.outbound(), HOST, "/books")
+        .await
+        .unwrap()
+        .status
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_1_3_minimum_refuses_a_tls_1_2_client_between_proxies() {
     let f = Fixture::start().await;
-    assert_eq!(
-        http1_get(f.buyer.outbound(), HOST, "/books")
-            .await
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(status(&f).await, 200);
     // The store accepts TLS 1.3 only; the buyer offers TLS 1.2 only.
     let mut store = store_policy(&f.pki, f.v1.addr.port(), false);
     store["mesh"]["tlsMinVersion"] = "TLSv1_3".into();
@@ -38,13 +39,7 @@ async fn a_tls_1_3_minimum_refuses_a_tls_1_2_client_between_proxies() {
     // TLS 1.3 on both sides: served again.
     buyer["mesh"]["tlsMaxVersion"] = "TLSv1_3".into();
     f.buyer.apply(&buyer.to_string());
-    assert_eq!(
-        http1_get(f.buyer.outbound(), HOST, "/books")
-            .await
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(status(&f).await, 200);
 
     // Cipher suites: a TLS 1.2-only pair with no suite in common fails.
     let mut store = store_policy(&f.pki, f.v1.addr.port(), false);
@@ -54,13 +49,7 @@ async fn a_tls_1_3_minimum_refuses_a_tls_1_2_client_between_proxies() {
     buyer["mesh"]["tlsMaxVersion"] = "TLSv1_2".into();
     buyer["mesh"]["cipherSuites"] = serde_json::json!(["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"]);
     f.buyer.apply(&buyer.to_string());
-    assert_eq!(
-        http1_get(f.buyer.outbound(), HOST, "/books")
-            .await
-            .unwrap()
-            .status,
-        502
-    );
+    assert_eq!(status(&f).await, 502);
     buyer["mesh"]["cipherSuites"] = serde_json::json!(["ECDHE-ECDSA-AES128-GCM-SHA256"]);
     let refused = f
         .buyer
@@ -74,11 +63,5 @@ async fn a_tls_1_3_minimum_refuses_a_tls_1_2_client_between_proxies() {
     );
     buyer["mesh"]["cipherSuites"] = serde_json::json!(["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]);
     f.buyer.apply(&buyer.to_string());
-    assert_eq!(
-        http1_get(f.buyer.outbound(), HOST, "/books")
-            .await
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(status(&f).await, 200);
 }
