@@ -294,10 +294,17 @@ fn start_osm(
 ) -> Result<(u16, Vec<Process>)> {
     let ca = std::fs::read_to_string(dir.join("ca.crt"))?;
     let (inbound_port, outbound_port) = (free_port()?, free_port()?);
+    // Roles name the files (config, log): each pair its own, or a pair
+    // started later would overwrite (and the proxies reload) the other's.
+    let (inbound_role, outbound_role) = if resilience {
+        ("osm-resilient-inbound", "osm-resilient-outbound")
+    } else {
+        ("osm-inbound", "osm-outbound")
+    };
     let configs = [
-        ("osm-inbound", osm_inbound_config(&ca, app_port), "server"),
+        (inbound_role, osm_inbound_config(&ca, app_port), "server"),
         (
-            "osm-outbound",
+            outbound_role,
             {
                 let mut config = osm_outbound_config(&ca, inbound_port);
                 if resilience {
@@ -313,7 +320,7 @@ fn start_osm(
     let mut proxies = Vec::new();
     // Outbound first, as RunningPath promises.
     for (role, config, cert) in configs.into_iter().rev() {
-        let listener = if role == "osm-inbound" {
+        let listener = if role == inbound_role {
             format!("--inbound-listen=127.0.0.1:{inbound_port}=127.0.0.1:{app_port}")
         } else {
             format!("--outbound-listen=127.0.0.1:{outbound_port}={SERVICE_VIP}")
