@@ -76,7 +76,7 @@ pub fn validate(object: &Object) -> Vec<Problem> {
         Object::TcpRoute(r) | Object::UdpRoute(r) => port_route(&r.spec, &mut p),
         Object::TrafficSplit(s) => traffic_split(s, &mut p),
         Object::MeshConfig(m) => {
-            policy::mesh_config(m, &mut p);
+            mesh_config::mesh_config(m, &mut p);
             no_effect::mesh_config(&m.spec, &mut p);
         }
         Object::Egress(e) => policy::egress(&e.spec, &mut p),
@@ -250,6 +250,8 @@ fn traffic_split(split: &Custom<smi::TrafficSplit>, p: &mut Problems) {
     }
 }
 
+mod fields;
+mod mesh_config;
 mod no_effect;
 mod policy;
 
