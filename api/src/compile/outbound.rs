@@ -74,6 +74,8 @@ pub fn compile(
                 // compiled): the mesh default applies meanwhile.
                 request_timeout_ms: 0,
                 backend_request_timeout_ms: 0,
+                // Gateway API routes: not compiled yet (issue 18).
+                routes: Vec::new(),
             });
             sets.insert(own.key.clone(), own);
         }
@@ -277,6 +279,8 @@ fn per_pod_services(
             outlier_detection: None,
             request_timeout_ms: 0,
             backend_request_timeout_ms: 0,
+            // Gateway API routes: not compiled yet (issue 18).
+            routes: Vec::new(),
         });
     }
     out

@@ -2,6 +2,7 @@
 
 pub mod balance;
 pub mod egress;
+pub mod http_route;
 pub mod split;
 
 use std::{net::SocketAddr, sync::Arc};
