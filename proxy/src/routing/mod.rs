@@ -3,6 +3,7 @@
 pub mod balance;
 pub mod egress;
 pub mod http_route;
+pub mod route_filters;
 pub mod split;
 
 use std::{net::SocketAddr, sync::Arc};
