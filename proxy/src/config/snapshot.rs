@@ -17,6 +17,9 @@ use rustls::pki_types::CertificateDer;
 mod egress;
 mod inbound;
 mod outbound;
+mod routes;
+
+pub use routes::{RouteBackend, RouteRule, Routes};
 
 use self::{
     egress::build_egress,
@@ -133,6 +136,9 @@ pub struct OutboundService {
     pub request_timeout: Option<Duration>,
     /// Timeout of each try when the retry policy sets none.
     pub backend_request_timeout: Option<Duration>,
+    /// Gateway API routes: when present they decide each HTTP request's
+    /// backends and filters (the split is not used).
+    pub routes: Option<Routes>,
 }
 
 /// A service's retry policy and the budget its retries draw on (kept

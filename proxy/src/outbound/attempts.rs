@@ -157,13 +157,39 @@ pub fn observe(
     }
 }
 
-/// Sends a request to `service`, with its retries and timeouts.
-pub async fn send(shared: &Shared, service: &OutboundService, req: Request<Incoming>) -> Sent {
-    match service.request_timeout {
+/// Where a request's tries go and how long they may take.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// A fixed backend (a route rule chose it); None: the service's own
+    /// endpoints or its split, chosen for each try.
+    pub backend: Option<Arc<EndpointSet>>,
+    pub request_timeout: Option<Duration>,
+    pub backend_request_timeout: Option<Duration>,
+}
+
+impl Plan {
+    /// The service's own backends and timeouts.
+    pub fn of(service: &OutboundService) -> Self {
+        Self {
+            backend: None,
+            request_timeout: service.request_timeout,
+            backend_request_timeout: service.backend_request_timeout,
+        }
+    }
+}
+
+/// Sends a request to `service`, with its retries and the plan's timeouts.
+pub async fn send(
+    shared: &Shared,
+    service: &OutboundService,
+    plan: &Plan,
+    req: Request<Incoming>,
+) -> Sent {
+    match plan.request_timeout {
         Some(limit) => {
             // The last endpoint tried, for metrics when time runs out.
             let mut last = None;
-            match tokio::time::timeout(limit, tries(shared, service, req, &mut last)).await {
+            match tokio::time::timeout(limit, tries(shared, service, plan, req, &mut last)).await {
                 Ok(sent) => sent,
                 Err(_) => Sent::TimedOut {
                     after: limit,
@@ -171,13 +197,14 @@ pub async fn send(shared: &Shared, service: &OutboundService, req: Request<Incom
                 },
             }
         }
-        None => tries(shared, service, req, &mut None).await,
+        None => tries(shared, service, plan, req, &mut None).await,
     }
 }
 
 async fn tries(
     shared: &Shared,
     service: &OutboundService,
+    plan: &Plan,
     req: Request<Incoming>,
     last: &mut Option<Arc<EndpointHandle>>,
 ) -> Sent {
@@ -196,11 +223,17 @@ async fn tries(
         let random = fastrand::u64(..);
         let (request, set) = match prepared.take() {
             Some(Prepared::Once(req)) => {
-                let set = pick_backend(service, &req, random);
+                let set = match &plan.backend {
+                    Some(set) => set.clone(),
+                    None => pick_backend(service, &req, random),
+                };
                 (req.map(Either::Left), set)
             }
             Some(Prepared::Replayed(template)) => {
-                let set = choose_backend(service, Some(&template.view()), random).clone();
+                let set = match &plan.backend {
+                    Some(set) => set.clone(),
+                    None => choose_backend(service, Some(&template.view()), random).clone(),
+                };
                 let request = template.request();
                 prepared = Some(Prepared::Replayed(template));
                 (request, set)
@@ -233,7 +266,7 @@ async fn tries(
             .and_then(|b| b.limits.max_requests_per_connection);
         let per_try_timeout = retries
             .and_then(|r| r.rule.per_try_timeout)
-            .or(service.backend_request_timeout);
+            .or(plan.backend_request_timeout);
         let result = try_once(&endpoint, request, per_try_timeout, per_connection).await;
         let tried = match &result {
             Ok(response) => Some(Tried::Answered(response.status())),

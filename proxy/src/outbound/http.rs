@@ -9,7 +9,10 @@ use hyper::body::Incoming;
 use crate::{
     http_util::{ProxyBody, authority, error_response},
     hygiene,
-    outbound::attempts::{self, Sent},
+    outbound::{
+        attempts::{self, Sent},
+        rules::{self, Ruled},
+    },
     policy::HttpRequestView,
     refusal::{Layer, Refusal},
     routing::{service_by_addr, service_by_authority},
@@ -207,13 +210,43 @@ async fn route(ctx: &Inner, mut req: Request<Incoming>) -> Outcome {
     };
     let service = service.clone();
     drop(snapshot);
-    match attempts::send(&ctx.shared, &service, req).await {
-        Sent::Answered { response, endpoint } => Outcome {
-            response: response.map(Either::Left),
-            service: Some(service.key.clone()),
-            endpoint: Some(endpoint),
-            error: None,
+    let (req, plan, edits) = match &service.routes {
+        None => {
+            let plan = attempts::Plan::of(&service);
+            (req, plan, None)
+        }
+        Some(routes) => match rules::apply(&service, routes, req, fastrand::u64(..)) {
+            Ruled::Send {
+                req,
+                plan,
+                rule,
+                backend,
+            } => (req, plan, Some((rule, backend))),
+            Ruled::Answer { response, error } => {
+                return Outcome {
+                    response,
+                    service: Some(service.key.clone()),
+                    endpoint: None,
+                    error,
+                };
+            }
         },
+    };
+    match attempts::send(&ctx.shared, &service, &plan, req).await {
+        Sent::Answered {
+            mut response,
+            endpoint,
+        } => {
+            if let (Some(routes), Some((rule, backend))) = (&service.routes, edits) {
+                rules::edit_response(routes, rule, backend, response.headers_mut());
+            }
+            Outcome {
+                response: response.map(Either::Left),
+                service: Some(service.key.clone()),
+                endpoint: Some(endpoint),
+                error: None,
+            }
+        }
         Sent::Failed { error, endpoint } => {
             let message = format!("osm-proxy: {}: {error}", endpoint.addr());
             Outcome {

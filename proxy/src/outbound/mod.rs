@@ -14,6 +14,7 @@
 pub mod attempts;
 mod http;
 mod route;
+pub mod rules;
 
 pub use route::{IDLE_CLIENT_TIMEOUT, Observed, Route, Seen, route};
 

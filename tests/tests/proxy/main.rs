@@ -5,6 +5,7 @@
 
 mod admin;
 mod authz;
+mod gateway_routes;
 mod probes;
 mod protocols;
 mod rate_limit;

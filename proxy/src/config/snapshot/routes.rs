@@ -1,0 +1,140 @@
+//! A service's Gateway API route rules, compiled: the matches in the order
+//! they are tried, and each rule's filters, weighted backends and timeouts.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use osm_api::v1;
+
+use super::{ConfigError, EndpointSet, err};
+use crate::routing::{
+    http_route::{RouteMatches, compile_matches},
+    route_filters::{HeaderEdits, Redirect, Rewrite},
+    split::WeightedChoice,
+};
+
+/// A service's routes.
+#[derive(Debug)]
+pub struct Routes {
+    pub matches: RouteMatches,
+    pub rules: Vec<RouteRule>,
+}
+
+/// One rule.
+#[derive(Debug)]
+pub struct RouteRule {
+    pub name: Arc<str>,
+    pub request_headers: Vec<HeaderEdits>,
+    pub response_headers: Vec<HeaderEdits>,
+    /// Answered by the proxy; the backends are not used.
+    pub redirect: Option<Redirect>,
+    pub rewrite: Option<Rewrite>,
+    pub backends: Vec<RouteBackend>,
+    /// None when no backend has weight: every request is answered 500.
+    pub weights: Option<WeightedChoice>,
+    pub request_timeout: Option<Duration>,
+    pub backend_request_timeout: Option<Duration>,
+}
+
+/// A weighted backend of a rule.
+#[derive(Debug)]
+pub struct RouteBackend {
+    /// None: it could not be resolved (its share is answered 500).
+    pub endpoints: Option<Arc<EndpointSet>>,
+    pub request_headers: Vec<HeaderEdits>,
+    pub response_headers: Vec<HeaderEdits>,
+}
+
+fn ms(v: u32) -> Option<Duration> {
+    (v > 0).then(|| Duration::from_millis(v.into()))
+}
+
+/// What a list of filters does, split by kind.
+#[derive(Default)]
+struct Filters {
+    request_headers: Vec<HeaderEdits>,
+    response_headers: Vec<HeaderEdits>,
+    redirect: Option<Redirect>,
+    rewrite: Option<Rewrite>,
+}
+
+fn filters(at: &str, list: &[v1::RouteFilter]) -> Result<Filters, ConfigError> {
+    use v1::route_filter::Kind;
+    let mut out = Filters::default();
+    let lift = |e: (String, String)| err(e.0, e.1);
+    for (i, f) in list.iter().enumerate() {
+        let at = format!("{at}[{i}]");
+        match &f.kind {
+            Some(Kind::RequestHeaderModifier(m)) => out
+                .request_headers
+                .push(HeaderEdits::compile(&at, m).map_err(lift)?),
+            Some(Kind::ResponseHeaderModifier(m)) => out
+                .response_headers
+                .push(HeaderEdits::compile(&at, m).map_err(lift)?),
+            Some(Kind::RequestRedirect(r)) => {
+                out.redirect = Some(Redirect::compile(&at, r).map_err(lift)?)
+            }
+            Some(Kind::UrlRewrite(r)) => {
+                out.rewrite = Some(Rewrite::compile(&at, r).map_err(lift)?)
+            }
+            Some(Kind::RequestMirror(_)) => {
+                return Err(err(
+                    at,
+                    "RequestMirror is not supported by this proxy yet".to_string(),
+                ));
+            }
+            None => return Err(err(at, "a filter of no kind".to_string())),
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn build_routes(
+    at: &str,
+    rules: &[v1::HttpRouteRule],
+    sets: &HashMap<String, Arc<EndpointSet>>,
+) -> Result<Option<Routes>, ConfigError> {
+    if rules.is_empty() {
+        return Ok(None);
+    }
+    let mut all_matches = Vec::new();
+    let mut built = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let at = format!("{at}.routes[{i}]");
+        all_matches.extend(compile_matches(&at, i, &rule.matches).map_err(|e| err(e.0, e.1))?);
+        let f = filters(&format!("{at}.filters"), &rule.filters)?;
+        let mut backends = Vec::new();
+        let mut weights = Vec::new();
+        for (j, b) in rule.backends.iter().enumerate() {
+            let bf = filters(&format!("{at}.backends[{j}].filters"), &b.filters)?;
+            if bf.redirect.is_some() || bf.rewrite.is_some() {
+                return Err(err(
+                    format!("{at}.backends[{j}].filters"),
+                    "a backend takes header modifiers only".to_string(),
+                ));
+            }
+            backends.push(RouteBackend {
+                // An unknown key is a backend that could not be resolved:
+                // its share is answered 500, the others are served.
+                endpoints: sets.get(&b.endpoints).cloned(),
+                request_headers: bf.request_headers,
+                response_headers: bf.response_headers,
+            });
+            weights.push(b.weight);
+        }
+        built.push(RouteRule {
+            name: rule.name.as_str().into(),
+            request_headers: f.request_headers,
+            response_headers: f.response_headers,
+            redirect: f.redirect,
+            rewrite: f.rewrite,
+            weights: WeightedChoice::new(&weights),
+            backends,
+            request_timeout: ms(rule.request_timeout_ms),
+            backend_request_timeout: ms(rule.backend_request_timeout_ms),
+        });
+    }
+    Ok(Some(Routes {
+        matches: RouteMatches::new(all_matches),
+        rules: built,
+    }))
+}

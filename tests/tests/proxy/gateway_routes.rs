@@ -1,0 +1,175 @@
+//! Gateway API route rules enforced by a real client-side proxy: matches
+//! with the specification's precedence, weighted backends, header
+//! modifiers, redirects, rewrites, and the proxy's own 404 and 500.
+
+use std::time::Duration;
+
+use osm_tests::{
+    ProxyOptions, TestProxy,
+    apps::HttpApp,
+    client::Http1Conn,
+    flaky::{Fault, FlakyApp},
+    pki::Pki,
+};
+use serde_json::{Value, json};
+
+const HOST: &str = "echo.shop";
+
+fn set(key: &str, addr: std::net::SocketAddr, pod: &str) -> Value {
+    json!({"key": key, "namespace": "shop", "service": pod, "endpoints": [
+        {"address": addr.to_string(), "pod": pod, "workloadKind": "Deployment", "workloadName": pod}]})
+}
+
+async fn proxy(routes: Value, sets: Vec<Value>) -> TestProxy {
+    let config = json!({
+        "mesh": {"egress": false},
+        "endpoints": sets,
+        "outbound": [{
+            "key": "shop/echo:80", "namespace": "shop", "name": "echo", "port": 80,
+            "hostnames": [HOST], "endpoints": "shop/v1:80", "routes": routes,
+        }],
+    });
+    TestProxy::start(ProxyOptions {
+        credentials: Some(Pki::default().issue("shop", "client")),
+        config_yaml: Some(config.to_string()),
+        ..Default::default()
+    })
+    .await
+}
+
+fn backend(key: &str, weight: u32) -> Value {
+    json!({"endpoints": key, "weight": weight})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_follow_the_most_specific_matching_rule() {
+    let (v1, v2) = (HttpApp::start("v1").await, HttpApp::start("v2").await);
+    let routes = json!([
+        {"name": "shop/echo/0", "backends": [backend("shop/v1:80", 1)]},
+        {"name": "shop/echo/1", "matches": [{"pathKind": "PATH_PREFIX", "path": "/v2"}], "backends": [backend("shop/v2:80", 1)]},
+        {"name": "shop/echo/2", "matches": [{"pathKind": "PATH_EXACT", "path": "/v2/exact"}], "backends": [backend("shop/v1:80", 1)]},
+        {"name": "shop/echo/3", "matches": [{"pathKind": "PATH_PREFIX", "path": "/v2", "headers": [{"name": "version", "value": "one"}]}],
+         "backends": [backend("shop/v1:80", 1)]},
+        {"name": "shop/echo/4", "matches": [{"pathKind": "PATH_PREFIX", "path": "/q", "queryParams": [{"name": "animal", "value": "whale"}]}],
+         "backends": [backend("shop/v2:80", 1)]},
+    ]);
+    let p = proxy(
+        routes,
+        vec![
+            set("shop/v1:80", v1.addr, "v1"),
+            set("shop/v2:80", v2.addr, "v2"),
+        ],
+    )
+    .await;
+    let mut conn = Http1Conn::connect(p.outbound()).await.unwrap();
+    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        ("/", &[], "v1 GET / "),
+        ("/v2/x", &[], "v2 GET /v2/x "),
+        ("/v2exact", &[], "v1 GET /v2exact "),
+        ("/v2/exact", &[], "v1 GET /v2/exact "),
+        ("/v2/x", &[("version", "one")], "v1 GET /v2/x "),
+        ("/q?animal=whale", &[], "v2 GET /q "),
+        ("/q?animal=dolphin", &[], "v1 GET /q "),
+    ];
+    for (path, headers, body) in cases {
+        let answer = conn.get(HOST, path, headers).await.unwrap();
+        assert_eq!(answer.status, 200, "{path}");
+        assert_eq!(answer.body, *body, "{path} {headers:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_split_requests_by_count() {
+    let (v1, v2) = (HttpApp::start("v1").await, HttpApp::start("v2").await);
+    let routes = json!([{"name": "shop/echo/0",
+        "backends": [backend("shop/v1:80", 70), backend("shop/v2:80", 30), backend("shop/v3:80", 0)]}]);
+    let p = proxy(
+        routes,
+        vec![
+            set("shop/v1:80", v1.addr, "v1"),
+            set("shop/v2:80", v2.addr, "v2"),
+        ],
+    )
+    .await;
+    let mut conn = Http1Conn::connect(p.outbound()).await.unwrap();
+    for _ in 0..500 {
+        assert_eq!(conn.get(HOST, "/", &[]).await.unwrap().status, 200);
+    }
+    let share = v2.requests() as f64 / 5.0;
+    assert!((24.0..=36.0).contains(&share), "v2 got {share}%");
+    assert_eq!(v1.requests() + v2.requests(), 500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_modify_redirect_and_rewrite() {
+    let v1 = HttpApp::start("v1").await;
+    let routes = json!([
+        {"name": "shop/echo/headers", "matches": [{"pathKind": "PATH_PREFIX", "path": "/headers"}],
+         "filters": [
+            {"requestHeaderModifier": {"set": [{"name": "x-set", "value": "set"}], "add": [{"name": "x-add", "value": "added"}], "remove": ["x-remove"]}},
+            {"responseHeaderModifier": {"add": [{"name": "x-response", "value": "route"}]}}],
+         "backends": [{"endpoints": "shop/v1:80", "weight": 1,
+            "filters": [{"requestHeaderModifier": {"add": [{"name": "x-backend", "value": "v1"}]}}]}]},
+        {"name": "shop/echo/redirect", "matches": [{"pathKind": "PATH_PREFIX", "path": "/old"}],
+         "filters": [{"requestRedirect": {"prefixMatch": "/new", "statusCode": 301}}]},
+        {"name": "shop/echo/https", "matches": [{"pathKind": "PATH_EXACT", "path": "/secure"}],
+         "filters": [{"requestRedirect": {"scheme": "https", "hostname": "example.org"}}]},
+        {"name": "shop/echo/rewrite", "matches": [{"pathKind": "PATH_PREFIX", "path": "/prefix/one"}],
+         "filters": [{"urlRewrite": {"prefixMatch": "/one", "hostname": "rewritten.shop"}}],
+         "backends": [backend("shop/v1:80", 1)]},
+    ]);
+    let p = proxy(routes, vec![set("shop/v1:80", v1.addr, "v1")]).await;
+    let mut conn = Http1Conn::connect(p.outbound()).await.unwrap();
+
+    let answer = conn
+        .get(
+            HOST,
+            "/headers",
+            &[("x-set", "old"), ("x-add", "mine"), ("x-remove", "gone")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.headers["x-response"], "route");
+    let seen = v1.last_headers().unwrap();
+    assert_eq!(seen["x-set"], "set");
+    let added: Vec<_> = seen.get_all("x-add").iter().collect();
+    assert_eq!(added, ["mine", "added"]);
+    assert!(seen.get("x-remove").is_none());
+    assert_eq!(seen["x-backend"], "v1");
+
+    let moved = conn.get(HOST, "/old/page?x=1", &[]).await.unwrap();
+    assert_eq!(moved.status, 301);
+    assert_eq!(moved.headers["location"], "http://echo.shop/new/page?x=1");
+    let secure = conn.get(HOST, "/secure", &[]).await.unwrap();
+    assert_eq!(secure.status, 302);
+    assert_eq!(secure.headers["location"], "https://example.org/secure");
+
+    let rewritten = conn.get(HOST, "/prefix/one/two", &[]).await.unwrap();
+    assert_eq!(rewritten.body, "v1 GET /one/two ");
+    assert_eq!(v1.last_headers().unwrap()["host"], "rewritten.shop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_answers_no_match_no_backend_and_timeouts_itself() {
+    let slow = FlakyApp::start("slow").await;
+    slow.set(Fault::Delay(Duration::from_secs(30)));
+    let routes = json!([
+        {"name": "shop/echo/none", "matches": [{"pathKind": "PATH_PREFIX", "path": "/none"}], "backends": []},
+        {"name": "shop/echo/zero", "matches": [{"pathKind": "PATH_PREFIX", "path": "/zero"}], "backends": [backend("shop/v1:80", 0)]},
+        {"name": "shop/echo/missing", "matches": [{"pathKind": "PATH_PREFIX", "path": "/missing"}], "backends": [backend("shop/nowhere:80", 1)]},
+        {"name": "shop/echo/slow", "matches": [{"pathKind": "PATH_PREFIX", "path": "/slow"}], "backends": [backend("shop/v1:80", 1)],
+         "requestTimeoutMs": 300},
+    ]);
+    let p = proxy(routes, vec![set("shop/v1:80", slow.addr, "slow")]).await;
+    let mut conn = Http1Conn::connect(p.outbound()).await.unwrap();
+    assert_eq!(conn.get(HOST, "/elsewhere", &[]).await.unwrap().status, 404);
+    for path in ["/none", "/zero", "/missing"] {
+        let answer = conn.get(HOST, path, &[]).await.unwrap();
+        assert_eq!(answer.status, 500, "{path}: {answer:?}");
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(conn.get(HOST, "/slow", &[]).await.unwrap().status, 504);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(slow.requests(), 1, "only the slow request reached the app");
+}
