@@ -62,7 +62,8 @@ async fn requests_follow_the_most_specific_matching_rule() {
     )
     .await;
     let mut conn = Http1Conn::connect(p.outbound()).await.unwrap();
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case<'_>] = &[
         ("/", &[], "v1 GET / "),
         ("/v2/x", &[], "v2 GET /v2/x "),
         ("/v2exact", &[], "v1 GET /v2exact "),
