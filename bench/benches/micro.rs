@@ -117,5 +117,56 @@ fn fastrand_u64() -> u64 {
     x ^ (x >> 31)
 }
 
-criterion_group!(benches, authorization, routing);
+/// Gateway API route matching: 100 rules (prefixes, exact paths, header
+/// and query matches), a request matched by the last in precedence and one
+/// matched by none.
+fn route_rules(c: &mut Criterion) {
+    use osm_api::v1::{self, route_match::PathKind};
+    use osm_proxy::routing::http_route::{RequestParts, RouteMatches, compile_matches};
+    let mut all = Vec::new();
+    for i in 0..100 {
+        let m = v1::RouteMatch {
+            path_kind: if i % 2 == 0 {
+                PathKind::PathPrefix
+            } else {
+                PathKind::PathExact
+            } as i32,
+            path: format!("/api/v{i}/books"),
+            method: if i % 3 == 0 {
+                "GET".into()
+            } else {
+                String::new()
+            },
+            headers: vec![v1::ValueMatch {
+                name: "x-tenant".into(),
+                value: format!("t{i}"),
+                regex: false,
+            }],
+            query_params: vec![],
+        };
+        all.extend(compile_matches("routes", i, &[m]).expect("valid"));
+    }
+    let table = RouteMatches::new(all);
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-tenant", "t98".parse().expect("value"));
+    let method = http::Method::GET;
+    let hit = RequestParts {
+        method: &method,
+        path: "/api/v98/books/1",
+        query: Some("a=1"),
+        headers: &headers,
+    };
+    let miss = RequestParts {
+        path: "/other",
+        ..hit
+    };
+    c.bench_function("route rules: 100, matched late", |b| {
+        b.iter(|| std::hint::black_box(table.select(std::hint::black_box(&hit))).is_some())
+    });
+    c.bench_function("route rules: 100, none matches", |b| {
+        b.iter(|| std::hint::black_box(table.select(std::hint::black_box(&miss))).is_none())
+    });
+}
+
+criterion_group!(benches, authorization, routing, route_rules);
 criterion_main!(benches);
