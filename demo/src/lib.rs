@@ -2,9 +2,11 @@
 //! books from bookstore (v1 and v2 behind one Service), bookstore restocks
 //! from bookwarehouse, and bookwarehouse keeps its stock in Redis. Every
 //! app serves its counters as JSON at `GET /counters` so the demo and the
-//! tests can watch what the mesh lets through.
+//! tests can watch what the mesh lets through. `echo` answers every
+//! request with a JSON description of it, for route tests.
 
 pub mod buyer;
+pub mod echo;
 pub mod http;
 
 /// An environment variable, or its default.

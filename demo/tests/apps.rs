@@ -119,3 +119,23 @@ fn httpget_exits_like_curl_f() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage: httpget URL"));
 }
+
+#[test]
+fn echo_describes_the_request_and_the_pod() {
+    let echo = start(
+        env!("CARGO_BIN_EXE_echo"),
+        &[
+            ("POD_NAMESPACE", "shop"),
+            ("POD_NAME", "echo-0"),
+            ("SERVICE", "echo"),
+        ],
+    );
+    let (code, out) = httpget(&format!("http://127.0.0.1:{}/books/1?x=1", echo.1));
+    assert_eq!(code, 0, "{out}");
+    let described: serde_json::Value = serde_json::from_str(out.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(described["path"], "/books/1");
+    assert_eq!(described["query"], "x=1");
+    assert_eq!(described["method"], "GET");
+    assert_eq!(described["pod"], "echo-0");
+    assert_eq!(described["namespace"], "shop");
+}
