@@ -149,3 +149,25 @@ fn endpoint_handles_survive_a_rebuild() {
     };
     assert!(Arc::ptr_eq(&ep(&first), &ep(&second)));
 }
+
+/// The config_update fuzz target starts from a deep valid input: its seed
+/// with routes, retries, limits, outlier detection and TLS settings is a
+/// config the proxy builds whole.
+#[test]
+fn the_fuzz_seed_with_routes_and_resilience_builds() {
+    use prost::Message as _;
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fuzz/seeds/config_update/outbound-routes-resilience"
+    ))
+    .unwrap();
+    let update = v1::ConfigUpdate::decode(bytes.as_slice()).unwrap();
+    let config = osm_api::protocol::apply_update(&v1::ProxyConfig::default(), &update).unwrap();
+    let snapshot = build_snapshot(config, 1, &EndpointRegistry::default()).unwrap();
+    let service = &snapshot.outbound_by_host["echo.shop"][0];
+    assert!(service.retry.is_some());
+    assert_eq!(service.routes.as_ref().map(|r| r.rules.len()), Some(2));
+    assert!(service.endpoints.breaker.is_some() && service.endpoints.outlier.is_some());
+    assert!(snapshot.mesh.app_on_pod_ip);
+    assert_eq!(snapshot.mesh.tls.min, Some(2));
+}
