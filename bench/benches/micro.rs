@@ -51,6 +51,7 @@ fn authorization(c: &mut Criterion) {
             let view = HttpRequestView {
                 method: &Method::GET,
                 path,
+                query: None,
                 authority: None,
                 headers: &headers,
             };
@@ -94,6 +95,7 @@ fn routing(c: &mut Criterion) {
     let view = HttpRequestView {
         method: &Method::GET,
         path: "/",
+        query: None,
         authority: None,
         headers: &headers,
     };
@@ -122,7 +124,7 @@ fn fastrand_u64() -> u64 {
 /// matched by none.
 fn route_rules(c: &mut Criterion) {
     use osm_api::v1::{self, route_match::PathKind};
-    use osm_proxy::routing::http_route::{RequestParts, RouteMatches, compile_matches};
+    use osm_proxy::routing::http_route::{RouteMatches, compile_matches};
     let mut all = Vec::new();
     for i in 0..100 {
         let m = v1::RouteMatch {
@@ -150,13 +152,14 @@ fn route_rules(c: &mut Criterion) {
     let mut headers = http::HeaderMap::new();
     headers.insert("x-tenant", "t98".parse().expect("value"));
     let method = http::Method::GET;
-    let hit = RequestParts {
+    let hit = HttpRequestView {
         method: &method,
         path: "/api/v98/books/1",
         query: Some("a=1"),
+        authority: None,
         headers: &headers,
     };
-    let miss = RequestParts {
+    let miss = HttpRequestView {
         path: "/other",
         ..hit
     };

@@ -192,7 +192,7 @@ pub struct EjectionRow {
     pub first_failure_ms: f64,
     pub bad_endpoint_failures: u64,
     /// Requests each endpoint (good, bad) got over the run.
-    pub share_before: (u64, u64),
+    pub requests_good_bad: (u64, u64),
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -309,7 +309,7 @@ async fn ejection_run(
         reaction_ms: last.saturating_sub(flipped_at).as_secs_f64() * 1000.0,
         first_failure_ms: first.saturating_sub(flipped_at).as_secs_f64() * 1000.0,
         bad_endpoint_failures: sent.failed,
-        share_before: {
+        requests_good_bad: {
             // The endpoints' shares of all requests (both healthy at first).
             let good_n = good.seen.requests.load(Ordering::SeqCst) - before.0;
             let bad_n = bad.seen.requests.load(Ordering::SeqCst) - before.1;
@@ -369,8 +369,8 @@ pub fn markdown(outcome: &Outcome, context: &str) -> String {
          |---|---|---|---|---|\n| {} rps | {} ({} / {}) | {} | {:.1} ms | {:.1} ms |",
         e.rate,
         e.sent.requests,
-        e.share_before.0,
-        e.share_before.1,
+        e.requests_good_bad.0,
+        e.requests_good_bad.1,
         e.bad_endpoint_failures,
         e.first_failure_ms,
         e.reaction_ms

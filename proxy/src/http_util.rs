@@ -81,11 +81,14 @@ pub fn error_response(status: StatusCode, message: &str) -> Response<ProxyBody> 
 
 /// The request's authority: the URI's, else the Host header.
 pub fn authority<B>(req: &Request<B>) -> Option<&str> {
-    req.uri().authority().map(|a| a.as_str()).or_else(|| {
-        req.headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-    })
+    authority_of(req.uri(), req.headers())
+}
+
+/// [`authority`] from a request's parts.
+pub fn authority_of<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    uri.authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
 }
 
 /// Whether an HTTP/1 request asks to switch protocols (WebSocket, ...).

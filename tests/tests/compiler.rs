@@ -100,6 +100,7 @@ fn the_smi_worked_example_as_an_allow_deny_table() {
         let view = HttpRequestView {
             method: &method,
             path,
+            query: None,
             authority: None,
             headers: &headers,
         };

@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 
 use super::{Destination, Source};
 use crate::{
-    http_util::{ProxyBody, authority, error_response},
+    http_util::{ProxyBody, error_response},
     hygiene,
     policy::{Decision, HttpRequestView, authorize_http},
     refusal::{Layer, Refusal},
@@ -119,12 +119,7 @@ async fn respond(ctx: &Inner, mut req: Request<Incoming>) -> Answer {
     let decision = match &ctx.source {
         Source::Ingress(_) => Decision::Allow("ingress".into()),
         Source::Mesh(identity) => {
-            let view = HttpRequestView {
-                method: req.method(),
-                path: req.uri().path(),
-                authority: authority(&req),
-                headers: req.headers(),
-            };
+            let view = HttpRequestView::of(&req);
             authorize_http(snapshot.mesh.permissive, ctx.port, policy, identity, &view)
         }
     };

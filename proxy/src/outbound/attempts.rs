@@ -19,10 +19,10 @@ use std::sync::atomic::Ordering;
 
 use crate::{
     config::{EndpointSet, OutboundService},
-    http_util::{Replay, UpstreamBody, authority, is_upgrade},
+    http_util::{Replay, UpstreamBody, is_upgrade},
     policy::HttpRequestView,
     refusal::{Layer, Refusal},
-    resilience::{self, retry::Tried},
+    resilience::{self, breaker::Breaker, retry::Tried},
     routing::{choose_backend, choose_endpoint},
     state::Shared,
     telemetry::metrics::Metrics,
@@ -87,16 +87,7 @@ impl Template {
     }
 
     fn view(&self) -> HttpRequestView<'_> {
-        HttpRequestView {
-            method: &self.method,
-            path: self.uri.path(),
-            authority: self.uri.authority().map(|a| a.as_str()).or_else(|| {
-                self.headers
-                    .get(http::header::HOST)
-                    .and_then(|h| h.to_str().ok())
-            }),
-            headers: &self.headers,
-        }
+        HttpRequestView::from_parts(&self.method, &self.uri, &self.headers)
     }
 }
 
@@ -137,12 +128,14 @@ pub fn observe(
         return;
     };
     let now = resilience::now();
-    let ejected = set
-        .endpoints
-        .iter()
-        .filter(|e| e.health.is_ejected(now))
-        .count();
-    let may_eject = ejected < rule.max_ejected(set.endpoints.len());
+    let may_eject = || {
+        let ejected = set
+            .endpoints
+            .iter()
+            .filter(|e| e.health.is_ejected(now))
+            .count();
+        ejected < rule.max_ejected(set.endpoints.len())
+    };
     if endpoint
         .health
         .record(rule, tried.is_failure(), now, may_eject)
@@ -225,7 +218,9 @@ async fn tries(
             Some(Prepared::Once(req)) => {
                 let set = match &plan.backend {
                     Some(set) => set.clone(),
-                    None => pick_backend(service, &req, random),
+                    None => {
+                        choose_backend(service, Some(&HttpRequestView::of(&req)), random).clone()
+                    }
                 };
                 (req.map(Either::Left), set)
             }
@@ -247,18 +242,15 @@ async fn tries(
             });
         };
         *last = Some(endpoint.clone());
-        let _place = match &set.breaker {
-            Some(breaker) => match breaker.admit_request().await {
-                Ok(place) => Some(place),
-                Err(overflow) => {
-                    return Sent::Refused(Refusal::Overflow {
-                        layer: Layer::Http,
-                        upstream: set.key.clone(),
-                        overflow,
-                    });
-                }
-            },
-            None => None,
+        let _place = match Breaker::admit(set.breaker.as_deref()).await {
+            Ok(place) => place,
+            Err(overflow) => {
+                return Sent::Refused(Refusal::Overflow {
+                    layer: Layer::Http,
+                    upstream: set.key.clone(),
+                    overflow,
+                });
+            }
         };
         let per_connection = set
             .breaker
@@ -318,20 +310,6 @@ fn finished(
         Ok(response) => Sent::Answered { response, endpoint },
         Err(error) => Sent::Failed { error, endpoint },
     }
-}
-
-fn pick_backend(
-    service: &OutboundService,
-    req: &Request<Incoming>,
-    random: u64,
-) -> Arc<EndpointSet> {
-    let view = HttpRequestView {
-        method: req.method(),
-        path: req.uri().path(),
-        authority: authority(req),
-        headers: req.headers(),
-    };
-    choose_backend(service, Some(&view), random).clone()
 }
 
 /// One try, held to the per-try timeout. With a limit of requests per

@@ -15,6 +15,7 @@ use crate::{
     },
     policy::HttpRequestView,
     refusal::{Layer, Refusal},
+    resilience::breaker::{Breaker, Overflow},
     routing::{service_by_addr, service_by_authority},
     state::Shared,
     telemetry::access_log::{HttpEntry, LogParts, now},
@@ -105,7 +106,7 @@ struct EgressRoute {
     dst: SocketAddr,
     host: String,
     rule: Arc<str>,
-    breaker: Option<Arc<crate::resilience::breaker::Breaker>>,
+    breaker: Option<Arc<Breaker>>,
 }
 
 fn egress(
@@ -115,12 +116,7 @@ fn egress(
 ) -> Option<EgressRoute> {
     let dst = ctx.orig_dst?;
     let (host, _) = crate::routing::normalize_authority(authority(req)?, dst.port())?;
-    let view = HttpRequestView {
-        method: req.method(),
-        path: req.uri().path(),
-        authority: authority(req),
-        headers: req.headers(),
-    };
+    let view = HttpRequestView::of(req);
     let rule = crate::routing::egress::allows_http(&snapshot.egress, &host, dst.port(), &view)?;
     Some(EgressRoute {
         dst,
@@ -131,6 +127,16 @@ fn egress(
 }
 
 impl EgressRoute {
+    /// The rule's circuit breaker turned the request away.
+    fn overflowed(self, ctx: &Inner, overflow: Overflow) -> Outcome {
+        let refusal = Refusal::Overflow {
+            layer: Layer::Http,
+            upstream: self.rule.clone(),
+            overflow,
+        };
+        Outcome::refused(&refusal.record(&ctx.shared.metrics), Some(self.rule))
+    }
+
     async fn forward(self, ctx: &Inner, req: Request<Incoming>) -> Outcome {
         let Some(target) = ctx.shared.resolver.pin(&self.host, self.dst).await else {
             let refusal = Refusal::EgressHostUnresolved {
@@ -139,19 +145,9 @@ impl EgressRoute {
             };
             return Outcome::refused(&refusal.record(&ctx.shared.metrics), Some(self.rule));
         };
-        let _place = match &self.breaker {
-            Some(breaker) => match breaker.admit_request().await {
-                Ok(place) => Some(place),
-                Err(overflow) => {
-                    let refusal = Refusal::Overflow {
-                        layer: Layer::Http,
-                        upstream: self.rule.clone(),
-                        overflow,
-                    };
-                    return Outcome::refused(&refusal.record(&ctx.shared.metrics), Some(self.rule));
-                }
-            },
-            None => None,
+        let _place = match Breaker::admit(self.breaker.as_deref()).await {
+            Ok(place) => place,
+            Err(overflow) => return self.overflowed(ctx, overflow),
         };
         let client = ctx.shared.plain_client(
             target,
@@ -165,14 +161,7 @@ impl EgressRoute {
                 endpoint: None,
                 error: None,
             },
-            Err(ForwardError::Overflow { overflow, .. }) => {
-                let refusal = Refusal::Overflow {
-                    layer: Layer::Http,
-                    upstream: self.rule.clone(),
-                    overflow,
-                };
-                Outcome::refused(&refusal.record(&ctx.shared.metrics), Some(self.rule))
-            }
+            Err(ForwardError::Overflow { overflow, .. }) => self.overflowed(ctx, overflow),
             Err(e) => Outcome::failed(
                 e.status(),
                 format!("osm-proxy: {target}: {e}"),

@@ -9,10 +9,8 @@ use super::attempts::Plan;
 use crate::{
     config::{OutboundService, Routes},
     http_util::{ProxyBody, authority, error_response},
-    routing::{
-        http_route::{PathMatch, RequestParts},
-        route_filters::replace_path,
-    },
+    policy::HttpRequestView,
+    routing::{http_route::PathMatch, route_filters::replace_path},
 };
 
 /// What the rules decided.
@@ -39,13 +37,7 @@ pub fn apply(
     mut req: Request<Incoming>,
     random: u64,
 ) -> Ruled {
-    let parts = RequestParts {
-        method: req.method(),
-        path: req.uri().path(),
-        query: req.uri().query(),
-        headers: req.headers(),
-    };
-    let Some(matched) = routes.matches.select(&parts) else {
+    let Some(matched) = routes.matches.select(&HttpRequestView::of(&req)) else {
         let message = format!(
             "osm-proxy: no route rule of {} matches {} {}",
             service.key,

@@ -1,18 +1,36 @@
 use std::sync::Arc;
 
-use http::{HeaderMap, Method};
+use http::{HeaderMap, Method, Request, Uri};
 
 use super::{InboundPolicy, Traffic};
 use crate::identity::SpiffeId;
 
-/// The parts of a request authorization looks at.
+/// The parts of a request that rules look at (authorization, A/B
+/// matches, Egress rules, Gateway API route matches).
 #[derive(Debug, Clone, Copy)]
 pub struct HttpRequestView<'a> {
     pub method: &'a Method,
     /// The path without the query string.
     pub path: &'a str,
+    pub query: Option<&'a str>,
     pub authority: Option<&'a str>,
     pub headers: &'a HeaderMap,
+}
+
+impl<'a> HttpRequestView<'a> {
+    pub fn of<B>(req: &'a Request<B>) -> Self {
+        Self::from_parts(req.method(), req.uri(), req.headers())
+    }
+
+    pub fn from_parts(method: &'a Method, uri: &'a Uri, headers: &'a HeaderMap) -> Self {
+        Self {
+            method,
+            path: uri.path(),
+            query: uri.query(),
+            authority: crate::http_util::authority_of(uri, headers),
+            headers,
+        }
+    }
 }
 
 /// The outcome of an authorization.
@@ -220,6 +238,7 @@ mod tests {
             let view = HttpRequestView {
                 method: &method,
                 path,
+                query: None,
                 authority: None,
                 headers: &h,
             };
@@ -239,6 +258,7 @@ mod tests {
         let view = HttpRequestView {
             method: &Method::POST,
             path: "/metrics",
+            query: None,
             authority: None,
             headers: &h,
         };
@@ -268,6 +288,7 @@ mod tests {
         let view = HttpRequestView {
             method: &Method::GET,
             path: "/x",
+            query: None,
             authority: None,
             headers: &h,
         };
@@ -304,6 +325,7 @@ mod tests {
         let view = HttpRequestView {
             method: &Method::PUT,
             path: "/anything",
+            query: None,
             authority: None,
             headers: &h,
         };
@@ -329,6 +351,7 @@ mod tests {
         let view = HttpRequestView {
             method: &Method::GET,
             path: "/",
+            query: None,
             authority: None,
             headers: &h,
         };
@@ -368,6 +391,7 @@ mod tests {
         let at = |path| HttpRequestView {
             method: &Method::GET,
             path,
+            query: None,
             authority: None,
             headers: &h,
         };

@@ -145,6 +145,14 @@ impl Breaker {
             .map_err(|_| Overflow::MaxRequests)
     }
 
+    /// [`Breaker::admit_request`] for an upstream that may have no limits.
+    pub async fn admit(breaker: Option<&Breaker>) -> Result<RequestPermit, Overflow> {
+        match breaker {
+            Some(b) => b.admit_request().await,
+            None => Ok(RequestPermit(None)),
+        }
+    }
+
     /// One more open connection, or `MaxConnections`.
     pub fn admit_connection(self: &Arc<Self>) -> Result<CountPermit, Overflow> {
         take(&self.connections, self.limits.max_connections)

@@ -74,13 +74,15 @@ pub struct Health {
 }
 
 /// Records one result; `Some(until)` when it ejects the endpoint.
-/// `may_eject` says whether the service's ejection limit leaves room.
+/// `may_eject` says whether the service's ejection limit leaves room; it
+/// is asked only when a failure would eject (it scans the service's
+/// endpoints, which no other request should pay for).
 pub fn observe(
     rule: &OutlierRule,
     health: &mut Health,
     failed: bool,
     now: Duration,
-    may_eject: bool,
+    may_eject: impl FnOnce() -> bool,
 ) -> Option<Duration> {
     if let Some(until) = health.ejected_until {
         if now < until {
@@ -103,7 +105,7 @@ pub fn observe(
         return None;
     }
     health.consecutive_failures = health.consecutive_failures.saturating_add(1);
-    if health.consecutive_failures < rule.consecutive_5xx || !may_eject {
+    if health.consecutive_failures < rule.consecutive_5xx || !may_eject() {
         return None;
     }
     health.consecutive_failures = 0;
@@ -130,7 +132,13 @@ impl EndpointHealth {
     }
 
     /// Records a try's result; true when it ejected the endpoint.
-    pub fn record(&self, rule: &OutlierRule, failed: bool, now: Duration, may_eject: bool) -> bool {
+    pub fn record(
+        &self,
+        rule: &OutlierRule,
+        failed: bool,
+        now: Duration,
+        may_eject: impl FnOnce() -> bool,
+    ) -> bool {
         let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
         match observe(rule, &mut health, failed, now, may_eject) {
             Some(until) => {
@@ -187,7 +195,7 @@ mod tests {
             (true, 620, Some(1620)), // second ejection: 2 x 500 ms
         ];
         for (failed, at, ejected) in steps {
-            let got = observe(&rule, &mut h, *failed, ms(*at), true);
+            let got = observe(&rule, &mut h, *failed, ms(*at), || true);
             assert_eq!(got, ejected.map(ms), "at {at} ms");
         }
         assert_eq!(h.ejections, 2);
@@ -201,13 +209,13 @@ mod tests {
             ejected_until: Some(ms(1000)),
             ..Default::default()
         };
-        observe(&rule, &mut h, false, ms(1500), true);
+        observe(&rule, &mut h, false, ms(1500), || true);
         assert_eq!(h.ejections, 2, "half an interval healthy");
-        observe(&rule, &mut h, false, ms(3100), true);
+        observe(&rule, &mut h, false, ms(3100), || true);
         assert_eq!(h.ejections, 0, "two intervals healthy");
         // No room under maxEjectionPercent: counted, not ejected.
         for at in 0..5 {
-            assert_eq!(observe(&rule, &mut h, true, ms(4000 + at), false), None);
+            assert_eq!(observe(&rule, &mut h, true, ms(4000 + at), || false), None);
         }
         assert_eq!(rule.max_ejected(2), 1);
         assert_eq!(rule.max_ejected(10), 5);
@@ -242,7 +250,7 @@ mod tests {
         let e = EndpointHealth::default();
         assert!(!e.is_ejected(ms(0)));
         for at in 0..3 {
-            e.record(&rule, true, ms(at), true);
+            e.record(&rule, true, ms(at), || true);
         }
         assert!(e.is_ejected(ms(3)));
         assert!(e.is_ejected(ms(501)));

@@ -144,6 +144,7 @@ mod tests {
         let view = HttpRequestView {
             method: &Method::GET,
             path: "/",
+            query: None,
             authority: None,
             headers: &h,
         };

@@ -13,9 +13,11 @@
 
 use std::cmp::Reverse;
 
-use http::{HeaderMap, Method};
+use http::Method;
 use osm_api::v1;
 use regex::Regex;
+
+use crate::policy::HttpRequestView;
 
 /// How a path is matched.
 #[derive(Debug, Clone)]
@@ -78,17 +80,8 @@ pub struct RouteMatch {
     pub rule: usize,
 }
 
-/// What a request looks like to a route.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestParts<'a> {
-    pub method: &'a Method,
-    pub path: &'a str,
-    pub query: Option<&'a str>,
-    pub headers: &'a HeaderMap,
-}
-
 impl RouteMatch {
-    fn matches(&self, r: &RequestParts<'_>) -> bool {
+    fn matches(&self, r: &HttpRequestView<'_>) -> bool {
         self.path.matches(r.path)
             && self.method.as_ref().is_none_or(|m| m == r.method)
             && self.headers.iter().all(|(name, m)| {
@@ -144,7 +137,7 @@ impl RouteMatches {
 
     /// The match (and so the rule) a request follows; None: no rule
     /// matches (the request is answered 404).
-    pub fn select(&self, request: &RequestParts<'_>) -> Option<&RouteMatch> {
+    pub fn select(&self, request: &HttpRequestView<'_>) -> Option<&RouteMatch> {
         self.matches.iter().find(|m| m.matches(request))
     }
 
@@ -246,6 +239,8 @@ pub fn compile_matches(
 
 #[cfg(test)]
 mod tests {
+    use http::HeaderMap;
+
     use super::*;
 
     fn m(kind: v1::route_match::PathKind, path: &str) -> v1::RouteMatch {
@@ -279,13 +274,8 @@ mod tests {
             );
         }
         let method = Method::from_bytes(method.as_bytes()).unwrap();
-        t.select(&RequestParts {
-            method: &method,
-            path: uri.path(),
-            query: uri.query(),
-            headers: &map,
-        })
-        .map(|m| m.rule)
+        t.select(&HttpRequestView::from_parts(&method, &uri, &map))
+            .map(|m| m.rule)
     }
 
     #[test]

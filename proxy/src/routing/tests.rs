@@ -112,6 +112,7 @@ fn a_b_matches_choose_between_the_split_and_the_root() {
     let request = |headers| HttpRequestView {
         method: &Method::GET,
         path: "/books",
+        query: None,
         authority: Some("bookstore:14001"),
         headers,
     };
