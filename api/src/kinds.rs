@@ -123,6 +123,8 @@ pub const WATCHED_KINDS: &[WatchedKind] = &[
         "UpstreamTrafficSetting",
         "upstreamtrafficsettings",
     ),
+    custom("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes"),
+    custom("gateway.networking.k8s.io", "v1", "GRPCRoute", "grpcroutes"),
 ];
 
 /// The version whose shape an object read at `watched`'s (storage)

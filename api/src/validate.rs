@@ -15,6 +15,7 @@
 //! | IngressBackend | no backend or source; bad port or protocol; unknown source kind; bad IP range | https backend without an AuthenticatedPrincipal source |
 //! | Retry | source not a ServiceAccount; no destination; destination not a Service; bad duration | |
 //! | UpstreamTrafficSetting | no host; bad duration, unit or status code; bad route path regex | |
+//! | HTTPRoute, GRPCRoute | a Service parent with sectionName or a bad port; duplicate rule names; bad path, header, query or method match; a filter the mesh does not implement (RequestMirror, ExtensionRef, CORS, ExternalAuth), of the wrong type, repeated, or with a bad header, scheme, host, port, status code or path; RequestRedirect with URLRewrite; a Service backend without port; weight above 1000000; bad timeouts (backendRequest longer than request); `retry`, `sessionPersistence` | no Service parent; `hostnames` |
 //!
 //! Checks that need other objects (a rule naming a missing route, a backend
 //! without the root's port) are the compiler's and only warn there.
@@ -86,6 +87,8 @@ pub fn validate(object: &Object) -> Vec<Problem> {
         }
         Object::Retry(r) => policy::retry(&r.spec, &mut p),
         Object::UpstreamTrafficSetting(u) => policy::upstream_traffic_setting(&u.spec, &mut p),
+        Object::HttpRoute(r) => gateway::http_route(&r.spec, &mut p),
+        Object::GrpcRoute(r) => gateway::grpc_route(&r.spec, &mut p),
         _ => {}
     }
     p.0
@@ -251,9 +254,12 @@ fn traffic_split(split: &Custom<smi::TrafficSplit>, p: &mut Problems) {
 }
 
 mod fields;
+mod gateway;
 mod mesh_config;
 mod no_effect;
 mod policy;
 
+#[cfg(test)]
+mod gateway_tests;
 #[cfg(test)]
 mod tests;

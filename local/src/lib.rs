@@ -27,6 +27,7 @@ pub mod lifecycle;
 pub mod manifests;
 pub mod netns_http;
 pub mod pods;
+pub mod route_status;
 pub mod runtime;
 pub mod state;
 pub mod store;

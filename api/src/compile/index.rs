@@ -8,7 +8,9 @@ use k8s_openapi::api::{
     discovery::v1::EndpointSlice,
 };
 
-use crate::resources::{Custom, Object, ObjectKey, mesh_config::MeshConfigSpec, policy, smi};
+use crate::resources::{
+    Custom, Object, ObjectKey, gateway, mesh_config::MeshConfigSpec, policy, smi,
+};
 
 /// Namespace and name.
 pub type NsName = (String, String);
@@ -63,6 +65,8 @@ pub struct Index {
     pub ingress_backends: BTreeMap<NsName, Custom<policy::IngressBackendSpec>>,
     pub retries: BTreeMap<NsName, Custom<policy::RetrySpec>>,
     pub upstream_traffic_settings: BTreeMap<NsName, Custom<policy::UpstreamTrafficSettingSpec>>,
+    pub http_routes: BTreeMap<NsName, Custom<gateway::HttpRouteSpec>>,
+    pub grpc_routes: BTreeMap<NsName, Custom<gateway::GrpcRouteSpec>>,
 }
 
 fn ns_name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> NsName {
@@ -155,6 +159,12 @@ impl Index {
                 self.upstream_traffic_settings
                     .insert(ns_name(&o.metadata), o);
             }
+            Object::HttpRoute(o) => {
+                self.http_routes.insert(ns_name(&o.metadata), o);
+            }
+            Object::GrpcRoute(o) => {
+                self.grpc_routes.insert(ns_name(&o.metadata), o);
+            }
             Object::Deployment(_) | Object::ConfigMap(_) => {}
         }
         problems
@@ -189,6 +199,8 @@ impl Index {
             "IngressBackend" => self.ingress_backends.remove(&k).is_some(),
             "Retry" => self.retries.remove(&k).is_some(),
             "UpstreamTrafficSetting" => self.upstream_traffic_settings.remove(&k).is_some(),
+            "HTTPRoute" => self.http_routes.remove(&k).is_some(),
+            "GRPCRoute" => self.grpc_routes.remove(&k).is_some(),
             _ => false,
         }
     }

@@ -17,6 +17,7 @@
 //! - Several TrafficSplits for one root: the first by name applies (warning).
 
 mod endpoints;
+pub mod gateway;
 mod inbound;
 pub mod incremental;
 pub mod index;

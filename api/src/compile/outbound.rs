@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{Pod, Service, ServicePort};
 use super::{
     Index,
     endpoints::{endpoint_set, endpoints},
+    gateway::{attached, compile_rules, parents_of_candidates},
     split::{compile_split, split_for},
 };
 use crate::{compat::SERVICE_NAME_LABEL, k8s, v1};
@@ -45,10 +46,20 @@ pub fn compile(
             let own = endpoint_set(index, service, sp);
             let upstream = super::policy::upstream_setting(index, ns, name);
             let own_key = own.key.clone();
+            let routes = attached(index, ns, name, port, &my_ns);
             let (split_backends, split_matches) = match split {
+                Some(s) if !routes.is_empty() => {
+                    warnings.push(format!(
+                        "TrafficSplit {} does not apply to {ns}/{name}:{port}: {} routes it (Gateway API routes win)",
+                        super::routes::tt_name(s),
+                        routes[0].describe()
+                    ));
+                    (Vec::new(), Vec::new())
+                }
                 Some(s) => compile_split(index, s, name, port, &own_key, &mut sets, warnings),
                 None => (Vec::new(), Vec::new()),
             };
+            let routes = compile_rules(index, &routes, &mut sets, warnings);
             if headless {
                 out.extend(per_pod_services(index, port, sp, &own, &my_ns, &mut sets));
             }
@@ -70,12 +81,11 @@ pub fn compile(
                 retry: super::policy::retry(index, pod, ns, name),
                 limits: upstream.and_then(super::policy::connection_limits),
                 outlier_detection: upstream.and_then(super::policy::outlier_detection),
-                // Per route, from Gateway API HTTPRoute timeouts (not yet
-                // compiled): the mesh default applies meanwhile.
+                // Timeouts are per route rule (Gateway API `timeouts`); the
+                // mesh default applies to the rest.
                 request_timeout_ms: 0,
                 backend_request_timeout_ms: 0,
-                // Gateway API routes: not compiled yet (issue 18).
-                routes: Vec::new(),
+                routes,
             });
             sets.insert(own.key.clone(), own);
         }
@@ -152,6 +162,10 @@ fn candidates(index: &Index, allowed: &BTreeSet<SaKey>) -> BTreeSet<(String, Str
             out.insert((ns.clone(), root.to_string()));
         }
     }
+    // Services whose Gateway API routes send to one of these (a
+    // frontend Service without pods of its own).
+    let parents = parents_of_candidates(index, &out);
+    out.extend(parents.into_iter().filter(|(ns, _)| index.is_monitored(ns)));
     out.retain(|key| index.services.contains_key(key));
     out
 }
@@ -279,7 +293,7 @@ fn per_pod_services(
             outlier_detection: None,
             request_timeout_ms: 0,
             backend_request_timeout_ms: 0,
-            // Gateway API routes: not compiled yet (issue 18).
+            // A pod's own name is not a Service parent: routes do not apply.
             routes: Vec::new(),
         });
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::Value;
 
 use super::{LoadError, Origin};
-use crate::resources::{Custom, Object, smi};
+use crate::resources::{Custom, Object, gateway, smi};
 
 fn describe(value: &Value) -> Option<String> {
     let kind = value.get("kind").and_then(Value::as_str)?;
@@ -238,6 +238,13 @@ fn parse_kind(api_version: &str, kind: &str, value: Value) -> Parsed {
         ("policy.openservicemesh.io/v1alpha1", "Retry") => O::Retry(custom(value, Ok)?),
         ("policy.openservicemesh.io/v1alpha1", "UpstreamTrafficSetting") => {
             O::UpstreamTrafficSetting(custom(value, Ok)?)
+        }
+
+        ("gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1beta1", "HTTPRoute") => {
+            O::HttpRoute(custom(value, |s: gateway::HttpRouteSpec| Ok(s))?)
+        }
+        ("gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1alpha2", "GRPCRoute") => {
+            O::GrpcRoute(custom(value, |s: gateway::GrpcRouteSpec| Ok(s))?)
         }
 
         _ => {

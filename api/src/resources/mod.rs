@@ -2,6 +2,7 @@
 //! and the mesh's custom resources, each converted to one internal form
 //! whatever API version it was written in.
 
+pub mod gateway;
 pub mod mesh_config;
 pub mod policy;
 pub mod quantity;
@@ -44,6 +45,8 @@ pub enum Object {
     IngressBackend(Custom<policy::IngressBackendSpec>),
     Retry(Custom<policy::RetrySpec>),
     UpstreamTrafficSetting(Custom<policy::UpstreamTrafficSettingSpec>),
+    HttpRoute(Custom<gateway::HttpRouteSpec>),
+    GrpcRoute(Custom<gateway::GrpcRouteSpec>),
 }
 
 /// Kind, namespace and name: what identifies an object.
@@ -85,6 +88,8 @@ impl Object {
             Object::IngressBackend(_) => "IngressBackend",
             Object::Retry(_) => "Retry",
             Object::UpstreamTrafficSetting(_) => "UpstreamTrafficSetting",
+            Object::HttpRoute(_) => "HTTPRoute",
+            Object::GrpcRoute(_) => "GRPCRoute",
         }
     }
 
@@ -107,6 +112,8 @@ impl Object {
             Object::IngressBackend(o) => &o.metadata,
             Object::Retry(o) => &o.metadata,
             Object::UpstreamTrafficSetting(o) => &o.metadata,
+            Object::HttpRoute(o) => &o.metadata,
+            Object::GrpcRoute(o) => &o.metadata,
         }
     }
 
@@ -129,6 +136,8 @@ impl Object {
             Object::IngressBackend(o) => &mut o.metadata,
             Object::Retry(o) => &mut o.metadata,
             Object::UpstreamTrafficSetting(o) => &mut o.metadata,
+            Object::HttpRoute(o) => &mut o.metadata,
+            Object::GrpcRoute(o) => &mut o.metadata,
         }
     }
 

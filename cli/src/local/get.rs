@@ -31,6 +31,8 @@ pub fn kind_of(resource: &str) -> Option<&'static str> {
         "ingressbackend" | "ingressbackends" => "IngressBackend",
         "retry" | "retries" => "Retry",
         "upstreamtrafficsetting" | "upstreamtrafficsettings" | "uts" => "UpstreamTrafficSetting",
+        "httproute" | "httproutes" => "HTTPRoute",
+        "grpcroute" | "grpcroutes" => "GRPCRoute",
         _ => return None,
     })
 }
@@ -97,6 +99,7 @@ pub fn table(
         ],
         "Deployment" => vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
         "Namespace" => vec!["NAME", "STATUS", "AGE"],
+        "HTTPRoute" | "GRPCRoute" => vec!["NAME", "PARENTS", "ACCEPTED", "RESOLVEDREFS", "AGE"],
         _ => vec!["NAME", "AGE"],
     };
     for s in objects {
@@ -162,6 +165,10 @@ pub fn table(
                 ]
             }
             "Namespace" => vec![name, "Active".into(), created],
+            "HTTPRoute" | "GRPCRoute" => {
+                let (parents, accepted, resolved) = route_columns(v);
+                vec![name, parents, accepted, resolved, created]
+            }
             _ => vec![name, created],
         };
         if with_namespace {
@@ -174,6 +181,56 @@ pub fn table(
         header.insert(0, "NAMESPACE");
     }
     crate::table::render(&header, &rows)
+}
+
+/// A route's parents (`service[:port]`, namespaced when not the route's)
+/// and, per parent, its Accepted and ResolvedRefs conditions.
+fn route_columns(route: &Value) -> (String, String, String) {
+    let parents = route
+        .pointer("/status/parents")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let condition = |p: &Value, kind: &str| {
+        p["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == kind)
+            .map(|c| {
+                let status = c["status"].as_str().unwrap_or("Unknown");
+                match c["reason"].as_str() {
+                    Some(reason) if status != "True" => format!("{status}({reason})"),
+                    _ => status.to_string(),
+                }
+            })
+            .unwrap_or_else(|| "Unknown".into())
+    };
+    if parents.is_empty() {
+        return ("<none>".into(), "<none>".into(), "<none>".into());
+    }
+    let names: Vec<String> = parents
+        .iter()
+        .map(|p| {
+            let r = &p["parentRef"];
+            let mut name = r["name"].as_str().unwrap_or("").to_string();
+            if let Some(ns) = r["namespace"].as_str() {
+                name = format!("{ns}/{name}");
+            }
+            match r["port"].as_u64() {
+                Some(port) => format!("{name}:{port}"),
+                None => name,
+            }
+        })
+        .collect();
+    let column = |kind: &str| {
+        parents
+            .iter()
+            .map(|p| condition(p, kind))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    (names.join(","), column("Accepted"), column("ResolvedRefs"))
 }
 
 /// What to show.
@@ -190,11 +247,12 @@ pub struct Query {
 pub fn get(store: &Store, q: &Query) -> anyhow::Result<String> {
     let kind = kind_of(&q.resource).ok_or_else(|| {
         anyhow::anyhow!(
-            "error: the server doesn't have a resource type {:?} (try pods, services, deployments, namespaces, serviceaccounts, configmaps, traffictargets, trafficsplits, httproutegroups, tcproutes, meshconfigs, egresses, ingressbackends)",
+            "error: the server doesn't have a resource type {:?} (try pods, services, deployments, namespaces, serviceaccounts, configmaps, traffictargets, trafficsplits, httproutegroups, tcproutes, meshconfigs, egresses, ingressbackends, httproutes, grpcroutes)",
             q.resource
         )
     })?;
-    let all = store.list()?;
+    let mut all = store.list()?;
+    osm_local::route_status::fill(&mut all, &osm_local::apiserver::now_rfc3339());
     let namespaced = kind != "Namespace";
     let selected: Vec<&Stored> = all
         .iter()

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::super::{Index, outbound::behind};
+use super::super::{Index, gateway::MeshRoute, outbound::behind};
 use crate::{
     k8s,
     resources::{Object, ObjectKey},
@@ -53,6 +53,8 @@ pub(super) fn current(index: &Index, key: &ObjectKey) -> Option<Object> {
         "UpstreamTrafficSetting" => {
             Object::UpstreamTrafficSetting(index.upstream_traffic_settings.get(&k)?.clone())
         }
+        "HTTPRoute" => Object::HttpRoute(index.http_routes.get(&k)?.clone()),
+        "GRPCRoute" => Object::GrpcRoute(index.grpc_routes.get(&k)?.clone()),
         _ => return None,
     })
 }
@@ -281,8 +283,29 @@ pub(super) fn touches(index: &Index, object: &Object) -> Touched {
             }
             t
         }
+        Object::HttpRoute(r) => route_touch(index, &MeshRoute::Http(r)),
+        Object::GrpcRoute(r) => route_touch(index, &MeshRoute::Grpc(r)),
         Object::ServiceAccount(_) | Object::Deployment(_) | Object::ConfigMap(_) => Touched::None,
     }
+}
+
+/// A Gateway API route: everything that sees its parent Services and its
+/// backends (their clients get the route, or the backends' endpoints).
+fn route_touch(index: &Index, route: &MeshRoute<'_>) -> Touched {
+    let route_ns = route.namespace();
+    let mut t = Touched::None;
+    for p in route.parent_refs().iter().filter(|p| p.is_service()) {
+        t.add(service_touch(index, p.namespace_or(route_ns), &p.name));
+    }
+    for b in route.backend_refs() {
+        let ns = b
+            .namespace
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(route_ns);
+        t.add(service_touch(index, ns, &b.name));
+    }
+    t
 }
 
 /// Pods running as the ServiceAccounts a policy names (namespace defaults

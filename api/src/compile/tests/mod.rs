@@ -2,6 +2,7 @@
 //! they share (the bookstore demo as YAML, an index built from it).
 
 mod access;
+mod gateway;
 mod policy;
 mod services;
 mod split;

@@ -1,0 +1,201 @@
+//! Route rules as the proxy receives them: matches, filters, weighted
+//! backends (each a Service port's endpoint set) and timeouts.
+
+use std::collections::BTreeMap;
+
+use super::{MeshRoute, grpc, resolve_backend};
+use crate::{
+    compile::{Index, endpoints::endpoint_set},
+    resources::gateway::{self, BackendRef, Filter, parse_duration},
+    v1,
+};
+
+/// The rules of `routes`, in order, resolving backends into `sets`.
+pub(crate) fn compile_rules(
+    index: &Index,
+    routes: &[MeshRoute<'_>],
+    sets: &mut BTreeMap<String, v1::EndpointSet>,
+    warnings: &mut Vec<String>,
+) -> Vec<v1::HttpRouteRule> {
+    let mut out = Vec::new();
+    for route in routes {
+        let route_ns = route.namespace();
+        let name = |i: usize, rule_name: &Option<String>| {
+            let rule = rule_name.clone().unwrap_or_else(|| i.to_string());
+            format!("{route_ns}/{}/{rule}", route.name())
+        };
+        let mut backends = |refs: &[BackendRef]| {
+            refs.iter()
+                .map(|b| backend(index, route, b, sets, warnings))
+                .collect::<Vec<_>>()
+        };
+        match route {
+            MeshRoute::Http(r) => {
+                for (i, rule) in r.spec.rules.iter().enumerate() {
+                    let timeouts = rule.timeouts.clone().unwrap_or_default();
+                    out.push(v1::HttpRouteRule {
+                        name: name(i, &rule.name),
+                        matches: rule.matches.iter().map(http_match).collect(),
+                        filters: rule.filters.iter().filter_map(filter).collect(),
+                        backends: backends(&rule.backend_refs),
+                        request_timeout_ms: timeout(timeouts.request.as_deref()),
+                        backend_request_timeout_ms: timeout(timeouts.backend_request.as_deref()),
+                    });
+                }
+            }
+            MeshRoute::Grpc(r) => {
+                for (i, rule) in r.spec.rules.iter().enumerate() {
+                    out.push(v1::HttpRouteRule {
+                        name: name(i, &rule.name),
+                        matches: rule.matches.iter().map(grpc::grpc_match).collect(),
+                        filters: rule.filters.iter().filter_map(filter).collect(),
+                        backends: backends(&rule.backend_refs),
+                        request_timeout_ms: 0,
+                        backend_request_timeout_ms: 0,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A Gateway API timeout in milliseconds: 0 when not set (the service's),
+/// and "0s" (no timeout) as the largest the wire carries.
+fn timeout(value: Option<&str>) -> u32 {
+    match value.map(parse_duration) {
+        Some(Ok(d)) if d.is_zero() => u32::MAX,
+        Some(Ok(d)) => u32::try_from(d.as_millis()).unwrap_or(u32::MAX),
+        _ => 0,
+    }
+}
+
+pub(super) fn value_match(m: &gateway::ValueMatch) -> v1::ValueMatch {
+    v1::ValueMatch {
+        name: m.name.clone(),
+        value: m.value.clone(),
+        regex: m.kind.as_deref() == Some("RegularExpression"),
+    }
+}
+
+fn http_match(m: &gateway::http_route::Match) -> v1::RouteMatch {
+    use v1::route_match::PathKind;
+    let path = m.path.clone().unwrap_or_default();
+    let kind = match path.kind.as_deref() {
+        Some("Exact") => PathKind::PathExact,
+        Some("RegularExpression") => PathKind::PathRegex,
+        _ => PathKind::PathPrefix,
+    };
+    v1::RouteMatch {
+        path_kind: kind as i32,
+        path: path.value.unwrap_or_else(|| "/".into()),
+        method: m.method.clone().unwrap_or_default(),
+        headers: m.headers.iter().map(value_match).collect(),
+        query_params: m.query_params.iter().map(value_match).collect(),
+    }
+}
+
+fn header_modifier(m: &gateway::HeaderModifier) -> v1::HeaderModifier {
+    let headers = |hs: &[gateway::Header]| {
+        hs.iter()
+            .map(|h| v1::Header {
+                name: h.name.clone(),
+                value: h.value.clone(),
+            })
+            .collect()
+    };
+    v1::HeaderModifier {
+        set: headers(&m.set),
+        add: headers(&m.add),
+        remove: m.remove.clone(),
+    }
+}
+
+/// (full path, prefix replacement) of a path modifier.
+fn path_modifier(p: Option<&gateway::PathModifier>) -> (String, String) {
+    match p {
+        Some(p) if p.kind == "ReplaceFullPath" => (
+            p.replace_full_path.clone().unwrap_or_default(),
+            String::new(),
+        ),
+        Some(p) => {
+            // An empty replacement strips the prefix: "/" says the same
+            // and the wire's empty string means "no replacement".
+            let prefix = p.replace_prefix_match.clone().unwrap_or_default();
+            let prefix = if prefix.is_empty() {
+                "/".into()
+            } else {
+                prefix
+            };
+            (String::new(), prefix)
+        }
+        None => (String::new(), String::new()),
+    }
+}
+
+/// A filter as the proxy receives it; None for kinds validation refuses
+/// (they never reach the compiler).
+fn filter(f: &Filter) -> Option<v1::RouteFilter> {
+    use v1::route_filter::Kind;
+    let kind = match f.kind.as_str() {
+        "RequestHeaderModifier" => {
+            Kind::RequestHeaderModifier(header_modifier(f.request_header_modifier.as_ref()?))
+        }
+        "ResponseHeaderModifier" => {
+            Kind::ResponseHeaderModifier(header_modifier(f.response_header_modifier.as_ref()?))
+        }
+        "RequestRedirect" => {
+            let r = f.request_redirect.as_ref()?;
+            let (full_path, prefix_match) = path_modifier(r.path.as_ref());
+            Kind::RequestRedirect(v1::RequestRedirect {
+                scheme: r.scheme.clone().unwrap_or_default(),
+                hostname: r.hostname.clone().unwrap_or_default(),
+                full_path,
+                prefix_match,
+                port: r.port.unwrap_or(0),
+                status_code: r.status_code.unwrap_or(302),
+            })
+        }
+        "URLRewrite" => {
+            let r = f.url_rewrite.as_ref()?;
+            let (full_path, prefix_match) = path_modifier(r.path.as_ref());
+            Kind::UrlRewrite(v1::UrlRewrite {
+                hostname: r.hostname.clone().unwrap_or_default(),
+                full_path,
+                prefix_match,
+            })
+        }
+        _ => return None,
+    };
+    Some(v1::RouteFilter { kind: Some(kind) })
+}
+
+fn backend(
+    index: &Index,
+    route: &MeshRoute<'_>,
+    b: &BackendRef,
+    sets: &mut BTreeMap<String, v1::EndpointSet>,
+    warnings: &mut Vec<String>,
+) -> v1::RouteBackend {
+    let endpoints = match resolve_backend(index, route.namespace(), b) {
+        Ok((service, sp)) => {
+            let set = endpoint_set(index, service, sp);
+            let key = set.key.clone();
+            sets.entry(key.clone()).or_insert(set);
+            key
+        }
+        Err(unresolved) => {
+            warnings.push(format!(
+                "{}: {} (its share of requests is answered 500)",
+                route.describe(),
+                unresolved.message
+            ));
+            String::new()
+        }
+    };
+    v1::RouteBackend {
+        endpoints,
+        weight: b.weight.unwrap_or(1),
+        filters: b.filters.iter().filter_map(filter).collect(),
+    }
+}

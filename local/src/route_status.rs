@@ -1,0 +1,47 @@
+//! What the controller writes in Gateway API routes' status, computed by
+//! local mode's API server when routes are read: the same pure function
+//! ([`osm_api::compile::gateway::status`]) over everything stored.
+
+use osm_api::compile::{
+    Index, MeshOptions,
+    gateway::{MeshRoute, status},
+};
+use serde_json::Value;
+
+use crate::store::Stored;
+
+/// Whether objects of this kind carry a status local mode computes.
+pub fn has_computed_status(kind: &str) -> bool {
+    matches!(kind, "HTTPRoute" | "GRPCRoute")
+}
+
+/// Fills `status` of every HTTPRoute and GRPCRoute in `all` from the
+/// other objects (as the controller would on a cluster).
+pub fn fill(all: &mut [Stored], now: &str) {
+    if !all.iter().any(|s| has_computed_status(&s.key.kind)) {
+        return;
+    }
+    let mut index = Index::new(MeshOptions::default());
+    for stored in all.iter() {
+        if let Ok(object) = osm_api::load::parse_object(stored.value.clone()) {
+            let _ = index.apply(object);
+        }
+    }
+    for stored in all.iter_mut() {
+        let key = (stored.key.namespace.clone(), stored.key.name.clone());
+        let route = match stored.key.kind.as_str() {
+            "HTTPRoute" => index.http_routes.get(&key).map(MeshRoute::Http),
+            "GRPCRoute" => index.grpc_routes.get(&key).map(MeshRoute::Grpc),
+            _ => continue,
+        };
+        let Some(route) = route else { continue };
+        let generation = route.metadata().generation.unwrap_or(1);
+        let parents = status::route_status(&index, &route);
+        if let Value::Object(map) = &mut stored.value {
+            map.insert(
+                "status".into(),
+                status::parents_json(&parents, generation, now),
+            );
+        }
+    }
+}
