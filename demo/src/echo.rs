@@ -45,6 +45,19 @@ pub fn describe<B>(req: &http::Request<B>, pod: &Pod) -> Value {
     })
 }
 
+/// How long the request asks the echo to wait before answering
+/// (`x-echo-delay-ms`, at most a minute).
+pub fn delay<B>(req: &http::Request<B>) -> Option<std::time::Duration> {
+    let ms: u64 = req
+        .headers()
+        .get("x-echo-delay-ms")?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    Some(std::time::Duration::from_millis(ms.min(60_000)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +84,11 @@ mod tests {
         assert_eq!(d["headers"]["x-tenant"], json!(["a", "b"]));
         assert_eq!(d["pod"], "echo-v1-abc");
         assert_eq!(d["namespace"], "shop");
+        assert_eq!(delay(&req), None);
+        let slow = http::Request::get("/")
+            .header("x-echo-delay-ms", "250")
+            .body(())
+            .unwrap();
+        assert_eq!(delay(&slow), Some(std::time::Duration::from_millis(250)));
     }
 }

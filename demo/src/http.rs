@@ -1,4 +1,5 @@
-//! A minimal HTTP/1.1 server and client for the demo apps (hyper).
+//! A minimal HTTP server (HTTP/1.1, and HTTP/2 with prior knowledge) and
+//! client for the demo apps (hyper).
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -57,7 +58,7 @@ where
                 let handler = handler.clone();
                 async move { Ok::<_, Infallible>(handler(req).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
@@ -70,6 +71,13 @@ pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 pub fn client() -> HttpClient {
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
+        .build_http()
+}
+
+/// A client speaking HTTP/2 with prior knowledge (h2c), as gRPC does.
+pub fn client_http2() -> HttpClient {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
         .build_http()
 }
 

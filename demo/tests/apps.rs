@@ -123,7 +123,7 @@ fn httpget_exits_like_curl_f() {
 #[test]
 fn echo_describes_the_request_and_the_pod() {
     let echo = start(
-        env!("CARGO_BIN_EXE_echo"),
+        env!("CARGO_BIN_EXE_osm-echo"),
         &[
             ("POD_NAMESPACE", "shop"),
             ("POD_NAME", "echo-0"),

@@ -105,6 +105,17 @@ pub fn rules(settings: &Settings, family: Family) -> Vec<Rule> {
         "OUTPUT",
         format!("-p tcp {mark} -j {OUTBOUND}"),
     ));
+    // The proxy reaching its application at the pod's own address (a
+    // port the pod does not declare) connects from the app source: let it
+    // through; its other connections to the pod's address are a request
+    // of the application to itself and go through the inbound side.
+    out.push(Rule::append(
+        OUTBOUND,
+        format!(
+            "-s {} -o lo -m owner --uid-owner {uid} -j RETURN",
+            family.app_source()
+        ),
+    ));
     out.push(Rule::append(
         OUTBOUND,
         format!("! -d {lo} -o lo -m owner --uid-owner {uid} -j {IN_REDIRECT}"),
@@ -190,6 +201,7 @@ mod tests {
                 "-A OSM_PROXY_INBOUND -p tcp -j OSM_PROXY_IN_REDIRECT",
                 "-A OSM_PROXY_OUT_REDIRECT -p tcp -j REDIRECT --to-ports 15001",
                 "-A OUTPUT -p tcp -m comment --comment osm-init -j OSM_PROXY_OUTBOUND",
+                "-A OSM_PROXY_OUTBOUND -s 127.0.0.6/32 -o lo -m owner --uid-owner 1500 -j RETURN",
                 "-A OSM_PROXY_OUTBOUND ! -d 127.0.0.1/32 -o lo -m owner --uid-owner 1500 -j OSM_PROXY_IN_REDIRECT",
                 "-A OSM_PROXY_OUTBOUND -o lo -m owner ! --uid-owner 1500 -j RETURN",
                 "-A OSM_PROXY_OUTBOUND -m owner --uid-owner 1500 -j RETURN",
@@ -199,7 +211,13 @@ mod tests {
         );
         let v6 = lines(&Settings::default(), Family::V6);
         assert!(v6.contains(&"-A OSM_PROXY_OUTBOUND -d ::1/128 -j RETURN".to_string()));
-        assert_eq!(v6.len(), 15);
+        assert!(
+            v6.contains(
+                &"-A OSM_PROXY_OUTBOUND -s ::1/128 -o lo -m owner --uid-owner 1500 -j RETURN"
+                    .to_string()
+            )
+        );
+        assert_eq!(v6.len(), 16);
     }
 
     #[test]

@@ -27,6 +27,15 @@ impl Family {
         }
     }
 
+    /// The source of the proxy's connections to its application at the
+    /// pod's own address ([`osm_api::compat::APP_SOURCE_V4`] and `_V6`).
+    pub fn app_source(self) -> String {
+        match self {
+            Family::V4 => format!("{}/32", osm_api::compat::APP_SOURCE_V4),
+            Family::V6 => format!("{}/128", osm_api::compat::APP_SOURCE_V6),
+        }
+    }
+
     pub fn holds(self, net: &IpNet) -> bool {
         matches!(
             (self, net),

@@ -41,7 +41,12 @@ impl std::hash::Hash for BreakerRef {
     }
 }
 
-type PlainKey = (SocketAddr, bool, Option<BreakerRef>);
+type PlainKey = (
+    SocketAddr,
+    bool,
+    Option<BreakerRef>,
+    Option<std::net::IpAddr>,
+);
 
 /// Shared proxy state.
 pub struct Shared {
@@ -253,8 +258,8 @@ impl Shared {
         self.credentials.load_full()
     }
 
-    /// A pooled plaintext client to `addr`: the local application, or an
-    /// egress destination.
+    /// A pooled plaintext client to `addr`: the local application (from
+    /// `source`, [`crate::upstream::app_source`]), or an egress destination.
     // The key holds a breaker (interior mutability) but hashes and compares
     // it by identity, which never changes.
     #[allow(clippy::mutable_key_type)]
@@ -263,8 +268,9 @@ impl Shared {
         addr: SocketAddr,
         http2: bool,
         breaker: Option<&Arc<Breaker>>,
+        source: Option<std::net::IpAddr>,
     ) -> HttpClient {
-        let key = (addr, http2, breaker.map(|b| BreakerRef(b.clone())));
+        let key = (addr, http2, breaker.map(|b| BreakerRef(b.clone())), source);
         if let Some(client) = self.plain_clients.load().get(&key) {
             return client.clone();
         }
@@ -274,14 +280,17 @@ impl Shared {
             .unwrap_or_else(|| self.config.load().mesh.connect_timeout);
         let gate = Arc::new(ArcSwapOption::new(breaker.cloned()));
         let client = http_client(
-            Connector::new(addr, None, self.tls.clone(), wire, timeout).with_breaker(gate),
+            Connector::new(addr, None, self.tls.clone(), wire, timeout)
+                .with_breaker(gate)
+                .with_source(source),
             wire,
         );
         self.plain_clients.rcu(|clients| {
             let mut clients = HashMap::clone(clients);
             // Clients of breakers no config holds any more go: then only
             // the key and the client's own connector hold the breaker.
-            clients.retain(|(_, _, b), _| b.as_ref().is_none_or(|b| Arc::strong_count(&b.0) > 2));
+            clients
+                .retain(|(_, _, b, _), _| b.as_ref().is_none_or(|b| Arc::strong_count(&b.0) > 2));
             clients.entry(key.clone()).or_insert_with(|| client.clone());
             clients
         });

@@ -24,6 +24,7 @@ const BINARIES: &[&str] = &[
     "bookstore",
     "bookwarehouse",
     "httpget",
+    "osm-echo",
 ];
 
 /// target/<profile>/, where cargo put the workspace's binaries.

@@ -6,6 +6,18 @@
 
 pub mod exclusions;
 
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// The source address the proxy connects to its application from when the
+/// application is reached at the pod's own address (not loopback). The
+/// proxy's other connections to its own pod address are sent to its
+/// inbound side, as a request of the application to itself must be; osm-init
+/// lets connections from this source through. One home for both.
+pub const APP_SOURCE_V4: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 6);
+/// IPv6 has one loopback address; the kernel never picks it as the source
+/// of a connection to the pod's own address, so it marks the proxy's.
+pub const APP_SOURCE_V6: Ipv6Addr = Ipv6Addr::LOCALHOST;
+
 // === Namespace and pod labels and annotations ===
 
 /// Namespace label naming the mesh that monitors it.

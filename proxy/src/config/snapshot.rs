@@ -17,6 +17,7 @@ use rustls::pki_types::CertificateDer;
 mod egress;
 mod inbound;
 mod outbound;
+mod pod_addresses;
 mod routes;
 
 pub use routes::{RouteBackend, RouteRule, Routes};

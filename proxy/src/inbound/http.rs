@@ -37,7 +37,7 @@ struct Inner {
 impl InboundContext {
     pub fn new(shared: Arc<Shared>, source: Source, to: Destination, http2: bool) -> Self {
         let Destination { port, app } = to;
-        let app_client = shared.plain_client(app, http2, None);
+        let app_client = shared.plain_client(app, http2, None, crate::upstream::app_source(app));
         let source_label = match &source {
             Source::Mesh(id) => id.to_string(),
             Source::Ingress(addr) => format!("ingress:{}", addr.ip()),

@@ -233,7 +233,12 @@ where
     let Connection {
         peer, to, admitted, ..
     } = *conn;
-    let upstream = crate::upstream::connect(to.app, conn.connect_timeout).await?;
+    let upstream = crate::upstream::connect_from(
+        to.app,
+        crate::upstream::app_source(to.app),
+        conn.connect_timeout,
+    )
+    .await?;
     let mut updates = shared.config_updates();
     let revoked = async {
         while updates.changed().await.is_ok() {

@@ -153,6 +153,7 @@ impl EgressRoute {
             target,
             req.version() == http::Version::HTTP_2,
             self.breaker.as_ref(),
+            None,
         );
         match forward(&client, req.map(Either::Left), target).await {
             Ok(response) => Outcome {

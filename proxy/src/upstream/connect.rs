@@ -3,7 +3,7 @@
 
 use std::{
     future::Future,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -62,6 +62,8 @@ pub struct Connector {
     timeout: Duration,
     /// The upstream's circuit breaker, as the current config sets it.
     breaker: Arc<ArcSwapOption<Breaker>>,
+    /// The local address to connect from (None: the kernel's choice).
+    source: Option<IpAddr>,
 }
 
 impl Connector {
@@ -79,12 +81,18 @@ impl Connector {
             wire,
             timeout,
             breaker: Arc::default(),
+            source: None,
         }
     }
 
     /// Counts its connections against the breaker `breaker` holds.
     pub fn with_breaker(mut self, breaker: Arc<ArcSwapOption<Breaker>>) -> Self {
         self.breaker = breaker;
+        self
+    }
+
+    pub fn with_source(mut self, source: Option<IpAddr>) -> Self {
+        self.source = source;
         self
     }
 
@@ -105,7 +113,7 @@ impl Connector {
     }
 
     pub async fn connect(&self) -> Result<Stream, ConnectError> {
-        let tcp = connect(self.addr, self.timeout).await?;
+        let tcp = connect_from(self.addr, self.source, self.timeout).await?;
         let Some(expected) = &self.identity else {
             return Ok(Stream::Plain(tcp));
         };
@@ -144,10 +152,46 @@ impl Connector {
 
 /// A TCP connection with a timeout and Nagle off.
 pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ConnectError> {
-    let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
+    connect_from(addr, None, timeout).await
+}
+
+/// Where the proxy connects to its application at `addr` from: the app
+/// source when the application is reached at the pod's own address, so
+/// that osm-init's rules let the connection through instead of sending it
+/// to the inbound side again ([`osm_api::compat::APP_SOURCE_V4`]).
+pub fn app_source(addr: SocketAddr) -> Option<IpAddr> {
+    match addr.ip() {
+        ip if ip.is_loopback() => None,
+        IpAddr::V4(_) => Some(IpAddr::V4(osm_api::compat::APP_SOURCE_V4)),
+        IpAddr::V6(_) => Some(IpAddr::V6(osm_api::compat::APP_SOURCE_V6)),
+    }
+}
+
+/// Connects to `addr` from `source` (any port) when given.
+pub async fn connect_from(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    timeout: Duration,
+) -> Result<TcpStream, ConnectError> {
+    let io = |source| ConnectError::Io { addr, source };
+    let connecting = async {
+        match source {
+            None => TcpStream::connect(addr).await,
+            Some(ip) => {
+                let socket = if ip.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()?
+                } else {
+                    tokio::net::TcpSocket::new_v6()?
+                };
+                socket.bind(SocketAddr::new(ip, 0))?;
+                socket.connect(addr).await
+            }
+        }
+    };
+    let tcp = tokio::time::timeout(timeout, connecting)
         .await
         .map_err(|_| ConnectError::Timeout { addr, timeout })?
-        .map_err(|source| ConnectError::Io { addr, source })?;
+        .map_err(io)?;
     let _ = tcp.set_nodelay(true);
     Ok(tcp)
 }

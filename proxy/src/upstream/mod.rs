@@ -6,7 +6,7 @@ mod forward;
 pub mod spec;
 mod stream;
 
-pub use connect::{ConnectError, Connector, connect};
+pub use connect::{ConnectError, Connector, app_source, connect, connect_from};
 pub use forward::{ForwardError, forward};
 pub use spec::EndpointSpec;
 pub use stream::{ConnectionUses, MeshIo, Stream};

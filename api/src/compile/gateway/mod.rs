@@ -17,9 +17,11 @@
 //!   by the specification's precedence, stable in that order.
 //! - A Service with routes and a TrafficSplit: the routes win for the
 //!   ports they attach to; the TrafficSplit is reported as overridden.
-//! - Backends in another namespace are not resolved (ReferenceGrant is not
-//!   read): their share of requests is answered 500, and ResolvedRefs says
-//!   RefNotPermitted.
+//! - A backend in another namespace resolves only when it is one of the
+//!   route's parent Services (a consumer route sending to the Service it
+//!   overrides); other cross-namespace backends are not resolved
+//!   (ReferenceGrant is not read): their share of requests is answered
+//!   500, and ResolvedRefs says RefNotPermitted.
 
 mod attach;
 mod grpc;
@@ -108,12 +110,17 @@ pub struct Unresolved {
     pub message: String,
 }
 
-/// The Service port a backendRef names.
+/// The Service port a backendRef of `route` names. A backend in another
+/// namespace resolves only when it is one of the route's parent Services
+/// (a consumer route sending to the Service it overrides, which its
+/// clients may address anyway); others need a ReferenceGrant, which the
+/// mesh does not read.
 pub fn resolve_backend<'a>(
     index: &'a Index,
-    route_ns: &str,
+    route: &MeshRoute<'_>,
     b: &BackendRef,
 ) -> Result<(&'a Service, &'a ServicePort), Unresolved> {
+    let route_ns = route.namespace();
     if !b.is_service() {
         return Err(Unresolved {
             reason: "InvalidKind",
@@ -130,11 +137,17 @@ pub fn resolve_backend<'a>(
         .as_deref()
         .filter(|n| !n.is_empty())
         .unwrap_or(route_ns);
-    if ns != route_ns {
+    let is_parent = || {
+        route
+            .parent_refs()
+            .iter()
+            .any(|p| p.is_service() && p.name == b.name && p.namespace_or(route_ns) == ns)
+    };
+    if ns != route_ns && !is_parent() {
         return Err(Unresolved {
             reason: "RefNotPermitted",
             message: format!(
-                "backend Service {ns}/{} is in another namespace than the route; the mesh does not read ReferenceGrants",
+                "backend Service {ns}/{} is in another namespace than the route and is not its parent; the mesh does not read ReferenceGrants",
                 b.name
             ),
         });

@@ -177,7 +177,7 @@ fn backend(
     sets: &mut BTreeMap<String, v1::EndpointSet>,
     warnings: &mut Vec<String>,
 ) -> v1::RouteBackend {
-    let endpoints = match resolve_backend(index, route.namespace(), b) {
+    let endpoints = match resolve_backend(index, route, b) {
         Ok((service, sp)) => {
             let set = endpoint_set(index, service, sp);
             let key = set.key.clone();

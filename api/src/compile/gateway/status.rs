@@ -93,7 +93,7 @@ fn resolved_refs(index: &Index, route: &MeshRoute<'_>) -> Condition {
     let problems: Vec<_> = route
         .backend_refs()
         .into_iter()
-        .filter_map(|b| resolve_backend(index, route.namespace(), b).err())
+        .filter_map(|b| resolve_backend(index, route, b).err())
         .collect();
     match problems.first() {
         None => Condition {

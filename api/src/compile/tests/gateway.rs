@@ -150,10 +150,32 @@ fn consumer_routes_apply_to_their_namespace_and_win_there() {
         rule_names(&producer, "mesh/echo-v1:80"),
         ["mesh/producer/0"]
     );
-    // The consumer route's backend is in another namespace: not resolved
-    // (no ReferenceGrant), its share answered 500, and said in the status.
+    // The consumer route's backend is its parent, in another namespace:
+    // resolved. Another Service of that namespace is not (no
+    // ReferenceGrant): its share is answered 500, and the status says so.
     let rule = &outbound(&consumer, "mesh/echo-v1:80").routes[0];
-    assert_eq!(rule.backends[0].endpoints, "");
+    assert_eq!(rule.backends[0].endpoints, "mesh/echo-v1:80");
+    let route_of = |idx: &Index, name: &str| {
+        route_status(
+            idx,
+            &MeshRoute::Http(&idx.http_routes[&("consumer".into(), name.into())]),
+        )
+    };
+    let status = route_of(&idx, "consumer");
+    assert_eq!(status[0].conditions[1].reason, "ResolvedRefs", "{status:?}");
+    let mut y2 = y.clone();
+    y2 += &route(
+        "consumer",
+        "elsewhere",
+        "{group: '', kind: Service, name: echo-v2, namespace: mesh}",
+        "  rules: [{backendRefs: [{name: echo-v1, namespace: mesh, port: 80}]}]\n",
+    );
+    let idx2 = index(&y2, MeshOptions::default());
+    let consumer = compile(&idx2, &proxy("consumer", "client-b")).expect("compiles");
+    assert_eq!(
+        outbound(&consumer, "mesh/echo-v2:80").routes[0].backends[0].endpoints,
+        ""
+    );
     assert!(
         consumer
             .warnings
@@ -162,11 +184,8 @@ fn consumer_routes_apply_to_their_namespace_and_win_there() {
         "{:?}",
         consumer.warnings
     );
-    let status = route_status(
-        &idx,
-        &MeshRoute::Http(&idx.http_routes[&("consumer".into(), "consumer".into())]),
-    );
-    let resolved = &status[0].conditions[1];
+    let denied = route_of(&idx2, "elsewhere");
+    let resolved = &denied[0].conditions[1];
     assert_eq!(
         (resolved.kind, resolved.status, resolved.reason),
         ("ResolvedRefs", false, "RefNotPermitted")

@@ -200,6 +200,13 @@ pub(super) fn build_outbound(
                 .push(indexed.service.clone());
         }
     }
+    super::pod_addresses::add_pod_addresses(
+        services,
+        sets,
+        registry,
+        mesh_request_timeout,
+        &mut by_addr,
+    );
     Ok((by_addr, by_host))
 }
 
@@ -281,7 +288,7 @@ fn conflicts(
     Ok(())
 }
 
-fn build_service(
+pub(super) fn build_service(
     at: &str,
     s: &v1::OutboundService,
     sets: &HashMap<String, Arc<EndpointSet>>,

@@ -171,3 +171,43 @@ fn the_fuzz_seed_with_routes_and_resilience_builds() {
     assert!(snapshot.mesh.app_on_pod_ip);
     assert_eq!(snapshot.mesh.tls.min, Some(2));
 }
+
+/// A meshed pod dialled at its own address is reached with mTLS as
+/// itself (one endpoint, its identity), without the Service's routes; a
+/// pod outside the mesh (no identity) is not.
+#[test]
+fn meshed_pods_are_reachable_at_their_own_address() {
+    let yaml = r#"
+endpoints:
+- key: shop/echo:80
+  endpoints:
+  - {address: "10.1.0.5:8080", identity: "spiffe://cluster.local/ns/shop/sa/echo", pod: echo-a}
+  - {address: "10.1.0.6:8080", identity: "spiffe://cluster.local/ns/shop/sa/echo", pod: echo-b}
+  - {address: "10.1.0.7:8080"}
+outbound:
+- key: shop/echo:80
+  namespace: shop
+  name: echo
+  port: 80
+  vips: ["10.96.0.20"]
+  protocol: PROTOCOL_HTTP1
+  endpoints: shop/echo:80
+  routes: [{name: shop/r/0, backends: [{endpoints: shop/echo:80, weight: 1}]}]
+"#;
+    let s = build(yaml).expect("valid");
+    let pod = &s.outbound_by_addr[&"10.1.0.6:8080".parse().expect("addr")];
+    assert_eq!(&*pod.key, "shop/echo:80@10.1.0.6:8080");
+    assert_eq!(pod.port, 8080);
+    assert_eq!(pod.endpoints.endpoints.len(), 1);
+    assert_eq!(pod.endpoints.endpoints[0].spec.pod, "echo-b");
+    assert!(
+        pod.routes.is_none(),
+        "the Service's routes are the Service address's"
+    );
+    assert!(
+        !s.outbound_by_addr
+            .contains_key(&"10.1.0.7:8080".parse().expect("addr"))
+    );
+    let service = &s.outbound_by_addr[&"10.96.0.20:80".parse().expect("addr")];
+    assert!(service.routes.is_some());
+}
