@@ -267,13 +267,20 @@ pub fn build(
         (mesh.connect_timeout, &Arc::new(mesh.tls.clone())),
         &mut build,
     )?;
-    let (outbound_by_addr, outbound_by_host) = build_outbound(
+    let (mut outbound_by_addr, outbound_by_host) = build_outbound(
         &config.outbound,
         &endpoint_sets,
         registry,
         mesh.request_timeout,
         &mut build,
     )?;
+    pod_addresses::add_pod_addresses(
+        &config.outbound,
+        &endpoint_sets,
+        registry,
+        mesh.request_timeout,
+        &mut outbound_by_addr,
+    );
     let mut egress = Vec::new();
     for (i, r) in config.egress.iter().enumerate() {
         egress.extend(build.keep(build_egress(&format!("egress[{i}]"), r, registry))?);

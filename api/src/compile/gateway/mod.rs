@@ -24,7 +24,7 @@
 //!   500, and ResolvedRefs says RefNotPermitted.
 
 mod attach;
-mod grpc;
+mod matches;
 mod rules;
 pub mod status;
 

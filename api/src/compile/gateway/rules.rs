@@ -3,7 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use super::{MeshRoute, grpc, resolve_backend};
+use super::{
+    MeshRoute,
+    matches::{grpc_match, http_match},
+    resolve_backend,
+};
 use crate::{
     compile::{Index, endpoints::endpoint_set},
     resources::gateway::{self, BackendRef, Filter, parse_duration},
@@ -47,7 +51,7 @@ pub(crate) fn compile_rules(
                 for (i, rule) in r.spec.rules.iter().enumerate() {
                     out.push(v1::HttpRouteRule {
                         name: name(i, &rule.name),
-                        matches: rule.matches.iter().map(grpc::grpc_match).collect(),
+                        matches: rule.matches.iter().map(grpc_match).collect(),
                         filters: rule.filters.iter().filter_map(filter).collect(),
                         backends: backends(&rule.backend_refs),
                         request_timeout_ms: 0,
@@ -67,31 +71,6 @@ fn timeout(value: Option<&str>) -> u32 {
         Some(Ok(d)) if d.is_zero() => u32::MAX,
         Some(Ok(d)) => u32::try_from(d.as_millis()).unwrap_or(u32::MAX),
         _ => 0,
-    }
-}
-
-pub(super) fn value_match(m: &gateway::ValueMatch) -> v1::ValueMatch {
-    v1::ValueMatch {
-        name: m.name.clone(),
-        value: m.value.clone(),
-        regex: m.kind.as_deref() == Some("RegularExpression"),
-    }
-}
-
-fn http_match(m: &gateway::http_route::Match) -> v1::RouteMatch {
-    use v1::route_match::PathKind;
-    let path = m.path.clone().unwrap_or_default();
-    let kind = match path.kind.as_deref() {
-        Some("Exact") => PathKind::PathExact,
-        Some("RegularExpression") => PathKind::PathRegex,
-        _ => PathKind::PathPrefix,
-    };
-    v1::RouteMatch {
-        path_kind: kind as i32,
-        path: path.value.unwrap_or_else(|| "/".into()),
-        method: m.method.clone().unwrap_or_default(),
-        headers: m.headers.iter().map(value_match).collect(),
-        query_params: m.query_params.iter().map(value_match).collect(),
     }
 }
 

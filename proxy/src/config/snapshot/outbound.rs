@@ -200,13 +200,6 @@ pub(super) fn build_outbound(
                 .push(indexed.service.clone());
         }
     }
-    super::pod_addresses::add_pod_addresses(
-        services,
-        sets,
-        registry,
-        mesh_request_timeout,
-        &mut by_addr,
-    );
     Ok((by_addr, by_host))
 }
 

@@ -1,8 +1,36 @@
-//! GRPCRoute matches as HTTP/2 request matches: a gRPC call is a POST to
-//! `/<package.Service>/<Method>`.
+//! Route matches as the proxy receives them: HTTPRoute's as written,
+//! GRPCRoute's as HTTP/2 request matches (a gRPC call is a POST to
+//! `/<package.Service>/<Method>`).
 
-use super::rules::value_match;
-use crate::{resources::gateway::grpc_route, v1};
+use crate::{
+    resources::gateway::{self, grpc_route},
+    v1,
+};
+
+fn value_match(m: &gateway::ValueMatch) -> v1::ValueMatch {
+    v1::ValueMatch {
+        name: m.name.clone(),
+        value: m.value.clone(),
+        regex: m.kind.as_deref() == Some("RegularExpression"),
+    }
+}
+
+pub(super) fn http_match(m: &gateway::http_route::Match) -> v1::RouteMatch {
+    use v1::route_match::PathKind;
+    let path = m.path.clone().unwrap_or_default();
+    let kind = match path.kind.as_deref() {
+        Some("Exact") => PathKind::PathExact,
+        Some("RegularExpression") => PathKind::PathRegex,
+        _ => PathKind::PathPrefix,
+    };
+    v1::RouteMatch {
+        path_kind: kind as i32,
+        path: path.value.unwrap_or_else(|| "/".into()),
+        method: m.method.clone().unwrap_or_default(),
+        headers: m.headers.iter().map(value_match).collect(),
+        query_params: m.query_params.iter().map(value_match).collect(),
+    }
+}
 
 /// One GRPCRoute match: service and method (exact, or regular expressions
 /// over each part) become a path match; headers carry over.
