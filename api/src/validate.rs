@@ -15,7 +15,7 @@
 //! | IngressBackend | no backend or source; bad port or protocol; unknown source kind; bad IP range | https backend without an AuthenticatedPrincipal source |
 //! | Retry | source not a ServiceAccount; no destination; destination not a Service; bad duration | |
 //! | UpstreamTrafficSetting | no host; bad duration, unit or status code; bad route path regex | |
-//! | HTTPRoute, GRPCRoute | a Service parent with sectionName or a bad port; duplicate rule names; bad path, header, query or method match; a filter the mesh does not implement (RequestMirror, ExtensionRef, CORS, ExternalAuth), of the wrong type, repeated, or with a bad header, scheme, host, port, status code or path; RequestRedirect with URLRewrite; a Service backend without port; weight above 1000000; bad timeouts (backendRequest longer than request); `retry`, `sessionPersistence` | no Service parent; `hostnames` |
+//! | HTTPRoute, GRPCRoute | a Service parent with sectionName or a bad port; duplicate rule names; bad path, header, query or method match; a filter the mesh does not implement (RequestMirror, ExtensionRef, CORS, ExternalAuth), of the wrong type, repeated, or with a bad header, scheme, host, port, status code or path; RequestRedirect with URLRewrite; a Service backend without port; weight above 1000000; bad timeouts (backendRequest longer than request); retry codes outside 4xx-5xx, more than 10 attempts or a bad backoff; `sessionPersistence` | no Service parent; `hostnames` |
 //!
 //! Checks that need other objects (a rule naming a missing route, a backend
 //! without the root's port) are the compiler's and only warn there.

@@ -161,6 +161,9 @@ spec:
         rewrite_type in pick(&["ReplaceFullPath", "ReplacePrefixMatch", "Other"]),
         request in pick(&["1s", "0s", "250ms", "1.5s", "100000s"]),
         weight in proptest::sample::select(&[0u32, 1, 1_000_000, 1_000_001][..]),
+        retry_code in proptest::sample::select(&[200u32, 404, 500, 503, 599, 600][..]),
+        attempts in proptest::sample::select(&[0u32, 1, 10, 11, 4_000_000_000][..]),
+        backoff in pick(&["100ms", "0s", "1h", "soon"]),
     ) {
         let meta = |name: &str| format!("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n\
             metadata: {{name: {name}, namespace: shop}}\nspec:\n  parentRefs: [{{group: '', kind: Service, name: store, port: 80}}]\n");
@@ -176,6 +179,7 @@ spec: {{traffic: {{enablePermissiveTrafficPolicyMode: true}}}}
                 queryParams: [{{name: q, value: '{value}', type: {value_type}}}]}}]
     backendRefs: [{{name: store, port: 80, weight: {weight}}}]
     timeouts: {{request: '{request}'}}
+    retry: {{codes: [{retry_code}], attempts: {attempts}, backoff: '{backoff}'}}
 ---
 {}  rules:
   - filters:

@@ -17,12 +17,16 @@ const METHODS: &[&str] = &[
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
 ];
 
-fn parents(refs: &[ParentRef], hostnames: &[String], p: &mut Problems) {
+/// Checks the parents; false when none is a Service: the route is a
+/// gateway's, not the mesh's, and nothing else of it is judged here (a
+/// gateway controller may implement what the mesh does not).
+fn parents(refs: &[ParentRef], hostnames: &[String], p: &mut Problems) -> bool {
     if !refs.iter().any(ParentRef::is_service) {
         p.warn(
             "spec.parentRefs",
             "no parent is a Service (group \"\", kind Service): the mesh does not apply this route",
         );
+        return false;
     }
     for (i, r) in refs.iter().enumerate().filter(|(_, r)| r.is_service()) {
         let at = format!("spec.parentRefs[{i}]");
@@ -42,6 +46,7 @@ fn parents(refs: &[ParentRef], hostnames: &[String], p: &mut Problems) {
             "not used by mesh routes: they apply to requests addressed to the parent Service, whatever their Host",
         );
     }
+    true
 }
 
 fn rule_names<'a>(names: impl Iterator<Item = Option<&'a String>>, p: &mut Problems) {
@@ -338,8 +343,32 @@ fn timeouts(at: &str, t: &crate::resources::gateway::Timeouts, p: &mut Problems)
     }
 }
 
+fn retry(at: &str, r: &crate::resources::gateway::Retry, p: &mut Problems) {
+    for (i, code) in r.codes.iter().enumerate() {
+        if !(400..=599).contains(code) {
+            p.reject(
+                format!("{at}.codes[{i}]"),
+                format!("{code} is not a 4xx or 5xx status"),
+            );
+        }
+    }
+    if r.attempts.is_some_and(|a| a > 10) {
+        p.reject(
+            format!("{at}.attempts"),
+            "at most 10 retries (each one is a full request to a backend)",
+        );
+    }
+    if let Some(b) = &r.backoff
+        && let Err(e) = parse_duration(b)
+    {
+        p.reject(format!("{at}.backoff"), e);
+    }
+}
+
 pub(super) fn http_route(spec: &HttpRouteSpec, p: &mut Problems) {
-    parents(&spec.parent_refs, &spec.hostnames, p);
+    if !parents(&spec.parent_refs, &spec.hostnames, p) {
+        return;
+    }
     rule_names(spec.rules.iter().map(|r| r.name.as_ref()), p);
     let allowed = [
         "RequestHeaderModifier",
@@ -370,11 +399,8 @@ pub(super) fn http_route(spec: &HttpRouteSpec, p: &mut Problems) {
         if let Some(t) = &rule.timeouts {
             timeouts(&format!("{at}.timeouts"), t, p);
         }
-        if rule.retry.is_some() {
-            p.reject(
-                format!("{at}.retry"),
-                "not enforced by the mesh yet: use a Retry policy (policy.openservicemesh.io/v1alpha1) for retries",
-            );
+        if let Some(r) = &rule.retry {
+            retry(&format!("{at}.retry"), r, p);
         }
         if rule.session_persistence.is_some() {
             p.reject(
@@ -421,7 +447,9 @@ fn grpc_match(at: &str, m: &grpc_route::Match, p: &mut Problems) {
 }
 
 pub(super) fn grpc_route(spec: &GrpcRouteSpec, p: &mut Problems) {
-    parents(&spec.parent_refs, &spec.hostnames, p);
+    if !parents(&spec.parent_refs, &spec.hostnames, p) {
+        return;
+    }
     rule_names(spec.rules.iter().map(|r| r.name.as_ref()), p);
     let place = FilterPlace {
         allowed: &["RequestHeaderModifier", "ResponseHeaderModifier"],

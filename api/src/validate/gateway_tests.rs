@@ -151,17 +151,18 @@ fn http_routes_are_refused_at_the_field_that_is_wrong() {
             ),
         }
     }
+    // A gateway's route (no Service parent) is not the mesh's to judge:
+    // a warning, even for what the mesh would refuse.
     let warned = problems(
         "HTTPRoute",
-        "{parentRefs: [{name: gw}], hostnames: [a.example]}",
+        "{parentRefs: [{name: gw}], rules: [{filters: [{type: RequestMirror, requestMirror: {}}]}]}",
     );
-    assert_eq!(
-        warned,
-        [
-            (Warn, "spec.parentRefs".to_string()),
-            (Warn, "spec.hostnames".to_string())
-        ]
+    assert_eq!(warned, [(Warn, "spec.parentRefs".to_string())]);
+    let hostnames = problems(
+        "HTTPRoute",
+        &format!("{{{PARENT}, hostnames: [a.example]}}"),
     );
+    assert_eq!(hostnames, [(Warn, "spec.hostnames".to_string())]);
     let section = problems(
         "HTTPRoute",
         "{parentRefs: [{group: '', kind: Service, name: a, sectionName: http}]}",

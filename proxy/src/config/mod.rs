@@ -7,8 +7,8 @@ pub mod watch;
 
 pub use load::{LoadError, parse_config};
 pub use snapshot::{
-    ConfigError, EndpointSet, Mesh, OnBadResource, OutboundService, RouteBackend, RouteRule,
-    Routes, Snapshot, Split, build, build_snapshot,
+    ConfigError, EndpointSet, Mesh, OnBadResource, OutboundService, Retries, RouteBackend,
+    RouteRule, Routes, Snapshot, Split, build, build_snapshot,
 };
 
 use osm_api::v1;

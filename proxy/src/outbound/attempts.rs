@@ -18,7 +18,7 @@ use hyper_util::client::legacy::connect::capture_connection;
 use std::sync::atomic::Ordering;
 
 use crate::{
-    config::{EndpointSet, OutboundService},
+    config::{EndpointSet, OutboundService, Retries},
     http_util::{Replay, UpstreamBody, is_upgrade},
     policy::HttpRequestView,
     refusal::{Layer, Refusal},
@@ -158,6 +158,8 @@ pub struct Plan {
     pub backend: Option<Arc<EndpointSet>>,
     pub request_timeout: Option<Duration>,
     pub backend_request_timeout: Option<Duration>,
+    /// A route rule's retries, in place of the service's.
+    pub retry: Option<Arc<Retries>>,
 }
 
 impl Plan {
@@ -167,6 +169,7 @@ impl Plan {
             backend: None,
             request_timeout: service.request_timeout,
             backend_request_timeout: service.backend_request_timeout,
+            retry: None,
         }
     }
 }
@@ -201,7 +204,7 @@ async fn tries(
     req: Request<Incoming>,
     last: &mut Option<Arc<EndpointHandle>>,
 ) -> Sent {
-    let retries = service.retry.as_ref();
+    let retries = plan.retry.as_deref().or(service.retry.as_ref());
     if let Some(r) = retries {
         lock(&r.budget).deposit(resilience::now());
     }

@@ -122,6 +122,7 @@ pub fn apply(
             backend_request_timeout: rule
                 .backend_request_timeout
                 .or(service.backend_request_timeout),
+            retry: rule.retry.clone(),
         },
         rule: index,
         backend,

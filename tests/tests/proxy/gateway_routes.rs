@@ -174,3 +174,37 @@ async fn the_proxy_answers_no_match_no_backend_and_timeouts_itself() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(slow.requests(), 1, "only the slow request reached the app");
 }
+
+/// A rule's `retry` (GEP-1731) retries its requests on the codes it
+/// lists, instead of the service's policy; a rule without one does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_retries_by_its_own_policy() {
+    let app = FlakyApp::start("store").await;
+    let routes = json!([
+        {"name": "shop/echo/retried", "matches": [{"pathKind": "PATH_PREFIX", "path": "/retried"}],
+         "backends": [backend("shop/v1:80", 1)],
+         "retry": {"retryOn": ["connect-failure", "reset", "retriable-status-codes"], "numRetries": 2,
+                   "backoffBaseMs": 1, "retriableStatusCodes": [503]}},
+        {"name": "shop/echo/plain", "backends": [backend("shop/v1:80", 1)]},
+    ]);
+    let p = proxy(routes, vec![set("shop/v1:80", app.addr, "store")]).await;
+    let mut conn = Http1Conn::connect(p.outbound()).await.unwrap();
+
+    app.set(Fault::FirstN { n: 2, status: 503 });
+    let answer = conn.get(HOST, "/retried", &[]).await.unwrap();
+    assert_eq!(answer.status, 200, "two 503s, two retries: {answer:?}");
+    assert_eq!(app.requests(), 3);
+
+    app.set(Fault::FirstN { n: 1, status: 503 });
+    let answer = conn.get(HOST, "/plain", &[]).await.unwrap();
+    assert_eq!(
+        answer.status, 503,
+        "no retry policy on this rule: {answer:?}"
+    );
+    assert_eq!(app.requests(), 4);
+
+    app.set(Fault::FirstN { n: 1, status: 500 });
+    let answer = conn.get(HOST, "/retried", &[]).await.unwrap();
+    assert_eq!(answer.status, 500, "500 is not a listed code: {answer:?}");
+    assert_eq!(app.requests(), 5);
+}

@@ -44,6 +44,7 @@ pub(crate) fn compile_rules(
                         backends: backends(&rule.backend_refs),
                         request_timeout_ms: timeout(timeouts.request.as_deref()),
                         backend_request_timeout_ms: timeout(timeouts.backend_request.as_deref()),
+                        retry: rule.retry.as_ref().map(retry),
                     });
                 }
             }
@@ -56,6 +57,7 @@ pub(crate) fn compile_rules(
                         backends: backends(&rule.backend_refs),
                         request_timeout_ms: 0,
                         backend_request_timeout_ms: 0,
+                        retry: None,
                     });
                 }
             }
@@ -71,6 +73,28 @@ fn timeout(value: Option<&str>) -> u32 {
         Some(Ok(d)) if d.is_zero() => u32::MAX,
         Some(Ok(d)) => u32::try_from(d.as_millis()).unwrap_or(u32::MAX),
         _ => 0,
+    }
+}
+
+/// A rule's `retry` (GEP-1731): connection failures and resets are
+/// always retried, the listed codes too; `attempts` retries (default 1)
+/// with `backoff` as the base of the jittered backoff.
+fn retry(r: &gateway::Retry) -> v1::RetryPolicy {
+    let mut retry_on = vec!["connect-failure".to_string(), "reset".to_string()];
+    if !r.codes.is_empty() {
+        retry_on.push("retriable-status-codes".into());
+    }
+    let backoff = r
+        .backoff
+        .as_deref()
+        .and_then(|b| parse_duration(b).ok())
+        .map_or(0, |d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX));
+    v1::RetryPolicy {
+        retry_on,
+        num_retries: r.attempts.unwrap_or(1),
+        per_try_timeout_ms: 0,
+        backoff_base_ms: backoff,
+        retriable_status_codes: r.codes.clone(),
     }
 }
 

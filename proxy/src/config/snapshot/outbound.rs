@@ -347,6 +347,6 @@ pub(super) fn build_service(
         },
         backend_request_timeout: (s.backend_request_timeout_ms > 0)
             .then(|| Duration::from_millis(s.backend_request_timeout_ms.into())),
-        routes: super::routes::build_routes(at, &s.routes, sets)?,
+        routes: super::routes::build_routes(at, &s.routes, sets, registry)?,
     })
 }

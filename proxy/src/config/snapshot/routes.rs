@@ -5,11 +5,15 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use osm_api::v1;
 
-use super::{ConfigError, EndpointSet, err};
+use super::{ConfigError, EndpointSet, Retries, err};
 use crate::routing::{
     http_route::{RouteMatches, compile_matches},
     route_filters::{HeaderEdits, Redirect, Rewrite},
     split::WeightedChoice,
+};
+use crate::{
+    resilience::{budget::RetryBudget, retry::RetryRule},
+    upstream::EndpointRegistry,
 };
 
 /// A service's routes.
@@ -33,6 +37,8 @@ pub struct RouteRule {
     pub weights: Option<WeightedChoice>,
     pub request_timeout: Option<Duration>,
     pub backend_request_timeout: Option<Duration>,
+    /// The rule's own retries (in place of the service's).
+    pub retry: Option<Arc<Retries>>,
 }
 
 /// A weighted backend of a rule.
@@ -92,6 +98,7 @@ pub(super) fn build_routes(
     at: &str,
     rules: &[v1::HttpRouteRule],
     sets: &HashMap<String, Arc<EndpointSet>>,
+    registry: &EndpointRegistry,
 ) -> Result<Option<Routes>, ConfigError> {
     if rules.is_empty() {
         return Ok(None);
@@ -121,8 +128,19 @@ pub(super) fn build_routes(
             });
             weights.push(b.weight);
         }
+        let retry = match &rule.retry {
+            Some(policy) => Some(Arc::new(Retries {
+                rule: RetryRule::from_config(policy).map_err(|m| err(format!("{at}.retry"), m))?,
+                // Each rule has its budget, kept across configs by its name.
+                budget: registry.budgets.get_or(format!("route:{}", rule.name), || {
+                    std::sync::Mutex::new(RetryBudget::default())
+                }),
+            })),
+            None => None,
+        };
         built.push(RouteRule {
             name: rule.name.as_str().into(),
+            retry,
             request_headers: f.request_headers,
             response_headers: f.response_headers,
             redirect: f.redirect,
