@@ -255,6 +255,7 @@ fn traffic_split(split: &Custom<smi::TrafficSplit>, p: &mut Problems) {
 
 mod fields;
 mod gateway;
+mod gateway_filters;
 mod mesh_config;
 mod no_effect;
 mod policy;

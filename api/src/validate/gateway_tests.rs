@@ -129,8 +129,20 @@ fn http_routes_are_refused_at_the_field_that_is_wrong() {
             None,
         ),
         (
-            "rules: [{retry: {attempts: 2}}]",
-            Some((Reject, "spec.rules[0].retry")),
+            "rules: [{retry: {attempts: 2, codes: [500, 503], backoff: 100ms}}]",
+            None,
+        ),
+        (
+            "rules: [{retry: {codes: [200]}}]",
+            Some((Reject, "spec.rules[0].retry.codes[0]")),
+        ),
+        (
+            "rules: [{retry: {attempts: 11}}]",
+            Some((Reject, "spec.rules[0].retry.attempts")),
+        ),
+        (
+            "rules: [{retry: {backoff: soon}}]",
+            Some((Reject, "spec.rules[0].retry.backoff")),
         ),
         (
             "rules: [{sessionPersistence: {type: Cookie}}]",
