@@ -198,6 +198,7 @@ pub(super) fn http_route(spec: &HttpRouteSpec, p: &mut Problems) {
         "ResponseHeaderModifier",
         "RequestRedirect",
         "URLRewrite",
+        "RequestMirror",
     ];
     for (i, rule) in spec.rules.iter().enumerate() {
         let at = format!("spec.rules[{i}]");
@@ -275,7 +276,11 @@ pub(super) fn grpc_route(spec: &GrpcRouteSpec, p: &mut Problems) {
     }
     rule_names(spec.rules.iter().map(|r| r.name.as_ref()), p);
     let place = FilterPlace {
-        allowed: &["RequestHeaderModifier", "ResponseHeaderModifier"],
+        allowed: &[
+            "RequestHeaderModifier",
+            "ResponseHeaderModifier",
+            "RequestMirror",
+        ],
         prefix_matches: false,
     };
     for (i, rule) in spec.rules.iter().enumerate() {

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use http::{HeaderName, HeaderValue};
 
 use super::Problems;
-use crate::resources::gateway::{Filter, HeaderModifier, PathModifier};
+use crate::resources::gateway::{Filter, HeaderModifier, PathModifier, RequestMirror};
 
 fn header_modifier(at: &str, m: &HeaderModifier, p: &mut Problems) {
     for (what, list) in [("set", &m.set), ("add", &m.add)] {
@@ -71,6 +71,28 @@ fn hostname(at: String, value: &Option<String>, p: &mut Problems) {
     }
 }
 
+fn mirror(at: &str, m: &RequestMirror, p: &mut Problems) {
+    let b = &m.backend_ref;
+    if b.is_service() {
+        match b.port {
+            None => p.reject(format!("{at}.backendRef.port"), "is required for a Service"),
+            Some(port) => super::fields::port(p, format!("{at}.backendRef.port"), port),
+        }
+    }
+    if b.weight.is_some() || !b.filters.is_empty() {
+        p.reject(
+            format!("{at}.backendRef"),
+            "a mirror's backend takes no weight or filters",
+        );
+    }
+    if m.per_million().is_none() {
+        p.reject(
+            at,
+            "percent (0-100) or fraction (numerator <= denominator, denominator > 0), not both",
+        );
+    }
+}
+
 /// Where a filter is: the kinds it may be, whether its rule's matches are
 /// all path prefixes.
 pub(super) struct FilterPlace<'a> {
@@ -105,7 +127,7 @@ pub(super) fn filters(at: &str, list: &[Filter], place: &FilterPlace<'_>, p: &mu
             ("ExternalAuth", "externalAuth", f.external_auth.is_some()),
         ];
         match f.kind.as_str() {
-            "RequestMirror" | "ExtensionRef" | "CORS" | "ExternalAuth" => {
+            "ExtensionRef" | "CORS" | "ExternalAuth" => {
                 p.reject(
                     format!("{at}.type"),
                     format!("{} filters are not supported by the mesh: the route would not do what it says", f.kind),
@@ -134,8 +156,12 @@ pub(super) fn filters(at: &str, list: &[Filter], place: &FilterPlace<'_>, p: &mu
                 p.reject(format!("{at}.{field}"), message);
             }
         }
-        if !seen.insert(f.kind.as_str()) {
+        // Several mirrors may copy a request; every other kind acts once.
+        if !seen.insert(f.kind.as_str()) && f.kind != "RequestMirror" {
             p.reject(format!("{at}.type"), format!("{} may appear once", f.kind));
+        }
+        if let Some(m) = &f.request_mirror {
+            mirror(&format!("{at}.requestMirror"), m, p);
         }
         if let Some(m) = f
             .request_header_modifier

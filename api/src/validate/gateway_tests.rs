@@ -60,7 +60,26 @@ fn http_routes_are_refused_at_the_field_that_is_wrong() {
             Some((Reject, "spec.rules[0].backendRefs[0].weight")),
         ),
         (
-            "rules: [{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: a, port: 80}}}]}]",
+            "rules: [{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: a, port: 80}, percent: 10}}, {type: RequestMirror, requestMirror: {backendRef: {name: b, port: 80}}}]}]",
+            None,
+        ),
+        (
+            "rules: [{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: a}}}]}]",
+            Some((
+                Reject,
+                "spec.rules[0].filters[0].requestMirror.backendRef.port",
+            )),
+        ),
+        (
+            "rules: [{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: a, port: 80}, percent: 101}}]}]",
+            Some((Reject, "spec.rules[0].filters[0].requestMirror")),
+        ),
+        (
+            "rules: [{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: a, port: 80}, fraction: {numerator: 2, denominator: 1}}}]}]",
+            Some((Reject, "spec.rules[0].filters[0].requestMirror")),
+        ),
+        (
+            "rules: [{filters: [{type: ExtensionRef, extensionRef: {group: x, kind: y, name: z}}]}]",
             Some((Reject, "spec.rules[0].filters[0].type")),
         ),
         (
@@ -167,7 +186,7 @@ fn http_routes_are_refused_at_the_field_that_is_wrong() {
     // a warning, even for what the mesh would refuse.
     let warned = problems(
         "HTTPRoute",
-        "{parentRefs: [{name: gw}], rules: [{filters: [{type: RequestMirror, requestMirror: {}}]}]}",
+        "{parentRefs: [{name: gw}], rules: [{filters: [{type: ExternalAuth, externalAuth: {}}]}]}",
     );
     assert_eq!(warned, [(Warn, "spec.parentRefs".to_string())]);
     let hostnames = problems(

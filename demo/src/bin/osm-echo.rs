@@ -2,6 +2,7 @@
 //! pod that answered (`osm_demo::echo`), for route tests and for users
 //! debugging where a route sends requests. HTTP/1.1 and HTTP/2 (a gRPC
 //! call is described like any request: its path is `/<service>/<method>`).
+//! Each request is logged on stdout as `METHOD PATH host=HOST`.
 //! A request with `x-echo-delay-ms: N` is answered after N milliseconds
 //! (for timeout tests). Environment: `PORT` (default 8080; several as `8080,8081`), `BIND`, and
 //! the pod's `POD_NAMESPACE`, `POD_NAME`, `SERVICE`.
@@ -27,7 +28,16 @@ async fn main() -> anyhow::Result<()> {
     for port in ports {
         let pod = pod.clone();
         servers.spawn(http::serve(port, move |req| {
-            let answer = http::json(200, &echo::describe(&req, &pod));
+            let description = echo::describe(&req, &pod);
+            // One line per request on stdout (the pod's log): what a mirror
+            // test or a user debugging routes reads.
+            println!(
+                "{} {} host={}",
+                description["method"].as_str().unwrap_or(""),
+                description["path"].as_str().unwrap_or(""),
+                description["host"].as_str().unwrap_or("")
+            );
+            let answer = http::json(200, &description);
             let delay = echo::delay(&req);
             async move {
                 if let Some(delay) = delay {

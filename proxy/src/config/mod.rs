@@ -7,7 +7,7 @@ pub mod watch;
 
 pub use load::{LoadError, parse_config};
 pub use snapshot::{
-    ConfigError, EndpointSet, Mesh, OnBadResource, OutboundService, Retries, RouteBackend,
+    ConfigError, EndpointSet, Mesh, Mirror, OnBadResource, OutboundService, Retries, RouteBackend,
     RouteRule, Routes, Snapshot, Split, build, build_snapshot,
 };
 

@@ -20,7 +20,7 @@ mod outbound;
 mod pod_addresses;
 mod routes;
 
-pub use routes::{RouteBackend, RouteRule, Routes};
+pub use routes::{Mirror, RouteBackend, RouteRule, Routes};
 
 use self::{
     egress::build_egress,

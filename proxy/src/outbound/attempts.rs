@@ -18,7 +18,7 @@ use hyper_util::client::legacy::connect::capture_connection;
 use std::sync::atomic::Ordering;
 
 use crate::{
-    config::{EndpointSet, OutboundService, Retries},
+    config::{EndpointSet, Mirror, OutboundService, Retries},
     http_util::{Replay, UpstreamBody, is_upgrade},
     policy::HttpRequestView,
     refusal::{Layer, Refusal},
@@ -160,6 +160,8 @@ pub struct Plan {
     pub backend_request_timeout: Option<Duration>,
     /// A route rule's retries, in place of the service's.
     pub retry: Option<Arc<Retries>>,
+    /// A route rule's mirrors (copies sent, answers dropped).
+    pub mirrors: Arc<[Mirror]>,
 }
 
 impl Plan {
@@ -170,6 +172,7 @@ impl Plan {
             request_timeout: service.request_timeout,
             backend_request_timeout: service.backend_request_timeout,
             retry: None,
+            mirrors: Arc::new([]),
         }
     }
 }
@@ -208,10 +211,18 @@ async fn tries(
     if let Some(r) = retries {
         lock(&r.budget).deposit(resilience::now());
     }
-    let mut prepared = match prepare(req, retries.is_some()).await {
+    let mirroring = !plan.mirrors.is_empty();
+    let mut prepared = match prepare(req, retries.is_some() || mirroring).await {
         Ok(p) => Some(p),
         Err(e) => return Sent::BadBody(e),
     };
+    if mirroring {
+        let template = match &prepared {
+            Some(Prepared::Replayed(t)) => Some(t),
+            _ => None,
+        };
+        super::mirror::send_copies(shared, &plan.mirrors, template.map(|t| || t.request()));
+    }
     let mut retried = 0u32;
     // Held while a retry is in flight (`maxRetries`).
     let mut _retry_permit = None;
@@ -317,7 +328,7 @@ fn finished(
 
 /// One try, held to the per-try timeout. With a limit of requests per
 /// connection, the connection that reaches it is retired from the pool.
-async fn try_once(
+pub(super) async fn try_once(
     endpoint: &EndpointHandle,
     mut request: Request<UpstreamBody>,
     per_try_timeout: Option<Duration>,

@@ -13,6 +13,7 @@
 
 pub mod attempts;
 mod http;
+mod mirror;
 mod route;
 pub mod rules;
 

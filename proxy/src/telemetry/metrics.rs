@@ -29,6 +29,7 @@ pub const CONFIG_RESOURCES_REJECTED: &str = "osm_config_resources_rejected";
 pub const REQUEST_RETRIES_TOTAL: &str = "osm_request_retries_total";
 pub const REQUEST_RETRIES_SKIPPED_TOTAL: &str = "osm_request_retries_skipped_total";
 pub const OUTLIER_EJECTIONS_TOTAL: &str = "osm_outlier_ejections_total";
+pub const REQUEST_MIRRORS_TOTAL: &str = "osm_request_mirrors_total";
 
 const DURATION_BUCKETS_MS: &[f64] = &[
     0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
@@ -156,6 +157,11 @@ impl Metrics {
                 .into(),
         );
         r.describe_counter(
+            REQUEST_MIRRORS_TOTAL.into(),
+            None,
+            "Copies of requests for route mirrors (RequestMirror), by destination set and outcome: sent, skipped (a body too large or streamed to copy) or no_endpoint".into(),
+        );
+        r.describe_counter(
             OUTLIER_EJECTIONS_TOTAL.into(),
             None,
             "Endpoints ejected from load balancing by outlier detection, by destination service"
@@ -215,6 +221,18 @@ impl Metrics {
         self.counter(
             REQUEST_RETRIES_SKIPPED_TOTAL,
             vec![Label::new("reason", reason)],
+        )
+        .increment(1);
+    }
+
+    /// Counts a mirror copy to `set` by outcome.
+    pub fn record_mirror(&self, set: &str, outcome: &'static str) {
+        self.counter(
+            REQUEST_MIRRORS_TOTAL,
+            vec![
+                Label::new("destination_set", set.to_string()),
+                Label::new("outcome", outcome),
+            ],
         )
         .increment(1);
     }

@@ -1,5 +1,6 @@
 //! Filters, gRPC, timeouts and status: MeshHTTPRouteRequestHeaderModifier,
-//! MeshHTTPRouteBackendRequestHeaderModifier, MeshHTTPRouteRewritePath,
+//! MeshHTTPRouteBackendRequestHeaderModifier, RequestMirror,
+//! MeshHTTPRouteRewritePath,
 //! the redirect scenarios, MeshGRPCRouteWeight,
 //! MeshGRPCRouteRequestHeaderModifier, a request timeout (504), a route
 //! to a Service of an unmonitored namespace, and status for a missing
@@ -7,7 +8,7 @@
 
 use serde_json::Value;
 
-use super::{Gamma, NS, http_route};
+use super::{Gamma, NS, http_route, wait_for_or_none};
 
 pub fn header_modifiers(g: &Gamma) {
     // MeshHTTPRouteRequestHeaderModifier: set overwrites, add appends,
@@ -57,6 +58,36 @@ pub fn header_modifiers(g: &Gamma) {
         NS,
         &["http://echo/"],
         |a| a.backend() == "echo-v2" && a.seen("x-backend").is_none(),
+    );
+}
+
+pub fn mirror(g: &Gamma) {
+    // RequestMirror: echo-v1 answers, echo-v2 gets a copy (its log shows
+    // the request, as the upstream suite checks).
+    let _route = g.route(&http_route(
+        "request-mirror",
+        NS,
+        "  parentRefs: [{group: '', kind: Service, name: echo}]\n  rules:\n  - matches: [{path: {type: PathPrefix, value: /mirror}}]\n    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: echo-v2, port: 80}}}, {type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: X-Routed, value: mirror}]}}]\n    backendRefs: [{name: echo-v1, port: 80}]\n",
+    ));
+    // Once the route is in place (its header), a request with a path of
+    // its own reaches echo-v1 and a copy echo-v2, which no answer of
+    // echo-v2 before the route could have logged.
+    g.expect("RequestMirror", NS, &["http://echo/mirror/warm-up"], |a| {
+        a.header("x-routed") == Some("mirror")
+    });
+    let path = format!("/mirror/{}", fastrand::u64(..));
+    let url = format!("http://echo{path}");
+    let a = g.expect("RequestMirror", NS, &[&url], |a| a.status == 200);
+    assert_eq!(a.backend(), "echo-v1", "{a:?}");
+    let logged = wait_for_or_none(super::PATIENCE, || {
+        let log = g
+            .mesh
+            .ok(&["local", "logs", "-n", NS, "deploy/echo-v2", "-c", "echo-v2"]);
+        log.contains(&format!("GET {path} ")).then_some(())
+    });
+    assert!(
+        logged.is_some(),
+        "RequestMirror: echo-v2 never logged {path}"
     );
 }
 

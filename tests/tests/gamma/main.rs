@@ -217,6 +217,7 @@ fn the_gateway_api_mesh_conformance_scenarios_in_local_mode() {
     scenarios::matching(&gamma);
     scenarios::weights(&gamma);
     filters::header_modifiers(&gamma);
+    filters::mirror(&gamma);
     filters::rewrites(&gamma);
     filters::redirects(&gamma);
     filters::grpc(&gamma);

@@ -208,3 +208,55 @@ async fn a_rule_retries_by_its_own_policy() {
     assert_eq!(answer.status, 500, "500 is not a listed code: {answer:?}");
     assert_eq!(app.requests(), 5);
 }
+
+/// `RequestMirror`: a copy of each request (body included) reaches the
+/// mirror, its answer dropped; the client gets the backend's answer, even
+/// when the mirror is slow; a share of 0 copies nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirrors_get_copies_and_the_client_does_not_wait_for_them() {
+    let (v1, mirror, never) = (
+        FlakyApp::start("v1").await,
+        FlakyApp::start("mirror").await,
+        FlakyApp::start("never").await,
+    );
+    mirror.set(Fault::Delay(Duration::from_secs(5)));
+    let routes = json!([{
+        "name": "shop/echo/0",
+        "filters": [
+            {"requestMirror": {"endpoints": "shop/mirror:80", "perMillion": 1_000_000}},
+            {"requestMirror": {"endpoints": "shop/never:80", "perMillion": 0}},
+        ],
+        "backends": [backend("shop/v1:80", 1)],
+    }]);
+    let p = proxy(
+        routes,
+        vec![
+            set("shop/v1:80", v1.addr, "v1"),
+            set("shop/mirror:80", mirror.addr, "mirror"),
+            set("shop/never:80", never.addr, "never"),
+        ],
+    )
+    .await;
+    let mut conn = Http1Conn::connect(p.outbound()).await.unwrap();
+    let started = std::time::Instant::now();
+    let order = http::Request::post("/orders")
+        .header("host", HOST)
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            b"one order",
+        )))
+        .unwrap();
+    let answer = conn.send(order).await.unwrap();
+    assert_eq!(answer.status, 200);
+    assert!(answer.body.starts_with("v1 "), "{answer:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the client waited for the slow mirror"
+    );
+    let began = std::time::Instant::now();
+    while mirror.bodies().is_empty() && began.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(mirror.bodies(), [bytes::Bytes::from_static(b"one order")]);
+    assert_eq!(v1.bodies(), [bytes::Bytes::from_static(b"one order")]);
+    assert_eq!(never.requests(), 0);
+}

@@ -39,7 +39,7 @@ pub(super) use rules::compile_rules;
 use super::Index;
 use crate::resources::{
     Custom,
-    gateway::{BackendRef, GrpcRouteSpec, HttpRouteSpec, ParentRef},
+    gateway::{BackendRef, Filter, GrpcRouteSpec, HttpRouteSpec, ParentRef},
 };
 
 /// An HTTPRoute or a GRPCRoute.
@@ -79,11 +79,31 @@ impl<'a> MeshRoute<'a> {
         }
     }
 
-    /// Every backendRef of every rule.
+    /// Every backendRef of every rule, and of its mirrors.
     pub fn backend_refs(&self) -> Vec<&'a BackendRef> {
+        fn of<'a>(
+            refs: &'a [BackendRef],
+            filters: &'a [Filter],
+        ) -> impl Iterator<Item = &'a BackendRef> {
+            refs.iter().chain(
+                filters
+                    .iter()
+                    .filter_map(|f| f.request_mirror.as_ref().map(|m| &m.backend_ref)),
+            )
+        }
         match self {
-            MeshRoute::Http(r) => r.spec.rules.iter().flat_map(|r| &r.backend_refs).collect(),
-            MeshRoute::Grpc(r) => r.spec.rules.iter().flat_map(|r| &r.backend_refs).collect(),
+            MeshRoute::Http(r) => r
+                .spec
+                .rules
+                .iter()
+                .flat_map(|r| of(&r.backend_refs, &r.filters))
+                .collect(),
+            MeshRoute::Grpc(r) => r
+                .spec
+                .rules
+                .iter()
+                .flat_map(|r| of(&r.backend_refs, &r.filters))
+                .collect(),
         }
     }
 

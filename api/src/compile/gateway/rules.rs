@@ -28,9 +28,23 @@ pub(crate) fn compile_rules(
             let rule = rule_name.clone().unwrap_or_else(|| i.to_string());
             format!("{route_ns}/{}/{rule}", route.name())
         };
-        let mut backends = |refs: &[BackendRef]| {
+        let mut resolve = |b: &BackendRef| resolve_into(index, route, b, sets, warnings);
+        let filters = |list: &[Filter], resolve: &mut dyn FnMut(&BackendRef) -> String| {
+            list.iter()
+                .filter_map(|f| filter(f, resolve))
+                .collect::<Vec<_>>()
+        };
+        let backends = |refs: &[BackendRef], resolve: &mut dyn FnMut(&BackendRef) -> String| {
             refs.iter()
-                .map(|b| backend(index, route, b, sets, warnings))
+                .map(|b| v1::RouteBackend {
+                    endpoints: resolve(b),
+                    weight: b.weight.unwrap_or(1),
+                    filters: b
+                        .filters
+                        .iter()
+                        .filter_map(|f| filter(f, resolve))
+                        .collect(),
+                })
                 .collect::<Vec<_>>()
         };
         match route {
@@ -40,8 +54,8 @@ pub(crate) fn compile_rules(
                     out.push(v1::HttpRouteRule {
                         name: name(i, &rule.name),
                         matches: rule.matches.iter().map(http_match).collect(),
-                        filters: rule.filters.iter().filter_map(filter).collect(),
-                        backends: backends(&rule.backend_refs),
+                        filters: filters(&rule.filters, &mut resolve),
+                        backends: backends(&rule.backend_refs, &mut resolve),
                         request_timeout_ms: timeout(timeouts.request.as_deref()),
                         backend_request_timeout_ms: timeout(timeouts.backend_request.as_deref()),
                         retry: rule.retry.as_ref().map(retry),
@@ -53,8 +67,8 @@ pub(crate) fn compile_rules(
                     out.push(v1::HttpRouteRule {
                         name: name(i, &rule.name),
                         matches: rule.matches.iter().map(grpc_match).collect(),
-                        filters: rule.filters.iter().filter_map(filter).collect(),
-                        backends: backends(&rule.backend_refs),
+                        filters: filters(&rule.filters, &mut resolve),
+                        backends: backends(&rule.backend_refs, &mut resolve),
                         request_timeout_ms: 0,
                         backend_request_timeout_ms: 0,
                         retry: None,
@@ -136,9 +150,10 @@ fn path_modifier(p: Option<&gateway::PathModifier>) -> (String, String) {
     }
 }
 
-/// A filter as the proxy receives it; None for kinds validation refuses
-/// (they never reach the compiler).
-fn filter(f: &Filter) -> Option<v1::RouteFilter> {
+/// A filter as the proxy receives it (a mirror's backend resolved by
+/// `resolve`); None for kinds validation refuses (they never reach the
+/// compiler).
+fn filter(f: &Filter, resolve: &mut dyn FnMut(&BackendRef) -> String) -> Option<v1::RouteFilter> {
     use v1::route_filter::Kind;
     let kind = match f.kind.as_str() {
         "RequestHeaderModifier" => {
@@ -168,19 +183,28 @@ fn filter(f: &Filter) -> Option<v1::RouteFilter> {
                 prefix_match,
             })
         }
+        "RequestMirror" => {
+            let m = f.request_mirror.as_ref()?;
+            Kind::RequestMirror(v1::RequestMirror {
+                endpoints: resolve(&m.backend_ref),
+                per_million: m.per_million()?,
+            })
+        }
         _ => return None,
     };
     Some(v1::RouteFilter { kind: Some(kind) })
 }
 
-fn backend(
+/// The key of the endpoint set a backendRef names, added to `sets`; empty
+/// (with a warning) when it does not resolve.
+fn resolve_into(
     index: &Index,
     route: &MeshRoute<'_>,
     b: &BackendRef,
     sets: &mut BTreeMap<String, v1::EndpointSet>,
     warnings: &mut Vec<String>,
-) -> v1::RouteBackend {
-    let endpoints = match resolve_backend(index, route, b) {
+) -> String {
+    match resolve_backend(index, route, b) {
         Ok((service, sp)) => {
             let set = endpoint_set(index, service, sp);
             let key = set.key.clone();
@@ -189,16 +213,11 @@ fn backend(
         }
         Err(unresolved) => {
             warnings.push(format!(
-                "{}: {} (its share of requests is answered 500)",
+                "{}: {} (its share of requests is answered 500; a mirror to it sends nothing)",
                 route.describe(),
                 unresolved.message
             ));
             String::new()
         }
-    };
-    v1::RouteBackend {
-        endpoints,
-        weight: b.weight.unwrap_or(1),
-        filters: b.filters.iter().filter_map(filter).collect(),
     }
 }

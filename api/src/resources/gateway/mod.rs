@@ -173,9 +173,8 @@ pub struct Filter {
     pub request_redirect: Option<RequestRedirect>,
     #[serde(default)]
     pub url_rewrite: Option<UrlRewrite>,
-    /// Read so that validation can refuse it by name (not built yet).
     #[serde(default)]
-    pub request_mirror: Option<Value>,
+    pub request_mirror: Option<RequestMirror>,
     /// Implementation-specific filters: none are defined by the mesh.
     #[serde(default)]
     pub extension_ref: Option<Value>,
@@ -184,6 +183,45 @@ pub struct Filter {
     pub cors: Option<Value>,
     #[serde(default)]
     pub external_auth: Option<Value>,
+}
+
+/// `RequestMirror`: a copy of each request (or of a share of them) to
+/// another Service, its answer dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestMirror {
+    /// A Service port (weight and filters are not allowed here).
+    pub backend_ref: BackendRef,
+    /// 0-100; with `fraction`, not both. Neither: every request.
+    #[serde(default)]
+    pub percent: Option<u32>,
+    #[serde(default)]
+    pub fraction: Option<Fraction>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fraction {
+    pub numerator: u32,
+    /// Default 100.
+    #[serde(default)]
+    pub denominator: Option<u32>,
+}
+
+impl RequestMirror {
+    /// The share of requests mirrored, in millionths (None: not a share).
+    pub fn per_million(&self) -> Option<u32> {
+        match (self.percent, &self.fraction) {
+            (Some(p), None) => (p <= 100).then_some(p * 10_000),
+            (None, Some(f)) => {
+                let d = f.denominator.unwrap_or(100);
+                (d > 0 && f.numerator <= d)
+                    .then(|| (u64::from(f.numerator) * 1_000_000 / u64::from(d)) as u32)
+            }
+            (None, None) => Some(1_000_000),
+            (Some(_), Some(_)) => None,
+        }
+    }
 }
 
 /// `timeouts` of an HTTPRoute rule (Gateway API durations).

@@ -39,6 +39,16 @@ pub struct RouteRule {
     pub backend_request_timeout: Option<Duration>,
     /// The rule's own retries (in place of the service's).
     pub retry: Option<Arc<Retries>>,
+    /// Where copies of its requests go.
+    pub mirrors: Arc<[Mirror]>,
+}
+
+/// A `RequestMirror`: an endpoint set and the share of requests copied
+/// there.
+#[derive(Debug)]
+pub struct Mirror {
+    pub endpoints: Arc<EndpointSet>,
+    pub per_million: u32,
 }
 
 /// A weighted backend of a rule.
@@ -61,9 +71,14 @@ struct Filters {
     response_headers: Vec<HeaderEdits>,
     redirect: Option<Redirect>,
     rewrite: Option<Rewrite>,
+    mirrors: Vec<Mirror>,
 }
 
-fn filters(at: &str, list: &[v1::RouteFilter]) -> Result<Filters, ConfigError> {
+fn filters(
+    at: &str,
+    list: &[v1::RouteFilter],
+    sets: &HashMap<String, Arc<EndpointSet>>,
+) -> Result<Filters, ConfigError> {
     use v1::route_filter::Kind;
     let mut out = Filters::default();
     let lift = |e: (String, String)| err(e.0, e.1);
@@ -82,11 +97,21 @@ fn filters(at: &str, list: &[v1::RouteFilter]) -> Result<Filters, ConfigError> {
             Some(Kind::UrlRewrite(r)) => {
                 out.rewrite = Some(Rewrite::compile(&at, r).map_err(lift)?)
             }
-            Some(Kind::RequestMirror(_)) => {
-                return Err(err(
-                    at,
-                    "RequestMirror is not supported by this proxy yet".to_string(),
-                ));
+            Some(Kind::RequestMirror(m)) => {
+                if m.per_million > 1_000_000 {
+                    return Err(err(
+                        format!("{at}.perMillion"),
+                        format!("{} is more than every request (1000000)", m.per_million),
+                    ));
+                }
+                // An unresolved mirror copies nothing (the route's status
+                // says why); the request itself is served.
+                if let Some(set) = sets.get(&m.endpoints) {
+                    out.mirrors.push(Mirror {
+                        endpoints: set.clone(),
+                        per_million: m.per_million,
+                    });
+                }
             }
             None => return Err(err(at, "a filter of no kind".to_string())),
         }
@@ -108,12 +133,12 @@ pub(super) fn build_routes(
     for (i, rule) in rules.iter().enumerate() {
         let at = format!("{at}.routes[{i}]");
         all_matches.extend(compile_matches(&at, i, &rule.matches).map_err(|e| err(e.0, e.1))?);
-        let f = filters(&format!("{at}.filters"), &rule.filters)?;
+        let f = filters(&format!("{at}.filters"), &rule.filters, sets)?;
         let mut backends = Vec::new();
         let mut weights = Vec::new();
         for (j, b) in rule.backends.iter().enumerate() {
-            let bf = filters(&format!("{at}.backends[{j}].filters"), &b.filters)?;
-            if bf.redirect.is_some() || bf.rewrite.is_some() {
+            let bf = filters(&format!("{at}.backends[{j}].filters"), &b.filters, sets)?;
+            if bf.redirect.is_some() || bf.rewrite.is_some() || !bf.mirrors.is_empty() {
                 return Err(err(
                     format!("{at}.backends[{j}].filters"),
                     "a backend takes header modifiers only".to_string(),
@@ -141,6 +166,7 @@ pub(super) fn build_routes(
         built.push(RouteRule {
             name: rule.name.as_str().into(),
             retry,
+            mirrors: f.mirrors.into(),
             request_headers: f.request_headers,
             response_headers: f.response_headers,
             redirect: f.redirect,
