@@ -14,9 +14,8 @@ use std::{sync::Arc, time::Duration};
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Either};
 use hyper::body::{Body, Incoming};
-use hyper_util::client::legacy::connect::capture_connection;
-use std::sync::atomic::Ordering;
 
+use super::try_once::try_once;
 use crate::{
     config::{EndpointSet, Mirror, OutboundService, Retries},
     http_util::{Replay, UpstreamBody, is_upgrade},
@@ -26,7 +25,7 @@ use crate::{
     routing::{choose_backend, choose_endpoint},
     state::Shared,
     telemetry::metrics::Metrics,
-    upstream::{ConnectionUses, EndpointHandle, ForwardError, forward},
+    upstream::{EndpointHandle, ForwardError},
 };
 
 /// The largest request body kept to be sent again.
@@ -324,34 +323,6 @@ fn finished(
         Ok(response) => Sent::Answered { response, endpoint },
         Err(error) => Sent::Failed { error, endpoint },
     }
-}
-
-/// One try, held to the per-try timeout. With a limit of requests per
-/// connection, the connection that reaches it is retired from the pool.
-pub(super) async fn try_once(
-    endpoint: &EndpointHandle,
-    mut request: Request<UpstreamBody>,
-    per_try_timeout: Option<Duration>,
-    per_connection: Option<u32>,
-) -> Result<Response<Incoming>, ForwardError> {
-    let _in_flight = endpoint.load.start();
-    let client = endpoint.http_client(request.version() == Version::HTTP_2);
-    let captured = per_connection.map(|_| capture_connection(&mut request));
-    let sent = forward(client, request, endpoint.addr());
-    let result = match per_try_timeout {
-        Some(limit) => tokio::time::timeout(limit, sent)
-            .await
-            .unwrap_or(Err(ForwardError::Timeout(limit))),
-        None => sent.await,
-    };
-    if let (Ok(response), Some(limit), Some(captured)) = (&result, per_connection, captured)
-        && let Some(uses) = response.extensions().get::<ConnectionUses>()
-        && uses.0.fetch_add(1, Ordering::AcqRel) + 1 >= limit
-        && let Some(connection) = captured.connection_metadata().as_ref()
-    {
-        connection.poison();
-    }
-    result
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use http::Request;
 
-use super::attempts::try_once;
+use super::try_once::try_once;
 use crate::{config::Mirror, http_util::UpstreamBody, routing::choose_endpoint, state::Shared};
 
 /// How long a copy may take before it is abandoned.

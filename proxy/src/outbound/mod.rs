@@ -16,6 +16,7 @@ mod http;
 mod mirror;
 mod route;
 pub mod rules;
+mod try_once;
 
 pub use route::{IDLE_CLIENT_TIMEOUT, Observed, Route, Seen, route};
 
