@@ -153,7 +153,7 @@ def main():
     update = "--update" in sys.argv[1:]
     config = YamlLintConfig(file=os.path.join(ROOT, ".yamllint.yaml"))
     for path in [os.path.join(CHART, "Chart.yaml"), os.path.join(CHART, "values.yaml")] + sorted(
-        glob.glob(os.path.join(CHART, "crds", "*.yaml"))
+        glob.glob(os.path.join(CHART, "crds", "*.yaml")) + glob.glob(os.path.join(CHART, "gateway-api", "*.yaml"))
     ):
         with open(path) as f:
             lint(os.path.relpath(path, ROOT), f.read(), config)
@@ -165,15 +165,16 @@ def main():
                 fail(f"{os.path.relpath(path, ROOT)}: no {key}")
 
     chart = helm.Chart.load(CHART)
-    schemas = None
+    # Every value set's CRDs (the optional ones too) check the demo's
+    # custom resources.
+    schemas = {}
     for name, values in value_sets().items():
         text = render(chart, values)
         docs = documents(text)
         print(f"rendered {name}: {len(docs)} objects")
         lint(f"rendered[{name}]", text, config)
         validate_kubernetes(name, docs)
-        if schemas is None:
-            schemas = crd_schemas(docs)
+        schemas.update(crd_schemas(docs))
         path = rendered_path(name)
         if update:
             with open(path, "w") as f:

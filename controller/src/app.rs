@@ -162,6 +162,11 @@ impl Controller {
                 ));
             }
             Source::Kubernetes(client) => {
+                tasks.spawn(crate::sources::route_status::run(
+                    client.clone(),
+                    self.hub.clone(),
+                    stop.clone(),
+                ));
                 tasks.spawn(crate::sources::kubernetes::run(
                     client,
                     self.hub.clone(),

@@ -97,6 +97,16 @@ struct Inner {
     subscribers: HashMap<ProxyId, Subscriber>,
 }
 
+/// One route's status for its Service parents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteStatus {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub generation: i64,
+    pub parents: Vec<osm_api::compile::gateway::status::ParentStatus>,
+}
+
 #[derive(Debug)]
 struct Subscriber {
     token: u64,
@@ -282,6 +292,23 @@ impl Hub {
         let impact = inner.compiler.delete(key);
         inner.publish(&impact, Instant::now());
         impact
+    }
+
+    /// Every Gateway API route's status for its Service parents, as the
+    /// index stands now ([`osm_api::compile::gateway::status`]).
+    pub fn route_statuses(&self) -> Vec<RouteStatus> {
+        use osm_api::compile::gateway::{all_routes, status::route_status};
+        let inner = self.lock();
+        let index = &inner.compiler.index;
+        all_routes(index)
+            .map(|route| RouteStatus {
+                kind: route.kind(),
+                namespace: route.namespace().to_string(),
+                name: route.name().to_string(),
+                generation: route.metadata().generation.unwrap_or(1),
+                parents: route_status(index, &route),
+            })
+            .collect()
     }
 
     /// The ServiceAccount a known pod runs as (`default` when unset).

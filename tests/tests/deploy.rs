@@ -1,4 +1,5 @@
-//! The chart's CRDs (deploy/chart/osm/crds) against the mesh itself: every
+//! The chart's CRDs (deploy/chart/osm/crds, and the optional Gateway API
+//! routes in deploy/chart/osm/gateway-api) against the mesh itself: every
 //! kind and version the policy compiler accepts is served, each CRD has
 //! one storage version, printer columns and short names, and what a CRD
 //! serves is something the loader understands. (The schemas themselves are
@@ -12,9 +13,12 @@ use std::collections::BTreeSet;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
 fn crds() -> Vec<CustomResourceDefinition> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/chart/osm/crds");
+    let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/chart/osm");
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
+    let entries = std::fs::read_dir(chart.join("crds"))
+        .unwrap()
+        .chain(std::fs::read_dir(chart.join("gateway-api")).unwrap());
+    for entry in entries {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
         let crd: CustomResourceDefinition =
@@ -69,6 +73,9 @@ fn every_version_the_mesh_accepts_is_served() {
             "policy.openservicemesh.io/v1alpha1",
             "UpstreamTrafficSetting",
         ),
+        ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+        ("gateway.networking.k8s.io/v1beta1", "HTTPRoute"),
+        ("gateway.networking.k8s.io/v1", "GRPCRoute"),
     ];
     for (api_version, kind) in expected {
         assert!(
@@ -102,8 +109,11 @@ fn each_crd_is_well_formed_for_kubectl() {
         let names = &crd.spec.names;
         assert_eq!(name, format!("{}.{}", names.plural, crd.spec.group));
         assert_eq!(crd.spec.scope, "Namespaced", "{name}");
+        // The Gateway API's kinds have no short names upstream; ours
+        // must not take one a later official CRD would not have.
+        let gateway = crd.spec.group == "gateway.networking.k8s.io";
         assert!(
-            names.short_names.as_ref().is_some_and(|s| !s.is_empty()),
+            gateway || names.short_names.as_ref().is_some_and(|s| !s.is_empty()),
             "{name}: no short name"
         );
         let storage: Vec<_> = crd.spec.versions.iter().filter(|v| v.storage).collect();

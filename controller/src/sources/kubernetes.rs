@@ -256,4 +256,4 @@ async fn watch_kind(
 mod tests;
 
 #[cfg(test)]
-mod version_tests;
+pub(crate) mod version_tests;

@@ -130,6 +130,47 @@ pub fn route_status(index: &Index, route: &MeshRoute<'_>) -> Vec<ParentStatus> {
         .collect()
 }
 
+/// The route's new `status` from the one it has (`existing`, possibly
+/// null): entries of other controllers kept as they are, ours replaced by
+/// `ours`, each condition keeping its `lastTransitionTime` while its
+/// status stays the same (the API's convention). Equal to `existing` when
+/// nothing changed, so the caller writes only real changes.
+pub fn merge_status(
+    existing: &Value,
+    ours: &[ParentStatus],
+    observed_generation: i64,
+    now: &str,
+) -> Value {
+    let old: Vec<Value> = existing["parents"].as_array().cloned().unwrap_or_default();
+    let (mine, others): (Vec<Value>, Vec<Value>) = old
+        .into_iter()
+        .partition(|p| p["controllerName"] == CONTROLLER_NAME);
+    let mut fresh = parents_json(ours, observed_generation, now)["parents"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for parent in &mut fresh {
+        let before = mine.iter().find(|m| m["parentRef"] == parent["parentRef"]);
+        let Some(conditions) = parent["conditions"].as_array_mut() else {
+            continue;
+        };
+        for c in conditions {
+            let kept = before
+                .and_then(|b| b["conditions"].as_array())
+                .and_then(|cs| cs.iter().find(|o| o["type"] == c["type"]))
+                .filter(|o| o["status"] == c["status"]);
+            if let Some(o) = kept {
+                c["lastTransitionTime"] = o["lastTransitionTime"].clone();
+            }
+        }
+    }
+    let mut parents = others;
+    parents.extend(fresh);
+    let mut out = existing.as_object().cloned().unwrap_or_default();
+    out.insert("parents".into(), Value::Array(parents));
+    Value::Object(out)
+}
+
 /// `status.parents` as the API writes it. `observed_generation` is the
 /// route's `metadata.generation`; `now` an RFC 3339 time for conditions.
 pub fn parents_json(statuses: &[ParentStatus], observed_generation: i64, now: &str) -> Value {
@@ -161,4 +202,61 @@ pub fn parents_json(statuses: &[ParentStatus], observed_generation: i64, now: &s
         })
         .collect();
     json!({ "parents": parents })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ours(status: bool) -> Vec<ParentStatus> {
+        vec![ParentStatus {
+            parent: ParentRef {
+                group: Some(String::new()),
+                kind: Some("Service".into()),
+                namespace: None,
+                name: "echo".into(),
+                section_name: None,
+                port: None,
+            },
+            conditions: vec![Condition {
+                kind: "ResolvedRefs",
+                status,
+                reason: if status {
+                    "ResolvedRefs"
+                } else {
+                    "BackendNotFound"
+                },
+                message: "m".into(),
+            }],
+        }]
+    }
+
+    #[test]
+    fn our_entries_are_replaced_others_kept_and_times_move_only_on_change() {
+        let gateway = json!({"parentRef": {"name": "gw"}, "controllerName": "example.com/gateway", "conditions": []});
+        let first = merge_status(&json!({"parents": [gateway.clone()]}), &ours(true), 1, "t1");
+        assert_eq!(
+            first["parents"][0], gateway,
+            "another controller's entry is kept"
+        );
+        assert_eq!(
+            first["parents"][1]["conditions"][0]["lastTransitionTime"],
+            "t1"
+        );
+        let same = merge_status(&first, &ours(true), 1, "t2");
+        assert_eq!(same, first, "nothing changed: nothing to write");
+        let flipped = merge_status(&first, &ours(false), 2, "t3");
+        let condition = &flipped["parents"][1]["conditions"][0];
+        assert_eq!(
+            (
+                condition["status"].as_str(),
+                condition["lastTransitionTime"].as_str()
+            ),
+            (Some("False"), Some("t3"))
+        );
+        assert_eq!(condition["observedGeneration"], 2);
+        assert_eq!(flipped["parents"].as_array().map(Vec::len), Some(2));
+        let none = merge_status(&Value::Null, &[], 1, "t4");
+        assert_eq!(none, json!({"parents": []}));
+    }
 }

@@ -14,10 +14,12 @@ use crate::kubernetes::fake::{
     crds::{Crd, lost_on_write},
 };
 
-fn chart_crds() -> Vec<Value> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/chart/osm/crds");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("the chart's CRDs")
+/// The chart's CRDs, the optional Gateway API routes included.
+pub(crate) fn chart_crds() -> Vec<Value> {
+    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/chart/osm");
+    let mut files: Vec<_> = ["crds", "gateway-api"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(chart.join(dir)).expect("the chart's CRDs"))
         .map(|e| e.expect("entry").path())
         .collect();
     files.sort();
