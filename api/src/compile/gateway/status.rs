@@ -106,11 +106,16 @@ fn resolved_refs(index: &Index, route: &MeshRoute<'_>) -> Condition {
             kind: "ResolvedRefs",
             status: false,
             reason: first.reason,
-            message: problems
-                .iter()
-                .map(|p| p.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
+            message: {
+                // A Service named twice (a backend and a mirror) is said once.
+                let mut messages: Vec<&str> = Vec::new();
+                for p in &problems {
+                    if !messages.contains(&p.message.as_str()) {
+                        messages.push(&p.message);
+                    }
+                }
+                messages.join("; ")
+            },
         },
     }
 }
