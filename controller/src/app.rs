@@ -197,6 +197,7 @@ impl Controller {
         tasks.spawn(crate::webhook::serve(
             self.webhook,
             self.webhook_tls.clone(),
+            self.hub.clone(),
             stop.clone(),
         ));
         tasks.spawn(admin::serve(

@@ -311,6 +311,12 @@ impl Hub {
             .collect()
     }
 
+    /// The warnings `object` draws from a TrafficSplit or Gateway API
+    /// routes on the same Service ([`osm_api::compile::gateway::conflicts`]).
+    pub fn split_conflicts(&self, object: &Object) -> Vec<String> {
+        osm_api::compile::gateway::conflicts::split_conflicts(&self.lock().compiler.index, object)
+    }
+
     /// The ServiceAccount a known pod runs as (`default` when unset).
     pub fn pod_service_account(&self, namespace: &str, pod: &str) -> Option<String> {
         let inner = self.lock();

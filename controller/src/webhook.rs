@@ -2,7 +2,9 @@
 //! `POST /validate`): the API server sends an AdmissionReview v1, the
 //! answer carries the compiler's own validation messages, so a policy the
 //! controller would refuse is refused at `kubectl apply` with the field and
-//! the reason. Warnings are passed back as admission warnings.
+//! the reason. Warnings are passed back as admission warnings, with the
+//! conflicts the object has with the cluster as the controller sees it (a
+//! TrafficSplit and Gateway API routes on one Service).
 
 use std::sync::Arc;
 
@@ -15,12 +17,15 @@ use kube::core::{
 };
 use osm_api::{
     load::parse_object,
+    resources::Object,
     validate::{Severity, validate},
 };
 use osm_serve::admission;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use crate::hub::Hub;
 
 /// The path the ValidatingWebhookConfiguration points at.
 pub const PATH: &str = "/validate";
@@ -29,13 +34,17 @@ const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// The answer to one AdmissionReview (pure), as the JSON review sent back.
 /// Deletions are always allowed; creates and updates are checked like the
-/// controller checks them.
-pub fn review(body: &[u8]) -> Result<Value, String> {
+/// controller checks them; `conflicts` gives the warnings an accepted
+/// object draws from the other objects.
+pub fn review(body: &[u8], conflicts: &dyn Fn(&Object) -> Vec<String>) -> Result<Value, String> {
     let request = admission::parse_request::<DynamicObject>(body, "Kubernetes object")?;
-    serde_json::to_value(answer(&request).into_review()).map_err(|e| e.to_string())
+    serde_json::to_value(answer(&request, conflicts).into_review()).map_err(|e| e.to_string())
 }
 
-fn answer(request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+fn answer(
+    request: &AdmissionRequest<DynamicObject>,
+    conflicts: &dyn Fn(&Object) -> Vec<String>,
+) -> AdmissionResponse {
     let response = AdmissionResponse::from(request);
     if request.operation == Operation::Delete {
         return response;
@@ -67,26 +76,35 @@ fn answer(request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
         let message = format!("{} is invalid: {}", parsed.key(), reasons.join("; "));
         invalid(response, &message)
     };
-    if !warned.is_empty() {
-        response.warnings = Some(warned.iter().map(ToString::to_string).collect());
+    let mut warnings: Vec<String> = warned.iter().map(ToString::to_string).collect();
+    if rejected.is_empty() {
+        warnings.extend(conflicts(&parsed));
+    }
+    if !warnings.is_empty() {
+        response.warnings = Some(warnings);
     }
     response
 }
 
-async fn handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(req: Request<Incoming>, hub: Arc<Hub>) -> Response<Full<Bytes>> {
     let body = match admission::read_review(req, PATH, MAX_BODY).await {
         Ok(b) => b,
         Err(refused) => return refused,
     };
-    match review(&body) {
+    match review(&body, &|object| hub.split_conflicts(object)) {
         Ok(answer) => osm_serve::json_reply(StatusCode::OK, answer.to_string()),
         Err(e) => admission::bad_request(&e),
     }
 }
 
 /// Serves HTTPS until `stop` is cancelled.
-pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, stop: CancellationToken) {
-    let handler: osm_serve::Handler = Arc::new(|req| Box::pin(handle(req)));
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    hub: Arc<Hub>,
+    stop: CancellationToken,
+) {
+    let handler: osm_serve::Handler = Arc::new(move |req| Box::pin(handle(req, hub.clone())));
     osm_serve::serve(listener, Some(tls), handler, stop).await;
 }
 
@@ -95,6 +113,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn review_alone(body: &[u8]) -> Result<Value, String> {
+        review(body, &|_| Vec::new())
+    }
 
     fn admission(operation: &str, object: Value) -> Vec<u8> {
         json!({
@@ -124,12 +146,12 @@ mod tests {
 
     #[test]
     fn valid_objects_pass_and_invalid_ones_say_where_and_why() {
-        let ok = review(&admission("CREATE", target("ServiceAccount"))).unwrap();
+        let ok = review_alone(&admission("CREATE", target("ServiceAccount"))).unwrap();
         assert_eq!(ok["response"]["uid"], "abc-123");
         assert_eq!(ok["response"]["allowed"], true);
         assert_eq!(ok["kind"], "AdmissionReview");
 
-        let bad = review(&admission("UPDATE", target("Deployment"))).unwrap();
+        let bad = review_alone(&admission("UPDATE", target("Deployment"))).unwrap();
         assert_eq!(bad["response"]["allowed"], false);
         assert_eq!(bad["response"]["status"]["code"], 422);
         let message = bad["response"]["status"]["message"].as_str().unwrap();
@@ -140,7 +162,7 @@ mod tests {
 
         let mut garbled = target("ServiceAccount");
         garbled["spec"]["rules"] = json!("not a list");
-        let garbled = review(&admission("CREATE", garbled)).unwrap();
+        let garbled = review_alone(&admission("CREATE", garbled)).unwrap();
         assert_eq!(garbled["response"]["allowed"], false);
         assert!(
             garbled["response"]["status"]["message"]
@@ -150,10 +172,26 @@ mod tests {
         );
 
         // A deletion is never blocked, even of an object that is invalid now.
-        let gone = review(&admission("DELETE", Value::Null)).unwrap();
+        let gone = review_alone(&admission("DELETE", Value::Null)).unwrap();
         assert_eq!(gone["response"]["allowed"], true);
 
-        assert!(review(b"{").is_err());
-        assert!(review(b"{}").unwrap_err().contains("no request"));
+        assert!(review_alone(b"{").is_err());
+        assert!(review_alone(b"{}").unwrap_err().contains("no request"));
+    }
+
+    /// Conflicts with other objects come back as warnings of an accepted
+    /// object, and are not looked for on a refused one.
+    #[test]
+    fn conflicts_with_the_cluster_are_warnings() {
+        let conflicts = |o: &Object| vec![format!("{} meets a TrafficSplit", o.key())];
+        let ok = review(&admission("CREATE", target("ServiceAccount")), &conflicts).unwrap();
+        assert_eq!(ok["response"]["allowed"], true);
+        assert_eq!(
+            ok["response"]["warnings"],
+            json!(["TrafficTarget shop/t meets a TrafficSplit"])
+        );
+        let bad = review(&admission("CREATE", target("Deployment")), &conflicts).unwrap();
+        assert_eq!(bad["response"]["allowed"], false);
+        assert!(bad["response"]["warnings"].is_null(), "{bad}");
     }
 }

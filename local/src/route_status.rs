@@ -8,7 +8,37 @@ use osm_api::compile::{
 };
 use serde_json::Value;
 
-use crate::store::Stored;
+use crate::{
+    manifests::Checked,
+    store::{Store, Stored},
+};
+
+/// The warnings objects being applied draw from the others (a TrafficSplit
+/// and Gateway API routes on one Service), as the webhook gives them on a
+/// cluster: each `origin: warning`.
+pub fn conflicts(store: &Store, applying: &[Checked]) -> anyhow::Result<Vec<String>> {
+    let mut index = Index::new(MeshOptions::default());
+    let parsed: Vec<(&Checked, osm_api::resources::Object)> = applying
+        .iter()
+        .filter_map(|c| Some((c, osm_api::load::parse_object(c.value.clone()).ok()?)))
+        .collect();
+    for stored in store.list()? {
+        if let Ok(object) = osm_api::load::parse_object(stored.value) {
+            let _ = index.apply(object);
+        }
+    }
+    for (_, object) in &parsed {
+        let _ = index.apply(object.clone());
+    }
+    Ok(parsed
+        .iter()
+        .flat_map(|(checked, object)| {
+            osm_api::compile::gateway::conflicts::split_conflicts(&index, object)
+                .into_iter()
+                .map(move |w| format!("{}: {w}", checked.origin))
+        })
+        .collect())
+}
 
 /// Whether objects of this kind carry a status local mode computes.
 pub fn has_computed_status(kind: &str) -> bool {

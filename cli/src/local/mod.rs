@@ -207,6 +207,9 @@ pub async fn run(local: Local) -> anyhow::Result<i32> {
         LocalCommand::Apply(args) => {
             let objects = checked(&args)?;
             let api = api_server(&state)?;
+            for warning in osm_local::route_status::conflicts(&api.store, &objects)? {
+                eprintln!("Warning: {warning}");
+            }
             Ok(print_results(api.apply(&objects).await))
         }
         LocalCommand::Delete(args) => {

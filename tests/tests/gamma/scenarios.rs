@@ -122,6 +122,31 @@ pub fn matching(g: &Gamma) {
     ));
     g.expect_backend("MeshTrafficSplit", &["http://echo/v1"], "echo-v1");
     g.expect_backend("MeshTrafficSplit", &["http://echo/v2"], "echo-v2");
+
+    // An SMI TrafficSplit on the same Service: applied with a warning
+    // naming the route, and the route still decides.
+    let smi = format!(
+        "apiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {{name: all-v1, namespace: {NS}}}\n\
+         spec: {{service: echo, backends: [{{service: echo-v1, weight: 1}}]}}\n"
+    );
+    let file = g.mesh.state_dir().join("gamma-split.yaml");
+    std::fs::write(&file, &smi).expect("write the split");
+    let applied = g
+        .mesh
+        .osm(&["local", "apply", "-f", file.to_str().expect("utf-8")]);
+    let warned = String::from_utf8_lossy(&applied.stderr);
+    assert!(applied.status.success(), "{warned}");
+    assert!(
+        warned.contains("Warning:")
+            && warned.contains("HTTPRoute gateway-conformance-mesh/mesh-split routes Service"),
+        "the conflict is reported at apply: {warned}"
+    );
+    g.expect_backend(
+        "MeshTrafficSplit (with an SMI split)",
+        &["http://echo/v2"],
+        "echo-v2",
+    );
+    g.mesh.delete(&smi);
     drop(split);
 
     // MeshHTTPRouteMatching: prefixes match whole path elements; a header

@@ -24,6 +24,7 @@
 //!   500, and ResolvedRefs says RefNotPermitted.
 
 mod attach;
+pub mod conflicts;
 mod matches;
 mod rules;
 pub mod status;

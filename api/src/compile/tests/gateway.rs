@@ -377,3 +377,46 @@ fn applying_a_route_recompiles_its_clients() {
     let impact = compiler.delete(&loaded.objects[0].object.key());
     assert!(impact.changed.contains_key(&client), "{impact:?}");
 }
+
+#[test]
+fn a_split_and_a_route_on_one_service_warn_from_either_side() {
+    use crate::compile::gateway::conflicts::split_conflicts;
+    let split = "---\napiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {name: s, namespace: mesh}\n\
+                 spec: {service: echo, backends: [{service: echo-v1, weight: 1}]}\n";
+    let on_echo = route(
+        "mesh",
+        "r",
+        "{group: '', kind: Service, name: echo}",
+        SPLIT_RULE,
+    );
+    let object = |yaml: &str| {
+        crate::load::load_str("o.yaml", yaml)
+            .objects
+            .remove(0)
+            .object
+    };
+
+    let with_route = index(&(mesh_layout(true) + &on_echo), MeshOptions::default());
+    let warned = split_conflicts(&with_route, &object(split));
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0].starts_with("HTTPRoute mesh/r routes Service mesh/echo"),
+        "{warned:?}"
+    );
+
+    let with_split = index(&(mesh_layout(true) + split), MeshOptions::default());
+    let warned = split_conflicts(&with_split, &object(&on_echo));
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0].starts_with("TrafficSplit mesh/s on Service mesh/echo"),
+        "{warned:?}"
+    );
+
+    let elsewhere = route(
+        "mesh",
+        "r2",
+        "{group: '', kind: Service, name: echo-v2}",
+        SPLIT_RULE,
+    );
+    assert!(split_conflicts(&with_split, &object(&elsewhere)).is_empty());
+}
