@@ -56,6 +56,16 @@ pub struct LocalMesh {
     down: bool,
 }
 
+/// Whether a stored pod's Ready condition is True.
+pub fn ready(pod: &Value) -> bool {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
 /// Polls `check` every 100 ms until it gives a value, failing after
 /// `timeout` with `what`.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use osm_tests::local::{LocalMesh, wait_for};
+use osm_tests::local::{LocalMesh, ready, wait_for};
 use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -165,15 +165,6 @@ fn containers(pod: &Value) -> Vec<String> {
         })
         .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
         .collect()
-}
-
-fn ready(pod: &Value) -> bool {
-    pod.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
 }
 
 #[test]

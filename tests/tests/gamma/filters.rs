@@ -204,7 +204,7 @@ pub fn grpc(g: &Gamma) {
         tally.get("echo-v2").copied().unwrap_or(0),
     );
     assert!(
-        v1 + v2 == 200 && (120..=160).contains(&v1),
+        v1 + v2 == 200 && super::scenarios::near(v1, 70, 100, 200, 0.1),
         "MeshGRPCRouteWeight: {tally:?}"
     );
     drop(weighted);

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use osm_tests::local::{LocalMesh, wait_for};
+use osm_tests::local::{LocalMesh, ready, wait_for};
 use serde_json::Value;
 
 const NS: &str = "gateway-conformance-mesh";
@@ -185,15 +185,6 @@ fn http_route(name: &str, namespace: &str, spec: &str) -> String {
         "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n\
          metadata: {{name: {name}, namespace: {namespace}}}\nspec:\n{spec}"
     )
-}
-
-fn ready(pod: &Value) -> bool {
-    pod.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
 }
 
 #[test]

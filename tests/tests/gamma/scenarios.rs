@@ -206,7 +206,7 @@ pub fn matching(g: &Gamma) {
 
 /// Whether `got` is within `tolerance` (a fraction of `total`) of
 /// `weight` parts of `sum`.
-fn near(got: u32, weight: u32, sum: u32, total: u32, tolerance: f64) -> bool {
+pub(super) fn near(got: u32, weight: u32, sum: u32, total: u32, tolerance: f64) -> bool {
     let expected = f64::from(total) * f64::from(weight) / f64::from(sum);
     (f64::from(got) - expected).abs() <= tolerance * f64::from(total)
 }
