@@ -216,6 +216,7 @@ async fn watch_kind(
         relisted: None,
     };
     let mut listed = false;
+    let mut absent_reported = false;
     let mark_listed = |listed: &mut bool| {
         if !*listed {
             *listed = true;
@@ -238,8 +239,18 @@ async fn watch_kind(
                 }
             }
             Some(Err(e)) => {
-                metrics.error("source");
-                tracing::warn!(%kind, error = %e, "watch failed; retrying");
+                // A custom kind whose CRD is not installed (the Gateway API
+                // routes on most clusters) is said once, not as an error on
+                // every retry.
+                if watched.custom && is_not_installed(&e) {
+                    if !absent_reported {
+                        absent_reported = true;
+                        tracing::info!(%kind, "no such resource on this cluster (CRD not installed): none are read until it is");
+                    }
+                } else {
+                    metrics.error("source");
+                    tracing::warn!(%kind, error = %e, "watch failed; retrying");
+                }
                 // A mesh CRD missing from the cluster must not keep the
                 // controller unready: count it as listed (empty) and keep
                 // retrying.
@@ -249,6 +260,17 @@ async fn watch_kind(
             }
             None => return,
         }
+    }
+}
+
+/// Whether a watch failed because the resource does not exist (404).
+fn is_not_installed(error: &watcher::Error) -> bool {
+    match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.is_not_found(),
+        watcher::Error::WatchError(status) => status.is_not_found(),
+        _ => false,
     }
 }
 

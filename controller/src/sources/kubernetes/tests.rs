@@ -222,3 +222,35 @@ async fn errors_are_retried_and_bad_objects_skipped() {
     .await;
     r.stop.cancel();
 }
+
+#[test]
+fn a_missing_crd_is_told_apart_from_a_failing_watch() {
+    use kube::core::Status;
+    let missing = || {
+        kube::Error::Api(
+            Status::failure(
+                "the server could not find the requested resource",
+                "NotFound",
+            )
+            .with_code(404)
+            .boxed(),
+        )
+    };
+    let forbidden = || {
+        kube::Error::Api(
+            Status::failure("forbidden", "Forbidden")
+                .with_code(403)
+                .boxed(),
+        )
+    };
+    assert!(is_not_installed(&watcher::Error::InitialListFailed(
+        missing()
+    )));
+    assert!(is_not_installed(&watcher::Error::WatchStartFailed(
+        missing()
+    )));
+    assert!(!is_not_installed(&watcher::Error::InitialListFailed(
+        forbidden()
+    )));
+    assert!(!is_not_installed(&watcher::Error::NoResourceVersion));
+}
