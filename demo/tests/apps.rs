@@ -117,7 +117,11 @@ fn httpget_exits_like_curl_f() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: httpget URL"));
+    let usage = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        usage.contains("usage: httpget") && usage.contains(" URL "),
+        "{usage}"
+    );
 }
 
 #[test]
@@ -138,4 +142,40 @@ fn echo_describes_the_request_and_the_pod() {
     assert_eq!(described["method"], "GET");
     assert_eq!(described["pod"], "echo-0");
     assert_eq!(described["namespace"], "shop");
+
+    // httpget's options: another method, the response headers, a header
+    // sent; several requests, one line each; HTTP/2 with prior knowledge.
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_httpget"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let url = format!("http://127.0.0.1:{}/orders", echo.1);
+    let (code, out) = run(&["-X", "POST", "-i", &url, "x-tenant:a"]);
+    assert_eq!(code, 0, "{out}");
+    let mut lines = out.split('\n');
+    assert_eq!(lines.next(), Some("200"));
+    let headers: Vec<&str> = lines.by_ref().take_while(|l| !l.is_empty()).collect();
+    assert!(
+        headers.contains(&"content-type: application/json"),
+        "{headers:?}"
+    );
+    let body: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(body["method"], "POST");
+    assert_eq!(body["headers"]["x-tenant"][0], "a");
+    let (code, out) = run(&["--count", "3", "--http2", &url]);
+    assert_eq!(code, 0, "{out}");
+    let answers: Vec<&str> = out.lines().collect();
+    assert_eq!(answers.len(), 3, "{out}");
+    assert!(
+        answers
+            .iter()
+            .all(|l| l.starts_with("200 {") && l.contains("HTTP/2.0")),
+        "{out}"
+    );
 }
