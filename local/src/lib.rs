@@ -25,6 +25,7 @@ pub mod demo;
 pub mod http;
 pub mod lifecycle;
 pub mod manifests;
+pub mod names;
 pub mod netns_http;
 pub mod pods;
 pub mod route_status;

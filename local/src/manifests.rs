@@ -163,6 +163,10 @@ pub fn check(docs: Vec<Document>, namespace: Option<&str>) -> CheckOutcome {
                 bad = true;
             }
         }
+        for problem in crate::names::object(&kind, &value) {
+            out.errors.push(format!("{at}: {problem}"));
+            bad = true;
+        }
         for problem in validate(&object) {
             let text = format!("{at}: {}: {}", problem.field, problem.message);
             match problem.severity {

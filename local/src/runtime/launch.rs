@@ -168,6 +168,8 @@ pub fn run_as(container: &Container, pod: &Pod) -> (u32, u32) {
 
 /// The process for a container, or why it cannot be started.
 pub fn launch(container: &Container, ctx: &PodContext<'_>) -> Result<Launch, String> {
+    // Its name becomes its log and pid file names.
+    crate::names::dns_label("container", &container.name)?;
     let pod = ctx.pod;
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let command = container.command.clone().unwrap_or_default();

@@ -48,6 +48,12 @@ pub fn balanced(services: &[Service], endpoints: &[Endpoint<'_>]) -> Vec<Balance
             let Ok(number) = u16::try_from(port.port) else {
                 continue;
             };
+            // The protocol goes into an iptables rule: only what Kubernetes
+            // allows (apply refuses the rest; a stored one is skipped).
+            let protocol = port.protocol.clone().unwrap_or_else(|| "TCP".into());
+            if crate::names::protocol(&protocol).is_err() {
+                continue;
+            }
             let backends = endpoints
                 .iter()
                 .filter(|e| e.ready && k8s::selects(service, e.pod))
@@ -58,11 +64,7 @@ pub fn balanced(services: &[Service], endpoints: &[Endpoint<'_>]) -> Vec<Balance
                 service: service.metadata.name.clone().unwrap_or_default(),
                 vip,
                 port: number,
-                protocol: port
-                    .protocol
-                    .clone()
-                    .unwrap_or_else(|| "TCP".into())
-                    .to_lowercase(),
+                protocol: protocol.to_lowercase(),
                 backends,
             });
         }

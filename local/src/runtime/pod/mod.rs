@@ -18,6 +18,7 @@ use osm_controller::token::LocalTokens;
 use tokio_util::sync::CancellationToken;
 
 mod probing;
+mod safe_files;
 mod supervise;
 mod volumes;
 

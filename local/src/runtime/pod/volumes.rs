@@ -1,18 +1,19 @@
 //! A pod's volumes on disk: emptyDir, configMap and projected sources
-//! (ServiceAccount tokens the runtime mints and renews, configMaps), owned
-//! by the user of the container that mounts them.
+//! (ServiceAccount tokens the runtime mints and renews, configMaps). The
+//! directories stay root's: an emptyDir is open to all (as Kubernetes
+//! makes it), the others are readable by the group of the container that
+//! mounts them and writable by no pod; every file is written through
+//! [`super::safe_files`], so nothing a pod plants redirects a write.
 
-use std::{
-    collections::BTreeMap,
-    os::unix::fs::PermissionsExt as _,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use k8s_openapi::api::core::v1::Container;
 use osm_controller::token::{AUDIENCE, PodIdentity};
 
-use super::PodRun;
+use super::{
+    PodRun,
+    safe_files::{Ownership, SafeDir},
+};
 use crate::runtime::launch::run_as;
 
 /// Projected tokens to renew.
@@ -24,10 +25,12 @@ pub(super) struct Tokens {
 
 #[derive(Debug, Clone)]
 pub(super) struct TokenFile {
-    path: PathBuf,
+    /// The volume's directory, and the token's path inside it.
+    volume: PathBuf,
+    path: String,
     audience: String,
     ttl: Duration,
-    owner: u32,
+    owner: Ownership,
 }
 
 /// Writes the pod's volumes under its directory: emptyDir, configMap and
@@ -44,10 +47,12 @@ pub(super) fn materialize_volumes(run: &PodRun) -> Result<Tokens, String> {
         .chain(spec.containers.iter())
         .collect();
     for volume in spec.volumes.iter().flatten() {
+        crate::names::dns_label("volume", &volume.name)?;
         let dir = run.dir.join("volumes").join(&volume.name);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        // Files belong to the (non-root) user of a container mounting it.
-        let owner = all_containers
+        let safe = SafeDir::open(&dir)?;
+        // Readable by the group of a (non-root) container mounting it.
+        let group = all_containers
             .iter()
             .filter(|c| {
                 c.volume_mounts
@@ -55,9 +60,14 @@ pub(super) fn materialize_volumes(run: &PodRun) -> Result<Tokens, String> {
                     .flatten()
                     .any(|m| m.name == volume.name)
             })
-            .map(|c| run_as(c, &run.pod).0)
-            .find(|uid| *uid != 0)
-            .unwrap_or(0);
+            .map(|c| run_as(c, &run.pod))
+            .find(|(uid, _)| *uid != 0)
+            .map_or(0, |(_, gid)| gid);
+        let file = |mode| Ownership {
+            uid: 0,
+            gid: group,
+            mode,
+        };
         let config_map = |name: &str, optional: Option<bool>| -> Result<(), String> {
             let found = run.config_maps.iter().find(|c| {
                 c.metadata.name.as_deref() == Some(name)
@@ -71,7 +81,7 @@ pub(super) fn materialize_volumes(run: &PodRun) -> Result<Tokens, String> {
                                 "configmap {name}: key {key:?} is not a file name"
                             ));
                         }
-                        write_owned(&dir.join(key), value.as_bytes(), owner, 0o644)?;
+                        safe.write(key, value.as_bytes(), file(0o644))?;
                     }
                     Ok(())
                 }
@@ -83,26 +93,24 @@ pub(super) fn materialize_volumes(run: &PodRun) -> Result<Tokens, String> {
             }
         };
         if volume.empty_dir.is_some() {
-            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777));
+            safe.own(file(0o777))?;
         } else if let Some(cm) = &volume.config_map {
             config_map(&cm.name, cm.optional)?;
         } else if let Some(projected) = &volume.projected {
             for source in projected.sources.iter().flatten() {
                 if let Some(t) = &source.service_account_token {
-                    if t.path.contains("..") || t.path.starts_with('/') {
-                        return Err(format!(
-                            "volume {}: bad token path {:?}",
-                            volume.name, t.path
-                        ));
+                    if let Err(e) = safe.walk(&t.path) {
+                        return Err(format!("volume {}: token path: {e}", volume.name));
                     }
                     let ttl = Duration::from_secs(
                         u64::try_from(t.expiration_seconds.unwrap_or(3600)).unwrap_or(3600),
                     );
                     files.push(TokenFile {
-                        path: dir.join(&t.path),
+                        volume: dir.clone(),
+                        path: t.path.clone(),
                         audience: t.audience.clone().unwrap_or_else(|| AUDIENCE.into()),
                         ttl,
-                        owner,
+                        owner: file(0o640),
                     });
                 } else if let Some(cm) = &source.config_map {
                     config_map(&cm.name, cm.optional)?;
@@ -119,8 +127,9 @@ pub(super) fn materialize_volumes(run: &PodRun) -> Result<Tokens, String> {
                 volume.name
             ));
         }
-        if owner != 0 {
-            let _ = nix::unistd::chown(&dir, Some(nix::unistd::Uid::from_raw(owner)), None);
+        if volume.empty_dir.is_none() {
+            // The pod reads; only the runtime writes.
+            safe.own(file(0o750))?;
         }
         volumes.insert(volume.name.clone(), dir);
     }
@@ -146,18 +155,8 @@ pub(super) fn write_tokens(run: &PodRun, files: &[TokenFile]) -> Result<(), Stri
     };
     for f in files {
         let token = run.shared.tokens.mint(&identity, &f.audience, f.ttl);
-        write_owned(&f.path, token.as_bytes(), f.owner, 0o600)?;
+        let (dir, name) = SafeDir::open(&f.volume)?.walk(&f.path)?;
+        dir.write(name, token.as_bytes(), f.owner)?;
     }
     Ok(())
-}
-
-fn write_owned(path: &Path, bytes: &[u8], owner: u32, mode: u32) -> Result<(), String> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode));
-    if owner != 0 {
-        nix::unistd::chown(&tmp, Some(nix::unistd::Uid::from_raw(owner)), None)
-            .map_err(|e| format!("chown {}: {e}", tmp.display()))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
