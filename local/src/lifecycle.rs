@@ -15,7 +15,8 @@ use super::{
     manifests::{check, split_documents},
     runtime::{net, status::ready_and_status},
     state::{
-        INJECTOR_SERVER_NAME, Instance, OSM_NAMESPACE, StateDir, check_instance, write_atomic,
+        INJECTOR_SERVER_NAME, Instance, OSM_NAMESPACE, StateDir, check_instance,
+        unsearchable_ancestor, write_atomic,
     },
     store::Store,
 };
@@ -161,6 +162,23 @@ pub async fn up(state: &StateDir, requested: Option<Instance>) -> anyhow::Result
         (None, asked) => asked.unwrap_or_default(),
     };
     check_instance(&instance).map_err(anyhow::Error::msg)?;
+    let root = std::path::absolute(&state.root).unwrap_or_else(|_| state.root.clone());
+    if let Some(private) = unsearchable_ancestor(&root, |dir| {
+        std::fs::metadata(dir).ok().map(|m| m.permissions().mode())
+    }) {
+        anyhow::bail!(
+            "the sidecars run as UID 1500 and read their tokens below {}, but {} lets no other user in \
+             (mode {:o}): choose a --state-dir below a directory others may enter (the default is {}), \
+             or allow it with `chmod o+x {}`",
+            root.display(),
+            private.display(),
+            std::fs::metadata(&private)
+                .map(|m| m.permissions().mode() & 0o7777)
+                .unwrap_or(0),
+            crate::state::DEFAULT_STATE_DIR,
+            private.display()
+        );
+    }
     for dir in [
         state.root.clone(),
         state.api(),
