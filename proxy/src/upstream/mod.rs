@@ -12,9 +12,8 @@ pub use spec::EndpointSpec;
 pub use stream::{ConnectionUses, MeshIo, Stream};
 
 use std::{
-    collections::HashMap,
     net::SocketAddr,
-    sync::{Arc, Mutex, OnceLock, Weak},
+    sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
@@ -125,7 +124,7 @@ impl EndpointHandle {
 #[derive(Debug, Default)]
 pub struct EndpointRegistry {
     tls: Arc<ArcSwapOption<TlsState>>,
-    handles: Mutex<HashMap<EndpointSpec, Weak<EndpointHandle>>>,
+    handles: Kept<EndpointSpec, EndpointHandle>,
     pub breakers: Kept<(String, Limits), Breaker>,
     pub budgets: Kept<String, Mutex<RetryBudget>>,
 }
@@ -139,14 +138,8 @@ impl EndpointRegistry {
     }
 
     pub fn get(&self, spec: EndpointSpec) -> Arc<EndpointHandle> {
-        let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(live) = handles.get(&spec).and_then(Weak::upgrade) {
-            return live;
-        }
-        // Forget handles no config refers to any more.
-        handles.retain(|_, h| h.strong_count() > 0);
-        let handle = Arc::new(EndpointHandle {
-            spec: spec.clone(),
+        self.handles.get_or(spec.clone(), || EndpointHandle {
+            spec,
             load: Load::default(),
             metrics: RequestMetricsCache::default(),
             health: EndpointHealth::default(),
@@ -154,8 +147,6 @@ impl EndpointRegistry {
             tls: self.tls.clone(),
             http1: OnceLock::new(),
             http2: OnceLock::new(),
-        });
-        handles.insert(spec, Arc::downgrade(&handle));
-        handle
+        })
     }
 }
