@@ -126,7 +126,7 @@ impl Shared {
     /// Validates and applies a complete config; returns its version. On
     /// error nothing changes.
     pub fn apply_config(&self, config: ProxyConfig) -> Result<u64, ConfigError> {
-        self.apply_with(config, OnBadResource::Refuse)
+        self.apply_with(Arc::new(config), OnBadResource::Refuse)
             .map(|(version, _)| version)
     }
 
@@ -136,7 +136,7 @@ impl Shared {
     /// `osm_config_resources_rejected`).
     pub fn apply_config_fail_closed(
         &self,
-        config: ProxyConfig,
+        config: Arc<ProxyConfig>,
     ) -> Result<(u64, Vec<ConfigError>), ConfigError> {
         let applied = self.apply_with(config, OnBadResource::FailClosed)?;
         self.metrics
@@ -147,7 +147,7 @@ impl Shared {
 
     fn apply_with(
         &self,
-        config: ProxyConfig,
+        config: Arc<ProxyConfig>,
         mode: OnBadResource,
     ) -> Result<(u64, Vec<ConfigError>), ConfigError> {
         let _serial = self.apply.lock().unwrap_or_else(|e| e.into_inner());

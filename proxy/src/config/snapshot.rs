@@ -108,7 +108,7 @@ pub struct Snapshot {
     /// Increases with every config applied.
     pub version: u64,
     /// The config as given, for `/config_dump`.
-    pub source: v1::ProxyConfig,
+    pub source: Arc<v1::ProxyConfig>,
     pub mesh: Mesh,
     pub trust_bundle: Vec<CertificateDer<'static>>,
     pub inbound: HashMap<u16, InboundPolicy>,
@@ -175,7 +175,7 @@ impl Snapshot {
     pub fn empty() -> Self {
         Self {
             version: 0,
-            source: v1::ProxyConfig::default(),
+            source: Arc::default(),
             mesh: mesh_settings(None).expect("the default mesh settings are valid"),
             trust_bundle: Vec::new(),
             inbound: HashMap::new(),
@@ -231,14 +231,14 @@ pub fn build_snapshot(
     version: u64,
     registry: &EndpointRegistry,
 ) -> Result<Snapshot, ConfigError> {
-    build(config, version, registry, OnBadResource::Refuse).map(|(s, _)| s)
+    build(Arc::new(config), version, registry, OnBadResource::Refuse).map(|(s, _)| s)
 }
 
 /// Compiles `config`; with [`OnBadResource::FailClosed`], the resources that
 /// cannot be built are enforced fail-closed and returned with why. The
 /// mesh settings and trust bundle are never optional.
 pub fn build(
-    config: v1::ProxyConfig,
+    config: Arc<v1::ProxyConfig>,
     version: u64,
     registry: &EndpointRegistry,
     mode: OnBadResource,

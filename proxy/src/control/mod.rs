@@ -117,7 +117,8 @@ async fn renew_forever(
 }
 
 async fn stream_forever(settings: &ControlSettings, shared: &Shared, stop: &CancellationToken) {
-    let mut config = v1::ProxyConfig::default();
+    // Shared with the snapshot it was built into (one copy in memory).
+    let mut config = Arc::new(v1::ProxyConfig::default());
     let mut backoff = Backoff::new(RECONNECT_BASE, RECONNECT_CAP);
     loop {
         match stream_once(settings, shared, &mut config, &mut backoff, stop).await {
@@ -161,7 +162,7 @@ enum BatchError {
 async fn stream_once(
     settings: &ControlSettings,
     shared: &Shared,
-    config: &mut v1::ProxyConfig,
+    config: &mut Arc<v1::ProxyConfig>,
     backoff: &mut Backoff,
     stop: &CancellationToken,
 ) -> Result<(), StreamError> {
@@ -232,10 +233,10 @@ async fn stream_once(
 /// one bad resource never holds back the others.
 fn apply(
     shared: &Shared,
-    config: &mut v1::ProxyConfig,
+    config: &mut Arc<v1::ProxyConfig>,
     update: &v1::ConfigUpdate,
 ) -> Result<Vec<crate::config::ConfigError>, BatchError> {
-    let next = apply_update(config, update)?;
+    let next = Arc::new(apply_update(config, update)?);
     let (_, rejected) = shared.apply_config_fail_closed(next.clone())?;
     *config = next;
     Ok(rejected)
@@ -287,7 +288,7 @@ mod tests {
     #[test]
     fn unreadable_batches_change_nothing() {
         let shared = shared();
-        let mut config = v1::ProxyConfig::default();
+        let mut config = Arc::new(v1::ProxyConfig::default());
         apply(&shared, &mut config, &batch("1", true, vec![inbound(8080)])).unwrap();
         let before = shared.config().version;
         // A resource without a kind: the batch cannot be read at all.
@@ -309,7 +310,7 @@ mod tests {
     #[test]
     fn a_bad_resource_is_enforced_fail_closed_and_the_rest_applies() {
         let shared = shared();
-        let mut config = v1::ProxyConfig::default();
+        let mut config = Arc::new(v1::ProxyConfig::default());
         let buyer = "spiffe://cluster.local/ns/shop/sa/buyer";
         apply(
             &shared,
