@@ -16,5 +16,5 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let registry = EndpointRegistry::default();
-    let _ = osm_proxy::config::build(config, 1, &registry, OnBadResource::FailClosed);
+    let _ = osm_proxy::config::build(config.into(), 1, &registry, OnBadResource::FailClosed);
 });
