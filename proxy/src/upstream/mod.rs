@@ -67,7 +67,8 @@ pub fn http_client(connector: Connector, wire: Wire) -> HttpClient {
 /// One upstream endpoint with its pools and load estimate.
 #[derive(Debug)]
 pub struct EndpointHandle {
-    pub spec: EndpointSpec,
+    /// Shared with the registry's key (one copy per endpoint).
+    pub spec: Arc<EndpointSpec>,
     pub load: Load,
     pub metrics: RequestMetricsCache,
     /// Outlier detection's view of this endpoint.
@@ -75,8 +76,10 @@ pub struct EndpointHandle {
     /// Its service's circuit breaker, as the current config sets it.
     pub breaker: Arc<ArcSwapOption<Breaker>>,
     tls: Arc<ArcSwapOption<TlsState>>,
-    http1: OnceLock<HttpClient>,
-    http2: OnceLock<HttpClient>,
+    // Boxed: a client is 400 bytes, and most endpoints of a big config
+    // are never called (an empty cell costs a pointer, not the client).
+    http1: OnceLock<Box<HttpClient>>,
+    http2: OnceLock<Box<HttpClient>>,
 }
 
 impl EndpointHandle {
@@ -102,7 +105,7 @@ impl EndpointHandle {
         } else {
             (&self.http1, Wire::Http1)
         };
-        cell.get_or_init(|| http_client(self.connector(wire), wire))
+        cell.get_or_init(|| Box::new(http_client(self.connector(wire), wire)))
     }
 
     /// A new connection for opaque TCP, and its place among the
@@ -124,7 +127,7 @@ impl EndpointHandle {
 #[derive(Debug, Default)]
 pub struct EndpointRegistry {
     tls: Arc<ArcSwapOption<TlsState>>,
-    handles: Kept<EndpointSpec, EndpointHandle>,
+    handles: Kept<Arc<EndpointSpec>, EndpointHandle>,
     pub breakers: Kept<(String, Limits), Breaker>,
     pub budgets: Kept<String, Mutex<RetryBudget>>,
 }
@@ -138,6 +141,7 @@ impl EndpointRegistry {
     }
 
     pub fn get(&self, spec: EndpointSpec) -> Arc<EndpointHandle> {
+        let spec = Arc::new(spec);
         self.handles.get_or(spec.clone(), || EndpointHandle {
             spec,
             load: Load::default(),
