@@ -39,12 +39,19 @@ pub fn send_copies(
             shared.metrics.record_mirror(set, "no_endpoint");
             continue;
         };
-        shared.metrics.record_mirror(set, "sent");
         let request = copy();
+        let (answered, failed) = (
+            shared.metrics.mirror_counter(set, "answered"),
+            shared.metrics.mirror_counter(set, "failed"),
+        );
         let set = set.clone();
         tokio::spawn(async move {
-            if let Err(error) = try_once(&endpoint, request, Some(MIRROR_TIMEOUT), None).await {
-                tracing::debug!(%set, endpoint = %endpoint.addr(), %error, "mirrored request failed");
+            match try_once(&endpoint, request, Some(MIRROR_TIMEOUT), None).await {
+                Ok(_) => answered.increment(1),
+                Err(error) => {
+                    failed.increment(1);
+                    tracing::debug!(%set, endpoint = %endpoint.addr(), %error, "mirrored request failed");
+                }
             }
         });
     }

@@ -159,7 +159,7 @@ impl Metrics {
         r.describe_counter(
             REQUEST_MIRRORS_TOTAL.into(),
             None,
-            "Copies of requests for route mirrors (RequestMirror), by destination set and outcome: sent, skipped (a body too large or streamed to copy) or no_endpoint".into(),
+            "Copies of requests for route mirrors (RequestMirror), by destination set and outcome: answered or failed (once sent), skipped (a body too large or streamed to copy) or no_endpoint".into(),
         );
         r.describe_counter(
             OUTLIER_EJECTIONS_TOTAL.into(),
@@ -225,8 +225,8 @@ impl Metrics {
         .increment(1);
     }
 
-    /// Counts a mirror copy to `set` by outcome.
-    pub fn record_mirror(&self, set: &str, outcome: &'static str) {
+    /// The counter of mirror copies to `set` with `outcome`.
+    pub fn mirror_counter(&self, set: &str, outcome: &'static str) -> Counter {
         self.counter(
             REQUEST_MIRRORS_TOTAL,
             vec![
@@ -234,7 +234,11 @@ impl Metrics {
                 Label::new("outcome", outcome),
             ],
         )
-        .increment(1);
+    }
+
+    /// Counts a mirror copy to `set` by outcome.
+    pub fn record_mirror(&self, set: &str, outcome: &'static str) {
+        self.mirror_counter(set, outcome).increment(1);
     }
 
     /// Counts one ejection of an endpoint of `set` ("<ns>/<service>:<port>").

@@ -9,6 +9,7 @@ use osm_tests::{
     apps::HttpApp,
     client::Http1Conn,
     flaky::{Fault, FlakyApp},
+    metric_value,
     pki::Pki,
 };
 use serde_json::{Value, json};
@@ -259,4 +260,20 @@ async fn mirrors_get_copies_and_the_client_does_not_wait_for_them() {
     assert_eq!(mirror.bodies(), [bytes::Bytes::from_static(b"one order")]);
     assert_eq!(v1.bodies(), [bytes::Bytes::from_static(b"one order")]);
     assert_eq!(never.requests(), 0);
+    // The copy is counted once its (slow) answer came.
+    let answered = || {
+        metric_value(
+            &p.metrics(),
+            "osm_request_mirrors_total",
+            &[
+                ("destination_set", "shop/mirror:80"),
+                ("outcome", "answered"),
+            ],
+        )
+    };
+    let began = std::time::Instant::now();
+    while answered() < 1.0 && began.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(answered(), 1.0, "{}", p.metrics());
 }
