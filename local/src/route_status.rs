@@ -3,30 +3,26 @@
 //! ([`osm_api::compile::gateway::status`]) over everything stored.
 
 use osm_api::compile::{
-    Index, MeshOptions,
+    MeshOptions,
     gateway::{MeshRoute, status},
 };
 use serde_json::Value;
 
 use crate::{
     manifests::Checked,
-    store::{Store, Stored},
+    store::{Store, Stored, index_of},
 };
 
 /// The warnings objects being applied draw from the others (a TrafficSplit
 /// and Gateway API routes on one Service), as the webhook gives them on a
 /// cluster: each `origin: warning`.
 pub fn conflicts(store: &Store, applying: &[Checked]) -> anyhow::Result<Vec<String>> {
-    let mut index = Index::new(MeshOptions::default());
+    let stored = store.list()?;
+    let mut index = index_of(stored.iter().map(|s| &s.value), MeshOptions::default());
     let parsed: Vec<(&Checked, osm_api::resources::Object)> = applying
         .iter()
         .filter_map(|c| Some((c, osm_api::load::parse_object(c.value.clone()).ok()?)))
         .collect();
-    for stored in store.list()? {
-        if let Ok(object) = osm_api::load::parse_object(stored.value) {
-            let _ = index.apply(object);
-        }
-    }
     for (_, object) in &parsed {
         let _ = index.apply(object.clone());
     }
@@ -51,12 +47,7 @@ pub fn fill(all: &mut [Stored], now: &str) {
     if !all.iter().any(|s| has_computed_status(&s.key.kind)) {
         return;
     }
-    let mut index = Index::new(MeshOptions::default());
-    for stored in all.iter() {
-        if let Ok(object) = osm_api::load::parse_object(stored.value.clone()) {
-            let _ = index.apply(object);
-        }
-    }
+    let index = index_of(all.iter().map(|s| &s.value), MeshOptions::default());
     for stored in all.iter_mut() {
         let key = (stored.key.namespace.clone(), stored.key.name.clone());
         let route = match stored.key.kind.as_str() {

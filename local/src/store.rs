@@ -93,6 +93,22 @@ pub struct Stored {
     pub value: Value,
 }
 
+/// The compiler's index over stored objects (what is not a mesh object,
+/// or what validation refuses, is left out): the controller's view of
+/// local mode, for the verbs and the API server's computed answers.
+pub fn index_of<'a>(
+    values: impl IntoIterator<Item = &'a Value>,
+    mesh: osm_api::compile::MeshOptions,
+) -> osm_api::compile::Index {
+    let mut index = osm_api::compile::Index::new(mesh);
+    for value in values {
+        if let Ok(object) = osm_api::load::parse_object(value.clone()) {
+            let _ = index.apply(object);
+        }
+    }
+    index
+}
+
 impl Store {
     pub fn new(dir: impl Into<PathBuf>, lock: impl Into<PathBuf>) -> Self {
         Self {

@@ -66,20 +66,26 @@ pub fn ready(pod: &Value) -> bool {
         })
 }
 
-/// Polls `check` every 100 ms until it gives a value, failing after
-/// `timeout` with `what`.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+/// Polls `check` every 100 ms until it gives a value, or None after
+/// `timeout`.
+pub fn poll_until<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let began = Instant::now();
     loop {
         if let Some(v) = check() {
-            return v;
+            return Some(v);
         }
-        assert!(
-            began.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for: {what}"
-        );
+        if began.elapsed() >= timeout {
+            return None;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Polls `check` every 100 ms until it gives a value, failing after
+/// `timeout` with `what`.
+pub fn wait_for<T>(what: &str, timeout: Duration, check: impl FnMut() -> Option<T>) -> T {
+    poll_until(timeout, check)
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for: {what}"))
 }
 
 fn text(out: &Output) -> String {

@@ -27,13 +27,11 @@ impl LocalTarget {
 
 /// The compiler's index over everything local mode stores.
 pub fn index(store: &Store, mesh: MeshOptions) -> anyhow::Result<Index> {
-    let mut index = Index::new(mesh);
-    for stored in store.list()? {
-        if let Ok(object) = osm_api::load::parse_object(stored.value) {
-            let _ = index.apply(object);
-        }
-    }
-    Ok(index)
+    let stored = store.list()?;
+    Ok(osm_local::store::index_of(
+        stored.iter().map(|s| &s.value),
+        mesh,
+    ))
 }
 
 /// A local mesh's state directory with the bookstore's namespaces,

@@ -22,22 +22,23 @@ const ROUND: Duration = Duration::from_secs(2);
 
 type RouteKey = (&'static str, String, String);
 
-fn resource(kind: &str) -> ApiResource {
-    let plural = if kind == "GRPCRoute" {
-        "grpcroutes"
-    } else {
-        "httproutes"
-    };
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind),
-        plural,
-    )
+/// The API resource of a route kind, as the controller watches it.
+fn resource(kind: &str) -> Option<ApiResource> {
+    let watched = osm_api::kinds::WATCHED_KINDS
+        .iter()
+        .find(|w| w.kind == kind)?;
+    Some(ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(watched.group, watched.version, watched.kind),
+        watched.plural,
+    ))
 }
 
 /// Writes one route's status; Ok(true) when it changed.
 async fn write(client: &Client, route: &RouteStatus) -> Result<bool, kube::Error> {
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), &route.namespace, &resource(route.kind));
+    let Some(resource) = resource(route.kind) else {
+        return Ok(false);
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &route.namespace, &resource);
     let current = api.get_status(&route.name).await?;
     let existing = current.data.get("status").cloned().unwrap_or_default();
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();

@@ -217,9 +217,13 @@ fn mesh_settings(mesh: Option<&v1::MeshSettings>) -> Result<Mesh, ConfigError> {
         },
         connect_timeout: ms(m.connect_timeout_ms, 1000),
         detect_timeout: ms(m.detect_timeout_ms, 500),
-        request_timeout: (m.request_timeout_ms > 0)
-            .then(|| Duration::from_millis(m.request_timeout_ms.into())),
+        request_timeout: optional_ms(m.request_timeout_ms),
     })
+}
+
+/// A wire duration in milliseconds where 0 means "not set".
+fn optional_ms(v: u32) -> Option<Duration> {
+    (v > 0).then(|| Duration::from_millis(v.into()))
 }
 
 /// Validates `config` and compiles it; any bad field refuses it whole.

@@ -159,8 +159,9 @@ pub struct Plan {
     pub backend_request_timeout: Option<Duration>,
     /// A route rule's retries, in place of the service's.
     pub retry: Option<Arc<Retries>>,
-    /// A route rule's mirrors (copies sent, answers dropped).
-    pub mirrors: Arc<[Mirror]>,
+    /// A route rule's mirrors (copies sent, answers dropped); None for
+    /// a service's own requests (nothing allocated per request).
+    pub mirrors: Option<Arc<[Mirror]>>,
 }
 
 impl Plan {
@@ -171,7 +172,7 @@ impl Plan {
             request_timeout: service.request_timeout,
             backend_request_timeout: service.backend_request_timeout,
             retry: None,
-            mirrors: Arc::new([]),
+            mirrors: None,
         }
     }
 }
@@ -210,17 +211,17 @@ async fn tries(
     if let Some(r) = retries {
         lock(&r.budget).deposit(resilience::now());
     }
-    let mirroring = !plan.mirrors.is_empty();
-    let mut prepared = match prepare(req, retries.is_some() || mirroring).await {
+    let mirrors = plan.mirrors.as_deref();
+    let mut prepared = match prepare(req, retries.is_some() || mirrors.is_some()).await {
         Ok(p) => Some(p),
         Err(e) => return Sent::BadBody(e),
     };
-    if mirroring {
+    if let Some(mirrors) = mirrors {
         let template = match &prepared {
             Some(Prepared::Replayed(t)) => Some(t),
             _ => None,
         };
-        super::mirror::send_copies(shared, &plan.mirrors, template.map(|t| || t.request()));
+        super::mirror::send_copies(shared, mirrors, template.map(|t| || t.request()));
     }
     let mut retried = 0u32;
     // Held while a retry is in flight (`maxRetries`).

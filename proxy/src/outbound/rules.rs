@@ -123,7 +123,7 @@ pub fn apply(
                 .backend_request_timeout
                 .or(service.backend_request_timeout),
             retry: rule.retry.clone(),
-            mirrors: rule.mirrors.clone(),
+            mirrors: (!rule.mirrors.is_empty()).then(|| rule.mirrors.clone()),
         },
         rule: index,
         backend,

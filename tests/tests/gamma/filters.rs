@@ -8,7 +8,9 @@
 
 use serde_json::Value;
 
-use super::{Gamma, NS, http_route, wait_for_or_none};
+use osm_tests::local::poll_until;
+
+use super::{Gamma, NS, http_route};
 
 pub fn header_modifiers(g: &Gamma) {
     // MeshHTTPRouteRequestHeaderModifier: set overwrites, add appends,
@@ -79,7 +81,7 @@ pub fn mirror(g: &Gamma) {
     let url = format!("http://echo{path}");
     let a = g.expect("RequestMirror", NS, &[&url], |a| a.status == 200);
     assert_eq!(a.backend(), "echo-v1", "{a:?}");
-    let logged = wait_for_or_none(super::PATIENCE, || {
+    let logged = poll_until(super::PATIENCE, || {
         let log = g
             .mesh
             .ok(&["local", "logs", "-n", NS, "deploy/echo-v2", "-c", "echo-v2"]);

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use osm_tests::local::{LocalMesh, ready, wait_for};
+use osm_tests::local::{LocalMesh, poll_until, ready, wait_for};
 use serde_json::Value;
 
 const NS: &str = "gateway-conformance-mesh";
@@ -90,7 +90,7 @@ impl Gamma {
         check: impl Fn(&Answer) -> bool,
     ) -> Answer {
         let mut last = None;
-        let found = wait_for_or_none(PATIENCE, || {
+        let found = poll_until(PATIENCE, || {
             let answer = self.request(namespace, args)?;
             if check(&answer) {
                 return Some(answer);
@@ -108,7 +108,7 @@ impl Gamma {
     /// place).
     fn expect_backend(&self, scenario: &str, args: &[&str], backend: &str) {
         let mut last = None;
-        let done = wait_for_or_none(PATIENCE, || {
+        let done = poll_until(PATIENCE, || {
             let tally = self.tally(NS, args, 8);
             if tally.get(backend) == Some(&8) {
                 return Some(());
@@ -167,17 +167,6 @@ impl Drop for Route<'_> {
             self.gamma.mesh.delete(&self.yaml);
         }
     }
-}
-
-fn wait_for_or_none<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let began = std::time::Instant::now();
-    while began.elapsed() < timeout {
-        if let Some(v) = check() {
-            return Some(v);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    None
 }
 
 fn http_route(name: &str, namespace: &str, spec: &str) -> String {

@@ -340,13 +340,8 @@ pub(super) fn build_service(
         split,
         split_matches: compile_matches(&format!("{at}.splitMatches"), &s.split_matches)?,
         retry,
-        request_timeout: if s.request_timeout_ms > 0 {
-            Some(Duration::from_millis(s.request_timeout_ms.into()))
-        } else {
-            mesh_request_timeout
-        },
-        backend_request_timeout: (s.backend_request_timeout_ms > 0)
-            .then(|| Duration::from_millis(s.backend_request_timeout_ms.into())),
+        request_timeout: super::optional_ms(s.request_timeout_ms).or(mesh_request_timeout),
+        backend_request_timeout: super::optional_ms(s.backend_request_timeout_ms),
         routes: super::routes::build_routes(at, &s.routes, sets, registry)?,
     })
 }

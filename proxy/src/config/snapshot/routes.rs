@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use osm_api::v1;
 
-use super::{ConfigError, EndpointSet, Retries, err};
+use super::{ConfigError, EndpointSet, Retries, err, optional_ms};
 use crate::routing::{
     http_route::{RouteMatches, compile_matches},
     route_filters::{HeaderEdits, Redirect, Rewrite},
@@ -58,10 +58,6 @@ pub struct RouteBackend {
     pub endpoints: Option<Arc<EndpointSet>>,
     pub request_headers: Vec<HeaderEdits>,
     pub response_headers: Vec<HeaderEdits>,
-}
-
-fn ms(v: u32) -> Option<Duration> {
-    (v > 0).then(|| Duration::from_millis(v.into()))
 }
 
 /// What a list of filters does, split by kind.
@@ -173,8 +169,8 @@ pub(super) fn build_routes(
             rewrite: f.rewrite,
             weights: WeightedChoice::new(&weights),
             backends,
-            request_timeout: ms(rule.request_timeout_ms),
-            backend_request_timeout: ms(rule.backend_request_timeout_ms),
+            request_timeout: optional_ms(rule.request_timeout_ms),
+            backend_request_timeout: optional_ms(rule.backend_request_timeout_ms),
         });
     }
     Ok(Some(Routes {
