@@ -195,10 +195,11 @@ pub fn grpc(g: &Gamma) {
     ];
     // MeshGRPCRouteWeight: 70/30 by counts.
     let weighted = g.route(&format!(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {{name: grpc-weight, namespace: {NS}}}\nspec:\n  parentRefs: [{{group: '', kind: Service, name: echo, port: 7070}}]\n  rules:\n  - backendRefs:\n    - {{name: echo-v1, port: 7070, weight: 70}}\n    - {{name: echo-v2, port: 7070, weight: 30}}\n"
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {{name: grpc-weight, namespace: {NS}}}\nspec:\n  parentRefs: [{{group: '', kind: Service, name: echo, port: 7070}}]\n  rules:\n  - filters: [{{type: ResponseHeaderModifier, responseHeaderModifier: {{set: [{{name: X-Routed, value: grpc-weighted}}]}}}}]\n    backendRefs:\n    - {{name: echo-v1, port: 7070, weight: 70}}\n    - {{name: echo-v2, port: 7070, weight: 30}}\n"
     ));
+    // Counted once the route is in place (its header).
     g.expect("MeshGRPCRouteWeight", NS, &call, |a| {
-        a.backend() == "echo-v2"
+        a.header("x-routed") == Some("grpc-weighted")
     });
     let tally = g.tally(NS, &call, 200);
     let (v1, v2) = (

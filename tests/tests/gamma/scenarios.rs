@@ -218,12 +218,12 @@ pub fn weights(g: &Gamma) {
     let _route = g.route(&http_route(
         "mesh-weighted",
         NS,
-        "  parentRefs: [{group: '', kind: Service, name: echo, port: 80}]\n  rules:\n  - backendRefs:\n    - {name: echo-v1, port: 80, weight: 70}\n    - {name: echo-v2, port: 80, weight: 30}\n",
+        "  parentRefs: [{group: '', kind: Service, name: echo, port: 80}]\n  rules:\n  - filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: X-Routed, value: weighted}]}}]\n    backendRefs:\n    - {name: echo-v1, port: 80, weight: 70}\n    - {name: echo-v2, port: 80, weight: 30}\n",
     ));
-    // The route is in place once a request without a match to the
-    // earlier named route is answered (that route answered 404).
+    // Counted once the route is in place (its header): before it, the
+    // Service's own balancing answers.
     g.expect("MeshHTTPRouteWeight", NS, &["http://echo/"], |a| {
-        a.status == 200
+        a.header("x-routed") == Some("weighted")
     });
     let tally = g.tally(NS, &["http://echo/"], 200);
     let (v1, v2) = (
