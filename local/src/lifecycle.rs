@@ -196,6 +196,11 @@ pub async fn up(state: &StateDir, requested: Option<Instance>) -> anyhow::Result
     let store = Store::new(state.api(), state.api_lock());
     seed(&store)?;
 
+    // The daemon this command starts is watched through its handle: right
+    // after a spawn its /proc cmdline can still be empty (the kernel lets
+    // the parent go before it sets up the new program's arguments), which
+    // `daemon_pid` would take for a stopped daemon.
+    let mut spawned = None;
     if let Some(pid) = daemon_pid(state) {
         println!("local mode is already running (daemon pid {pid})");
     } else {
@@ -215,12 +220,20 @@ pub async fn up(state: &StateDir, requested: Option<Instance>) -> anyhow::Result
             .context("cannot start the local daemon")?;
         std::fs::write(state.daemon_pid(), child.id().to_string())?;
         println!("starting the local mesh (daemon pid {})", child.id());
+        spawned = Some(child);
     }
     let began = Instant::now();
     while !state.ready_marker().exists() {
-        if daemon_pid(state).is_none() {
+        let stopped = match spawned.as_mut() {
+            Some(child) => child
+                .try_wait()
+                .context("cannot watch the local daemon")?
+                .map(|status| format!(" ({status})")),
+            None => daemon_pid(state).is_none().then(String::new),
+        };
+        if let Some(how) = stopped {
             anyhow::bail!(
-                "the local daemon stopped; the end of {}:\n{}",
+                "the local daemon stopped{how}; the end of {}:\n{}",
                 state.logs().join("daemon.log").display(),
                 tail(&state.logs().join("daemon.log"), 20)
             );

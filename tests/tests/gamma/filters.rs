@@ -201,13 +201,14 @@ pub fn grpc(g: &Gamma) {
     g.expect("MeshGRPCRouteWeight", NS, &call, |a| {
         a.header("x-routed") == Some("grpc-weighted")
     });
-    let tally = g.tally(NS, &call, 200);
+    let tally = g.tally(NS, &call, super::scenarios::WEIGHED);
     let (v1, v2) = (
         tally.get("echo-v1").copied().unwrap_or(0),
         tally.get("echo-v2").copied().unwrap_or(0),
     );
     assert!(
-        v1 + v2 == 200 && super::scenarios::near(v1, 70, 100, 200, 0.1),
+        v1 + v2 == super::scenarios::WEIGHED
+            && super::scenarios::near(v1, 70, 100, super::scenarios::WEIGHED, 0.1),
         "MeshGRPCRouteWeight: {tally:?}"
     );
     drop(weighted);
