@@ -161,9 +161,21 @@ pub fn apply_update(
         resources(config)
     };
     for (i, removal) in update.removals.iter().enumerate() {
-        use v1::resource_key::Kind;
-        let bad = |message: String| UpdateError::BadRemoval { index: i, message };
-        let id = match Kind::try_from(removal.kind)
+        map.remove(&removal_id(i, removal)?);
+    }
+    for (i, resource) in update.upserts.iter().enumerate() {
+        let id = resource_id(resource).ok_or(UpdateError::EmptyResource(i))?;
+        map.insert(id, resource.clone());
+    }
+    Ok(assemble(map.into_values()))
+}
+
+/// The resource a batch's `removals[index]` names.
+pub fn removal_id(index: usize, removal: &v1::ResourceKey) -> Result<ResourceId, UpdateError> {
+    use v1::resource_key::Kind;
+    let bad = |message: String| UpdateError::BadRemoval { index, message };
+    Ok(
+        match Kind::try_from(removal.kind)
             .map_err(|_| bad(format!("unknown kind {}", removal.kind)))?
         {
             Kind::Inbound => ResourceId::Inbound(
@@ -176,14 +188,8 @@ pub fn apply_update(
             Kind::Endpoints => ResourceId::Endpoints(removal.key.clone()),
             Kind::Egress => ResourceId::Egress(removal.key.clone()),
             Kind::Unspecified => return Err(bad("no kind".into())),
-        };
-        map.remove(&id);
-    }
-    for (i, resource) in update.upserts.iter().enumerate() {
-        let id = resource_id(resource).ok_or(UpdateError::EmptyResource(i))?;
-        map.insert(id, resource.clone());
-    }
-    Ok(assemble(map.into_values()))
+        },
+    )
 }
 
 /// A config from resources.

@@ -3,5 +3,6 @@
 //! the side-by-side load harness is the `osm-bench` binary (module
 //! [`pairs`]; `bench/run` builds and runs it).
 
+pub mod big_config;
 pub mod pairs;
 pub mod resilience;

@@ -49,6 +49,17 @@ enum Command {
         #[arg(long)]
         osm_proxy: Option<PathBuf>,
     },
+    /// The memory of a release proxy whose config holds N services of
+    /// three endpoints (permissive mode in a big cluster), against the
+    /// same proxy with an empty config, in one run (see bench/README.md).
+    ConfigMemory {
+        /// Services in the big config.
+        #[arg(long, default_value_t = 10_000)]
+        services: usize,
+        /// osm-proxy binary (default: beside this one).
+        #[arg(long)]
+        osm_proxy: Option<PathBuf>,
+    },
     /// The application behind every path (started by `pairs`).
     App {
         #[arg(long)]
@@ -111,6 +122,28 @@ struct PairsArgs {
     /// oha binary (cargo install oha --locked).
     #[arg(long)]
     oha: Option<PathBuf>,
+}
+
+fn config_memory(services: usize, osm_proxy: Option<PathBuf>) -> Result<()> {
+    let proxy = match osm_proxy {
+        Some(p) => p,
+        None => std::env::current_exe()?
+            .parent()
+            .context("osm-bench has no directory")?
+            .join("osm-proxy"),
+    };
+    println!("| services | RSS (MiB) | peak RSS (MiB) |\n|---:|---:|---:|");
+    for n in [0, services] {
+        let m = osm_bench::big_config::measure(&proxy, n)?;
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        println!(
+            "| {} | {:.1} | {:.1} |",
+            m.services,
+            mib(m.rss_kib),
+            mib(m.peak_kib)
+        );
+    }
+    Ok(())
 }
 
 fn version_of(program: &std::path::Path, flag: &str) -> String {
@@ -255,6 +288,10 @@ fn main() -> std::process::ExitCode {
             out,
             osm_proxy,
         } => resilience(rate, duration, workers, out, osm_proxy),
+        Command::ConfigMemory {
+            services,
+            osm_proxy,
+        } => config_memory(services, osm_proxy),
         Command::App {
             listen,
             body_bytes,

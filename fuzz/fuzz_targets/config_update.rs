@@ -1,20 +1,60 @@
 //! What the controller sends a proxy: any batch is applied or refused
-//! whole, and any config it produces is built by the proxy, fail-closed,
-//! without a panic.
+//! whole, any config it produces is built by the proxy, fail-closed,
+//! without a panic, and a batch the proxy applies in place to its running
+//! snapshot gives exactly what a whole build of the same config gives.
+//!
+//! The input is one batch; its first upserts (as many as the first
+//! byte says) form the config the proxy runs, the rest and the removals
+//! arrive as the next batch.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use osm_api::{protocol::apply_update, v1};
-use osm_proxy::{config::OnBadResource, upstream::EndpointRegistry};
+use osm_api::v1;
+use osm_proxy::{
+    config::{OnBadResource, Snapshot, build, store::ConfigStore, update},
+    upstream::EndpointRegistry,
+};
 use prost::Message;
 
+fn whole(store: &ConfigStore, registry: &EndpointRegistry) -> Option<Snapshot> {
+    build(
+        &store.to_config(),
+        store.clone(),
+        1,
+        registry,
+        OnBadResource::FailClosed,
+    )
+    .ok()
+    .map(|(s, _)| s)
+}
+
 fuzz_target!(|data: &[u8]| {
-    let Ok(update) = v1::ConfigUpdate::decode(data) else {
+    let Some((&split, data)) = data.split_first() else {
         return;
     };
-    let Ok(config) = apply_update(&v1::ProxyConfig::default(), &update) else {
+    let Ok(mut second) = v1::ConfigUpdate::decode(data) else {
         return;
     };
+    let at = usize::from(split).min(second.upserts.len());
+    let first = v1::ConfigUpdate {
+        full: true,
+        upserts: second.upserts.drain(..at).collect(),
+        ..Default::default()
+    };
+    second.full = false;
     let registry = EndpointRegistry::default();
-    let _ = osm_proxy::config::build(config.into(), 1, &registry, OnBadResource::FailClosed);
+    let Ok((store, _)) = ConfigStore::default().apply(&first) else {
+        return;
+    };
+    let Some(current) = whole(&store, &registry) else {
+        return;
+    };
+    let Ok((next, changed)) = store.apply(&second) else {
+        return;
+    };
+    let want = whole(&next, &registry);
+    if let Some(got) = update(&current, &store, next, &changed, 2, &registry) {
+        let want = want.expect("a config updated in place also builds whole");
+        assert_eq!(got.describe(), want.describe());
+    }
 });

@@ -81,7 +81,7 @@ fn respond(role: Role, shared: &Shared, req: &Request<Incoming>) -> Response<Pro
             let snapshot = shared.config();
             json(&serde_json::json!({
                 "version": snapshot.version,
-                "config": serde_json::to_value(&*snapshot.source).unwrap_or_default(),
+                "config": serde_json::to_value(&snapshot.source).unwrap_or_default(),
             }))
         }
         (Role::Admin, "/certs") => json(&certs(shared)),

@@ -16,7 +16,10 @@ use metrics::Label;
 use osm_api::v1::ProxyConfig;
 
 use crate::{
-    config::{ConfigError, OnBadResource, Snapshot, build},
+    config::{
+        ConfigError, OnBadResource, Snapshot, build,
+        store::{Changed, ConfigStore},
+    },
     identity::{Credentials, policy::TlsPolicy, tls::TlsState},
     resilience::breaker::Breaker,
     telemetry::{access_log::AccessLog, metrics::Metrics},
@@ -126,33 +129,60 @@ impl Shared {
     /// Validates and applies a complete config; returns its version. On
     /// error nothing changes.
     pub fn apply_config(&self, config: ProxyConfig) -> Result<u64, ConfigError> {
-        self.apply_with(Arc::new(config), OnBadResource::Refuse)
-            .map(|(version, _)| version)
+        let source = ConfigStore::from_config(&config);
+        self.swap_in(|_, version, registry| {
+            build(&config, source, version, registry, OnBadResource::Refuse)
+        })
+        .map(|(version, _)| version)
     }
 
-    /// Applies a config from the controller: a resource that cannot be
-    /// built is enforced fail-closed instead of holding back the rest.
-    /// Returns the version and what was rejected (also counted in
+    /// Applies a config from the controller (`source`, which a batch that
+    /// `changed` what it did made from `base`): in place when it can, else
+    /// built whole with a resource that cannot be built enforced
+    /// fail-closed instead of holding back the rest. Returns the version
+    /// and what was rejected (also counted in
     /// `osm_config_resources_rejected`).
-    pub fn apply_config_fail_closed(
+    pub fn apply_batch(
         &self,
-        config: Arc<ProxyConfig>,
+        base: &ConfigStore,
+        source: ConfigStore,
+        changed: &Changed,
     ) -> Result<(u64, Vec<ConfigError>), ConfigError> {
-        let applied = self.apply_with(config, OnBadResource::FailClosed)?;
+        let applied = self.swap_in(|current, version, registry| {
+            let in_place =
+                crate::config::update(current, base, source.clone(), changed, version, registry);
+            match in_place {
+                Some(snapshot) => Ok((snapshot, Vec::new())),
+                None => build(
+                    &source.to_config(),
+                    source,
+                    version,
+                    registry,
+                    OnBadResource::FailClosed,
+                ),
+            }
+        })?;
         self.metrics
             .gauge(crate::telemetry::metrics::CONFIG_RESOURCES_REJECTED, vec![])
             .set(applied.1.len() as f64);
         Ok(applied)
     }
 
-    fn apply_with(
+    /// Builds the next snapshot from the current one and swaps it in, or
+    /// changes nothing.
+    fn swap_in(
         &self,
-        config: Arc<ProxyConfig>,
-        mode: OnBadResource,
+        next: impl FnOnce(
+            &Snapshot,
+            u64,
+            &EndpointRegistry,
+        ) -> Result<(Snapshot, Vec<ConfigError>), ConfigError>,
     ) -> Result<(u64, Vec<ConfigError>), ConfigError> {
         let _serial = self.apply.lock().unwrap_or_else(|e| e.into_inner());
-        let version = self.config.load().version + 1;
-        let (snapshot, rejected) = build(config, version, &self.registry, mode)?;
+        let current = self.config.load_full();
+        let version = current.version + 1;
+        let (snapshot, rejected) = next(&current, version, &self.registry)?;
+        drop(current);
         let tls = self.tls_for(&snapshot.trust_bundle, &snapshot.mesh.tls)?;
         // Swap TLS first: a connection that sees the new config also sees
         // the trust bundle it names.

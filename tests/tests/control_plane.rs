@@ -192,7 +192,7 @@ impl Mesh {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "timed out waiting for: {what} (last status {got}; config {})",
-                serde_json::to_string(&*proxy.shared.config().source).unwrap_or_default()
+                serde_json::to_string(&proxy.shared.config().source).unwrap_or_default()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -3,12 +3,13 @@
 
 mod load;
 mod snapshot;
+pub mod store;
 pub mod watch;
 
 pub use load::{LoadError, parse_config};
 pub use snapshot::{
-    ConfigError, EndpointSet, Mesh, Mirror, OnBadResource, OutboundService, Retries, RouteBackend,
-    RouteRule, Routes, Snapshot, Split, build, build_snapshot,
+    ConfigError, EndpointSet, Mesh, Mirror, OnBadResource, OutboundService, PodTarget, Retries,
+    RouteBackend, RouteRule, Routes, Snapshot, Split, build, build_snapshot, update,
 };
 
 use osm_api::v1;

@@ -14,20 +14,28 @@ use std::{
 use osm_api::v1;
 use rustls::pki_types::CertificateDer;
 
+mod describe;
 mod egress;
 mod inbound;
 mod outbound;
 mod pod_addresses;
+mod references;
 mod routes;
+mod update;
 
+pub use pod_addresses::PodTarget;
 pub use routes::{Mirror, RouteBackend, RouteRule, Routes};
+pub use update::update;
 
 use self::{
     egress::build_egress,
     inbound::build_inbound,
-    outbound::{build_endpoint_sets, build_outbound},
+    outbound::{Indexed, build_endpoint_sets, build_outbound},
+    pod_addresses::PodIndex,
+    references::References,
 };
 use super::Protocol;
+use super::store::ConfigStore;
 use crate::{
     identity::policy::TlsPolicy,
     policy::{InboundPolicy, matcher::HttpMatcher},
@@ -102,22 +110,50 @@ pub struct Mesh {
     pub log_level: String,
 }
 
-/// An immutable, validated view of the proxy's config.
+/// Endpoint sets by key.
+pub(crate) type Sets = imbl::HashMap<String, Arc<EndpointSet>>;
+
+/// An immutable, validated view of the proxy's config. Its maps are
+/// persistent: the next snapshot shares what did not change (see
+/// [`update`]).
 #[derive(Debug)]
 pub struct Snapshot {
     /// Increases with every config applied.
     pub version: u64,
     /// The config as given, for `/config_dump`.
-    pub source: Arc<v1::ProxyConfig>,
+    pub source: ConfigStore,
     pub mesh: Mesh,
     pub trust_bundle: Vec<CertificateDer<'static>>,
-    pub inbound: HashMap<u16, InboundPolicy>,
-    pub outbound_by_addr: HashMap<SocketAddr, Arc<OutboundService>>,
-    pub outbound_by_host: HashMap<Box<str>, Vec<Arc<OutboundService>>>,
+    pub inbound: Arc<HashMap<u16, InboundPolicy>>,
+    /// Services by cluster address and port.
+    pub outbound_by_addr: imbl::HashMap<SocketAddr, Arc<OutboundService>>,
+    pub outbound_by_host: imbl::HashMap<Box<str>, Vec<Arc<OutboundService>>>,
+    /// Meshed pods by their own address and port.
+    pub pods_by_addr: imbl::HashMap<SocketAddr, Arc<PodTarget>>,
     /// Destinations outside the mesh Egress policies admit.
-    pub egress: Vec<EgressRule>,
-    /// Every endpoint set, for [`Snapshot::activate`].
-    pub endpoint_sets: Vec<Arc<EndpointSet>>,
+    pub egress: Arc<Vec<EgressRule>>,
+    pub endpoint_sets: Sets,
+    /// What updating in place needs.
+    built: Built,
+    /// The sets [`Snapshot::activate`] hands their breaker: every set of a
+    /// whole build, the rebuilt ones of an update.
+    fresh_sets: Vec<Arc<EndpointSet>>,
+}
+
+/// How the snapshot was built, for [`update`].
+#[derive(Debug, Clone, Default)]
+struct Built {
+    /// Nothing was enforced fail-closed: the snapshot is exactly its
+    /// source, so a change can be applied to it in place (otherwise every
+    /// change rebuilds it whole).
+    clean: bool,
+    /// Each service as built, with its addresses and host names.
+    services: imbl::OrdMap<String, Arc<Indexed>>,
+    /// Which services each endpoint set matters to.
+    references: References,
+    pods: PodIndex,
+    /// Shared by every endpoint of the config.
+    tls: Arc<TlsPolicy>,
 }
 
 /// A service this proxy may send to, on one port.
@@ -175,14 +211,17 @@ impl Snapshot {
     pub fn empty() -> Self {
         Self {
             version: 0,
-            source: Arc::default(),
+            source: ConfigStore::default(),
             mesh: mesh_settings(None).expect("the default mesh settings are valid"),
             trust_bundle: Vec::new(),
-            inbound: HashMap::new(),
-            outbound_by_addr: HashMap::new(),
-            outbound_by_host: HashMap::new(),
-            egress: Vec::new(),
-            endpoint_sets: Vec::new(),
+            inbound: Arc::default(),
+            outbound_by_addr: imbl::HashMap::new(),
+            outbound_by_host: imbl::HashMap::new(),
+            pods_by_addr: imbl::HashMap::new(),
+            egress: Arc::default(),
+            endpoint_sets: Sets::new(),
+            built: Built::default(),
+            fresh_sets: Vec::new(),
         }
     }
 
@@ -191,7 +230,7 @@ impl Snapshot {
     /// limits. Called when the snapshot is swapped in (a refused config
     /// changes nothing).
     pub fn activate(&self) {
-        for set in &self.endpoint_sets {
+        for set in &self.fresh_sets {
             for endpoint in &set.endpoints {
                 endpoint.breaker.store(set.breaker.clone());
             }
@@ -235,14 +274,17 @@ pub fn build_snapshot(
     version: u64,
     registry: &EndpointRegistry,
 ) -> Result<Snapshot, ConfigError> {
-    build(Arc::new(config), version, registry, OnBadResource::Refuse).map(|(s, _)| s)
+    let source = ConfigStore::from_config(&config);
+    build(&config, source, version, registry, OnBadResource::Refuse).map(|(s, _)| s)
 }
 
-/// Compiles `config`; with [`OnBadResource::FailClosed`], the resources that
+/// Compiles `config` whole (`source` is the same config as kept
+/// resources); with [`OnBadResource::FailClosed`], the resources that
 /// cannot be built are enforced fail-closed and returned with why. The
 /// mesh settings and trust bundle are never optional.
 pub fn build(
-    config: Arc<v1::ProxyConfig>,
+    config: &v1::ProxyConfig,
+    source: ConfigStore,
     version: u64,
     registry: &EndpointRegistry,
     mode: OnBadResource,
@@ -252,7 +294,52 @@ pub fn build(
         rejected: Vec::new(),
     };
     let mesh = mesh_settings(config.mesh.as_ref())?;
-    let trust_bundle = match &config.trust_bundle {
+    let trust_bundle = trust_bundle(config.trust_bundle.as_ref())?;
+    let inbound = build_inbound(&config.inbound, &mut build)?;
+    let tls = Arc::new(mesh.tls.clone());
+    let endpoint_sets = build_endpoint_sets(
+        &config.endpoints,
+        &config.outbound,
+        registry,
+        (mesh.connect_timeout, &tls),
+        &mut build,
+    )?;
+    let outbound = build_outbound(
+        &config.outbound,
+        &endpoint_sets,
+        registry,
+        mesh.request_timeout,
+        &mut build,
+    )?;
+    let pods = PodIndex::build(&outbound.services, mesh.request_timeout);
+    let egress = build_egress_rules(&config.egress, registry, &mut build)?;
+    let snapshot = Snapshot {
+        version,
+        source,
+        inbound: Arc::new(inbound),
+        outbound_by_addr: outbound.by_addr,
+        outbound_by_host: outbound.by_host,
+        pods_by_addr: pods.targets.clone(),
+        egress: Arc::new(egress),
+        fresh_sets: endpoint_sets.values().cloned().collect(),
+        endpoint_sets,
+        built: Built {
+            clean: build.rejected.is_empty(),
+            services: outbound.services,
+            references: References::of(&config.outbound),
+            pods,
+            tls,
+        },
+        mesh,
+        trust_bundle,
+    };
+    Ok((snapshot, build.rejected))
+}
+
+fn trust_bundle(
+    bundle: Option<&v1::TrustBundle>,
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    Ok(match bundle {
         Some(tb) if !tb.pem.trim().is_empty() => {
             let certs = crate::identity::parse_certificates(tb.pem.as_bytes())
                 .map_err(|e| err("trustBundle.pem", e.to_string()))?;
@@ -262,45 +349,19 @@ pub fn build(
             certs
         }
         _ => Vec::new(),
-    };
-    let inbound = build_inbound(&config.inbound, &mut build)?;
-    let endpoint_sets = build_endpoint_sets(
-        &config.endpoints,
-        &config.outbound,
-        registry,
-        (mesh.connect_timeout, &Arc::new(mesh.tls.clone())),
-        &mut build,
-    )?;
-    let (mut outbound_by_addr, outbound_by_host) = build_outbound(
-        &config.outbound,
-        &endpoint_sets,
-        registry,
-        mesh.request_timeout,
-        &mut build,
-    )?;
-    pod_addresses::add_pod_addresses(
-        &config.outbound,
-        &endpoint_sets,
-        registry,
-        mesh.request_timeout,
-        &mut outbound_by_addr,
-    );
+    })
+}
+
+fn build_egress_rules<'a>(
+    rules: impl IntoIterator<Item = &'a v1::EgressRule>,
+    registry: &EndpointRegistry,
+    build: &mut Build,
+) -> Result<Vec<EgressRule>, ConfigError> {
     let mut egress = Vec::new();
-    for (i, r) in config.egress.iter().enumerate() {
+    for (i, r) in rules.into_iter().enumerate() {
         egress.extend(build.keep(build_egress(&format!("egress[{i}]"), r, registry))?);
     }
-    let snapshot = Snapshot {
-        version,
-        source: config,
-        mesh,
-        trust_bundle,
-        inbound,
-        outbound_by_addr,
-        outbound_by_host,
-        egress,
-        endpoint_sets: endpoint_sets.into_values().collect(),
-    };
-    Ok((snapshot, build.rejected))
+    Ok(egress)
 }
 
 fn port_of(field: &str, port: u32) -> Result<u16, ConfigError> {
@@ -326,3 +387,5 @@ fn compile_matches(at: &str, matches: &[v1::HttpMatch]) -> Result<Vec<HttpMatche
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod update_tests;

@@ -21,7 +21,7 @@ use std::{
 };
 
 use osm_api::{
-    protocol::{UpdateError, apply_update},
+    protocol::UpdateError,
     v1::{self, config_client::ConfigClient},
 };
 use tokio::sync::mpsc;
@@ -33,7 +33,7 @@ use self::{
     certify::{Certified, PodRef, certify},
     channel::{ControllerAddr, connect},
 };
-use crate::state::Shared;
+use crate::{config::store::ConfigStore, state::Shared};
 
 /// How to reach the controller and prove who the proxy is.
 #[derive(Debug, Clone)]
@@ -118,7 +118,7 @@ async fn renew_forever(
 
 async fn stream_forever(settings: &ControlSettings, shared: &Shared, stop: &CancellationToken) {
     // Shared with the snapshot it was built into (one copy in memory).
-    let mut config = Arc::new(v1::ProxyConfig::default());
+    let mut config = ConfigStore::default();
     let mut backoff = Backoff::new(RECONNECT_BASE, RECONNECT_CAP);
     loop {
         match stream_once(settings, shared, &mut config, &mut backoff, stop).await {
@@ -162,7 +162,7 @@ enum BatchError {
 async fn stream_once(
     settings: &ControlSettings,
     shared: &Shared,
-    config: &mut Arc<v1::ProxyConfig>,
+    config: &mut ConfigStore,
     backoff: &mut Backoff,
     stop: &CancellationToken,
 ) -> Result<(), StreamError> {
@@ -233,11 +233,11 @@ async fn stream_once(
 /// one bad resource never holds back the others.
 fn apply(
     shared: &Shared,
-    config: &mut Arc<v1::ProxyConfig>,
+    config: &mut ConfigStore,
     update: &v1::ConfigUpdate,
 ) -> Result<Vec<crate::config::ConfigError>, BatchError> {
-    let next = Arc::new(apply_update(config, update)?);
-    let (_, rejected) = shared.apply_config_fail_closed(next.clone())?;
+    let (next, changed) = config.apply(update)?;
+    let (_, rejected) = shared.apply_batch(config, next.clone(), &changed)?;
     *config = next;
     Ok(rejected)
 }
@@ -288,7 +288,7 @@ mod tests {
     #[test]
     fn unreadable_batches_change_nothing() {
         let shared = shared();
-        let mut config = Arc::new(v1::ProxyConfig::default());
+        let mut config = ConfigStore::default();
         apply(&shared, &mut config, &batch("1", true, vec![inbound(8080)])).unwrap();
         let before = shared.config().version;
         // A resource without a kind: the batch cannot be read at all.
@@ -301,7 +301,7 @@ mod tests {
         .to_string();
         assert!(empty.contains("upserts[0]"), "{empty}");
         assert_eq!(shared.config().version, before, "the running config stays");
-        assert_eq!(config.inbound.len(), 1, "and so does the proxy's copy");
+        assert_eq!(config.inbound().count(), 1, "and so does the proxy's copy");
     }
 
     /// Regression (one tenant froze every proxy): a resource the proxy
@@ -310,7 +310,7 @@ mod tests {
     #[test]
     fn a_bad_resource_is_enforced_fail_closed_and_the_rest_applies() {
         let shared = shared();
-        let mut config = Arc::new(v1::ProxyConfig::default());
+        let mut config = ConfigStore::default();
         let buyer = "spiffe://cluster.local/ns/shop/sa/buyer";
         apply(
             &shared,

@@ -12,10 +12,14 @@ use crate::config::{EndpointSet, OutboundService, Snapshot};
 use crate::policy::HttpRequestView;
 use crate::upstream::EndpointHandle;
 
-/// The service addressed by an intercepted connection's original destination.
+/// The service addressed by an intercepted connection's original
+/// destination: a Service's cluster address, else a meshed pod's own.
 pub fn service_by_addr(snapshot: &Snapshot, addr: SocketAddr) -> Option<&Arc<OutboundService>> {
     let addr = SocketAddr::new(crate::policy::canonical_ip(addr.ip()), addr.port());
-    snapshot.outbound_by_addr.get(&addr)
+    snapshot
+        .outbound_by_addr
+        .get(&addr)
+        .or_else(|| Some(snapshot.pods_by_addr.get(&addr)?.service()))
 }
 
 /// Splits an authority into a lower-case host without a trailing dot, and a

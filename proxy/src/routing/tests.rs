@@ -105,7 +105,9 @@ fn services_are_found_by_address_and_by_authority() {
 #[test]
 fn a_b_matches_choose_between_the_split_and_the_root() {
     let s = snapshot(BOOKSTORE);
-    let root = &s.outbound_by_addr[&"10.96.0.20:14001".parse().expect("addr")];
+    let root = &s.outbound_by_addr[&"10.96.0.20:14001"
+        .parse::<std::net::SocketAddr>()
+        .expect("addr")];
     let mut beta = HeaderMap::new();
     beta.insert("user-agent", HeaderValue::from_static("beta"));
     let stable = HeaderMap::new();
@@ -161,7 +163,9 @@ fn a_b_matches_choose_between_the_split_and_the_root() {
         assert_eq!(chosen(req.as_ref(), *random), *want, "{case}");
     }
     // A split without matches: requests and connections alike follow it.
-    let web = &s.outbound_by_addr[&"10.96.0.20:80".parse().expect("addr")];
+    let web = &s.outbound_by_addr[&"10.96.0.20:80"
+        .parse::<std::net::SocketAddr>()
+        .expect("addr")];
     for request in [Some(&request(&stable)), None] {
         assert_eq!(
             &*choose_backend(web, request, 7).key,

@@ -2,7 +2,7 @@
 //! host name, their splits and A/B matches, and each endpoint's identity.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
     time::Duration,
@@ -11,7 +11,7 @@ use std::{
 use osm_api::v1;
 
 use super::{
-    Build, ConfigError, EndpointSet, OutboundService, Retries, Split, compile_matches, err,
+    Build, ConfigError, EndpointSet, OutboundService, Retries, Sets, Split, compile_matches, err,
     port_of, protocol_of,
 };
 use crate::{
@@ -26,49 +26,51 @@ use crate::{
     upstream::{EndpointRegistry, EndpointSpec},
 };
 
-/// What an endpoint set takes from the service that owns it.
+/// What an endpoint set takes from the service that owns it (the first
+/// service, by key, whose own set it is).
 #[derive(Default)]
-struct SetPolicy {
+pub(super) struct SetPolicy {
     limits: Limits,
     outlier: Option<OutlierRule>,
 }
 
-/// The circuit-breaking limits and outlier detection of each service's
+/// The circuit-breaking limits and outlier detection a service gives its
 /// own endpoint set. A service whose settings are wrong is refused with
 /// its other fields (in [`build_service`]); its set gets none.
-fn set_policies(services: &[v1::OutboundService]) -> HashMap<&str, SetPolicy> {
-    let mut out = HashMap::new();
-    for s in services {
-        let outlier = s
-            .outlier_detection
-            .as_ref()
-            .and_then(|o| OutlierRule::from_config(o).ok().flatten());
-        let limits = s
+pub(super) fn set_policy(s: &v1::OutboundService) -> SetPolicy {
+    SetPolicy {
+        limits: s
             .limits
             .as_ref()
             .map(Limits::from_config)
-            .unwrap_or_default();
-        out.entry(s.endpoints.as_str())
-            .or_insert(SetPolicy { limits, outlier });
+            .unwrap_or_default(),
+        outlier: s
+            .outlier_detection
+            .as_ref()
+            .and_then(|o| OutlierRule::from_config(o).ok().flatten()),
     }
-    out
 }
+
+/// What every endpoint of the config shares: the mesh's connect timeout
+/// and TLS policy.
+pub(super) type EndpointDefaults<'a> = (Duration, &'a Arc<TlsPolicy>);
 
 pub(super) fn build_endpoint_sets(
     sets: &[v1::EndpointSet],
     services: &[v1::OutboundService],
     registry: &EndpointRegistry,
-    (mesh_connect_timeout, tls): (Duration, &Arc<TlsPolicy>),
+    defaults: EndpointDefaults<'_>,
     build: &mut Build,
-) -> Result<HashMap<String, Arc<EndpointSet>>, ConfigError> {
-    let policies = set_policies(services);
-    let mut out = HashMap::new();
+) -> Result<Sets, ConfigError> {
+    let mut policies = HashMap::new();
+    for s in services {
+        policies
+            .entry(s.endpoints.as_str())
+            .or_insert_with(|| set_policy(s));
+    }
+    let mut out = Sets::new();
     for (i, set) in sets.iter().enumerate() {
         let at = format!("endpoints[{i}]");
-        if set.key.is_empty() {
-            build.keep::<()>(Err(err(format!("{at}.key"), "must not be empty")))?;
-            continue;
-        }
         if out.contains_key(&set.key) {
             let twice = err(
                 format!("{at}.key"),
@@ -78,36 +80,54 @@ pub(super) fn build_endpoint_sets(
             continue;
         }
         let policy = policies.get(set.key.as_str());
-        let limits = policy.map(|p| p.limits.clone()).unwrap_or_default();
-        let connect_timeout = limits.connect_timeout.unwrap_or(mesh_connect_timeout);
-        let breaker = (!limits.is_unlimited()).then(|| {
-            registry
-                .breakers
-                .get_or((set.key.clone(), limits.clone()), || Breaker::new(limits))
-        });
-        let mut endpoints = Vec::new();
-        for (j, e) in set.endpoints.iter().enumerate() {
-            // Fail-closed: an endpoint that cannot be built gets no traffic.
-            let built = endpoint_spec(
-                &format!("{at}.endpoints[{j}]"),
-                set,
-                e,
-                connect_timeout,
-                tls,
-            );
-            if let Some(spec) = build.keep(built)? {
-                endpoints.push(registry.get(spec));
-            }
+        if let Some(value) = build_set(&at, set, policy, registry, defaults, build)? {
+            out.insert(set.key.clone(), value);
         }
-        let value = Arc::new(EndpointSet {
-            key: set.key.as_str().into(),
-            endpoints,
-            breaker,
-            outlier: policy.and_then(|p| p.outlier.clone()),
-        });
-        out.insert(set.key.clone(), value);
     }
     Ok(out)
+}
+
+/// One endpoint set with the policy of the service that owns it; None
+/// (fail-closed) without a key.
+pub(super) fn build_set(
+    at: &str,
+    set: &v1::EndpointSet,
+    policy: Option<&SetPolicy>,
+    registry: &EndpointRegistry,
+    (mesh_connect_timeout, tls): EndpointDefaults<'_>,
+    build: &mut Build,
+) -> Result<Option<Arc<EndpointSet>>, ConfigError> {
+    if set.key.is_empty() {
+        build.keep::<()>(Err(err(format!("{at}.key"), "must not be empty")))?;
+        return Ok(None);
+    }
+    let limits = policy.map(|p| p.limits.clone()).unwrap_or_default();
+    let connect_timeout = limits.connect_timeout.unwrap_or(mesh_connect_timeout);
+    let breaker = (!limits.is_unlimited()).then(|| {
+        registry
+            .breakers
+            .get_or((set.key.clone(), limits.clone()), || Breaker::new(limits))
+    });
+    let mut endpoints = Vec::new();
+    for (j, e) in set.endpoints.iter().enumerate() {
+        // Fail-closed: an endpoint that cannot be built gets no traffic.
+        let built = endpoint_spec(
+            &format!("{at}.endpoints[{j}]"),
+            set,
+            e,
+            connect_timeout,
+            tls,
+        );
+        if let Some(spec) = build.keep(built)? {
+            endpoints.push(registry.get(spec));
+        }
+    }
+    Ok(Some(Arc::new(EndpointSet {
+        key: set.key.as_str().into(),
+        endpoints,
+        breaker,
+        outlier: policy.and_then(|p| p.outlier.clone()),
+    })))
 }
 
 /// One endpoint: its address and the identity it must prove.
@@ -150,64 +170,129 @@ fn endpoint_spec(
     })
 }
 
-pub(super) type OutboundIndexes = (
-    HashMap<SocketAddr, Arc<OutboundService>>,
-    HashMap<Box<str>, Vec<Arc<OutboundService>>>,
-);
+/// The services by address and by host name, and each service as built.
+#[derive(Debug, Clone, Default)]
+pub(super) struct OutboundIndexes {
+    pub by_addr: imbl::HashMap<SocketAddr, Arc<OutboundService>>,
+    pub by_host: imbl::HashMap<Box<str>, Vec<Arc<OutboundService>>>,
+    pub services: imbl::OrdMap<String, Arc<Indexed>>,
+}
 
 /// A service and the keys it is found by.
-struct Indexed {
-    service: Arc<OutboundService>,
-    addrs: Vec<SocketAddr>,
-    hosts: Vec<Box<str>>,
+#[derive(Debug)]
+pub(super) struct Indexed {
+    pub service: Arc<OutboundService>,
+    pub addrs: Vec<SocketAddr>,
+    pub hosts: Vec<Box<str>>,
 }
 
 pub(super) fn build_outbound(
     services: &[v1::OutboundService],
-    sets: &HashMap<String, Arc<EndpointSet>>,
+    sets: &Sets,
     registry: &EndpointRegistry,
     mesh_request_timeout: Option<Duration>,
     build: &mut Build,
 ) -> Result<OutboundIndexes, ConfigError> {
-    let mut by_addr = HashMap::new();
-    let mut by_host: HashMap<Box<str>, Vec<Arc<OutboundService>>> = HashMap::new();
-    let mut keys = HashSet::new();
+    let mut out = OutboundIndexes::default();
     for (i, s) in services.iter().enumerate() {
         let at = format!("outbound[{i}]");
         let indexed =
             index_service(&at, s, sets, registry, mesh_request_timeout).and_then(|indexed| {
-                if keys.contains(&s.key) {
+                if out.services.contains_key(&s.key) {
                     return Err(err(
                         format!("{at}.key"),
                         format!("{:?} is listed twice", s.key),
                     ));
                 }
-                conflicts(&at, s, &indexed, &by_addr, &by_host)?;
+                out.conflicts(&at, s, &indexed)?;
                 Ok(indexed)
             });
         // Fail-closed: a service that cannot be built is not routed to.
-        let Some(indexed) = build.keep(indexed)? else {
-            continue;
-        };
-        keys.insert(s.key.clone());
-        for addr in indexed.addrs {
-            by_addr.insert(addr, indexed.service.clone());
+        if let Some(indexed) = build.keep(indexed)? {
+            out.insert(s.key.clone(), indexed);
         }
-        for host in indexed.hosts {
-            by_host
-                .entry(host)
+    }
+    Ok(out)
+}
+
+impl OutboundIndexes {
+    /// Adds a service that [`OutboundIndexes::conflicts`] passed.
+    pub(super) fn insert(&mut self, key: String, indexed: Indexed) {
+        for addr in &indexed.addrs {
+            self.by_addr.insert(*addr, indexed.service.clone());
+        }
+        for host in &indexed.hosts {
+            self.by_host
+                .entry(host.clone())
                 .or_default()
                 .push(indexed.service.clone());
         }
+        self.services.insert(key, Arc::new(indexed));
     }
-    Ok((by_addr, by_host))
+
+    /// Takes a service out of every index; what it was.
+    pub(super) fn remove(&mut self, key: &str) -> Option<Arc<Indexed>> {
+        let old = self.services.remove(key)?;
+        for addr in &old.addrs {
+            if self
+                .by_addr
+                .get(addr)
+                .is_some_and(|s| Arc::ptr_eq(s, &old.service))
+            {
+                self.by_addr.remove(addr);
+            }
+        }
+        for host in &old.hosts {
+            let now_empty = self.by_host.get_mut(host).is_some_and(|list| {
+                list.retain(|s| !Arc::ptr_eq(s, &old.service));
+                list.is_empty()
+            });
+            if now_empty {
+                self.by_host.remove(host);
+            }
+        }
+        Some(old)
+    }
+
+    /// An address or host name already taken by another service.
+    pub(super) fn conflicts(
+        &self,
+        at: &str,
+        s: &v1::OutboundService,
+        indexed: &Indexed,
+    ) -> Result<(), ConfigError> {
+        for (j, addr) in indexed.addrs.iter().enumerate() {
+            if let Some(other) = self.by_addr.get(addr) {
+                return Err(err(
+                    format!("{at}.vips[{j}]"),
+                    format!("{addr} is already the address of {}", other.key),
+                ));
+            }
+        }
+        for (j, host) in indexed.hosts.iter().enumerate() {
+            let port = indexed.service.port;
+            if let Some(other) = self
+                .by_host
+                .get(host)
+                .into_iter()
+                .flatten()
+                .find(|o| o.port == port)
+            {
+                return Err(err(
+                    format!("{at}.hostnames[{j}]"),
+                    format!("{:?} already names {}", s.hostnames[j], other.key),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A service with its addresses and host names, checked on their own.
-fn index_service(
+pub(super) fn index_service(
     at: &str,
     s: &v1::OutboundService,
-    sets: &HashMap<String, Arc<EndpointSet>>,
+    sets: &Sets,
     registry: &EndpointRegistry,
     mesh_request_timeout: Option<Duration>,
 ) -> Result<Indexed, ConfigError> {
@@ -248,43 +333,10 @@ fn index_service(
     })
 }
 
-/// An address or host name already taken by another service.
-fn conflicts(
-    at: &str,
-    s: &v1::OutboundService,
-    indexed: &Indexed,
-    by_addr: &HashMap<SocketAddr, Arc<OutboundService>>,
-    by_host: &HashMap<Box<str>, Vec<Arc<OutboundService>>>,
-) -> Result<(), ConfigError> {
-    for (j, addr) in indexed.addrs.iter().enumerate() {
-        if let Some(other) = by_addr.get(addr) {
-            return Err(err(
-                format!("{at}.vips[{j}]"),
-                format!("{addr} is already the address of {}", other.key),
-            ));
-        }
-    }
-    for (j, host) in indexed.hosts.iter().enumerate() {
-        let port = indexed.service.port;
-        if let Some(other) = by_host
-            .get(host)
-            .into_iter()
-            .flatten()
-            .find(|o| o.port == port)
-        {
-            return Err(err(
-                format!("{at}.hostnames[{j}]"),
-                format!("{:?} already names {}", s.hostnames[j], other.key),
-            ));
-        }
-    }
-    Ok(())
-}
-
 pub(super) fn build_service(
     at: &str,
     s: &v1::OutboundService,
-    sets: &HashMap<String, Arc<EndpointSet>>,
+    sets: &Sets,
     registry: &EndpointRegistry,
     mesh_request_timeout: Option<Duration>,
 ) -> Result<OutboundService, ConfigError> {

@@ -3,60 +3,149 @@
 //! identity checked, as Linkerd and Istio do, instead of a plaintext
 //! passthrough its peer refuses. No route, split or retry applies (those
 //! belong to the Service address); the pod is reached as itself.
+//!
+//! A pod address is claimed by every Service (with a cluster address)
+//! that lists the pod; the first by key names it in metrics. Its service
+//! is built on first use: a big cluster has many pods and few of them are
+//! dialled by address.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
-use osm_api::v1;
+use super::{EndpointSet, OutboundService, outbound::Indexed};
+use crate::upstream::EndpointHandle;
 
-use super::{EndpointSet, OutboundService, outbound::build_service};
-use crate::upstream::EndpointRegistry;
+/// One meshed pod reached by its own address.
+#[derive(Debug)]
+pub struct PodTarget {
+    /// The Service that names it.
+    owner: Arc<OutboundService>,
+    handle: Arc<EndpointHandle>,
+    request_timeout: Option<Duration>,
+    service: OnceLock<Arc<OutboundService>>,
+}
 
-/// Adds an entry to `by_addr` for every meshed endpoint of `services`
-/// whose address no Service address already takes (the first Service
-/// listing a pod names it in metrics).
-pub(super) fn add_pod_addresses(
-    services: &[v1::OutboundService],
-    sets: &HashMap<String, Arc<EndpointSet>>,
-    registry: &EndpointRegistry,
-    mesh_request_timeout: Option<Duration>,
-    by_addr: &mut HashMap<SocketAddr, Arc<OutboundService>>,
-) {
-    for s in services.iter().filter(|s| !s.vips.is_empty()) {
-        let Some(set) = sets.get(&s.endpoints) else {
-            continue;
-        };
-        for handle in set.endpoints.iter().filter(|h| h.spec.identity.is_some()) {
-            let addr = SocketAddr::new(
-                crate::policy::canonical_ip(handle.spec.addr.ip()),
-                handle.spec.addr.port(),
-            );
-            if by_addr.contains_key(&addr) {
-                continue;
-            }
-            let key = format!("{}@{addr}", s.key);
-            let one = Arc::new(EndpointSet {
-                key: key.as_str().into(),
-                endpoints: vec![handle.clone()],
-                breaker: set.breaker.clone(),
-                outlier: None,
-            });
-            let wire = v1::OutboundService {
+impl PodTarget {
+    /// The pod as a service of its own (built once, on first use).
+    pub fn service(&self) -> &Arc<OutboundService> {
+        self.service.get_or_init(|| {
+            let addr = pod_addr(&self.handle);
+            let key: Arc<str> = format!("{}@{addr}", self.owner.key).into();
+            Arc::new(OutboundService {
                 key: key.clone(),
-                namespace: s.namespace.clone(),
-                name: s.name.clone(),
-                port: u32::from(addr.port()),
-                vips: vec![addr.ip().to_string()],
-                protocol: s.protocol,
-                endpoints: key.clone(),
-                ..Default::default()
-            };
-            let sets = HashMap::from([(key, one)]);
-            // Built from a Service that was: it builds too; if not, the
-            // pod is simply not reachable by its own address.
-            if let Ok(service) =
-                build_service("pod address", &wire, &sets, registry, mesh_request_timeout)
-            {
-                by_addr.insert(addr, Arc::new(service));
+                namespace: self.owner.namespace.clone(),
+                name: self.owner.name.clone(),
+                port: addr.port(),
+                protocol: self.owner.protocol,
+                endpoints: Arc::new(EndpointSet {
+                    key,
+                    endpoints: vec![self.handle.clone()],
+                    breaker: self.owner.endpoints.breaker.clone(),
+                    outlier: None,
+                }),
+                split: None,
+                split_matches: Vec::new(),
+                retry: None,
+                request_timeout: self.request_timeout,
+                backend_request_timeout: None,
+                routes: None,
+            })
+        })
+    }
+}
+
+/// The meshed pods a service lists in its own set: none without a
+/// cluster address (a headless Service's pods are reached through their
+/// own entries).
+pub(super) fn claimed(
+    indexed: &Indexed,
+) -> impl Iterator<Item = (SocketAddr, &Arc<EndpointHandle>)> + '_ {
+    let endpoints = if indexed.addrs.is_empty() {
+        &[][..]
+    } else {
+        &indexed.service.endpoints.endpoints[..]
+    };
+    endpoints
+        .iter()
+        .filter(|h| h.spec.identity.is_some())
+        .map(|h| (pod_addr(h), h))
+}
+
+fn pod_addr(handle: &EndpointHandle) -> SocketAddr {
+    SocketAddr::new(
+        crate::policy::canonical_ip(handle.spec.addr.ip()),
+        handle.spec.addr.port(),
+    )
+}
+
+type Services = imbl::OrdMap<String, Arc<Indexed>>;
+
+/// The pod addresses and which services claim each.
+#[derive(Debug, Clone, Default)]
+pub(super) struct PodIndex {
+    pub targets: imbl::HashMap<SocketAddr, Arc<PodTarget>>,
+    claims: imbl::HashMap<SocketAddr, imbl::OrdSet<String>>,
+}
+
+impl PodIndex {
+    /// Every pod address of `services`.
+    pub fn build(services: &Services, mesh_request_timeout: Option<Duration>) -> Self {
+        let mut index = Self::default();
+        for (key, indexed) in services {
+            for (addr, _) in claimed(indexed) {
+                index.claim(key, addr);
+            }
+        }
+        let addrs: Vec<SocketAddr> = index.claims.keys().copied().collect();
+        for addr in addrs {
+            index.refresh(addr, services, mesh_request_timeout);
+        }
+        index
+    }
+
+    pub fn claim(&mut self, key: &str, addr: SocketAddr) {
+        self.claims.entry(addr).or_default().insert(key.to_string());
+    }
+
+    pub fn unclaim(&mut self, key: &str, addr: SocketAddr) {
+        let now_empty = self.claims.get_mut(&addr).is_some_and(|keys| {
+            keys.remove(key);
+            keys.is_empty()
+        });
+        if now_empty {
+            self.claims.remove(&addr);
+        }
+    }
+
+    /// Sets `addr`'s target from its claims: the first claiming service by
+    /// key.
+    pub fn refresh(
+        &mut self,
+        addr: SocketAddr,
+        services: &Services,
+        mesh_request_timeout: Option<Duration>,
+    ) {
+        let target = self.claims.get(&addr).and_then(|keys| {
+            keys.iter().find_map(|key| {
+                let owner = services.get(key)?;
+                let (_, handle) = claimed(owner).find(|(a, _)| *a == addr)?;
+                Some(Arc::new(PodTarget {
+                    owner: owner.service.clone(),
+                    handle: handle.clone(),
+                    request_timeout: mesh_request_timeout,
+                    service: OnceLock::new(),
+                }))
+            })
+        });
+        match target {
+            Some(t) => {
+                self.targets.insert(addr, t);
+            }
+            None => {
+                self.targets.remove(&addr);
             }
         }
     }

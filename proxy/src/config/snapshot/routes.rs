@@ -1,7 +1,7 @@
 //! A service's Gateway API route rules, compiled: the matches in the order
 //! they are tried, and each rule's filters, weighted backends and timeouts.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use osm_api::v1;
 
@@ -70,11 +70,7 @@ struct Filters {
     mirrors: Vec<Mirror>,
 }
 
-fn filters(
-    at: &str,
-    list: &[v1::RouteFilter],
-    sets: &HashMap<String, Arc<EndpointSet>>,
-) -> Result<Filters, ConfigError> {
+fn filters(at: &str, list: &[v1::RouteFilter], sets: &super::Sets) -> Result<Filters, ConfigError> {
     use v1::route_filter::Kind;
     let mut out = Filters::default();
     let lift = |e: (String, String)| err(e.0, e.1);
@@ -118,7 +114,7 @@ fn filters(
 pub(super) fn build_routes(
     at: &str,
     rules: &[v1::HttpRouteRule],
-    sets: &HashMap<String, Arc<EndpointSet>>,
+    sets: &super::Sets,
     registry: &EndpointRegistry,
 ) -> Result<Option<Routes>, ConfigError> {
     if rules.is_empty() {
