@@ -92,13 +92,19 @@ impl Drop for Running {
     }
 }
 
+/// Writes the config of `services` services as the proxy reads it (JSON).
+pub fn write(path: &Path, services: usize) -> Result<()> {
+    std::fs::write(path, serde_json::to_vec(&config(services))?)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// Starts `proxy` with a config of `services` services as a JSON file,
 /// on ports the kernel picks, and reads its memory once it has started
 /// (its config is built before it says so).
 pub fn measure(proxy: &Path, services: usize) -> Result<Memory> {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("config.json");
-    std::fs::write(&file, serde_json::to_vec(&config(services))?)?;
+    write(&file, services)?;
     let child = Command::new(proxy)
         .arg("--config")
         .arg(&file)

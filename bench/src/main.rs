@@ -59,6 +59,10 @@ enum Command {
         /// osm-proxy binary (default: beside this one).
         #[arg(long)]
         osm_proxy: Option<PathBuf>,
+        /// Only write the big config to this file (to profile the proxy
+        /// with it by hand).
+        #[arg(long)]
+        write_config: Option<PathBuf>,
     },
     /// The application behind every path (started by `pairs`).
     App {
@@ -290,7 +294,13 @@ fn main() -> std::process::ExitCode {
         } => resilience(rate, duration, workers, out, osm_proxy),
         Command::ConfigMemory {
             services,
+            write_config: Some(path),
+            ..
+        } => osm_bench::big_config::write(&path, services),
+        Command::ConfigMemory {
+            services,
             osm_proxy,
+            write_config: None,
         } => config_memory(services, osm_proxy),
         Command::App {
             listen,

@@ -18,7 +18,7 @@ use prost::Message;
 
 fn whole(store: &ConfigStore, registry: &EndpointRegistry) -> Option<Snapshot> {
     build(
-        &store.to_config(),
+        store,
         store.clone(),
         1,
         registry,
@@ -43,13 +43,13 @@ fuzz_target!(|data: &[u8]| {
     };
     second.full = false;
     let registry = EndpointRegistry::default();
-    let Ok((store, _)) = ConfigStore::default().apply(&first) else {
+    let Ok((store, _)) = ConfigStore::default().apply(first) else {
         return;
     };
     let Some(current) = whole(&store, &registry) else {
         return;
     };
-    let Ok((next, changed)) = store.apply(&second) else {
+    let Ok((next, changed)) = store.apply(second) else {
         return;
     };
     let want = whole(&next, &registry);

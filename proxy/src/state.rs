@@ -129,9 +129,8 @@ impl Shared {
     /// Validates and applies a complete config; returns its version. On
     /// error nothing changes.
     pub fn apply_config(&self, config: ProxyConfig) -> Result<u64, ConfigError> {
-        let source = ConfigStore::from_config(&config);
         self.swap_in(|_, version, registry| {
-            build(&config, source, version, registry, OnBadResource::Refuse)
+            crate::config::build_snapshot(config, version, registry).map(|s| (s, Vec::new()))
         })
         .map(|(version, _)| version)
     }
@@ -154,8 +153,8 @@ impl Shared {
             match in_place {
                 Some(snapshot) => Ok((snapshot, Vec::new())),
                 None => build(
-                    &source.to_config(),
-                    source,
+                    &source,
+                    source.clone(),
                     version,
                     registry,
                     OnBadResource::FailClosed,

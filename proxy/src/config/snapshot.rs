@@ -17,6 +17,7 @@ use rustls::pki_types::CertificateDer;
 mod describe;
 mod egress;
 mod inbound;
+mod key_set;
 mod outbound;
 mod pod_addresses;
 mod references;
@@ -35,7 +36,7 @@ use self::{
     references::References,
 };
 use super::Protocol;
-use super::store::ConfigStore;
+use super::store::{ConfigSource, ConfigStore};
 use crate::{
     identity::policy::TlsPolicy,
     policy::{InboundPolicy, matcher::HttpMatcher},
@@ -274,16 +275,25 @@ pub fn build_snapshot(
     version: u64,
     registry: &EndpointRegistry,
 ) -> Result<Snapshot, ConfigError> {
-    let source = ConfigStore::from_config(&config);
-    build(&config, source, version, registry, OnBadResource::Refuse).map(|(s, _)| s)
+    let (mut snapshot, _) = build(
+        &config,
+        ConfigStore::default(),
+        version,
+        registry,
+        OnBadResource::Refuse,
+    )?;
+    // Moved in once built, not copied.
+    snapshot.source = ConfigStore::from_config(config);
+    Ok(snapshot)
 }
 
-/// Compiles `config` whole (`source` is the same config as kept
-/// resources); with [`OnBadResource::FailClosed`], the resources that
-/// cannot be built are enforced fail-closed and returned with why. The
-/// mesh settings and trust bundle are never optional.
+/// Compiles `config` whole, keeping `source` (the same config as kept
+/// resources, or empty for the caller to fill); with
+/// [`OnBadResource::FailClosed`], the resources that cannot be built are
+/// enforced fail-closed and returned with why. The mesh settings and
+/// trust bundle are never optional.
 pub fn build(
-    config: &v1::ProxyConfig,
+    config: &impl ConfigSource,
     source: ConfigStore,
     version: u64,
     registry: &EndpointRegistry,
@@ -293,26 +303,26 @@ pub fn build(
         mode,
         rejected: Vec::new(),
     };
-    let mesh = mesh_settings(config.mesh.as_ref())?;
-    let trust_bundle = trust_bundle(config.trust_bundle.as_ref())?;
-    let inbound = build_inbound(&config.inbound, &mut build)?;
+    let mesh = mesh_settings(config.mesh())?;
+    let trust_bundle = trust_bundle(config.trust_bundle())?;
+    let inbound = build_inbound(config.inbound_ports(), &mut build)?;
     let tls = Arc::new(mesh.tls.clone());
     let endpoint_sets = build_endpoint_sets(
-        &config.endpoints,
-        &config.outbound,
+        config.endpoint_sets(),
+        config.services(),
         registry,
         (mesh.connect_timeout, &tls),
         &mut build,
     )?;
     let outbound = build_outbound(
-        &config.outbound,
+        config.services(),
         &endpoint_sets,
         registry,
         mesh.request_timeout,
         &mut build,
     )?;
     let pods = PodIndex::build(&outbound.services, mesh.request_timeout);
-    let egress = build_egress_rules(&config.egress, registry, &mut build)?;
+    let egress = build_egress_rules(config.egress_rules(), registry, &mut build)?;
     let snapshot = Snapshot {
         version,
         source,
@@ -326,7 +336,7 @@ pub fn build(
         built: Built {
             clean: build.rejected.is_empty(),
             services: outbound.services,
-            references: References::of(&config.outbound),
+            references: References::of(config.services()),
             pods,
             tls,
         },

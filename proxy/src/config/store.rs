@@ -36,20 +36,38 @@ impl Changed {
 }
 
 impl ConfigStore {
-    /// A config's resources (a later duplicate key replaces an earlier one).
-    pub fn from_config(config: &v1::ProxyConfig) -> Self {
-        Self {
-            resources: osm_api::protocol::resources(config)
-                .into_iter()
-                .map(|(id, r)| (id, Arc::new(r)))
-                .collect(),
+    /// A config's resources, moved in (a later duplicate key replaces an
+    /// earlier one: a config file with duplicates is refused before).
+    pub fn from_config(config: v1::ProxyConfig) -> Self {
+        use v1::resource::Kind;
+        let v1::ProxyConfig {
+            mesh,
+            trust_bundle,
+            inbound,
+            outbound,
+            endpoints,
+            egress,
+        } = config;
+        let kinds = (mesh.map(Kind::Mesh).into_iter())
+            .chain(trust_bundle.map(Kind::TrustBundle))
+            .chain(inbound.into_iter().map(Kind::Inbound))
+            .chain(outbound.into_iter().map(Kind::Outbound))
+            .chain(endpoints.into_iter().map(Kind::Endpoints))
+            .chain(egress.into_iter().map(Kind::Egress));
+        let mut resources = imbl::OrdMap::new();
+        for kind in kinds {
+            let resource = v1::Resource { kind: Some(kind) };
+            if let Some(id) = resource_id(&resource) {
+                resources.insert(id, Arc::new(resource));
+            }
         }
+        Self { resources }
     }
 
     /// The store after `update`, and what it touched: a full batch
     /// replaces everything, otherwise upserts replace by key and removals
     /// delete by key. All or nothing, as [`osm_api::protocol::apply_update`].
-    pub fn apply(&self, update: &v1::ConfigUpdate) -> Result<(Self, Changed), UpdateError> {
+    pub fn apply(&self, update: v1::ConfigUpdate) -> Result<(Self, Changed), UpdateError> {
         let mut resources = if update.full {
             imbl::OrdMap::new()
         } else {
@@ -61,9 +79,10 @@ impl ConfigStore {
             resources.remove(&id);
             touched.insert(id);
         }
-        for (i, resource) in update.upserts.iter().enumerate() {
-            let id = resource_id(resource).ok_or(UpdateError::EmptyResource(i))?;
-            resources.insert(id.clone(), Arc::new(resource.clone()));
+        // Moved in, not copied: a first batch holds the whole config.
+        for (i, resource) in update.upserts.into_iter().enumerate() {
+            let id = resource_id(&resource).ok_or(UpdateError::EmptyResource(i))?;
+            resources.insert(id.clone(), Arc::new(resource));
             touched.insert(id);
         }
         let changed = if update.full {
@@ -97,28 +116,6 @@ impl ConfigStore {
         }
     }
 
-    /// The inbound ports, by port.
-    pub fn inbound(&self) -> impl Iterator<Item = &v1::InboundPort> {
-        let ports = ResourceId::Inbound(0)..=ResourceId::Inbound(u32::MAX);
-        self.resources
-            .range(ports)
-            .filter_map(|(_, r)| match &r.kind {
-                Some(v1::resource::Kind::Inbound(p)) => Some(p),
-                _ => None,
-            })
-    }
-
-    /// The egress rules, by name.
-    pub fn egress(&self) -> impl Iterator<Item = &v1::EgressRule> {
-        // Egress is the last kind in key order.
-        self.resources
-            .range(ResourceId::Egress(String::new())..)
-            .filter_map(|(_, r)| match &r.kind {
-                Some(v1::resource::Kind::Egress(e)) => Some(e),
-                _ => None,
-            })
-    }
-
     /// The very same resources (not only equal ones): `other` is this
     /// store or a clone of it.
     pub fn same(&self, other: &Self) -> bool {
@@ -131,6 +128,79 @@ impl ConfigStore {
 
     pub fn is_empty(&self) -> bool {
         self.resources.is_empty()
+    }
+}
+
+/// A config's resources as a whole build reads them: a config file's in
+/// its order (errors name their index in the file), the stream's in key
+/// order.
+pub trait ConfigSource {
+    fn mesh(&self) -> Option<&v1::MeshSettings>;
+    fn trust_bundle(&self) -> Option<&v1::TrustBundle>;
+    fn inbound_ports(&self) -> impl Iterator<Item = &v1::InboundPort>;
+    fn services(&self) -> impl Iterator<Item = &v1::OutboundService>;
+    fn endpoint_sets(&self) -> impl Iterator<Item = &v1::EndpointSet>;
+    fn egress_rules(&self) -> impl Iterator<Item = &v1::EgressRule>;
+}
+
+impl ConfigSource for v1::ProxyConfig {
+    fn mesh(&self) -> Option<&v1::MeshSettings> {
+        self.mesh.as_ref()
+    }
+    fn trust_bundle(&self) -> Option<&v1::TrustBundle> {
+        self.trust_bundle.as_ref()
+    }
+    fn inbound_ports(&self) -> impl Iterator<Item = &v1::InboundPort> {
+        self.inbound.iter()
+    }
+    fn services(&self) -> impl Iterator<Item = &v1::OutboundService> {
+        self.outbound.iter()
+    }
+    fn endpoint_sets(&self) -> impl Iterator<Item = &v1::EndpointSet> {
+        self.endpoints.iter()
+    }
+    fn egress_rules(&self) -> impl Iterator<Item = &v1::EgressRule> {
+        self.egress.iter()
+    }
+}
+
+/// The resources of one kind: ids of a kind are contiguous in key order.
+macro_rules! kind_range {
+    ($store:expr, $from:expr, $variant:ident) => {
+        $store
+            .resources
+            .range($from..)
+            .map_while(|(_, r)| match &r.kind {
+                Some(v1::resource::Kind::$variant(x)) => Some(x),
+                _ => None,
+            })
+    };
+}
+
+impl ConfigSource for ConfigStore {
+    fn mesh(&self) -> Option<&v1::MeshSettings> {
+        match self.get(&ResourceId::Mesh)? {
+            v1::resource::Kind::Mesh(m) => Some(m),
+            _ => None,
+        }
+    }
+    fn trust_bundle(&self) -> Option<&v1::TrustBundle> {
+        match self.get(&ResourceId::TrustBundle)? {
+            v1::resource::Kind::TrustBundle(t) => Some(t),
+            _ => None,
+        }
+    }
+    fn inbound_ports(&self) -> impl Iterator<Item = &v1::InboundPort> {
+        kind_range!(self, ResourceId::Inbound(0), Inbound)
+    }
+    fn services(&self) -> impl Iterator<Item = &v1::OutboundService> {
+        kind_range!(self, ResourceId::Outbound(String::new()), Outbound)
+    }
+    fn endpoint_sets(&self) -> impl Iterator<Item = &v1::EndpointSet> {
+        kind_range!(self, ResourceId::Endpoints(String::new()), Endpoints)
+    }
+    fn egress_rules(&self) -> impl Iterator<Item = &v1::EgressRule> {
+        kind_range!(self, ResourceId::Egress(String::new()), Egress)
     }
 }
 
@@ -198,11 +268,11 @@ mod tests {
             ),
         ];
         let start = ConfigStore::default()
-            .apply(&batch(true, vec![endpoints("b"), endpoints("a")], &[]))
+            .apply(batch(true, vec![endpoints("b"), endpoints("a")], &[]))
             .unwrap()
             .0;
         for (name, update, keys, changed) in cases {
-            let (next, got) = start.apply(&update).unwrap();
+            let (next, got) = start.apply(update.clone()).unwrap();
             let config = next.to_config();
             let got_keys: Vec<&str> = config.endpoints.iter().map(|e| e.key.as_str()).collect();
             assert_eq!(got_keys, keys, "{name}");
@@ -220,7 +290,7 @@ mod tests {
         let start = ConfigStore::default();
         let empty = batch(false, vec![v1::Resource { kind: None }], &[]);
         assert_eq!(
-            start.apply(&empty).unwrap_err(),
+            start.apply(empty).unwrap_err(),
             UpdateError::EmptyResource(0)
         );
         let mut bad_removal = batch(false, vec![], &[]);
@@ -229,7 +299,7 @@ mod tests {
             key: "http".into(),
         });
         assert!(matches!(
-            start.apply(&bad_removal),
+            start.apply(bad_removal),
             Err(UpdateError::BadRemoval { index: 0, .. })
         ));
     }

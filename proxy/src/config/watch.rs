@@ -19,11 +19,14 @@ use crate::state::Shared;
 pub fn load_and_apply(path: &std::path::Path, shared: &Shared) -> anyhow::Result<u64> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
-    apply_text(path, &text, shared)
+    apply_text(path, text, shared)
 }
 
-fn apply_text(path: &std::path::Path, text: &str, shared: &Shared) -> anyhow::Result<u64> {
-    let config = super::parse_config(&path.display().to_string(), text)?;
+fn apply_text(path: &std::path::Path, text: String, shared: &Shared) -> anyhow::Result<u64> {
+    let config = super::parse_config(&path.display().to_string(), &text)?;
+    // Freed before the build: a big config's text is megabytes the heap
+    // would otherwise grow by for good.
+    drop(text);
     shared
         .apply_config(config)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
@@ -60,7 +63,7 @@ pub async fn watch_file(
             continue;
         }
         last = Some(print);
-        match apply_text(&path, &text, &shared) {
+        match apply_text(&path, text, &shared) {
             Ok(version) => tracing::info!(path = %path.display(), version, "config reloaded"),
             Err(e) => {
                 shared.record_rejected_config();

@@ -194,13 +194,14 @@ async fn stream_once(
         };
         let update = message?.ok_or(StreamError::Ended)?;
         backoff.reset();
-        let reply = match apply(shared, config, &update) {
+        let (version, full) = (update.version.clone(), update.full);
+        let reply = match apply(shared, config, update) {
             Ok(rejected) => {
                 nacks = 0;
-                acked = update.version.clone();
-                tracing::debug!(version = %update.version, full = update.full, "config applied");
+                acked = version.clone();
+                tracing::debug!(%version, full, "config applied");
                 for reason in &rejected {
-                    tracing::warn!(version = %update.version, %reason, "resource enforced fail-closed");
+                    tracing::warn!(%version, %reason, "resource enforced fail-closed");
                 }
                 v1::ProxyInfo {
                     acked_version: acked.clone(),
@@ -211,7 +212,7 @@ async fn stream_once(
             Err(reason) => {
                 shared.record_rejected_config();
                 nacks = nacks.saturating_add(1);
-                tracing::warn!(version = %update.version, %reason, consecutive = nacks, "config refused; the last good config stays");
+                tracing::warn!(%version, %reason, consecutive = nacks, "config refused; the last good config stays");
                 tokio::select! {
                     () = tokio::time::sleep(osm_api::protocol::nack_backoff(nacks)) => {}
                     () = stop.cancelled() => return Ok(()),
@@ -234,7 +235,7 @@ async fn stream_once(
 fn apply(
     shared: &Shared,
     config: &mut ConfigStore,
-    update: &v1::ConfigUpdate,
+    update: v1::ConfigUpdate,
 ) -> Result<Vec<crate::config::ConfigError>, BatchError> {
     let (next, changed) = config.apply(update)?;
     let (_, rejected) = shared.apply_batch(config, next.clone(), &changed)?;
@@ -289,19 +290,23 @@ mod tests {
     fn unreadable_batches_change_nothing() {
         let shared = shared();
         let mut config = ConfigStore::default();
-        apply(&shared, &mut config, &batch("1", true, vec![inbound(8080)])).unwrap();
+        apply(&shared, &mut config, batch("1", true, vec![inbound(8080)])).unwrap();
         let before = shared.config().version;
         // A resource without a kind: the batch cannot be read at all.
         let empty = apply(
             &shared,
             &mut config,
-            &batch("2", false, vec![v1::Resource { kind: None }]),
+            batch("2", false, vec![v1::Resource { kind: None }]),
         )
         .unwrap_err()
         .to_string();
         assert!(empty.contains("upserts[0]"), "{empty}");
         assert_eq!(shared.config().version, before, "the running config stays");
-        assert_eq!(config.inbound().count(), 1, "and so does the proxy's copy");
+        assert_eq!(
+            crate::config::store::ConfigSource::inbound_ports(&config).count(),
+            1,
+            "and so does the proxy's copy"
+        );
     }
 
     /// Regression (one tenant froze every proxy): a resource the proxy
@@ -315,14 +320,14 @@ mod tests {
         apply(
             &shared,
             &mut config,
-            &batch("1", true, vec![authorized(8080, buyer)]),
+            batch("1", true, vec![authorized(8080, buyer)]),
         )
         .unwrap();
         let bad_source = authorized(8080, "not a spiffe id");
         let rejected = apply(
             &shared,
             &mut config,
-            &batch("2", false, vec![bad_source, inbound(9090), inbound(0)]),
+            batch("2", false, vec![bad_source, inbound(9090), inbound(0)]),
         )
         .unwrap();
         let reasons: Vec<String> = rejected.iter().map(ToString::to_string).collect();
@@ -363,7 +368,7 @@ mod tests {
         let rejected = apply(
             &shared,
             &mut config,
-            &batch("3", false, vec![authorized(8080, buyer)]),
+            batch("3", false, vec![authorized(8080, buyer)]),
         )
         .unwrap();
         // The unreadable port 0 stays in the proxy's copy until removed.

@@ -14,12 +14,12 @@ use crate::{
     policy::{Authorization, InboundPolicy, Traffic, rate_limit::RateLimiter},
 };
 
-pub(super) fn build_inbound(
-    ports: &[v1::InboundPort],
+pub(super) fn build_inbound<'a>(
+    ports: impl IntoIterator<Item = &'a v1::InboundPort>,
     build: &mut Build,
 ) -> Result<HashMap<u16, InboundPolicy>, ConfigError> {
     let mut out = HashMap::new();
-    for (i, p) in ports.iter().enumerate() {
+    for (i, p) in ports.into_iter().enumerate() {
         let at = format!("inbound[{i}]");
         let port = port_of(&format!("{at}.port"), p.port);
         let built = port.clone().and_then(|port| build_port(&at, port, p));

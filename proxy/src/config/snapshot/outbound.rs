@@ -55,9 +55,9 @@ pub(super) fn set_policy(s: &v1::OutboundService) -> SetPolicy {
 /// and TLS policy.
 pub(super) type EndpointDefaults<'a> = (Duration, &'a Arc<TlsPolicy>);
 
-pub(super) fn build_endpoint_sets(
-    sets: &[v1::EndpointSet],
-    services: &[v1::OutboundService],
+pub(super) fn build_endpoint_sets<'a>(
+    sets: impl IntoIterator<Item = &'a v1::EndpointSet>,
+    services: impl IntoIterator<Item = &'a v1::OutboundService>,
     registry: &EndpointRegistry,
     defaults: EndpointDefaults<'_>,
     build: &mut Build,
@@ -69,7 +69,7 @@ pub(super) fn build_endpoint_sets(
             .or_insert_with(|| set_policy(s));
     }
     let mut out = Sets::new();
-    for (i, set) in sets.iter().enumerate() {
+    for (i, set) in sets.into_iter().enumerate() {
         let at = format!("endpoints[{i}]");
         if out.contains_key(&set.key) {
             let twice = err(
@@ -186,15 +186,15 @@ pub(super) struct Indexed {
     pub hosts: Vec<Box<str>>,
 }
 
-pub(super) fn build_outbound(
-    services: &[v1::OutboundService],
+pub(super) fn build_outbound<'a>(
+    services: impl IntoIterator<Item = &'a v1::OutboundService>,
     sets: &Sets,
     registry: &EndpointRegistry,
     mesh_request_timeout: Option<Duration>,
     build: &mut Build,
 ) -> Result<OutboundIndexes, ConfigError> {
     let mut out = OutboundIndexes::default();
-    for (i, s) in services.iter().enumerate() {
+    for (i, s) in services.into_iter().enumerate() {
         let at = format!("outbound[{i}]");
         let indexed =
             index_service(&at, s, sets, registry, mesh_request_timeout).and_then(|indexed| {

@@ -15,7 +15,7 @@ use std::{
     time::Duration,
 };
 
-use super::{EndpointSet, OutboundService, outbound::Indexed};
+use super::{EndpointSet, OutboundService, key_set::KeySet, outbound::Indexed};
 use crate::upstream::EndpointHandle;
 
 /// One meshed pod reached by its own address.
@@ -87,7 +87,7 @@ type Services = imbl::OrdMap<String, Arc<Indexed>>;
 #[derive(Debug, Clone, Default)]
 pub(super) struct PodIndex {
     pub targets: imbl::HashMap<SocketAddr, Arc<PodTarget>>,
-    claims: imbl::HashMap<SocketAddr, imbl::OrdSet<String>>,
+    claims: imbl::HashMap<SocketAddr, KeySet>,
 }
 
 impl PodIndex {
@@ -107,7 +107,7 @@ impl PodIndex {
     }
 
     pub fn claim(&mut self, key: &str, addr: SocketAddr) {
-        self.claims.entry(addr).or_default().insert(key.to_string());
+        self.claims.entry(addr).or_default().insert(key);
     }
 
     pub fn unclaim(&mut self, key: &str, addr: SocketAddr) {

@@ -5,8 +5,10 @@ use std::collections::BTreeSet;
 
 use osm_api::v1;
 
+use super::key_set::KeySet;
+
 /// Service keys by endpoint set key.
-type ByKey = imbl::HashMap<String, imbl::OrdSet<String>>;
+type ByKey = imbl::HashMap<String, KeySet>;
 
 #[derive(Debug, Clone, Default)]
 pub(super) struct References {
@@ -19,7 +21,7 @@ pub(super) struct References {
 }
 
 impl References {
-    pub fn of(services: &[v1::OutboundService]) -> Self {
+    pub fn of<'a>(services: impl IntoIterator<Item = &'a v1::OutboundService>) -> Self {
         let mut out = Self::default();
         for s in services {
             out.add(s);
@@ -43,7 +45,7 @@ impl References {
 
     /// The service whose policy `set` takes.
     pub fn owner(&self, set: &str) -> Option<&String> {
-        self.owners.get(set)?.get_min()
+        self.owners.get(set)?.first()
     }
 
     /// The services that read `set`.
@@ -53,9 +55,7 @@ impl References {
 }
 
 fn insert(map: &mut ByKey, set: &str, service: &str) {
-    map.entry(set.to_string())
-        .or_default()
-        .insert(service.to_string());
+    map.entry(set.to_string()).or_default().insert(service);
 }
 
 fn remove(map: &mut ByKey, set: &str, service: &str) {
@@ -124,7 +124,7 @@ mod tests {
     fn sets_know_their_owner_and_readers() {
         let a = service("a", "s1", &["s2", "s3"], None);
         let b = service("b", "s1", &[], Some("s4"));
-        let mut refs = References::of(&[b.clone(), a.clone()]);
+        let mut refs = References::of([&b, &a]);
         assert_eq!(
             refs.owner("s1").map(String::as_str),
             Some("a"),

@@ -22,7 +22,7 @@ use super::{
     pod_addresses::claimed,
 };
 use crate::{
-    config::store::{Changed, ConfigStore},
+    config::store::{Changed, ConfigSource, ConfigStore},
     upstream::EndpointRegistry,
 };
 
@@ -66,13 +66,12 @@ pub fn update(
     let mesh = &prev.mesh;
 
     let inbound = if inbound_changed {
-        let ports: Vec<_> = source.inbound().cloned().collect();
-        Arc::new(build_inbound(&ports, &mut build).ok()?)
+        Arc::new(build_inbound(source.inbound_ports(), &mut build).ok()?)
     } else {
         prev.inbound.clone()
     };
     let egress = if egress_changed {
-        Arc::new(build_egress_rules(source.egress(), registry, &mut build).ok()?)
+        Arc::new(build_egress_rules(source.egress_rules(), registry, &mut build).ok()?)
     } else {
         prev.egress.clone()
     };

@@ -188,15 +188,9 @@ fn batch(full: bool, steps: &[Step]) -> v1::ConfigUpdate {
 }
 
 fn whole(store: &ConfigStore, registry: &EndpointRegistry) -> Snapshot {
-    build(
-        &store.to_config(),
-        store.clone(),
-        1,
-        registry,
-        OnBadResource::FailClosed,
-    )
-    .expect("the mesh settings are valid")
-    .0
+    build(store, store.clone(), 1, registry, OnBadResource::FailClosed)
+        .expect("the mesh settings are valid")
+        .0
 }
 
 proptest! {
@@ -208,10 +202,10 @@ proptest! {
         batches in prop::collection::vec(prop::collection::vec(step(), 1..4), 1..6),
     ) {
         let registry = EndpointRegistry::default();
-        let (mut store, _) = ConfigStore::default().apply(&batch(true, &first)).unwrap();
+        let (mut store, _) = ConfigStore::default().apply(batch(true, &first)).unwrap();
         let mut current = whole(&store, &registry);
         for steps in &batches {
-            let (next, changed) = store.apply(&batch(false, steps)).unwrap();
+            let (next, changed) = store.apply(batch(false, steps)).unwrap();
             prop_assert!(matches!(changed, Changed::Keys(_)));
             let want = whole(&next, &registry);
             if let Some(got) = update(&current, &store, next.clone(), &changed, 2, &registry) {
@@ -243,10 +237,10 @@ fn one_endpoint_change_is_applied_in_place() {
         Step::Set(0, vec![(1, true)]),
         Step::Set(1, vec![(2, true)]),
     ];
-    let (store, _) = ConfigStore::default().apply(&batch(true, &first)).unwrap();
+    let (store, _) = ConfigStore::default().apply(batch(true, &first)).unwrap();
     let current = whole(&store, &registry);
     let (next, changed) = store
-        .apply(&batch(false, &[Step::Set(0, vec![(1, true), (3, true)])]))
+        .apply(batch(false, &[Step::Set(0, vec![(1, true), (3, true)])]))
         .unwrap();
     let got = update(&current, &store, next, &changed, 2, &registry).expect("in place");
     let describe = Snapshot::describe(&got);
@@ -273,7 +267,7 @@ fn one_endpoint_change_is_applied_in_place() {
 fn what_cannot_be_applied_in_place_is_left_to_a_whole_build() {
     let registry = EndpointRegistry::default();
     let (store, _) = ConfigStore::default()
-        .apply(&batch(true, &[Step::Set(0, vec![(1, true)])]))
+        .apply(batch(true, &[Step::Set(0, vec![(1, true)])]))
         .unwrap();
     let current = whole(&store, &registry);
     let mesh = v1::ConfigUpdate {
@@ -295,7 +289,7 @@ fn what_cannot_be_applied_in_place_is_left_to_a_whole_build() {
         ("an endpoint that does not build", bad_endpoint),
     ];
     for (name, b) in cases {
-        let (next, changed) = store.apply(&b).unwrap();
+        let (next, changed) = store.apply(b).unwrap();
         assert!(
             update(&current, &store, next, &changed, 2, &registry).is_none(),
             "{name}"
@@ -303,8 +297,8 @@ fn what_cannot_be_applied_in_place_is_left_to_a_whole_build() {
     }
     // Nor a batch made from another config than the snapshot's.
     let (other, _) = ConfigStore::default()
-        .apply(&batch(true, &[Step::Set(0, vec![(1, true)])]))
+        .apply(batch(true, &[Step::Set(0, vec![(1, true)])]))
         .unwrap();
-    let (next, changed) = other.apply(&batch(false, &[Step::Set(0, vec![])])).unwrap();
+    let (next, changed) = other.apply(batch(false, &[Step::Set(0, vec![])])).unwrap();
     assert!(update(&current, &other, next, &changed, 2, &registry).is_none());
 }
