@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use osm_tests::local::{LocalMesh, ready, wait_for};
+use osm_tests::local::{LocalMesh, poll_until, ready, wait_for};
 use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -410,6 +410,55 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
         metrics("bookbuyer")
             .contains("osm_outbound_refused_total{kind=\"http\",reason=\"no-route\"}")
     );
+
+    // A pod that does not get ready says why: a container that exits 3
+    // is in back-off with its exit code as the last state; one whose
+    // readiness probe fails shows the probe's failure as an event.
+    mesh.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: broken, namespace: default}\nspec:\n  containers:\n  - {name: crasher, image: sh, command: [sh, -c, 'exit 3']}\n  - name: unready\n    image: sleep\n    command: [sleep, '3600']\n    readinessProbe: {exec: {command: ['false']}, periodSeconds: 1}\n",
+    );
+    // Waited for whole: between a run's exit and its back-off the pod is
+    // briefly `Error` (as on a cluster).
+    let wanted = [
+        "Status:       CrashLoopBackOff",
+        "    Last State:     Terminated",
+        "      Exit Code:    3",
+        "Back-off restarting failed container crasher (exit code 3)",
+        "Readiness probe failed: exec probe exited with",
+        "Started container unready",
+    ];
+    let mut described = String::new();
+    poll_until(PATIENCE, || {
+        described = mesh.ok(&["local", "describe", "pod", "broken"]);
+        wanted.iter().all(|w| described.contains(w)).then_some(())
+    })
+    .unwrap_or_else(|| {
+        let missing: Vec<&&str> = wanted.iter().filter(|w| !described.contains(**w)).collect();
+        panic!("describe pod broken lacks {missing:?}:\n{described}")
+    });
+    wait_for("get pods to show the back-off", PATIENCE, || {
+        let pods = mesh.ok(&["local", "get", "pods"]);
+        pods.lines()
+            .any(|l| l.starts_with("broken") && l.contains("0/2") && l.contains("CrashLoopBackOff"))
+            .then_some(())
+    });
+    let events = mesh.ok(&["local", "get", "events"]);
+    assert!(
+        events.starts_with("LAST SEEN")
+            && events.contains("Warning")
+            && events.contains("pod/broken"),
+        "{events}"
+    );
+    let missing = mesh.osm(&["local", "describe", "pod", "nowhere"]);
+    assert!(
+        !missing.status.success()
+            && String::from_utf8_lossy(&missing.stderr).contains("\"nowhere\" not found"),
+        "{missing:?}"
+    );
+    mesh.delete("apiVersion: v1\nkind: Pod\nmetadata: {name: broken, namespace: default}\n");
+    wait_for("the broken pod's events to go with it", PATIENCE, || {
+        (!mesh.ok(&["local", "get", "events"]).contains("pod/broken")).then_some(())
+    });
 
     // Down: nothing of the run is left.
     let pids = mesh.container_pids();

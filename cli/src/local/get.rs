@@ -33,6 +33,7 @@ pub fn kind_of(resource: &str) -> Option<&'static str> {
         "upstreamtrafficsetting" | "upstreamtrafficsettings" | "uts" => "UpstreamTrafficSetting",
         "httproute" | "httproutes" => "HTTPRoute",
         "grpcroute" | "grpcroutes" => "GRPCRoute",
+        "event" | "events" | "ev" => "Event",
         _ => return None,
     })
 }
@@ -100,6 +101,7 @@ pub fn table(
         "Deployment" => vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
         "Namespace" => vec!["NAME", "STATUS", "AGE"],
         "HTTPRoute" | "GRPCRoute" => vec!["NAME", "PARENTS", "ACCEPTED", "RESOLVEDREFS", "AGE"],
+        "Event" => vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
         _ => vec!["NAME", "AGE"],
     };
     for s in objects {
@@ -169,6 +171,17 @@ pub fn table(
                 let (parents, accepted, resolved) = route_columns(v);
                 vec![name, parents, accepted, resolved, created]
             }
+            "Event" => vec![
+                age(str_at(v, "/lastTimestamp"), now),
+                str_at(v, "/type").to_string(),
+                str_at(v, "/reason").to_string(),
+                format!(
+                    "{}/{}",
+                    str_at(v, "/involvedObject/kind").to_ascii_lowercase(),
+                    str_at(v, "/involvedObject/name")
+                ),
+                str_at(v, "/message").to_string(),
+            ],
             _ => vec![name, created],
         };
         if with_namespace {
@@ -247,7 +260,7 @@ pub struct Query {
 pub fn get(store: &Store, q: &Query) -> anyhow::Result<String> {
     let kind = kind_of(&q.resource).ok_or_else(|| {
         anyhow::anyhow!(
-            "error: the server doesn't have a resource type {:?} (try pods, services, deployments, namespaces, serviceaccounts, configmaps, traffictargets, trafficsplits, httproutegroups, tcproutes, meshconfigs, egresses, ingressbackends, httproutes, grpcroutes)",
+            "error: the server doesn't have a resource type {:?} (try pods, services, deployments, namespaces, serviceaccounts, configmaps, traffictargets, trafficsplits, httproutegroups, tcproutes, meshconfigs, egresses, ingressbackends, httproutes, grpcroutes, events)",
             q.resource
         )
     })?;

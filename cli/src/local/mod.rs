@@ -1,6 +1,7 @@
 //! `osm local`: the commands of the whole mesh on one Linux machine (the
 //! machinery, a single-node Kubernetes, is the `osm-local` crate).
 
+pub mod describe;
 pub mod get;
 
 use std::path::PathBuf;
@@ -46,6 +47,10 @@ pub enum LocalCommand {
     /// List objects as kubectl does: pods, services, deployments,
     /// namespaces, serviceaccounts, configmaps and the mesh's resources.
     Get(GetArgs),
+    /// What kubectl describe says of a pod: each container's state, how
+    /// its last run ended (exit code), readiness, restarts, the pod's
+    /// conditions and its events (probe failures, back-offs, starts).
+    Describe(DescribeArgs),
     /// Print a container's log.
     Logs(LogsArgs),
     /// Run a command in a pod's network namespace, with its names and its
@@ -110,6 +115,15 @@ pub struct GetArgs {
     /// wide, yaml or json.
     #[arg(short, long)]
     pub output: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// pod (pods, po): the only kind described.
+    pub resource: String,
+    pub name: String,
+    #[arg(short, long, default_value = "default")]
+    pub namespace: String,
 }
 
 #[derive(Debug, Args)]
@@ -230,6 +244,45 @@ pub async fn run(local: Local) -> anyhow::Result<i32> {
                     output: args.output,
                 },
             )?;
+            crate::output::print(&text)?;
+            Ok(0)
+        }
+        LocalCommand::Describe(args) => {
+            state.require_instance()?;
+            if get::kind_of(&args.resource) != Some("Pod") {
+                anyhow::bail!(
+                    "error: osm local describes pods only (osm local describe pod NAME); \
+                     use `osm local get {} -o yaml` for the rest",
+                    args.resource
+                );
+            }
+            let store = Store::new(state.api(), state.api_lock());
+            let key = osm_local::store::Key::new("Pod", &args.namespace, &args.name);
+            let pod = store.get(&key)?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "Error from server (NotFound): pods \"{}\" not found in namespace {}",
+                    args.name,
+                    args.namespace
+                )
+            })?;
+            let all = store.list()?;
+            let uid = pod
+                .pointer("/metadata/uid")
+                .and_then(serde_json::Value::as_str);
+            let events: Vec<&serde_json::Value> = all
+                .iter()
+                .filter(|s| s.key.kind == "Event" && s.key.namespace == args.namespace)
+                .map(|s| &s.value)
+                .filter(|e| {
+                    e.pointer("/involvedObject/name")
+                        .and_then(serde_json::Value::as_str)
+                        == Some(args.name.as_str())
+                        && e.pointer("/involvedObject/uid")
+                            .and_then(serde_json::Value::as_str)
+                            == uid
+                })
+                .collect();
+            let text = describe::describe_pod(&pod, &events, std::time::SystemTime::now());
             crate::output::print(&text)?;
             Ok(0)
         }

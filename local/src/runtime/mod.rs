@@ -5,6 +5,7 @@
 //! (hosts files).
 
 pub mod deployments;
+pub mod events;
 pub mod launch;
 pub mod net;
 pub mod pod;
@@ -40,6 +41,8 @@ pub struct Runtime {
     terminating: Vec<(Key, PodHandle)>,
     /// Status last written per pod, to write only changes.
     written: HashMap<Key, Value>,
+    /// Events last written per pod, likewise (removed with the pod).
+    written_events: HashMap<Key, Vec<Value>>,
     rules: String,
     hosts: HashMap<String, String>,
     next_ip: u32,
@@ -53,6 +56,7 @@ impl Runtime {
             pods: HashMap::new(),
             terminating: Vec::new(),
             written: HashMap::new(),
+            written_events: HashMap::new(),
             rules: String::new(),
             hosts: HashMap::new(),
             next_ip: 0,
@@ -127,6 +131,7 @@ impl Runtime {
                 tracing::info!(pod = %key, "stopping");
                 handle.terminate();
                 self.written.remove(&key);
+                self.remove_events(&key);
                 self.terminating.push((key, handle));
             }
         }
@@ -192,12 +197,26 @@ impl Runtime {
         }
     }
 
-    /// Writes each running pod's status into its stored object when it
-    /// changed (the controller sees pod addresses through it).
+    /// Writes each running pod's status into its stored object, and its
+    /// events as Event objects, when they changed (the controller sees pod
+    /// addresses through the status).
     fn write_statuses(&mut self) -> anyhow::Result<()> {
         let host_ip = self.shared.instance.gateway();
         for (key, handle) in &self.pods {
-            let status = handle.snapshot().to_json(host_ip);
+            let snapshot = handle.snapshot();
+            let events =
+                events::event_objects(&key.namespace, &key.name, &handle.uid, &snapshot.events);
+            if self.written_events.get(key) != Some(&events) {
+                let _lock = self.api.store.lock()?;
+                for event in &events {
+                    self.api
+                        .store
+                        .put(event)
+                        .with_context(|| format!("{key}: events"))?;
+                }
+                self.written_events.insert(key.clone(), events);
+            }
+            let status = snapshot.to_json(host_ip);
             if self.written.get(key) == Some(&status) {
                 continue;
             }
@@ -217,6 +236,15 @@ impl Runtime {
             self.written.insert(key.clone(), status);
         }
         Ok(())
+    }
+
+    /// A deleted pod's events go with it.
+    fn remove_events(&mut self, pod: &Key) {
+        for event in self.written_events.remove(pod).unwrap_or_default() {
+            if let Some(key) = Key::of(&event) {
+                let _ = self.api.store.remove(&key);
+            }
+        }
     }
 
     /// kube-proxy's rules and every pod's hosts file, when they changed.

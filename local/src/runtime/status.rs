@@ -32,6 +32,8 @@ pub struct ContainerStatus {
     pub restarts: u32,
     /// A restartable init container (native sidecar).
     pub sidecar: bool,
+    /// How its previous run ended (kubectl's Last State).
+    pub last_state: Option<State>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,6 +44,8 @@ pub struct PodStatus {
     pub started_at: String,
     pub init: Vec<ContainerStatus>,
     pub containers: Vec<ContainerStatus>,
+    /// What happened to it (written as Event objects).
+    pub events: super::events::EventLog,
 }
 
 impl PodStatus {
@@ -87,8 +91,8 @@ impl PodStatus {
     }
 }
 
-fn container_json(c: &ContainerStatus) -> Value {
-    let state = match &c.state {
+fn state_json(state: &State) -> Value {
+    match state {
         State::Waiting { reason, message } => {
             json!({"waiting": {"reason": reason, "message": message}})
         }
@@ -96,15 +100,22 @@ fn container_json(c: &ContainerStatus) -> Value {
         State::Terminated { exit_code, reason } => {
             json!({"terminated": {"exitCode": exit_code, "reason": reason}})
         }
-    };
-    json!({
+    }
+}
+
+fn container_json(c: &ContainerStatus) -> Value {
+    let mut value = json!({
         "name": c.name,
         "image": c.image,
         "ready": c.ready,
         "started": c.started,
         "restartCount": c.restarts,
-        "state": state,
-    })
+        "state": state_json(&c.state),
+    });
+    if let Some(last) = &c.last_state {
+        value["lastState"] = state_json(last);
+    }
+    value
 }
 
 /// kubectl's READY and STATUS columns for a stored pod (pure).

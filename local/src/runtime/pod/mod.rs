@@ -102,6 +102,13 @@ impl PodRun {
         }
     }
 
+    /// Records an event about the pod (kubectl's Events).
+    fn event(&self, warning: bool, reason: &str, message: &str) {
+        if let Ok(mut s) = self.status.lock() {
+            s.events.record(warning, reason, message, &now_rfc3339());
+        }
+    }
+
     fn set_phase(&self, phase: &str, message: Option<String>) {
         if let Ok(mut s) = self.status.lock() {
             s.phase = phase.into();
@@ -131,6 +138,11 @@ impl PodRun {
         match self.launch(container) {
             Ok(l) => Some(l),
             Err(message) => {
+                self.event(
+                    true,
+                    "Failed",
+                    &format!("Error: {message} (container {})", container.name),
+                );
                 self.update(slot, |c| {
                     c.state = State::Waiting {
                         reason: "CreateContainerConfigError".into(),

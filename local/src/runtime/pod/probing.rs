@@ -22,8 +22,9 @@ pub(super) async fn probe_loop(run: &PodRun, slot: Slot, container: &Container) 
                 Ok(()) => break,
                 Err(e) => {
                     failures += 1;
+                    run.event(true, "Unhealthy", &format!("Startup probe failed: {e}"));
                     if failures >= t.failure_threshold {
-                        return format!("startup probe failed: {e}");
+                        return "failed startup probe".into();
                     }
                 }
             }
@@ -63,7 +64,8 @@ pub(super) async fn probe_loop(run: &PodRun, slot: Slot, container: &Container) 
                         run.update(slot, |c| c.ready = true);
                     }
                 }
-                Err(_) => {
+                Err(e) => {
+                    run.event(true, "Unhealthy", &format!("Readiness probe failed: {e}"));
                     fail_streak += 1;
                     ok_streak = 0;
                     if fail_streak >= t.failure_threshold {
@@ -81,8 +83,9 @@ pub(super) async fn probe_loop(run: &PodRun, slot: Slot, container: &Container) 
                 Ok(()) => live_fails = 0,
                 Err(e) => {
                     live_fails += 1;
+                    run.event(true, "Unhealthy", &format!("Liveness probe failed: {e}"));
                     if live_fails >= t.failure_threshold {
-                        return format!("liveness probe failed: {e}");
+                        return "failed liveness probe".into();
                     }
                 }
             }

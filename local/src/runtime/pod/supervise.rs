@@ -36,6 +36,11 @@ pub(super) async fn run_to_completion(
         };
         let exit = match spawn(&launch, &run.dir, &container.name) {
             Ok(mut child) => {
+                run.event(
+                    false,
+                    "Started",
+                    &format!("Started container {}", container.name),
+                );
                 run.update(slot, |c| {
                     c.state = State::Running {
                         since: now_rfc3339(),
@@ -50,6 +55,11 @@ pub(super) async fn run_to_completion(
                 }
             }
             Err(e) => {
+                run.event(
+                    true,
+                    "Failed",
+                    &format!("Error: cannot start container {}: {e}", container.name),
+                );
                 run.update(slot, |c| {
                     c.state = State::Waiting {
                         reason: "RunContainerError".into(),
@@ -70,11 +80,20 @@ pub(super) async fn run_to_completion(
             });
             return true;
         }
+        let message = format!(
+            "Back-off restarting failed init container {} (exit code {exit})",
+            container.name
+        );
+        run.event(true, "BackOff", &message);
         run.update(slot, |c| {
             c.restarts += 1;
+            c.last_state = Some(State::Terminated {
+                exit_code: exit,
+                reason: "Error".into(),
+            });
             c.state = State::Waiting {
                 reason: "CrashLoopBackOff".into(),
-                message: format!("exited with {exit}"),
+                message,
             };
         });
         if restart == "Never" {
@@ -109,6 +128,11 @@ pub(super) async fn supervise(
         let began = Instant::now();
         let exit = match spawn(&launch, &run.dir, &container.name) {
             Ok(mut child) => {
+                run.event(
+                    false,
+                    "Started",
+                    &format!("Started container {}", container.name),
+                );
                 run.update(slot, |c| {
                     c.state = State::Running {
                         since: now_rfc3339(),
@@ -120,6 +144,9 @@ pub(super) async fn supervise(
                     status = child.wait() => status.map(exit_code).unwrap_or(-1),
                     reason = probe_loop(&run, slot, &container) => {
                         tracing::info!(container = %container.name, %reason, "restarting");
+                        run.event(false, "Killing", &format!(
+                            "Container {} {reason}, will be restarted", container.name
+                        ));
                         stop_child(&mut child, run.grace()).await;
                         137
                     }
@@ -135,6 +162,11 @@ pub(super) async fn supervise(
                 }
             }
             Err(e) => {
+                run.event(
+                    true,
+                    "Failed",
+                    &format!("Error: cannot start container {}: {e}", container.name),
+                );
                 run.update(slot, |c| {
                     c.state = State::Waiting {
                         reason: "RunContainerError".into(),
@@ -157,15 +189,20 @@ pub(super) async fn supervise(
             cancel.cancelled().await;
             return;
         }
+        let message = format!(
+            "Back-off restarting failed container {} (exit code {exit})",
+            container.name
+        );
+        run.event(true, "BackOff", &message);
         run.update(slot, |c| {
             c.restarts += 1;
-            c.state = State::Waiting {
-                reason: "CrashLoopBackOff".into(),
-                message: format!(
-                    "back-off restarting failed container {} (exit {exit})",
-                    container.name
-                ),
-            };
+            c.last_state = Some(std::mem::replace(
+                &mut c.state,
+                State::Waiting {
+                    reason: "CrashLoopBackOff".into(),
+                    message,
+                },
+            ));
         });
         tokio::select! {
             () = cancel.cancelled() => return,
