@@ -121,11 +121,17 @@ pub fn route(
             TEXT,
             "not ready: the first full sync of the cluster state has not completed\n",
         ),
-        "/metrics" => reply(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            state.metrics.render(),
-        ),
+        "/metrics" => {
+            state
+                .metrics
+                .proxies_out_of_sync
+                .set(state.proxies.out_of_sync() as f64);
+            reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                state.metrics.render(),
+            )
+        }
         "/debug/proxies" => reply(
             StatusCode::OK,
             "application/json",
@@ -196,6 +202,11 @@ mod tests {
             "spiffe://cluster.local/ns/shop/sa/buyer",
         );
         state.proxies.sent(7, "12");
+        let metrics = body(get("/metrics")).await;
+        assert!(
+            metrics.contains("osm_controller_proxies_out_of_sync 1"),
+            "sent, not acknowledged: {metrics}"
+        );
         state.proxies.acknowledged(
             7,
             &osm_api::v1::ProxyInfo {
@@ -204,6 +215,11 @@ mod tests {
                 ..Default::default()
             },
             0,
+        );
+        assert!(
+            body(get("/metrics"))
+                .await
+                .contains("osm_controller_proxies_out_of_sync 0")
         );
         let listed: serde_json::Value =
             serde_json::from_str(&body(get("/debug/proxies")).await).unwrap();

@@ -7,6 +7,9 @@ use metrics_exporter_prometheus::{
 };
 
 pub const CONNECTED_PROXIES: &str = "osm_controller_connected_proxies";
+/// Connected proxies that have not acknowledged the last batch sent to
+/// them (sampled when scraped): 0 means every proxy runs what it was sent.
+pub const PROXIES_OUT_OF_SYNC: &str = "osm_controller_proxies_out_of_sync";
 pub const UPDATES_PUSHED_TOTAL: &str = "osm_controller_updates_pushed_total";
 pub const PUSH_LATENCY: &str = "osm_controller_push_latency_ms";
 pub const NACKS_TOTAL: &str = "osm_controller_nacks_total";
@@ -29,6 +32,7 @@ pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     pub connected_proxies: Gauge,
+    pub proxies_out_of_sync: Gauge,
     pub updates_pushed: Counter,
     pub push_latency: Histogram,
     pub nacks: Counter,
@@ -60,6 +64,7 @@ impl Metrics {
             |name: &'static str| recorder.register_counter(&Key::from_name(name), &METADATA);
         Self {
             connected_proxies: gauge(CONNECTED_PROXIES),
+            proxies_out_of_sync: gauge(PROXIES_OUT_OF_SYNC),
             updates_pushed: counter(UPDATES_PUSHED_TOTAL),
             push_latency: recorder.register_histogram(&Key::from_name(PUSH_LATENCY), &METADATA),
             nacks: counter(NACKS_TOTAL),

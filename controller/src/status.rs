@@ -77,6 +77,15 @@ impl Proxies {
         self.lock().remove(&stream);
     }
 
+    /// Connected proxies that have not acknowledged the last batch sent to
+    /// them (or were sent nothing yet).
+    pub fn out_of_sync(&self) -> usize {
+        self.lock()
+            .values()
+            .filter(|s| s.sent_version.is_empty() || s.acked_version != s.sent_version)
+            .count()
+    }
+
     /// Every connected proxy, sorted by namespace and pod.
     pub fn list(&self) -> Vec<ProxyStatus> {
         let mut out: Vec<ProxyStatus> = self.lock().values().cloned().collect();

@@ -159,6 +159,22 @@ pub fn exec(
     container: Option<&str>,
     command: &[String],
 ) -> anyhow::Result<i32> {
+    let status = exec_command(state, instance, namespace, target, container, command)?
+        .status()
+        .context("cannot run ip netns exec")?;
+    Ok(exit_code(status))
+}
+
+/// The process `exec` runs: `command` in the pod's network namespace, as
+/// its container would run (user, environment, volumes).
+pub fn exec_command(
+    state: &StateDir,
+    instance: &Instance,
+    namespace: &str,
+    target: &str,
+    container: Option<&str>,
+    command: &[String],
+) -> anyhow::Result<std::process::Command> {
     let store = Store::new(state.api(), state.api_lock());
     let value = find_pod(&store, namespace, target)?;
     let pod: Pod = serde_json::from_value(value.clone())?;
@@ -202,14 +218,13 @@ pub fn exec(
         },
     )
     .map_err(anyhow::Error::msg)?;
-    let status = std::process::Command::new(&launch.program)
+    let mut process = std::process::Command::new(&launch.program);
+    process
         .args(&launch.args)
         .env_clear()
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&launch.cwd)
-        .status()
-        .context("cannot run ip netns exec")?;
-    Ok(exit_code(status))
+        .current_dir(&launch.cwd);
+    Ok(process)
 }
 
 #[cfg(test)]

@@ -59,6 +59,12 @@ pub enum LocalCommand {
     /// Bring the bookstore demo up in SMI mode (starting local mode if
     /// needed) and show live counters from each app. Needs redis-server.
     Demo(DemoArgs),
+    /// Test mesh policies in one command (a CI step without a cluster): a
+    /// fresh local mesh of its own, the manifests applied, every pod ready
+    /// and every proxy in sync, then each expected connection tried from
+    /// a pod of its workload; prints the table, tears the mesh down and
+    /// exits 1 when an expectation is not met.
+    Test(TestArgs),
     /// (internal) The background process `up` starts.
     #[command(hide = true)]
     Daemon,
@@ -115,6 +121,37 @@ pub struct GetArgs {
     /// wide, yaml or json.
     #[arg(short, long)]
     pub output: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Manifests: a file, a directory (read recursively); repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// The expected connections: a YAML list of `from:
+    /// NAMESPACE/DEPLOYMENT` (or `NAMESPACE/pod/NAME`), `to: http://...`,
+    /// `method:` (default GET) and `expect: allowed | denied | STATUS`
+    /// (allowed: any answer but 403; denied: 403 or no answer).
+    #[arg(long)]
+    pub expect: PathBuf,
+    /// The test mesh's name (bridge, network namespaces, iptables
+    /// chains): apart from `osm local up`'s so both can run.
+    #[arg(long, default_value = "osmci")]
+    pub name: String,
+    #[arg(long, default_value = "10.243.0.0/16")]
+    pub pod_cidr: ipnet::Ipv4Net,
+    #[arg(long, default_value = "10.244.0.0/16")]
+    pub service_cidr: ipnet::Ipv4Net,
+    /// How long the pods may take to get ready and the proxies to get in
+    /// sync.
+    #[arg(long, default_value = "3m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// How long a connection is retried until it meets its expectation.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub settle: std::time::Duration,
+    /// Leave the test mesh up afterwards (its state directory is printed).
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Args)]
@@ -246,6 +283,25 @@ pub async fn run(local: Local) -> anyhow::Result<i32> {
             )?;
             crate::output::print(&text)?;
             Ok(0)
+        }
+        LocalCommand::Test(args) => {
+            let plan = osm_local::mesh_test::Plan {
+                manifests: args.files,
+                expectations: args.expect,
+                instance: Instance {
+                    name: args.name,
+                    pod_cidr: args.pod_cidr,
+                    service_cidr: args.service_cidr,
+                },
+                ready_timeout: args.timeout,
+                settle: args.settle,
+                keep: args.keep,
+            };
+            Ok(if osm_local::mesh_test::run(&plan).await? {
+                0
+            } else {
+                1
+            })
         }
         LocalCommand::Describe(args) => {
             state.require_instance()?;
