@@ -5,7 +5,7 @@
 //! Both ends of the stream use this module and nothing else: the controller
 //! diffs what it sent against what it has now; the proxy applies the batch.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use crate::v1;
 
@@ -20,8 +20,10 @@ pub enum ResourceId {
     Egress(String),
 }
 
-/// A config as resources by key.
-pub type Resources = BTreeMap<ResourceId, v1::Resource>;
+/// A config as resources by key. Shared, not copied: the controller's
+/// compiler gives every proxy whose view holds an identical resource the
+/// same one.
+pub type Resources = BTreeMap<ResourceId, Arc<v1::Resource>>;
 
 /// What one proxy must change: keyed upserts and removals.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -41,7 +43,7 @@ pub fn resources(config: &v1::ProxyConfig) -> Resources {
     use v1::resource::Kind;
     let mut out = BTreeMap::new();
     let mut put = |id: ResourceId, kind: Kind| {
-        out.insert(id, v1::Resource { kind: Some(kind) });
+        out.insert(id, Arc::new(v1::Resource { kind: Some(kind) }));
     };
     if let Some(mesh) = &config.mesh {
         put(ResourceId::Mesh, Kind::Mesh(mesh.clone()));
@@ -75,8 +77,11 @@ pub fn diff(old: &Resources, new: &Resources) -> Delta {
     Delta {
         upserts: new
             .iter()
-            .filter(|(k, v)| old.get(*k) != Some(*v))
-            .map(|(_, v)| v.clone())
+            .filter(|(k, v)| {
+                old.get(*k)
+                    .is_none_or(|o| !Arc::ptr_eq(o, v) && **o != ***v)
+            })
+            .map(|(_, v)| v1::Resource::clone(v))
             .collect(),
         removals: old
             .keys()
@@ -165,9 +170,9 @@ pub fn apply_update(
     }
     for (i, resource) in update.upserts.iter().enumerate() {
         let id = resource_id(resource).ok_or(UpdateError::EmptyResource(i))?;
-        map.insert(id, resource.clone());
+        map.insert(id, Arc::new(resource.clone()));
     }
-    Ok(assemble(map.into_values()))
+    Ok(assemble(map.into_values().map(Arc::unwrap_or_clone)))
 }
 
 /// The resource a batch's `removals[index]` names.

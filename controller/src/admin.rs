@@ -72,7 +72,7 @@ fn debug_config(hub: &Hub, query: Option<&str>) -> Response<Full<Bytes>> {
     let body = serde_json::json!({
         "pod": format!("{namespace}/{pod}"),
         "version": view.version,
-        "resources": view.resources.values().collect::<Vec<_>>(),
+        "resources": view.resources.values().map(|r| &**r).collect::<Vec<_>>(),
     });
     reply(
         StatusCode::OK,

@@ -403,7 +403,11 @@ pub fn next_update(sent: Option<&View>, latest: &View) -> v1::ConfigUpdate {
             latest.version,
             true,
             Delta {
-                upserts: latest.resources.values().cloned().collect(),
+                upserts: latest
+                    .resources
+                    .values()
+                    .map(|r| osm_api::v1::Resource::clone(r))
+                    .collect(),
                 removals: Vec::new(),
             },
         ),

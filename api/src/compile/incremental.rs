@@ -16,7 +16,7 @@ use std::{collections::BTreeMap, sync::Arc};
 mod touched;
 
 use self::touched::{Touched, current, touches};
-use super::{CompileError, Index, ProxyId, compile};
+use super::{CompileError, Index, ProxyId, compile, intern::Interner};
 use crate::{
     protocol::{ResourceId, Resources, resources},
     resources::{Object, ObjectKey},
@@ -50,7 +50,9 @@ pub struct Compiler {
     pub index: Index,
     proxies: BTreeMap<ProxyId, View>,
     /// Resources every proxy gets as they are (the trust bundle).
-    common: BTreeMap<ResourceId, v1::Resource>,
+    common: Resources,
+    /// Identical resources of different views, held once.
+    interner: Interner,
 }
 
 impl Compiler {
@@ -58,13 +60,18 @@ impl Compiler {
         Self {
             index,
             proxies: BTreeMap::new(),
-            common: BTreeMap::new(),
+            common: Resources::new(),
+            interner: Interner::default(),
         }
     }
 
     /// Sets the resources every proxy gets besides its compiled ones, and
     /// adds them to the views of registered proxies.
     pub fn set_common(&mut self, common: BTreeMap<ResourceId, v1::Resource>) {
+        let common: Resources = common
+            .into_iter()
+            .map(|(id, r)| (id, Arc::new(r)))
+            .collect();
         for view in self.proxies.values_mut() {
             let view = Arc::make_mut(view);
             view.retain(|id, _| !self.common.contains_key(id));
@@ -73,8 +80,11 @@ impl Compiler {
         self.common = common;
     }
 
-    fn view_of(&self, config: &v1::ProxyConfig) -> View {
+    fn view_of(&mut self, config: &v1::ProxyConfig) -> View {
         let mut view = resources(config);
+        for (id, resource) in view.iter_mut() {
+            *resource = self.interner.intern(id, resource.clone());
+        }
         view.extend(self.common.clone());
         Arc::new(view)
     }

@@ -21,6 +21,7 @@ pub mod gateway;
 mod inbound;
 pub mod incremental;
 pub mod index;
+mod intern;
 mod outbound;
 mod policy;
 pub(crate) mod routes;

@@ -13,7 +13,7 @@ use std::{
 
 use osm_api::{
     load::{Loaded, load_str},
-    resources::{Object, ObjectKey},
+    resources::ObjectKey,
     validate,
 };
 
@@ -50,7 +50,9 @@ fn stamp(path: &Path) -> Option<Stamp> {
 #[derive(Debug)]
 pub struct FileSource {
     dir: PathBuf,
-    known: BTreeMap<ObjectKey, Object>,
+    /// What was applied of each object: where it is in its file's parsed
+    /// content (shared with `parsed`, not a copy of the object).
+    known: BTreeMap<ObjectKey, Located>,
     /// The files seen by the last pass; when none changed, a pass is a
     /// directory listing and nothing more.
     stamps: BTreeMap<PathBuf, Option<Stamp>>,
@@ -204,7 +206,11 @@ impl FileSource {
             if !fresh.contains(&key) && self.known.contains_key(&key) {
                 continue;
             }
-            if self.known.get(&key) == Some(&loaded.object) {
+            if self
+                .known
+                .get(&key)
+                .is_some_and(|k| k.get().object == loaded.object)
+            {
                 continue;
             }
             let impact = hub.apply(loaded.object.clone());
@@ -219,7 +225,7 @@ impl FileSource {
                     .push(format!("{} ({key}): {verdict}: {p}", loaded.origin));
             }
             if !validate::rejects(&impact.problems) {
-                self.known.insert(key.clone(), loaded.object.clone());
+                self.known.insert(key.clone(), located.clone());
                 report.applied.push(key.to_string());
             }
         }

@@ -255,7 +255,7 @@ fn common_resources_reach_every_view_and_survive_recompiles() {
     for id in &all_proxies() {
         let view = c.view(id).expect("registered");
         assert_eq!(
-            view.get(&ResourceId::TrustBundle),
+            view.get(&ResourceId::TrustBundle).map(|r| &**r),
             bundle("NEW").get(&ResourceId::TrustBundle),
             "{id:?}"
         );
