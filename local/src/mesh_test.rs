@@ -122,8 +122,15 @@ pub fn unready(all: &[Stored]) -> Vec<String> {
         ready.split_once('/').is_some_and(|(a, b)| a == b)
     };
     let mut out = Vec::new();
+    // A pod that finished (a Job's) is done, not unready.
+    let finished = |pod: &Value| {
+        matches!(
+            pod.pointer("/status/phase").and_then(Value::as_str),
+            Some("Succeeded")
+        )
+    };
     for s in all.iter().filter(|s| s.key.kind == "Pod") {
-        if !is_ready(&s.value) {
+        if !is_ready(&s.value) && !finished(&s.value) {
             let (_, status, _) = ready_and_status(&s.value);
             out.push(format!("pod {}/{} ({status})", s.key.namespace, s.key.name));
         }

@@ -109,7 +109,7 @@ pub fn pod_spec(at: &str, spec: &Value) -> Vec<String> {
 }
 
 /// Problems with the names inside an object, by kind (Pod, Deployment,
-/// Service); none for other kinds.
+/// Job, Service); none for other kinds.
 pub fn object(kind: &str, value: &Value) -> Vec<String> {
     match kind {
         "Pod" => value
@@ -118,6 +118,22 @@ pub fn object(kind: &str, value: &Value) -> Vec<String> {
         "Deployment" => value
             .pointer("/spec/template/spec")
             .map_or_else(Vec::new, |s| pod_spec("spec.template.spec", s)),
+        "Job" => {
+            let Some(spec) = value.pointer("/spec/template/spec") else {
+                // A manifest naming the Job only (to delete it).
+                return Vec::new();
+            };
+            let mut out = pod_spec("spec.template.spec", spec);
+            // A Job's pods must be able to finish.
+            let policy = spec.get("restartPolicy").and_then(Value::as_str);
+            if !matches!(policy, Some("Never" | "OnFailure")) {
+                out.push(format!(
+                    "spec.template.spec.restartPolicy: {}: a Job's pods need \"Never\" or \"OnFailure\"",
+                    policy.map_or("required".to_string(), |p| format!("{p:?} is not valid"))
+                ));
+            }
+            out
+        }
         "Service" => {
             let mut out = Vec::new();
             if let Some(list) = value.pointer("/spec/ports") {
@@ -169,6 +185,22 @@ mod tests {
                 1,
             ),
             ("ConfigMap", json!({"data": {"../x": "y"}}), 0),
+            ("Job", json!({"metadata": {"name": "migrate"}}), 0),
+            (
+                "Job",
+                json!({"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "migrate"}]}}}}),
+                0,
+            ),
+            (
+                "Job",
+                json!({"spec": {"template": {"spec": {"containers": [{"name": "Migrate"}]}}}}),
+                2,
+            ),
+            (
+                "Job",
+                json!({"spec": {"template": {"spec": {"restartPolicy": "Always", "containers": [{"name": "m"}]}}}}),
+                1,
+            ),
         ];
         for (kind, value, problems) in cases {
             let found = object(kind, &value);

@@ -411,6 +411,63 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
             .contains("osm_outbound_refused_total{kind=\"http\",reason=\"no-route\"}")
     );
 
+    // A meshed Job finishes: its app calls the bookstore through its
+    // proxy and exits 0, the proxy (a native sidecar) is stopped, the pod
+    // shows Completed and the Job 1/1.
+    mesh.apply(
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: audit, namespace: bookbuyer}\nspec:\n  template:\n    spec:\n      serviceAccountName: bookbuyer\n      restartPolicy: Never\n      containers:\n      - {name: audit, image: httpget, command: [httpget, 'http://bookstore.bookstore:14001/books-bought', 'user-agent: audit-http-client/1.0', 'client-app: bookbuyer']}\n",
+    );
+    let completed = poll_until(PATIENCE, || {
+        let jobs = mesh.ok(&["local", "get", "jobs", "-n", "bookbuyer"]);
+        jobs.lines()
+            .any(|l| l.starts_with("audit") && l.contains("Complete") && l.contains("1/1"))
+            .then_some(())
+    });
+    if completed.is_none() {
+        let pods = mesh.ok(&["local", "get", "pods", "-n", "bookbuyer"]);
+        let described: Vec<String> = pods
+            .lines()
+            .filter(|l| l.starts_with("audit-"))
+            .filter_map(|l| l.split_whitespace().next())
+            .take(1)
+            .map(|p| {
+                format!(
+                    "{}\n{}",
+                    mesh.ok(&["local", "describe", "pod", p, "-n", "bookbuyer"]),
+                    String::from_utf8_lossy(
+                        &mesh
+                            .osm(&["local", "logs", "-n", "bookbuyer", p, "-c", "audit"])
+                            .stdout
+                    )
+                )
+            })
+            .collect();
+        panic!(
+            "the job did not complete:\n{}\n{pods}\n{}",
+            mesh.ok(&["local", "get", "jobs", "-n", "bookbuyer", "-o", "yaml"]),
+            described.join("\n")
+        );
+    }
+    let pods = mesh.ok(&["local", "get", "pods", "-n", "bookbuyer"]);
+    let job_pod = pods
+        .lines()
+        .find(|l| l.starts_with("audit-"))
+        .unwrap_or_else(|| panic!("no pod of the job: {pods}"));
+    assert!(job_pod.contains("Completed"), "{pods}");
+    let name = job_pod.split_whitespace().next().unwrap_or_default();
+    let described = mesh.ok(&["local", "describe", "pod", name, "-n", "bookbuyer"]);
+    assert!(
+        described.contains("osm-proxy:") && !described.contains("    State:          Running"),
+        "the proxy stopped with the app: {described}"
+    );
+    mesh.delete("apiVersion: batch/v1\nkind: Job\nmetadata: {name: audit, namespace: bookbuyer}\n");
+    wait_for("the job's pod to go with it", PATIENCE, || {
+        (!mesh
+            .ok(&["local", "get", "pods", "-n", "bookbuyer"])
+            .contains("audit-"))
+        .then_some(())
+    });
+
     // A pod that does not get ready says why: a container that exits 3
     // is in back-off with its exit code as the last state; one whose
     // readiness probe fails shows the probe's failure as an event.

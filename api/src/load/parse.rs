@@ -167,6 +167,7 @@ fn parse_kind(api_version: &str, kind: &str, value: Value) -> Parsed {
         ("v1", "ConfigMap") => O::ConfigMap(boxed(value)?),
         ("discovery.k8s.io/v1", "EndpointSlice") => O::EndpointSlice(boxed(value)?),
         ("apps/v1", "Deployment") => O::Deployment(boxed(value)?),
+        ("batch/v1", "Job") => O::Job(boxed(value)?),
 
         ("access.smi-spec.io/v1alpha2", "TrafficTarget") => {
             O::TrafficTarget(custom(value, |s: smi::access::SpecV1alpha2| Ok(s.into()))?)

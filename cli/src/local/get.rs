@@ -18,6 +18,7 @@ pub fn kind_of(resource: &str) -> Option<&'static str> {
         "pod" | "pods" | "po" => "Pod",
         "service" | "services" | "svc" => "Service",
         "deployment" | "deployments" | "deploy" => "Deployment",
+        "job" | "jobs" | "job.batch" => "Job",
         "namespace" | "namespaces" | "ns" => "Namespace",
         "serviceaccount" | "serviceaccounts" | "sa" => "ServiceAccount",
         "configmap" | "configmaps" | "cm" => "ConfigMap",
@@ -100,6 +101,7 @@ pub fn table(
         ],
         "Deployment" => vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
         "Namespace" => vec!["NAME", "STATUS", "AGE"],
+        "Job" => vec!["NAME", "STATUS", "COMPLETIONS", "AGE"],
         "HTTPRoute" | "GRPCRoute" => vec!["NAME", "PARENTS", "ACCEPTED", "RESOLVEDREFS", "AGE"],
         "Event" => vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
         _ => vec!["NAME", "AGE"],
@@ -167,6 +169,10 @@ pub fn table(
                 ]
             }
             "Namespace" => vec![name, "Active".into(), created],
+            "Job" => {
+                let (status, completions) = osm_local::runtime::jobs::job_columns(v);
+                vec![name, status, completions, created]
+            }
             "HTTPRoute" | "GRPCRoute" => {
                 let (parents, accepted, resolved) = route_columns(v);
                 vec![name, parents, accepted, resolved, created]
@@ -260,7 +266,7 @@ pub struct Query {
 pub fn get(store: &Store, q: &Query) -> anyhow::Result<String> {
     let kind = kind_of(&q.resource).ok_or_else(|| {
         anyhow::anyhow!(
-            "error: the server doesn't have a resource type {:?} (try pods, services, deployments, namespaces, serviceaccounts, configmaps, traffictargets, trafficsplits, httproutegroups, tcproutes, meshconfigs, egresses, ingressbackends, httproutes, grpcroutes, events)",
+            "error: the server doesn't have a resource type {:?} (try pods, services, deployments, namespaces, serviceaccounts, configmaps, traffictargets, trafficsplits, httproutegroups, tcproutes, meshconfigs, egresses, ingressbackends, httproutes, grpcroutes, events, jobs)",
             q.resource
         )
     })?;

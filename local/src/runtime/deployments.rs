@@ -74,8 +74,9 @@ impl PodInfo {
 /// Whether a stored pod belongs to the Deployment `deployment` (its
 /// ReplicaSet `<deployment>-<hash>` is its first owner).
 pub fn owned_by(pod: &Value, deployment: &str) -> bool {
-    pod.pointer("/metadata/ownerReferences/0/name")
-        .and_then(Value::as_str)
+    pod.pointer("/metadata/ownerReferences/0")
+        .filter(|o| o["kind"] == "ReplicaSet")
+        .and_then(|o| o["name"].as_str())
         .and_then(|rs| rs.rsplit_once('-'))
         .is_some_and(|(d, _)| d == deployment)
 }

@@ -6,6 +6,7 @@
 
 pub mod deployments;
 pub mod events;
+pub mod jobs;
 pub mod launch;
 pub mod net;
 pub mod pod;
@@ -97,8 +98,10 @@ impl Runtime {
     pub async fn reconcile(&mut self) -> anyhow::Result<()> {
         let objects = self.api.store.list()?;
         self.run_deployments(&objects).await;
+        self.run_jobs(&objects).await?;
 
-        // Re-read: the deployment pass may have added or removed pods.
+        // Re-read: the deployment and job passes may have added or removed
+        // pods.
         let objects = self.api.store.list()?;
         let pods: Vec<&Stored> = objects.iter().filter(|s| s.key.kind == "Pod").collect();
         let services: Vec<Service> = objects
@@ -195,6 +198,48 @@ impl Runtime {
                 tracing::warn!(pod = %name, error = %format!("{e:#}"), "cannot create a replica");
             }
         }
+    }
+
+    async fn run_jobs(&mut self, objects: &[Stored]) -> anyhow::Result<()> {
+        let jobs: Vec<&Value> = objects
+            .iter()
+            .filter(|s| s.key.kind == "Job")
+            .map(|s| &s.value)
+            .collect();
+        let pods: Vec<jobs::JobPod> = objects
+            .iter()
+            .filter(|s| s.key.kind == "Pod")
+            .filter_map(|s| jobs::JobPod::of(s.key.clone(), &s.value))
+            .collect();
+        if jobs.is_empty() && pods.is_empty() {
+            return Ok(());
+        }
+        let plan = jobs::plan(&jobs, &pods, deployments::random_suffix);
+        for key in plan.delete {
+            tracing::info!(pod = %key, "deleting (its job is gone)");
+            if let Err(e) = self.api.delete_key(&key) {
+                tracing::warn!(pod = %key, error = %format!("{e:#}"), "cannot delete");
+            }
+        }
+        for new in plan.create {
+            let name = Key::of(&new.0).map(|k| k.to_string()).unwrap_or_default();
+            if let Err(e) = self.api.create_pod(new.0).await {
+                tracing::warn!(pod = %name, error = %format!("{e:#}"), "cannot create a job's pod");
+            }
+        }
+        for (key, status) in plan.statuses {
+            let _lock = self.api.store.lock()?;
+            if let Some(mut stored) = self.api.store.get(&key)?
+                && stored.get("status") != Some(&status)
+            {
+                stored["status"] = status;
+                self.api
+                    .store
+                    .put(&stored)
+                    .with_context(|| format!("{key}: status"))?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes each running pod's status into its stored object, and its

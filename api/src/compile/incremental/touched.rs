@@ -285,7 +285,10 @@ pub(super) fn touches(index: &Index, object: &Object) -> Touched {
         }
         Object::HttpRoute(r) => route_touch(index, &MeshRoute::Http(r)),
         Object::GrpcRoute(r) => route_touch(index, &MeshRoute::Grpc(r)),
-        Object::ServiceAccount(_) | Object::Deployment(_) | Object::ConfigMap(_) => Touched::None,
+        Object::ServiceAccount(_)
+        | Object::Deployment(_)
+        | Object::Job(_)
+        | Object::ConfigMap(_) => Touched::None,
     }
 }
 

@@ -310,14 +310,34 @@ async fn run_pod_inner(
         apps.push((child, task));
     }
     run.set_phase("Running", None);
+    // Under restartPolicy Never or OnFailure a pod can finish: once every
+    // app container is done, its native sidecars are stopped (a Job's
+    // proxy must not keep it running) and the phase says how it ended.
+    let finishes = restart != "Always";
+    let mut finished = !finishes;
 
     // Tokens are renewed at 80% of their life, as the kubelet does.
+    let start = tokio::time::Instant::now();
+    let mut renew = tokio::time::interval_at(start + tokens.renew_every, tokens.renew_every);
+    let mut check = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
-            () = tokio::time::sleep(tokens.renew_every) => {
+            _ = renew.tick() => {
                 if let Err(e) = write_tokens(run, &tokens.files) {
                     tracing::warn!(error = %e, "cannot renew a pod token");
+                }
+            }
+            _ = check.tick(), if !finished => {
+                if apps.iter().all(|(_, task)| task.is_finished()) {
+                    finished = true;
+                    stop_all(std::mem::take(&mut sidecars)).await;
+                    let all_succeeded = run.status.lock().is_ok_and(|s| {
+                        s.containers.iter().all(|c| {
+                            matches!(c.state, State::Terminated { exit_code: 0, .. })
+                        })
+                    });
+                    run.set_phase(if all_succeeded { "Succeeded" } else { "Failed" }, None);
                 }
             }
         }

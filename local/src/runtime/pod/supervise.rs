@@ -185,8 +185,8 @@ pub(super) async fn supervise(
                 reason: reason.into(),
             };
         });
+        // Done for good: the pod sees the task end (and may finish).
         if restart == "Never" || (restart == "OnFailure" && exit == 0) {
-            cancel.cancelled().await;
             return;
         }
         let message = format!(
