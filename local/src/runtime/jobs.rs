@@ -190,7 +190,15 @@ mod tests {
             }
         };
         // (job, pods, pods created, pods deleted, status, columns)
-        let cases: Vec<(Value, Vec<JobPod>, usize, usize, Value, (&str, &str))> = vec![
+        type Case = (
+            Value,
+            Vec<JobPod>,
+            usize,
+            usize,
+            Value,
+            (&'static str, &'static str),
+        );
+        let cases: Vec<Case> = vec![
             (
                 job(1, 1),
                 vec![],
