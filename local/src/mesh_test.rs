@@ -122,12 +122,12 @@ pub fn unready(all: &[Stored]) -> Vec<String> {
         ready.split_once('/').is_some_and(|(a, b)| a == b)
     };
     let mut out = Vec::new();
-    // A pod that finished (a Job's) is done, not unready.
-    let finished = |pod: &Value| {
-        matches!(
-            pod.pointer("/status/phase").and_then(Value::as_str),
-            Some("Succeeded")
-        )
+    // A pod that finished is done, not unready; so is a Job's failed pod
+    // (the Job retries it with another).
+    let finished = |pod: &Value| match pod.pointer("/status/phase").and_then(Value::as_str) {
+        Some("Succeeded") => true,
+        Some("Failed") => crate::runtime::jobs::job_owner(pod).is_some(),
+        _ => false,
     };
     for s in all.iter().filter(|s| s.key.kind == "Pod") {
         if !is_ready(&s.value) && !finished(&s.value) {
@@ -276,5 +276,21 @@ mod tests {
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got[1].starts_with("deployment shop/web ("), "{got:?}");
         assert!(unready(&[pod("web-1", true)]).is_empty());
+        let job_pod = |phase: &str, owner: &str| {
+            stored(
+                "Pod",
+                "migrate-x",
+                json!({
+                    "metadata": {"name": "migrate-x", "namespace": "shop",
+                                 "ownerReferences": [{"kind": owner, "name": "migrate", "controller": true}]},
+                    "spec": {"containers": [{"name": "app"}]},
+                    "status": {"phase": phase, "containerStatuses": [
+                        {"name": "app", "ready": false, "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}]},
+                }),
+            )
+        };
+        assert!(unready(&[job_pod("Succeeded", "Job")]).is_empty());
+        assert!(unready(&[job_pod("Failed", "Job")]).is_empty(), "the Job retries it");
+        assert_eq!(unready(&[job_pod("Failed", "ReplicaSet")]).len(), 1);
     }
 }
