@@ -290,7 +290,10 @@ mod tests {
             )
         };
         assert!(unready(&[job_pod("Succeeded", "Job")]).is_empty());
-        assert!(unready(&[job_pod("Failed", "Job")]).is_empty(), "the Job retries it");
+        assert!(
+            unready(&[job_pod("Failed", "Job")]).is_empty(),
+            "the Job retries it"
+        );
         assert_eq!(unready(&[job_pod("Failed", "ReplicaSet")]).len(), 1);
     }
 }

@@ -165,6 +165,15 @@ pub fn exec(
     Ok(exit_code(status))
 }
 
+/// The stored objects of a kind, typed.
+fn of_kind<T: serde::de::DeserializeOwned>(objects: &[crate::store::Stored], kind: &str) -> Vec<T> {
+    objects
+        .iter()
+        .filter(|s| s.key.kind == kind)
+        .filter_map(|s| serde_json::from_value(s.value.clone()).ok())
+        .collect()
+}
+
 /// The process `exec` runs: `command` in the pod's network namespace, as
 /// its container would run (user, environment, volumes).
 pub fn exec_command(
@@ -196,12 +205,9 @@ pub fn exec_command(
         .flat_map(|s| s.volumes.iter().flatten())
         .map(|v| (v.name.clone(), dir.join(&v.name)))
         .collect();
-    let config_maps: Vec<ConfigMap> = store
-        .list()?
-        .into_iter()
-        .filter(|s| s.key.kind == "ConfigMap")
-        .filter_map(|s| serde_json::from_value(s.value).ok())
-        .collect();
+    let objects = store.list()?;
+    let config_maps: Vec<ConfigMap> = of_kind(&objects, "ConfigMap");
+    let secrets: Vec<k8s_openapi::api::core::v1::Secret> = of_kind(&objects, "Secret");
     container.command = Some(command.to_vec());
     container.args = None;
     let bin = bin_dir()?;
@@ -214,6 +220,7 @@ pub fn exec_command(
             host_ip: instance.gateway(),
             volumes: &volumes,
             config_maps: &config_maps,
+            secrets: &secrets,
             bin_dir: &bin,
         },
     )

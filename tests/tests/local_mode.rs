@@ -468,6 +468,30 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
         .then_some(())
     });
 
+    // Secrets reach a pod as files (its volume) and as environment; their
+    // values are shown nowhere else.
+    mesh.apply(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\ndata: {password: czNjcmV0}\nstringData: {user: admin}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: reader, namespace: default}\nspec:\n  containers:\n  - name: reader\n    image: sleep\n    command: [sleep, '3600']\n    env: [{name: DB_USER, valueFrom: {secretKeyRef: {name: db, key: user}}}]\n    volumeMounts: [{name: creds, mountPath: /etc/creds}]\n  volumes: [{name: creds, secret: {secretName: db}}]\n",
+    );
+    wait_for("the secret reader to run", PATIENCE, || {
+        mesh.pods("default")
+            .iter()
+            .any(|p| p["metadata"]["name"] == "reader" && ready(p))
+            .then_some(())
+    });
+    let (code, password, err) = mesh.exec("default", "reader", &["cat", "/etc/creds/password"]);
+    assert_eq!((code, password.as_str()), (0, "s3cret"), "{err}");
+    let (code, user, err) = mesh.exec("default", "reader", &["printenv", "DB_USER"]);
+    assert_eq!((code, user.trim()), (0, "admin"), "{err}");
+    let secrets = mesh.ok(&["local", "get", "secrets"]);
+    assert!(
+        secrets
+            .lines()
+            .any(|l| l.starts_with("db") && l.contains("Opaque") && l.contains(" 2 ")),
+        "{secrets}"
+    );
+    mesh.delete("apiVersion: v1\nkind: Pod\nmetadata: {name: reader, namespace: default}\n");
+
     // A pod that does not get ready says why: a container that exits 3
     // is in back-off with its exit code as the last state; one whose
     // readiness probe fails shows the probe's failure as an event.

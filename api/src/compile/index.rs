@@ -165,7 +165,7 @@ impl Index {
             Object::GrpcRoute(o) => {
                 self.grpc_routes.insert(ns_name(&o.metadata), o);
             }
-            Object::Deployment(_) | Object::Job(_) | Object::ConfigMap(_) => {}
+            Object::Deployment(_) | Object::Job(_) | Object::ConfigMap(_) | Object::Secret(_) => {}
         }
         problems
     }

@@ -165,6 +165,7 @@ fn parse_kind(api_version: &str, kind: &str, value: Value) -> Parsed {
         ("v1", "Pod") => O::Pod(boxed(value)?),
         ("v1", "Service") => O::Service(boxed(value)?),
         ("v1", "ConfigMap") => O::ConfigMap(boxed(value)?),
+        ("v1", "Secret") => O::Secret(boxed(value)?),
         ("discovery.k8s.io/v1", "EndpointSlice") => O::EndpointSlice(boxed(value)?),
         ("apps/v1", "Deployment") => O::Deployment(boxed(value)?),
         ("batch/v1", "Job") => O::Job(boxed(value)?),

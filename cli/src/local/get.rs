@@ -22,6 +22,7 @@ pub fn kind_of(resource: &str) -> Option<&'static str> {
         "namespace" | "namespaces" | "ns" => "Namespace",
         "serviceaccount" | "serviceaccounts" | "sa" => "ServiceAccount",
         "configmap" | "configmaps" | "cm" => "ConfigMap",
+        "secret" | "secrets" => "Secret",
         "traffictarget" | "traffictargets" | "tt" => "TrafficTarget",
         "trafficsplit" | "trafficsplits" | "ts" => "TrafficSplit",
         "httproutegroup" | "httproutegroups" | "htr" => "HTTPRouteGroup",
@@ -102,6 +103,7 @@ pub fn table(
         "Deployment" => vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
         "Namespace" => vec!["NAME", "STATUS", "AGE"],
         "Job" => vec!["NAME", "STATUS", "COMPLETIONS", "AGE"],
+        "Secret" => vec!["NAME", "TYPE", "DATA", "AGE"],
         "HTTPRoute" | "GRPCRoute" => vec!["NAME", "PARENTS", "ACCEPTED", "RESOLVEDREFS", "AGE"],
         "Event" => vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
         _ => vec!["NAME", "AGE"],
@@ -172,6 +174,24 @@ pub fn table(
             "Job" => {
                 let (status, completions) = osm_local::runtime::jobs::job_columns(v);
                 vec![name, status, completions, created]
+            }
+            "Secret" => {
+                let keys = |field: &str| {
+                    v.get(field)
+                        .and_then(Value::as_object)
+                        .into_iter()
+                        .flat_map(|m| m.keys().cloned())
+                        .collect::<std::collections::BTreeSet<String>>()
+                };
+                let mut all = keys("data");
+                all.extend(keys("stringData"));
+                let kind = str_at(v, "/type");
+                vec![
+                    name,
+                    if kind.is_empty() { "Opaque" } else { kind }.to_string(),
+                    all.len().to_string(),
+                    created,
+                ]
             }
             "HTTPRoute" | "GRPCRoute" => {
                 let (parents, accepted, resolved) = route_columns(v);
@@ -266,7 +286,7 @@ pub struct Query {
 pub fn get(store: &Store, q: &Query) -> anyhow::Result<String> {
     let kind = kind_of(&q.resource).ok_or_else(|| {
         anyhow::anyhow!(
-            "error: the server doesn't have a resource type {:?} (try pods, services, deployments, namespaces, serviceaccounts, configmaps, traffictargets, trafficsplits, httproutegroups, tcproutes, meshconfigs, egresses, ingressbackends, httproutes, grpcroutes, events, jobs)",
+            "error: the server doesn't have a resource type {:?} (try pods, services, deployments, namespaces, serviceaccounts, configmaps, traffictargets, trafficsplits, httproutegroups, tcproutes, meshconfigs, egresses, ingressbackends, httproutes, grpcroutes, events, jobs, secrets)",
             q.resource
         )
     })?;

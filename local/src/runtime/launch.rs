@@ -12,7 +12,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 
 /// A process to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,7 @@ pub struct PodContext<'a> {
     /// Volume name -> where its content is on the host.
     pub volumes: &'a BTreeMap<String, PathBuf>,
     pub config_maps: &'a [ConfigMap],
+    pub secrets: &'a [Secret],
     /// Where the mesh's binaries are (first on PATH).
     pub bin_dir: &'a Path,
 }
@@ -211,8 +212,26 @@ pub fn launch(container: &Container, ctx: &PodContext<'_>) -> Result<Launch, Str
                 None if cm.optional == Some(true) => {}
                 None => return Err(format!("envFrom: configmap {:?} not found", cm.name)),
             }
+        } else if let Some(sr) = &from.secret_ref {
+            match super::secrets::find(ctx.secrets, &namespace, &sr.name) {
+                Some(secret) => {
+                    for key in super::secrets::secret_data(secret).into_keys() {
+                        let Some(value) = super::secrets::env_value(secret, &key) else {
+                            continue;
+                        };
+                        let name = format!("{}{key}", from.prefix.as_deref().unwrap_or(""));
+                        let value = value.map_err(|e| format!("envFrom: {e}"))?;
+                        vars.insert(name.clone(), value.clone());
+                        env.push((name, value));
+                    }
+                }
+                None if sr.optional == Some(true) => {}
+                None => return Err(format!("envFrom: secret {:?} not found", sr.name)),
+            }
         } else {
-            return Err("envFrom: only configMapRef is supported in local mode".into());
+            return Err(
+                "envFrom: only configMapRef and secretRef are supported in local mode".into(),
+            );
         }
     }
     for var in container.env.iter().flatten() {
@@ -230,9 +249,22 @@ pub fn launch(container: &Container, ctx: &PodContext<'_>) -> Result<Launch, Str
                         ));
                     }
                 }
+            } else if let Some(k) = &from.secret_key_ref {
+                let found = super::secrets::find(ctx.secrets, &namespace, &k.name)
+                    .and_then(|s| super::secrets::env_value(s, &k.key));
+                match found {
+                    Some(value) => value.map_err(|e| format!("env {}: {e}", var.name))?,
+                    None if k.optional == Some(true) => continue,
+                    None => {
+                        return Err(format!(
+                            "env {}: key {:?} of secret {:?} not found",
+                            var.name, k.key, k.name
+                        ));
+                    }
+                }
             } else {
                 return Err(format!(
-                    "env {}: only value, fieldRef and configMapKeyRef are supported in local mode",
+                    "env {}: only value, fieldRef, configMapKeyRef and secretKeyRef are supported in local mode",
                     var.name
                 ));
             }
@@ -329,6 +361,7 @@ mod tests {
             host_ip: "10.213.0.1".parse().unwrap(),
             volumes: &volumes,
             config_maps: std::slice::from_ref(&cm),
+            secrets: &[],
             bin_dir: Path::new("/opt/osm"),
         };
         let container = &pod.spec.as_ref().unwrap().containers[0];
@@ -371,6 +404,7 @@ mod tests {
             host_ip: Ipv4Addr::LOCALHOST,
             volumes: &volumes,
             config_maps: &[],
+            secrets: &[],
             bin_dir: Path::new("/"),
         };
         let err = launch(&pod.spec.as_ref().unwrap().containers[0], &ctx).unwrap_err();

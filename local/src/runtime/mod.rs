@@ -11,6 +11,7 @@ pub mod launch;
 pub mod net;
 pub mod pod;
 pub mod probes;
+pub mod secrets;
 pub mod services;
 pub mod status;
 
@@ -21,7 +22,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use serde_json::Value;
 
 use self::{
@@ -114,6 +115,11 @@ impl Runtime {
             .filter(|s| s.key.kind == "ConfigMap")
             .filter_map(|s| serde_json::from_value(s.value.clone()).ok())
             .collect();
+        let secrets: Vec<Secret> = objects
+            .iter()
+            .filter(|s| s.key.kind == "Secret")
+            .filter_map(|s| serde_json::from_value(s.value.clone()).ok())
+            .collect();
 
         self.terminating.retain(|(_, h)| !h.is_finished());
         let wanted: BTreeMap<&Key, &Stored> = pods.iter().map(|s| (&s.key, *s)).collect();
@@ -163,7 +169,13 @@ impl Runtime {
                 &services,
             );
             tracing::info!(pod = %stored.key, %ip, "starting");
-            let handle = pod::start(self.shared.clone(), pod, ip, hosts, config_maps.clone());
+            let handle = pod::start(
+                self.shared.clone(),
+                pod,
+                ip,
+                hosts,
+                (config_maps.clone(), secrets.clone()),
+            );
             self.pods.insert(stored.key.clone(), handle);
         }
 

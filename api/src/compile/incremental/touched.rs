@@ -288,7 +288,8 @@ pub(super) fn touches(index: &Index, object: &Object) -> Touched {
         Object::ServiceAccount(_)
         | Object::Deployment(_)
         | Object::Job(_)
-        | Object::ConfigMap(_) => Touched::None,
+        | Object::ConfigMap(_)
+        | Object::Secret(_) => Touched::None,
     }
 }
 

@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 use osm_controller::token::LocalTokens;
 use tokio_util::sync::CancellationToken;
 
@@ -86,6 +86,7 @@ struct PodRun {
     dir: PathBuf,
     volumes: Mutex<BTreeMap<String, PathBuf>>,
     config_maps: Vec<ConfigMap>,
+    secrets: Vec<Secret>,
     status: Arc<Mutex<PodStatus>>,
 }
 
@@ -127,6 +128,7 @@ impl PodRun {
                 host_ip: self.shared.instance.gateway(),
                 volumes: &volumes,
                 config_maps: &self.config_maps,
+                secrets: &self.secrets,
                 bin_dir: &self.shared.bin_dir,
             },
         )
@@ -184,7 +186,7 @@ pub fn start(
     pod: Pod,
     ip: Ipv4Addr,
     hosts: String,
-    config_maps: Vec<ConfigMap>,
+    (config_maps, secrets): (Vec<ConfigMap>, Vec<Secret>),
 ) -> PodHandle {
     let spec = pod.spec.clone().unwrap_or_default();
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
@@ -207,6 +209,7 @@ pub fn start(
         netns: netns.clone(),
         volumes: Mutex::new(BTreeMap::new()),
         config_maps,
+        secrets,
         status: status.clone(),
     });
     let task = tokio::spawn(run_pod(run, hosts, cancel.clone()));

@@ -92,10 +92,29 @@ pub(super) fn materialize_volumes(run: &PodRun) -> Result<Tokens, String> {
                 )),
             }
         };
+        // A Secret's files are readable by the container's group only
+        // (root-owned, 0440), and its values never reach a message.
+        let secret = |name: &str, optional: Option<bool>| -> Result<(), String> {
+            match crate::runtime::secrets::find(&run.secrets, &namespace, name) {
+                Some(found) => {
+                    for (key, value) in crate::runtime::secrets::secret_data(found) {
+                        if key.contains('/') || key.starts_with('.') {
+                            return Err(format!("secret {name}: key {key:?} is not a file name"));
+                        }
+                        safe.write(&key, &value, file(0o440))?;
+                    }
+                    Ok(())
+                }
+                None if optional == Some(true) => Ok(()),
+                None => Err(format!("volume {}: secret {name:?} not found", volume.name)),
+            }
+        };
         if volume.empty_dir.is_some() {
             safe.own(file(0o777))?;
         } else if let Some(cm) = &volume.config_map {
             config_map(&cm.name, cm.optional)?;
+        } else if let Some(sv) = &volume.secret {
+            secret(sv.secret_name.as_deref().unwrap_or_default(), sv.optional)?;
         } else if let Some(projected) = &volume.projected {
             for source in projected.sources.iter().flatten() {
                 if let Some(t) = &source.service_account_token {
@@ -114,16 +133,18 @@ pub(super) fn materialize_volumes(run: &PodRun) -> Result<Tokens, String> {
                     });
                 } else if let Some(cm) = &source.config_map {
                     config_map(&cm.name, cm.optional)?;
+                } else if let Some(sp) = &source.secret {
+                    secret(&sp.name, sp.optional)?;
                 } else {
                     return Err(format!(
-                        "volume {}: only serviceAccountToken and configMap projections are supported in local mode",
+                        "volume {}: only serviceAccountToken, configMap and secret projections are supported in local mode",
                         volume.name
                     ));
                 }
             }
         } else {
             return Err(format!(
-                "volume {}: only emptyDir, configMap and projected volumes are supported in local mode",
+                "volume {}: only emptyDir, configMap, secret and projected volumes are supported in local mode",
                 volume.name
             ));
         }
