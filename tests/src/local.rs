@@ -66,6 +66,18 @@ pub fn ready(pod: &Value) -> bool {
         })
 }
 
+/// The entries of `dir` (such as `/run/netns`) whose names start with
+/// `prefix`: what a local mesh left there.
+pub fn entries_named(dir: &str, prefix: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
 /// Polls `check` every 100 ms until it gives a value, or None after
 /// `timeout`.
 pub fn poll_until<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use osm_tests::local::{LocalMesh, poll_until, ready, wait_for};
+use osm_tests::local::{LocalMesh, entries_named, poll_until, ready, wait_for};
 use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -547,21 +547,9 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
     let state = mesh.state_dir().to_path_buf();
     let out = mesh.down();
     assert!(out.contains("is down"), "{out}");
-    let netns: Vec<String> = std::fs::read_dir("/run/netns")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("osmt."))
-        .collect();
+    let netns = entries_named("/run/netns", "osmt.");
     assert!(netns.is_empty(), "{netns:?}");
-    let etc: Vec<String> = std::fs::read_dir("/etc/netns")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("osmt."))
-        .collect();
+    let etc = entries_named("/etc/netns", "osmt.");
     assert!(etc.is_empty(), "{etc:?}");
     for table in ["nat", "filter"] {
         let rules = std::process::Command::new("iptables-save")

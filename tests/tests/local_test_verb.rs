@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-use osm_tests::local::bin_dir;
+use osm_tests::local::{bin_dir, entries_named};
 
 const MANIFESTS: &str = r#"
 apiVersion: config.openservicemesh.io/v1alpha2
@@ -139,12 +139,6 @@ fn osm_local_test_passes_a_table_that_holds_and_names_the_row_that_does_not() {
     assert!(text.contains("1 of 2 expectations met: FAILED"), "{text}");
 
     // Each run took its mesh down.
-    let left: Vec<String> = std::fs::read_dir("/run/netns")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("osmci."))
-        .collect();
+    let left = entries_named("/run/netns", "osmci.");
     assert!(left.is_empty(), "{left:?}");
 }

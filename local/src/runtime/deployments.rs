@@ -91,51 +91,58 @@ pub struct Plan {
     pub delete: Vec<Key>,
 }
 
-/// The pod a Deployment's template makes.
-pub fn pod_from_template(deployment: &Value, hash: &str, name: &str) -> Value {
-    let namespace = deployment
-        .pointer("/metadata/namespace")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let deploy_name = deployment
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let template = deployment
+/// The pod a workload's `spec.template` makes (pure): named `name`, in the
+/// workload's namespace, with `labels` added to the template's and owned
+/// by `owner` (the controller that made it: a ReplicaSet, a Job).
+pub fn pod_from(workload: &Value, name: &str, labels: &[(&str, &str)], owner: Value) -> Value {
+    let template = workload
         .pointer("/spec/template")
         .cloned()
         .unwrap_or_else(|| json!({}));
     let mut metadata = template
         .get("metadata")
+        .filter(|m| m.is_object())
         .cloned()
         .unwrap_or_else(|| json!({}));
-    if !metadata.is_object() {
-        metadata = json!({});
+    metadata["name"] = json!(name);
+    metadata["namespace"] = workload
+        .pointer("/metadata/namespace")
+        .cloned()
+        .unwrap_or(Value::Null);
+    if !metadata["labels"].is_object() {
+        metadata["labels"] = json!({});
     }
-    let meta = metadata.as_object_mut().expect("made a map above");
-    meta.insert("name".into(), Value::from(name));
-    meta.insert("namespace".into(), namespace);
-    let labels = meta.entry("labels").or_insert_with(|| json!({}));
-    if let Some(labels) = labels.as_object_mut() {
-        labels.insert("pod-template-hash".into(), Value::from(hash));
+    for (k, v) in labels {
+        metadata["labels"][*k] = json!(v);
     }
-    meta.insert(
-        "ownerReferences".into(),
-        json!([{
-            "apiVersion": "apps/v1",
-            "kind": "ReplicaSet",
-            "name": format!("{deploy_name}-{hash}"),
-            "uid": deployment.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
-            "controller": true,
-            "blockOwnerDeletion": true,
-        }]),
-    );
+    let mut owner = owner;
+    owner["uid"] = workload
+        .pointer("/metadata/uid")
+        .cloned()
+        .unwrap_or(Value::Null);
+    owner["controller"] = json!(true);
+    owner["blockOwnerDeletion"] = json!(true);
+    metadata["ownerReferences"] = json!([owner]);
     json!({
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": metadata,
         "spec": template.get("spec").cloned().unwrap_or_else(|| json!({})),
     })
+}
+
+/// The pod a Deployment's template makes.
+pub fn pod_from_template(deployment: &Value, hash: &str, name: &str) -> Value {
+    let deploy_name = deployment
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    pod_from(
+        deployment,
+        name,
+        &[("pod-template-hash", hash)],
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{deploy_name}-{hash}")}),
+    )
 }
 
 /// The plan for every Deployment against the pods that exist.

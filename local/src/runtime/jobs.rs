@@ -62,36 +62,16 @@ fn count(job: &Value, pointer: &str, default: u64) -> u64 {
 
 /// The pod a Job's template makes.
 fn pod_for(job: &Value, key: &Key, name: &str) -> Value {
-    let template = job
-        .pointer("/spec/template")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
-    let mut metadata = template
-        .get("metadata")
-        .filter(|m| m.is_object())
-        .cloned()
-        .unwrap_or_else(|| json!({}));
-    metadata["name"] = json!(name);
-    metadata["namespace"] = json!(key.namespace);
-    if !metadata["labels"].is_object() {
-        metadata["labels"] = json!({});
-    }
-    metadata["labels"]["job-name"] = json!(key.name);
-    metadata["labels"]["batch.kubernetes.io/job-name"] = json!(key.name);
-    metadata["ownerReferences"] = json!([{
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "name": key.name,
-        "uid": job.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
-        "controller": true,
-        "blockOwnerDeletion": true,
-    }]);
-    json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": metadata,
-        "spec": template.get("spec").cloned().unwrap_or_else(|| json!({})),
-    })
+    let job_name = key.name.as_str();
+    super::deployments::pod_from(
+        job,
+        name,
+        &[
+            ("job-name", job_name),
+            ("batch.kubernetes.io/job-name", job_name),
+        ],
+        json!({"apiVersion": "batch/v1", "kind": "Job", "name": job_name}),
+    )
 }
 
 /// The plan for every Job against the pods that exist.
