@@ -160,6 +160,25 @@ pub fn start(
     dir: &Path,
     app_port: u16,
 ) -> Result<RunningPath> {
+    // A port found free can be taken before the proxy binds it (by the
+    // ephemeral port of any connection on the machine): such a start is
+    // tried again, on other ports.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match start_once(kind, programs, dir, app_port) {
+            Err(e) if tries < 4 && format!("{e:#}").contains("in use") => continue,
+            started => return started,
+        }
+    }
+}
+
+fn start_once(
+    kind: PathKind,
+    programs: &Programs,
+    dir: &Path,
+    app_port: u16,
+) -> Result<RunningPath> {
     let (port, proxies) = match kind {
         PathKind::Direct => (app_port, Vec::new()),
         PathKind::Osm => start_osm(programs, dir, app_port, false)?,
