@@ -81,7 +81,7 @@ fn bad_objects_are_reported_and_skipped() {
         dir.path().join("bad.yaml"),
         "apiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {name: x, namespace: shop}\n\
          spec: {destination: {kind: ServiceAccount, name: store, namespace: elsewhere}, rules: [{kind: TCPRoute, name: all}], sources: [{kind: ServiceAccount, name: buyer, namespace: shop}]}\n\
-         ---\napiVersion: v1\nkind: Secret\nmetadata: {name: s}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: store-0, namespace: shop}\n",
+         ---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: s}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: store-0, namespace: shop}\n",
     )
     .unwrap();
     std::fs::write(dir.path().join("notes.txt"), "not a manifest").unwrap();
@@ -94,7 +94,7 @@ fn bad_objects_are_reported_and_skipped() {
         report.problems,
         [
             format!(
-                "{bad}: document 2 (Secret s): kind Secret in apiVersion v1 is not supported by the mesh"
+                "{bad}: document 2 (PersistentVolumeClaim s): kind PersistentVolumeClaim in apiVersion v1 is not supported by the mesh"
             ),
             format!(
                 "{base}: document 2: Pod shop/store-0 is already defined at {bad}: document 3; the first is used"
