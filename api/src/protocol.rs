@@ -40,36 +40,33 @@ impl Delta {
 
 /// Splits a config into keyed resources.
 pub fn resources(config: &v1::ProxyConfig) -> Resources {
+    into_resources(config.clone())
+        .map(|(id, r)| (id, Arc::new(r)))
+        .collect()
+}
+
+/// A config's resources with their ids, moved out of it (in the config's
+/// order: a later duplicate id follows an earlier one).
+pub fn into_resources(config: v1::ProxyConfig) -> impl Iterator<Item = (ResourceId, v1::Resource)> {
     use v1::resource::Kind;
-    let mut out = BTreeMap::new();
-    let mut put = |id: ResourceId, kind: Kind| {
-        out.insert(id, Arc::new(v1::Resource { kind: Some(kind) }));
-    };
-    if let Some(mesh) = &config.mesh {
-        put(ResourceId::Mesh, Kind::Mesh(mesh.clone()));
-    }
-    if let Some(tb) = &config.trust_bundle {
-        put(ResourceId::TrustBundle, Kind::TrustBundle(tb.clone()));
-    }
-    for p in &config.inbound {
-        put(ResourceId::Inbound(p.port), Kind::Inbound(p.clone()));
-    }
-    for s in &config.outbound {
-        put(
-            ResourceId::Outbound(s.key.clone()),
-            Kind::Outbound(s.clone()),
-        );
-    }
-    for e in &config.endpoints {
-        put(
-            ResourceId::Endpoints(e.key.clone()),
-            Kind::Endpoints(e.clone()),
-        );
-    }
-    for e in &config.egress {
-        put(ResourceId::Egress(e.name.clone()), Kind::Egress(e.clone()));
-    }
-    out
+    let v1::ProxyConfig {
+        mesh,
+        trust_bundle,
+        inbound,
+        outbound,
+        endpoints,
+        egress,
+    } = config;
+    (mesh.map(Kind::Mesh).into_iter())
+        .chain(trust_bundle.map(Kind::TrustBundle))
+        .chain(inbound.into_iter().map(Kind::Inbound))
+        .chain(outbound.into_iter().map(Kind::Outbound))
+        .chain(endpoints.into_iter().map(Kind::Endpoints))
+        .chain(egress.into_iter().map(Kind::Egress))
+        .filter_map(|kind| {
+            let resource = v1::Resource { kind: Some(kind) };
+            Some((resource_id(&resource)?, resource))
+        })
 }
 
 /// Keyed upserts and removals turning `old` into `new`.

@@ -160,45 +160,24 @@ pub fn outcome_of(exit: i32, stdout: &str, stderr: &str) -> Outcome {
 
 /// The report: one row per expectation, then the count.
 pub fn report(rows: &[(Expectation, Outcome)]) -> (String, usize) {
-    let mut failed = 0;
-    let mut out = String::new();
-    let header = ["FROM", "TO", "METHOD", "EXPECTED", "GOT", "RESULT"];
-    let mut table: Vec<[String; 6]> = Vec::new();
-    for (e, got) in rows {
-        let ok = meets(e.expect, got);
-        failed += usize::from(!ok);
-        table.push([
-            e.from.clone(),
-            e.to.clone(),
-            e.method.clone(),
-            e.expect.to_string(),
-            got.to_string(),
-            if ok { "pass" } else { "FAIL" }.into(),
-        ]);
-    }
-    let widths: Vec<usize> = (0..6)
-        .map(|c| {
-            table
-                .iter()
-                .map(|r| r[c].len())
-                .chain([header[c].len()])
-                .max()
-                .unwrap_or(0)
+    let table: Vec<[String; 6]> = rows
+        .iter()
+        .map(|(e, got)| {
+            [
+                e.from.clone(),
+                e.to.clone(),
+                e.method.clone(),
+                e.expect.to_string(),
+                got.to_string(),
+                if meets(e.expect, got) { "pass" } else { "FAIL" }.into(),
+            ]
         })
         .collect();
-    let mut line = |cells: &[&str]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(padded.join("   ").trim_end());
-        out.push('\n');
-    };
-    line(&header);
-    for r in &table {
-        line(&r.iter().map(String::as_str).collect::<Vec<_>>());
-    }
+    let failed = table.iter().filter(|r| r[5] == "FAIL").count();
+    let mut out = crate::table::render(
+        &["FROM", "TO", "METHOD", "EXPECTED", "GOT", "RESULT"],
+        &table,
+    );
     out.push_str(&format!(
         "{} of {} expectations met{}\n",
         rows.len() - failed,

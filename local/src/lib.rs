@@ -34,6 +34,7 @@ pub mod route_status;
 pub mod runtime;
 pub mod state;
 pub mod store;
+pub mod table;
 
 use anyhow::Context as _;
 

@@ -198,16 +198,23 @@ impl Runtime {
             })
             .collect();
         let plan = deployments::plan(&deployments, &pods, deployments::random_suffix);
-        for key in plan.delete {
-            tracing::info!(pod = %key, "deleting (deployment)");
+        self.change_pods(plan.delete, plan.create, "deployment")
+            .await;
+    }
+
+    /// Deletes and creates what a workload controller's plan says (`by`
+    /// names the controller in the log).
+    async fn change_pods(&self, delete: Vec<Key>, create: Vec<deployments::NewPod>, by: &str) {
+        for key in delete {
+            tracing::info!(pod = %key, by, "deleting");
             if let Err(e) = self.api.delete_key(&key) {
                 tracing::warn!(pod = %key, error = %format!("{e:#}"), "cannot delete");
             }
         }
-        for new in plan.create {
+        for new in create {
             let name = Key::of(&new.0).map(|k| k.to_string()).unwrap_or_default();
             if let Err(e) = self.api.create_pod(new.0).await {
-                tracing::warn!(pod = %name, error = %format!("{e:#}"), "cannot create a replica");
+                tracing::warn!(pod = %name, by, error = %format!("{e:#}"), "cannot create a pod");
             }
         }
     }
@@ -227,18 +234,7 @@ impl Runtime {
             return Ok(());
         }
         let plan = jobs::plan(&jobs, &pods, deployments::random_suffix);
-        for key in plan.delete {
-            tracing::info!(pod = %key, "deleting (its job is gone)");
-            if let Err(e) = self.api.delete_key(&key) {
-                tracing::warn!(pod = %key, error = %format!("{e:#}"), "cannot delete");
-            }
-        }
-        for new in plan.create {
-            let name = Key::of(&new.0).map(|k| k.to_string()).unwrap_or_default();
-            if let Err(e) = self.api.create_pod(new.0).await {
-                tracing::warn!(pod = %name, error = %format!("{e:#}"), "cannot create a job's pod");
-            }
-        }
+        self.change_pods(plan.delete, plan.create, "job").await;
         for (key, status) in plan.statuses {
             let _lock = self.api.store.lock()?;
             if let Some(mut stored) = self.api.store.get(&key)?

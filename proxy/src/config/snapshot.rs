@@ -129,8 +129,6 @@ pub struct Snapshot {
     /// Services by cluster address and port.
     pub outbound_by_addr: imbl::HashMap<SocketAddr, Arc<OutboundService>>,
     pub outbound_by_host: imbl::HashMap<Box<str>, Vec<Arc<OutboundService>>>,
-    /// Meshed pods by their own address and port.
-    pub pods_by_addr: imbl::HashMap<SocketAddr, Arc<PodTarget>>,
     /// Destinations outside the mesh Egress policies admit.
     pub egress: Arc<Vec<EgressRule>>,
     pub endpoint_sets: Sets,
@@ -218,12 +216,16 @@ impl Snapshot {
             inbound: Arc::default(),
             outbound_by_addr: imbl::HashMap::new(),
             outbound_by_host: imbl::HashMap::new(),
-            pods_by_addr: imbl::HashMap::new(),
             egress: Arc::default(),
             endpoint_sets: Sets::new(),
             built: Built::default(),
             fresh_sets: Vec::new(),
         }
+    }
+
+    /// The meshed pod reached at its own `addr` (address and port).
+    pub fn pod_at(&self, addr: &SocketAddr) -> Option<&Arc<PodTarget>> {
+        self.built.pods.targets.get(addr)
     }
 
     /// Hands each endpoint its service's circuit breaker, so the
@@ -329,7 +331,6 @@ pub fn build(
         inbound: Arc::new(inbound),
         outbound_by_addr: outbound.by_addr,
         outbound_by_host: outbound.by_host,
-        pods_by_addr: pods.targets.clone(),
         egress: Arc::new(egress),
         fresh_sets: endpoint_sets.values().cloned().collect(),
         endpoint_sets,

@@ -6,7 +6,7 @@
 use std::{collections::BTreeSet, sync::Arc};
 
 use osm_api::{
-    protocol::{ResourceId, UpdateError, assemble, removal_id, resource_id},
+    protocol::{ResourceId, UpdateError, assemble, into_resources, removal_id, resource_id},
     v1,
 };
 
@@ -26,42 +26,15 @@ pub enum Changed {
     Keys(BTreeSet<ResourceId>),
 }
 
-impl Changed {
-    pub fn contains(&self, id: &ResourceId) -> bool {
-        match self {
-            Self::All => true,
-            Self::Keys(keys) => keys.contains(id),
-        }
-    }
-}
-
 impl ConfigStore {
     /// A config's resources, moved in (a later duplicate key replaces an
     /// earlier one: a config file with duplicates is refused before).
     pub fn from_config(config: v1::ProxyConfig) -> Self {
-        use v1::resource::Kind;
-        let v1::ProxyConfig {
-            mesh,
-            trust_bundle,
-            inbound,
-            outbound,
-            endpoints,
-            egress,
-        } = config;
-        let kinds = (mesh.map(Kind::Mesh).into_iter())
-            .chain(trust_bundle.map(Kind::TrustBundle))
-            .chain(inbound.into_iter().map(Kind::Inbound))
-            .chain(outbound.into_iter().map(Kind::Outbound))
-            .chain(endpoints.into_iter().map(Kind::Endpoints))
-            .chain(egress.into_iter().map(Kind::Egress));
-        let mut resources = imbl::OrdMap::new();
-        for kind in kinds {
-            let resource = v1::Resource { kind: Some(kind) };
-            if let Some(id) = resource_id(&resource) {
-                resources.insert(id, Arc::new(resource));
-            }
+        Self {
+            resources: into_resources(config)
+                .map(|(id, r)| (id, Arc::new(r)))
+                .collect(),
         }
-        Self { resources }
     }
 
     /// The store after `update`, and what it touched: a full batch
@@ -120,14 +93,6 @@ impl ConfigStore {
     /// store or a clone of it.
     pub fn same(&self, other: &Self) -> bool {
         self.resources.ptr_eq(&other.resources)
-    }
-
-    pub fn len(&self) -> usize {
-        self.resources.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.resources.is_empty()
     }
 }
 
@@ -282,7 +247,7 @@ mod tests {
             assert_eq!(config, want, "{name}");
         }
         // The store it came from is unchanged.
-        assert_eq!(start.len(), 2);
+        assert_eq!(start.to_config().endpoints.len(), 2);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub fn service_by_addr(snapshot: &Snapshot, addr: SocketAddr) -> Option<&Arc<Out
     snapshot
         .outbound_by_addr
         .get(&addr)
-        .or_else(|| Some(snapshot.pods_by_addr.get(&addr)?.service()))
+        .or_else(|| Some(snapshot.pod_at(&addr)?.service()))
 }
 
 /// Splits an authority into a lower-case host without a trailing dot, and a

@@ -53,7 +53,7 @@ impl Snapshot {
             names.sort();
             out.insert(format!("host {host}"), names.join(" | "));
         }
-        for (addr, pod) in &s.pods_by_addr {
+        for (addr, pod) in &s.built.pods.targets {
             out.insert(format!("pod {addr}"), service(pod.service()));
         }
         for (key, e) in &s.endpoint_sets {

@@ -158,7 +158,6 @@ pub fn update(
         inbound,
         outbound_by_addr: outbound.by_addr,
         outbound_by_host: outbound.by_host,
-        pods_by_addr: pods.targets.clone(),
         egress,
         endpoint_sets,
         built: Built {
