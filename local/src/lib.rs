@@ -35,6 +35,7 @@ pub mod runtime;
 pub mod state;
 pub mod store;
 pub mod table;
+pub mod unenforced;
 
 use anyhow::Context as _;
 

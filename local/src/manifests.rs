@@ -167,6 +167,9 @@ pub fn check(docs: Vec<Document>, namespace: Option<&str>) -> CheckOutcome {
             out.errors.push(format!("{at}: {problem}"));
             bad = true;
         }
+        for warning in crate::unenforced::warnings(&kind, &value) {
+            out.warnings.push(format!("{at}: {warning}"));
+        }
         for problem in validate(&object) {
             let text = format!("{at}: {}: {}", problem.field, problem.message);
             match problem.severity {
