@@ -22,7 +22,7 @@ use crate::{
     },
     identity::{Credentials, policy::TlsPolicy, tls::TlsState},
     resilience::breaker::Breaker,
-    telemetry::{access_log::AccessLog, metrics::Metrics},
+    telemetry::{access_log::AccessLog, metrics::Metrics, trace::Tracer},
     upstream::{Connector, EndpointRegistry, HttpClient, Wire, http_client},
 };
 
@@ -67,6 +67,7 @@ pub struct Shared {
     versions: tokio::sync::watch::Sender<u64>,
     pub metrics: Metrics,
     pub access_log: AccessLog,
+    pub tracer: Tracer,
     pub log_filter: Option<Arc<dyn crate::logging::LogFilter>>,
     /// The log level the config last named.
     config_log_level: Mutex<String>,
@@ -97,6 +98,7 @@ impl Shared {
             plain_clients: ArcSwap::default(),
             apply: Mutex::new(()),
             versions: tokio::sync::watch::Sender::new(0),
+            tracer: Tracer::new(metrics.pod(), metrics.trace_counters()),
             metrics,
             access_log,
             log_filter,
@@ -190,6 +192,7 @@ impl Shared {
         }
         snapshot.activate();
         self.follow_log_level(&snapshot.mesh.log_level);
+        self.tracer.configure(snapshot.mesh.tracing.clone());
         self.config.store(Arc::new(snapshot));
         self.versions.send_replace(version);
         self.metrics

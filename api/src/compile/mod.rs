@@ -95,6 +95,9 @@ pub fn compile(index: &Index, proxy: &ProxyId) -> Result<Compiled, CompileError>
                     .as_ref()
                     .map(|m| policy::millis(&m.spec.traffic.request_timeout))
                     .unwrap_or(0),
+                tracing: index.mesh_config.as_ref().and_then(|m| {
+                    policy::tracing(&m.spec.observability.tracing, &index.mesh.osm_namespace)
+                }),
                 ..policy::sidecar_settings(index.mesh_config.as_ref().map(|m| &m.spec.sidecar))
             }),
             trust_bundle: None,

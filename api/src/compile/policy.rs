@@ -125,6 +125,25 @@ pub fn sidecar_settings(
     }
 }
 
+/// Span export for the proxies, when MeshConfig enables it; the
+/// collector defaults to `jaeger.<control-plane namespace>.svc.cluster.local`
+/// as OSM's did.
+pub fn tracing(
+    t: &crate::resources::mesh_config::Tracing,
+    osm_namespace: &str,
+) -> Option<v1::Tracing> {
+    t.enable.then(|| v1::Tracing {
+        address: if t.address.is_empty() {
+            format!("jaeger.{osm_namespace}.svc.cluster.local")
+        } else {
+            t.address.clone()
+        },
+        port: t.port.into(),
+        endpoint: t.endpoint.clone(),
+        sampled_fraction: t.sampled_fraction.clamp(0.0, 1.0),
+    })
+}
+
 /// Outlier detection an UpstreamTrafficSetting sets for its clients.
 pub fn outlier_detection(
     uts: &Custom<policy::UpstreamTrafficSettingSpec>,

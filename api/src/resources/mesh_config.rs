@@ -142,8 +142,15 @@ impl Default for Observability {
 pub struct Tracing {
     pub enable: bool,
     pub port: u16,
+    /// Empty: `jaeger.<control-plane namespace>.svc.cluster.local`, as OSM.
     pub address: String,
+    /// `/api/v2/spans` (Zipkin v2 JSON) or a path ending in `/v1/traces`
+    /// (OTLP/HTTP JSON).
     pub endpoint: String,
+    /// This mesh's addition: the share of requests without a trace context
+    /// that start a trace, in [0, 1]. A request that carries one keeps its
+    /// decision.
+    pub sampled_fraction: f64,
 }
 
 impl Default for Tracing {
@@ -153,6 +160,8 @@ impl Default for Tracing {
             port: 9411,
             address: String::new(),
             endpoint: "/api/v2/spans".into(),
+            // OSM (Envoy's default) traced every request once tracing was on.
+            sampled_fraction: 1.0,
         }
     }
 }

@@ -189,6 +189,7 @@ pub(super) fn mesh_config(m: &Custom<MeshConfigSpec>, p: &mut Problems) {
             ),
         );
     }
+    tracing(p, &s.observability.tracing);
     let c = &s.certificate;
     match c.service_cert_validity() {
         Err(e) => p.reject("spec.certificate.serviceCertValidityDuration", e),
@@ -213,6 +214,57 @@ pub(super) fn mesh_config(m: &Custom<MeshConfigSpec>, p: &mut Problems) {
             p,
             "spec.certificate.ingressGateway.validityDuration",
             &g.validity_duration,
+        );
+    }
+}
+
+/// The collector and sampling of `observability.tracing`; checked whether
+/// or not it is enabled, so turning it on later cannot fail.
+fn tracing(p: &mut Problems, t: &Tracing) {
+    let at = "spec.observability.tracing";
+    if !(0.0..=1.0).contains(&t.sampled_fraction) {
+        p.reject(
+            format!("{at}.sampledFraction"),
+            format!(
+                "{} is not within 0 and 1 (0.01 traces one request in a hundred)",
+                t.sampled_fraction
+            ),
+        );
+    }
+    let host_ok = t.address.parse::<std::net::IpAddr>().is_ok()
+        || t.address.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if !t.address.is_empty() && !host_ok {
+        p.reject(
+            format!("{at}.address"),
+            format!(
+                "{:?} is not a host name or address (e.g. jaeger.osm-system.svc.cluster.local)",
+                t.address
+            ),
+        );
+    }
+    if t.enable && t.port == 0 {
+        p.reject(
+            format!("{at}.port"),
+            "0 is not a port (Zipkin listens on 9411)",
+        );
+    }
+    if !t.endpoint.starts_with('/')
+        || http::uri::PathAndQuery::try_from(t.endpoint.as_str()).is_err()
+    {
+        p.reject(
+            format!("{at}.endpoint"),
+            format!(
+                "{:?} is not a path (/api/v2/spans for Zipkin, /v1/traces for OTLP)",
+                t.endpoint
+            ),
         );
     }
 }

@@ -50,13 +50,6 @@ pub(super) fn mesh_config(s: &MeshConfigSpec, p: &mut Problems) {
             "no ingress gateway certificate is issued (OSM made it for Contour)",
         );
     }
-    if s.observability.tracing != d.observability.tracing {
-        no_effect(
-            p,
-            "spec.observability.tracing",
-            "the proxies do not export traces yet",
-        );
-    }
     let f = &s.feature_flags;
     if !f.enable_wasm_stats {
         no_effect(
@@ -141,7 +134,7 @@ mod tests {
         assert_eq!(warnings(&defaults), Vec::<String>::new());
         let set = format!(
             "{head}spec:\n  sidecar: {{envoyImage: envoyproxy/envoy:v1.22, configResyncInterval: 30s}}\n  \
-             certificate: {{certKeyBitSize: 4096}}\n  observability: {{tracing: {{enable: true}}}}\n  \
+             certificate: {{certKeyBitSize: 4096}}\n  observability: {{tracing: {{enable: true, address: jaeger}}}}\n  \
              featureFlags: {{enableWASMStats: false, enableEnvoyActiveHealthChecks: true}}\n"
         );
         assert_eq!(
@@ -150,7 +143,6 @@ mod tests {
                 "spec.sidecar.envoyImage: accepted for compatibility, has no effect: the sidecar is osm-proxy, not Envoy",
                 "spec.sidecar.configResyncInterval: accepted for compatibility, has no effect: the controller streams every change and resends in full after a NACK, so there is nothing to resync",
                 "spec.certificate.certKeyBitSize: accepted for compatibility, has no effect: mesh certificates use ECDSA P-256 keys, not RSA",
-                "spec.observability.tracing: accepted for compatibility, has no effect: the proxies do not export traces yet",
                 "spec.featureFlags.enableWASMStats: accepted for compatibility, has no effect: the proxies always export osm_request_total and osm_request_duration_ms",
                 "spec.featureFlags.enableEnvoyActiveHealthChecks: accepted for compatibility, has no effect: use UpstreamTrafficSetting outlierDetection (passive health checking)",
             ]

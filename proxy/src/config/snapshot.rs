@@ -109,6 +109,8 @@ pub struct Mesh {
     pub app_on_pod_ip: bool,
     /// The log filter the config names (empty: leave the proxy's own).
     pub log_level: String,
+    /// Span export; None: tracing off.
+    pub tracing: Option<crate::telemetry::trace::Settings>,
 }
 
 /// Endpoint sets by key.
@@ -252,6 +254,12 @@ fn mesh_settings(mesh: Option<&v1::MeshSettings>) -> Result<Mesh, ConfigError> {
         egress: m.egress,
         app_on_pod_ip: m.app_on_pod_ip,
         log_level: m.log_level.clone(),
+        tracing: m
+            .tracing
+            .as_ref()
+            .map(crate::telemetry::trace::Settings::from_config)
+            .transpose()
+            .map_err(|e| err("mesh.tracing", e))?,
         trust_domain: if m.trust_domain.is_empty() {
             "cluster.local".into()
         } else {

@@ -13,7 +13,10 @@ use crate::{
     policy::{Decision, HttpRequestView, authorize_http},
     refusal::{Layer, Refusal},
     state::Shared,
-    telemetry::access_log::{HttpEntry, LogParts, now},
+    telemetry::{
+        access_log::{HttpEntry, LogParts, now},
+        trace::Kind,
+    },
     upstream::{HttpClient, forward},
 };
 
@@ -68,12 +71,28 @@ fn rate_limited(limit: &crate::policy::HttpLimit) -> Response<ProxyBody> {
 }
 
 /// Authorizes one request, then forwards it to the application.
-pub async fn handle(ctx: InboundContext, req: Request<Incoming>) -> Response<ProxyBody> {
+pub async fn handle(ctx: InboundContext, mut req: Request<Incoming>) -> Response<ProxyBody> {
     let started = tokio::time::Instant::now();
     let ctx = &ctx.0;
     // The log shows the request as the client sent it.
     let log_parts = ctx.shared.access_log.enabled().then(|| LogParts::of(&req));
+    let span = ctx.shared.tracer.start(Kind::Server, &mut req);
     let (response, rule, error) = respond(ctx, req).await;
+    if let Some(span) = span {
+        let mut tags = vec![("peer.identity", ctx.source_label.clone())];
+        if let Some(rule) = &rule {
+            tags.push(("osm.authorization", rule.to_string()));
+        }
+        if let Some(error) = &error {
+            tags.push(("osm.error", error.clone()));
+        }
+        let remote = match &ctx.source {
+            Source::Ingress(addr) => Some(*addr),
+            Source::Mesh(_) => None,
+        };
+        let code = response.status().as_u16();
+        ctx.shared.tracer.finish(span, code, remote, tags);
+    }
     if let Some(log_parts) = log_parts {
         ctx.shared.access_log.log(&HttpEntry {
             timestamp: now(),

@@ -18,7 +18,10 @@ use crate::{
     resilience::breaker::{Breaker, Overflow},
     routing::{service_by_addr, service_by_authority},
     state::Shared,
-    telemetry::access_log::{HttpEntry, LogParts, now},
+    telemetry::{
+        access_log::{HttpEntry, LogParts, now},
+        trace::{ActiveSpan, Kind},
+    },
     upstream::{ForwardError, forward},
 };
 
@@ -66,10 +69,11 @@ impl Outcome {
     }
 }
 
-pub async fn handle(ctx: OutboundContext, req: Request<Incoming>) -> Response<ProxyBody> {
+pub async fn handle(ctx: OutboundContext, mut req: Request<Incoming>) -> Response<ProxyBody> {
     let started = tokio::time::Instant::now();
     let ctx = &ctx.0;
     let log_parts = ctx.shared.access_log.enabled().then(|| LogParts::of(&req));
+    let span = ctx.shared.tracer.start(Kind::Client, &mut req);
     let outcome = route(ctx, req).await;
     let code = outcome.response.status().as_u16();
     let millis = started.elapsed().as_secs_f64() * 1000.0;
@@ -77,6 +81,9 @@ pub async fn handle(ctx: OutboundContext, req: Request<Incoming>) -> Response<Pr
         ctx.shared
             .metrics
             .record_request(&endpoint.metrics, &endpoint.spec, code, millis);
+    }
+    if let Some(span) = span {
+        finish_span(&ctx.shared, span, code, &outcome);
     }
     if let Some(parts) = log_parts {
         ctx.shared.access_log.log(&HttpEntry {
@@ -98,6 +105,31 @@ pub async fn handle(ctx: OutboundContext, req: Request<Incoming>) -> Response<Pr
         });
     }
     outcome.response
+}
+
+/// Records the client span: the service, the endpoint chosen, the
+/// identity it had to prove, and the destination's workload.
+fn finish_span(shared: &Shared, span: ActiveSpan, code: u16, outcome: &Outcome) {
+    let spec = outcome.endpoint.as_ref().map(|e| &e.spec);
+    let mut tags = Vec::new();
+    if let Some(service) = &outcome.service {
+        tags.push(("upstream.service", service.to_string()));
+    }
+    if let Some(spec) = spec {
+        tags.extend([
+            ("destination_namespace", spec.namespace.clone()),
+            ("destination_kind", spec.workload_kind.clone()),
+            ("destination_name", spec.workload_name.clone()),
+            ("destination_pod", spec.pod.clone()),
+        ]);
+        if let Some(identity) = &spec.identity {
+            tags.push(("peer.identity", identity.to_string()));
+        }
+    }
+    if let Some(error) = &outcome.error {
+        tags.push(("osm.error", error.clone()));
+    }
+    shared.tracer.finish(span, code, spec.map(|s| s.addr), tags);
 }
 
 /// A request an Egress rule lets through by its Host: to an address the

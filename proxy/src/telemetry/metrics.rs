@@ -30,6 +30,8 @@ pub const REQUEST_RETRIES_TOTAL: &str = "osm_request_retries_total";
 pub const REQUEST_RETRIES_SKIPPED_TOTAL: &str = "osm_request_retries_skipped_total";
 pub const OUTLIER_EJECTIONS_TOTAL: &str = "osm_outlier_ejections_total";
 pub const REQUEST_MIRRORS_TOTAL: &str = "osm_request_mirrors_total";
+pub const TRACE_SPANS_EXPORTED_TOTAL: &str = "osm_trace_spans_exported_total";
+pub const TRACE_SPANS_DROPPED_TOTAL: &str = "osm_trace_spans_dropped_total";
 
 const DURATION_BUCKETS_MS: &[f64] = &[
     0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
@@ -51,6 +53,7 @@ pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     source: Vec<Label>,
+    pod: PodInfo,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -93,6 +96,7 @@ impl Metrics {
             recorder,
             handle,
             source,
+            pod: pod.clone(),
         };
         this.describe();
         this
@@ -167,6 +171,16 @@ impl Metrics {
             "Endpoints ejected from load balancing by outlier detection, by destination service"
                 .into(),
         );
+        r.describe_counter(
+            TRACE_SPANS_EXPORTED_TOTAL.into(),
+            None,
+            "Spans accepted by the trace collector".into(),
+        );
+        r.describe_counter(
+            TRACE_SPANS_DROPPED_TOTAL.into(),
+            None,
+            "Spans not exported, by reason: queue_full (the exporter fell behind) or export_failed (the collector could not be reached or refused them)".into(),
+        );
         r.describe_gauge(
             CONFIG_RESOURCES_REJECTED.into(),
             None,
@@ -193,6 +207,26 @@ impl Metrics {
     pub fn gauge(&self, name: &'static str, labels: Vec<Label>) -> Gauge {
         self.recorder
             .register_gauge(&Key::from_parts(name, labels), &METADATA)
+    }
+
+    /// Who this proxy is.
+    pub fn pod(&self) -> &PodInfo {
+        &self.pod
+    }
+
+    /// The counters of the span exporter.
+    pub fn trace_counters(&self) -> crate::telemetry::trace::export::Counters {
+        let dropped = |reason: &'static str| {
+            self.counter(
+                TRACE_SPANS_DROPPED_TOTAL,
+                vec![Label::new("reason", reason)],
+            )
+        };
+        crate::telemetry::trace::export::Counters {
+            exported: self.counter(TRACE_SPANS_EXPORTED_TOTAL, vec![]),
+            queue_full: dropped("queue_full"),
+            export_failed: dropped("export_failed"),
+        }
     }
 
     fn destination_labels(&self, endpoint: &EndpointSpec) -> Vec<Label> {

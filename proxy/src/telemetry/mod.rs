@@ -1,4 +1,5 @@
-//! Metrics (Prometheus text on 15010) and the JSON access log.
+//! Metrics (Prometheus text on 15010), the JSON access log, and traces.
 
 pub mod access_log;
 pub mod metrics;
+pub mod trace;

@@ -1,0 +1,209 @@
+//! A finished span, and the two wire formats a collector takes: Zipkin v2
+//! JSON (`POST /api/v2/spans`, what OSM's Jaeger received) and OTLP/HTTP
+//! JSON (`POST /v1/traces`; ids in hex, 64-bit integers as strings, as
+//! the OTLP JSON mapping says).
+
+use std::net::SocketAddr;
+
+use serde_json::{Value, json};
+
+/// Which side of a request the span is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The client's proxy: the request as it left for the service.
+    Client,
+    /// The server's proxy: the request as it reached the application.
+    Server,
+}
+
+/// A finished span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Span {
+    pub trace_id: u128,
+    pub id: u64,
+    pub parent_id: Option<u64>,
+    pub kind: Kind,
+    pub name: String,
+    pub start_unix_us: u64,
+    pub duration_us: u64,
+    /// The proxy's workload, `<name>.<namespace>`.
+    pub local_service: std::sync::Arc<str>,
+    pub remote: Option<SocketAddr>,
+    /// The response status was an error (5xx, or no response).
+    pub error: bool,
+    pub tags: Vec<(&'static str, String)>,
+}
+
+/// The wire format of the collector's endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    ZipkinV2,
+    Otlp,
+}
+
+impl Format {
+    /// OTLP when the path is OTLP's (`/v1/traces`), else Zipkin v2.
+    pub fn of_endpoint(path: &str) -> Self {
+        if path.trim_end_matches('/').ends_with("/v1/traces") {
+            Format::Otlp
+        } else {
+            Format::ZipkinV2
+        }
+    }
+}
+
+/// The request body carrying `spans`.
+pub fn body(format: Format, spans: &[Span]) -> Vec<u8> {
+    let value = match format {
+        Format::ZipkinV2 => Value::Array(spans.iter().map(zipkin).collect()),
+        Format::Otlp => otlp(spans),
+    };
+    serde_json::to_vec(&value).unwrap_or_default()
+}
+
+fn zipkin(span: &Span) -> Value {
+    let mut tags: serde_json::Map<String, Value> = span
+        .tags
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), Value::String(v.clone())))
+        .collect();
+    if span.error {
+        tags.insert("error".into(), Value::String("true".into()));
+    }
+    let mut v = json!({
+        "traceId": format!("{:032x}", span.trace_id),
+        "id": format!("{:016x}", span.id),
+        "kind": match span.kind { Kind::Client => "CLIENT", Kind::Server => "SERVER" },
+        "name": span.name,
+        "timestamp": span.start_unix_us,
+        // Zipkin reads 0 as "unknown".
+        "duration": span.duration_us.max(1),
+        "localEndpoint": {"serviceName": &*span.local_service},
+        "tags": tags,
+    });
+    if let Some(parent) = span.parent_id {
+        v["parentId"] = Value::String(format!("{parent:016x}"));
+    }
+    if let Some(remote) = span.remote {
+        let ip = match remote.ip() {
+            std::net::IpAddr::V4(ip) => ("ipv4", ip.to_string()),
+            std::net::IpAddr::V6(ip) => ("ipv6", ip.to_string()),
+        };
+        v["remoteEndpoint"] = json!({ ip.0: ip.1, "port": remote.port() });
+    }
+    v
+}
+
+fn otlp(spans: &[Span]) -> Value {
+    let attribute = |k: &str, v: &str| json!({"key": k, "value": {"stringValue": v}});
+    // A proxy has one workload: one resource.
+    let service = spans.first().map(|s| &*s.local_service).unwrap_or("");
+    let spans: Vec<Value> = spans
+        .iter()
+        .map(|s| {
+            let start_ns = u128::from(s.start_unix_us) * 1000;
+            let end_ns = start_ns + u128::from(s.duration_us) * 1000;
+            let mut v = json!({
+                "traceId": format!("{:032x}", s.trace_id),
+                "spanId": format!("{:016x}", s.id),
+                "name": s.name,
+                // SPAN_KIND_SERVER = 2, SPAN_KIND_CLIENT = 3.
+                "kind": match s.kind { Kind::Server => 2, Kind::Client => 3 },
+                "startTimeUnixNano": start_ns.to_string(),
+                "endTimeUnixNano": end_ns.to_string(),
+                "attributes": s.tags.iter().map(|(k, v)| attribute(k, v)).collect::<Vec<_>>(),
+                // STATUS_CODE_UNSET = 0, STATUS_CODE_ERROR = 2.
+                "status": {"code": if s.error { 2 } else { 0 }},
+            });
+            if let Some(parent) = s.parent_id {
+                v["parentSpanId"] = Value::String(format!("{parent:016x}"));
+            }
+            v
+        })
+        .collect();
+    json!({"resourceSpans": [{
+        "resource": {"attributes": [attribute("service.name", service)]},
+        "scopeSpans": [{"scope": {"name": "osm-proxy"}, "spans": spans}],
+    }]})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(kind: Kind, parent: Option<u64>, error: bool) -> Span {
+        Span {
+            trace_id: 0xabc,
+            id: 0x12,
+            parent_id: parent,
+            kind,
+            name: "GET bookstore".into(),
+            start_unix_us: 1_700_000_000_000_000,
+            duration_us: 0,
+            local_service: "bookbuyer.bookbuyer".into(),
+            remote: Some("10.0.0.7:14001".parse().unwrap()),
+            error,
+            tags: vec![("http.status_code", "503".into())],
+        }
+    }
+
+    #[test]
+    fn the_endpoint_path_picks_the_format() {
+        for (path, want) in [
+            ("/api/v2/spans", Format::ZipkinV2),
+            ("/v1/traces", Format::Otlp),
+            ("/otlp/v1/traces/", Format::Otlp),
+            ("/v1/tracesx", Format::ZipkinV2),
+        ] {
+            assert_eq!(Format::of_endpoint(path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn zipkin_spans_carry_ids_kind_endpoints_and_tags() {
+        let body = body(
+            Format::ZipkinV2,
+            &[
+                span(Kind::Client, Some(0x34), true),
+                span(Kind::Server, None, false),
+            ],
+        );
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let client = &v[0];
+        assert_eq!(client["traceId"], "00000000000000000000000000000abc");
+        assert_eq!(client["id"], "0000000000000012");
+        assert_eq!(client["parentId"], "0000000000000034");
+        assert_eq!(client["kind"], "CLIENT");
+        assert_eq!(client["duration"], 1);
+        assert_eq!(client["timestamp"], 1_700_000_000_000_000u64);
+        assert_eq!(
+            client["localEndpoint"]["serviceName"],
+            "bookbuyer.bookbuyer"
+        );
+        assert_eq!(client["remoteEndpoint"]["ipv4"], "10.0.0.7");
+        assert_eq!(client["remoteEndpoint"]["port"], 14001);
+        assert_eq!(client["tags"]["http.status_code"], "503");
+        assert_eq!(client["tags"]["error"], "true");
+        assert_eq!(v[1]["kind"], "SERVER");
+        assert!(v[1].get("parentId").is_none());
+        assert!(v[1]["tags"].get("error").is_none());
+    }
+
+    #[test]
+    fn otlp_spans_follow_the_json_mapping() {
+        let body = body(Format::Otlp, &[span(Kind::Client, Some(0x34), true)]);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let rs = &v["resourceSpans"][0];
+        assert_eq!(
+            rs["resource"]["attributes"][0],
+            json!({"key": "service.name", "value": {"stringValue": "bookbuyer.bookbuyer"}})
+        );
+        let s = &rs["scopeSpans"][0]["spans"][0];
+        assert_eq!(s["spanId"], "0000000000000012");
+        assert_eq!(s["parentSpanId"], "0000000000000034");
+        assert_eq!(s["kind"], 3);
+        assert_eq!(s["startTimeUnixNano"], "1700000000000000000");
+        assert_eq!(s["status"]["code"], 2);
+        assert_eq!(s["attributes"][0]["key"], "http.status_code");
+    }
+}
