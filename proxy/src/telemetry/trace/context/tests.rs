@@ -12,6 +12,9 @@ const TRACE: u128 = 0x4bf92f3577b34da6a3ce929d0e0e4736;
 const SPAN: u64 = 0x00f067aa0ba902b7;
 const W3C: Formats = Formats::NEW;
 
+/// (name, request headers, what they say)
+type Case = (&'static str, Vec<(&'static str, &'static str)>, Incoming);
+
 fn parent(sampled: Option<bool>, formats: Formats) -> Incoming {
     Incoming::Parent {
         trace_id: TRACE,
@@ -32,7 +35,7 @@ fn extract_reads_each_format_and_refuses_malformed_ones() {
         ..Formats::default()
     };
     let none = Formats::default();
-    let cases: Vec<(&str, Vec<(&'static str, &str)>, Incoming)> = vec![
+    let cases: Vec<Case> = vec![
         ("nothing", vec![], Incoming::None { formats: none }),
         (
             "w3c sampled",
