@@ -6,6 +6,7 @@
 
 pub mod apps;
 pub mod client;
+pub mod collector;
 pub mod control_plane;
 pub mod flaky;
 pub mod load;

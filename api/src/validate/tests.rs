@@ -143,6 +143,17 @@ fn mesh_config_problems() {
             "Reject spec.certificate.certKeyBitSize: 1024 is not within 2048-4096",
         ]
     );
+    let tracing = "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\nmetadata: {name: osm-mesh-config, namespace: osm-system}\n\
+        spec:\n  observability: {tracing: {enable: true, address: 'jaeger:9411', port: 0, endpoint: api/v2/spans, sampledFraction: 2}}\n";
+    assert_eq!(
+        problems(tracing),
+        [
+            "Reject spec.observability.tracing.sampledFraction: 2 is not within 0 and 1 (0.01 traces one request in a hundred)",
+            "Reject spec.observability.tracing.address: \"jaeger:9411\" is not a host name or address (e.g. jaeger.osm-system.svc.cluster.local)",
+            "Reject spec.observability.tracing.port: 0 is not a port (Zipkin listens on 9411)",
+            "Reject spec.observability.tracing.endpoint: \"api/v2/spans\" is not a path (/api/v2/spans for Zipkin, /v1/traces for OTLP)",
+        ]
+    );
 }
 
 #[test]

@@ -14,3 +14,4 @@ mod resilience;
 mod routing;
 mod telemetry;
 mod tls;
+mod tracing;

@@ -234,4 +234,48 @@ spec:
         })
     );
     assert!(buyer.config.egress.is_empty(), "enableEgressPolicy off");
+    assert_eq!(mesh.tracing, None, "tracing is off by default");
+}
+
+#[test]
+fn mesh_config_tracing_reaches_every_proxy_with_osms_default_collector() {
+    let mut idx = index(&bookstore(), MeshOptions::default());
+    let mesh = |tracing: &str| {
+        format!(
+            "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\nmetadata: {{name: osm-mesh-config, namespace: osm-system}}\n\
+             spec: {{observability: {{tracing: {tracing}}}}}\n"
+        )
+    };
+    let tracing_of = |idx: &Index| {
+        compile(idx, &proxy("bookbuyer", "bookbuyer-1"))
+            .expect("compiles")
+            .config
+            .mesh
+            .and_then(|m| m.tracing)
+    };
+    apply_all(&mut idx, &mesh("{enable: true}"));
+    assert_eq!(
+        tracing_of(&idx),
+        Some(v1::Tracing {
+            address: "jaeger.osm-system.svc.cluster.local".into(),
+            port: 9411,
+            endpoint: "/api/v2/spans".into(),
+            sampled_fraction: 1.0,
+        })
+    );
+    apply_all(
+        &mut idx,
+        &mesh("{enable: true, address: otel.obs, port: 4318, endpoint: /v1/traces, sampledFraction: 0.01}"),
+    );
+    assert_eq!(
+        tracing_of(&idx),
+        Some(v1::Tracing {
+            address: "otel.obs".into(),
+            port: 4318,
+            endpoint: "/v1/traces".into(),
+            sampled_fraction: 0.01,
+        })
+    );
+    apply_all(&mut idx, &mesh("{enable: false, address: otel.obs}"));
+    assert_eq!(tracing_of(&idx), None);
 }
