@@ -232,12 +232,17 @@ mod tests {
         state.proxies.disconnected(7);
         assert_eq!(body(get("/debug/proxies")).await.trim(), "[]");
 
-        state.metrics.certificates_issued.increment(2);
-        assert!(
-            body(get("/metrics"))
-                .await
-                .contains("osm_controller_certificates_issued_total 2")
-        );
+        state
+            .metrics
+            .certificate_issued(std::time::Duration::from_millis(3));
+        state
+            .metrics
+            .certificate_issued(std::time::Duration::from_millis(3));
+        let text = body(get("/metrics")).await;
+        assert!(text.contains("osm_controller_certificates_issued_total 2"));
+        // OSM's names beside ours.
+        assert!(text.contains("osm_cert_issued_count 2"), "{text}");
+        assert!(text.contains("osm_cert_issued_time_count 2"), "{text}");
         assert_eq!(get("/nope").status(), StatusCode::NOT_FOUND);
         assert_eq!(
             route(&state, &Method::POST, &uri("/healthz"), true).status(),

@@ -198,6 +198,7 @@ impl Controller {
             self.webhook,
             self.webhook_tls.clone(),
             self.hub.clone(),
+            self.metrics.clone(),
             stop.clone(),
         ));
         tasks.spawn(admin::serve(

@@ -1,5 +1,10 @@
 //! The controller's Prometheus metrics, in a registry of its own (no global
 //! recorder, so tests can run several controllers in one process).
+//!
+//! Each event is recorded under this mesh's name (`osm_controller_*`) and,
+//! where OSM v1.2 had a metric for it, under OSM's name too ([`osm`]), so
+//! alerts and dashboards written for OSM keep working. Recording goes
+//! through the methods below, so the two never disagree.
 
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{
@@ -20,6 +25,38 @@ pub const ERRORS_TOTAL: &str = "osm_controller_errors_total";
 pub const SOURCE_SYNCS_TOTAL: &str = "osm_controller_source_syncs_total";
 pub const SOURCE_PROBLEMS: &str = "osm_controller_source_problems";
 
+/// OSM v1.2's names (`pkg/metricsstore`), for what this controller does
+/// the same. Per-proxy labels OSM put on some (`proxy_uuid`, `identity`)
+/// are left out: one series per proxy does not scale to 10,000 proxies.
+pub mod osm {
+    /// Gauge: proxies connected now.
+    pub const PROXY_CONNECT_COUNT: &str = "osm_proxy_connect_count";
+    /// Counter: streams opened by a proxy that already held a config.
+    pub const PROXY_RECONNECT_COUNT: &str = "osm_proxy_reconnect_count";
+    /// Counter: config batches sent to proxies.
+    pub const PROXY_RESPONSE_SEND_SUCCESS_COUNT: &str = "osm_proxy_response_send_success_count";
+    /// Counter: batches a proxy refused (NACK).
+    pub const PROXY_RESPONSE_SEND_ERROR_COUNT: &str = "osm_proxy_response_send_error_count";
+    /// Histogram (seconds): from a change to its batch being sent.
+    pub const PROXY_CONFIG_UPDATE_TIME: &str = "osm_proxy_config_update_time";
+    /// Counter: messages from proxies (acknowledgements and refusals).
+    pub const PROXY_XDS_REQUEST_COUNT: &str = "osm_proxy_xds_request_count";
+    /// Counter: streams refused over `sidecar.maxDataPlaneConnections`.
+    pub const PROXY_MAX_CONNECTIONS_REJECTED: &str = "osm_proxy_max_connections_rejected";
+    /// Counter: certificates issued.
+    pub const CERT_ISSUED_COUNT: &str = "osm_cert_issued_count";
+    /// Histogram (seconds): time to issue one certificate.
+    pub const CERT_ISSUED_TIME: &str = "osm_cert_issued_time";
+    /// Counter, by `err_code`: errors (this mesh's error kinds as codes).
+    pub const ERROR_ERR_CODE_COUNT: &str = "osm_error_err_code_count";
+    /// Counter, by `kind` and `success`: validating webhook answers.
+    pub const ADMISSION_WEBHOOK_RESPONSE_TOTAL: &str = "osm_admission_webhook_response_total";
+}
+
+const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+];
+
 const LATENCY_BUCKETS_MS: &[f64] = &[
     1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0,
 ];
@@ -31,13 +68,27 @@ static METADATA: Metadata<'static> =
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
-    pub connected_proxies: Gauge,
+    connected_proxies: Gauge,
     pub proxies_out_of_sync: Gauge,
-    pub updates_pushed: Counter,
-    pub push_latency: Histogram,
-    pub nacks: Counter,
+    updates_pushed: Counter,
+    push_latency: Histogram,
+    nacks: Counter,
     pub rejected_resources: Counter,
-    pub certificates_issued: Counter,
+    certificates_issued: Counter,
+    osm: OsmNames,
+}
+
+/// Handles of OSM's names.
+struct OsmNames {
+    connect_count: Gauge,
+    reconnect_count: Counter,
+    send_success: Counter,
+    send_error: Counter,
+    config_update_time: Histogram,
+    xds_requests: Counter,
+    max_connections_rejected: Counter,
+    cert_issued_count: Counter,
+    cert_issued_time: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -56,12 +107,37 @@ impl Metrics {
     pub fn new() -> Self {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(PUSH_LATENCY.into()), LATENCY_BUCKETS_MS)
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(osm::PROXY_CONFIG_UPDATE_TIME.into()),
+                    SECONDS_BUCKETS,
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(osm::CERT_ISSUED_TIME.into()),
+                    SECONDS_BUCKETS,
+                )
+            })
             .map(PrometheusBuilder::build_recorder)
             .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
         let handle = recorder.handle();
         let gauge = |name: &'static str| recorder.register_gauge(&Key::from_name(name), &METADATA);
         let counter =
             |name: &'static str| recorder.register_counter(&Key::from_name(name), &METADATA);
+        let histogram =
+            |name: &'static str| recorder.register_histogram(&Key::from_name(name), &METADATA);
+        let osm = OsmNames {
+            connect_count: gauge(osm::PROXY_CONNECT_COUNT),
+            reconnect_count: counter(osm::PROXY_RECONNECT_COUNT),
+            send_success: counter(osm::PROXY_RESPONSE_SEND_SUCCESS_COUNT),
+            send_error: counter(osm::PROXY_RESPONSE_SEND_ERROR_COUNT),
+            config_update_time: histogram(osm::PROXY_CONFIG_UPDATE_TIME),
+            xds_requests: counter(osm::PROXY_XDS_REQUEST_COUNT),
+            max_connections_rejected: counter(osm::PROXY_MAX_CONNECTIONS_REJECTED),
+            cert_issued_count: counter(osm::CERT_ISSUED_COUNT),
+            cert_issued_time: histogram(osm::CERT_ISSUED_TIME),
+        };
         Self {
             connected_proxies: gauge(CONNECTED_PROXIES),
             proxies_out_of_sync: gauge(PROXIES_OUT_OF_SYNC),
@@ -70,6 +146,7 @@ impl Metrics {
             nacks: counter(NACKS_TOTAL),
             rejected_resources: counter(REJECTED_RESOURCES_TOTAL),
             certificates_issued: counter(CERTIFICATES_ISSUED_TOTAL),
+            osm,
             recorder,
             handle,
         }
@@ -77,12 +154,78 @@ impl Metrics {
 
     /// Counts an error of some kind (`certify`, `stream`, `source`, ...).
     pub fn error(&self, kind: &'static str) {
+        for (name, label) in [
+            (ERRORS_TOTAL, "kind"),
+            (osm::ERROR_ERR_CODE_COUNT, "err_code"),
+        ] {
+            self.recorder
+                .register_counter(
+                    &Key::from_parts(name, vec![Label::new(label, kind)]),
+                    &METADATA,
+                )
+                .increment(1);
+        }
+    }
+
+    /// A proxy opened its config stream; `reconnect` when it already held
+    /// a config (from an earlier stream).
+    pub fn proxy_connected(&self, reconnect: bool) {
+        self.connected_proxies.increment(1.0);
+        self.osm.connect_count.increment(1.0);
+        if reconnect {
+            self.osm.reconnect_count.increment(1);
+        }
+    }
+
+    pub fn proxy_disconnected(&self) {
+        self.connected_proxies.decrement(1.0);
+        self.osm.connect_count.decrement(1.0);
+    }
+
+    /// A batch was sent; `since_change` is the time from the change it
+    /// carries (None for a first, full batch).
+    pub fn config_pushed(&self, since_change: Option<std::time::Duration>) {
+        self.updates_pushed.increment(1);
+        self.osm.send_success.increment(1);
+        if let Some(d) = since_change {
+            self.push_latency.record(d.as_secs_f64() * 1000.0);
+            self.osm.config_update_time.record(d.as_secs_f64());
+        }
+    }
+
+    /// A proxy acknowledged (or, `refused`, NACKed) a batch.
+    pub fn proxy_answered(&self, refused: bool) {
+        self.osm.xds_requests.increment(1);
+        if refused {
+            self.nacks.increment(1);
+            self.osm.send_error.increment(1);
+        }
+    }
+
+    /// A stream refused over `sidecar.maxDataPlaneConnections`.
+    pub fn stream_over_limit(&self) {
+        self.osm.max_connections_rejected.increment(1);
+    }
+
+    /// The validating webhook answered a review of a `kind` object.
+    pub fn admission_answered(&self, kind: &str, allowed: bool) {
+        let labels = vec![
+            Label::new("kind", kind.to_string()),
+            Label::new("success", if allowed { "true" } else { "false" }),
+        ];
         self.recorder
             .register_counter(
-                &Key::from_parts(ERRORS_TOTAL, vec![Label::new("kind", kind)]),
+                &Key::from_parts(osm::ADMISSION_WEBHOOK_RESPONSE_TOTAL, labels),
                 &METADATA,
             )
             .increment(1);
+    }
+
+    /// A certificate issued, in `took`.
+    pub fn certificate_issued(&self, took: std::time::Duration) {
+        self.certificates_issued.increment(1);
+        self.osm.cert_issued_count.increment(1);
+        self.osm.cert_issued_time.record(took.as_secs_f64());
     }
 
     /// Records a sync of a source and how many objects it had to skip.

@@ -25,7 +25,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::Hub;
+use crate::{hub::Hub, metrics::Metrics};
 
 /// The path the ValidatingWebhookConfiguration points at.
 pub const PATH: &str = "/validate";
@@ -86,13 +86,25 @@ fn answer(
     response
 }
 
-async fn handle(req: Request<Incoming>, hub: Arc<Hub>) -> Response<Full<Bytes>> {
+async fn handle(
+    req: Request<Incoming>,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+) -> Response<Full<Bytes>> {
     let body = match admission::read_review(req, PATH, MAX_BODY).await {
         Ok(b) => b,
         Err(refused) => return refused,
     };
     match review(&body, &|object| hub.split_conflicts(object)) {
-        Ok(answer) => osm_serve::json_reply(StatusCode::OK, answer.to_string()),
+        Ok(answer) => {
+            let kind = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|r| r["request"]["kind"]["kind"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            let allowed = answer["response"]["allowed"].as_bool().unwrap_or(false);
+            metrics.admission_answered(&kind, allowed);
+            osm_serve::json_reply(StatusCode::OK, answer.to_string())
+        }
         Err(e) => admission::bad_request(&e),
     }
 }
@@ -102,9 +114,11 @@ pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
-    let handler: osm_serve::Handler = Arc::new(move |req| Box::pin(handle(req, hub.clone())));
+    let handler: osm_serve::Handler =
+        Arc::new(move |req| Box::pin(handle(req, hub.clone(), metrics.clone())));
     osm_serve::serve(listener, Some(tls), handler, stop).await;
 }
 

@@ -65,7 +65,10 @@ impl SpanCollector {
     }
 }
 
-async fn receive(req: Request<Incoming>, spans: &Mutex<Vec<ReceivedSpan>>) -> Response<Full<Bytes>> {
+async fn receive(
+    req: Request<Incoming>,
+    spans: &Mutex<Vec<ReceivedSpan>>,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let Ok(body) = req.into_body().collect().await else {
         return answer(StatusCode::BAD_REQUEST);

@@ -296,6 +296,19 @@ async fn policy_and_permissive_mode_come_from_the_controller() {
         metrics.contains("osm_controller_certificates_issued_total 3"),
         "{metrics}"
     );
+    // OSM's names of the same, for alerts written for OSM.
+    for osm in ["osm_proxy_connect_count 3", "osm_cert_issued_count 3"] {
+        assert!(metrics.contains(osm), "{osm} in {metrics}");
+    }
+    for at_least_one_each in [
+        "osm_proxy_response_send_success_count",
+        "osm_proxy_xds_request_count",
+    ] {
+        assert!(
+            osm_tests::metric_value(&metrics, at_least_one_each, &[]) >= 3.0,
+            "{at_least_one_each} in {metrics}"
+        );
+    }
     assert_eq!(controller.admin_get("/readyz").await.0, 200);
 
     // A proxy that leaves ends its subscription: its stream's end is the
@@ -537,6 +550,12 @@ mod protocol {
             metrics.contains("osm_controller_errors_total{kind=\"certify\"} 2"),
             "{metrics}"
         );
+        for osm in [
+            "osm_proxy_response_send_error_count 1",
+            "osm_error_err_code_count{err_code=\"certify\"} 2",
+        ] {
+            assert!(metrics.contains(osm), "{osm} in {metrics}");
+        }
 
         // Refusals in a row back off: the full resend after the n-th waits
         // `nack_backoff(n)` (0, 100, 200, 400 ms), so a batch that can never
@@ -625,5 +644,18 @@ async fn the_webhook_answers_admission_reviews_with_the_compilers_messages() {
         .webhook_post(&roots, "/elsewhere", review(100))
         .await;
     assert_eq!(status, 404);
+    // Counted under OSM's name, by kind and answer.
+    let (_, metrics) = controller.admin_get("/metrics").await;
+    for success in ["true", "false"] {
+        assert_eq!(
+            osm_tests::metric_value(
+                &metrics,
+                "osm_admission_webhook_response_total",
+                &[("kind", "TrafficSplit"), ("success", success)]
+            ),
+            1.0,
+            "{metrics}"
+        );
+    }
     controller.stop().await;
 }

@@ -44,15 +44,22 @@ pub enum PathKind {
     /// outlier detection and a request timeout configured (none of which
     /// fires on the success path): what configuring resilience costs.
     OsmResilient,
+    /// The osm-proxy pair exporting spans of 1% of the requests (Zipkin
+    /// v2, to a collector that accepts them).
+    OsmTraced1,
+    /// ... and of every request.
+    OsmTraced100,
     Nginx,
     Haproxy,
 }
 
 impl PathKind {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::Direct,
         Self::Osm,
         Self::OsmResilient,
+        Self::OsmTraced1,
+        Self::OsmTraced100,
         Self::Nginx,
         Self::Haproxy,
     ];
@@ -62,6 +69,8 @@ impl PathKind {
             Self::Direct => "direct",
             Self::Osm => "osm-proxy",
             Self::OsmResilient => "osm-proxy+resilience",
+            Self::OsmTraced1 => "osm-proxy+trace1%",
+            Self::OsmTraced100 => "osm-proxy+trace100%",
             Self::Nginx => "nginx",
             Self::Haproxy => "haproxy",
         }
@@ -73,7 +82,8 @@ impl PathKind {
             .find(|p| p.name() == name || (name == "osm" && *p == Self::Osm))
             .with_context(|| {
                 format!(
-                    "unknown path {name:?}; known: direct, osm-proxy, osm-proxy+resilience, nginx, haproxy"
+                    "unknown path {name:?}; known: direct, osm-proxy, osm-proxy+resilience, \
+                     osm-proxy+trace1%, osm-proxy+trace100%, nginx, haproxy"
                 )
             })
     }
@@ -181,8 +191,10 @@ fn start_once(
 ) -> Result<RunningPath> {
     let (port, proxies) = match kind {
         PathKind::Direct => (app_port, Vec::new()),
-        PathKind::Osm => start_osm(programs, dir, app_port, false)?,
-        PathKind::OsmResilient => start_osm(programs, dir, app_port, true)?,
+        PathKind::Osm => start_osm(programs, dir, app_port, OsmVariant::Plain)?,
+        PathKind::OsmResilient => start_osm(programs, dir, app_port, OsmVariant::Resilient)?,
+        PathKind::OsmTraced1 => start_osm(programs, dir, app_port, OsmVariant::Traced(0.01))?,
+        PathKind::OsmTraced100 => start_osm(programs, dir, app_port, OsmVariant::Traced(1.0))?,
         PathKind::Nginx | PathKind::Haproxy => start_peer(kind, programs, dir, app_port)?,
     };
     let mut path = RunningPath {
@@ -305,41 +317,70 @@ pub fn resilience_settings() -> serde_json::Value {
     })
 }
 
+/// What the osm-proxy pair is configured with beyond routing and
+/// authorization.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum OsmVariant {
+    Plain,
+    Resilient,
+    /// Spans of this fraction of requests, exported to the app's address
+    /// (the bench app answers any POST 200: a collector that takes all).
+    Traced(f64),
+}
+
+impl OsmVariant {
+    /// Names the pair's files (config, log): each pair its own, or a pair
+    /// started later would overwrite (and the proxies reload) the other's.
+    fn role_prefix(self) -> String {
+        match self {
+            Self::Plain => "osm".into(),
+            Self::Resilient => "osm-resilient".into(),
+            Self::Traced(f) => format!("osm-traced{}", (f * 100.0).round()),
+        }
+    }
+}
+
+/// MeshConfig tracing for the bench pair: Zipkin v2 to the app's port.
+pub fn tracing_settings(app_port: u16, fraction: f64) -> serde_json::Value {
+    json!({
+        "address": "127.0.0.1", "port": app_port, "endpoint": "/api/v2/spans",
+        "sampledFraction": fraction,
+    })
+}
+
 fn start_osm(
     programs: &Programs,
     dir: &Path,
     app_port: u16,
-    resilience: bool,
+    variant: OsmVariant,
 ) -> Result<(u16, Vec<Process>)> {
     let ca = std::fs::read_to_string(dir.join("ca.crt"))?;
     let (inbound_port, outbound_port) = (free_port()?, free_port()?);
-    // Roles name the files (config, log): each pair its own, or a pair
-    // started later would overwrite (and the proxies reload) the other's.
-    let (inbound_role, outbound_role) = if resilience {
-        ("osm-resilient-inbound", "osm-resilient-outbound")
-    } else {
-        ("osm-inbound", "osm-outbound")
-    };
+    let prefix = variant.role_prefix();
+    let (inbound_role, outbound_role) = (format!("{prefix}-inbound"), format!("{prefix}-outbound"));
+    let mut inbound = osm_inbound_config(&ca, app_port);
+    let mut outbound = osm_outbound_config(&ca, inbound_port);
+    match variant {
+        OsmVariant::Plain => {}
+        OsmVariant::Resilient => {
+            for (k, v) in resilience_settings().as_object().into_iter().flatten() {
+                outbound["outbound"][0][k] = v.clone();
+            }
+        }
+        OsmVariant::Traced(fraction) => {
+            for config in [&mut inbound, &mut outbound] {
+                config["mesh"]["tracing"] = tracing_settings(app_port, fraction);
+            }
+        }
+    }
     let configs = [
-        (inbound_role, osm_inbound_config(&ca, app_port), "server"),
-        (
-            outbound_role,
-            {
-                let mut config = osm_outbound_config(&ca, inbound_port);
-                if resilience {
-                    for (k, v) in resilience_settings().as_object().into_iter().flatten() {
-                        config["outbound"][0][k] = v.clone();
-                    }
-                }
-                config
-            },
-            "client",
-        ),
+        (inbound_role.as_str(), inbound, "server"),
+        (outbound_role.as_str(), outbound, "client"),
     ];
     let mut proxies = Vec::new();
     // Outbound first, as RunningPath promises.
     for (role, config, cert) in configs.into_iter().rev() {
-        let listener = if role == inbound_role {
+        let listener = if role == inbound_role.as_str() {
             format!("--inbound-listen=127.0.0.1:{inbound_port}=127.0.0.1:{app_port}")
         } else {
             format!("--outbound-listen=127.0.0.1:{outbound_port}={SERVICE_VIP}")

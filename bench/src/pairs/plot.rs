@@ -25,6 +25,8 @@ fn colour(path: PathKind) -> RGBColor {
         PathKind::Direct => RGBColor(90, 90, 90),
         PathKind::Osm => RGBColor(0, 114, 178),
         PathKind::OsmResilient => RGBColor(86, 180, 233),
+        PathKind::OsmTraced1 => RGBColor(204, 121, 167),
+        PathKind::OsmTraced100 => RGBColor(230, 159, 0),
         PathKind::Nginx => RGBColor(0, 158, 115),
         PathKind::Haproxy => RGBColor(213, 94, 0),
     }

@@ -179,6 +179,7 @@ pub fn verdicts(rows: &[Row], outcome: &Outcome) -> Vec<Verdict> {
             met: d50 <= 0.05 && d99 <= 0.05,
         });
     }
+    out.extend(tracing_verdicts(rows));
     let peaks = memory_mib(outcome, PathKind::Osm, false);
     if !peaks.is_empty() {
         let worst = peaks.iter().map(|(_, v)| *v).fold(0.0, f64::max);
@@ -200,6 +201,40 @@ pub fn verdicts(rows: &[Row], outcome: &Outcome) -> Vec<Verdict> {
         });
     }
     out
+}
+
+/// Tracing against the plain pair at 1,000 rps (issue 16): at 1% no
+/// measurable cost, at 100% under 10 µs per request per proxy (the pair is
+/// two proxies: 20 µs of added p50).
+fn tracing_verdicts(rows: &[Row]) -> Vec<Verdict> {
+    let at = |path: PathKind| {
+        rows.iter()
+            .find(|r| r.path == path && r.load.rate == Some(1000))
+    };
+    let Some(plain) = at(PathKind::Osm) else {
+        return Vec::new();
+    };
+    [
+        (PathKind::OsmTraced1, "1%", 0.010),
+        (PathKind::OsmTraced100, "100%", 0.020),
+    ]
+    .into_iter()
+    .filter_map(|(path, share, bound)| {
+        let traced = at(path)?;
+        let (d50, d99) = (traced.p50 - plain.p50, traced.p99 - plain.p99);
+        Some(Verdict {
+            target: format!(
+                "tracing {share} of requests costs ≤ {:.0} µs p50 per proxy at 1,000 rps (issue 16)",
+                bound * 1000.0 / 2.0
+            ),
+            measured: format!(
+                "{:+.1} µs p50 per proxy ({d50:+.3} ms p50, {d99:+.3} ms p99 over the plain pair)",
+                d50 * 1000.0 / 2.0
+            ),
+            met: d50 <= bound,
+        })
+    })
+    .collect()
 }
 
 /// The Markdown report: constant-rate table, closed-loop table, targets.
@@ -277,6 +312,8 @@ pub fn markdown(rows: &[Row], outcome: &Outcome, context: &str) -> String {
     for path in [
         PathKind::Osm,
         PathKind::OsmResilient,
+        PathKind::OsmTraced1,
+        PathKind::OsmTraced100,
         PathKind::Nginx,
         PathKind::Haproxy,
     ] {

@@ -156,7 +156,10 @@ impl v1::config_server::Config for ConfigService {
                 SubscribeError::HeldByBoundCertificate(_) => {
                     Status::permission_denied(e.to_string())
                 }
-                SubscribeError::Full(_) => Status::resource_exhausted(e.to_string()),
+                SubscribeError::Full(_) => {
+                    self.metrics.stream_over_limit();
+                    Status::resource_exhausted(e.to_string())
+                }
             }
         })?;
         let stream = self.next_stream.fetch_add(1, Ordering::Relaxed);
@@ -166,7 +169,8 @@ impl v1::config_server::Config for ConfigService {
             .unwrap_or_default();
         self.proxies
             .connected(stream, &id.namespace, &id.pod, &identity);
-        self.metrics.connected_proxies.increment(1.0);
+        self.metrics
+            .proxy_connected(!hello.acked_version.is_empty());
         tracing::debug!(pod = %format!("{}/{}", id.namespace, id.pod), "proxy connected");
         let session = Session {
             service: self.clone(),
@@ -230,13 +234,9 @@ impl Session {
                     if update.full || !update.upserts.is_empty() || !update.removals.is_empty() {
                         let service = &self.service;
                         service.proxies.sent(self.stream, &update.version);
-                        service.metrics.updates_pushed.increment(1);
-                        if let Some(at) = changed_at {
-                            service
-                                .metrics
-                                .push_latency
-                                .record(at.elapsed().as_secs_f64() * 1000.0);
-                        }
+                        service
+                            .metrics
+                            .config_pushed(changed_at.map(|at| at.elapsed()));
                         return Some(update);
                     }
                 }
@@ -283,6 +283,9 @@ impl Session {
                 self.service
                     .proxies
                     .acknowledged(self.stream, &info, self.nacks);
+                self.service
+                    .metrics
+                    .proxy_answered(!info.nack_reason.is_empty());
                 if !info.rejected_resources.is_empty() {
                     self.service
                         .metrics
@@ -295,7 +298,6 @@ impl Session {
                     );
                 }
                 if !info.nack_reason.is_empty() {
-                    self.service.metrics.nacks.increment(1);
                     tracing::warn!(
                         pod = %format!("{}/{}", self.id.namespace, self.id.pod),
                         reason = %info.nack_reason,
@@ -322,7 +324,7 @@ impl Drop for Session {
         let service = &self.service;
         service.hub.unsubscribe(&self.id, self.token);
         service.proxies.disconnected(self.stream);
-        service.metrics.connected_proxies.decrement(1.0);
+        service.metrics.proxy_disconnected();
         tracing::debug!(pod = %format!("{}/{}", self.id.namespace, self.id.pod), "proxy disconnected");
     }
 }

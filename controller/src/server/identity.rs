@@ -96,6 +96,7 @@ impl v1::identity_server::Identity for IdentityService {
         // certificate.
         let validity = self.hub.cert_validity();
         let trust_domain = self.hub.trust_domain();
+        let started = std::time::Instant::now();
         match certify(
             self.reviewer.as_ref(),
             self.hub.as_ref(),
@@ -107,7 +108,7 @@ impl v1::identity_server::Identity for IdentityService {
         .await
         {
             Ok(response) => {
-                self.metrics.certificates_issued.increment(1);
+                self.metrics.certificate_issued(started.elapsed());
                 tracing::debug!(
                     pod = %format!("{}/{}", request.pod_namespace, request.pod_name),
                     not_after = response.not_after,

@@ -91,7 +91,10 @@ async fn a_request_gets_a_client_and_a_server_span_in_one_trace() {
         tag(&server, "peer.identity"),
         "spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer"
     );
-    assert_eq!(tag(&server, "osm.authorization"), "bookstore/bookbuyer-access");
+    assert_eq!(
+        tag(&server, "osm.authorization"),
+        "bookstore/bookbuyer-access"
+    );
 
     // A context from the application (B3, sampled): continued, in B3 too.
     let incoming_trace = "4bf92f3577b34da6a3ce929d0e0e4736";

@@ -265,7 +265,9 @@ fn mesh_config_tracing_reaches_every_proxy_with_osms_default_collector() {
     );
     apply_all(
         &mut idx,
-        &mesh("{enable: true, address: otel.obs, port: 4318, endpoint: /v1/traces, sampledFraction: 0.01}"),
+        &mesh(
+            "{enable: true, address: otel.obs, port: 4318, endpoint: /v1/traces, sampledFraction: 0.01}",
+        ),
     );
     assert_eq!(
         tracing_of(&idx),
