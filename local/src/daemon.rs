@@ -14,6 +14,7 @@ use osm_controller::{server::tls::default_server_names, token::LocalTokens};
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    addons::{self, Addon},
     admission::Injector,
     apiserver::ApiServer,
     http,
@@ -159,6 +160,66 @@ fn injector(state: &StateDir, instance: &Instance, bin: &Path) -> Child {
     }
 }
 
+/// Prometheus (`--with prometheus`), its config written afresh.
+fn prometheus(state: &StateDir, instance: &Instance) -> anyhow::Result<Child> {
+    let dir = super::prometheus::dir(state);
+    std::fs::create_dir_all(dir.join("data"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let targets = super::prometheus::targets_file(state);
+    if !targets.exists() {
+        crate::state::write_atomic(&targets, b"[]")?;
+    }
+    let config = dir.join("prometheus.yml");
+    crate::state::write_atomic(
+        &config,
+        super::prometheus::config(&targets, instance.controller_admin()).as_bytes(),
+    )?;
+    let program = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("prometheus"));
+    Ok(Child {
+        name: "prometheus",
+        program,
+        args: vec![
+            format!("--config.file={}", config.display()),
+            format!("--storage.tsdb.path={}", dir.join("data").display()),
+            // OSM's add-on kept 15 days.
+            "--storage.tsdb.retention.time=15d".into(),
+            format!(
+                "--web.listen-address={}:{}",
+                instance.gateway(),
+                super::prometheus::PORT
+            ),
+        ],
+        log: state.logs().join("prometheus.log"),
+        pid_file: state.run().join("prometheus.pid"),
+    })
+}
+
+/// Writes the sidecar targets Prometheus reads, when they changed.
+fn write_scrape_targets(state: &StateDir, store: &Store, last: &mut Option<Vec<u8>>) {
+    let pods: Vec<serde_json::Value> = match store.list() {
+        Ok(objects) => objects
+            .into_iter()
+            .filter(|o| o.key.kind == "Pod")
+            .map(|o| o.value)
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "scrape targets not updated");
+            return;
+        }
+    };
+    let bytes = serde_json::to_vec_pretty(&super::prometheus::targets(&pods)).unwrap_or_default();
+    if last.as_ref() != Some(&bytes) {
+        match crate::state::write_atomic(&super::prometheus::targets_file(state), &bytes) {
+            Ok(()) => *last = Some(bytes),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "scrape targets not written"),
+        }
+    }
+}
+
 /// Waits until the controller is ready and the injector accepts
 /// connections.
 async fn control_plane_ready(instance: &Instance, stop: &CancellationToken) -> bool {
@@ -240,11 +301,21 @@ pub async fn run(state: StateDir) -> anyhow::Result<()> {
     net::setup_host(&instance, &state, &runtime.empty_rules()).await?;
 
     let stop = CancellationToken::new();
-    let children = [
+    let with_prometheus = addons::load(&state)?.contains(&Addon::Prometheus);
+    let mut children = vec![
         controller(&state, &instance, &bin),
         injector(&state, &instance, &bin),
-    ]
-    .map(|c| tokio::spawn(c.keep_running(stop.clone())));
+    ];
+    if with_prometheus {
+        children.push(prometheus(&state, &instance)?);
+    }
+    let children: Vec<_> = children
+        .into_iter()
+        .map(|c| tokio::spawn(c.keep_running(stop.clone())))
+        .collect();
+    let reader = Store::new(state.api(), state.api_lock());
+    let mut last_targets = None;
+    let mut passes: u64 = 0;
     let signal = tokio::spawn({
         let stop = stop.clone();
         async move {
@@ -260,6 +331,11 @@ pub async fn run(state: StateDir) -> anyhow::Result<()> {
             if let Err(e) = runtime.reconcile().await {
                 tracing::warn!(error = %format!("{e:#}"), "runtime pass failed");
             }
+            // Every 2 s: Prometheus reads the file as often.
+            if with_prometheus && passes % 8 == 0 {
+                write_scrape_targets(&state, &reader, &mut last_targets);
+            }
+            passes += 1;
             tokio::select! {
                 () = stop.cancelled() => {}
                 () = tokio::time::sleep(Duration::from_millis(250)) => {}

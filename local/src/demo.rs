@@ -173,7 +173,7 @@ pub async fn run(
         let instance = api.instance.clone();
         return show(&api, &instance, watch).await;
     }
-    lifecycle::up(state, None).await?;
+    lifecycle::up(state, None, Vec::new()).await?;
     if !lifecycle::on_path("redis-server") {
         anyhow::bail!(
             "the demo's database is Redis: install it with `apt-get install redis-server`"

@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod addons;
 pub mod admission;
 pub mod apiserver;
 pub mod daemon;
@@ -30,6 +31,7 @@ pub mod mesh_test;
 pub mod names;
 pub mod netns_http;
 pub mod pods;
+pub mod prometheus;
 pub mod route_status;
 pub mod runtime;
 pub mod state;

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use osm_controller::{ca::LocalCa, token::LocalTokens};
 
 use super::{
+    addons::{self, Addon},
     daemon::{bin_dir, kill_leftovers},
     http,
     manifests::{check, split_documents},
@@ -68,6 +69,8 @@ fn preflight(bin: &Path) -> anyhow::Result<()> {
     .filter(|(p, _)| !on_path(p))
     .map(|(_, pkg)| pkg)
     .collect();
+    let mut missing = missing;
+    missing.dedup();
     if !missing.is_empty() {
         anyhow::bail!(
             "missing tools: install them with `apt-get install {}`",
@@ -145,10 +148,25 @@ fn seed(store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `osm local up`.
-pub async fn up(state: &StateDir, requested: Option<Instance>) -> anyhow::Result<()> {
+/// `osm local up`, with the add-ons `with` names (none: those it had).
+pub async fn up(
+    state: &StateDir,
+    requested: Option<Instance>,
+    with: Vec<Addon>,
+) -> anyhow::Result<()> {
     let bin = bin_dir()?;
     preflight(&bin)?;
+    let addons = addons::settle(
+        addons::load(state).unwrap_or_default(),
+        with,
+        daemon_pid(state).is_some(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    if let Some(missing) = addons::missing_programs(&addons, |p| {
+        on_path(p) || Path::new("/usr/bin").join(p).is_file()
+    }) {
+        anyhow::bail!(missing);
+    }
     let instance = match (state.load_instance()?, requested) {
         (Some(existing), Some(asked)) if existing != asked => anyhow::bail!(
             "{} already holds a local mesh with other settings ({} pods {} services {}): \
@@ -192,6 +210,7 @@ pub async fn up(state: &StateDir, requested: Option<Instance>) -> anyhow::Result
     // Sidecars run as UID 1500 and read their token below this directory.
     std::fs::set_permissions(&state.root, std::fs::Permissions::from_mode(0o755))?;
     state.save_instance(&instance)?;
+    addons::save(state, &addons)?;
     make_certificates(state, &instance)?;
     let store = Store::new(state.api(), state.api_lock());
     seed(&store)?;
@@ -255,8 +274,15 @@ pub async fn up(state: &StateDir, requested: Option<Instance>) -> anyhow::Result
         instance.pod_cidr,
         instance.service_cidr
     );
+    if addons.contains(&Addon::Prometheus) {
+        println!("prometheus: http://{}", prometheus_addr(&instance));
+    }
     println!("state and logs: {}", state.root.display());
     Ok(())
+}
+
+fn prometheus_addr(instance: &Instance) -> std::net::SocketAddr {
+    (instance.gateway(), super::prometheus::PORT).into()
 }
 
 /// `osm local down`.
@@ -352,5 +378,14 @@ pub async fn status(state: &StateDir) -> anyhow::Result<bool> {
         })
         .count();
     println!("  pods            {ready}/{} ready", pods.len());
-    Ok(daemon.is_some() && controller && injector)
+    let mut addons_ready = true;
+    if addons::load(state)?.contains(&Addon::Prometheus) {
+        let addr = prometheus_addr(&instance);
+        let ok = http::get(addr, "/-/ready", timeout)
+            .await
+            .is_ok_and(|a| a.status == 200);
+        println!("  prometheus      {:<10} http://{addr}", word(ok));
+        addons_ready = ok;
+    }
+    Ok(daemon.is_some() && controller && injector && addons_ready)
 }

@@ -56,7 +56,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<bool> {
     ));
     let state = StateDir::new(&root);
     let result = async {
-        lifecycle::up(&state, Some(plan.instance.clone())).await?;
+        lifecycle::up(&state, Some(plan.instance.clone()), Vec::new()).await?;
         let api = crate::api_server(&state)?;
         let mut failed = Vec::new();
         for line in api.apply(&outcome.objects).await {

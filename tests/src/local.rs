@@ -111,13 +111,18 @@ fn text(out: &Output) -> String {
 
 impl LocalMesh {
     pub fn up(name: &str, pod_cidr: &str, service_cidr: &str) -> Self {
+        Self::up_with(name, pod_cidr, service_cidr, &[])
+    }
+
+    /// `osm local up` with more arguments (`--with prometheus`).
+    pub fn up_with(name: &str, pod_cidr: &str, service_cidr: &str, more: &[&str]) -> Self {
         let mesh = Self {
             state: tempfile::tempdir().expect("a temporary directory"),
             bin: bin_dir(),
             name: name.into(),
             down: false,
         };
-        mesh.ok(&[
+        let mut args = vec![
             "local",
             "up",
             "--name",
@@ -126,7 +131,9 @@ impl LocalMesh {
             pod_cidr,
             "--service-cidr",
             service_cidr,
-        ]);
+        ];
+        args.extend_from_slice(more);
+        mesh.ok(&args);
         mesh
     }
 

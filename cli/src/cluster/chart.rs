@@ -44,7 +44,11 @@ pub const FILES: &[(&str, &str)] = &[
     chart_file!("dashboards/osm-control-plane.json"),
     chart_file!("dashboards/osm-mesh-overview.json"),
     chart_file!("dashboards/osm-proxy.json"),
+    chart_file!("dashboards/osm-pod-to-service.json"),
     chart_file!("dashboards/osm-service-to-service.json"),
+    chart_file!("dashboards/osm-workload-to-service.json"),
+    chart_file!("dashboards/osm-workload-to-workload.json"),
+    chart_file!("prometheus/sidecar-relabel.yaml"),
 ];
 
 pub const CHART_NAME: &str = "osm";

@@ -83,6 +83,11 @@ pub struct UpArgs {
     /// Service virtual IPs.
     #[arg(long)]
     pub service_cidr: Option<ipnet::Ipv4Net>,
+    /// Add-ons to run beside the control plane (comma-separated):
+    /// `prometheus` (Debian's package; scrapes every sidecar and the
+    /// controller, at <gateway>:7070). Kept until `down`.
+    #[arg(long = "with", value_delimiter = ',')]
+    pub with: Vec<osm_local::addons::Addon>,
 }
 
 #[derive(Debug, Args)]
@@ -243,7 +248,7 @@ pub async fn run(local: Local) -> anyhow::Result<i32> {
                 } else {
                     None
                 };
-            lifecycle::up(&state, requested).await?;
+            lifecycle::up(&state, requested, args.with).await?;
             Ok(0)
         }
         LocalCommand::Down => {

@@ -1,0 +1,279 @@
+//! `osm local up --with prometheus`: a real Prometheus (Debian's) scrapes
+//! every sidecar and the controller with the chart's job definitions; after
+//! the bookstore demo, PromQL returns its request rates with the right
+//! labels, and every panel of every dashboard the chart ships returns data
+//! with the dashboard's variables set to the demo's names. Runs as root
+//! with `prometheus` installed (CI installs it).
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use osm_tests::local::LocalMesh;
+use serde_json::Value;
+
+const PROMETHEUS: &str = "10.227.0.1:7070";
+
+/// Panel queries (dashboard, panel, metric the query reads) that have no
+/// data in local mode or in the demo, and why. Their metrics must still be
+/// ones the mesh exports (checked against the sources).
+const NO_DATA_EXPECTED: &[(&str, &str, &str, &str)] = &[
+    (
+        "OSM: control plane",
+        "Errors per second by kind",
+        "osm_controller_errors_total",
+        "the demo makes no controller errors",
+    ),
+    (
+        "OSM: control plane",
+        "Controller resident memory",
+        "container_memory_working_set_bytes",
+        "cAdvisor's series: a cluster's kubelet, not local mode",
+    ),
+    (
+        "OSM: one proxy",
+        "Resident memory",
+        "container_memory_working_set_bytes",
+        "cAdvisor's series: a cluster's kubelet, not local mode",
+    ),
+    (
+        "OSM: one proxy",
+        "Outbound refusals",
+        "osm_outbound_refused_total",
+        "no proxy of the demo refuses a request",
+    ),
+    (
+        "OSM: mesh overview",
+        "Denied requests and connections",
+        "osm_outbound_refused_total",
+        "no outbound refusals in the demo",
+    ),
+];
+
+/// The dashboards' variables, set to the demo's names: the service to
+/// service views on bookbuyer -> bookstore-v1, the one-proxy view on each
+/// of bookbuyer's, bookstore-v1's and bookwarehouse's proxies (a panel
+/// must have data for one of them).
+fn variable_sets(mesh: &LocalMesh) -> Vec<Vec<(&'static str, String)>> {
+    [
+        ("bookbuyer", "bookbuyer"),
+        ("bookstore", "bookstore-v1"),
+        ("bookwarehouse", "bookwarehouse"),
+    ]
+    .into_iter()
+    .map(|(namespace, deployment)| {
+        vec![
+            ("$source_namespace", "bookbuyer".to_string()),
+            ("$destination_namespace", "bookstore".into()),
+            // After $source_namespace, which it is a prefix of.
+            ("$source_name", "bookbuyer".into()),
+            (
+                "$source_pod",
+                mesh.pods_of("bookbuyer", "bookbuyer").remove(0),
+            ),
+            ("$destination_name", "bookstore-v1".into()),
+            ("$namespace", namespace.into()),
+            ("$pod", mesh.pods_of(namespace, deployment).remove(0)),
+        ]
+    })
+    .collect()
+}
+
+fn substitute(expr: &str, variables: &[(&str, String)]) -> String {
+    let mut expr = expr.to_string();
+    for (var, value) in variables {
+        expr = expr.replace(var, value);
+    }
+    expr
+}
+
+async fn query(promql: &str) -> Value {
+    let addr: SocketAddr = PROMETHEUS.parse().unwrap();
+    let encoded: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("query", promql)
+        .finish();
+    let answer =
+        osm_tests::client::http1_get(addr, PROMETHEUS, &format!("/api/v1/query?{encoded}"))
+            .await
+            .unwrap_or_else(|e| panic!("prometheus at {PROMETHEUS}: {e}"));
+    assert_eq!(answer.status, 200, "{promql}: {}", answer.body);
+    let v: Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(v["status"], "success", "{promql}: {v}");
+    v["data"]["result"].clone()
+}
+
+async fn wait_for_series(what: &str, promql: &str) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let result = query(promql).await;
+        if let Some(series) = result.as_array().filter(|r| !r.is_empty()) {
+            return series.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no data within 90s for {what}: {promql}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Whether one of the queries returns data within 30 s (rates need two
+/// scrapes of a series that appeared late).
+async fn has_data(queries: &[String]) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        for promql in queries {
+            if query(promql)
+                .await
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+            {
+                return true;
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The metric names of a PromQL expression (`osm_*` and cAdvisor's).
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let bytes: Vec<char> = expr.chars().collect();
+    let mut i = 0;
+    while i < bytes.len() {
+        let rest: String = bytes[i..].iter().collect();
+        if (rest.starts_with("osm_") || rest.starts_with("container_"))
+            && (i == 0 || !(bytes[i - 1].is_alphanumeric() || bytes[i - 1] == '_'))
+        {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            i += name.len();
+            names.push(name);
+        } else {
+            i += 1;
+        }
+    }
+    names
+}
+
+/// Whether the mesh's sources name the metric (histogram series by their
+/// base name).
+fn exported_by_the_mesh(name: &str, sources: &str) -> bool {
+    let base = ["_bucket", "_count", "_sum"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .unwrap_or(name);
+    sources.contains(&format!("\"{base}\""))
+}
+
+fn mesh_sources() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    [
+        "proxy/src/telemetry/metrics.rs",
+        "controller/src/metrics.rs",
+    ]
+    .iter()
+    .map(|p| std::fs::read_to_string(root.join(p)).unwrap())
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_the_demo_and_every_dashboard_panel_has_data() {
+    let mesh = LocalMesh::up_with(
+        "osmp",
+        "10.227.0.0/16",
+        "10.228.0.0/16",
+        &["--with", "prometheus"],
+    );
+    let status = mesh.ok(&["local", "status"]);
+    assert!(
+        status.contains(&format!("prometheus      ready      http://{PROMETHEUS}")),
+        "{status}"
+    );
+    // The config local mode wrote is one promtool accepts.
+    let config = mesh.state_dir().join("prometheus/prometheus.yml");
+    let checked = std::process::Command::new("promtool")
+        .args(["check", "config"])
+        .arg(&config)
+        .output()
+        .expect("promtool runs");
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    mesh.ok(&["local", "demo", "--for", "0s"]);
+    // bookbuyer -> bookstore request rates by response code, with the
+    // sources and destinations the proxies know.
+    let series = wait_for_series(
+        "bookbuyer's requests to bookstore",
+        "sum by (source_namespace, source_name, destination_namespace, destination_name, response_code) \
+         (rate(osm_request_total{source_name=\"bookbuyer\", destination_namespace=\"bookstore\"}[1m])) > 0",
+    )
+    .await;
+    let ok = series
+        .iter()
+        .find(|s| s["metric"]["response_code"] == "200")
+        .unwrap_or_else(|| panic!("no 200s: {series:?}"));
+    assert_eq!(ok["metric"]["source_namespace"], "bookbuyer");
+    assert!(
+        ok["metric"]["destination_name"]
+            .as_str()
+            .unwrap()
+            .starts_with("bookstore-v"),
+        "{ok}"
+    );
+    // bookthief is refused by bookstore's proxies, which count it.
+    wait_for_series(
+        "bookthief's refused requests",
+        "sum(rate(osm_inbound_denied_total{source_namespace=\"bookstore\", port=\"14001\"}[1m])) > 0",
+    )
+    .await;
+
+    let sets = variable_sets(&mesh);
+    let sources = mesh_sources();
+    let dashboards = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/chart/osm/dashboards");
+    let mut empty = Vec::new();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dashboards).unwrap() {
+        let dashboard: Value =
+            serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
+        let title = dashboard["title"].as_str().unwrap().to_string();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            let name = panel["title"].as_str().unwrap_or("").to_string();
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let expr = target["expr"].as_str().unwrap();
+                let queries: Vec<String> = sets.iter().map(|v| substitute(expr, v)).collect();
+                assert!(
+                    !queries[0].contains('$'),
+                    "{title} / {name}: a variable is not set in {expr}"
+                );
+                for metric in metric_names(expr) {
+                    assert!(
+                        metric.starts_with("container_") || exported_by_the_mesh(&metric, &sources),
+                        "{title} / {name}: {metric} is not a metric the mesh exports"
+                    );
+                }
+                checked += 1;
+                let expected_empty = NO_DATA_EXPECTED
+                    .iter()
+                    .any(|(d, p, m, _)| *d == title && *p == name && expr.contains(m));
+                if !expected_empty && !has_data(&queries).await {
+                    empty.push(format!("{title} / {name}: {}", queries[0]));
+                }
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} panel queries found");
+    assert!(
+        empty.is_empty(),
+        "panels without data:\n{}",
+        empty.join("\n")
+    );
+    mesh.down();
+}
