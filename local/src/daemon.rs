@@ -332,7 +332,7 @@ pub async fn run(state: StateDir) -> anyhow::Result<()> {
                 tracing::warn!(error = %format!("{e:#}"), "runtime pass failed");
             }
             // Every 2 s: Prometheus reads the file as often.
-            if with_prometheus && passes % 8 == 0 {
+            if with_prometheus && passes.is_multiple_of(8) {
                 write_scrape_targets(&state, &reader, &mut last_targets);
             }
             passes += 1;
