@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 //! `osm local up --with prometheus`: a real Prometheus (Debian's) scrapes
 //! every sidecar and the controller with the chart's job definitions; after
 //! the bookstore demo, PromQL returns its request rates with the right
