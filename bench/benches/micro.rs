@@ -171,5 +171,85 @@ fn route_rules(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, authorization, routing, route_rules);
+criterion_group!(benches, authorization, routing, route_rules, tracing);
 criterion_main!(benches);
+
+/// What tracing costs a proxy per request: the request path (read and
+/// write the trace context, record the span) and the exporter's encoding
+/// of one span (Zipkin v2 JSON, in batches of 512).
+fn tracing(c: &mut Criterion) {
+    use osm_proxy::telemetry::{
+        metrics::{Metrics, PodInfo},
+        trace::{Format, Kind, Settings, Tracer, encode},
+    };
+    let pod = PodInfo {
+        namespace: "bookbuyer".into(),
+        kind: "Deployment".into(),
+        name: "bookbuyer".into(),
+        pod: "bookbuyer-5d8f9-abcde".into(),
+    };
+    let metrics = Metrics::new(&pod);
+    let tracer = Tracer::new(&pod, metrics.trace_counters());
+    let request = || {
+        http::Request::get("http://bookstore.bookstore:14001/books/1")
+            .header("user-agent", "bench")
+            .body(())
+            .unwrap()
+    };
+    c.bench_function("trace/off", |b| {
+        b.iter(|| black_box(tracer.start(Kind::Client, &mut request())))
+    });
+    for (name, fraction) in [("trace/sampled_1pct", 0.01), ("trace/sampled_100pct", 1.0)] {
+        tracer.configure(Some(Settings {
+            // Nothing listens: the exporter's failures do not matter here.
+            host: "127.0.0.1".into(),
+            port: 9,
+            path: "/api/v2/spans".into(),
+            format: Format::ZipkinV2,
+            sampled_fraction: fraction,
+        }));
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let mut req = request();
+                if let Some(span) = tracer.start(Kind::Client, &mut req) {
+                    tracer.finish(
+                        span,
+                        200,
+                        Some("10.0.0.7:14001".parse().unwrap()),
+                        [
+                            ("destination_name", "bookstore-v1".to_string()),
+                            (
+                                "peer.identity",
+                                "spiffe://cluster.local/ns/bookstore/sa/bookstore-v1".to_string(),
+                            ),
+                        ],
+                    );
+                }
+                // Keep the buffer from filling (a full one drops spans
+                // cheaply and would flatter the figure).
+                if fastrand_u64() % 512 == 0 {
+                    black_box(tracer.take_waiting());
+                }
+                black_box(req)
+            })
+        });
+    }
+    for _ in 0..512 {
+        let mut req = request();
+        let span = tracer.start(Kind::Client, &mut req).unwrap();
+        tracer.finish(
+            span,
+            200,
+            None,
+            [(
+                "peer.identity",
+                "spiffe://cluster.local/ns/bookstore/sa/bookstore-v1".to_string(),
+            )],
+        );
+    }
+    let spans = tracer.take_waiting();
+    assert!(spans.len() >= 256, "{} spans buffered", spans.len());
+    c.bench_function("trace/encode_zipkin_per_512_spans", |b| {
+        b.iter(|| black_box(encode::body(Format::ZipkinV2, &spans)))
+    });
+}

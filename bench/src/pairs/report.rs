@@ -204,8 +204,9 @@ pub fn verdicts(rows: &[Row], outcome: &Outcome) -> Vec<Verdict> {
 }
 
 /// Tracing against the plain pair at 1,000 rps (issue 16): at 1% no
-/// measurable cost, at 100% under 10 µs per request per proxy (the pair is
-/// two proxies: 20 µs of added p50).
+/// measurable cost, at 100% under 10 µs per request per proxy. Judged on
+/// CPU (what a span costs each proxy, its export included) and on added
+/// p50 (two proxies: twice the bound).
 fn tracing_verdicts(rows: &[Row]) -> Vec<Verdict> {
     let at = |path: PathKind| {
         rows.iter()
@@ -214,24 +215,34 @@ fn tracing_verdicts(rows: &[Row]) -> Vec<Verdict> {
     let Some(plain) = at(PathKind::Osm) else {
         return Vec::new();
     };
+    // CPU seconds per 1,000 requests -> µs per request, the worse proxy.
+    let cpu_us = |row: &Row| {
+        row.cpu_per_1k
+            .iter()
+            .zip(&plain.cpu_per_1k)
+            .map(|((_, traced), (_, base))| (traced - base) * 1000.0)
+            .fold(f64::MIN, f64::max)
+    };
     [
-        (PathKind::OsmTraced1, "1%", 0.010),
-        (PathKind::OsmTraced100, "100%", 0.020),
+        (PathKind::OsmTraced1, "1%", 2.0),
+        (PathKind::OsmTraced100, "100%", 10.0),
     ]
     .into_iter()
-    .filter_map(|(path, share, bound)| {
+    .filter_map(|(path, share, bound_us)| {
         let traced = at(path)?;
-        let (d50, d99) = (traced.p50 - plain.p50, traced.p99 - plain.p99);
+        let d50_us = (traced.p50 - plain.p50) * 1000.0;
+        let cpu = cpu_us(traced);
         Some(Verdict {
             target: format!(
-                "tracing {share} of requests costs ≤ {:.0} µs p50 per proxy at 1,000 rps (issue 16)",
-                bound * 1000.0 / 2.0
+                "tracing {share} of requests costs ≤ {bound_us:.0} µs per request per proxy (CPU, \
+                 and added p50 per proxy) at 1,000 rps (issue 16)"
             ),
             measured: format!(
-                "{:+.1} µs p50 per proxy ({d50:+.3} ms p50, {d99:+.3} ms p99 over the plain pair)",
-                d50 * 1000.0 / 2.0
+                "{cpu:+.1} µs CPU, {:+.1} µs p50 per proxy ({:+.3} ms p99 for the pair)",
+                d50_us / 2.0,
+                traced.p99 - plain.p99
             ),
-            met: d50 <= bound,
+            met: cpu <= bound_us && d50_us / 2.0 <= bound_us,
         })
     })
     .collect()

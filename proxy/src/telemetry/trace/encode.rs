@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 /// Which side of a request the span is.
@@ -54,44 +55,111 @@ impl Format {
 
 /// The request body carrying `spans`.
 pub fn body(format: Format, spans: &[Span]) -> Vec<u8> {
-    let value = match format {
-        Format::ZipkinV2 => Value::Array(spans.iter().map(zipkin).collect()),
-        Format::Otlp => otlp(spans),
-    };
-    serde_json::to_vec(&value).unwrap_or_default()
+    match format {
+        Format::ZipkinV2 => {
+            let spans: Vec<ZipkinSpan<'_>> = spans.iter().map(zipkin).collect();
+            serde_json::to_vec(&spans)
+        }
+        Format::Otlp => serde_json::to_vec(&otlp(spans)),
+    }
+    .unwrap_or_default()
 }
 
-fn zipkin(span: &Span) -> Value {
-    let mut tags: serde_json::Map<String, Value> = span
-        .tags
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), Value::String(v.clone())))
-        .collect();
-    if span.error {
-        tags.insert("error".into(), Value::String("true".into()));
+/// A span as Zipkin v2 JSON, serialized straight from the span (no
+/// intermediate tree: encoding is most of what a span costs).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ZipkinSpan<'a> {
+    trace_id: Hex128,
+    id: Hex64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_id: Option<Hex64>,
+    kind: &'static str,
+    name: &'a str,
+    timestamp: u64,
+    duration: u64,
+    local_endpoint: ServiceName<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_endpoint: Option<Remote>,
+    tags: Tags<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceName<'a> {
+    service_name: &'a str,
+}
+
+#[derive(Serialize)]
+struct Remote {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ipv4: Option<std::net::Ipv4Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ipv6: Option<std::net::Ipv6Addr>,
+    port: u16,
+}
+
+struct Hex128(u128);
+struct Hex64(u64);
+
+impl Serialize for Hex128 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:032x}", self.0))
     }
-    let mut v = json!({
-        "traceId": format!("{:032x}", span.trace_id),
-        "id": format!("{:016x}", span.id),
-        "kind": match span.kind { Kind::Client => "CLIENT", Kind::Server => "SERVER" },
-        "name": span.name,
-        "timestamp": span.start_unix_us,
+}
+
+impl Serialize for Hex64 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:016x}", self.0))
+    }
+}
+
+/// Tags as a JSON object, `error` added for a failed request.
+struct Tags<'a>(&'a Span);
+
+impl Serialize for Tags<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.tags.len() + 1))?;
+        for (k, v) in &self.0.tags {
+            map.serialize_entry(k, v)?;
+        }
+        if self.0.error {
+            map.serialize_entry("error", "true")?;
+        }
+        map.end()
+    }
+}
+
+fn zipkin(span: &Span) -> ZipkinSpan<'_> {
+    ZipkinSpan {
+        trace_id: Hex128(span.trace_id),
+        id: Hex64(span.id),
+        parent_id: span.parent_id.map(Hex64),
+        kind: match span.kind {
+            Kind::Client => "CLIENT",
+            Kind::Server => "SERVER",
+        },
+        name: &span.name,
+        timestamp: span.start_unix_us,
         // Zipkin reads 0 as "unknown".
-        "duration": span.duration_us.max(1),
-        "localEndpoint": {"serviceName": &*span.local_service},
-        "tags": tags,
-    });
-    if let Some(parent) = span.parent_id {
-        v["parentId"] = Value::String(format!("{parent:016x}"));
+        duration: span.duration_us.max(1),
+        local_endpoint: ServiceName {
+            service_name: &span.local_service,
+        },
+        remote_endpoint: span.remote.map(|r| Remote {
+            ipv4: match r.ip() {
+                std::net::IpAddr::V4(ip) => Some(ip),
+                std::net::IpAddr::V6(_) => None,
+            },
+            ipv6: match r.ip() {
+                std::net::IpAddr::V6(ip) => Some(ip),
+                std::net::IpAddr::V4(_) => None,
+            },
+            port: r.port(),
+        }),
+        tags: Tags(span),
     }
-    if let Some(remote) = span.remote {
-        let ip = match remote.ip() {
-            std::net::IpAddr::V4(ip) => ("ipv4", ip.to_string()),
-            std::net::IpAddr::V6(ip) => ("ipv6", ip.to_string()),
-        };
-        v["remoteEndpoint"] = json!({ ip.0: ip.1, "port": remote.port() });
-    }
-    v
 }
 
 fn otlp(spans: &[Span]) -> Value {

@@ -1,18 +1,21 @@
 //! Sends finished spans to the collector, off the request path: requests
-//! hand spans to a bounded queue (full: dropped and counted), and a thread
-//! of its own batches them (up to [`MAX_BATCH`], or what arrived within
-//! [`FLUSH_AFTER`] of the first) and POSTs each batch once. A collector
-//! that is down or slow costs requests nothing; its batches are dropped
-//! and counted.
+//! push spans into a bounded buffer (full: dropped and counted), and a
+//! thread of its own takes what is there every [`FLUSH_AFTER`] and POSTs
+//! it in batches of up to [`MAX_BATCH`], once. Pushing wakes nobody (a
+//! channel would wake the exporter for every span: a context switch per
+//! request at full sampling). A collector that is down or slow costs
+//! requests nothing; its batches are dropped and counted.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http::{Request, header};
 use http_body_util::Full;
 use metrics::Counter;
-use tokio::sync::mpsc;
 
 use super::{Settings, encode::Span};
 
@@ -20,6 +23,32 @@ use super::{Settings, encode::Span};
 pub const QUEUE: usize = 4096;
 pub const MAX_BATCH: usize = 512;
 pub const FLUSH_AFTER: Duration = Duration::from_millis(500);
+
+/// Finished spans waiting for the exporter.
+#[derive(Debug, Default)]
+pub struct SpanBuffer {
+    spans: Mutex<Vec<Span>>,
+}
+
+impl SpanBuffer {
+    /// Adds a span; false (and the span dropped) when [`QUEUE`] are
+    /// already waiting.
+    pub fn push(&self, span: Span) -> bool {
+        let mut spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
+        if spans.len() >= QUEUE {
+            return false;
+        }
+        if spans.capacity() == 0 {
+            spans.reserve(MAX_BATCH);
+        }
+        spans.push(span);
+        true
+    }
+
+    pub fn take(&self) -> Vec<Span> {
+        std::mem::take(&mut *self.spans.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
 /// The most one export may take (resolve, connect, send, answer).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -35,8 +64,9 @@ pub struct Counters {
 pub fn start(
     settings: Arc<ArcSwapOption<Settings>>,
     counters: Counters,
-) -> Option<mpsc::Sender<Span>> {
-    let (tx, rx) = mpsc::channel(QUEUE);
+) -> Option<Arc<SpanBuffer>> {
+    let buffer = Arc::new(SpanBuffer::default());
+    let rx = buffer.clone();
     std::thread::Builder::new()
         .name("trace-export".into())
         .spawn(move || {
@@ -49,47 +79,53 @@ pub fn start(
             }
         })
         .ok()?;
-    Some(tx)
+    Some(buffer)
 }
 
-async fn run(
-    mut rx: mpsc::Receiver<Span>,
-    settings: Arc<ArcSwapOption<Settings>>,
-    counters: Counters,
-) {
+async fn run(buffer: Arc<SpanBuffer>, settings: Arc<ArcSwapOption<Settings>>, counters: Counters) {
     let resolver = crate::resolve::Resolver::default();
     let mut failing = false;
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + FLUSH_AFTER;
-        while batch.len() < MAX_BATCH {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(span)) => batch.push(span),
-                Ok(None) | Err(_) => break,
-            }
+    let mut tick = tokio::time::interval(FLUSH_AFTER);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        // The buffer is the tracer's and lives as long as the proxy.
+        let taken = buffer.take();
+        for batch in taken.chunks(MAX_BATCH) {
+            export(&resolver, &settings, &counters, &mut failing, batch).await;
         }
-        let n = batch.len() as u64;
-        // Tracing turned off since: the spans go nowhere.
-        let Some(settings) = settings.load_full() else {
-            continue;
-        };
-        let sent = tokio::time::timeout(EXPORT_TIMEOUT, post(&resolver, &settings, &batch)).await;
-        match sent.unwrap_or_else(|_| Err(format!("no answer within {EXPORT_TIMEOUT:?}"))) {
-            Ok(()) => {
-                counters.exported.increment(n);
-                if failing {
-                    tracing::info!(collector = %settings.collector(), "span export recovered");
-                }
-                failing = false;
+    }
+}
+
+/// Sends one batch and counts how it went.
+async fn export(
+    resolver: &crate::resolve::Resolver,
+    settings: &ArcSwapOption<Settings>,
+    counters: &Counters,
+    failing: &mut bool,
+    batch: &[Span],
+) {
+    let n = batch.len() as u64;
+    // Tracing turned off since: the spans go nowhere.
+    let Some(settings) = settings.load_full() else {
+        return;
+    };
+    let sent = tokio::time::timeout(EXPORT_TIMEOUT, post(resolver, &settings, batch)).await;
+    match sent.unwrap_or_else(|_| Err(format!("no answer within {EXPORT_TIMEOUT:?}"))) {
+        Ok(()) => {
+            counters.exported.increment(n);
+            if *failing {
+                tracing::info!(collector = %settings.collector(), "span export recovered");
             }
-            Err(error) => {
-                counters.export_failed.increment(n);
-                // Once per outage, not once per batch.
-                if !failing {
-                    tracing::warn!(collector = %settings.collector(), %error, "spans dropped: export failed");
-                }
-                failing = true;
+            *failing = false;
+        }
+        Err(error) => {
+            counters.export_failed.increment(n);
+            // Once per outage, not once per batch.
+            if !*failing {
+                tracing::warn!(collector = %settings.collector(), %error, "spans dropped: export failed");
             }
+            *failing = true;
         }
     }
 }

@@ -25,7 +25,6 @@ use context::{Formats, Incoming, Written};
 pub use encode::{Format, Kind, Span};
 use http::Request;
 use osm_api::v1;
-use tokio::sync::mpsc;
 
 use crate::telemetry::metrics::PodInfo;
 
@@ -149,7 +148,7 @@ pub struct ActiveSpan {
 /// The proxy's tracer; one per proxy, shared by every request.
 pub struct Tracer {
     settings: Arc<ArcSwapOption<Settings>>,
-    queue: OnceLock<Option<mpsc::Sender<Span>>>,
+    queue: OnceLock<Option<Arc<export::SpanBuffer>>>,
     counters: export::Counters,
     local_service: Arc<str>,
     /// The proxy's own workload, as `source_*` (client spans) or
@@ -244,6 +243,15 @@ impl Tracer {
         })
     }
 
+    /// Takes the spans waiting for export (tests and benchmarks measure
+    /// them; the exporter takes them otherwise).
+    pub fn take_waiting(&self) -> Vec<Span> {
+        match self.queue.get() {
+            Some(Some(buffer)) => buffer.take(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Records the span of a request answered with `status`; `tags` say
     /// who the other end was. Never waits: a full queue drops the span.
     pub fn finish(
@@ -294,7 +302,7 @@ impl Tracer {
             error: status >= 500,
             tags: all,
         };
-        if queue.try_send(finished).is_err() {
+        if !queue.push(finished) {
             self.counters.queue_full.increment(1);
         }
     }
