@@ -227,7 +227,7 @@ fn tracing(c: &mut Criterion) {
                 }
                 // Keep the buffer from filling (a full one drops spans
                 // cheaply and would flatter the figure).
-                if fastrand_u64() % 512 == 0 {
+                if fastrand_u64().is_multiple_of(512) {
                     black_box(tracer.take_waiting());
                 }
                 black_box(req)
