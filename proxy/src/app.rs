@@ -12,7 +12,7 @@ use crate::{
     identity::Credentials,
     state::Shared,
     telemetry::{
-        access_log::AccessLog,
+        access_log::{AccessLog, LogFormat},
         metrics::{ACCESS_LOG_DROPPED_TOTAL, Metrics, PodInfo},
     },
 };
@@ -29,7 +29,8 @@ pub struct ListenerSpec {
 
 /// Where access-log lines go.
 pub enum AccessLogSink {
-    Stdout,
+    /// Standard output, in this format until the config names one.
+    Stdout(crate::telemetry::access_log::LogFormat),
     Off,
     Writer(Box<dyn std::io::Write + Send>),
 }
@@ -129,8 +130,10 @@ impl Proxy {
         let metrics = Metrics::new(&settings.pod);
         let dropped = metrics.counter(ACCESS_LOG_DROPPED_TOTAL, vec![]);
         let access_log = match settings.access_log {
-            AccessLogSink::Stdout => AccessLog::start(Box::new(std::io::stdout()), dropped),
-            AccessLogSink::Writer(w) => AccessLog::start(w, dropped),
+            AccessLogSink::Stdout(own) => {
+                AccessLog::start(Box::new(std::io::stdout()), dropped, own)
+            }
+            AccessLogSink::Writer(w) => AccessLog::start(w, dropped, LogFormat::Json),
             AccessLogSink::Off => AccessLog::disabled(dropped),
         };
         let shared = Arc::new(Shared::new(metrics, access_log, settings.log_filter));

@@ -91,8 +91,11 @@ pub struct Args {
     #[arg(long, env = "OSM_WORKLOAD_NAME", default_value = "")]
     pub workload_name: String,
 
-    /// One JSON line per request or TCP connection on stdout.
-    #[arg(long, env = "OSM_ACCESS_LOG", default_value = "on", value_parser = ["on", "off"])]
+    /// One line per request or TCP connection on stdout: `json` (`on`),
+    /// `text` or `off`; the config's setting (MeshConfig
+    /// observability.accessLog, the pod's openservicemesh.io/access-log
+    /// annotation) wins once it names one.
+    #[arg(long, env = "OSM_ACCESS_LOG", default_value = "on", value_parser = ["on", "off", "json", "text"])]
     pub access_log: String,
 
     /// How long in-flight work may finish after SIGTERM (e.g. 15s, 500ms).

@@ -80,11 +80,10 @@ async fn run(args: Args, log_filter: Arc<dyn LogFilter>) -> anyhow::Result<()> {
         credentials,
         config_file: args.config,
         config_poll_interval: args.config_poll_interval,
-        access_log: if args.access_log == "on" {
-            AccessLogSink::Stdout
-        } else {
-            AccessLogSink::Off
-        },
+        access_log: AccessLogSink::Stdout(
+            osm_proxy::telemetry::access_log::LogFormat::parse(&args.access_log)
+                .unwrap_or(osm_proxy::telemetry::access_log::LogFormat::Json),
+        ),
         drain_timeout: args.drain_timeout,
         log_filter: Some(log_filter),
         control,

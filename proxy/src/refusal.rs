@@ -193,6 +193,19 @@ impl Refusal {
         }
     }
 
+    /// The access log's response flag (Envoy's codes).
+    pub fn response_flag(&self) -> &'static str {
+        match self {
+            Refusal::NoRoute { .. } | Refusal::EgressRevoked { .. } => "NR",
+            Refusal::NoEndpoints { .. } => "UH",
+            Refusal::EgressHostUnresolved { .. } => "DF",
+            Refusal::Overflow { .. } => "UO",
+            Refusal::BadRequest { .. } => "DPE",
+            Refusal::RequestRateLimited { .. } | Refusal::ConnectionRateLimited { .. } => "RL",
+            _ => "UAEX",
+        }
+    }
+
     /// The answer to an HTTP client: the status and `osm-proxy: <reason>`.
     pub fn response(&self) -> Response<ProxyBody> {
         error_response(self.status(), &self.message())

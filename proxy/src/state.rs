@@ -193,6 +193,7 @@ impl Shared {
         snapshot.activate();
         self.follow_log_level(&snapshot.mesh.log_level);
         self.tracer.configure(snapshot.mesh.tracing.clone());
+        self.access_log.follow(snapshot.mesh.access_log);
         self.config.store(Arc::new(snapshot));
         self.versions.send_replace(version);
         self.metrics

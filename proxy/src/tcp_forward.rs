@@ -71,6 +71,11 @@ pub async fn splice_until<D, U>(
     m.counter(names::TCP_BYTES_TOTAL, with_flow("received"))
         .increment(received);
     shared.access_log.log(&TcpEntry {
+        response_flags: if error.is_some() && sent == 0 && received == 0 {
+            "UF"
+        } else {
+            "-"
+        },
         timestamp: now(),
         direction: labels.direction,
         protocol: "tcp",

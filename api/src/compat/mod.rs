@@ -28,6 +28,9 @@ pub const IGNORE: &str = "openservicemesh.io/ignore";
 pub const SIDECAR_INJECTION: &str = "openservicemesh.io/sidecar-injection";
 /// Namespace annotation: `enabled` makes injected pods scrapeable.
 pub const METRICS: &str = "openservicemesh.io/metrics";
+/// Pod annotation: the sidecar's access log, `off`, `json` or `text`
+/// (this mesh's addition; MeshConfig `observability.accessLog` otherwise).
+pub const ACCESS_LOG: &str = "openservicemesh.io/access-log";
 /// Pod annotation: outbound ports that bypass the proxy.
 pub const OUTBOUND_PORT_EXCLUSION_LIST: &str = "openservicemesh.io/outbound-port-exclusion-list";
 /// Pod annotation: inbound ports that bypass the proxy.

@@ -80,6 +80,14 @@ pub fn compile(index: &Index, proxy: &ProxyId) -> Result<Compiled, CompileError>
     let inbound = inbound::compile(index, pod, &mut warnings);
     let (outbound, endpoints) = outbound::compile(index, pod, &mut warnings);
     let egress = policy::egress_rules(index, pod, &mut warnings);
+    let access_log = policy::access_log(
+        index
+            .mesh_config
+            .as_ref()
+            .map(|m| &m.spec.observability.access_log),
+        pod,
+        &mut warnings,
+    );
     warnings.sort();
     warnings.dedup();
     Ok(Compiled {
@@ -95,6 +103,7 @@ pub fn compile(index: &Index, proxy: &ProxyId) -> Result<Compiled, CompileError>
                     .as_ref()
                     .map(|m| policy::millis(&m.spec.traffic.request_timeout))
                     .unwrap_or(0),
+                access_log,
                 tracing: index.mesh_config.as_ref().and_then(|m| {
                     policy::tracing(&m.spec.observability.tracing, &index.mesh.osm_namespace)
                 }),

@@ -125,6 +125,36 @@ pub fn sidecar_settings(
     }
 }
 
+/// The access log of a pod's proxy: its `openservicemesh.io/access-log`
+/// annotation, else MeshConfig's; empty (the proxy's own) with neither. A
+/// bad annotation is warned about and the mesh-wide setting applies.
+pub fn access_log(
+    mesh: Option<&crate::resources::mesh_config::AccessLog>,
+    pod: &k8s_openapi::api::core::v1::Pod,
+    warnings: &mut Vec<String>,
+) -> String {
+    let annotation = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(crate::compat::ACCESS_LOG));
+    match annotation.map(|v| v.trim()) {
+        Some(v @ ("off" | "json" | "text")) => return v.to_string(),
+        Some(other) => warnings.push(format!(
+            "pod {}/{}: annotation {}: {other:?} is not off, json or text; the mesh-wide access log setting applies",
+            pod.metadata.namespace.as_deref().unwrap_or(""),
+            pod.metadata.name.as_deref().unwrap_or(""),
+            crate::compat::ACCESS_LOG
+        )),
+        None => {}
+    }
+    match mesh {
+        None => String::new(),
+        Some(m) if !m.enable => "off".into(),
+        Some(m) => m.format.clone(),
+    }
+}
+
 /// Span export for the proxies, when MeshConfig enables it; the
 /// collector defaults to `jaeger.<control-plane namespace>.svc.cluster.local`
 /// as OSM's did.

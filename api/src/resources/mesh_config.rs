@@ -125,6 +125,8 @@ pub struct Observability {
     pub osm_log_level: String,
     pub enable_debug_server: bool,
     pub tracing: Tracing,
+    /// This mesh's addition (OSM logged every request, always as JSON).
+    pub access_log: AccessLog,
 }
 
 impl Default for Observability {
@@ -133,6 +135,27 @@ impl Default for Observability {
             osm_log_level: "info".into(),
             enable_debug_server: false,
             tracing: Tracing::default(),
+            access_log: AccessLog::default(),
+        }
+    }
+}
+
+/// The sidecars' access log, mesh-wide; a pod's
+/// `openservicemesh.io/access-log` annotation (`off`, `json`, `text`)
+/// overrides it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct AccessLog {
+    pub enable: bool,
+    /// `json` or `text`.
+    pub format: String,
+}
+
+impl Default for AccessLog {
+    fn default() -> Self {
+        Self {
+            enable: true,
+            format: "json".into(),
         }
     }
 }

@@ -190,6 +190,15 @@ pub(super) fn mesh_config(m: &Custom<MeshConfigSpec>, p: &mut Problems) {
         );
     }
     tracing(p, &s.observability.tracing);
+    if !["json", "text"].contains(&s.observability.access_log.format.as_str()) {
+        p.reject(
+            "spec.observability.accessLog.format",
+            format!(
+                "{:?} is not json or text",
+                s.observability.access_log.format
+            ),
+        );
+    }
     let c = &s.certificate;
     match c.service_cert_validity() {
         Err(e) => p.reject("spec.certificate.serviceCertValidityDuration", e),

@@ -144,7 +144,7 @@ fn mesh_config_problems() {
         ]
     );
     let tracing = "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\nmetadata: {name: osm-mesh-config, namespace: osm-system}\n\
-        spec:\n  observability: {tracing: {enable: true, address: 'jaeger:9411', port: 0, endpoint: api/v2/spans, sampledFraction: 2}}\n";
+        spec:\n  observability: {tracing: {enable: true, address: 'jaeger:9411', port: 0, endpoint: api/v2/spans, sampledFraction: 2}, accessLog: {format: xml}}\n";
     assert_eq!(
         problems(tracing),
         [
@@ -152,6 +152,7 @@ fn mesh_config_problems() {
             "Reject spec.observability.tracing.address: \"jaeger:9411\" is not a host name or address (e.g. jaeger.osm-system.svc.cluster.local)",
             "Reject spec.observability.tracing.port: 0 is not a port (Zipkin listens on 9411)",
             "Reject spec.observability.tracing.endpoint: \"api/v2/spans\" is not a path (/api/v2/spans for Zipkin, /v1/traces for OTLP)",
+            "Reject spec.observability.accessLog.format: \"xml\" is not json or text",
         ]
     );
 }

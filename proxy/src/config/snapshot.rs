@@ -111,6 +111,8 @@ pub struct Mesh {
     pub log_level: String,
     /// Span export; None: tracing off.
     pub tracing: Option<crate::telemetry::trace::Settings>,
+    /// The access log's format; None: the proxy's own (`--access-log`).
+    pub access_log: Option<crate::telemetry::access_log::LogFormat>,
 }
 
 /// Endpoint sets by key.
@@ -254,6 +256,19 @@ fn mesh_settings(mesh: Option<&v1::MeshSettings>) -> Result<Mesh, ConfigError> {
         egress: m.egress,
         app_on_pod_ip: m.app_on_pod_ip,
         log_level: m.log_level.clone(),
+        access_log: match m.access_log.as_str() {
+            "" => None,
+            other => Some(
+                crate::telemetry::access_log::LogFormat::parse(other)
+                    .filter(|_| other != "on")
+                    .ok_or_else(|| {
+                        err(
+                            "mesh.accessLog",
+                            format!("{other:?} is not off, json or text"),
+                        )
+                    })?,
+            ),
+        },
         tracing: m
             .tracing
             .as_ref()

@@ -77,7 +77,12 @@ pub async fn handle(ctx: InboundContext, mut req: Request<Incoming>) -> Response
     // The log shows the request as the client sent it.
     let log_parts = ctx.shared.access_log.enabled().then(|| LogParts::of(&req));
     let span = ctx.shared.tracer.start(Kind::Server, &mut req);
-    let (response, rule, error) = respond(ctx, req).await;
+    let Answer {
+        response,
+        rule,
+        error,
+        flag,
+    } = respond(ctx, req).await;
     if let Some(span) = span {
         let mut tags = vec![("peer.identity", ctx.source_label.clone())];
         if let Some(rule) = &rule {
@@ -95,6 +100,11 @@ pub async fn handle(ctx: InboundContext, mut req: Request<Incoming>) -> Response
     }
     if let Some(log_parts) = log_parts {
         ctx.shared.access_log.log(&HttpEntry {
+            response_flags: flag,
+            peer_identity: match &ctx.source {
+                Source::Mesh(_) => Some(&ctx.source_label),
+                Source::Ingress(_) => None,
+            },
             timestamp: now(),
             direction: "inbound",
             protocol: log_parts.version,
@@ -115,9 +125,25 @@ pub async fn handle(ctx: InboundContext, mut req: Request<Incoming>) -> Response
     response
 }
 
-/// What answers a request: the response, the rule that admitted it, and
-/// why the proxy answered itself (if it did).
-type Answer = (Response<ProxyBody>, Option<Arc<str>>, Option<String>);
+/// What answers a request: the response, the rule that admitted it, why
+/// the proxy answered itself (if it did) and the access log's flag.
+struct Answer {
+    response: Response<ProxyBody>,
+    rule: Option<Arc<str>>,
+    error: Option<String>,
+    flag: &'static str,
+}
+
+impl Answer {
+    fn refused(refusal: &Refusal, rule: Option<Arc<str>>) -> Self {
+        Self {
+            response: refusal.response(),
+            rule,
+            error: Some(refusal.message()),
+            flag: refusal.response_flag(),
+        }
+    }
+}
 
 async fn respond(ctx: &Inner, mut req: Request<Incoming>) -> Answer {
     // One path and one authority, for the rules and the application alike.
@@ -129,7 +155,7 @@ async fn respond(ctx: &Inner, mut req: Request<Incoming>) -> Answer {
             reason: malformed.to_string(),
         }
         .record(&ctx.shared.metrics);
-        return (refusal.response(), None, Some(refusal.message()));
+        return Answer::refused(&refusal, None);
     }
     hygiene::restrict_upgrade(req.headers_mut());
     hygiene::set_client_identity(req.headers_mut(), ctx.client_cert.as_ref());
@@ -154,7 +180,12 @@ async fn respond(ctx: &Inner, mut req: Request<Incoming>) -> Answer {
         (Decision::Allow(rule), Some(response)) => {
             let refusal =
                 Refusal::RequestRateLimited { port: ctx.port }.record(&ctx.shared.metrics);
-            (response, Some(rule), Some(refusal.to_string()))
+            Answer {
+                response,
+                rule: Some(rule),
+                error: Some(refusal.to_string()),
+                flag: refusal.response_flag(),
+            }
         }
         (Decision::Deny(reason), _) => {
             let refusal = Refusal::Unauthorized {
@@ -163,18 +194,24 @@ async fn respond(ctx: &Inner, mut req: Request<Incoming>) -> Answer {
                 reason,
             }
             .record(&ctx.shared.metrics);
-            (refusal.response(), None, Some(refusal.message()))
+            Answer::refused(&refusal, None)
         }
         (Decision::Allow(rule), None) => {
             match forward(&ctx.app_client, req.map(Either::Left), ctx.app).await {
-                Ok(r) => (r.map(Either::Left), Some(rule), None),
+                Ok(r) => Answer {
+                    response: r.map(Either::Left),
+                    rule: Some(rule),
+                    error: None,
+                    flag: "-",
+                },
                 Err(e) => {
                     let message = format!("osm-proxy: application at {}: {e}", ctx.app);
-                    (
-                        error_response(e.status(), &message),
-                        Some(rule),
-                        Some(message),
-                    )
+                    Answer {
+                        response: error_response(e.status(), &message),
+                        rule: Some(rule),
+                        error: Some(message),
+                        flag: e.response_flag(),
+                    }
                 }
             }
         }

@@ -47,6 +47,8 @@ struct Outcome {
     service: Option<Arc<str>>,
     endpoint: Option<Arc<crate::upstream::EndpointHandle>>,
     error: Option<String>,
+    /// The access log's response flag; `-` for none.
+    flag: &'static str,
 }
 
 impl Outcome {
@@ -56,15 +58,22 @@ impl Outcome {
             service,
             endpoint: None,
             error: Some(refusal.message()),
+            flag: refusal.response_flag(),
         }
     }
 
-    fn failed(status: StatusCode, message: String, service: Option<Arc<str>>) -> Self {
+    fn failed(
+        status: StatusCode,
+        message: String,
+        service: Option<Arc<str>>,
+        flag: &'static str,
+    ) -> Self {
         Self {
             response: error_response(status, &message),
             service,
             endpoint: None,
             error: Some(message),
+            flag,
         }
     }
 }
@@ -86,7 +95,14 @@ pub async fn handle(ctx: OutboundContext, mut req: Request<Incoming>) -> Respons
         finish_span(&ctx.shared, span, code, &outcome);
     }
     if let Some(parts) = log_parts {
+        let peer = outcome
+            .endpoint
+            .as_ref()
+            .and_then(|e| e.spec.identity.as_ref())
+            .map(ToString::to_string);
         ctx.shared.access_log.log(&HttpEntry {
+            response_flags: outcome.flag,
+            peer_identity: peer.as_deref(),
             timestamp: now(),
             direction: "outbound",
             protocol: parts.version,
@@ -193,12 +209,14 @@ impl EgressRoute {
                 service: Some(self.rule),
                 endpoint: None,
                 error: None,
+                flag: "-",
             },
             Err(ForwardError::Overflow { overflow, .. }) => self.overflowed(ctx, overflow),
             Err(e) => Outcome::failed(
                 e.status(),
                 format!("osm-proxy: {target}: {e}"),
                 Some(self.rule),
+                e.response_flag(),
             ),
         }
     }
@@ -250,6 +268,7 @@ async fn route(ctx: &Inner, mut req: Request<Incoming>) -> Outcome {
                     service: Some(service.key.clone()),
                     endpoint: None,
                     error,
+                    flag: "-",
                 };
             }
         },
@@ -267,6 +286,7 @@ async fn route(ctx: &Inner, mut req: Request<Incoming>) -> Outcome {
                 service: Some(service.key.clone()),
                 endpoint: Some(endpoint),
                 error: None,
+                flag: "-",
             }
         }
         Sent::Failed { error, endpoint } => {
@@ -276,6 +296,7 @@ async fn route(ctx: &Inner, mut req: Request<Incoming>) -> Outcome {
                 service: Some(service.key.clone()),
                 endpoint: Some(endpoint),
                 error: Some(message),
+                flag: error.response_flag(),
             }
         }
         Sent::Refused(refusal) => Outcome::refused(
@@ -292,12 +313,14 @@ async fn route(ctx: &Inner, mut req: Request<Incoming>) -> Outcome {
                 service: Some(service.key.clone()),
                 endpoint,
                 error: Some(message),
+                flag: "UT",
             }
         }
         Sent::BadBody(reason) => Outcome::failed(
             StatusCode::BAD_REQUEST,
             format!("osm-proxy: {reason}"),
             Some(service.key.clone()),
+            "DPE",
         ),
     }
 }

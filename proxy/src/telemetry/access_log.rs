@@ -1,4 +1,7 @@
-//! One JSON line per request or TCP connection on stdout.
+//! One line per request or TCP connection on stdout, as JSON or as text,
+//! or none: the proxy's `--access-log` until the config says otherwise
+//! (MeshConfig `observability.accessLog`, a pod's
+//! `openservicemesh.io/access-log` annotation).
 //!
 //! Lines are formatted on the request path and written by a dedicated thread
 //! through a buffer, so a slow stdout never blocks traffic. When the writer
@@ -6,7 +9,11 @@
 
 use std::{
     io::Write,
-    sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel},
+    sync::{
+        Arc,
+        atomic::{AtomicU8, Ordering},
+        mpsc::{Receiver, SyncSender, TrySendError, sync_channel},
+    },
 };
 
 use metrics::Counter;
@@ -14,17 +21,53 @@ use serde::Serialize;
 
 const QUEUE: usize = 16 * 1024;
 
+/// How lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Off = 0,
+    Json = 1,
+    Text = 2,
+}
+
+impl LogFormat {
+    /// `off`, `json` or `text` (`on` is `json`, the flag's old value).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "off" => Some(Self::Off),
+            "json" | "on" => Some(Self::Json),
+            "text" => Some(Self::Text),
+            _ => None,
+        }
+    }
+
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Json,
+            2 => Self::Text,
+            _ => Self::Off,
+        }
+    }
+}
+
+/// A line in the text format.
+pub trait TextLine {
+    fn text(&self) -> String;
+}
+
 /// A handle to the access log; cheap to clone.
 #[derive(Clone)]
 pub struct AccessLog {
     tx: Option<SyncSender<String>>,
     dropped: Counter,
+    /// The format in force: the config's when it names one, else `own`.
+    format: Arc<AtomicU8>,
+    own: LogFormat,
 }
 
 impl std::fmt::Debug for AccessLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AccessLog")
-            .field("enabled", &self.tx.is_some())
+            .field("format", &self.format())
             .finish()
     }
 }
@@ -66,6 +109,15 @@ impl LogParts {
 /// One HTTP request.
 #[derive(Debug, Serialize)]
 pub struct HttpEntry<'a> {
+    /// Why the proxy answered or failed it, in Envoy's response-flag codes
+    /// (`-` for none): NR no route, UF connect failure, UO overflow, UT
+    /// timeout, UC reset, UR refused stream, RL rate limited, DPE bad
+    /// request, DF host unresolved, UAEX denied by authorization.
+    pub response_flags: &'static str,
+    /// The other end's verified identity: the server's (outbound), the
+    /// client's (inbound).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_identity: Option<&'a str>,
     pub timestamp: String,
     pub direction: &'static str,
     pub protocol: &'a str,
@@ -93,6 +145,8 @@ pub struct HttpEntry<'a> {
 /// One opaque TCP connection.
 #[derive(Debug, Serialize)]
 pub struct TcpEntry<'a> {
+    /// `-`, or UF when no upstream connection was made.
+    pub response_flags: &'static str,
     pub timestamp: String,
     pub direction: &'static str,
     pub protocol: &'static str,
@@ -110,13 +164,72 @@ pub struct TcpEntry<'a> {
     pub error: Option<String>,
 }
 
+fn or_dash(v: Option<&str>) -> &str {
+    v.filter(|s| !s.is_empty()).unwrap_or("-")
+}
+
+impl TextLine for HttpEntry<'_> {
+    /// Envoy's default format, in this log's fields: `[time] "METHOD PATH
+    /// PROTOCOL" CODE FLAGS DURATION_MS "AUTHORITY" "UPSTREAM_HOST"
+    /// "USER_AGENT" "REQUEST_ID"`, then what Envoy's has not.
+    fn text(&self) -> String {
+        let mut line = format!(
+            "[{}] \"{} {} {}\" {} {} {:.3} \"{}\" \"{}\" \"{}\" \"{}\" {} upstream={} peer={} rule={}",
+            self.timestamp,
+            self.method,
+            self.path,
+            self.protocol,
+            self.response_code,
+            self.response_flags,
+            self.duration_ms,
+            self.authority,
+            or_dash(self.upstream_host.as_deref()),
+            or_dash(self.user_agent),
+            or_dash(self.request_id),
+            self.direction,
+            or_dash(self.upstream_service),
+            or_dash(self.peer_identity),
+            or_dash(self.authorization),
+        );
+        if let Some(e) = &self.error {
+            line.push_str(&format!(" error={e:?}"));
+        }
+        line
+    }
+}
+
+impl TextLine for TcpEntry<'_> {
+    /// `[time] "TCP DOWNSTREAM" FLAGS SENT RECEIVED DURATION_MS
+    /// "UPSTREAM_HOST"`, then what the HTTP line has after.
+    fn text(&self) -> String {
+        let mut line = format!(
+            "[{}] \"TCP {}\" {} {} {} {:.3} \"{}\" {} upstream={} peer={}",
+            self.timestamp,
+            self.downstream,
+            self.response_flags,
+            self.bytes_sent,
+            self.bytes_received,
+            self.duration_ms,
+            or_dash(self.upstream_host.as_deref()),
+            self.direction,
+            or_dash(self.upstream_service),
+            or_dash(self.source_identity),
+        );
+        if let Some(e) = &self.error {
+            line.push_str(&format!(" error={e:?}"));
+        }
+        line
+    }
+}
+
 pub fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
 impl AccessLog {
-    /// Starts the writer thread; lines go to `out`.
-    pub fn start(out: Box<dyn Write + Send>, dropped: Counter) -> Self {
+    /// Starts the writer thread; lines go to `out`, in `own` format until
+    /// the config names one.
+    pub fn start(out: Box<dyn Write + Send>, dropped: Counter, own: LogFormat) -> Self {
         let (tx, rx) = sync_channel(QUEUE);
         let spawned = std::thread::Builder::new()
             .name("access-log".into())
@@ -124,21 +237,48 @@ impl AccessLog {
         Self {
             tx: spawned.ok().map(|_| tx),
             dropped,
+            format: Arc::new(AtomicU8::new(own as u8)),
+            own,
         }
     }
 
+    /// A log that writes nothing, whatever the config says.
     pub fn disabled(dropped: Counter) -> Self {
-        Self { tx: None, dropped }
+        Self {
+            tx: None,
+            dropped,
+            format: Arc::new(AtomicU8::new(LogFormat::Off as u8)),
+            own: LogFormat::Off,
+        }
+    }
+
+    /// Follows the config: its format, or the proxy's own when it names none.
+    pub fn follow(&self, configured: Option<LogFormat>) {
+        let format = if self.tx.is_some() {
+            configured.unwrap_or(self.own)
+        } else {
+            LogFormat::Off
+        };
+        self.format.store(format as u8, Ordering::Relaxed);
+    }
+
+    pub fn format(&self) -> LogFormat {
+        LogFormat::from_u8(self.format.load(Ordering::Relaxed))
     }
 
     pub fn enabled(&self) -> bool {
-        self.tx.is_some()
+        self.format() != LogFormat::Off
     }
 
-    pub fn log(&self, entry: &impl Serialize) {
+    pub fn log(&self, entry: &(impl Serialize + TextLine)) {
         let Some(tx) = &self.tx else { return };
-        let Ok(line) = serde_json::to_string(entry) else {
-            return;
+        let line = match self.format() {
+            LogFormat::Off => return,
+            LogFormat::Json => match serde_json::to_string(entry) {
+                Ok(line) => line,
+                Err(_) => return,
+            },
+            LogFormat::Text => entry.text(),
         };
         match tx.try_send(line) {
             Ok(()) => {}

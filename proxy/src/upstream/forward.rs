@@ -50,6 +50,18 @@ impl ForwardError {
         }
     }
 
+    /// The access log's response flag (Envoy's codes).
+    pub fn response_flag(&self) -> &'static str {
+        match self {
+            Self::BadAuthority => "DPE",
+            Self::Connect(_) | Self::ConnectTimeout(_) => "UF",
+            Self::Overflow { .. } => "UO",
+            Self::Reset(_) => "UC",
+            Self::RefusedStream(_) => "UR",
+            Self::Timeout(_) => "UT",
+        }
+    }
+
     /// How the try ended; None for what is neither retried nor held
     /// against the endpoint (a bad request, the proxy's own limits).
     pub fn tried(&self) -> Option<Tried> {

@@ -83,3 +83,82 @@ async fn metrics_count_requests_by_source_destination_and_code() {
         3
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_follows_the_config_with_flags_and_peer_identities() {
+    use osm_tests::mesh::client_config;
+    let f = Fixture::start().await;
+    let mut conn = Http1Conn::connect(f.buyer.outbound()).await.unwrap();
+    assert_eq!(
+        conn.get("bookstore:14001", "/books", &[])
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(conn.get("nowhere:80", "/", &[]).await.unwrap().status, 403);
+    let lines = eventually("JSON lines", || async {
+        let lines = f.buyer.access_log_lines();
+        (lines.len() >= 2).then_some(lines)
+    })
+    .await;
+    assert_eq!(lines[0]["response_flags"], "-");
+    assert_eq!(
+        lines[0]["peer_identity"],
+        "spiffe://cluster.local/ns/bookstore/sa/bookstore-v1"
+    );
+    assert_eq!(lines[1]["response_flags"], "NR", "{}", lines[1]);
+    let inbound = eventually("inbound JSON line", || async {
+        f.store_v1.access_log_lines().into_iter().next()
+    })
+    .await;
+    assert_eq!(
+        inbound["peer_identity"],
+        "spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer"
+    );
+
+    // The config switches the client's proxy to text, then off.
+    let text_lines = |f: &Fixture| -> Vec<String> {
+        let bytes = f.buyer.access_log.lock().unwrap().clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|l| l.starts_with('['))
+            .map(str::to_string)
+            .collect()
+    };
+    let mut config = client_config(&f, None, None);
+    config["mesh"]["accessLog"] = "text".into();
+    f.buyer.apply(&config.to_string());
+    assert_eq!(
+        conn.get("bookstore:14001", "/books", &[])
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    let line = eventually("a text line", || async { text_lines(&f).pop() }).await;
+    assert!(
+        line.contains("\"GET /books HTTP/1.1\" 200 - ")
+            && line.contains(" outbound upstream=bookstore/bookstore:14001 ")
+            && line.contains("peer=spiffe://cluster.local/ns/bookstore/sa/bookstore-v1"),
+        "{line}"
+    );
+    config["mesh"]["accessLog"] = "off".into();
+    f.buyer.apply(&config.to_string());
+    let before = f.buyer.access_log.lock().unwrap().len();
+    let server_lines = f.store_v1.access_log_lines().len();
+    assert_eq!(
+        conn.get("bookstore:14001", "/books", &[])
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    // The server side still logs (its config says nothing): once its line
+    // is in, the client's would have been written too.
+    eventually("the server's line", || async {
+        (f.store_v1.access_log_lines().len() > server_lines).then_some(())
+    })
+    .await;
+    assert_eq!(f.buyer.access_log.lock().unwrap().len(), before);
+}

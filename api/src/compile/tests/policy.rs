@@ -281,3 +281,46 @@ fn mesh_config_tracing_reaches_every_proxy_with_osms_default_collector() {
     apply_all(&mut idx, &mesh("{enable: false, address: otel.obs}"));
     assert_eq!(tracing_of(&idx), None);
 }
+
+#[test]
+fn the_access_log_follows_mesh_config_and_a_pods_annotation() {
+    let mut idx = index(&bookstore(), MeshOptions::default());
+    let of = |idx: &Index, ns: &str, pod: &str| {
+        let c = compile(idx, &proxy(ns, pod)).expect("compiles");
+        (c.config.mesh.unwrap().access_log, c.warnings)
+    };
+    // No MeshConfig: the proxy's own flag.
+    assert_eq!(of(&idx, "bookbuyer", "bookbuyer-1").0, "");
+    apply_all(
+        &mut idx,
+        "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\nmetadata: {name: osm-mesh-config, namespace: osm-system}\n\
+         spec: {observability: {accessLog: {format: text}}}\n",
+    );
+    assert_eq!(of(&idx, "bookbuyer", "bookbuyer-1").0, "text");
+    let annotated = |value: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: bookbuyer-1, namespace: bookbuyer, labels: {{app: bookbuyer}}, \
+             annotations: {{openservicemesh.io/access-log: '{value}'}}}}\n\
+             spec: {{serviceAccountName: bookbuyer, containers: [{{name: app, image: x}}]}}\nstatus: {{podIP: 10.2.0.1}}\n"
+        )
+    };
+    apply_all(&mut idx, &annotated("off"));
+    assert_eq!(of(&idx, "bookbuyer", "bookbuyer-1").0, "off");
+    apply_all(&mut idx, &annotated("loud"));
+    let (format, warnings) = of(&idx, "bookbuyer", "bookbuyer-1");
+    assert_eq!(
+        format, "text",
+        "a bad annotation leaves the mesh-wide setting"
+    );
+    assert!(
+        warnings.iter().any(|w| w
+            == "pod bookbuyer/bookbuyer-1: annotation openservicemesh.io/access-log: \"loud\" is not off, json or text; the mesh-wide access log setting applies"),
+        "{warnings:?}"
+    );
+    apply_all(
+        &mut idx,
+        "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\nmetadata: {name: osm-mesh-config, namespace: osm-system}\n\
+         spec: {observability: {accessLog: {enable: false}}}\n",
+    );
+    assert_eq!(of(&idx, "bookstore", "bookstore-v1-abc").0, "off");
+}
