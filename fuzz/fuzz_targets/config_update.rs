@@ -17,15 +17,9 @@ use osm_proxy::{
 use prost::Message;
 
 fn whole(store: &ConfigStore, registry: &EndpointRegistry) -> Option<Snapshot> {
-    build(
-        store,
-        store.clone(),
-        1,
-        registry,
-        OnBadResource::FailClosed,
-    )
-    .ok()
-    .map(|(s, _)| s)
+    build(store, store.clone(), 1, registry, OnBadResource::FailClosed)
+        .ok()
+        .map(|(s, _)| s)
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -5,6 +5,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+
+#[path = "headers.rs"]
+mod headers;
 use osm_proxy::{
     http_util::strip_hop_by_hop, hygiene::normalize_path, routing::normalize_authority,
 };
@@ -26,16 +29,6 @@ fuzz_target!(|data: &[u8]| {
         // Whatever the pattern, it matches whole values only.
         assert!(re.as_str().starts_with("^(?:") && re.as_str().ends_with(")$"));
     }
-    let mut headers = http::HeaderMap::new();
-    for line in text.lines().take(16) {
-        if let Some((k, v)) = line.split_once(':')
-            && let (Ok(k), Ok(v)) = (
-                http::HeaderName::from_bytes(k.trim().as_bytes()),
-                http::HeaderValue::from_str(v.trim()),
-            )
-        {
-            headers.append(k, v);
-        }
-    }
+    let mut headers = headers::from_lines(text);
     strip_hop_by_hop(&mut headers, text.len() % 2 == 0);
 });

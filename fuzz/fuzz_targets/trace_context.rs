@@ -4,6 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+
+#[path = "headers.rs"]
+mod headers;
 use osm_proxy::telemetry::trace::{
     Plan,
     context::{Formats, Incoming, Written, extract, inject},
@@ -14,17 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let mut headers = http::HeaderMap::new();
-    for line in text.lines().take(16) {
-        if let Some((k, v)) = line.split_once(':')
-            && let (Ok(k), Ok(v)) = (
-                http::HeaderName::from_bytes(k.trim().as_bytes()),
-                http::HeaderValue::from_str(v.trim()),
-            )
-        {
-            headers.append(k, v);
-        }
-    }
+    let mut headers = headers::from_lines(text);
     let incoming = extract(&headers);
     let roll = (data.len() % 100) as f64 / 100.0;
     let Plan::Span {
@@ -50,7 +43,11 @@ fuzz_target!(|data: &[u8]| {
         sampled,
     };
     inject(&mut headers, &written, formats);
-    assert_ne!(formats, Formats::default(), "a span is always written somewhere");
+    assert_ne!(
+        formats,
+        Formats::default(),
+        "a span is always written somewhere"
+    );
     match extract(&headers) {
         Incoming::Parent {
             trace_id,

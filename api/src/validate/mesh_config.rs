@@ -240,16 +240,8 @@ fn tracing(p: &mut Problems, t: &Tracing) {
             ),
         );
     }
-    let host_ok = t.address.parse::<std::net::IpAddr>().is_ok()
-        || t.address.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        });
+    let host_ok =
+        t.address.parse::<std::net::IpAddr>().is_ok() || super::fields::is_dns_name(&t.address);
     if !t.address.is_empty() && !host_ok {
         p.reject(
             format!("{at}.address"),

@@ -60,17 +60,7 @@ pub(super) fn egress(e: &EgressSpec, p: &mut Problems) {
             .strip_prefix("*.")
             .unwrap_or(host)
             .trim_end_matches('.');
-        let dns = !name.is_empty()
-            && name.len() <= 253
-            && name.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            });
+        let dns = super::fields::is_dns_name(name);
         if !dns {
             p.reject(
                 format!("spec.hosts[{i}]"),
