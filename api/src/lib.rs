@@ -49,4 +49,6 @@ pub mod load;
 #[cfg(feature = "compiler")]
 pub mod resources;
 #[cfg(feature = "compiler")]
+pub mod traffic_metrics;
+#[cfg(feature = "compiler")]
 pub mod validate;

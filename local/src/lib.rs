@@ -37,6 +37,7 @@ pub mod runtime;
 pub mod state;
 pub mod store;
 pub mod table;
+pub mod traffic_metrics;
 pub mod unenforced;
 
 use anyhow::Context as _;

@@ -277,5 +277,59 @@ async fn prometheus_scrapes_the_demo_and_every_dashboard_panel_has_data() {
         "panels without data:\n{}",
         empty.join("\n")
     );
+
+    // SMI TrafficMetrics from the sidecars: the bookbuyer -> bookstore-v1
+    // edge's successes are bookbuyer's purchases. The proxy counts a
+    // request before the app does, and bookbuyer has one in flight at most.
+    let bought = || {
+        let c = mesh
+            .counters("bookbuyer", "bookbuyer", 8080)
+            .expect("bookbuyer's counters");
+        c["ok"].as_u64().unwrap_or(0)
+    };
+    let before = bought();
+    let out = mesh.ok(&[
+        "local",
+        "get",
+        "trafficmetrics",
+        "-n",
+        "bookstore",
+        "deployment/bookstore-v1",
+        "-o",
+        "json",
+    ]);
+    let after = bought();
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list["kind"], "TrafficMetricsList");
+    let edge = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["edge"]["direction"] == "from" && i["edge"]["resource"]["name"] == "bookbuyer")
+        .unwrap_or_else(|| panic!("no edge from bookbuyer: {out}"))
+        .clone();
+    let metric = |name: &str| {
+        edge["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .and_then(|m| m["value"].as_str())
+            .unwrap_or_else(|| panic!("no {name}: {edge}"))
+            .to_string()
+    };
+    let successes: u64 = metric("success_count").parse().unwrap();
+    assert!(
+        before <= successes && successes <= after + 1,
+        "{before} <= {successes} <= {after} + 1: {edge}"
+    );
+    assert_eq!(metric("failure_count"), "0");
+    assert_eq!(metric("success_rate"), "1");
+    assert!(!metric("p99_response_latency").is_empty());
+    let table = mesh.ok(&["local", "get", "trafficmetrics", "-n", "bookstore"]);
+    assert!(
+        table.starts_with("RESOURCE") && table.contains("deployment/bookstore-v1"),
+        "{table}"
+    );
     mesh.down();
 }

@@ -115,7 +115,10 @@ pub struct FileArgs {
 #[derive(Debug, Args)]
 pub struct GetArgs {
     /// pods, services, deployments, namespaces, ... (singular, plural or
-    /// short names).
+    /// short names); `trafficmetrics` (SMI TrafficMetrics from the
+    /// sidecars: every deployment of the namespace, or the edges of
+    /// `deployment/NAME`, `pod/NAME` or `namespace/NAME`; `-A`: every
+    /// namespace).
     pub resource: String,
     pub name: Option<String>,
     #[arg(short, long, default_value = "default")]
@@ -272,6 +275,37 @@ pub async fn run(local: Local) -> anyhow::Result<i32> {
             let objects = checked(&args)?;
             let api = api_server(&state)?;
             Ok(print_results(api.delete(&objects)))
+        }
+        LocalCommand::Get(args)
+            if ["trafficmetrics", "trafficmetric", "tm"].contains(&args.resource.as_str()) =>
+        {
+            state.require_instance()?;
+            let store = Store::new(state.api(), state.api_lock());
+            let requests = osm_local::traffic_metrics::collect(&store).await?;
+            let list = if args.all_namespaces {
+                osm_api::traffic_metrics::traffic_metrics(
+                    &requests,
+                    osm_api::traffic_metrics::Kind::Namespace,
+                    "",
+                    None,
+                    false,
+                    &humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+                    "since the proxies started",
+                )
+            } else {
+                osm_local::traffic_metrics::query(&requests, &args.namespace, args.name.as_deref())
+                    .map_err(anyhow::Error::msg)?
+            };
+            let text = match args.output.as_deref() {
+                None | Some("wide") => osm_local::traffic_metrics::table(&list),
+                Some("json") => format!("{}\n", serde_json::to_string_pretty(&list)?),
+                Some("yaml") => serde_yaml_ng::to_string(&list)?,
+                Some(other) => anyhow::bail!(
+                    "error: unable to match a printer for output format {other:?} (use yaml or json)"
+                ),
+            };
+            crate::output::print(&text)?;
+            Ok(0)
         }
         LocalCommand::Get(args) => {
             state.require_instance()?;
