@@ -28,6 +28,10 @@ pub enum InjectError {
         annotation: &'static str,
         message: String,
     },
+    #[error(
+        "annotation openservicemesh.io/access-log is {0:?}: use off, json or text (or remove it for the mesh-wide setting)"
+    )]
+    AccessLogAnnotation(String),
 }
 
 fn injection_setting(value: &str, on: String) -> Result<bool, InjectError> {

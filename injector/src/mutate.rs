@@ -86,6 +86,17 @@ pub fn mutate(
     {
         return Ok(None);
     }
+    // Read by the controller for the pod's proxy; refused here, where the
+    // user sees it, rather than only warned about there.
+    if let Some(value) = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(osm_api::compat::ACCESS_LOG))
+        .filter(|v| !["off", "json", "text"].contains(&v.trim()))
+    {
+        return Err(InjectError::AccessLogAnnotation(value.clone()));
+    }
     let spec = pod.spec.clone().unwrap_or_default();
     let probes = rewrite(&spec.containers);
     let init = init_container(pod, mesh, settings)?;

@@ -221,6 +221,25 @@ fn bad_annotations_are_denied_and_skipped_pods_untouched() {
         .is_err()
     );
 
+    let access_log = |value: &str| -> Pod {
+        serde_json::from_value(pod_json(json!({"openservicemesh.io/access-log": value}))).unwrap()
+    };
+    let inject = |pod: &Pod| {
+        mutate(
+            pod,
+            &namespace(json!({})),
+            &MeshConfigSpec::default(),
+            &settings(),
+        )
+    };
+    assert_eq!(
+        inject(&access_log("loud")).unwrap_err().to_string(),
+        "annotation openservicemesh.io/access-log is \"loud\": use off, json or text (or remove it for the mesh-wide setting)"
+    );
+    for ok in ["off", "json", "text"] {
+        assert!(inject(&access_log(ok)).unwrap().is_some(), "{ok}");
+    }
+
     let disabled: Pod = serde_json::from_value(pod_json(json!({
         "openservicemesh.io/sidecar-injection": "disabled"
     })))
