@@ -37,8 +37,18 @@ const MAX_BODY: usize = 4 * 1024 * 1024;
 /// controller checks them; `conflicts` gives the warnings an accepted
 /// object draws from the other objects.
 pub fn review(body: &[u8], conflicts: &dyn Fn(&Object) -> Vec<String>) -> Result<Value, String> {
+    reviewed(body, conflicts).map(|(answer, _)| answer)
+}
+
+/// The answer and the kind of the object reviewed.
+fn reviewed(
+    body: &[u8],
+    conflicts: &dyn Fn(&Object) -> Vec<String>,
+) -> Result<(Value, String), String> {
     let request = admission::parse_request::<DynamicObject>(body, "Kubernetes object")?;
-    serde_json::to_value(answer(&request, conflicts).into_review()).map_err(|e| e.to_string())
+    let answer = serde_json::to_value(answer(&request, conflicts).into_review())
+        .map_err(|e| e.to_string())?;
+    Ok((answer, request.kind.kind))
 }
 
 fn answer(
@@ -95,12 +105,8 @@ async fn handle(
         Ok(b) => b,
         Err(refused) => return refused,
     };
-    match review(&body, &|object| hub.split_conflicts(object)) {
-        Ok(answer) => {
-            let kind = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|r| r["request"]["kind"]["kind"].as_str().map(str::to_string))
-                .unwrap_or_default();
+    match reviewed(&body, &|object| hub.split_conflicts(object)) {
+        Ok((answer, kind)) => {
             let allowed = answer["response"]["allowed"].as_bool().unwrap_or(false);
             metrics.admission_answered(&kind, allowed);
             osm_serve::json_reply(StatusCode::OK, answer.to_string())

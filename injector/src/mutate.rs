@@ -93,7 +93,7 @@ pub fn mutate(
         .annotations
         .as_ref()
         .and_then(|a| a.get(osm_api::compat::ACCESS_LOG))
-        .filter(|v| !["off", "json", "text"].contains(&v.trim()))
+        .filter(|v| !osm_api::compat::ACCESS_LOG_VALUES.contains(&v.trim()))
     {
         return Err(InjectError::AccessLogAnnotation(value.clone()));
     }

@@ -80,6 +80,7 @@ async fn run(args: Args, log_filter: Arc<dyn LogFilter>) -> anyhow::Result<()> {
         credentials,
         config_file: args.config,
         config_poll_interval: args.config_poll_interval,
+        // `on`, the flag's first value, is json.
         access_log: AccessLogSink::Stdout(
             osm_proxy::telemetry::access_log::LogFormat::parse(&args.access_log)
                 .unwrap_or(osm_proxy::telemetry::access_log::LogFormat::Json),

@@ -31,6 +31,8 @@ pub const METRICS: &str = "openservicemesh.io/metrics";
 /// Pod annotation: the sidecar's access log, `off`, `json` or `text`
 /// (this mesh's addition; MeshConfig `observability.accessLog` otherwise).
 pub const ACCESS_LOG: &str = "openservicemesh.io/access-log";
+/// The values of [`ACCESS_LOG`], as the proxies' config carries them.
+pub const ACCESS_LOG_VALUES: [&str; 3] = ["off", "json", "text"];
 /// Pod annotation: outbound ports that bypass the proxy.
 pub const OUTBOUND_PORT_EXCLUSION_LIST: &str = "openservicemesh.io/outbound-port-exclusion-list";
 /// Pod annotation: inbound ports that bypass the proxy.

@@ -139,7 +139,7 @@ pub fn access_log(
         .as_ref()
         .and_then(|a| a.get(crate::compat::ACCESS_LOG));
     match annotation.map(|v| v.trim()) {
-        Some(v @ ("off" | "json" | "text")) => return v.to_string(),
+        Some(v) if crate::compat::ACCESS_LOG_VALUES.contains(&v) => return v.to_string(),
         Some(other) => warnings.push(format!(
             "pod {}/{}: annotation {}: {other:?} is not off, json or text; the mesh-wide access log setting applies",
             pod.metadata.namespace.as_deref().unwrap_or(""),

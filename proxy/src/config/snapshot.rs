@@ -259,14 +259,12 @@ fn mesh_settings(mesh: Option<&v1::MeshSettings>) -> Result<Mesh, ConfigError> {
         access_log: match m.access_log.as_str() {
             "" => None,
             other => Some(
-                crate::telemetry::access_log::LogFormat::parse(other)
-                    .filter(|_| other != "on")
-                    .ok_or_else(|| {
-                        err(
-                            "mesh.accessLog",
-                            format!("{other:?} is not off, json or text"),
-                        )
-                    })?,
+                crate::telemetry::access_log::LogFormat::parse(other).ok_or_else(|| {
+                    err(
+                        "mesh.accessLog",
+                        format!("{other:?} is not off, json or text"),
+                    )
+                })?,
             ),
         },
         tracing: m

@@ -30,11 +30,11 @@ pub enum LogFormat {
 }
 
 impl LogFormat {
-    /// `off`, `json` or `text` (`on` is `json`, the flag's old value).
+    /// `off`, `json` or `text`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "off" => Some(Self::Off),
-            "json" | "on" => Some(Self::Json),
+            "json" => Some(Self::Json),
             "text" => Some(Self::Text),
             _ => None,
         }
