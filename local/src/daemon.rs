@@ -220,9 +220,14 @@ fn write_scrape_targets(state: &StateDir, store: &Store, last: &mut Option<Vec<u
     }
 }
 
-/// Waits until the controller is ready and the injector accepts
-/// connections.
-async fn control_plane_ready(instance: &Instance, stop: &CancellationToken) -> bool {
+/// Waits until the controller is ready, the injector accepts connections
+/// and Prometheus (when asked for) is ready, so `up` returns with
+/// everything `status` checks up.
+async fn control_plane_ready(
+    instance: &Instance,
+    with_prometheus: bool,
+    stop: &CancellationToken,
+) -> bool {
     loop {
         let controller = http::get(
             instance.controller_admin(),
@@ -234,7 +239,15 @@ async fn control_plane_ready(instance: &Instance, stop: &CancellationToken) -> b
         let injector = tokio::net::TcpStream::connect(instance.injector())
             .await
             .is_ok();
-        if controller && injector {
+        let prometheus = !with_prometheus
+            || http::get(
+                (instance.gateway(), super::prometheus::PORT).into(),
+                "/-/ready",
+                Duration::from_secs(1),
+            )
+            .await
+            .is_ok_and(|a| a.status == 200);
+        if controller && injector && prometheus {
             return true;
         }
         tokio::select! {
@@ -324,7 +337,7 @@ pub async fn run(state: StateDir) -> anyhow::Result<()> {
         }
     });
 
-    if control_plane_ready(&instance, &stop).await {
+    if control_plane_ready(&instance, with_prometheus, &stop).await {
         std::fs::write(state.ready_marker(), b"ready\n")?;
         tracing::info!("local mode is ready");
         while !stop.is_cancelled() {
