@@ -10,7 +10,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
-use crate::{connection::ConnectionError, http_util::ProxyBody, state::Shared};
+use crate::{connection::ConnectionError, state::Shared};
 
 /// Accepts connections until drained, running `handle` for each in its own
 /// task tracked for the drain.
@@ -101,11 +101,13 @@ macro_rules! drive_until_drained {
 
 /// Serves HTTP/1.1 (with upgrades) or HTTP/2 on `io` until the client
 /// closes; on drain, finishes in-flight requests and closes gracefully.
-pub async fn serve_http<I, F, Fut>(io: I, http2: bool, drain: CancellationToken, handler: F)
+pub async fn serve_http<I, F, Fut, B>(io: I, http2: bool, drain: CancellationToken, handler: F)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     F: Fn(Request<Incoming>) -> Fut + Send + Clone + 'static,
-    Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let service = service_fn(move |req| {
         let handler = handler.clone();

@@ -14,7 +14,8 @@ use crate::{
     refusal::{Layer, Refusal},
     state::Shared,
     telemetry::{
-        access_log::{HttpEntry, LogParts, now},
+        access_log::{HttpEntry, LogParts},
+        body_bytes::{Logged, Tally, counted},
         trace::Kind,
     },
     upstream::{HttpClient, forward},
@@ -71,11 +72,18 @@ fn rate_limited(limit: &crate::policy::HttpLimit) -> Response<ProxyBody> {
 }
 
 /// Authorizes one request, then forwards it to the application.
-pub async fn handle(ctx: InboundContext, mut req: Request<Incoming>) -> Response<ProxyBody> {
+pub async fn handle(
+    ctx: InboundContext,
+    mut req: Request<Incoming>,
+) -> Response<Logged<ProxyBody>> {
     let started = tokio::time::Instant::now();
     let ctx = &ctx.0;
     // The log shows the request as the client sent it.
-    let log_parts = ctx.shared.access_log.enabled().then(|| LogParts::of(&req));
+    let log_parts = ctx.shared.access_log.enabled().then(|| {
+        let tally = Tally::default();
+        req.extensions_mut().insert(tally.clone());
+        (LogParts::of(&req), tally)
+    });
     let span = ctx.shared.tracer.start(Kind::Server, &mut req);
     let Answer {
         response,
@@ -98,31 +106,24 @@ pub async fn handle(ctx: InboundContext, mut req: Request<Incoming>) -> Response
         let code = response.status().as_u16();
         ctx.shared.tracer.finish(span, code, remote, tags);
     }
-    if let Some(log_parts) = log_parts {
-        ctx.shared.access_log.log(&HttpEntry {
-            response_flags: flag,
-            peer_identity: match &ctx.source {
-                Source::Mesh(_) => Some(&ctx.source_label),
-                Source::Ingress(_) => None,
-            },
-            timestamp: now(),
-            direction: "inbound",
-            protocol: log_parts.version,
-            method: &log_parts.method,
-            authority: &log_parts.authority,
-            path: &log_parts.path,
-            response_code: response.status().as_u16(),
-            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-            upstream_service: None,
-            upstream_host: Some(ctx.app.to_string()),
-            source_identity: Some(&ctx.source_label),
-            authorization: rule.as_deref(),
-            user_agent: log_parts.user_agent.as_deref(),
-            request_id: log_parts.request_id.as_deref(),
-            error,
-        });
-    }
-    response
+    let Some((parts, received)) = log_parts else {
+        return response.map(Logged::plain);
+    };
+    let entry = HttpEntry {
+        response_flags: flag,
+        peer_identity: match &ctx.source {
+            Source::Mesh(_) => Some(ctx.source_label.clone()),
+            Source::Ingress(_) => None,
+        },
+        response_code: response.status().as_u16(),
+        upstream_host: Some(ctx.app.to_string()),
+        source_identity: Some(ctx.source_label.clone()),
+        authorization: rule.as_deref().map(str::to_string),
+        error,
+        ..HttpEntry::of(parts, "inbound")
+    };
+    let log = ctx.shared.access_log.clone();
+    response.map(|body| Logged::new(body, log, entry, started, received))
 }
 
 /// What answers a request: the response, the rule that admitted it, why
@@ -197,7 +198,7 @@ async fn respond(ctx: &Inner, mut req: Request<Incoming>) -> Answer {
             Answer::refused(&refusal, None)
         }
         (Decision::Allow(rule), None) => {
-            match forward(&ctx.app_client, req.map(Either::Left), ctx.app).await {
+            match forward(&ctx.app_client, counted(req).map(Either::Left), ctx.app).await {
                 Ok(r) => Answer {
                     response: r.map(Either::Left),
                     rule: Some(rule),

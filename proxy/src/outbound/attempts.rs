@@ -24,7 +24,10 @@ use crate::{
     resilience::{self, breaker::Breaker, retry::Tried},
     routing::{choose_backend, choose_endpoint},
     state::Shared,
-    telemetry::metrics::Metrics,
+    telemetry::{
+        body_bytes::{Tally, counted},
+        metrics::Metrics,
+    },
     upstream::{EndpointHandle, ForwardError},
 };
 
@@ -106,7 +109,11 @@ async fn prepare(req: Request<Incoming>, retries: bool) -> Result<Prepared, Stri
         .await
         .map_err(|e| format!("reading the request body: {e}"))?;
     let trailers = collected.trailers().cloned();
-    let body = Replay::new(collected.to_bytes(), trailers);
+    let bytes = collected.to_bytes();
+    if let Some(tally) = parts.extensions.get::<Tally>() {
+        tally.add(bytes.len() as u64);
+    }
+    let body = Replay::new(bytes, trailers);
     Ok(Prepared::Replayed(Template {
         method: parts.method,
         uri: parts.uri,
@@ -236,7 +243,7 @@ async fn tries(
                         choose_backend(service, Some(&HttpRequestView::of(&req)), random).clone()
                     }
                 };
-                (req.map(Either::Left), set)
+                (counted(req).map(Either::Left), set)
             }
             Some(Prepared::Replayed(template)) => {
                 let set = match &plan.backend {

@@ -19,7 +19,8 @@ use crate::{
     routing::{service_by_addr, service_by_authority},
     state::Shared,
     telemetry::{
-        access_log::{HttpEntry, LogParts, now},
+        access_log::{HttpEntry, LogParts},
+        body_bytes::{Logged, Tally, counted},
         trace::{ActiveSpan, Kind},
     },
     upstream::{ForwardError, forward},
@@ -78,10 +79,17 @@ impl Outcome {
     }
 }
 
-pub async fn handle(ctx: OutboundContext, mut req: Request<Incoming>) -> Response<ProxyBody> {
+pub async fn handle(
+    ctx: OutboundContext,
+    mut req: Request<Incoming>,
+) -> Response<Logged<ProxyBody>> {
     let started = tokio::time::Instant::now();
     let ctx = &ctx.0;
-    let log_parts = ctx.shared.access_log.enabled().then(|| LogParts::of(&req));
+    let log_parts = ctx.shared.access_log.enabled().then(|| {
+        let tally = Tally::default();
+        req.extensions_mut().insert(tally.clone());
+        (LogParts::of(&req), tally)
+    });
     let span = ctx.shared.tracer.start(Kind::Client, &mut req);
     let outcome = route(ctx, req).await;
     let code = outcome.response.status().as_u16();
@@ -94,33 +102,26 @@ pub async fn handle(ctx: OutboundContext, mut req: Request<Incoming>) -> Respons
     if let Some(span) = span {
         finish_span(&ctx.shared, span, code, &outcome);
     }
-    if let Some(parts) = log_parts {
-        let peer = outcome
+    let Some((parts, received)) = log_parts else {
+        return outcome.response.map(Logged::plain);
+    };
+    let entry = HttpEntry {
+        response_flags: outcome.flag,
+        peer_identity: outcome
             .endpoint
             .as_ref()
             .and_then(|e| e.spec.identity.as_ref())
-            .map(ToString::to_string);
-        ctx.shared.access_log.log(&HttpEntry {
-            response_flags: outcome.flag,
-            peer_identity: peer.as_deref(),
-            timestamp: now(),
-            direction: "outbound",
-            protocol: parts.version,
-            method: &parts.method,
-            authority: &parts.authority,
-            path: &parts.path,
-            response_code: code,
-            duration_ms: millis,
-            upstream_service: outcome.service.as_deref(),
-            upstream_host: outcome.endpoint.as_ref().map(|e| e.addr().to_string()),
-            source_identity: None,
-            authorization: None,
-            user_agent: parts.user_agent.as_deref(),
-            request_id: parts.request_id.as_deref(),
-            error: outcome.error,
-        });
-    }
-    outcome.response
+            .map(ToString::to_string),
+        response_code: code,
+        upstream_service: outcome.service.as_deref().map(str::to_string),
+        upstream_host: outcome.endpoint.as_ref().map(|e| e.addr().to_string()),
+        error: outcome.error,
+        ..HttpEntry::of(parts, "outbound")
+    };
+    let log = ctx.shared.access_log.clone();
+    outcome
+        .response
+        .map(|body| Logged::new(body, log, entry, started, received))
 }
 
 /// Records the client span: the service, the endpoint chosen, the
@@ -203,7 +204,7 @@ impl EgressRoute {
             self.breaker.as_ref(),
             None,
         );
-        match forward(&client, req.map(Either::Left), target).await {
+        match forward(&client, counted(req).map(Either::Left), target).await {
             Ok(response) => Outcome {
                 response: response.map(Either::Left),
                 service: Some(self.rule),

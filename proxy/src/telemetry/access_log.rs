@@ -75,6 +75,8 @@ impl std::fmt::Debug for AccessLog {
 /// The request fields the access log keeps, taken before the request is
 /// moved into the client.
 pub struct LogParts {
+    /// When the request arrived.
+    pub timestamp: String,
     pub version: &'static str,
     pub method: String,
     pub authority: String,
@@ -92,6 +94,7 @@ impl LogParts {
                 .map(str::to_owned)
         };
         Self {
+            timestamp: now(),
             version: match req.version() {
                 http::Version::HTTP_2 => "HTTP/2",
                 http::Version::HTTP_10 => "HTTP/1.0",
@@ -106,9 +109,10 @@ impl LogParts {
     }
 }
 
-/// One HTTP request.
-#[derive(Debug, Serialize)]
-pub struct HttpEntry<'a> {
+/// One HTTP request, written when its response body has been sent
+/// ([`super::body_bytes::Logged`]).
+#[derive(Debug, Default, Serialize)]
+pub struct HttpEntry {
     /// Why the proxy answered or failed it, in Envoy's response-flag codes
     /// (`-` for none): NR no route, UF connect failure, UO overflow, UT
     /// timeout, UC reset, UR refused stream, RL rate limited, DPE bad
@@ -117,29 +121,52 @@ pub struct HttpEntry<'a> {
     /// The other end's verified identity: the server's (outbound), the
     /// client's (inbound).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub peer_identity: Option<&'a str>,
+    pub peer_identity: Option<String>,
+    /// When the request arrived.
     pub timestamp: String,
     pub direction: &'static str,
-    pub protocol: &'a str,
-    pub method: &'a str,
-    pub authority: &'a str,
-    pub path: &'a str,
+    pub protocol: &'static str,
+    pub method: String,
+    pub authority: String,
+    pub path: String,
     pub response_code: u16,
+    /// From the request's arrival to the last byte of the response body.
     pub duration_ms: f64,
+    /// Request body bytes read from the client.
+    pub bytes_received: u64,
+    /// Response body bytes written to the client.
+    pub bytes_sent: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub upstream_service: Option<&'a str>,
+    pub upstream_service: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_host: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_identity: Option<&'a str>,
+    pub source_identity: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub authorization: Option<&'a str>,
+    pub authorization: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<&'a str>,
+    pub user_agent: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<&'a str>,
+    pub request_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl HttpEntry {
+    /// An entry for a request whose fields `parts` kept.
+    pub fn of(parts: LogParts, direction: &'static str) -> Self {
+        Self {
+            timestamp: parts.timestamp,
+            direction,
+            protocol: parts.version,
+            method: parts.method,
+            authority: parts.authority,
+            path: parts.path,
+            user_agent: parts.user_agent,
+            request_id: parts.request_id,
+            ..Self::default()
+        }
+    }
 }
 
 /// One opaque TCP connection.
@@ -168,28 +195,30 @@ fn or_dash(v: Option<&str>) -> &str {
     v.filter(|s| !s.is_empty()).unwrap_or("-")
 }
 
-impl TextLine for HttpEntry<'_> {
+impl TextLine for HttpEntry {
     /// Envoy's default format, in this log's fields: `[time] "METHOD PATH
-    /// PROTOCOL" CODE FLAGS DURATION_MS "AUTHORITY" "UPSTREAM_HOST"
-    /// "USER_AGENT" "REQUEST_ID"`, then what Envoy's has not.
+    /// PROTOCOL" CODE FLAGS RECEIVED SENT DURATION_MS "AUTHORITY"
+    /// "UPSTREAM_HOST" "USER_AGENT" "REQUEST_ID"`, then what Envoy's has not.
     fn text(&self) -> String {
         let mut line = format!(
-            "[{}] \"{} {} {}\" {} {} {:.3} \"{}\" \"{}\" \"{}\" \"{}\" {} upstream={} peer={} rule={}",
+            "[{}] \"{} {} {}\" {} {} {} {} {:.3} \"{}\" \"{}\" \"{}\" \"{}\" {} upstream={} peer={} rule={}",
             self.timestamp,
             self.method,
             self.path,
             self.protocol,
             self.response_code,
             self.response_flags,
+            self.bytes_received,
+            self.bytes_sent,
             self.duration_ms,
             self.authority,
             or_dash(self.upstream_host.as_deref()),
-            or_dash(self.user_agent),
-            or_dash(self.request_id),
+            or_dash(self.user_agent.as_deref()),
+            or_dash(self.request_id.as_deref()),
             self.direction,
-            or_dash(self.upstream_service),
-            or_dash(self.peer_identity),
-            or_dash(self.authorization),
+            or_dash(self.upstream_service.as_deref()),
+            or_dash(self.peer_identity.as_deref()),
+            or_dash(self.authorization.as_deref()),
         );
         if let Some(e) = &self.error {
             line.push_str(&format!(" error={e:?}"));

@@ -1,5 +1,6 @@
 //! Metrics (Prometheus text on 15010), the JSON access log, and traces.
 
 pub mod access_log;
+pub mod body_bytes;
 pub mod metrics;
 pub mod trace;

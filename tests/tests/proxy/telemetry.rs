@@ -162,3 +162,31 @@ async fn the_access_log_follows_the_config_with_flags_and_peer_identities() {
     .await;
     assert_eq!(f.buyer.access_log.lock().unwrap().len(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_lines_count_the_body_bytes_both_ways() {
+    let f = Fixture::start().await;
+    let mut conn = Http1Conn::connect(f.buyer.outbound()).await.unwrap();
+    let upload = bytes::Bytes::from(vec![b'x'; 1000]);
+    let request = http::Request::post("/books/upload")
+        .header("host", "bookstore:14001")
+        .body(http_body_util::Full::new(upload))
+        .unwrap();
+    let answer = conn.send(request).await.unwrap();
+    assert_eq!(answer.status, 200);
+    // The app echoes the body after its name, method and path.
+    let sent = answer.body.len() as u64;
+    assert!(sent > 1000, "{sent}");
+    for (side, proxy) in [("outbound", &f.buyer), ("inbound", &f.store_v1)] {
+        let line = eventually("the upload's line", || async {
+            proxy
+                .access_log_lines()
+                .into_iter()
+                .find(|l| l["path"] == "/books/upload")
+        })
+        .await;
+        assert_eq!(line["direction"], side);
+        assert_eq!(line["bytes_received"], 1000, "{line}");
+        assert_eq!(line["bytes_sent"], sent, "{line}");
+    }
+}

@@ -1,0 +1,288 @@
+//! The bytes of a request's bodies, for the access log: the request body
+//! is counted as it is read from the client, the response body as it is
+//! written to the client, and the request's line is written when the
+//! response body has ended (or the client went away), as Envoy writes its
+//! lines, so it carries both counts and the whole duration.
+//!
+//! Nothing is counted when the access log is off: the wrappers hold no
+//! tally then and pass frames straight through.
+
+use std::{
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Context, Poll},
+};
+
+use bytes::Buf as _;
+use http::Request;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+
+use super::access_log::{AccessLog, HttpEntry};
+
+/// Bytes read from the client for one request; travels with the request
+/// in its extensions to wherever the body is read.
+#[derive(Debug, Clone, Default)]
+pub struct Tally(Arc<AtomicU64>);
+
+impl Tally {
+    pub fn add(&self, bytes: u64) {
+        self.0.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// The tally of a request (None when its bytes are not counted).
+    pub fn of<B>(req: &Request<B>) -> Option<&Tally> {
+        req.extensions().get::<Tally>()
+    }
+}
+
+/// A request body whose data bytes are added to a tally as they pass.
+#[derive(Debug)]
+pub struct Counted<B> {
+    inner: B,
+    tally: Option<Tally>,
+}
+
+/// The client's request body on its way upstream, counted into the
+/// request's tally when it has one.
+pub fn counted(req: Request<Incoming>) -> Request<Counted<Incoming>> {
+    let tally = Tally::of(&req).cloned();
+    req.map(|inner| Counted { inner, tally })
+}
+
+impl<B: Body + Unpin> Body for Counted<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let (Some(tally), Poll::Ready(Some(Ok(frame)))) = (&this.tally, &polled)
+            && let Some(data) = frame.data_ref()
+        {
+            tally.add(data.remaining() as u64);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A line waiting for its response body to end.
+struct Pending {
+    log: AccessLog,
+    entry: HttpEntry,
+    started: tokio::time::Instant,
+    received: Tally,
+}
+
+/// A response body that writes its request's access-log line once it has
+/// been sent whole, or dropped unfinished.
+pub struct Logged<B> {
+    inner: B,
+    pending: Option<Box<Pending>>,
+}
+
+impl<B> Logged<B> {
+    /// A body with no line to write (the log is off).
+    pub fn plain(inner: B) -> Self {
+        Self {
+            inner,
+            pending: None,
+        }
+    }
+
+    /// `entry` is written to `log` when the body ends, with the bytes sent,
+    /// the bytes `received` counted meanwhile, and the time since `started`.
+    pub fn new(
+        inner: B,
+        log: AccessLog,
+        entry: HttpEntry,
+        started: tokio::time::Instant,
+        received: Tally,
+    ) -> Self {
+        Self {
+            inner,
+            pending: Some(Box::new(Pending {
+                log,
+                entry,
+                started,
+                received,
+            })),
+        }
+    }
+
+    fn finish(&mut self, error: Option<String>) {
+        let Some(mut pending) = self.pending.take() else {
+            return;
+        };
+        pending.entry.bytes_received = pending.received.get();
+        pending.entry.duration_ms = pending.started.elapsed().as_secs_f64() * 1000.0;
+        if let Some(e) = error {
+            pending.entry.response_flags = "UC";
+            pending.entry.error.get_or_insert(e);
+        }
+        pending.log.log(&pending.entry);
+    }
+}
+
+impl<B: Body + Unpin> Body for Logged<B>
+where
+    B::Error: std::fmt::Display,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if this.pending.is_none() {
+            return polled;
+        }
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(data), Some(p)) = (frame.data_ref(), this.pending.as_mut()) {
+                    p.entry.bytes_sent += data.remaining() as u64;
+                }
+                if this.inner.is_end_stream() {
+                    this.finish(None);
+                }
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.finish(Some(format!("response body: {e}")));
+            }
+            Poll::Ready(None) => this.finish(None),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for Logged<B> {
+    /// The client went away before the body ended, or the body had none to
+    /// send: the line is written with what was sent.
+    fn drop(&mut self) {
+        self.finish(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt as _, Full, StreamBody};
+
+    use super::*;
+    use crate::telemetry::access_log::LogFormat;
+
+    /// A log whose lines land in a shared buffer.
+    fn log_into(lines: Arc<Mutex<Vec<u8>>>) -> AccessLog {
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let dropped = metrics::Counter::noop();
+        AccessLog::start(Box::new(Sink(lines)), dropped, LogFormat::Json)
+    }
+
+    fn written(lines: &Arc<Mutex<Vec<u8>>>) -> Vec<serde_json::Value> {
+        // The writer thread flushes after each batch.
+        for _ in 0..200 {
+            let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+            if !text.is_empty() {
+                return text
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Vec::new()
+    }
+
+    #[tokio::test]
+    async fn a_line_carries_the_bytes_of_both_bodies_once_the_response_ends() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let received = Tally::default();
+        let mut request = Counted {
+            inner: Full::new(Bytes::from_static(b"0123456789")),
+            tally: Some(received.clone()),
+        };
+        while let Some(frame) = request.frame().await {
+            frame.unwrap();
+        }
+        let chunks =
+            ["hello ", "world", "!"].map(|s| Ok::<_, std::io::Error>(Frame::data(Bytes::from(s))));
+        let body = StreamBody::new(futures_util::stream::iter(chunks));
+        let mut response = Logged::new(
+            body,
+            log_into(lines.clone()),
+            HttpEntry::default(),
+            tokio::time::Instant::now(),
+            received,
+        );
+        assert!(
+            String::from_utf8(lines.lock().unwrap().clone())
+                .unwrap()
+                .is_empty(),
+            "nothing is written before the body is sent"
+        );
+        while let Some(frame) = response.frame().await {
+            frame.unwrap();
+        }
+        drop(response);
+        let written = written(&lines);
+        assert_eq!(written.len(), 1, "one line, however the body ended");
+        assert_eq!(written[0]["bytes_received"], 10);
+        assert_eq!(written[0]["bytes_sent"], 12);
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_unsent_still_writes_its_line() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let response = Logged::new(
+            Full::new(Bytes::from_static(b"never read")),
+            log_into(lines.clone()),
+            HttpEntry::default(),
+            tokio::time::Instant::now(),
+            Tally::default(),
+        );
+        drop(response);
+        let written = written(&lines);
+        assert_eq!(written.len(), 1);
+        assert_eq!(written[0]["bytes_sent"], 0);
+    }
+}
