@@ -104,6 +104,7 @@ fn serve_controller(state: &Path, manifests: &Path) {
                 poll: POLL,
             },
             server_names: vec!["127.0.0.1".into()],
+            traffic_metrics: None,
             log_filter: None,
         })
         .await

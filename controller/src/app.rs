@@ -44,6 +44,8 @@ pub struct Settings {
     pub source: Source,
     /// Names (DNS or IP) on the controller's certificate.
     pub server_names: Vec<String>,
+    /// The SMI TrafficMetrics aggregated API (None: not served).
+    pub traffic_metrics: Option<crate::traffic_metrics::Settings>,
     /// The controller's log filter, which MeshConfig
     /// `observability.osmLogLevel` sets; None leaves logging alone.
     pub log_filter: Option<Arc<dyn osm_api::logging::LogFilter>>,
@@ -66,6 +68,14 @@ pub struct BoundAddrs {
     pub grpc: SocketAddr,
     pub admin: SocketAddr,
     pub webhook: SocketAddr,
+    pub traffic_metrics: Option<SocketAddr>,
+}
+
+/// The TrafficMetrics API, bound.
+struct TrafficMetricsApi {
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    settings: crate::traffic_metrics::Settings,
 }
 
 /// A bound controller, ready to run.
@@ -76,6 +86,7 @@ pub struct Controller {
     addrs: BoundAddrs,
     tls: Arc<rustls::ServerConfig>,
     webhook_tls: Arc<rustls::ServerConfig>,
+    traffic_metrics: Option<TrafficMetricsApi>,
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     proxies: Arc<Proxies>,
@@ -112,10 +123,24 @@ impl Controller {
         let grpc = bind(settings.grpc).await?;
         let admin = bind(settings.admin).await?;
         let webhook = bind(settings.webhook).await?;
+        let traffic_metrics = match settings.traffic_metrics {
+            Some(settings) => Some(TrafficMetricsApi {
+                listener: bind(settings.listen).await?,
+                tls: crate::traffic_metrics::serve::tls_config(&serving, &settings.client_ca_pem)
+                    .map_err(anyhow::Error::msg)
+                    .context("the TrafficMetrics API's TLS configuration")?,
+                settings,
+            }),
+            None => None,
+        };
         let addrs = BoundAddrs {
             grpc: grpc.local_addr()?,
             admin: admin.local_addr()?,
             webhook: webhook.local_addr()?,
+            traffic_metrics: match &traffic_metrics {
+                Some(api) => Some(api.listener.local_addr()?),
+                None => None,
+            },
         };
         Ok(Self {
             grpc,
@@ -124,6 +149,7 @@ impl Controller {
             addrs,
             tls,
             webhook_tls,
+            traffic_metrics,
             hub,
             metrics: Arc::new(Metrics::new()),
             proxies: Arc::new(Proxies::default()),
@@ -211,6 +237,22 @@ impl Controller {
             },
             stop.clone(),
         ));
+        if let Some(api) = self.traffic_metrics {
+            let readings = Arc::new(crate::traffic_metrics::Readings::default());
+            tasks.spawn(crate::traffic_metrics::keep_reading(
+                self.hub.clone(),
+                readings.clone(),
+                api.settings.window,
+                stop.clone(),
+            ));
+            tasks.spawn(crate::traffic_metrics::serve::serve(
+                api.listener,
+                api.tls,
+                readings,
+                Arc::new(api.settings.allowed_names),
+                stop.clone(),
+            ));
+        }
         let metrics = self.metrics.clone();
         let upkeep_stop = stop.clone();
         tasks.spawn(async move {

@@ -328,6 +328,22 @@ impl Hub {
         Some(osm_api::k8s::service_account(pod).to_string())
     }
 
+    /// Every known pod with a proxy whose metrics can be read:
+    /// (`namespace/name`, address, path).
+    pub fn scrape_targets(&self) -> Vec<(String, std::net::SocketAddr, String)> {
+        let inner = self.lock();
+        inner
+            .compiler
+            .index
+            .pods
+            .iter()
+            .filter_map(|((ns, name), pod)| {
+                let (addr, path) = osm_api::traffic_metrics::scrape::scrape_target_of(pod)?;
+                Some((format!("{ns}/{name}"), addr, path))
+            })
+            .collect()
+    }
+
     /// Leaf certificate lifetime: the MeshConfig's
     /// `certificate.serviceCertValidityDuration`, read at each signing so a
     /// change applies to the next certificate.

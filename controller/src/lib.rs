@@ -7,6 +7,8 @@
 //!   metrics and debug (9091).
 //! - [`sources`]: what feeds the compiler (a directory of manifests; the
 //!   Kubernetes API).
+//! - [`traffic_metrics`]: the SMI TrafficMetrics aggregated API, from the
+//!   proxies' metrics read once per window.
 //! - [`app`]: the wiring of a running controller.
 
 #![forbid(unsafe_code)]
@@ -22,6 +24,7 @@ pub mod server;
 pub mod sources;
 pub mod status;
 pub mod token;
+pub mod traffic_metrics;
 pub mod webhook;
 
 #[cfg(test)]

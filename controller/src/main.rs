@@ -8,9 +8,10 @@ use osm_api::compile::MeshOptions;
 use osm_controller::{
     app::{Controller, Settings, Source},
     ca::LocalCa,
-    kubernetes::{bootstrap::Bootstrap, ca_secret, token_review::KubeTokens},
+    kubernetes::{bootstrap::Bootstrap, ca_secret, front_proxy, token_review::KubeTokens},
     server::tls::default_server_names,
     token::{LocalTokens, TokenReviewer},
+    traffic_metrics::Settings as TrafficMetricsSettings,
 };
 
 /// The mesh's control plane: the certificate authority, the config stream
@@ -78,6 +79,18 @@ struct Args {
     #[arg(long = "server-name")]
     server_names: Vec<String>,
 
+    /// Serve the SMI TrafficMetrics aggregated API (metrics.smi-spec.io/
+    /// v1alpha1) over HTTPS here, for the APIService the chart installs.
+    /// Kubernetes only: callers must present the API server's front-proxy
+    /// client certificate (kube-system/extension-apiserver-authentication).
+    #[arg(long, requires = "kubernetes")]
+    traffic_metrics_listen: Option<SocketAddr>,
+
+    /// The TrafficMetrics window: every proxy's metrics are read this often
+    /// and each answer covers the last window.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    traffic_metrics_window: Duration,
+
     /// Log filter (RUST_LOG syntax).
     #[arg(long, env = "OSM_CONTROLLER_LOG", default_value = "info")]
     log_level: String,
@@ -140,6 +153,29 @@ async fn run(args: Args, log_filter: Arc<dyn osm_api::logging::LogFilter>) -> an
         };
         tokio::spawn(bootstrap.keep(Duration::from_secs(60), stop_bootstrap.clone()));
     }
+    let traffic_metrics = match (&source, args.traffic_metrics_listen) {
+        (Source::Kubernetes(client), Some(listen)) => {
+            match front_proxy::read(client.clone()).await {
+                Ok(front) => Some(TrafficMetricsSettings {
+                    listen,
+                    client_ca_pem: front.client_ca_pem,
+                    allowed_names: front.allowed_names,
+                    window: args.traffic_metrics_window,
+                }),
+                Err(e) => {
+                    // Traffic goes on without it; say why `kubectl get
+                    // trafficmetrics` will not answer, once.
+                    tracing::warn!(
+                        error = %e,
+                        "the TrafficMetrics API is not served (the chart's \
+                         osm.trafficMetrics.enabled=false leaves it out)"
+                    );
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let server_names = if args.server_names.is_empty() {
         default_server_names(&args.osm_namespace)
     } else {
@@ -159,6 +195,7 @@ async fn run(args: Args, log_filter: Arc<dyn osm_api::logging::LogFilter>) -> an
         },
         source,
         server_names,
+        traffic_metrics,
         log_filter: Some(log_filter),
     })
     .await?;

@@ -24,7 +24,8 @@ pub mod apiserver;
 pub mod daemon;
 pub mod demo;
 pub mod expectations;
-pub mod http;
+/// Small HTTP requests (shared with the controller).
+pub use osm_serve::fetch as http;
 pub mod lifecycle;
 pub mod manifests;
 pub mod mesh_test;

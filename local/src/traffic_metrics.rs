@@ -3,43 +3,21 @@
 //! its pod address, as Prometheus scrapes it), aggregated by
 //! [`osm_api::traffic_metrics`]. Counts are since each proxy started.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
-use osm_api::traffic_metrics::{Kind, Requests, from_exposition, traffic_metrics};
+use osm_api::traffic_metrics::{
+    Kind, Requests, from_exposition, scrape::scrape_target, traffic_metrics,
+};
 use serde_json::Value;
 
 use super::{http, store::Store};
-
-const METRICS_PORT: u16 = 15010;
-const METRICS_PATH: &str = "/stats/prometheus";
-
-/// Where a meshed pod's proxy serves its metrics; None for a pod without a
-/// sidecar or an address.
-fn metrics_target(pod: &Value) -> Option<(SocketAddr, String)> {
-    let has_proxy = ["initContainers", "containers"].iter().any(|field| {
-        pod["spec"][field]
-            .as_array()
-            .is_some_and(|cs| cs.iter().any(|c| c["name"] == "osm-proxy"))
-    });
-    let ip: std::net::IpAddr = pod.pointer("/status/podIP")?.as_str()?.parse().ok()?;
-    let annotations = &pod["metadata"]["annotations"];
-    let port = annotations["prometheus.io/port"]
-        .as_str()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(METRICS_PORT);
-    let path = annotations["prometheus.io/path"]
-        .as_str()
-        .unwrap_or(METRICS_PATH)
-        .to_string();
-    has_proxy.then(|| (SocketAddr::new(ip, port), path))
-}
 
 /// Every sidecar's request series; a proxy that does not answer is left
 /// out (its requests are missing from the counts) and named on stderr.
 pub async fn collect(store: &Store) -> anyhow::Result<Vec<Requests>> {
     let mut out = Vec::new();
     for object in store.list()?.into_iter().filter(|o| o.key.kind == "Pod") {
-        let Some((addr, path)) = metrics_target(&object.value) else {
+        let Some((addr, path)) = scrape_target(&object.value) else {
             continue;
         };
         match http::get(addr, &path, Duration::from_secs(2)).await {
@@ -163,30 +141,8 @@ pub fn table(list: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
 
     use super::*;
-
-    #[test]
-    fn only_pods_with_a_sidecar_and_an_address_are_read() {
-        let meshed = json!({
-            "metadata": {"annotations": {"prometheus.io/port": "15010", "prometheus.io/path": "/stats/prometheus"}},
-            "spec": {"initContainers": [{"name": "osm-proxy"}], "containers": [{"name": "app"}]},
-            "status": {"podIP": "10.1.0.7"},
-        });
-        assert_eq!(
-            metrics_target(&meshed),
-            Some((
-                "10.1.0.7:15010".parse().unwrap(),
-                "/stats/prometheus".into()
-            ))
-        );
-        let plain =
-            json!({"spec": {"containers": [{"name": "app"}]}, "status": {"podIP": "10.1.0.8"}});
-        assert_eq!(metrics_target(&plain), None);
-        let pending = json!({"spec": {"initContainers": [{"name": "osm-proxy"}]}});
-        assert_eq!(metrics_target(&pending), None);
-    }
 
     #[test]
     fn a_query_names_a_kind_the_metrics_are_kept_for() {

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod fetch;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 
@@ -31,6 +32,11 @@ pub type Handler =
 /// The address of the client a request came from (in its extensions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAddr(pub std::net::SocketAddr);
+
+/// The certificate a TLS client presented, when it presented one (in the
+/// request's extensions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCertificate(pub Arc<rustls::pki_types::CertificateDer<'static>>);
 
 /// How long a client may take to finish a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,7 +64,7 @@ impl Default for Limits {
 
 async fn serve_connection<IO>(
     io: IO,
-    peer: std::net::SocketAddr,
+    (peer, certificate): (std::net::SocketAddr, Option<PeerCertificate>),
     handler: Handler,
     limits: Limits,
     stop: CancellationToken,
@@ -67,6 +73,9 @@ async fn serve_connection<IO>(
 {
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(PeerAddr(peer));
+        if let Some(c) = &certificate {
+            req.extensions_mut().insert(c.clone());
+        }
         let handler = handler.clone();
         async move { Ok::<_, Infallible>(handler(req).await) }
     });
@@ -126,12 +135,18 @@ pub async fn serve_with(
         tokio::spawn(async move {
             let _slot = slot;
             match acceptor {
-                None => serve_connection(tcp, peer, handler, limits, stop).await,
+                None => serve_connection(tcp, (peer, None), handler, limits, stop).await,
                 Some(acceptor) => {
                     if let Ok(Ok(tls)) =
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
                     {
-                        serve_connection(tls, peer, handler, limits, stop).await;
+                        let certificate = tls
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|chain| chain.first())
+                            .map(|c| PeerCertificate(Arc::new(c.clone().into_owned())));
+                        serve_connection(tls, (peer, certificate), handler, limits, stop).await;
                     }
                 }
             }

@@ -65,6 +65,15 @@ impl ControlPlane {
     /// Starts a controller on `grpc` (port 0 the first time; the same
     /// address to bring it back).
     pub async fn start(&self, grpc: SocketAddr) -> TestController {
+        self.start_with(grpc, None).await
+    }
+
+    /// [`ControlPlane::start`], serving the TrafficMetrics API as `api` says.
+    pub async fn start_with(
+        &self,
+        grpc: SocketAddr,
+        api: Option<osm_controller::traffic_metrics::Settings>,
+    ) -> TestController {
         let controller = Controller::bind(Settings {
             grpc,
             admin: "127.0.0.1:0".parse().unwrap(),
@@ -77,6 +86,7 @@ impl ControlPlane {
                 poll: Duration::from_millis(50),
             },
             server_names: vec!["127.0.0.1".into()],
+            traffic_metrics: api,
             log_filter: None,
         })
         .await
@@ -167,39 +177,35 @@ impl TestController {
     /// POSTs `body` to the webhook over HTTPS, checking its certificate
     /// against `roots_pem` as the API server would; (status, body).
     pub async fn webhook_post(&self, roots_pem: &str, path: &str, body: String) -> (u16, String) {
-        use http_body_util::BodyExt;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in osm_proxy::identity::parse_certificates(roots_pem.as_bytes()).unwrap() {
-            roots.add(cert).unwrap();
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let tcp = tokio::net::TcpStream::connect(self.addrs.webhook)
-            .await
-            .unwrap();
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect("127.0.0.1".try_into().unwrap(), tcp)
-            .await
-            .unwrap();
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                .await
-                .unwrap();
-        tokio::spawn(conn);
         let request = http::Request::post(path)
             .header("host", "osm-controller")
             .header("content-type", "application/json")
             .body(http_body_util::Full::new(bytes::Bytes::from(body)))
             .unwrap();
-        let response = sender.send_request(request).await.unwrap();
-        let status = response.status().as_u16();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&bytes).into_owned())
+        https(self.addrs.webhook, roots_pem, None, request)
+            .await
+            .unwrap()
+    }
+
+    /// GETs `path` from the TrafficMetrics API as the API server's
+    /// aggregator would, presenting `client` (certificate and key PEM);
+    /// (status, body), or why the connection failed.
+    pub async fn traffic_metrics_get(
+        &self,
+        roots_pem: &str,
+        client: Option<(&str, &str)>,
+        method: http::Method,
+        path: &str,
+    ) -> anyhow::Result<(u16, String)> {
+        let addr = self.addrs.traffic_metrics.expect("the API is served");
+        let request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "osm-controller")
+            .header("x-remote-user", "test-admin")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        https(addr, roots_pem, client, request).await
     }
 
     /// GET on the admin endpoint; (status, body).
@@ -209,4 +215,46 @@ impl TestController {
             .unwrap();
         (answer.status, answer.body)
     }
+}
+
+/// One HTTPS/1.1 request to `addr`, the server's certificate checked
+/// against `roots_pem` for the name 127.0.0.1, with a client certificate
+/// when given; (status, body).
+async fn https(
+    addr: SocketAddr,
+    roots_pem: &str,
+    client: Option<(&str, &str)>,
+    request: http::Request<http_body_util::Full<bytes::Bytes>>,
+) -> anyhow::Result<(u16, String)> {
+    use http_body_util::BodyExt;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in osm_proxy::identity::parse_certificates(roots_pem.as_bytes()).unwrap() {
+        roots.add(cert).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let config = match client {
+        Some((cert, key)) => {
+            let chain: Vec<CertificateDer<'static>> =
+                CertificateDer::pem_slice_iter(cert.as_bytes()).collect::<Result<_, _>>()?;
+            builder.with_client_auth_cert(chain, PrivateKeyDer::from_pem_slice(key.as_bytes())?)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("127.0.0.1".try_into()?, tcp)
+        .await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+    tokio::spawn(conn);
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
 }

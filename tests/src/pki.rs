@@ -44,6 +44,13 @@ impl Pki {
 
     /// A certificate with an arbitrary URI SAN (or none) and DNS SAN.
     pub fn issue_with(&self, uri: Option<&str>, dns: &str) -> Credentials {
+        let (cert, key) = self.issue_pem(uri, dns);
+        Credentials::from_pem(cert.as_bytes(), key.as_bytes()).unwrap()
+    }
+
+    /// [`Pki::issue_with`] as PEM: (certificate, key). The common name is
+    /// `dns`.
+    pub fn issue_pem(&self, uri: Option<&str>, dns: &str) -> (String, String) {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
         let mut params = CertificateParams::new(vec![dns.to_string()]).unwrap();
         params.distinguished_name.push(DnType::CommonName, dns);
@@ -58,7 +65,7 @@ impl Pki {
         ];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let cert = params.signed_by(&key, &self.ca).unwrap();
-        Credentials::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap()
+        (cert.pem(), key.serialize_pem())
     }
 }
 

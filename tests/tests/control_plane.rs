@@ -5,6 +5,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use osm_proxy::telemetry::metrics::PodInfo;
 use osm_tests::{
     ProxyOptions, TestProxy,
     apps::HttpApp,
@@ -119,6 +120,14 @@ struct Mesh {
 impl Mesh {
     /// The cluster written, a controller, and three proxies ready.
     async fn start(extra: &[(&str, String)]) -> Self {
+        Self::start_with(extra, None).await
+    }
+
+    /// [`Mesh::start`] with the controller serving the TrafficMetrics API.
+    async fn start_with(
+        extra: &[(&str, String)],
+        api: Option<osm_controller::traffic_metrics::Settings>,
+    ) -> Self {
         let cp = ControlPlane::new();
         let app = HttpApp::start("bookstore").await;
         let outside = HttpApp::start("outside").await;
@@ -126,17 +135,26 @@ impl Mesh {
         for (name, yaml) in extra {
             cp.write(name, yaml);
         }
-        let controller = cp.start("127.0.0.1:0".parse().unwrap()).await;
+        let controller = cp.start_with("127.0.0.1:0".parse().unwrap(), api).await;
         let grpc = controller.grpc();
         eventually("controller ready", || async {
             (controller.admin_get("/readyz").await.0 == 200).then_some(())
         })
         .await;
         let store_addr: SocketAddr = format!("{STORE_IP}:{}", app.addr.port()).parse().unwrap();
+        // The labels the proxies put on their metrics, as the injector
+        // would give them.
+        let pod = |ns: &str| PodInfo {
+            namespace: ns.into(),
+            kind: "Deployment".into(),
+            name: ns.into(),
+            pod: format!("{ns}-0"),
+        };
         let store = TestProxy::start(ProxyOptions {
             inbound_at: vec![(store_addr, app.addr)],
             outbound_targets: vec![],
             control: Some(cp.control_for(grpc, "bookstore", "bookstore-0", "bookstore")),
+            pod: pod("bookstore"),
             ..Default::default()
         })
         .await;
@@ -146,6 +164,7 @@ impl Mesh {
                 Some(outside.addr),
             ],
             control: Some(cp.control_for(grpc, ns, &format!("{ns}-0"), ns)),
+            pod: pod(ns),
             ..Default::default()
         };
         let buyer = TestProxy::start(client("bookbuyer")).await;
@@ -658,4 +677,166 @@ async fn the_webhook_answers_admission_reviews_with_the_compilers_messages() {
         );
     }
     controller.stop().await;
+}
+
+/// Pods whose proxies' metrics the controller reads: the test proxies all
+/// listen on 127.0.0.1, so each is named by its metrics port.
+fn scrape_pods(proxies: &[(&str, &TestProxy)]) -> String {
+    let mut yaml = String::from("apiVersion: v1\nkind: Namespace\nmetadata: {name: scrape}\n");
+    for (name, proxy) in proxies {
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: scrape, \
+             annotations: {{prometheus.io/port: \"{}\", prometheus.io/path: /stats/prometheus}}}}\n\
+             spec: {{initContainers: [{{name: osm-proxy, image: osm-proxy}}], containers: [{{name: app, image: x}}]}}\n\
+             status: {{podIP: 127.0.0.1}}\n",
+            proxy.addrs.metrics.port()
+        ));
+    }
+    yaml
+}
+
+/// The SMI TrafficMetrics API as the API server's aggregator reaches it:
+/// edges with the requests of each window, summed over windows, equal the
+/// requests sent (bookbuyer's succeed; bookthief's go to a path its
+/// TrafficTarget does not allow, and the bookstore's proxy denies them);
+/// only the front-proxy certificate with an allowed name gets an answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_metrics_are_served_to_the_api_servers_aggregator() {
+    let front = osm_tests::pki::Pki::new("front-proxy-ca");
+    let api = osm_controller::traffic_metrics::Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        client_ca_pem: front.bundle_pem(),
+        allowed_names: vec!["front-proxy-client".into()],
+        window: Duration::from_secs(1),
+    };
+    let mesh = Mesh::start_with(&[("thief.yaml", THIEF_ACCESS.to_string())], Some(api)).await;
+    mesh.cp.write(
+        "scrape.yaml",
+        &scrape_pods(&[("buyer", &mesh.buyer), ("thief", &mesh.thief)]),
+    );
+    let controller = mesh.controller.as_ref().unwrap();
+    let roots = osm_controller::ca::Issuer::trust_bundle(mesh.cp.ca.as_ref());
+    let (cert, key) = front.issue_pem(None, "front-proxy-client");
+    let client = Some((cert.as_str(), key.as_str()));
+    let get = |path: String| {
+        let roots = roots.clone();
+        async move {
+            controller
+                .traffic_metrics_get(&roots, client, http::Method::GET, &path)
+                .await
+                .unwrap()
+        }
+    };
+    let base = "/apis/metrics.smi-spec.io/v1alpha1";
+
+    let (status, body) = get(base.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"pods/edges\""), "{body}");
+    let (status, body) = get(format!("{base}/namespaces/bookstore/services/bookstore")).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("\"kind\":\"Status\""), "{body}");
+
+    let edges = format!("{base}/namespaces/bookstore/pods/bookstore-0/edges");
+    // The first window completes once the proxies were read twice.
+    eventually("the first window", || async {
+        (get(edges.clone()).await.0 == 200).then_some(())
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(Mesh::status(&mesh.buyer).await, 200);
+    }
+    for _ in 0..3 {
+        let answer = http1_get(mesh.thief.outbound(), "bookstore.bookstore", "/secret")
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 403, "{}", answer.body);
+    }
+    // Each window holds the requests made in it: summed over the windows
+    // seen, they come to what was sent.
+    let mut windows = std::collections::BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + osm_tests::patience();
+    let totals = loop {
+        let (status, body) = get(edges.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+        windows.insert(list["items"][0]["timestamp"].to_string(), list);
+        let totals = edge_totals(windows.values());
+        if totals.get("bookbuyer") == Some(&(5.0, 0.0))
+            && totals.get("bookthief") == Some(&(0.0, 3.0))
+        {
+            break totals;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the windows never added up to the requests sent: {totals:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(totals.len(), 2, "{totals:?}");
+    let one = windows
+        .values()
+        .find(|l| !l["items"].as_array().unwrap().is_empty())
+        .unwrap();
+    assert_eq!(one["items"][0]["window"], "1s", "{one}");
+    assert_eq!(one["items"][0]["resource"]["kind"], "Pod");
+
+    // A certificate from the right CA with another name is refused; one
+    // from another CA, or none, does not get past the handshake.
+    let (cert, key) = front.issue_pem(None, "someone");
+    let (status, body) = controller
+        .traffic_metrics_get(&roots, Some((&cert, &key)), http::Method::GET, base)
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "{body}");
+    let stranger = osm_tests::pki::Pki::new("front-proxy-ca");
+    let (cert, key) = stranger.issue_pem(None, "front-proxy-client");
+    assert!(
+        controller
+            .traffic_metrics_get(&roots, Some((&cert, &key)), http::Method::GET, base)
+            .await
+            .is_err()
+    );
+    assert!(
+        controller
+            .traffic_metrics_get(&roots, None, http::Method::GET, base)
+            .await
+            .is_err()
+    );
+    let (status, _) = controller
+        .traffic_metrics_get(&roots, client, http::Method::DELETE, &edges)
+        .await
+        .unwrap();
+    assert_eq!(status, 405);
+}
+
+/// (success, failure) received from each peer namespace, summed over
+/// TrafficMetricsLists of edges.
+fn edge_totals<'a>(
+    lists: impl Iterator<Item = &'a serde_json::Value>,
+) -> std::collections::BTreeMap<String, (f64, f64)> {
+    let mut totals = std::collections::BTreeMap::new();
+    for list in lists {
+        for item in list["items"].as_array().into_iter().flatten() {
+            if item["edge"]["direction"] != "from" {
+                continue;
+            }
+            let peer = item["edge"]["resource"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let metric = |name: &str| {
+                item["metrics"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|m| m["name"] == name)
+                    .and_then(|m| m["value"].as_str()?.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            let entry = totals.entry(peer).or_insert((0.0, 0.0));
+            entry.0 += metric("success_count");
+            entry.1 += metric("failure_count");
+        }
+    }
+    totals
 }

@@ -1,9 +1,11 @@
 //! The controller's own calls to the Kubernetes API: checking proxies'
-//! tokens with TokenReview, and keeping the CA in a Secret. (Watching
+//! tokens with TokenReview, keeping the CA in a Secret, reading the
+//! aggregator's front-proxy CA. (Watching
 //! cluster state is in [`crate::sources::kubernetes`].)
 
 pub mod bootstrap;
 pub mod ca_secret;
+pub mod front_proxy;
 pub mod token_review;
 
 #[cfg(any(test, feature = "test-support"))]

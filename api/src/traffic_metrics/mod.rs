@@ -12,6 +12,9 @@
 
 use std::collections::BTreeMap;
 
+pub mod api;
+pub mod scrape;
+
 use serde_json::{Value, json};
 
 pub const API_VERSION: &str = "metrics.smi-spec.io/v1alpha1";
@@ -223,7 +226,7 @@ enum Direction {
 }
 
 /// The TrafficMetrics of the resources of `kind` (one, when `name` is
-/// given) in `namespace` (any, for namespaces): with `edges`, one item per
+/// given) in `namespace` (any when empty, or for namespaces): with `edges`, one item per
 /// peer and direction; without, all the traffic each one received
 /// (`edge: {direction: from, resource: null}`), as the spec's plain GET.
 /// Returns a TrafficMetricsList.
@@ -237,7 +240,8 @@ pub fn traffic_metrics(
     window: &str,
 ) -> Value {
     let selected = |r: &Resource| {
-        (kind == Kind::Namespace || r.0 == namespace) && name.is_none_or(|n| r.1 == n)
+        (kind == Kind::Namespace || namespace.is_empty() || r.0 == namespace)
+            && name.is_none_or(|n| r.1 == n)
     };
     // (resource, direction, peer) -> totals; peer None: everyone.
     let mut totals: BTreeMap<(Resource, Direction, Option<Resource>), Totals> = BTreeMap::new();

@@ -1,5 +1,6 @@
-//! Small HTTP/1.1 requests the CLI and the runtime make: to the control
-//! plane's health endpoints, to probes, and to the injector over HTTPS.
+//! Small HTTP/1.1 requests, each on a new connection: local mode's health
+//! checks, probes and calls to the injector over HTTPS, and the
+//! controller's scrapes of the proxies' metrics.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

@@ -1,0 +1,144 @@
+//! SMI TrafficMetrics served by the controller: every meshed pod's proxy is
+//! read (its metrics port, as Prometheus scrapes it) once per window, and
+//! the aggregated API ([`serve`]) answers from the last two readings, so
+//! each answer covers one window (`window: 30s`) as the SMI spec means it,
+//! not the counts since each proxy started.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+
+use futures_util::StreamExt as _;
+use osm_api::traffic_metrics::{
+    Requests, from_exposition,
+    scrape::{Reading, between},
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::Hub;
+
+pub mod serve;
+
+/// Proxies read at once.
+const CONCURRENT_SCRAPES: usize = 32;
+/// How long one proxy may take to answer.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How to serve the API.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    /// The CA of the API server's front-proxy client certificate
+    /// (`requestheader-client-ca-file` of kube-system's
+    /// `extension-apiserver-authentication`): only clients with a
+    /// certificate from it are answered.
+    pub client_ca_pem: String,
+    /// Common names the client certificate may carry
+    /// (`requestheader-allowed-names`); empty: any from the CA.
+    pub allowed_names: Vec<String>,
+    /// The window: how often the proxies are read.
+    pub window: Duration,
+}
+
+/// A window's requests, ready to answer from.
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub requests: Vec<Requests>,
+    /// The end of the window, RFC 3339.
+    pub timestamp: String,
+    /// Its length, as a duration string (`30s`).
+    pub length: String,
+}
+
+/// The last two readings.
+#[derive(Debug, Default)]
+pub struct Readings {
+    last_two: Mutex<ReadingPair>,
+}
+
+impl Readings {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReadingPair> {
+        self.last_two.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn push(&self, at: SystemTime, reading: Reading) {
+        let mut pair = self.lock();
+        pair.0 = pair.1.take();
+        pair.1 = Some((at, reading));
+    }
+
+    /// The window between the last two readings; None until there are two.
+    pub fn window(&self) -> Option<Window> {
+        let pair = self.lock();
+        let ((start, older), (end, newer)) = (pair.0.as_ref()?, pair.1.as_ref()?);
+        let length = end.duration_since(*start).unwrap_or_default();
+        Some(Window {
+            requests: between(older, newer),
+            timestamp: humantime::format_rfc3339_seconds(*end).to_string(),
+            length: humantime::format_duration(Duration::from_secs(length.as_secs())).to_string(),
+        })
+    }
+}
+
+/// The reading before the last, and the last, each with when it was made.
+type ReadingPair = (Option<(SystemTime, Reading)>, Option<(SystemTime, Reading)>);
+
+/// Reads every proxy the hub knows of once.
+pub async fn read_proxies(hub: &Hub) -> Reading {
+    let targets = hub.scrape_targets();
+    let asked = targets.iter().map(|(pod, ..)| pod.clone()).collect();
+    let answers: Vec<(String, SocketAddr, anyhow::Result<Vec<Requests>>)> =
+        futures_util::stream::iter(targets)
+            .map(|(pod, addr, path)| async move {
+                let answer = osm_serve::fetch::get(addr, &path, SCRAPE_TIMEOUT)
+                    .await
+                    .and_then(|a| match a.status {
+                        200 => Ok(from_exposition(&String::from_utf8_lossy(&a.body))),
+                        status => Err(anyhow::anyhow!("answered {status}")),
+                    });
+                (pod, addr, answer)
+            })
+            .buffer_unordered(CONCURRENT_SCRAPES)
+            .collect()
+            .await;
+    let mut answered = BTreeMap::new();
+    for (pod, addr, answer) in answers {
+        match answer {
+            Ok(requests) => {
+                answered.insert(pod, requests);
+            }
+            Err(e) => tracing::debug!(%pod, %addr, error = %e, "proxy metrics not read"),
+        }
+    }
+    Reading { answered, asked }
+}
+
+/// Reads the proxies now and then once per `window` until `stop`.
+pub async fn keep_reading(
+    hub: Arc<Hub>,
+    readings: Arc<Readings>,
+    window: Duration,
+    stop: CancellationToken,
+) {
+    let mut missing_before = 0;
+    loop {
+        let reading = read_proxies(&hub).await;
+        let missing = reading.asked.len() - reading.answered.len();
+        if missing != missing_before {
+            tracing::info!(
+                missing,
+                asked = reading.asked.len(),
+                "traffic metrics: proxies whose metrics could not be read"
+            );
+            missing_before = missing;
+        }
+        readings.push(SystemTime::now(), reading);
+        tokio::select! {
+            () = tokio::time::sleep(window) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The aggregated API `metrics.smi-spec.io/v1alpha1` over HTTPS, as the
+//! API server's aggregator calls it (APIService
+//! `v1alpha1.metrics.smi-spec.io`).
+//!
+//! Who may call: only a client with a certificate from the front-proxy CA
+//! the API server itself uses (and, when the cluster names them, one of
+//! the allowed common names), so the API is reached through the API
+//! server and nothing else. Who may read what is decided there, before
+//! the request is passed on: the API server authorizes `get`/`list` on
+//! `metrics.smi-spec.io` resources with the caller's RBAC, as for any
+//! aggregated API. The user it names in `X-Remote-User` is logged.
+
+use std::sync::Arc;
+
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+use osm_api::traffic_metrics::api::{ApiRequest, answer, parse, status};
+use osm_serve::{PeerCertificate, Reply};
+use rustls::{
+    RootCertStore, ServerConfig,
+    pki_types::{CertificateDer, pem::PemObject},
+    server::WebPkiClientVerifier,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::Readings;
+use crate::ca::ServingCert;
+
+/// TLS presenting the controller's certificate, requiring a client
+/// certificate from `client_ca_pem`.
+pub fn tls_config(cert: &ServingCert, client_ca_pem: &str) -> Result<Arc<ServerConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(client_ca_pem.as_bytes()) {
+        roots
+            .add(ca.map_err(|e| format!("front-proxy client CA: {e}"))?)
+            .map_err(|e| format!("front-proxy client CA: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("front-proxy client CA: no certificate in it".into());
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| format!("client verifier: {e}"))?;
+    let (chain, key) = osm_serve::parse_pem(cert.chain_pem.as_bytes(), cert.key_pem.as_bytes())?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("serving certificate: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The common name of a certificate's subject.
+fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let cn = parsed.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_string)
+}
+
+/// Whether a verified client certificate may call: any from the CA when no
+/// names are configured, else one whose common name is listed.
+pub fn allowed(common_name: Option<&str>, allowed_names: &[String]) -> bool {
+    allowed_names.is_empty() || common_name.is_some_and(|cn| allowed_names.iter().any(|n| n == cn))
+}
+
+fn reply(code: StatusCode, body: serde_json::Value) -> Reply {
+    osm_serve::json_reply(code, body.to_string())
+}
+
+/// Answers one request (the connection's client certificate was verified
+/// by the TLS handshake).
+pub fn handle(req: &Request<Incoming>, readings: &Readings, allowed_names: &[String]) -> Reply {
+    let cn = req
+        .extensions()
+        .get::<PeerCertificate>()
+        .and_then(|c| common_name(&c.0));
+    if !allowed(cn.as_deref(), allowed_names) {
+        let message = format!(
+            "the client certificate's name {:?} is not one of requestheader-allowed-names",
+            cn.unwrap_or_default()
+        );
+        return reply(StatusCode::FORBIDDEN, status(403, "Forbidden", &message));
+    }
+    if req.method() != http::Method::GET {
+        let message = "traffic metrics are read-only: get and list";
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            status(405, "MethodNotAllowed", message),
+        );
+    }
+    let request = match parse(req.uri().path()) {
+        Ok(r) => r,
+        Err(e) => return reply(StatusCode::NOT_FOUND, status(404, "NotFound", &e)),
+    };
+    if let Some(user) = req.headers().get("x-remote-user") {
+        tracing::debug!(user = ?user, path = %req.uri().path(), "traffic metrics read");
+    }
+    if !matches!(request, ApiRequest::Metrics { .. }) {
+        return reply(StatusCode::OK, answer(&request, &[], "", ""));
+    }
+    match readings.window() {
+        Some(window) => reply(
+            StatusCode::OK,
+            answer(
+                &request,
+                &window.requests,
+                &window.timestamp,
+                &window.length,
+            ),
+        ),
+        None => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            status(
+                503,
+                "ServiceUnavailable",
+                "traffic metrics: the first window is not complete yet (the proxies are read \
+                 once per window; try again when one has passed)",
+            ),
+        ),
+    }
+}
+
+/// Serves the API until `stop` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    readings: Arc<Readings>,
+    allowed_names: Arc<Vec<String>>,
+    stop: CancellationToken,
+) {
+    let handler: osm_serve::Handler = Arc::new(move |req| {
+        let answer = handle(&req, &readings, &allowed_names);
+        Box::pin(async move { answer })
+    });
+    osm_serve::serve(listener, Some(tls), handler, stop).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_front_proxy_names_decide_who_may_call() {
+        let names = ["front-proxy-client".to_string(), "aggregator".to_string()];
+        let cases = [
+            (Some("front-proxy-client"), &names[..], true),
+            (Some("aggregator"), &names[..], true),
+            (Some("someone"), &names[..], false),
+            (None, &names[..], false),
+            (Some("someone"), &[][..], true),
+            (None, &[][..], true),
+        ];
+        for (cn, names, want) in cases {
+            assert_eq!(allowed(cn, names), want, "{cn:?} {names:?}");
+        }
+    }
+}
