@@ -40,6 +40,7 @@ pub const FILES: &[(&str, &str)] = &[
     chart_file!("templates/prometheus.yaml"),
     chart_file!("templates/rbac.yaml"),
     chart_file!("templates/serviceaccounts.yaml"),
+    chart_file!("templates/traffic-metrics.yaml"),
     chart_file!("templates/webhooks.yaml"),
     chart_file!("dashboards/osm-control-plane.json"),
     chart_file!("dashboards/osm-mesh-overview.json"),

@@ -97,6 +97,12 @@ pub const CHART_KINDS: &[KindInfo] = &[
         plural: "validatingwebhookconfigurations",
         namespaced: false,
     },
+    KindInfo {
+        api_version: "apiregistration.k8s.io/v1",
+        kind: "APIService",
+        plural: "apiservices",
+        namespaced: false,
+    },
 ];
 
 /// How to address objects of `api_version`/`kind`.

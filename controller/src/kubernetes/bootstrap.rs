@@ -1,7 +1,7 @@
 //! What the controller sets up in the cluster around itself, because it
 //! owns the mesh CA: the injector's serving certificate (Secret
-//! `osm-injector-tls`), the CA bundle of the two webhook configurations the
-//! chart installs, and `osm-mesh-config`, made once from the chart's
+//! `osm-injector-tls`), the CA bundle of the two webhook configurations and
+//! the TrafficMetrics APIService the chart installs, and `osm-mesh-config`, made once from the chart's
 //! `preset-mesh-config` (an existing MeshConfig is never overwritten).
 //! Repeated periodically, so a `helm upgrade` that resets a `caBundle`, or
 //! a certificate close to expiry, is repaired.
@@ -16,6 +16,7 @@ use k8s_openapi::{
         },
         core::v1::{ConfigMap, Secret},
     },
+    kube_aggregator::pkg::apis::apiregistration::v1::APIService,
 };
 use kube::{
     Api, Client,
@@ -27,6 +28,8 @@ use crate::ca::LocalCa;
 
 pub const INJECTOR_SECRET: &str = "osm-injector-tls";
 pub const PRESET_CONFIG_MAP: &str = "preset-mesh-config";
+/// The chart's APIService of the TrafficMetrics API (when enabled).
+pub const TRAFFIC_METRICS_API_SERVICE: &str = "v1alpha1.metrics.smi-spec.io";
 const PRESET_KEY: &str = "preset-mesh-config.json";
 use osm_api::compat::MESH_CONFIG_NAME as MESH_CONFIG;
 const INJECTOR_CERT_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -177,7 +180,8 @@ impl Bootstrap {
         Ok(true)
     }
 
-    /// Puts the CA into every webhook of both configurations.
+    /// Puts the CA into every webhook of both configurations and into the
+    /// TrafficMetrics APIService.
     async fn webhooks(&self, report: &mut Report) -> Result<(), BootstrapError> {
         let bundle = ByteString(self.ca.root_pem().as_bytes().to_vec());
         self.put_ca_bundle::<MutatingWebhookConfiguration>(&self.mutating_name(), report, |c| {
@@ -190,14 +194,25 @@ impl Bootstrap {
             )
         })
         .await?;
-        self.put_ca_bundle::<ValidatingWebhookConfiguration>(&self.validating_name(), report, |c| {
-            set_bundle(
-                c.webhooks
-                    .iter_mut()
-                    .flatten()
-                    .map(|h| &mut h.client_config),
-                &bundle,
-            )
+        self.put_ca_bundle::<ValidatingWebhookConfiguration>(
+            &self.validating_name(),
+            report,
+            |c| {
+                set_bundle(
+                    c.webhooks
+                        .iter_mut()
+                        .flatten()
+                        .map(|h| &mut h.client_config),
+                    &bundle,
+                )
+            },
+        )
+        .await?;
+        self.put_ca_bundle::<APIService>(TRAFFIC_METRICS_API_SERVICE, report, |s| {
+            let spec = s.spec.get_or_insert_with(Default::default);
+            let changed = spec.ca_bundle.as_ref() != Some(&bundle);
+            spec.ca_bundle = Some(bundle.clone());
+            changed
         })
         .await
     }

@@ -39,6 +39,14 @@ fn the_rendering_matches_helms_for_every_value_set() {
         let helm = deploy(&file);
         let (a, b) = (documents(&ours), documents(&helm));
         assert_eq!(a.len(), b.len(), "{name}");
+        // `osm install` can apply every object of every value set.
+        for doc in &a {
+            let (api_version, kind) = (doc["apiVersion"].as_str(), doc["kind"].as_str());
+            assert!(
+                crate::cluster::kinds::lookup(api_version.unwrap(), kind.unwrap()).is_some(),
+                "{name}: {kind:?} {api_version:?} is not in CHART_KINDS"
+            );
+        }
         for (x, y) in a.iter().zip(&b) {
             assert_eq!(
                 x, y,

@@ -34,6 +34,13 @@ fn cluster(preset: &str) -> FakeApi {
     fake.put(json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": PRESET_CONFIG_MAP, "namespace": NS},
         "data": {PRESET_KEY: preset}}));
+    fake.put(
+        json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+        "metadata": {"name": TRAFFIC_METRICS_API_SERVICE},
+        "spec": {"group": "metrics.smi-spec.io", "version": "v1alpha1",
+            "groupPriorityMinimum": 100, "versionPriority": 100,
+            "service": {"name": "osm-controller", "namespace": NS, "port": 9094}}}),
+    );
     fake
 }
 
@@ -76,7 +83,7 @@ async fn a_new_cluster_gets_the_injector_certificate_ca_bundles_and_the_mesh_con
     );
     let report = bootstrap(&fake, &ca).run_once().await.unwrap();
     assert!(report.injector_secret_written);
-    assert_eq!(report.webhooks_patched.len(), 2, "{report:?}");
+    assert_eq!(report.webhooks_patched.len(), 3, "{report:?}");
     assert!(report.webhooks_missing.is_empty());
     assert!(report.mesh_config_created);
 
@@ -123,6 +130,17 @@ async fn a_new_cluster_gets_the_injector_certificate_ca_bundles_and_the_mesh_con
             "/x"
         );
     }
+    // The APIService too, its service kept.
+    let api = fake
+        .get(
+            "apiregistration.k8s.io",
+            "apiservices",
+            "",
+            TRAFFIC_METRICS_API_SERVICE,
+        )
+        .unwrap();
+    assert_eq!(api["spec"]["caBundle"], b64(ca.root_pem()));
+    assert_eq!(api["spec"]["service"]["port"], 9094);
     let mesh = stored_mesh_config(&fake);
     assert_eq!(
         mesh["spec"]["traffic"]["enablePermissiveTrafficPolicyMode"],
@@ -164,7 +182,7 @@ async fn an_edited_mesh_config_is_kept_and_a_reset_ca_bundle_is_restored() {
     let other = Arc::new(LocalCa::generate(Duration::from_secs(3600 * 24 * 3650)).unwrap());
     let report = bootstrap(&fake, &other).run_once().await.unwrap();
     assert!(report.injector_secret_written);
-    assert_eq!(report.webhooks_patched.len(), 2);
+    assert_eq!(report.webhooks_patched.len(), 3);
     let secret = fake.get("", "secrets", NS, INJECTOR_SECRET).unwrap();
     assert_eq!(secret["data"]["ca.crt"], b64(other.root_pem()));
 }
@@ -201,7 +219,8 @@ async fn a_bad_preset_is_refused_with_its_reason_and_missing_webhooks_are_report
         report.webhooks_missing,
         [
             "MutatingWebhookConfiguration osm-webhook-osm",
-            "ValidatingWebhookConfiguration osm-validator-mesh-osm"
+            "ValidatingWebhookConfiguration osm-validator-mesh-osm",
+            "APIService v1alpha1.metrics.smi-spec.io"
         ]
     );
     assert!(!report.mesh_config_created, "no preset, no MeshConfig");
