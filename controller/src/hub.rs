@@ -328,20 +328,14 @@ impl Hub {
         Some(osm_api::k8s::service_account(pod).to_string())
     }
 
-    /// Every known pod with a proxy whose metrics can be read:
-    /// (`namespace/name`, address, path).
-    pub fn scrape_targets(&self) -> Vec<(String, std::net::SocketAddr, String)> {
-        let inner = self.lock();
-        inner
-            .compiler
-            .index
-            .pods
-            .iter()
-            .filter_map(|((ns, name), pod)| {
-                let (addr, path) = osm_api::traffic_metrics::scrape::scrape_target_of(pod)?;
-                Some((format!("{ns}/{name}"), addr, path))
-            })
-            .collect()
+    /// `look` at every known pod, under the hub's lock (keep it short).
+    pub fn with_pods<R>(
+        &self,
+        look: impl FnOnce(
+            &std::collections::BTreeMap<(String, String), k8s_openapi::api::core::v1::Pod>,
+        ) -> R,
+    ) -> R {
+        look(&self.lock().compiler.index.pods)
     }
 
     /// Leaf certificate lifetime: the MeshConfig's

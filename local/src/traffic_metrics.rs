@@ -3,26 +3,44 @@
 //! its pod address, as Prometheus scrapes it), aggregated by
 //! [`osm_api::traffic_metrics`]. Counts are since each proxy started.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
+use k8s_openapi::api::core::v1::Pod;
 use osm_api::traffic_metrics::{
-    Kind, Requests, from_exposition, scrape::scrape_target, traffic_metrics,
+    Kind, Requests, Workload, read_exposition,
+    refused::{attribute, pod_workload},
+    scrape::scrape_target,
+    traffic_metrics,
 };
 use serde_json::Value;
 
 use super::{http, store::Store};
 
-/// Every sidecar's request series; a proxy that does not answer is left
-/// out (its requests are missing from the counts) and named on stderr.
+/// Every sidecar's request series, with the plaintext requests they
+/// refused as requests from the pods that sent them; a proxy that does not
+/// answer is left out (its requests are missing from the counts) and named
+/// on stderr.
 pub async fn collect(store: &Store) -> anyhow::Result<Vec<Requests>> {
+    let pods: Vec<_> = store
+        .list()?
+        .into_iter()
+        .filter(|o| o.key.kind == "Pod")
+        .collect();
+    let workloads_by_ip: BTreeMap<String, Workload> = pods
+        .iter()
+        .filter_map(|o| serde_json::from_value::<Pod>(o.value.clone()).ok())
+        .filter_map(|pod| pod_workload(&pod))
+        .collect();
     let mut out = Vec::new();
-    for object in store.list()?.into_iter().filter(|o| o.key.kind == "Pod") {
+    for object in &pods {
         let Some((addr, path)) = scrape_target(&object.value) else {
             continue;
         };
         match http::get(addr, &path, Duration::from_secs(2)).await {
             Ok(answer) if answer.status == 200 => {
-                out.extend(from_exposition(&String::from_utf8_lossy(&answer.body)));
+                let (requests, refused) = read_exposition(&String::from_utf8_lossy(&answer.body));
+                out.extend(requests);
+                out.extend(attribute(&refused, &workloads_by_ip));
             }
             Ok(answer) => eprintln!(
                 "warning: {}/{}: metrics at {addr} answered {}",

@@ -332,6 +332,51 @@ async fn prometheus_scrapes_the_demo_and_every_dashboard_panel_has_data() {
         osm_api::traffic_metrics::quantity((rate * 1000.0).round() / 1000.0)
     );
     assert!(!metric("p99_response_latency").is_empty());
+    // bookthief may not buy: its proxy has no route to bookstore and passes
+    // its requests through, bookstore's proxies refuse them as plaintext
+    // and count them by its address; its edges to bookstore are failures.
+    let thief = |namespace: &str| -> (u64, u64) {
+        let out = mesh.ok(&[
+            "local",
+            "get",
+            "trafficmetrics",
+            "-n",
+            "bookthief",
+            "deployment/bookthief",
+            "-o",
+            "json",
+        ]);
+        let list: Value = serde_json::from_str(&out).unwrap();
+        let mut totals = (0, 0);
+        for item in list["items"].as_array().unwrap() {
+            if item["edge"]["direction"] != "to"
+                || item["edge"]["resource"]["namespace"] != namespace
+            {
+                continue;
+            }
+            for m in item["metrics"].as_array().unwrap() {
+                let value = m["value"].as_str().and_then(|v| v.parse::<u64>().ok());
+                match (m["name"].as_str(), value) {
+                    (Some("success_count"), Some(v)) => totals.0 += v,
+                    (Some("failure_count"), Some(v)) => totals.1 += v,
+                    _ => {}
+                }
+            }
+        }
+        totals
+    };
+    let (stolen, refused) = osm_tests::local::wait_for(
+        "bookthief's refused requests in its edges",
+        Duration::from_secs(60),
+        || {
+            let totals = thief("bookstore");
+            (totals.1 > 0).then_some(totals)
+        },
+    );
+    assert_eq!(
+        stolen, 0,
+        "bookthief's requests all fail ({refused} refused)"
+    );
     let table = mesh.ok(&["local", "get", "trafficmetrics", "-n", "bookstore"]);
     assert!(
         table.starts_with("RESOURCE") && table.contains("deployment/bookstore-v1"),

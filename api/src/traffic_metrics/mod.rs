@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 
 pub mod api;
+pub mod refused;
 pub mod scrape;
 
 use serde_json::{Value, json};
@@ -48,22 +49,49 @@ const REQUEST_DURATION: &str = "osm_request_duration_ms";
 /// (`osm_request_total` with the `osm_request_duration_ms` histogram of
 /// the same labels); other series and lines that do not parse are skipped.
 pub fn from_exposition(text: &str) -> Vec<Requests> {
+    read_exposition(text).0
+}
+
+/// [`from_exposition`], and the plaintext requests the proxy refused
+/// ([`refused`]).
+pub fn read_exposition(text: &str) -> (Vec<Requests>, Vec<refused::Refused>) {
     let lines = text.lines().map(|l| Ok(l.to_string()));
     let Ok(scrape) = prometheus_parse::Scrape::parse(lines) else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
+    (requests_of(&scrape), refused::of(&scrape))
+}
+
+/// One end of a request as a series labels it (`source` or `destination`).
+fn workload_labelled(labels: &prometheus_parse::Labels, side: &str) -> Workload {
+    let get = |k: &str| labels.get(&format!("{side}_{k}")).unwrap_or("").to_string();
+    Workload {
+        namespace: get("namespace"),
+        kind: get("kind"),
+        name: get("name"),
+        pod: get("pod"),
+    }
+}
+
+/// A sample's value when it is a count.
+fn count_of(value: &prometheus_parse::Value) -> Option<f64> {
+    match value {
+        prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => {
+            (v.is_finite() && *v >= 0.0).then_some(*v)
+        }
+        _ => None,
+    }
+}
+
+fn requests_of(scrape: &prometheus_parse::Scrape) -> Vec<Requests> {
     let ends = |l: &prometheus_parse::Labels| {
-        let get = |k: &str| l.get(k).unwrap_or("").to_string();
-        let workload = |side: &str| Workload {
-            namespace: get(&format!("{side}_namespace")),
-            kind: get(&format!("{side}_kind")),
-            name: get(&format!("{side}_name")),
-            pod: get(&format!("{side}_pod")),
-        };
         (
-            workload("source"),
-            workload("destination"),
-            get("response_code").parse::<u16>().unwrap_or(0),
+            workload_labelled(l, "source"),
+            workload_labelled(l, "destination"),
+            l.get("response_code")
+                .unwrap_or("")
+                .parse::<u16>()
+                .unwrap_or(0),
         )
     };
     let mut histograms: BTreeMap<(Workload, Workload, u16), Vec<(f64, f64)>> = BTreeMap::new();
@@ -81,14 +109,11 @@ pub fn from_exposition(text: &str) -> Vec<Requests> {
         .iter()
         .filter(|s| s.metric == REQUEST_TOTAL)
         .filter_map(|s| {
-            let count = match s.value {
-                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
-                _ => return None,
-            };
+            let count = count_of(&s.value)?;
             let key = ends(&s.labels);
             let buckets = histograms.get(&key).cloned().unwrap_or_default();
             let (source, destination, code) = key;
-            (count.is_finite() && count >= 0.0).then_some(Requests {
+            Some(Requests {
                 source,
                 destination,
                 code,

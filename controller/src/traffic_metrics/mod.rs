@@ -12,9 +12,11 @@ use std::{
 };
 
 use futures_util::StreamExt as _;
+use k8s_openapi::api::core::v1::Pod;
 use osm_api::traffic_metrics::{
-    Requests, from_exposition,
-    scrape::{Reading, between},
+    Requests, Workload, read_exposition,
+    refused::{attribute, pod_workload},
+    scrape::{Reading, between, scrape_target_of},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -86,20 +88,52 @@ impl Readings {
 /// The reading before the last, and the last, each with when it was made.
 type ReadingPair = (Option<(SystemTime, Reading)>, Option<(SystemTime, Reading)>);
 
+/// Where to read: every pod with a readable proxy (`namespace/name`,
+/// address, path), and every pod's workload by address (to tell whose
+/// refused plaintext requests were).
+struct Plan {
+    targets: Vec<(String, SocketAddr, String)>,
+    workloads_by_ip: BTreeMap<String, Workload>,
+}
+
+fn plan(pods: &BTreeMap<(String, String), Pod>) -> Plan {
+    Plan {
+        targets: pods
+            .iter()
+            .filter_map(|((ns, name), pod)| {
+                let (addr, path) = scrape_target_of(pod)?;
+                Some((format!("{ns}/{name}"), addr, path))
+            })
+            .collect(),
+        workloads_by_ip: pods.values().filter_map(pod_workload).collect(),
+    }
+}
+
 /// Reads every proxy the hub knows of once.
 pub async fn read_proxies(hub: &Hub) -> Reading {
-    let targets = hub.scrape_targets();
+    let Plan {
+        targets,
+        workloads_by_ip,
+    } = hub.with_pods(plan);
     let asked = targets.iter().map(|(pod, ..)| pod.clone()).collect();
     let answers: Vec<(String, SocketAddr, anyhow::Result<Vec<Requests>>)> =
         futures_util::stream::iter(targets)
-            .map(|(pod, addr, path)| async move {
-                let answer = osm_serve::fetch::get(addr, &path, SCRAPE_TIMEOUT)
-                    .await
-                    .and_then(|a| match a.status {
-                        200 => Ok(from_exposition(&String::from_utf8_lossy(&a.body))),
-                        status => Err(anyhow::anyhow!("answered {status}")),
-                    });
-                (pod, addr, answer)
+            .map(|(pod, addr, path)| {
+                let workloads_by_ip = &workloads_by_ip;
+                async move {
+                    let answer = osm_serve::fetch::get(addr, &path, SCRAPE_TIMEOUT)
+                        .await
+                        .and_then(|a| match a.status {
+                            200 => {
+                                let text = String::from_utf8_lossy(&a.body);
+                                let (mut requests, refused) = read_exposition(&text);
+                                requests.extend(attribute(&refused, workloads_by_ip));
+                                Ok(requests)
+                            }
+                            status => Err(anyhow::anyhow!("answered {status}")),
+                        });
+                    (pod, addr, answer)
+                }
             })
             .buffer_unordered(CONCURRENT_SCRAPES)
             .collect()

@@ -48,6 +48,8 @@ pub struct Runtime {
     rules: String,
     hosts: HashMap<String, String>,
     next_ip: u32,
+    /// Whether Services keep their clients' addresses on this host.
+    service_source: services::ServiceSource,
 }
 
 impl Runtime {
@@ -62,13 +64,15 @@ impl Runtime {
             rules: String::new(),
             hosts: HashMap::new(),
             next_ip: 0,
+            service_source: services::ServiceSource::of_host(),
         }
     }
 
     /// The rules for no services: what the host starts with.
     pub fn empty_rules(&self) -> String {
         let instance = &self.shared.instance;
-        services::nat_rules(instance, &[], &[]) + &services::filter_rules(instance, &[])
+        services::nat_rules(instance, &[], &[], self.service_source)
+            + &services::filter_rules(instance, &[])
     }
 
     /// A free pod address, handed out round-robin so a recent address is
@@ -324,7 +328,7 @@ impl Runtime {
             })
             .collect();
         let ports = services::balanced(services, &endpoints);
-        let mut rules = services::nat_rules(&instance, &ports, &[]);
+        let mut rules = services::nat_rules(&instance, &ports, &[], self.service_source);
         rules.push_str(&services::filter_rules(&instance, &ports));
         if rules != self.rules {
             let stale = net::existing_chains(&instance, "nat")
@@ -332,7 +336,7 @@ impl Runtime {
                 .into_iter()
                 .filter(|c| c.starts_with(&instance.chain("SVC-")))
                 .collect::<Vec<_>>();
-            let mut text = services::nat_rules(&instance, &ports, &stale);
+            let mut text = services::nat_rules(&instance, &ports, &stale, self.service_source);
             text.push_str(&services::filter_rules(&instance, &ports));
             net::iptables_restore(&text).await?;
             tracing::debug!(ports = ports.len(), "service rules synced");

@@ -3,7 +3,11 @@
 //! without a sidecar, and for the proxies' egress), and each pod's hosts
 //! file with the names of every Service (pure).
 
-use std::{collections::BTreeMap, fmt::Write as _, net::Ipv4Addr};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt::Write as _,
+    net::Ipv4Addr,
+};
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use osm_api::k8s;
@@ -82,11 +86,42 @@ fn digest(text: &str) -> String {
     format!("{:08X}", h as u32)
 }
 
+/// What a pod that a Service sent a connection to sees as its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceSource {
+    /// The client pod's address, as on a cluster (kube-proxy keeps it):
+    /// the host passes bridged traffic through iptables
+    /// (`net.bridge.bridge-nf-call-iptables=1`, as kubeadm requires), so
+    /// the server's replies, bridged straight to the client, are
+    /// translated back on their way. Only a pod sent to itself through a
+    /// Service is masqueraded (its reply would never leave it).
+    Preserved,
+    /// The bridge's gateway address: the host does not pass bridged
+    /// traffic through iptables, so replies must come back through the
+    /// host to be translated.
+    Masqueraded,
+}
+
+impl ServiceSource {
+    /// What this host can do.
+    pub fn of_host() -> Self {
+        match std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables") {
+            Ok(v) if v.trim() == "1" => Self::Preserved,
+            _ => Self::Masqueraded,
+        }
+    }
+}
+
 /// The nat table of the instance (for `iptables-restore --noflush`):
 /// each VIP port jumps to a chain that picks an endpoint uniformly at
-/// random, as kube-proxy's iptables mode does; what was translated, and
-/// what leaves the host, is masqueraded so replies come back through it.
-pub fn nat_rules(instance: &Instance, ports: &[Balanced], stale_chains: &[String]) -> String {
+/// random, as kube-proxy's iptables mode does; what leaves the host is
+/// masqueraded, and what was translated as `source` says.
+pub fn nat_rules(
+    instance: &Instance,
+    ports: &[Balanced],
+    stale_chains: &[String],
+    source: ServiceSource,
+) -> String {
     let services = instance.chain("SERVICES");
     let post = instance.chain("POSTROUTING");
     let mut text = String::from("*nat\n");
@@ -134,10 +169,28 @@ pub fn nat_rules(instance: &Instance, ports: &[Balanced], stale_chains: &[String
     }
     let pods = instance.pod_cidr;
     let bridge = instance.bridge();
-    let _ = writeln!(
-        text,
-        "-A {post} -s {pods} -m conntrack --ctstate DNAT -j MASQUERADE\n-A {post} -s {pods} ! -o {bridge} -j MASQUERADE"
-    );
+    match source {
+        ServiceSource::Masqueraded => {
+            let _ = writeln!(
+                text,
+                "-A {post} -s {pods} -m conntrack --ctstate DNAT -j MASQUERADE"
+            );
+        }
+        ServiceSource::Preserved => {
+            // A pod sent to itself (kube-proxy's hairpin masquerade).
+            let backends: BTreeSet<Ipv4Addr> = chains
+                .iter()
+                .flat_map(|(p, _)| p.backends.iter().map(|(ip, _)| *ip))
+                .collect();
+            for ip in backends {
+                let _ = writeln!(
+                    text,
+                    "-A {post} -s {ip}/32 -d {ip}/32 -m conntrack --ctstate DNAT -j MASQUERADE"
+                );
+            }
+        }
+    }
+    let _ = writeln!(text, "-A {post} -s {pods} ! -o {bridge} -j MASQUERADE");
     for stale in stale_chains {
         if !chains.iter().any(|(_, c)| c == stale) {
             let _ = writeln!(text, "-X {stale}");
@@ -299,7 +352,12 @@ mod tests {
                 ("10.213.0.4".parse().unwrap(), 8080),
             ],
         };
-        let text = nat_rules(&instance, &[port], &["OSM-SVC-DEADBEEF".into()]);
+        let text = nat_rules(
+            &instance,
+            std::slice::from_ref(&port),
+            &["OSM-SVC-DEADBEEF".into()],
+            ServiceSource::Masqueraded,
+        );
         assert!(
             text.contains("--probability 0.33333333333 -j DNAT --to-destination 10.213.0.2:8080"),
             "{text}"
@@ -311,6 +369,24 @@ mod tests {
         assert!(text.contains("-A OSM-SERVICES -d 10.214.0.5/32 -p tcp --dport 80"));
         assert!(text.contains(":OSM-SVC-DEADBEEF - [0:0]") && text.contains("-X OSM-SVC-DEADBEEF"));
         assert!(text.ends_with("COMMIT\n"));
+        assert!(text.contains("-s 10.213.0.0/16 -m conntrack --ctstate DNAT -j MASQUERADE"));
+
+        // Sources kept: only a pod sent to itself is masqueraded, and what
+        // leaves the host.
+        let text = nat_rules(&instance, &[port], &[], ServiceSource::Preserved);
+        assert!(!text.contains("-s 10.213.0.0/16 -m conntrack"), "{text}");
+        for ip in ["10.213.0.2", "10.213.0.3", "10.213.0.4"] {
+            assert!(
+                text.contains(&format!(
+                    "-s {ip}/32 -d {ip}/32 -m conntrack --ctstate DNAT -j MASQUERADE"
+                )),
+                "{text}"
+            );
+        }
+        assert!(
+            text.contains("-s 10.213.0.0/16 ! -o osm-br -j MASQUERADE"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -327,7 +403,7 @@ mod tests {
         let text = filter_rules(&instance, std::slice::from_ref(&port));
         assert!(text.contains("-d 10.214.0.5/32 -p tcp --dport 80"));
         assert!(text.contains("REJECT --reject-with tcp-reset"));
-        assert!(!nat_rules(&instance, &[port], &[]).contains("-j DNAT"));
+        assert!(!nat_rules(&instance, &[port], &[], ServiceSource::Preserved).contains("-j DNAT"));
     }
 
     #[test]

@@ -200,8 +200,17 @@ where
                 // (HTTP/1 closes after the answer; any connection at most
                 // REFUSAL_LINGER, so slow or chatty strangers cost nothing).
                 let answer = refusal.clone();
+                let plaintext_client = match &refusal {
+                    crate::refusal::Refusal::Plaintext { peer, .. } => Some(peer.ip()),
+                    _ => None,
+                };
+                let shared = shared.clone();
                 let told = crate::serve::serve_http(stream, http2, drain, move |_req| {
                     let mut response = answer.response();
+                    if let Some(client) = plaintext_client {
+                        let code = response.status().as_u16();
+                        shared.metrics.record_plaintext_refused(client, code);
+                    }
                     if !http2 {
                         response.headers_mut().insert(
                             ::http::header::CONNECTION,

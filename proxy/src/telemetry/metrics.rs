@@ -6,7 +6,11 @@
 //! both ends from trusted sources: itself, and the controller's description
 //! of the endpoint it chose. Each request is counted once in the mesh.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+    sync::{Arc, Mutex},
+};
 
 use arc_swap::ArcSwap;
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, Unit};
@@ -32,6 +36,12 @@ pub const OUTLIER_EJECTIONS_TOTAL: &str = "osm_outlier_ejections_total";
 pub const REQUEST_MIRRORS_TOTAL: &str = "osm_request_mirrors_total";
 pub const TRACE_SPANS_EXPORTED_TOTAL: &str = "osm_trace_spans_exported_total";
 pub const TRACE_SPANS_DROPPED_TOTAL: &str = "osm_trace_spans_dropped_total";
+pub const INBOUND_PLAINTEXT_REFUSED_TOTAL: &str = "osm_inbound_plaintext_refused_requests_total";
+
+/// Client addresses named in `source_ip` of refused plaintext requests;
+/// further ones are counted as `other`, so strangers cannot grow the
+/// registry without bound.
+pub const MAX_SOURCE_IPS: usize = 256;
 
 const DURATION_BUCKETS_MS: &[f64] = &[
     0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
@@ -54,6 +64,8 @@ pub struct Metrics {
     handle: PrometheusHandle,
     source: Vec<Label>,
     pod: PodInfo,
+    /// Addresses already named by a `source_ip` label.
+    source_ips: Mutex<HashSet<IpAddr>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -97,6 +109,7 @@ impl Metrics {
             handle,
             source,
             pod: pod.clone(),
+            source_ips: Mutex::default(),
         };
         this.describe();
         this
@@ -181,6 +194,11 @@ impl Metrics {
             None,
             "Spans not exported, by reason: queue_full (the exporter fell behind) or export_failed (the collector could not be reached or refused them)".into(),
         );
+        r.describe_counter(
+            INBOUND_PLAINTEXT_REFUSED_TOTAL.into(),
+            None,
+            "HTTP requests from outside the mesh (plaintext) this proxy refused, by the client's address (the only thing known of the client: the request never went through a client proxy, so osm_request_total does not have it) and this pod as destination".into(),
+        );
         r.describe_gauge(
             CONFIG_RESOURCES_REJECTED.into(),
             None,
@@ -207,6 +225,31 @@ impl Metrics {
     pub fn gauge(&self, name: &'static str, labels: Vec<Label>) -> Gauge {
         self.recorder
             .register_gauge(&Key::from_parts(name, labels), &METADATA)
+    }
+
+    /// Records an HTTP request from `client`, outside the mesh, answered
+    /// with `code` by this proxy's refusal.
+    pub fn record_plaintext_refused(&self, client: IpAddr, code: u16) {
+        let source_ip = {
+            let mut seen = self.source_ips.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.contains(&client) || seen.len() < MAX_SOURCE_IPS {
+                seen.insert(client);
+                client.to_string()
+            } else {
+                "other".to_string()
+            }
+        };
+        let pod = &self.pod;
+        let labels = vec![
+            Label::new("source_ip", source_ip),
+            Label::new("destination_namespace", pod.namespace.clone()),
+            Label::new("destination_kind", pod.kind.clone()),
+            Label::new("destination_name", pod.name.clone()),
+            Label::new("destination_pod", pod.pod.clone()),
+            Label::new("response_code", code.to_string()),
+        ];
+        self.counter(INBOUND_PLAINTEXT_REFUSED_TOTAL, labels)
+            .increment(1);
     }
 
     /// Who this proxy is.
@@ -325,5 +368,36 @@ impl Metrics {
             map
         });
         series
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_clients_past_the_cap_are_counted_as_other() {
+        let metrics = Metrics::new(&PodInfo::default());
+        let client = |i: usize| IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]);
+        for i in 0..MAX_SOURCE_IPS + 10 {
+            metrics.record_plaintext_refused(client(i), 403);
+        }
+        // One already named keeps its series.
+        metrics.record_plaintext_refused(client(0), 403);
+        let text = metrics.render();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(INBOUND_PLAINTEXT_REFUSED_TOTAL))
+            .collect();
+        assert_eq!(series.len(), MAX_SOURCE_IPS + 1, "named ones and `other`");
+        let value = |ip: &str| {
+            series
+                .iter()
+                .find(|l| l.contains(&format!("source_ip=\"{ip}\"")))
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_string)
+        };
+        assert_eq!(value("other").as_deref(), Some("10"));
+        assert_eq!(value("10.0.0.0").as_deref(), Some("2"));
     }
 }

@@ -157,6 +157,22 @@ async fn plaintext_clients_are_refused_by_the_inbound_side() {
     let text = String::from_utf8_lossy(&buf);
     assert!(text.starts_with("HTTP/1.1 403"), "{text}");
     assert!(text.contains("only mesh mTLS is accepted"), "{text}");
+    // Counted by the client's address and this pod, for TrafficMetrics to
+    // tell whose requests these were.
+    let metrics = f.store_v1.metrics();
+    assert_eq!(
+        osm_tests::metric_value(
+            &metrics,
+            "osm_inbound_plaintext_refused_requests_total",
+            &[
+                ("source_ip", "127.0.0.1"),
+                ("destination_name", "bookstore-v1"),
+                ("response_code", "403"),
+            ],
+        ),
+        1.0,
+        "{metrics}"
+    );
     // Other plaintext bytes get nothing but a closed connection.
     let mut stream = tokio::net::TcpStream::connect(f.store_v1.inbound())
         .await
