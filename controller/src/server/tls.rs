@@ -40,15 +40,35 @@ pub fn server_config(
     cert: &ServingCert,
     trust_bundle_pem: &str,
 ) -> Result<Arc<ServerConfig>, String> {
+    verifying_clients(cert, ("trust bundle", trust_bundle_pem), false, &[b"h2"])
+}
+
+/// A rustls server config presenting `cert` that verifies client
+/// certificates against the roots in `roots` ((what they are, PEM)): a
+/// client must present one when `required`. Offers `alpn`.
+pub fn verifying_clients(
+    cert: &ServingCert,
+    (what, roots_pem): (&str, &str),
+    required: bool,
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
-    for root in CertificateDer::pem_slice_iter(trust_bundle_pem.as_bytes()) {
+    for root in CertificateDer::pem_slice_iter(roots_pem.as_bytes()) {
         roots
-            .add(root.map_err(|e| format!("trust bundle: {e}"))?)
-            .map_err(|e| format!("trust bundle: {e}"))?;
+            .add(root.map_err(|e| format!("{what}: {e}"))?)
+            .map_err(|e| format!("{what}: {e}"))?;
     }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .allow_unauthenticated()
+    if roots.is_empty() {
+        return Err(format!("{what}: no certificate in it"));
+    }
+    let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    let builder = if required {
+        builder
+    } else {
+        builder.allow_unauthenticated()
+    };
+    let verifier = builder
         .build()
         .map_err(|e| format!("client verifier: {e}"))?;
     let (chain, key) = parse(cert)?;
@@ -58,7 +78,7 @@ pub fn server_config(
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
         .map_err(|e| format!("serving certificate: {e}"))?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
 

@@ -16,11 +16,7 @@ use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use osm_api::traffic_metrics::api::{ApiRequest, answer, parse, status};
 use osm_serve::{PeerCertificate, Reply};
-use rustls::{
-    RootCertStore, ServerConfig,
-    pki_types::{CertificateDer, pem::PemObject},
-    server::WebPkiClientVerifier,
-};
+use rustls::{ServerConfig, pki_types::CertificateDer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -30,28 +26,12 @@ use crate::ca::ServingCert;
 /// TLS presenting the controller's certificate, requiring a client
 /// certificate from `client_ca_pem`.
 pub fn tls_config(cert: &ServingCert, client_ca_pem: &str) -> Result<Arc<ServerConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = RootCertStore::empty();
-    for ca in CertificateDer::pem_slice_iter(client_ca_pem.as_bytes()) {
-        roots
-            .add(ca.map_err(|e| format!("front-proxy client CA: {e}"))?)
-            .map_err(|e| format!("front-proxy client CA: {e}"))?;
-    }
-    if roots.is_empty() {
-        return Err("front-proxy client CA: no certificate in it".into());
-    }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| format!("client verifier: {e}"))?;
-    let (chain, key) = osm_serve::parse_pem(cert.chain_pem.as_bytes(), cert.key_pem.as_bytes())?;
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("serving certificate: {e}"))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    crate::server::tls::verifying_clients(
+        cert,
+        ("front-proxy client CA", client_ca_pem),
+        true,
+        &[b"h2", b"http/1.1"],
+    )
 }
 
 /// The common name of a certificate's subject.
