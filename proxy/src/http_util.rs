@@ -11,7 +11,7 @@ pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 
 /// A request body to an upstream: streamed as it arrives, or replayed from
 /// a buffer (a request that may be retried).
-pub type UpstreamBody = Either<crate::telemetry::body_bytes::Counted<Incoming>, Replay>;
+pub type UpstreamBody = Either<crate::telemetry::tally::Counted<Incoming>, Replay>;
 
 /// A request body read whole, sent again for each try: its bytes, then
 /// its trailers.

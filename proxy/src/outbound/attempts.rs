@@ -25,8 +25,8 @@ use crate::{
     routing::{choose_backend, choose_endpoint},
     state::Shared,
     telemetry::{
-        body_bytes::{Tally, counted},
         metrics::Metrics,
+        tally::{Tally, counted},
     },
     upstream::{EndpointHandle, ForwardError},
 };

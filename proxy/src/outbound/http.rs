@@ -20,7 +20,8 @@ use crate::{
     state::Shared,
     telemetry::{
         access_log::{HttpEntry, LogParts},
-        body_bytes::{Logged, Tally, counted},
+        body_bytes::Logged,
+        tally::{Tally, counted},
         trace::{ActiveSpan, Kind},
     },
     upstream::{ForwardError, forward},

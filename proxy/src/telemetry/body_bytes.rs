@@ -1,87 +1,23 @@
-//! The bytes of a request's bodies, for the access log: the request body
-//! is counted as it is read from the client, the response body as it is
-//! written to the client, and the request's line is written when the
-//! response body has ended (or the client went away), as Envoy writes its
-//! lines, so it carries both counts and the whole duration.
+//! The access log's line of a request, written when the response body has
+//! ended (or the client went away), as Envoy writes its lines, so it
+//! carries the bytes both ways ([`super::tally`] counts the request's) and
+//! the whole duration.
 //!
-//! Nothing is counted when the access log is off: the wrappers hold no
-//! tally then and pass frames straight through.
+//! Nothing is counted when the access log is off: the response holds no
+//! line then and passes frames straight through.
 
 use std::{
     pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
     task::{Context, Poll},
 };
 
 use bytes::Buf as _;
-use http::Request;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 
-use super::access_log::{AccessLog, HttpEntry};
-
-/// Bytes read from the client for one request; travels with the request
-/// in its extensions to wherever the body is read.
-#[derive(Debug, Clone, Default)]
-pub struct Tally(Arc<AtomicU64>);
-
-impl Tally {
-    pub fn add(&self, bytes: u64) {
-        self.0.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// The tally of a request (None when its bytes are not counted).
-    pub fn of<B>(req: &Request<B>) -> Option<&Tally> {
-        req.extensions().get::<Tally>()
-    }
-}
-
-/// A request body whose data bytes are added to a tally as they pass.
-#[derive(Debug)]
-pub struct Counted<B> {
-    inner: B,
-    tally: Option<Tally>,
-}
-
-/// The client's request body on its way upstream, counted into the
-/// request's tally when it has one.
-pub fn counted(req: Request<Incoming>) -> Request<Counted<Incoming>> {
-    let tally = Tally::of(&req).cloned();
-    req.map(|inner| Counted { inner, tally })
-}
-
-impl<B: Body + Unpin> Body for Counted<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let (Some(tally), Poll::Ready(Some(Ok(frame)))) = (&this.tally, &polled)
-            && let Some(data) = frame.data_ref()
-        {
-            tally.add(data.remaining() as u64);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
+use super::{
+    access_log::{AccessLog, HttpEntry},
+    tally::Tally,
+};
 
 /// A line waiting for its response body to end.
 struct Pending {
@@ -196,11 +132,13 @@ impl<B> Drop for Logged<B> {
 mod tests {
     use std::sync::Mutex;
 
+    use std::sync::Arc;
+
     use bytes::Bytes;
     use http_body_util::{BodyExt as _, Full, StreamBody};
 
     use super::*;
-    use crate::telemetry::access_log::LogFormat;
+    use crate::telemetry::{access_log::LogFormat, tally::Counted};
 
     /// A log whose lines land in a shared buffer.
     fn log_into(lines: Arc<Mutex<Vec<u8>>>) -> AccessLog {
@@ -237,10 +175,10 @@ mod tests {
     async fn a_line_carries_the_bytes_of_both_bodies_once_the_response_ends() {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let received = Tally::default();
-        let mut request = Counted {
-            inner: Full::new(Bytes::from_static(b"0123456789")),
-            tally: Some(received.clone()),
-        };
+        let mut request = Counted::new(
+            Full::new(Bytes::from_static(b"0123456789")),
+            Some(received.clone()),
+        );
         while let Some(frame) = request.frame().await {
             frame.unwrap();
         }

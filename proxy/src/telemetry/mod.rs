@@ -3,4 +3,5 @@
 pub mod access_log;
 pub mod body_bytes;
 pub mod metrics;
+pub mod tally;
 pub mod trace;
