@@ -129,10 +129,14 @@ async fn run(args: Args, log_filter: Arc<dyn osm_api::logging::LogFilter>) -> an
             let client = kube::Client::try_default()
                 .await
                 .context("cannot reach the Kubernetes API (in-cluster config or kubeconfig)")?;
-            let ca =
-                ca_secret::load_or_create(client.clone(), &args.osm_namespace, args.ca_validity)
-                    .await
-                    .context("the mesh CA")?;
+            let ca = ca_secret::load_or_create(
+                client.clone(),
+                &args.osm_namespace,
+                &args.mesh_name,
+                args.ca_validity,
+            )
+            .await
+            .context("the mesh CA")?;
             (
                 ca,
                 Arc::new(KubeTokens::new(client.clone())),

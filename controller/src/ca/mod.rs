@@ -37,6 +37,8 @@ pub enum CaError {
     Signing(String),
     #[error("the CA cannot be loaded: {0}")]
     Load(String),
+    #[error("{0}")]
+    LostRoot(String),
 }
 
 /// Something that signs mesh certificates.

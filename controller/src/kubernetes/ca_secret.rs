@@ -1,7 +1,8 @@
 //! The CA kept in the Secret `osm-ca-bundle` (keys `ca.crt` and
 //! `private.key`, as OSM kept it): read when it exists, made and stored on
-//! first start. Two replicas racing to create it both end up with the one
-//! that won.
+//! first start, never made anew while the mesh runs on a root the Secret
+//! lost ([`super::lost_root`]). Two replicas racing to create it both end
+//! up with the one that won.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -24,17 +25,22 @@ fn from_secret(secret: &Secret) -> Result<LocalCa, CaError> {
     LocalCa::from_pem(&text(CERT_KEY)?, &text(KEY_KEY)?)
 }
 
-/// The mesh CA from `namespace/osm-ca-bundle`, created when missing.
+/// The mesh CA from `namespace/osm-ca-bundle`, created when missing
+/// unless meshed pods of `mesh_name` still depend on the root it held.
 pub async fn load_or_create(
     client: Client,
     namespace: &str,
+    mesh_name: &str,
     validity: Duration,
 ) -> Result<LocalCa, CaError> {
-    let api: Api<Secret> = Api::namespaced(client, namespace);
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let api_error =
         |e: kube::Error| CaError::Load(format!("Secret {namespace}/{SECRET_NAME}: {e}"));
     if let Some(secret) = api.get_opt(SECRET_NAME).await.map_err(api_error)? {
         return from_secret(&secret);
+    }
+    if let Some(lost) = super::lost_root::find(client, namespace, mesh_name).await? {
+        return Err(CaError::LostRoot(lost.to_string()));
     }
     let ca = LocalCa::generate(validity)?;
     let (cert, key) = ca.to_pem();

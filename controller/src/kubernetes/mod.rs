@@ -6,6 +6,7 @@
 pub mod bootstrap;
 pub mod ca_secret;
 pub mod front_proxy;
+pub mod lost_root;
 pub mod token_review;
 
 #[cfg(any(test, feature = "test-support"))]

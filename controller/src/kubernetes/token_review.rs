@@ -240,6 +240,7 @@ mod tests {
         let first = crate::kubernetes::ca_secret::load_or_create(
             fake.client(),
             "osm-system",
+            "osm",
             std::time::Duration::from_secs(3600),
         )
         .await
@@ -254,6 +255,7 @@ mod tests {
         let second = crate::kubernetes::ca_secret::load_or_create(
             fake.client(),
             "osm-system",
+            "osm",
             std::time::Duration::from_secs(3600),
         )
         .await

@@ -78,7 +78,9 @@ pub fn status_of(error: &CertifyError) -> Status {
             Status::permission_denied(message)
         }
         CertifyError::Ca(CaError::BadCsr(_)) => Status::invalid_argument(message),
-        CertifyError::Ca(CaError::Signing(_) | CaError::Load(_)) => Status::internal(message),
+        CertifyError::Ca(CaError::Signing(_) | CaError::Load(_) | CaError::LostRoot(_)) => {
+            Status::internal(message)
+        }
     }
 }
 
