@@ -840,3 +840,53 @@ fn edge_totals<'a>(
     }
     totals
 }
+
+/// The injected CA is for the first connection only: a proxy also trusts
+/// the bundle the controller sent it (here already in its config), so a
+/// controller whose certificate comes from a root the injection did not
+/// know (after a root rotation) is still reached, and nothing else is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_is_trusted_by_the_bundle_it_sent_too() {
+    use osm_proxy::control::channel::ControllerAddr;
+    let cp = ControlPlane::new();
+    cp.write("cluster.yaml", &cluster(18080));
+    let controller = cp.start("127.0.0.1:0".parse().unwrap()).await;
+    let grpc = controller.grpc();
+    eventually("controller ready", || async {
+        (controller.admin_get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    let injected_elsewhere = osm_tests::pki::Pki::new("another-root");
+    let mut control = cp.control_for(grpc, "bookbuyer", "bookbuyer-0", "bookbuyer");
+    control.controller = ControllerAddr::new(
+        &grpc.to_string(),
+        None,
+        injected_elsewhere.bundle_pem().as_bytes(),
+    )
+    .unwrap();
+    let unaware = TestProxy::start(ProxyOptions {
+        outbound_targets: vec![],
+        control: Some(control.clone()),
+        ..Default::default()
+    })
+    .await;
+    let bundle = osm_controller::ca::Issuer::trust_bundle(cp.ca.as_ref());
+    let config = serde_json::json!({"trustBundle": {"pem": bundle}}).to_string();
+    let told = TestProxy::start(ProxyOptions {
+        outbound_targets: vec![],
+        control: Some(control),
+        config_yaml: Some(config),
+        ..Default::default()
+    })
+    .await;
+    eventually(
+        "certified and streaming through the sent bundle",
+        || async { told.shared.is_ready().then_some(()) },
+    )
+    .await;
+    assert!(told.shared.credentials().is_some());
+    assert!(
+        unaware.shared.credentials().is_none(),
+        "a controller its roots do not know is not trusted"
+    );
+}

@@ -78,6 +78,25 @@ impl ControllerAddr {
     }
 }
 
+impl ControllerAddr {
+    /// This address, its certificate checked against the injected roots
+    /// and `bundle` too: the trust bundle the controller sent last. The
+    /// injected CA is for the first connection; after a root rotation the
+    /// controller presents a certificate only the bundle knows.
+    pub fn also_trusting(&self, bundle: &[CertificateDer<'static>]) -> Self {
+        if bundle.is_empty() {
+            return self.clone();
+        }
+        let mut roots = RootCertStore::clone(&self.roots);
+        // A root the store cannot use is left out; the others still count.
+        let _ = roots.add_parsable_certificates(bundle.iter().cloned());
+        Self {
+            roots: Arc::new(roots),
+            ..self.clone()
+        }
+    }
+}
+
 fn client_config(
     addr: &ControllerAddr,
     credentials: Option<&Credentials>,

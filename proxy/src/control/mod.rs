@@ -67,8 +67,9 @@ async fn obtain_certificate(
 ) -> Option<SystemTime> {
     let mut backoff = Backoff::new(RECONNECT_BASE, RENEW_RETRY_CAP);
     loop {
+        let controller = controller_addr(settings, shared);
         let outcome = tokio::select! {
-            r = certify(&settings.controller, &settings.pod, &settings.token_file) => r,
+            r = certify(&controller, &settings.pod, &settings.token_file) => r,
             _ = stop.cancelled() => return None,
         };
         match outcome.and_then(|c| install(shared, c)) {
@@ -83,6 +84,14 @@ async fn obtain_certificate(
 }
 
 /// Swaps the new certificate in; returns when to renew it.
+/// The controller's address, trusting the injected CA and the bundle the
+/// controller sent last.
+fn controller_addr(settings: &ControlSettings, shared: &Shared) -> ControllerAddr {
+    settings
+        .controller
+        .also_trusting(&shared.config().trust_bundle)
+}
+
 fn install(shared: &Shared, certified: Certified) -> Result<SystemTime, certify::CertifyError> {
     let renew_at = certified.renew_at();
     shared
@@ -167,7 +176,7 @@ async fn stream_once(
     stop: &CancellationToken,
 ) -> Result<(), StreamError> {
     let credentials = shared.credentials().ok_or(StreamError::NoCertificate)?;
-    let channel = connect(&settings.controller, Some(&credentials)).await?;
+    let channel = connect(&controller_addr(settings, shared), Some(&credentials)).await?;
     let hello = v1::ProxyInfo {
         pod_name: settings.pod.name.clone(),
         pod_namespace: settings.pod.namespace.clone(),
