@@ -50,12 +50,17 @@ impl Default for ControlPlane {
 
 impl ControlPlane {
     pub fn new() -> Self {
+        Self::with_ca(LocalCa::generate(Duration::from_secs(3600)).unwrap())
+    }
+
+    /// A control plane issuing from `ca`.
+    pub fn with_ca(ca: LocalCa) -> Self {
         let mut key = [0u8; 32];
         for b in &mut key {
             *b = fastrand::u8(..);
         }
         Self {
-            ca: Arc::new(LocalCa::generate(Duration::from_secs(3600)).unwrap()),
+            ca: Arc::new(ca),
             tokens: Arc::new(LocalTokens::from_key(&key)),
             manifests: tempfile::tempdir().unwrap(),
             secrets: tempfile::tempdir().unwrap(),

@@ -128,7 +128,15 @@ impl Mesh {
         extra: &[(&str, String)],
         api: Option<osm_controller::traffic_metrics::Settings>,
     ) -> Self {
-        let cp = ControlPlane::new();
+        Self::start_on(ControlPlane::new(), extra, api).await
+    }
+
+    /// [`Mesh::start_with`] on a control plane of the caller's.
+    async fn start_on(
+        cp: ControlPlane,
+        extra: &[(&str, String)],
+        api: Option<osm_controller::traffic_metrics::Settings>,
+    ) -> Self {
         let app = HttpApp::start("bookstore").await;
         let outside = HttpApp::start("outside").await;
         cp.write("cluster.yaml", &cluster(app.addr.port()));
@@ -889,4 +897,45 @@ async fn the_controller_is_trusted_by_the_bundle_it_sent_too() {
         unaware.shared.credentials().is_none(),
         "a controller its roots do not know is not trusted"
     );
+}
+
+/// A user's PKI: the controller issues from an intermediate whose root it
+/// has no key of. Leaves carry the intermediate, proxies trust the root
+/// alone, and both ends of a request verify the other through it (and
+/// the proxies the controller's own certificate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intermediate_ca_issues_and_both_ends_verify_through_it() {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, PKCS_ECDSA_P256_SHA256,
+    };
+    let ca_params = |name: &str| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p
+    };
+    let root_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let root_params = ca_params("a user's root");
+    let root = root_params.self_signed(&root_key).unwrap().pem();
+    let root_issuer = rcgen::Issuer::new(root_params, root_key);
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let intermediate = ca_params("the mesh's intermediate")
+        .signed_by(&key, &root_issuer)
+        .unwrap()
+        .pem();
+    let ca = osm_controller::ca::LocalCa::from_pem(
+        &format!("{intermediate}{root}"),
+        &key.serialize_pem(),
+    )
+    .unwrap();
+    let mesh = Mesh::start_on(ControlPlane::with_ca(ca), &[], None).await;
+    mesh.wait_status(&mesh.buyer, 200, "bookbuyer buys through the intermediate")
+        .await;
+    assert_eq!(
+        osm_controller::ca::Issuer::trust_bundle(mesh.cp.ca.as_ref()),
+        root,
+        "the bundle is the root alone"
+    );
+    let chain = mesh.buyer.shared.credentials().unwrap().chain.len();
+    assert_eq!(chain, 2, "the leaf and the intermediate");
 }

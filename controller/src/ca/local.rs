@@ -10,17 +10,24 @@ use rcgen::{
 type Issuer<'a, S> = rcgen::Issuer<'a, S>;
 use time::OffsetDateTime;
 
-use super::{CaError, Issued};
+use super::{
+    CaError, Issued,
+    chain::{self, CaChain},
+};
 
 /// The root's subject, as OSM's Tresor CA named it.
 pub const ROOT_COMMON_NAME: &str = "osm-ca.openservicemesh.io";
 /// Clock skew tolerated between the controller and proxies.
 const BACKDATE: Duration = Duration::from_secs(60);
 
-/// The controller's own CA.
+/// The controller's own CA: a root it made, or a certificate of a user's
+/// PKI (an intermediate whose chain ends in a root it does not hold the
+/// key of).
 pub struct LocalCa {
     issuer: Issuer<'static, KeyPair>,
-    root_pem: String,
+    chain: CaChain,
+    /// The CA certificate file as given (what is persisted).
+    cert_pem: String,
     key_pem: String,
 }
 
@@ -60,33 +67,43 @@ impl LocalCa {
         let root_pem = params.self_signed(&key).map_err(signing)?.pem();
         Ok(Self {
             issuer: Issuer::new(params, key),
-            root_pem,
+            chain: CaChain {
+                signing: root_pem.clone(),
+                intermediates: String::new(),
+                root: root_pem.clone(),
+            },
+            cert_pem: root_pem,
             key_pem,
         })
     }
 
     /// A CA from its PEM certificate and key (as kept in `osm-ca-bundle`:
-    /// `ca.crt` and `private.key`).
+    /// `ca.crt` and `private.key`). `ca.crt` is a root, or the signing
+    /// certificate followed by each issuer up to the root ([`chain::read`]);
+    /// the key must be the signing certificate's.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, CaError> {
+        let chain = chain::read(cert_pem)?;
         let key =
             KeyPair::from_pem(key_pem).map_err(|e| CaError::Load(format!("private key: {e}")))?;
-        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)
+        check_key_matches(&chain.signing, &key)?;
+        let issuer = Issuer::from_ca_cert_pem(&chain.signing, key)
             .map_err(|e| CaError::Load(format!("certificate: {e}")))?;
         Ok(Self {
             issuer,
-            root_pem: cert_pem.to_string(),
+            chain,
+            cert_pem: cert_pem.to_string(),
             key_pem: key_pem.to_string(),
         })
     }
 
-    /// The root certificate and key as PEM, to persist.
     /// The root certificate (PEM), what trust bundles carry.
     pub fn root_pem(&self) -> &str {
-        &self.root_pem
+        &self.chain.root
     }
 
+    /// The CA certificate file and key as PEM, to persist.
     pub fn to_pem(&self) -> (String, String) {
-        (self.root_pem.clone(), self.key_pem.clone())
+        (self.cert_pem.clone(), self.key_pem.clone())
     }
 
     /// Local mode: the CA kept in `dir` (`ca.crt`, `private.key`), made on
@@ -170,10 +187,27 @@ impl LocalCa {
         leaf_validity(&mut params, validity)?;
         let cert = params.signed_by(&key, &self.issuer).map_err(signing)?;
         Ok(ServingCert {
-            chain_pem: cert.pem(),
+            chain_pem: cert.pem() + &self.chain.intermediates,
             key_pem: key.serialize_pem(),
         })
     }
+}
+
+/// A key that is not the signing certificate's would sign leaves no one
+/// can verify: refused at load.
+fn check_key_matches(cert_pem: &str, key: &KeyPair) -> Result<(), CaError> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+        .map_err(|e| CaError::Load(format!("certificate: {e}")))?;
+    let cert = pem
+        .parse_x509()
+        .map_err(|e| CaError::Load(format!("certificate: {e}")))?;
+    if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+        return Err(CaError::Load(format!(
+            "private.key is not the key of {} (the first certificate of ca.crt)",
+            cert.subject()
+        )));
+    }
+    Ok(())
 }
 
 /// Checks the names a CSR asks for against the proven identity: nothing, or
@@ -241,14 +275,14 @@ impl super::Issuer for LocalCa {
             .signed_by(&csr.public_key, &self.issuer)
             .map_err(signing)?;
         Ok(Issued {
-            chain_pem: cert.pem(),
+            chain_pem: cert.pem() + &self.chain.intermediates,
             not_after: params.not_after.unix_timestamp(),
             serial: serial.iter().map(|b| format!("{b:02x}")).collect(),
         })
     }
 
     fn trust_bundle(&self) -> String {
-        self.root_pem.clone()
+        self.chain.root.clone()
     }
 }
 

@@ -5,6 +5,7 @@
 //! [`LocalCa`] is the controller's own: a self-signed ECDSA P-256 root kept
 //! in the Secret `osm-ca-bundle` on Kubernetes, or a file in local mode.
 
+pub mod chain;
 mod local;
 
 pub use local::{LocalCa, ServingCert};
