@@ -7,6 +7,7 @@
 
 pub mod chain;
 mod local;
+pub mod rotation;
 
 pub use local::{LocalCa, ServingCert};
 
