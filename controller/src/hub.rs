@@ -12,7 +12,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use osm_api::logging::LogFilter;
 use osm_api::{
     compile::{Compiler, Impact, ProxyId},
     protocol::{Delta, ResourceId, Resources, diff, update},
@@ -20,6 +19,11 @@ use osm_api::{
     v1,
 };
 use tokio::sync::watch;
+
+mod log_level;
+
+use log_level::FollowedLevel;
+pub use log_level::log_filter_for;
 
 /// OSM's default leaf lifetime.
 pub const DEFAULT_CERT_VALIDITY: Duration = Duration::from_secs(24 * 3600);
@@ -65,27 +69,9 @@ pub struct Hub {
     log_level: Option<FollowedLevel>,
 }
 
-/// The controller's log filter and the MeshConfig level last applied.
-struct FollowedLevel {
-    filter: Arc<dyn LogFilter>,
-    applied: Mutex<Option<String>>,
-}
-
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub").finish_non_exhaustive()
-    }
-}
-
-/// MeshConfig `observability.osmLogLevel` as a log filter.
-pub fn log_filter_for(osm_level: &str) -> &'static str {
-    match osm_level {
-        "trace" => "trace",
-        "debug" => "debug",
-        "warn" => "warn",
-        "error" | "fatal" | "panic" => "error",
-        "disabled" => "off",
-        _ => "info",
     }
 }
 
@@ -137,21 +123,26 @@ impl Inner {
     }
 }
 
+/// What every proxy gets as it is: the trust bundle.
+fn common_resources(
+    trust_bundle_pem: Option<String>,
+) -> std::collections::BTreeMap<ResourceId, v1::Resource> {
+    trust_bundle_pem
+        .map(|pem| {
+            (
+                ResourceId::TrustBundle,
+                v1::Resource {
+                    kind: Some(v1::resource::Kind::TrustBundle(v1::TrustBundle { pem })),
+                },
+            )
+        })
+        .into_iter()
+        .collect()
+}
+
 impl Hub {
     pub fn new(mut compiler: Compiler, trust_bundle_pem: Option<String>) -> Self {
-        compiler.set_common(
-            trust_bundle_pem
-                .map(|pem| {
-                    (
-                        ResourceId::TrustBundle,
-                        v1::Resource {
-                            kind: Some(v1::resource::Kind::TrustBundle(v1::TrustBundle { pem })),
-                        },
-                    )
-                })
-                .into_iter()
-                .collect(),
-        );
+        compiler.set_common(common_resources(trust_bundle_pem));
         Self {
             inner: Mutex::new(Inner {
                 compiler,
@@ -163,41 +154,20 @@ impl Hub {
         }
     }
 
-    /// Sets `filter` from MeshConfig `observability.osmLogLevel` whenever
-    /// that level changes (the `--log-level` flag holds until the
-    /// MeshConfig names a level other than OSM's default, info).
-    pub fn follow_log_level(&mut self, filter: Arc<dyn LogFilter>) {
-        self.log_level = Some(FollowedLevel {
-            filter,
-            applied: Mutex::new(Some("info".into())),
-        });
-    }
-
-    fn apply_log_level(&self) {
-        let Some(FollowedLevel { filter, applied }) = &self.log_level else {
-            return;
-        };
-        let level = self
-            .lock()
-            .compiler
-            .index
-            .mesh_config
-            .as_ref()
-            .map(|m| m.spec.observability.osm_log_level.clone());
-        let Some(level) = level else {
-            return;
-        };
-        let mut applied = applied.lock().unwrap_or_else(|e| e.into_inner());
-        if applied.as_deref() == Some(level.as_str()) {
-            return;
-        }
-        match filter.set(log_filter_for(&level)) {
-            Ok(()) => {
-                tracing::info!(%level, "log level set by MeshConfig observability.osmLogLevel")
+    /// Replaces the trust bundle every proxy gets (a root rotation's
+    /// phases) and sends it to every connected proxy, as any change.
+    pub fn set_trust_bundle(&self, pem: String) {
+        let changed_at = Instant::now();
+        let mut inner = self.lock();
+        inner.compiler.set_common(common_resources(Some(pem)));
+        let ids: Vec<ProxyId> = inner.subscribers.keys().cloned().collect();
+        for id in &ids {
+            let view = inner.view_of(id, Some(changed_at));
+            if let Some(subscriber) = inner.subscribers.get(id) {
+                subscriber.views.send_replace(view);
             }
-            Err(e) => tracing::warn!(%level, error = %e, "log level from MeshConfig not applied"),
         }
-        *applied = Some(level);
+        tracing::info!(proxies = ids.len(), "trust bundle sent");
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

@@ -257,3 +257,25 @@ fn the_controller_log_level_follows_the_mesh_config() {
     hub.apply(mesh("fatal"));
     assert_eq!(*recorded.0.lock().unwrap(), ["debug", "off", "error"]);
 }
+
+#[test]
+fn a_new_trust_bundle_reaches_every_proxy_as_one_upsert() {
+    let hub = hub();
+    let mut store = hub.subscribe(id("store-0")).unwrap().views;
+    let mut buyer = hub.subscribe(id("buyer-0")).unwrap().views;
+    let sent_store = store.borrow_and_update().clone();
+    buyer.borrow_and_update();
+    hub.set_trust_bundle("OLD+NEW".into());
+    assert!(store.has_changed().unwrap() && buyer.has_changed().unwrap());
+    let update = next_update(Some(&sent_store), &store.borrow_and_update());
+    assert!(!update.full, "a delta, not a resend");
+    assert_eq!(update.upserts.len(), 1, "{update:?}");
+    assert!(update.removals.is_empty());
+    let before = fold(&[next_update(None, &sent_store)]);
+    let after = apply_update(&before, &update).unwrap();
+    assert_eq!(after.trust_bundle.unwrap().pem, "OLD+NEW");
+    // A proxy subscribing later gets it too.
+    let late = hub.subscribe(id("thief-0")).unwrap().views;
+    let full = next_update(None, &late.borrow());
+    assert_eq!(fold(&[full]).trust_bundle.unwrap().pem, "OLD+NEW");
+}
