@@ -11,7 +11,7 @@ use kube::{Api, Client, api::PostParams};
 
 use crate::ca::{CaError, LocalCa};
 
-pub const SECRET_NAME: &str = "osm-ca-bundle";
+pub use super::CA_SECRET as SECRET_NAME;
 const CERT_KEY: &str = "ca.crt";
 const KEY_KEY: &str = "private.key";
 
@@ -69,5 +69,86 @@ pub async fn load_or_create(
             from_secret(&stored)
         }
         Err(e) => Err(api_error(e)),
+    }
+}
+
+/// The guard against a lost root ([`super::lost_root`]), as `load_or_create` applies it.
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, time::Duration};
+
+    use serde_json::json;
+
+    use crate::kubernetes::{bootstrap::Bootstrap, ca_secret, fake::FakeApi};
+
+    const SECRET_NAME: &str = super::SECRET_NAME;
+
+    const NS: &str = "osm-system";
+
+    fn meshed_pod(fake: &FakeApi) {
+        fake.put(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "shop", "labels": {"openservicemesh.io/monitored-by": "osm"}}}));
+        fake.put(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": "shop"},
+            "spec": {"initContainers": [{"name": "osm-proxy", "image": "p"}],
+                "containers": [{"name": "app", "image": "a"}]}}));
+    }
+
+    /// A cluster a controller ran in: the CA Secret and the injector's.
+    async fn ran_once(fake: &FakeApi) {
+        let ca = ca_secret::load_or_create(fake.client(), NS, "osm", Duration::from_secs(3600))
+            .await
+            .unwrap();
+        let bootstrap = Bootstrap {
+            client: fake.client(),
+            namespace: NS.into(),
+            mesh_name: "osm".into(),
+            ca: Arc::new(ca),
+        };
+        bootstrap.run_once().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_vanished_root_with_meshed_pods_is_not_replaced() {
+        let fake = FakeApi::new();
+        ran_once(&fake).await;
+        meshed_pod(&fake);
+        fake.delete("", "secrets", NS, SECRET_NAME, true);
+        let err = ca_secret::load_or_create(fake.client(), NS, "osm", Duration::from_secs(3600))
+            .await
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "Secret osm-system/osm-ca-bundle is gone",
+            "shop/web-1",
+            "Restore the Secret from a backup",
+            "delete secret osm-injector-tls",
+        ] {
+            assert!(err.contains(needle), "{needle:?} in {err}");
+        }
+        assert!(
+            fake.get("", "secrets", NS, SECRET_NAME).is_none(),
+            "no new root was stored"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_meshed_pods_or_a_previous_root_a_new_root_is_made() {
+        // A controller ran, but nothing is meshed any more.
+        let fake = FakeApi::new();
+        ran_once(&fake).await;
+        fake.delete("", "secrets", NS, SECRET_NAME, true);
+        ca_secret::load_or_create(fake.client(), NS, "osm", Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert!(fake.get("", "secrets", NS, SECRET_NAME).is_some());
+
+        // Meshed pods, but no previous root (a first install).
+        let fake = FakeApi::new();
+        meshed_pod(&fake);
+        ca_secret::load_or_create(fake.client(), NS, "osm", Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert!(fake.get("", "secrets", NS, SECRET_NAME).is_some());
     }
 }

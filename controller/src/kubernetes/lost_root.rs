@@ -12,7 +12,7 @@
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::{Api, Client, api::ListParams};
 
-use super::{bootstrap::INJECTOR_SECRET, ca_secret::SECRET_NAME};
+use super::{CA_SECRET as SECRET_NAME, bootstrap::INJECTOR_SECRET};
 use crate::ca::CaError;
 
 /// The root the running mesh depends on, which no Secret holds any more.
@@ -114,83 +114,4 @@ pub async fn find(
         }
     }
     Ok(None)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::{sync::Arc, time::Duration};
-
-    use serde_json::json;
-
-    use super::*;
-    use crate::kubernetes::{bootstrap::Bootstrap, ca_secret, fake::FakeApi};
-
-    const NS: &str = "osm-system";
-
-    fn meshed_pod(fake: &FakeApi) {
-        fake.put(json!({"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": "shop", "labels": {"openservicemesh.io/monitored-by": "osm"}}}));
-        fake.put(json!({"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "web-1", "namespace": "shop"},
-            "spec": {"initContainers": [{"name": "osm-proxy", "image": "p"}],
-                "containers": [{"name": "app", "image": "a"}]}}));
-    }
-
-    /// A cluster a controller ran in: the CA Secret and the injector's.
-    async fn ran_once(fake: &FakeApi) {
-        let ca = ca_secret::load_or_create(fake.client(), NS, "osm", Duration::from_secs(3600))
-            .await
-            .unwrap();
-        let bootstrap = Bootstrap {
-            client: fake.client(),
-            namespace: NS.into(),
-            mesh_name: "osm".into(),
-            ca: Arc::new(ca),
-        };
-        bootstrap.run_once().await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_vanished_root_with_meshed_pods_is_not_replaced() {
-        let fake = FakeApi::new();
-        ran_once(&fake).await;
-        meshed_pod(&fake);
-        fake.delete("", "secrets", NS, SECRET_NAME, true);
-        let err = ca_secret::load_or_create(fake.client(), NS, "osm", Duration::from_secs(3600))
-            .await
-            .unwrap_err()
-            .to_string();
-        for needle in [
-            "Secret osm-system/osm-ca-bundle is gone",
-            "shop/web-1",
-            "Restore the Secret from a backup",
-            "delete secret osm-injector-tls",
-        ] {
-            assert!(err.contains(needle), "{needle:?} in {err}");
-        }
-        assert!(
-            fake.get("", "secrets", NS, SECRET_NAME).is_none(),
-            "no new root was stored"
-        );
-    }
-
-    #[tokio::test]
-    async fn without_meshed_pods_or_a_previous_root_a_new_root_is_made() {
-        // A controller ran, but nothing is meshed any more.
-        let fake = FakeApi::new();
-        ran_once(&fake).await;
-        fake.delete("", "secrets", NS, SECRET_NAME, true);
-        ca_secret::load_or_create(fake.client(), NS, "osm", Duration::from_secs(3600))
-            .await
-            .unwrap();
-        assert!(fake.get("", "secrets", NS, SECRET_NAME).is_some());
-
-        // Meshed pods, but no previous root (a first install).
-        let fake = FakeApi::new();
-        meshed_pod(&fake);
-        ca_secret::load_or_create(fake.client(), NS, "osm", Duration::from_secs(3600))
-            .await
-            .unwrap();
-        assert!(fake.get("", "secrets", NS, SECRET_NAME).is_some());
-    }
 }

@@ -11,3 +11,6 @@ pub mod token_review;
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
+
+/// The Secret the mesh CA is kept in (OSM's name).
+pub const CA_SECRET: &str = "osm-ca-bundle";
