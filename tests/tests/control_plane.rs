@@ -939,3 +939,52 @@ async fn an_intermediate_ca_issues_and_both_ends_verify_through_it() {
     let chain = mesh.buyer.shared.credentials().unwrap().chain.len();
     assert_eq!(chain, 2, "the leaf and the intermediate");
 }
+
+/// The root listed first in the bundle is the one that issues: when it is
+/// not the one a proxy's certificate chains to, the proxy renews at once
+/// (a rotation's switch), once per bundle; a bundle whose first root is
+/// its own changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_renews_early_when_another_root_issues() {
+    let mesh = Mesh::start(&[]).await;
+    let controller = mesh.controller.as_ref().unwrap();
+    let root = osm_controller::ca::Issuer::trust_bundle(mesh.cp.ca.as_ref());
+    let other = osm_tests::pki::Pki::new("the next root").bundle_pem();
+    let issued = || async {
+        let (_, metrics) = controller.admin_get("/metrics").await;
+        osm_tests::metric_value(&metrics, "osm_cert_issued_count", &[])
+    };
+    let serial = |p: &TestProxy| p.shared.credentials().unwrap().chain[0].to_vec();
+    let before = issued().await;
+    let first_cert = serial(&mesh.buyer);
+    let has_bundle = |p: &TestProxy, n: usize, first: &str| {
+        let bundle = &p.shared.config().trust_bundle;
+        let want = osm_proxy::identity::parse_certificates(first.as_bytes()).unwrap();
+        bundle.len() == n && bundle[0] == want[0]
+    };
+
+    // Its own root first: nothing to do.
+    controller.hub.set_trust_bundle(format!("{root}{other}"));
+    eventually("the bundle with the next root", || async {
+        has_bundle(&mesh.buyer, 2, &root).then_some(())
+    })
+    .await;
+    assert_eq!(serial(&mesh.buyer), first_cert);
+
+    // Another root first: every proxy asks for a new certificate at once.
+    controller.hub.set_trust_bundle(format!("{other}{root}"));
+    eventually("an early renewal", || async {
+        (serial(&mesh.buyer) != first_cert).then_some(())
+    })
+    .await;
+    let proxies = 3.0;
+    eventually("each proxy renewed once", || async {
+        (issued().await == before + proxies).then_some(())
+    })
+    .await;
+    // (This controller still issues from its root: no second try for this
+    // bundle, and traffic flows on.)
+    mesh.wait_status(&mesh.buyer, 200, "bookbuyer still buys")
+        .await;
+    assert_eq!(issued().await, before + proxies);
+}

@@ -13,6 +13,7 @@
 pub mod backoff;
 pub mod certify;
 pub mod channel;
+pub mod early_renewal;
 
 use std::{
     path::PathBuf,
@@ -83,7 +84,6 @@ async fn obtain_certificate(
     }
 }
 
-/// Swaps the new certificate in; returns when to renew it.
 /// The controller's address, trusting the injected CA and the bundle the
 /// controller sent last.
 fn controller_addr(settings: &ControlSettings, shared: &Shared) -> ControllerAddr {
@@ -92,6 +92,7 @@ fn controller_addr(settings: &ControlSettings, shared: &Shared) -> ControllerAdd
         .also_trusting(&shared.config().trust_bundle)
 }
 
+/// Swaps the new certificate in; returns when to renew it.
 fn install(shared: &Shared, certified: Certified) -> Result<SystemTime, certify::CertifyError> {
     let renew_at = certified.renew_at();
     shared
@@ -110,12 +111,29 @@ async fn renew_forever(
     mut renew_at: SystemTime,
     stop: &CancellationToken,
 ) {
+    let mut updates = shared.config_updates();
+    // The bundle of the last early renewal: one try per bundle.
+    let mut acted_on: Option<Vec<rustls::pki_types::CertificateDer<'static>>> = None;
     loop {
         let wait = renew_at
             .duration_since(SystemTime::now())
             .unwrap_or_default();
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
+            changed = updates.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let bundle = shared.config().trust_bundle.clone();
+                let early = shared.credentials().is_some_and(|c| {
+                    early_renewal::renew_now(&c.chain, &bundle, acted_on.as_deref())
+                });
+                if !early {
+                    continue;
+                }
+                tracing::info!("the mesh issues from another root now: renewing the certificate early");
+                acted_on = Some(bundle);
+            }
             _ = stop.cancelled() => return,
         }
         match obtain_certificate(settings, shared, stop).await {
