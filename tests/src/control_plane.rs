@@ -213,6 +213,14 @@ impl TestController {
         https(addr, roots_pem, client, request).await
     }
 
+    /// Waits until the controller reports ready (its sources synced).
+    pub async fn ready(&self) {
+        crate::eventually("controller ready", || async {
+            (self.admin_get("/readyz").await.0 == 200).then_some(())
+        })
+        .await;
+    }
+
     /// GET on the admin endpoint; (status, body).
     pub async fn admin_get(&self, path: &str) -> (u16, String) {
         let answer = crate::client::http1_get(self.addrs.admin, "controller", path)

@@ -145,10 +145,7 @@ impl Mesh {
         }
         let controller = cp.start_with("127.0.0.1:0".parse().unwrap(), api).await;
         let grpc = controller.grpc();
-        eventually("controller ready", || async {
-            (controller.admin_get("/readyz").await.0 == 200).then_some(())
-        })
-        .await;
+        controller.ready().await;
         let store_addr: SocketAddr = format!("{STORE_IP}:{}", app.addr.port()).parse().unwrap();
         // The labels the proxies put on their metrics, as the injector
         // would give them.
@@ -480,10 +477,7 @@ mod protocol {
         cp.write("cluster.yaml", &cluster(18080));
         let controller = cp.start("127.0.0.1:0".parse().unwrap()).await;
         let grpc = controller.grpc();
-        eventually("controller ready", || async {
-            (controller.admin_get("/readyz").await.0 == 200).then_some(())
-        })
-        .await;
+        controller.ready().await;
 
         // A token for bookthief cannot buy a certificate for bookstore's pod.
         let thief = cp.control_for(grpc, "bookthief", "bookthief-0", "bookthief");
@@ -860,10 +854,7 @@ async fn the_controller_is_trusted_by_the_bundle_it_sent_too() {
     cp.write("cluster.yaml", &cluster(18080));
     let controller = cp.start("127.0.0.1:0".parse().unwrap()).await;
     let grpc = controller.grpc();
-    eventually("controller ready", || async {
-        (controller.admin_get("/readyz").await.0 == 200).then_some(())
-    })
-    .await;
+    controller.ready().await;
     let injected_elsewhere = osm_tests::pki::Pki::new("another-root");
     let mut control = cp.control_for(grpc, "bookbuyer", "bookbuyer-0", "bookbuyer");
     control.controller = ControllerAddr::new(
