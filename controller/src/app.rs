@@ -243,6 +243,7 @@ impl Controller {
                 self.hub.clone(),
                 readings.clone(),
                 api.settings.window,
+                self.synced.clone(),
                 stop.clone(),
             ));
             tasks.spawn(crate::traffic_metrics::serve::serve(

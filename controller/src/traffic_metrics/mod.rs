@@ -7,7 +7,10 @@
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, SystemTime},
 };
 
@@ -150,13 +153,23 @@ pub async fn read_proxies(hub: &Hub) -> Reading {
     Reading { answered, asked }
 }
 
-/// Reads the proxies now and then once per `window` until `stop`.
+/// Reads the proxies once the hub knows the cluster (`synced`), then once
+/// per `window` until `stop`. (A first reading before the sync would miss
+/// pods the second then takes for new, counting all their requests since
+/// their proxies started into one window.)
 pub async fn keep_reading(
     hub: Arc<Hub>,
     readings: Arc<Readings>,
     window: Duration,
+    synced: Arc<AtomicBool>,
     stop: CancellationToken,
 ) {
+    while !synced.load(Ordering::Acquire) {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            () = stop.cancelled() => return,
+        }
+    }
     let mut missing_before = 0;
     loop {
         let reading = read_proxies(&hub).await;
