@@ -7,6 +7,9 @@
 //! - `/debug/proxies` (loopback clients only): JSON list of connected
 //!   proxies with the config version sent to each and the one it
 //!   acknowledged.
+//! - `/debug/ca` (loopback clients only): the roots of the trust bundle
+//!   (the issuing one first) and any that live certificates still chain
+//!   to, with how many live certificates the controller issued from each.
 //! - `/debug/config?pod=<namespace>/<name>` (loopback clients only, and
 //!   only with MeshConfig `observability.enableDebugServer: true`, OSM's
 //!   switch for its debug server): the config a connected proxy is
@@ -34,6 +37,8 @@ pub struct AdminState {
     pub proxies: Arc<Proxies>,
     pub synced: Arc<AtomicBool>,
     pub hub: Arc<Hub>,
+    /// The certificates issued, by root.
+    pub ledger: Arc<crate::ca::ledger::Ledger>,
 }
 
 /// `/debug/config`: a connected proxy's config, when the debug server is on.
@@ -126,6 +131,11 @@ pub fn route(
                 .metrics
                 .proxies_out_of_sync
                 .set(state.proxies.out_of_sync() as f64);
+            for root in roots(state) {
+                state
+                    .metrics
+                    .live_certificates(&root.root.fingerprint, root.live_certificates);
+            }
             reply(
                 StatusCode::OK,
                 "text/plain; version=0.0.4",
@@ -138,12 +148,25 @@ pub fn route(
             serde_json::to_string_pretty(&state.proxies.list()).unwrap_or_default(),
         ),
         "/debug/config" => debug_config(&state.hub, uri.query()),
+        "/debug/ca" => reply(
+            StatusCode::OK,
+            "application/json",
+            serde_json::to_string_pretty(&serde_json::json!({"roots": roots(state)}))
+                .unwrap_or_default(),
+        ),
         _ => reply(
             StatusCode::NOT_FOUND,
             TEXT,
-            "not found; try /healthz, /readyz, /metrics or /debug/proxies\n",
+            "not found; try /healthz, /readyz, /metrics, /debug/proxies or /debug/ca\n",
         ),
     }
+}
+
+/// The roots of the bundle proxies are sent (the first issues) and those
+/// live certificates chain to, with counts.
+fn roots(state: &AdminState) -> Vec<crate::ca::ledger::RootReport> {
+    let bundle = state.hub.trust_bundle().unwrap_or_default();
+    crate::ca::ledger::report(&bundle, &state.ledger.live_by_root())
 }
 
 /// Serves until `stop` is cancelled.
@@ -176,6 +199,7 @@ mod tests {
             proxies: Arc::new(Proxies::default()),
             synced: Arc::new(AtomicBool::new(false)),
             hub: Arc::new(hub()),
+            ledger: Default::default(),
         };
         let uri = |p: &str| p.parse::<http::Uri>().unwrap();
         let get = |p: &str| route(&state, &Method::GET, &uri(p), true);
@@ -265,6 +289,7 @@ mod tests {
             proxies: Arc::new(Proxies::default()),
             synced: Arc::new(AtomicBool::new(true)),
             hub: Arc::new(hub()),
+            ledger: Default::default(),
         };
         let _sub = state
             .hub

@@ -204,12 +204,14 @@ impl Controller {
             // Nothing to sync: the (empty) state is complete.
             Source::None => self.synced.store(true, Ordering::Release),
         }
+        let ledger = Arc::new(crate::ca::ledger::Ledger::default());
         let identity = IdentityService {
             hub: self.hub.clone(),
             reviewer: self.reviewer.clone(),
             issuer: self.ca.clone(),
             metrics: self.metrics.clone(),
             reviews: Default::default(),
+            ledger: ledger.clone(),
         };
         let config =
             ConfigService::new(self.hub.clone(), self.proxies.clone(), self.metrics.clone());
@@ -234,6 +236,7 @@ impl Controller {
                 proxies: self.proxies.clone(),
                 synced: self.synced.clone(),
                 hub: self.hub.clone(),
+                ledger,
             },
             stop.clone(),
         ));

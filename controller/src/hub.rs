@@ -78,6 +78,8 @@ impl std::fmt::Debug for Hub {
 #[derive(Debug)]
 struct Inner {
     compiler: Compiler,
+    /// What every proxy is sent as its trust bundle.
+    trust_bundle: Option<String>,
     version: u64,
     next_token: u64,
     subscribers: HashMap<ProxyId, Subscriber>,
@@ -142,10 +144,11 @@ fn common_resources(
 
 impl Hub {
     pub fn new(mut compiler: Compiler, trust_bundle_pem: Option<String>) -> Self {
-        compiler.set_common(common_resources(trust_bundle_pem));
+        compiler.set_common(common_resources(trust_bundle_pem.clone()));
         Self {
             inner: Mutex::new(Inner {
                 compiler,
+                trust_bundle: trust_bundle_pem,
                 version: 0,
                 next_token: 0,
                 subscribers: HashMap::new(),
@@ -159,7 +162,10 @@ impl Hub {
     pub fn set_trust_bundle(&self, pem: String) {
         let changed_at = Instant::now();
         let mut inner = self.lock();
-        inner.compiler.set_common(common_resources(Some(pem)));
+        inner
+            .compiler
+            .set_common(common_resources(Some(pem.clone())));
+        inner.trust_bundle = Some(pem);
         let ids: Vec<ProxyId> = inner.subscribers.keys().cloned().collect();
         for id in &ids {
             let view = inner.view_of(id, Some(changed_at));
@@ -168,6 +174,11 @@ impl Hub {
             }
         }
         tracing::info!(proxies = ids.len(), "trust bundle sent");
+    }
+
+    /// The trust bundle proxies are sent (PEM).
+    pub fn trust_bundle(&self) -> Option<String> {
+        self.lock().trust_bundle.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

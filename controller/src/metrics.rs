@@ -24,6 +24,9 @@ pub const CERTIFICATES_ISSUED_TOTAL: &str = "osm_controller_certificates_issued_
 pub const ERRORS_TOTAL: &str = "osm_controller_errors_total";
 pub const SOURCE_SYNCS_TOTAL: &str = "osm_controller_source_syncs_total";
 pub const SOURCE_PROBLEMS: &str = "osm_controller_source_problems";
+/// Gauge, by `root` (SHA-256 fingerprint): certificates issued from that
+/// root that have not expired (sampled when scraped).
+pub const LIVE_CERTIFICATES: &str = "osm_controller_live_certificates";
 
 /// OSM v1.2's names (`pkg/metricsstore`), for what this controller does
 /// the same. Per-proxy labels OSM put on some (`proxy_uuid`, `identity`)
@@ -243,6 +246,19 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
+    /// Sets how many live certificates chain to `root` (its fingerprint).
+    pub fn live_certificates(&self, root: &str, live: usize) {
+        self.recorder
+            .register_gauge(
+                &Key::from_parts(
+                    LIVE_CERTIFICATES,
+                    vec![Label::new("root", root.to_string())],
+                ),
+                &METADATA,
+            )
+            .set(live as f64);
+    }
+
     pub fn render(&self) -> String {
         self.handle.render()
     }

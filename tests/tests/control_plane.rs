@@ -948,6 +948,28 @@ async fn a_proxy_renews_early_when_another_root_issues() {
     let serial = |p: &TestProxy| p.shared.credentials().unwrap().chain[0].to_vec();
     let before = issued().await;
     let first_cert = serial(&mesh.buyer);
+    // /debug/ca: the issuing root, and the live certificates from it.
+    let ca_report = || async {
+        let (status, body) = controller.admin_get("/debug/ca").await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let report = ca_report().await;
+    let roots = report["roots"].as_array().unwrap();
+    assert_eq!(roots.len(), 1, "{report}");
+    assert_eq!(roots[0]["issuing"], true);
+    assert_eq!(roots[0]["liveCertificates"], 3, "{report}");
+    let fingerprint = roots[0]["fingerprint"].as_str().unwrap().to_string();
+    let (_, metrics) = controller.admin_get("/metrics").await;
+    assert_eq!(
+        osm_tests::metric_value(
+            &metrics,
+            "osm_controller_live_certificates",
+            &[("root", fingerprint.as_str())]
+        ),
+        3.0,
+        "{metrics}"
+    );
     let has_bundle = |p: &TestProxy, n: usize, first: &str| {
         let bundle = &p.shared.config().trust_bundle;
         let want = osm_proxy::identity::parse_certificates(first.as_bytes()).unwrap();
@@ -978,4 +1000,18 @@ async fn a_proxy_renews_early_when_another_root_issues() {
     mesh.wait_status(&mesh.buyer, 200, "bookbuyer still buys")
         .await;
     assert_eq!(issued().await, before + proxies);
+    // Renewals replace each pod's entry; the bundle's first root is the
+    // other one now, with no certificate from it.
+    let report = ca_report().await;
+    let live: Vec<(bool, bool, u64)> = report["roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let issuing = r["issuing"].as_bool().unwrap();
+            let ours = r["fingerprint"] == fingerprint.as_str();
+            (issuing, ours, r["liveCertificates"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(live, [(true, false, 0), (false, true, 3)], "{report}");
 }

@@ -6,6 +6,7 @@
 //! in the Secret `osm-ca-bundle` on Kubernetes, or a file in local mode.
 
 pub mod chain;
+pub mod ledger;
 mod local;
 pub mod rotation;
 
@@ -44,7 +45,7 @@ pub enum CaError {
 }
 
 /// Something that signs mesh certificates.
-pub trait Issuer: Send + Sync {
+pub trait Issuer: Send + Sync + std::fmt::Debug {
     /// Signs `csr_pem` for `identity`, bound to `pod` (see
     /// [`osm_api::identity::pod`]), valid for `validity`.
     fn issue(

@@ -1,5 +1,6 @@
 //! `Identity.Certify` over gRPC.
 
+use crate::ca::ledger::RootId;
 use std::sync::Arc;
 
 use osm_api::v1;
@@ -21,6 +22,8 @@ pub struct IdentityService {
     pub issuer: Arc<dyn Issuer>,
     pub metrics: Arc<Metrics>,
     pub reviews: Arc<ReviewGate>,
+    /// Where each issued certificate is recorded, by its root.
+    pub ledger: Arc<crate::ca::ledger::Ledger>,
 }
 
 /// How many certificate requests are checked at once (each may cost a
@@ -111,6 +114,11 @@ impl v1::identity_server::Identity for IdentityService {
         {
             Ok(response) => {
                 self.metrics.certificate_issued(started.elapsed());
+                // The issuing root is the bundle's first.
+                if let Some(root) = RootId::of_pem(&self.issuer.trust_bundle()) {
+                    let pod = format!("{}/{}", request.pod_namespace, request.pod_name);
+                    self.ledger.record(&pod, root, response.not_after);
+                }
                 tracing::debug!(
                     pod = %format!("{}/{}", request.pod_namespace, request.pod_name),
                     not_after = response.not_after,

@@ -36,6 +36,7 @@ async fn connections_past_the_limit_are_closed_at_accept() {
         issuer: ca,
         metrics: metrics.clone(),
         reviews: Default::default(),
+        ledger: Default::default(),
     };
     let config = ConfigService::new(hub, Arc::new(Proxies::default()), metrics);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
