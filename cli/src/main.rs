@@ -35,6 +35,10 @@ enum Command {
     /// Prometheus scraping of a namespace's sidecars.
     #[command(subcommand)]
     Metrics(osm_cli::cluster::MetricsCommand),
+    /// The mesh's certificate authority: its roots and the certificates
+    /// issued from each.
+    #[command(subcommand)]
+    Ca(osm_cli::cluster::CaCommand),
     Local(osm_cli::local::Local),
     /// Versions of the CLI and of the installed meshes.
     Version(osm_cli::cluster::Version),
@@ -61,6 +65,7 @@ async fn main() {
         Command::Version(command) => command.run().await,
         Command::Support(command) => command.run().await,
         Command::Dashboard(command) => command.run().await,
+        Command::Ca(command) => command.run().await,
     };
     match result {
         Ok(code) => std::process::exit(code),

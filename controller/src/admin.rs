@@ -4,7 +4,8 @@
 //! - `/readyz`: 200 once every source has completed its first full sync,
 //!   503 with the reason before.
 //! - `/metrics`: Prometheus text.
-//! - `/debug/proxies` (loopback clients only): JSON list of connected
+//! - `/debug/proxies` (loopback clients only, or this machine when the
+//!   port is bound to one address): JSON list of connected
 //!   proxies with the config version sent to each and the one it
 //!   acknowledged.
 //! - `/debug/ca` (loopback clients only): the roots of the trust bundle
@@ -171,11 +172,19 @@ fn roots(state: &AdminState) -> Vec<crate::ca::ledger::RootReport> {
 
 /// Serves until `stop` is cancelled.
 pub async fn serve(listener: TcpListener, state: AdminState, stop: CancellationToken) {
+    // Bound to one address (local mode: the bridge's gateway), a client
+    // from that address is this machine itself, as trusted as loopback;
+    // bound to all (a pod), only loopback is.
+    let own_ip = listener
+        .local_addr()
+        .ok()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified());
     let handler: osm_serve::Handler = Arc::new(move |req: Request<Incoming>| {
         let from_loopback = req
             .extensions()
             .get::<osm_serve::PeerAddr>()
-            .is_some_and(|p| p.0.ip().is_loopback());
+            .is_some_and(|p| p.0.ip().is_loopback() || Some(p.0.ip()) == own_ip);
         let response = route(&state, req.method(), req.uri(), from_loopback);
         Box::pin(async move { response })
     });

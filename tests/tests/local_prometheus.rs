@@ -387,6 +387,31 @@ async fn prometheus_scrapes_the_demo_and_every_dashboard_panel_has_data() {
     } else {
         assert_eq!(thief("bookstore"), (0, 0), "no address to attribute");
     }
+    // The mesh's CA as the controller reports it (`osm ca status`): one
+    // root, issuing, with a live certificate for each meshed pod.
+    let meshed: usize = ["bookbuyer", "bookstore", "bookthief", "bookwarehouse"]
+        .iter()
+        .flat_map(|ns| mesh.pods(ns))
+        .filter(|pod| {
+            ["initContainers", "containers"].iter().any(|field| {
+                pod["spec"][field]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|c| c["name"] == "osm-proxy"))
+            })
+        })
+        .count();
+    let report: Value =
+        serde_json::from_str(&mesh.ok(&["ca", "status", "--local", "-o", "json"])).unwrap();
+    let roots = report["roots"].as_array().unwrap();
+    assert_eq!(roots.len(), 1, "{report}");
+    assert_eq!(roots[0]["issuing"], true, "{report}");
+    assert!(meshed >= 5, "the demo's meshed pods: {meshed}");
+    assert_eq!(roots[0]["liveCertificates"], meshed, "{report}");
+    let ca_table = mesh.ok(&["ca", "status", "--local"]);
+    assert!(
+        ca_table.starts_with("ROOT") && ca_table.contains("osm-ca.openservicemesh.io"),
+        "{ca_table}"
+    );
     let table = mesh.ok(&["local", "get", "trafficmetrics", "-n", "bookstore"]);
     assert!(
         table.starts_with("RESOURCE") && table.contains("deployment/bookstore-v1"),

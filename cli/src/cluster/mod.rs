@@ -3,6 +3,7 @@
 //! `proxy`, `verify`, `support`, `dashboard`, `version`); `local` points
 //! the verbs that have one at local mode instead.
 
+pub mod ca;
 pub mod chart;
 pub mod dashboard;
 pub mod install;
@@ -18,6 +19,7 @@ pub mod values;
 pub mod verify;
 pub mod version;
 
+pub use ca::CaCommand;
 pub use dashboard::Dashboard;
 pub use install::Install;
 pub use mesh::{MeshCommand, UninstallCommand};

@@ -54,6 +54,18 @@ pub async fn get(
         ));
     }
     let (port, path) = route(query);
+    port_forward_get(&api, pod, port, &path).await
+}
+
+/// GET `path` on `port` of a pod, through the API server's port-forward
+/// (the request arrives on the pod's loopback): (status, body).
+pub async fn port_forward_get(
+    api: &Api<Pod>,
+    pod: &str,
+    port: u16,
+    path: &str,
+) -> Result<(u16, String), String> {
+    let namespace = api.namespace().unwrap_or("default").to_string();
     let mut forwarder = api
         .portforward(pod, &[port])
         .await
@@ -65,7 +77,7 @@ pub async fn get(
         .await
         .map_err(|e| format!("{namespace}/{pod}:{port}: {e}"))?;
     tokio::spawn(conn);
-    let request = http::Request::get(&path)
+    let request = http::Request::get(path)
         .header("host", "localhost")
         .body(Full::new(Bytes::new()))
         .map_err(|e| e.to_string())?;

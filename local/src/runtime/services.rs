@@ -190,7 +190,12 @@ pub fn nat_rules(
             }
         }
     }
-    let _ = writeln!(text, "-A {post} -s {pods} ! -o {bridge} -j MASQUERADE");
+    // What leaves the host; not the host's own traffic to the gateway
+    // address (inside the pod range, delivered on loopback).
+    let _ = writeln!(
+        text,
+        "-A {post} -s {pods} ! -d {pods} ! -o {bridge} -j MASQUERADE"
+    );
     for stale in stale_chains {
         if !chains.iter().any(|(_, c)| c == stale) {
             let _ = writeln!(text, "-X {stale}");
@@ -384,7 +389,7 @@ mod tests {
             );
         }
         assert!(
-            text.contains("-s 10.213.0.0/16 ! -o osm-br -j MASQUERADE"),
+            text.contains("-s 10.213.0.0/16 ! -d 10.213.0.0/16 ! -o osm-br -j MASQUERADE"),
             "{text}"
         );
     }
