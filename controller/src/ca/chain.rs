@@ -72,7 +72,7 @@ pub fn read(pem: &str) -> Result<CaChain, CaError> {
 }
 
 /// The PEM certificate blocks of `pem`, each with its end line.
-fn pem_blocks(pem: &str) -> Vec<String> {
+pub fn pem_blocks(pem: &str) -> Vec<String> {
     const END: &str = "-----END CERTIFICATE-----";
     let mut out = Vec::new();
     let mut rest = pem;

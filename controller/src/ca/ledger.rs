@@ -100,7 +100,7 @@ pub struct RootReport {
 /// The roots of `bundle_pem` (the issuing one first, as the controller
 /// lists it) and those live certificates chain to, with their counts.
 pub fn report(bundle_pem: &str, live: &BTreeMap<RootId, usize>) -> Vec<RootReport> {
-    let bundled: Vec<RootId> = pem_certificates(bundle_pem)
+    let bundled: Vec<RootId> = super::chain::pem_blocks(bundle_pem)
         .iter()
         .filter_map(|pem| RootId::of_pem(pem))
         .collect();
@@ -125,15 +125,6 @@ pub fn report(bundle_pem: &str, live: &BTreeMap<RootId, usize>) -> Vec<RootRepor
         }
     }
     out
-}
-
-/// The certificates of a PEM bundle, one PEM text each.
-fn pem_certificates(pem: &str) -> Vec<String> {
-    const END: &str = "-----END CERTIFICATE-----";
-    pem.split_inclusive(END)
-        .filter(|block| block.contains("-----BEGIN CERTIFICATE-----"))
-        .map(str::to_string)
-        .collect()
 }
 
 #[cfg(test)]

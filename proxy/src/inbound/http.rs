@@ -14,9 +14,9 @@ use crate::{
     refusal::{Layer, Refusal},
     state::Shared,
     telemetry::{
-        access_log::{HttpEntry, LogParts},
-        body_bytes::Logged,
-        tally::{Tally, counted},
+        access_log::HttpEntry,
+        body_bytes::{LineStart, Logged, when_sent},
+        tally::counted,
         trace::Kind,
     },
     upstream::{HttpClient, forward},
@@ -80,11 +80,7 @@ pub async fn handle(
     let started = tokio::time::Instant::now();
     let ctx = &ctx.0;
     // The log shows the request as the client sent it.
-    let log_parts = ctx.shared.access_log.enabled().then(|| {
-        let tally = Tally::default();
-        req.extensions_mut().insert(tally.clone());
-        (LogParts::of(&req), tally)
-    });
+    let line = LineStart::of(&ctx.shared.access_log, &mut req, started);
     let span = ctx.shared.tracer.start(Kind::Server, &mut req);
     let Answer {
         response,
@@ -107,24 +103,20 @@ pub async fn handle(
         let code = response.status().as_u16();
         ctx.shared.tracer.finish(span, code, remote, tags);
     }
-    let Some((parts, received)) = log_parts else {
-        return response.map(Logged::plain);
-    };
-    let entry = HttpEntry {
+    let code = response.status().as_u16();
+    when_sent(line, &ctx.shared.access_log, response, |parts| HttpEntry {
         response_flags: flag,
         peer_identity: match &ctx.source {
             Source::Mesh(_) => Some(ctx.source_label.clone()),
             Source::Ingress(_) => None,
         },
-        response_code: response.status().as_u16(),
+        response_code: code,
         upstream_host: Some(ctx.app.to_string()),
         source_identity: Some(ctx.source_label.clone()),
         authorization: rule.as_deref().map(str::to_string),
         error,
         ..HttpEntry::of(parts, "inbound")
-    };
-    let log = ctx.shared.access_log.clone();
-    response.map(|body| Logged::new(body, log, entry, started, received))
+    })
 }
 
 /// What answers a request: the response, the rule that admitted it, why

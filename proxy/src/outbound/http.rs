@@ -19,9 +19,9 @@ use crate::{
     routing::{service_by_addr, service_by_authority},
     state::Shared,
     telemetry::{
-        access_log::{HttpEntry, LogParts},
-        body_bytes::Logged,
-        tally::{Tally, counted},
+        access_log::HttpEntry,
+        body_bytes::{LineStart, Logged, when_sent},
+        tally::counted,
         trace::{ActiveSpan, Kind},
     },
     upstream::{ForwardError, forward},
@@ -86,11 +86,7 @@ pub async fn handle(
 ) -> Response<Logged<ProxyBody>> {
     let started = tokio::time::Instant::now();
     let ctx = &ctx.0;
-    let log_parts = ctx.shared.access_log.enabled().then(|| {
-        let tally = Tally::default();
-        req.extensions_mut().insert(tally.clone());
-        (LogParts::of(&req), tally)
-    });
+    let line = LineStart::of(&ctx.shared.access_log, &mut req, started);
     let span = ctx.shared.tracer.start(Kind::Client, &mut req);
     let outcome = route(ctx, req).await;
     let code = outcome.response.status().as_u16();
@@ -103,10 +99,8 @@ pub async fn handle(
     if let Some(span) = span {
         finish_span(&ctx.shared, span, code, &outcome);
     }
-    let Some((parts, received)) = log_parts else {
-        return outcome.response.map(Logged::plain);
-    };
-    let entry = HttpEntry {
+    let log = &ctx.shared.access_log;
+    when_sent(line, log, outcome.response, |parts| HttpEntry {
         response_flags: outcome.flag,
         peer_identity: outcome
             .endpoint
@@ -118,11 +112,7 @@ pub async fn handle(
         upstream_host: outcome.endpoint.as_ref().map(|e| e.addr().to_string()),
         error: outcome.error,
         ..HttpEntry::of(parts, "outbound")
-    };
-    let log = ctx.shared.access_log.clone();
-    outcome
-        .response
-        .map(|body| Logged::new(body, log, entry, started, received))
+    })
 }
 
 /// Records the client span: the service, the endpoint chosen, the

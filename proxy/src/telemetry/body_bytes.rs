@@ -15,9 +15,60 @@ use bytes::Buf as _;
 use hyper::body::{Body, Frame, SizeHint};
 
 use super::{
-    access_log::{AccessLog, HttpEntry},
+    access_log::{AccessLog, HttpEntry, LogParts},
     tally::Tally,
 };
+
+/// A request's line in the making: its fields as they arrived, the tally
+/// its body is counted into, and when it arrived.
+pub struct LineStart {
+    parts: LogParts,
+    received: Tally,
+    started: tokio::time::Instant,
+}
+
+impl LineStart {
+    /// Starts the line of `req`, which arrived at `started`, when `log` is
+    /// on (the tally goes into its extensions, for whoever reads its body).
+    pub fn of<B>(
+        log: &AccessLog,
+        req: &mut http::Request<B>,
+        started: tokio::time::Instant,
+    ) -> Option<Self> {
+        if !log.enabled() {
+            return None;
+        }
+        let received = Tally::default();
+        req.extensions_mut().insert(received.clone());
+        Some(Self {
+            parts: LogParts::of(req),
+            received,
+            started,
+        })
+    }
+}
+
+/// The response to a request, writing its line (`entry` fills it in from
+/// the request's fields) to `log` once the body has been sent; as it is
+/// when the line was not started (the log is off).
+pub fn when_sent<B>(
+    line: Option<LineStart>,
+    log: &AccessLog,
+    response: http::Response<B>,
+    entry: impl FnOnce(LogParts) -> HttpEntry,
+) -> http::Response<Logged<B>> {
+    let Some(LineStart {
+        parts,
+        received,
+        started,
+    }) = line
+    else {
+        return response.map(Logged::plain);
+    };
+    let entry = entry(parts);
+    let log = log.clone();
+    response.map(|body| Logged::new(body, log, entry, started, received))
+}
 
 /// A line waiting for its response body to end.
 struct Pending {
@@ -45,7 +96,7 @@ impl<B> Logged<B> {
 
     /// `entry` is written to `log` when the body ends, with the bytes sent,
     /// the bytes `received` counted meanwhile, and the time since `started`.
-    pub fn new(
+    fn new(
         inner: B,
         log: AccessLog,
         entry: HttpEntry,
