@@ -58,38 +58,43 @@ pub struct Window {
     pub length: String,
 }
 
-/// The last two readings.
+/// The last reading, and the window it closed (computed once per reading,
+/// not per answer).
 #[derive(Debug, Default)]
 pub struct Readings {
-    last_two: Mutex<ReadingPair>,
+    state: Mutex<ReadingsState>,
+}
+
+#[derive(Debug, Default)]
+struct ReadingsState {
+    last: Option<(SystemTime, Reading)>,
+    window: Option<Arc<Window>>,
 }
 
 impl Readings {
-    fn lock(&self) -> std::sync::MutexGuard<'_, ReadingPair> {
-        self.last_two.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReadingsState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn push(&self, at: SystemTime, reading: Reading) {
-        let mut pair = self.lock();
-        pair.0 = pair.1.take();
-        pair.1 = Some((at, reading));
+        let mut state = self.lock();
+        if let Some((start, older)) = &state.last {
+            let length = at.duration_since(*start).unwrap_or_default();
+            state.window = Some(Arc::new(Window {
+                requests: between(older, &reading),
+                timestamp: humantime::format_rfc3339_seconds(at).to_string(),
+                length: humantime::format_duration(Duration::from_secs(length.as_secs()))
+                    .to_string(),
+            }));
+        }
+        state.last = Some((at, reading));
     }
 
     /// The window between the last two readings; None until there are two.
-    pub fn window(&self) -> Option<Window> {
-        let pair = self.lock();
-        let ((start, older), (end, newer)) = (pair.0.as_ref()?, pair.1.as_ref()?);
-        let length = end.duration_since(*start).unwrap_or_default();
-        Some(Window {
-            requests: between(older, newer),
-            timestamp: humantime::format_rfc3339_seconds(*end).to_string(),
-            length: humantime::format_duration(Duration::from_secs(length.as_secs())).to_string(),
-        })
+    pub fn window(&self) -> Option<Arc<Window>> {
+        self.lock().window.clone()
     }
 }
-
-/// The reading before the last, and the last, each with when it was made.
-type ReadingPair = (Option<(SystemTime, Reading)>, Option<(SystemTime, Reading)>);
 
 /// Where to read: every pod with a readable proxy (`namespace/name`,
 /// address, path), and every pod's workload by address (to tell whose
