@@ -33,6 +33,8 @@ pub mod identity;
 #[cfg(feature = "logging")]
 pub mod logging;
 pub mod matcher;
+#[cfg(feature = "pki")]
+pub mod pki;
 pub mod protocol;
 pub mod regex;
 pub mod resilience;

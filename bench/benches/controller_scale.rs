@@ -26,7 +26,6 @@ use std::{
 use osm_api::v1::{self, config_client::ConfigClient};
 use osm_controller::{
     app::{Controller, Settings, Source},
-    ca::LocalCa,
     token::{AUDIENCE, LocalTokens, PodIdentity},
 };
 use osm_proxy::control::{
@@ -90,13 +89,17 @@ fn serve_controller(state: &Path, manifests: &Path) {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let ca = LocalCa::load_or_create(state, Duration::from_secs(3600)).unwrap();
+        let ca = osm_controller::ca::store::DirStore::new(state)
+            .load_ca(Duration::from_secs(3600))
+            .unwrap();
         let tokens = LocalTokens::load_or_create(state).unwrap();
         let controller = Controller::bind(Settings {
             grpc: "127.0.0.1:0".parse().unwrap(),
             admin: "127.0.0.1:0".parse().unwrap(),
             webhook: "127.0.0.1:0".parse().unwrap(),
-            ca: Arc::new(ca),
+            ca: Arc::new(osm_controller::ca::authority::Authority::fixed(Arc::new(
+                ca,
+            ))),
             reviewer: Arc::new(tokens),
             mesh: Default::default(),
             source: Source::Files {

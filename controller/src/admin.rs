@@ -8,9 +8,11 @@
 //!   port is bound to one address): JSON list of connected
 //!   proxies with the config version sent to each and the one it
 //!   acknowledged.
-//! - `/debug/ca` (loopback clients only): the roots of the trust bundle
-//!   (the issuing one first) and any that live certificates still chain
-//!   to, with how many live certificates the controller issued from each.
+//! - `/debug/ca` (loopback clients only): the root rotation's phase and
+//!   what it waits for, the roots of the trust bundle (the issuing one
+//!   first) and any that live certificates still chain to, with how many
+//!   live certificates each has.
+//! - `POST /ca/rotate` (loopback clients only): starts a root rotation.
 //! - `/debug/config?pod=<namespace>/<name>` (loopback clients only, and
 //!   only with MeshConfig `observability.enableDebugServer: true`, OSM's
 //!   switch for its debug server): the config a connected proxy is
@@ -40,7 +42,10 @@ pub struct AdminState {
     pub hub: Arc<Hub>,
     /// The certificates issued, by root.
     pub ledger: Arc<crate::ca::ledger::Ledger>,
+    pub authority: Arc<crate::ca::authority::Authority>,
 }
+
+mod ca_admin;
 
 /// `/debug/config`: a connected proxy's config, when the debug server is on.
 fn debug_config(hub: &Hub, query: Option<&str>) -> Response<Full<Bytes>> {
@@ -110,7 +115,11 @@ pub fn route(
     let path = uri.path();
     const TEXT: &str = "text/plain; charset=utf-8";
     if method != Method::GET {
-        return reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "only GET is served\n");
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            TEXT,
+            "only GET is served, and POST /ca/rotate from loopback\n",
+        );
     }
     if path.starts_with("/debug/") && !from_loopback {
         return reply(
@@ -132,7 +141,7 @@ pub fn route(
                 .metrics
                 .proxies_out_of_sync
                 .set(state.proxies.out_of_sync() as f64);
-            for root in roots(state) {
+            for root in ca_admin::roots(state) {
                 state
                     .metrics
                     .live_certificates(&root.root.fingerprint, root.live_certificates);
@@ -152,8 +161,7 @@ pub fn route(
         "/debug/ca" => reply(
             StatusCode::OK,
             "application/json",
-            serde_json::to_string_pretty(&serde_json::json!({"roots": roots(state)}))
-                .unwrap_or_default(),
+            serde_json::to_string_pretty(&ca_admin::report(state)).unwrap_or_default(),
         ),
         _ => reply(
             StatusCode::NOT_FOUND,
@@ -161,13 +169,6 @@ pub fn route(
             "not found; try /healthz, /readyz, /metrics, /debug/proxies or /debug/ca\n",
         ),
     }
-}
-
-/// The roots of the bundle proxies are sent (the first issues) and those
-/// live certificates chain to, with counts.
-fn roots(state: &AdminState) -> Vec<crate::ca::ledger::RootReport> {
-    let bundle = state.hub.trust_bundle().unwrap_or_default();
-    crate::ca::ledger::report(&bundle, &state.ledger.live_by_root())
 }
 
 /// Serves until `stop` is cancelled.
@@ -185,6 +186,10 @@ pub async fn serve(listener: TcpListener, state: AdminState, stop: CancellationT
             .extensions()
             .get::<osm_serve::PeerAddr>()
             .is_some_and(|p| p.0.ip().is_loopback() || Some(p.0.ip()) == own_ip);
+        if req.method() == Method::POST && req.uri().path() == "/ca/rotate" && from_loopback {
+            let state = state.clone();
+            return Box::pin(async move { ca_admin::rotate(&state).await });
+        }
         let response = route(&state, req.method(), req.uri(), from_loopback);
         Box::pin(async move { response })
     });
@@ -195,6 +200,11 @@ pub async fn serve(listener: TcpListener, state: AdminState, stop: CancellationT
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
+
+    fn fixed_authority() -> Arc<crate::ca::authority::Authority> {
+        let ca = crate::ca::LocalCa::generate(std::time::Duration::from_secs(3600)).unwrap();
+        Arc::new(crate::ca::authority::Authority::fixed(Arc::new(ca)))
+    }
 
     async fn body(r: Response<Full<Bytes>>) -> String {
         let bytes = r.into_body().collect().await.unwrap().to_bytes();
@@ -209,6 +219,7 @@ mod tests {
             synced: Arc::new(AtomicBool::new(false)),
             hub: Arc::new(hub()),
             ledger: Default::default(),
+            authority: fixed_authority(),
         };
         let uri = |p: &str| p.parse::<http::Uri>().unwrap();
         let get = |p: &str| route(&state, &Method::GET, &uri(p), true);
@@ -299,6 +310,7 @@ mod tests {
             synced: Arc::new(AtomicBool::new(true)),
             hub: Arc::new(hub()),
             ledger: Default::default(),
+            authority: fixed_authority(),
         };
         let _sub = state
             .hub

@@ -19,17 +19,18 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     admin::{self, AdminState},
-    ca::{Issuer, LocalCa},
+    ca::{Issuer, authority::Authority, ledger::Ledger},
+    ca_driver::CaDriver,
     hub::Hub,
     metrics::Metrics,
-    server::{self, ConfigService, IdentityService},
+    server::{self, ConfigService, IdentityService, live_tls::LiveTls},
     sources::files::FileSource,
     status::Proxies,
     token::TokenReviewer,
 };
 
 /// How long the controller's own serving certificate is valid; it is made
-/// anew at every start.
+/// anew at every start and whenever the issuing root changes.
 const SERVING_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// How to run a controller.
@@ -38,7 +39,8 @@ pub struct Settings {
     pub admin: SocketAddr,
     /// The validating webhook (HTTPS).
     pub webhook: SocketAddr,
-    pub ca: Arc<LocalCa>,
+    /// The mesh CA (and its rotation).
+    pub ca: Arc<Authority>,
     pub reviewer: Arc<dyn TokenReviewer>,
     pub mesh: MeshOptions,
     pub source: Source,
@@ -86,12 +88,15 @@ pub struct Controller {
     addrs: BoundAddrs,
     tls: Arc<rustls::ServerConfig>,
     webhook_tls: Arc<rustls::ServerConfig>,
+    /// What the three TLS configs present, following the CA.
+    live_tls: Arc<LiveTls>,
+    server_names: Vec<String>,
     traffic_metrics: Option<TrafficMetricsApi>,
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     proxies: Arc<Proxies>,
     synced: Arc<AtomicBool>,
-    ca: Arc<LocalCa>,
+    ca: Arc<Authority>,
     reviewer: Arc<dyn TokenReviewer>,
     source: Source,
 }
@@ -107,12 +112,19 @@ impl Controller {
         let trust_bundle = settings.ca.trust_bundle();
         let serving = settings
             .ca
+            .current()
+            .ca
             .serving_cert(&settings.server_names, SERVING_CERT_VALIDITY)
             .context("the controller's serving certificate")?;
-        let tls = server::tls::server_config(&serving, &trust_bundle)
+        let live_tls = LiveTls::new(&serving, &trust_bundle)
             .map_err(anyhow::Error::msg)
             .context("the controller's TLS configuration")?;
-        let webhook_tls = server::tls::webhook_config(&serving)
+        let tls = live_tls
+            .grpc_config()
+            .map_err(anyhow::Error::msg)
+            .context("the controller's TLS configuration")?;
+        let webhook_tls = live_tls
+            .webhook_config()
             .map_err(anyhow::Error::msg)
             .context("the webhook's TLS configuration")?;
         let mut hub = Hub::new(Compiler::new(Index::new(settings.mesh)), Some(trust_bundle));
@@ -126,7 +138,7 @@ impl Controller {
         let traffic_metrics = match settings.traffic_metrics {
             Some(settings) => Some(TrafficMetricsApi {
                 listener: bind(settings.listen).await?,
-                tls: crate::traffic_metrics::serve::tls_config(&serving, &settings.client_ca_pem)
+                tls: crate::traffic_metrics::serve::tls_config(&live_tls, &settings.client_ca_pem)
                     .map_err(anyhow::Error::msg)
                     .context("the TrafficMetrics API's TLS configuration")?,
                 settings,
@@ -149,6 +161,8 @@ impl Controller {
             addrs,
             tls,
             webhook_tls,
+            live_tls,
+            server_names: settings.server_names,
             traffic_metrics,
             hub,
             metrics: Arc::new(Metrics::new()),
@@ -204,7 +218,19 @@ impl Controller {
             // Nothing to sync: the (empty) state is complete.
             Source::None => self.synced.store(true, Ordering::Release),
         }
-        let ledger = Arc::new(crate::ca::ledger::Ledger::default());
+        let ledger = Arc::new(Ledger::default());
+        tasks.spawn(
+            CaDriver {
+                authority: self.ca.clone(),
+                hub: self.hub.clone(),
+                proxies: self.proxies.clone(),
+                ledger: ledger.clone(),
+                tls: self.live_tls.clone(),
+                server_names: self.server_names.clone(),
+                metrics: self.metrics.clone(),
+            }
+            .run(stop.clone()),
+        );
         let identity = IdentityService {
             hub: self.hub.clone(),
             reviewer: self.reviewer.clone(),
@@ -213,8 +239,12 @@ impl Controller {
             reviews: Default::default(),
             ledger: ledger.clone(),
         };
-        let config =
-            ConfigService::new(self.hub.clone(), self.proxies.clone(), self.metrics.clone());
+        let config = ConfigService::new(
+            self.hub.clone(),
+            self.proxies.clone(),
+            self.metrics.clone(),
+            ledger.clone(),
+        );
         tasks.spawn(server::serve(
             self.grpc,
             self.tls.clone(),
@@ -237,6 +267,7 @@ impl Controller {
                 synced: self.synced.clone(),
                 hub: self.hub.clone(),
                 ledger,
+                authority: self.ca.clone(),
             },
             stop.clone(),
         ));

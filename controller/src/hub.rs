@@ -80,6 +80,8 @@ struct Inner {
     compiler: Compiler,
     /// What every proxy is sent as its trust bundle.
     trust_bundle: Option<String>,
+    /// Every view from this version on carries `trust_bundle`.
+    bundle_since: u64,
     version: u64,
     next_token: u64,
     subscribers: HashMap<ProxyId, Subscriber>,
@@ -149,6 +151,7 @@ impl Hub {
             inner: Mutex::new(Inner {
                 compiler,
                 trust_bundle: trust_bundle_pem,
+                bundle_since: 0,
                 version: 0,
                 next_token: 0,
                 subscribers: HashMap::new(),
@@ -166,6 +169,7 @@ impl Hub {
             .compiler
             .set_common(common_resources(Some(pem.clone())));
         inner.trust_bundle = Some(pem);
+        inner.bundle_since = inner.version + 1;
         let ids: Vec<ProxyId> = inner.subscribers.keys().cloned().collect();
         for id in &ids {
             let view = inner.view_of(id, Some(changed_at));
@@ -179,6 +183,12 @@ impl Hub {
     /// The trust bundle proxies are sent (PEM).
     pub fn trust_bundle(&self) -> Option<String> {
         self.lock().trust_bundle.clone()
+    }
+
+    /// The first config version that carries the current trust bundle: a
+    /// proxy that acknowledged it (or a later one) holds the bundle.
+    pub fn bundle_since(&self) -> u64 {
+        self.lock().bundle_since
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

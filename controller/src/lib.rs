@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod app;
 pub mod ca;
+pub mod ca_driver;
 pub mod certify;
 pub mod hub;
 pub mod kubernetes;

@@ -7,8 +7,10 @@ use clap::Parser;
 use osm_api::compile::MeshOptions;
 use osm_controller::{
     app::{Controller, Settings, Source},
-    ca::LocalCa,
-    kubernetes::{bootstrap::Bootstrap, ca_secret, front_proxy, token_review::KubeTokens},
+    ca::{authority::Authority, store::DirStore},
+    kubernetes::{
+        bootstrap::Bootstrap, ca_secret::SecretStore, front_proxy, token_review::KubeTokens,
+    },
     server::tls::default_server_names,
     token::{LocalTokens, TokenReviewer},
     traffic_metrics::Settings as TrafficMetricsSettings,
@@ -17,7 +19,8 @@ use osm_controller::{
 /// The mesh's control plane: the certificate authority, the config stream
 /// proxies subscribe to, and the sources of cluster state.
 ///
-/// On Kubernetes: `--kubernetes`. Local mode: `--state-dir` keeps the CA (`ca.crt`, `private.key`) and the
+/// On Kubernetes: `--kubernetes`. Local mode: `--state-dir` keeps the CA (`ca-state.json`, mirrored
+/// as `ca.crt`, `private.key` and `trust-bundle.crt`) and the
 /// key local-mode tokens are signed with (`token.key`); `--manifests` is the
 /// directory of Kubernetes manifests that stands for the cluster, re-read
 /// when it changes.
@@ -69,7 +72,8 @@ struct Args {
     #[arg(long, default_value = "cluster.local")]
     trust_domain: String,
 
-    /// Lifetime of the root CA made on first start.
+    /// Lifetime of the root CA made on first start, and of each root a
+    /// rotation makes.
     #[arg(long, default_value = "87600h", value_parser = humantime::parse_duration)]
     ca_validity: Duration,
 
@@ -110,9 +114,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args, log_filter: Arc<dyn osm_api::logging::LogFilter>) -> anyhow::Result<()> {
-    let (ca, reviewer, source): (LocalCa, Arc<dyn TokenReviewer>, Source) = match &args.state_dir {
+    let (ca, reviewer, source): (Authority, Arc<dyn TokenReviewer>, Source) = match &args.state_dir
+    {
         Some(dir) if !args.kubernetes => {
-            let ca = LocalCa::load_or_create(dir, args.ca_validity)
+            let store = DirStore::new(dir);
+            let stored = store
+                .load_or_create(args.ca_validity)
+                .and_then(|stored| Authority::new(stored, Arc::new(store), args.ca_validity))
                 .with_context(|| format!("the CA in {}", dir.display()))?;
             let tokens = LocalTokens::load_or_create(dir)
                 .with_context(|| format!("the token key in {}", dir.display()))?;
@@ -123,20 +131,18 @@ async fn run(args: Args, log_filter: Arc<dyn osm_api::logging::LogFilter>) -> an
                 },
                 None => Source::None,
             };
-            (ca, Arc::new(tokens), source)
+            (stored, Arc::new(tokens), source)
         }
         _ => {
             let client = kube::Client::try_default()
                 .await
                 .context("cannot reach the Kubernetes API (in-cluster config or kubeconfig)")?;
-            let ca = ca_secret::load_or_create(
-                client.clone(),
-                &args.osm_namespace,
-                &args.mesh_name,
-                args.ca_validity,
-            )
-            .await
-            .context("the mesh CA")?;
+            let store = SecretStore::new(client.clone(), &args.osm_namespace);
+            let ca = store
+                .load_or_create(&args.mesh_name, args.ca_validity)
+                .await
+                .and_then(|stored| Authority::new(stored, Arc::new(store), args.ca_validity))
+                .context("the mesh CA")?;
             (
                 ca,
                 Arc::new(KubeTokens::new(client.clone())),

@@ -27,6 +27,9 @@ pub const SOURCE_PROBLEMS: &str = "osm_controller_source_problems";
 /// Gauge, by `root` (SHA-256 fingerprint): certificates issued from that
 /// root that have not expired (sampled when scraped).
 pub const LIVE_CERTIFICATES: &str = "osm_controller_live_certificates";
+/// Gauge, by `phase` (steady, distributing, retiring): 1 for the phase
+/// the root rotation is in, 0 for the others.
+pub const CA_ROTATION_PHASE: &str = "osm_controller_ca_rotation_phase";
 
 /// OSM v1.2's names (`pkg/metricsstore`), for what this controller does
 /// the same. Per-proxy labels OSM put on some (`proxy_uuid`, `identity`)
@@ -245,7 +248,6 @@ impl Metrics {
             .set(problems as f64);
     }
 
-    /// The Prometheus text exposition.
     /// Sets how many live certificates chain to `root` (its fingerprint).
     pub fn live_certificates(&self, root: &str, live: usize) {
         self.recorder
@@ -259,6 +261,19 @@ impl Metrics {
             .set(live as f64);
     }
 
+    /// The root rotation is in `phase`.
+    pub fn ca_rotation_phase(&self, phase: &str) {
+        for name in ["steady", "distributing", "retiring"] {
+            self.recorder
+                .register_gauge(
+                    &Key::from_parts(CA_ROTATION_PHASE, vec![Label::new("phase", name)]),
+                    &METADATA,
+                )
+                .set(if name == phase { 1.0 } else { 0.0 });
+        }
+    }
+
+    /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         self.handle.render()
     }

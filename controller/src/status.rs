@@ -86,6 +86,17 @@ impl Proxies {
             .count()
     }
 
+    /// Connected proxies, and how many of them acknowledged `version` or
+    /// a later one (config versions only grow).
+    pub fn acknowledged_since(&self, version: u64) -> (usize, usize) {
+        let streams = self.lock();
+        let acknowledged = streams
+            .values()
+            .filter(|s| s.acked_version.parse::<u64>().is_ok_and(|v| v >= version))
+            .count();
+        (streams.len(), acknowledged)
+    }
+
     /// Every connected proxy, sorted by namespace and pod.
     pub fn list(&self) -> Vec<ProxyStatus> {
         let mut out: Vec<ProxyStatus> = self.lock().values().cloned().collect();

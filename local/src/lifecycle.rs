@@ -7,7 +7,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use osm_controller::{ca::LocalCa, token::LocalTokens};
+use osm_controller::token::LocalTokens;
 
 use super::{
     addons::{self, Addon},
@@ -110,7 +110,8 @@ fn tail(path: &Path, lines: usize) -> String {
 }
 
 fn make_certificates(state: &StateDir, instance: &Instance) -> anyhow::Result<()> {
-    let ca = LocalCa::load_or_create(&state.controller(), ROOT_VALIDITY)
+    let ca = osm_controller::ca::store::DirStore::new(state.controller())
+        .load_ca(ROOT_VALIDITY)
         .map_err(|e| anyhow::anyhow!("the mesh CA: {e}"))?;
     LocalTokens::load_or_create(&state.controller()).context("the local token key")?;
     let dir = state.injector();

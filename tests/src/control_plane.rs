@@ -16,7 +16,7 @@ use std::{
 use osm_api::compile::MeshOptions;
 use osm_controller::{
     app::{BoundAddrs, Controller, Settings, Source},
-    ca::{Issuer, LocalCa},
+    ca::{Issuer, LocalCa, authority::Authority, store::DirStore},
     hub::Hub,
     status::Proxies,
     token::{AUDIENCE, LocalTokens, PodIdentity},
@@ -27,10 +27,14 @@ use tokio::{sync::oneshot, task::JoinHandle};
 /// The controller's lasting state: its CA, its token key, and the
 /// manifests directory that stands for the cluster.
 pub struct ControlPlane {
+    /// The CA the control plane started with.
     pub ca: Arc<LocalCa>,
     pub tokens: Arc<LocalTokens>,
     pub manifests: tempfile::TempDir,
     secrets: tempfile::TempDir,
+    /// Where the CA is kept when it may rotate (each controller started
+    /// resumes from it, as a restarted one does).
+    ca_store: Option<(tempfile::TempDir, Arc<DirStore>)>,
 }
 
 /// A running controller.
@@ -64,7 +68,34 @@ impl ControlPlane {
             tokens: Arc::new(LocalTokens::from_key(&key)),
             manifests: tempfile::tempdir().unwrap(),
             secrets: tempfile::tempdir().unwrap(),
+            ca_store: None,
         }
+    }
+
+    /// A control plane whose CA is kept in a directory, as local mode
+    /// keeps it: `POST /ca/rotate` works, and a restarted controller
+    /// resumes a rotation from there.
+    pub fn rotating() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(DirStore::new(dir.path()));
+        let ca = store.load_ca(Duration::from_secs(3600)).unwrap();
+        Self {
+            ca_store: Some((dir, store)),
+            ..Self::with_ca(ca)
+        }
+    }
+
+    /// The mesh CA as a controller starting now finds it.
+    fn authority(&self) -> Arc<Authority> {
+        Arc::new(match &self.ca_store {
+            Some((_, store)) => Authority::new(
+                store.load_sync().unwrap().unwrap(),
+                store.clone(),
+                Duration::from_secs(3600),
+            )
+            .unwrap(),
+            None => Authority::fixed(self.ca.clone()),
+        })
     }
 
     /// Starts a controller on `grpc` (port 0 the first time; the same
@@ -83,7 +114,7 @@ impl ControlPlane {
             grpc,
             admin: "127.0.0.1:0".parse().unwrap(),
             webhook: "127.0.0.1:0".parse().unwrap(),
-            ca: self.ca.clone(),
+            ca: self.authority(),
             reviewer: self.tokens.clone(),
             mesh: MeshOptions::default(),
             source: Source::Files {

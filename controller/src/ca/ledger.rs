@@ -11,6 +11,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use rustls::pki_types::{CertificateDer, pem::PemObject};
 use serde::Serialize;
 
 /// A root as reports name it: its SHA-256 fingerprint (hex) and subject.
@@ -24,12 +25,32 @@ impl RootId {
     /// The first certificate of `pem`; None when there is none to read.
     pub fn of_pem(pem: &str) -> Option<Self> {
         let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
-        let cert = block.parse_x509().ok()?;
-        let digest = ring::digest::digest(&ring::digest::SHA256, &block.contents);
+        Self::of_der(&block.contents)
+    }
+
+    /// A certificate in DER.
+    pub fn of_der(der: &[u8]) -> Option<Self> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, der);
         Some(Self {
             fingerprint: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
             subject: cert.subject().to_string(),
         })
+    }
+
+    /// The root of `bundle_pem` that `chain` (leaf first) verifies up to.
+    /// With one root there is nothing to tell apart: the TLS handshake
+    /// already verified the chain against it.
+    pub fn of_chain(chain: &[CertificateDer<'static>], bundle_pem: &str) -> Option<Self> {
+        let roots: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(bundle_pem.as_bytes())
+                .filter_map(Result::ok)
+                .collect();
+        let root = match roots.as_slice() {
+            [only] => only,
+            several => osm_api::pki::root_of(chain, several)?,
+        };
+        Self::of_der(root)
     }
 }
 
@@ -58,11 +79,19 @@ impl Ledger {
         self.by_pod.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `pod` (`namespace/name`) was issued a certificate from `root`, valid
-    /// until `not_after` (Unix seconds).
+    /// `pod` (`namespace/name`) holds a certificate from `root`, valid
+    /// until `not_after` (Unix seconds): one just issued, or the one its
+    /// proxy connected with. The pod's latest certificate wins, so a
+    /// connection opened with the old certificate and seen after the
+    /// renewal does not bring the old root back.
     pub fn record(&self, pod: &str, root: RootId, not_after: i64) {
-        self.lock()
-            .insert(pod.to_string(), Entry { root, not_after });
+        let mut entries = self.lock();
+        match entries.get(pod) {
+            Some(held) if held.not_after > not_after => {}
+            _ => {
+                entries.insert(pod.to_string(), Entry { root, not_after });
+            }
+        }
     }
 
     /// Live certificates by root at `at` (Unix seconds); expired entries
@@ -154,6 +183,9 @@ mod tests {
         ledger.record("shop/c", new.clone(), 300);
         // a renews from the new root: its entry is replaced.
         ledger.record("shop/a", new.clone(), 400);
+        // a's proxy seen on a connection opened before its renewal: its
+        // older certificate does not replace the newer one.
+        ledger.record("shop/a", old.clone(), 90);
         let live = ledger.live_by_root_at(150);
         assert_eq!(live.get(&old), Some(&1));
         assert_eq!(live.get(&new), Some(&2));

@@ -1,4 +1,4 @@
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
 use osm_api::identity::{PodBinding, SpiffeId};
 use rcgen::{
@@ -104,39 +104,6 @@ impl LocalCa {
     /// The CA certificate file and key as PEM, to persist.
     pub fn to_pem(&self) -> (String, String) {
         (self.cert_pem.clone(), self.key_pem.clone())
-    }
-
-    /// Local mode: the CA kept in `dir` (`ca.crt`, `private.key`), made on
-    /// first start. The key file is readable by its owner only.
-    pub fn load_or_create(dir: &Path, validity: Duration) -> Result<Self, CaError> {
-        let cert_path = dir.join("ca.crt");
-        let key_path = dir.join("private.key");
-        if cert_path.exists() && key_path.exists() {
-            let read = |p: &Path| {
-                std::fs::read_to_string(p)
-                    .map_err(|e| CaError::Load(format!("{}: {e}", p.display())))
-            };
-            return Self::from_pem(&read(&cert_path)?, &read(&key_path)?);
-        }
-        let ca = Self::generate(validity)?;
-        let (cert, key) = ca.to_pem();
-        let write = |p: &Path, text: &str, mode: u32| -> Result<(), CaError> {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::create_dir_all(dir)
-                .map_err(|e| CaError::Load(format!("{}: {e}", dir.display())))?;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(mode)
-                .open(p)
-                .map_err(|e| CaError::Load(format!("{}: {e}", p.display())))?;
-            std::io::Write::write_all(&mut f, text.as_bytes())
-                .map_err(|e| CaError::Load(format!("{}: {e}", p.display())))
-        };
-        write(&key_path, &key, 0o600)?;
-        write(&cert_path, &cert, 0o644)?;
-        Ok(ca)
     }
 }
 

@@ -5,10 +5,12 @@
 //! [`LocalCa`] is the controller's own: a self-signed ECDSA P-256 root kept
 //! in the Secret `osm-ca-bundle` on Kubernetes, or a file in local mode.
 
+pub mod authority;
 pub mod chain;
 pub mod ledger;
 mod local;
 pub mod rotation;
+pub mod store;
 
 pub use local::{LocalCa, ServingCert};
 

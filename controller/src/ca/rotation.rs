@@ -93,6 +93,20 @@ pub fn bundle(issuing_cert: &str, phase: &Phase) -> Vec<String> {
     roots
 }
 
+/// The trust bundle `stored` makes: the root of each CA certificate in
+/// it (a CA certificate may be an intermediate followed by its issuers),
+/// the issuing one first, each once.
+pub fn trust_bundle(stored: &Stored) -> Result<String, super::CaError> {
+    let mut roots: Vec<String> = Vec::new();
+    for cert in bundle(&stored.cert, &stored.phase) {
+        let root = super::chain::read(&cert)?.root;
+        if !roots.contains(&root) {
+            roots.push(root);
+        }
+    }
+    Ok(roots.concat())
+}
+
 /// The CA Secret's keys: OSM's two for the issuing root, then the
 /// rotation's.
 pub const CERT_KEY: &str = "ca.crt";

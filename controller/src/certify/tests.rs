@@ -210,8 +210,12 @@ async fn bad_tokens_and_mismatched_pods_are_refused() {
 #[tokio::test]
 async fn the_local_ca_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let first = LocalCa::load_or_create(dir.path(), DAY).unwrap();
-    let second = LocalCa::load_or_create(dir.path(), DAY).unwrap();
+    let first = crate::ca::store::DirStore::new(dir.path())
+        .load_ca(DAY)
+        .unwrap();
+    let second = crate::ca::store::DirStore::new(dir.path())
+        .load_ca(DAY)
+        .unwrap();
     assert_eq!(first.trust_bundle(), second.trust_bundle());
     let tokens = LocalTokens::from_key(b"key");
     let response = certify(

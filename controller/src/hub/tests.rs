@@ -278,4 +278,9 @@ fn a_new_trust_bundle_reaches_every_proxy_as_one_upsert() {
     let late = hub.subscribe(id("thief-0")).unwrap().views;
     let full = next_update(None, &late.borrow());
     assert_eq!(fold(&[full]).trust_bundle.unwrap().pem, "OLD+NEW");
+    // Every version a proxy was sent since carries the bundle; none
+    // before.
+    let since = hub.bundle_since();
+    assert!(since > sent_store.version);
+    assert!(store.borrow().version >= since && late.borrow().version >= since);
 }

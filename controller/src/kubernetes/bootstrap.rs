@@ -24,7 +24,7 @@ use kube::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::ca::LocalCa;
+use crate::ca::{Issuer as _, authority::Authority};
 
 pub const INJECTOR_SECRET: &str = "osm-injector-tls";
 pub const PRESET_CONFIG_MAP: &str = "preset-mesh-config";
@@ -83,7 +83,9 @@ pub struct Bootstrap {
     pub client: Client,
     pub namespace: String,
     pub mesh_name: String,
-    pub ca: Arc<LocalCa>,
+    /// The mesh CA: its bundle goes into the webhooks and the injector's
+    /// Secret, its issuing CA signs the injector's certificate.
+    pub ca: Arc<Authority>,
 }
 
 fn seconds_left(cert_pem: &[u8]) -> Option<i64> {
@@ -125,7 +127,9 @@ impl Bootstrap {
             .get_opt(INJECTOR_SECRET)
             .await
             .map_err(api_error(&what))?;
-        let root = self.ca.root_pem();
+        // The whole bundle: during a root rotation, pods injected now must
+        // trust the controller whichever root signs its certificate.
+        let root = self.ca.trust_bundle();
         if let Some(secret) = &existing {
             let data = secret.data.clone().unwrap_or_default();
             let same_ca = data.get("ca.crt").is_some_and(|c| c.0 == root.as_bytes());
@@ -143,6 +147,8 @@ impl Bootstrap {
             .chain([format!("osm-injector.{}", self.namespace)])
             .collect();
         let cert = self
+            .ca
+            .current()
             .ca
             .serving_cert(&names, INJECTOR_CERT_LIFETIME)
             .map_err(|e| BootstrapError::Invalid(format!("the injector's certificate: {e}")))?;
@@ -183,7 +189,7 @@ impl Bootstrap {
     /// Puts the CA into every webhook of both configurations and into the
     /// TrafficMetrics APIService.
     async fn webhooks(&self, report: &mut Report) -> Result<(), BootstrapError> {
-        let bundle = ByteString(self.ca.root_pem().as_bytes().to_vec());
+        let bundle = ByteString(self.ca.trust_bundle().into_bytes());
         self.put_ca_bundle::<MutatingWebhookConfiguration>(&self.mutating_name(), report, |c| {
             set_bundle(
                 c.webhooks

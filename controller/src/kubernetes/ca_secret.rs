@@ -1,74 +1,151 @@
 //! The CA kept in the Secret `osm-ca-bundle` (keys `ca.crt` and
-//! `private.key`, as OSM kept it): read when it exists, made and stored on
-//! first start, never made anew while the mesh runs on a root the Secret
-//! lost ([`super::lost_root`]). Two replicas racing to create it both end
-//! up with the one that won.
+//! `private.key`, as OSM kept it, and a root rotation's state beside them):
+//! read when it exists, made and stored on first start, never made anew
+//! while the mesh runs on a root the Secret lost ([`super::lost_root`]).
+//! Two replicas racing to create it both end up with the one that won; a
+//! write over a Secret changed since it was read is refused (its
+//! `resourceVersion`), so two replicas cannot overwrite each other's
+//! rotation step.
 
 use std::{collections::BTreeMap, time::Duration};
 
 use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{Api, Client, api::PostParams};
 
-use crate::ca::{CaError, LocalCa};
+use crate::ca::{
+    CaError, LocalCa,
+    rotation::{self, Phase, Stored},
+    store::CaStore,
+};
 
 pub use super::CA_SECRET as SECRET_NAME;
-const CERT_KEY: &str = "ca.crt";
-const KEY_KEY: &str = "private.key";
 
-fn from_secret(secret: &Secret) -> Result<LocalCa, CaError> {
-    let data = secret.data.clone().unwrap_or_default();
-    let text = |k: &str| {
-        data.get(k)
-            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-            .ok_or_else(|| CaError::Load(format!("Secret {SECRET_NAME} has no {k}")))
-    };
-    LocalCa::from_pem(&text(CERT_KEY)?, &text(KEY_KEY)?)
+/// The Secret's keys a rotation writes (left out of the data it keeps).
+const ROTATION_PREFIX: &str = "rotation.";
+
+fn decode(secret: &Secret) -> Result<Stored, CaError> {
+    let data: BTreeMap<String, String> = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
+        .collect();
+    rotation::decode(&data).map_err(|e| CaError::Load(format!("Secret {SECRET_NAME}: {e}")))
 }
 
-/// The mesh CA from `namespace/osm-ca-bundle`, created when missing
-/// unless meshed pods of `mesh_name` still depend on the root it held.
-pub async fn load_or_create(
+/// The Secret `osm-ca-bundle` of a namespace.
+#[derive(Clone)]
+pub struct SecretStore {
     client: Client,
-    namespace: &str,
-    mesh_name: &str,
-    validity: Duration,
-) -> Result<LocalCa, CaError> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let api_error =
-        |e: kube::Error| CaError::Load(format!("Secret {namespace}/{SECRET_NAME}: {e}"));
-    if let Some(secret) = api.get_opt(SECRET_NAME).await.map_err(api_error)? {
-        return from_secret(&secret);
+    namespace: String,
+}
+
+impl std::fmt::Debug for SecretStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretStore")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
     }
-    if let Some(lost) = super::lost_root::find(client, namespace, mesh_name).await? {
-        return Err(CaError::LostRoot(lost.to_string()));
-    }
-    let ca = LocalCa::generate(validity)?;
-    let (cert, key) = ca.to_pem();
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(SECRET_NAME.into()),
-            namespace: Some(namespace.into()),
-            labels: Some(BTreeMap::from([(
-                "app.kubernetes.io/name".to_string(),
-                "openservicemesh.io".to_string(),
-            )])),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([
-            (CERT_KEY.to_string(), ByteString(cert.into_bytes())),
-            (KEY_KEY.to_string(), ByteString(key.into_bytes())),
-        ])),
-        type_: Some("Opaque".into()),
-        ..Default::default()
-    };
-    match api.create(&PostParams::default(), &secret).await {
-        Ok(_) => Ok(ca),
-        // Another replica stored its CA first: use that one.
-        Err(kube::Error::Api(status)) if status.code == 409 => {
-            let stored = api.get(SECRET_NAME).await.map_err(api_error)?;
-            from_secret(&stored)
+}
+
+impl SecretStore {
+    pub fn new(client: Client, namespace: &str) -> Self {
+        Self {
+            client,
+            namespace: namespace.into(),
         }
-        Err(e) => Err(api_error(e)),
+    }
+
+    fn api(&self) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn api_error(&self) -> impl Fn(kube::Error) -> CaError + '_ {
+        move |e| CaError::Load(format!("Secret {}/{SECRET_NAME}: {e}", self.namespace))
+    }
+
+    /// The mesh CA, created when missing unless meshed pods of
+    /// `mesh_name` still depend on the root the Secret held.
+    pub async fn load_or_create(
+        &self,
+        mesh_name: &str,
+        validity: Duration,
+    ) -> Result<Stored, CaError> {
+        let api = self.api();
+        if let Some(secret) = api.get_opt(SECRET_NAME).await.map_err(self.api_error())? {
+            return decode(&secret);
+        }
+        if let Some(lost) =
+            super::lost_root::find(self.client.clone(), &self.namespace, mesh_name).await?
+        {
+            return Err(CaError::LostRoot(lost.to_string()));
+        }
+        let (cert, key) = LocalCa::generate(validity)?.to_pem();
+        let stored = Stored {
+            cert,
+            key,
+            phase: Phase::Steady,
+        };
+        let secret = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(SECRET_NAME.into()),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(BTreeMap::from([(
+                    "app.kubernetes.io/name".to_string(),
+                    "openservicemesh.io".to_string(),
+                )])),
+                ..Default::default()
+            },
+            data: Some(bytes(&rotation::encode(&stored))),
+            type_: Some("Opaque".into()),
+            ..Default::default()
+        };
+        match api.create(&PostParams::default(), &secret).await {
+            Ok(_) => Ok(stored),
+            // Another replica stored its CA first: use that one.
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                decode(&api.get(SECRET_NAME).await.map_err(self.api_error())?)
+            }
+            Err(e) => Err(self.api_error()(e)),
+        }
+    }
+}
+
+fn bytes(data: &BTreeMap<String, String>) -> BTreeMap<String, ByteString> {
+    data.iter()
+        .map(|(k, v)| (k.clone(), ByteString(v.clone().into_bytes())))
+        .collect()
+}
+
+#[tonic::async_trait]
+impl CaStore for SecretStore {
+    async fn load(&self) -> Result<Stored, CaError> {
+        decode(
+            &self
+                .api()
+                .get(SECRET_NAME)
+                .await
+                .map_err(self.api_error())?,
+        )
+    }
+
+    async fn save(&self, stored: &Stored, _bundle_pem: &str) -> Result<(), CaError> {
+        let api = self.api();
+        let mut secret = api.get(SECRET_NAME).await.map_err(self.api_error())?;
+        // Keys of the user's own are kept; the CA's and the rotation's are
+        // written whole.
+        let mut data = secret.data.take().unwrap_or_default();
+        data.retain(|k, _| {
+            !k.starts_with(ROTATION_PREFIX) && k != rotation::CERT_KEY && k != rotation::KEY_KEY
+        });
+        data.extend(bytes(&rotation::encode(stored)));
+        secret.data = Some(data);
+        // The resourceVersion read above makes the write fail if another
+        // replica wrote in between.
+        api.replace(SECRET_NAME, &PostParams::default(), &secret)
+            .await
+            .map_err(self.api_error())?;
+        Ok(())
     }
 }
 
@@ -96,9 +173,13 @@ mod tests {
 
     /// A cluster a controller ran in: the CA Secret and the injector's.
     async fn ran_once(fake: &FakeApi) {
-        let ca = ca_secret::load_or_create(fake.client(), NS, "osm", Duration::from_secs(3600))
+        let stored = ca_secret::SecretStore::new(fake.client(), NS)
+            .load_or_create("osm", Duration::from_secs(3600))
             .await
             .unwrap();
+        let ca = crate::ca::authority::Authority::fixed(Arc::new(
+            crate::ca::LocalCa::from_pem(&stored.cert, &stored.key).unwrap(),
+        ));
         let bootstrap = Bootstrap {
             client: fake.client(),
             namespace: NS.into(),
@@ -114,7 +195,8 @@ mod tests {
         ran_once(&fake).await;
         meshed_pod(&fake);
         fake.delete("", "secrets", NS, SECRET_NAME, true);
-        let err = ca_secret::load_or_create(fake.client(), NS, "osm", Duration::from_secs(3600))
+        let err = ca_secret::SecretStore::new(fake.client(), NS)
+            .load_or_create("osm", Duration::from_secs(3600))
             .await
             .unwrap_err()
             .to_string();
@@ -138,7 +220,8 @@ mod tests {
         let fake = FakeApi::new();
         ran_once(&fake).await;
         fake.delete("", "secrets", NS, SECRET_NAME, true);
-        ca_secret::load_or_create(fake.client(), NS, "osm", Duration::from_secs(3600))
+        ca_secret::SecretStore::new(fake.client(), NS)
+            .load_or_create("osm", Duration::from_secs(3600))
             .await
             .unwrap();
         assert!(fake.get("", "secrets", NS, SECRET_NAME).is_some());
@@ -146,7 +229,8 @@ mod tests {
         // Meshed pods, but no previous root (a first install).
         let fake = FakeApi::new();
         meshed_pod(&fake);
-        ca_secret::load_or_create(fake.client(), NS, "osm", Duration::from_secs(3600))
+        ca_secret::SecretStore::new(fake.client(), NS)
+            .load_or_create("osm", Duration::from_secs(3600))
             .await
             .unwrap();
         assert!(fake.get("", "secrets", NS, SECRET_NAME).is_some());

@@ -237,14 +237,10 @@ mod tests {
     #[tokio::test]
     async fn the_ca_is_made_once_and_kept_in_its_secret() {
         let fake = FakeApi::new();
-        let first = crate::kubernetes::ca_secret::load_or_create(
-            fake.client(),
-            "osm-system",
-            "osm",
-            std::time::Duration::from_secs(3600),
-        )
-        .await
-        .unwrap();
+        let first = crate::kubernetes::ca_secret::SecretStore::new(fake.client(), "osm-system")
+            .load_or_create("osm", std::time::Duration::from_secs(3600))
+            .await
+            .unwrap();
         assert!(
             fake.requests()
                 .iter()
@@ -252,19 +248,10 @@ mod tests {
             "{:?}",
             fake.requests()
         );
-        let second = crate::kubernetes::ca_secret::load_or_create(
-            fake.client(),
-            "osm-system",
-            "osm",
-            std::time::Duration::from_secs(3600),
-        )
-        .await
-        .unwrap();
-        use crate::ca::Issuer;
-        assert_eq!(
-            first.trust_bundle(),
-            second.trust_bundle(),
-            "the stored CA is reused"
-        );
+        let second = crate::kubernetes::ca_secret::SecretStore::new(fake.client(), "osm-system")
+            .load_or_create("osm", std::time::Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(first, second, "the stored CA is reused");
     }
 }

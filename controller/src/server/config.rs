@@ -27,6 +27,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::PeerIdentity;
 use crate::{
+    ca::ledger::{Ledger, RootId},
     hub::{Hub, SubscribeError, View, next_update},
     metrics::Metrics,
     status::Proxies,
@@ -42,15 +43,36 @@ pub struct ConfigService {
     pub proxies: Arc<Proxies>,
     pub metrics: Arc<Metrics>,
     pub next_stream: Arc<AtomicU64>,
+    /// Where the certificate each proxy streams with is recorded: after a
+    /// controller restart, what it knows of live certificates comes back
+    /// as the proxies reconnect.
+    pub ledger: Arc<Ledger>,
 }
 
 impl ConfigService {
-    pub fn new(hub: Arc<Hub>, proxies: Arc<Proxies>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        hub: Arc<Hub>,
+        proxies: Arc<Proxies>,
+        metrics: Arc<Metrics>,
+        ledger: Arc<Ledger>,
+    ) -> Self {
         Self {
             hub,
             proxies,
             metrics,
             next_stream: Arc::new(AtomicU64::new(0)),
+            ledger,
+        }
+    }
+
+    /// Records the certificate `peer` streams with for `pod`.
+    fn record_certificate(&self, pod: &ProxyId, peer: &PeerIdentity) {
+        let bundle = self.hub.trust_bundle().unwrap_or_default();
+        if let (Some(root), Some(not_after)) =
+            (RootId::of_chain(&peer.chain, &bundle), peer.not_after())
+        {
+            self.ledger
+                .record(&format!("{}/{}", pod.namespace, pod.pod), root, not_after);
         }
     }
 }
@@ -163,6 +185,9 @@ impl v1::config_server::Config for ConfigService {
             }
         })?;
         let stream = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        if let Some(peer) = &peer {
+            self.record_certificate(&id, peer);
+        }
         let identity = peer
             .and_then(|p| p.id)
             .map(|i| i.to_string())
@@ -330,114 +355,4 @@ impl Drop for Session {
 }
 
 #[cfg(test)]
-mod tests {
-    use osm_api::{
-        compile::{Compiler, Index, MeshOptions},
-        identity::{PodBinding, SpiffeId},
-        load::load_str,
-    };
-
-    use super::*;
-
-    fn hub() -> Hub {
-        let mut index = Index::new(MeshOptions::default());
-        for l in load_str("cluster.yaml", crate::test_fixtures::CLUSTER).objects {
-            index.apply(l.object);
-        }
-        Hub::new(Compiler::new(index), None)
-    }
-
-    fn hello(ns: &str, pod: &str) -> v1::ProxyInfo {
-        v1::ProxyInfo {
-            pod_name: pod.into(),
-            pod_namespace: ns.into(),
-            ..Default::default()
-        }
-    }
-
-    /// Regression (issue 14, item 10): the trust domain of the stream's
-    /// certificate was not checked.
-    #[test]
-    fn streams_need_a_certificate_of_this_mesh_for_the_named_pod() {
-        let hub = hub();
-        let peer = |td: &str, sa: &str| PeerIdentity {
-            id: Some(SpiffeId::new(td, "shop", sa)),
-            pod: Some(PodBinding::new("shop", "store-0")),
-        };
-        let ok = authorize(
-            &hub,
-            Some(&peer("cluster.local", "store")),
-            &hello("shop", "store-0"),
-        );
-        assert_eq!(ok.unwrap().id.pod, "store-0");
-        let foreign = authorize(
-            &hub,
-            Some(&peer("other.mesh", "store")),
-            &hello("shop", "store-0"),
-        )
-        .unwrap_err();
-        assert_eq!(foreign.code(), tonic::Code::PermissionDenied);
-        assert!(
-            foreign.message().contains("trust domain"),
-            "{}",
-            foreign.message()
-        );
-        let other_sa = authorize(
-            &hub,
-            Some(&peer("cluster.local", "buyer")),
-            &hello("shop", "store-0"),
-        )
-        .unwrap_err();
-        assert_eq!(other_sa.code(), tonic::Code::PermissionDenied);
-        let anonymous = authorize(&hub, None, &hello("shop", "store-0")).unwrap_err();
-        assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
-    }
-
-    /// Regression (issue 14, item 10): a pod of the same ServiceAccount
-    /// could name a sibling pod and take its stream.
-    #[test]
-    fn a_certificate_bound_to_a_pod_streams_only_that_pod() {
-        let hub = hub();
-        let sibling = load_str(
-            "sibling.yaml",
-            "apiVersion: v1\nkind: Pod\nmetadata: {name: store-1, namespace: shop, labels: {app: store}}\n\
-             spec: {serviceAccountName: store, containers: [{name: app, image: x}], initContainers: [{name: osm-proxy, image: p, restartPolicy: Always}]}\n",
-        );
-        hub.apply(sibling.objects.into_iter().next().unwrap().object);
-        let store = |pod: Option<&str>| PeerIdentity {
-            id: Some(SpiffeId::new("cluster.local", "shop", "store")),
-            pod: pod.map(|p| PodBinding::new("shop", p)),
-        };
-        let own = authorize(
-            &hub,
-            Some(&store(Some("store-1"))),
-            &hello("shop", "store-1"),
-        );
-        assert_eq!(
-            own.unwrap(),
-            Authorized {
-                id: ProxyId {
-                    namespace: "shop".into(),
-                    pod: "store-1".into()
-                },
-                bound: true
-            }
-        );
-        let taken = authorize(
-            &hub,
-            Some(&store(Some("store-1"))),
-            &hello("shop", "store-0"),
-        )
-        .unwrap_err();
-        assert_eq!(taken.code(), tonic::Code::PermissionDenied);
-        assert_eq!(
-            taken.message(),
-            "the certificate was issued to pod shop/store-1, not shop/store-0: each pod streams \
-             its own config with its own certificate"
-        );
-        // A certificate from before pod bindings: allowed, as unbound
-        // (the hub keeps it from replacing a bound stream).
-        let legacy = authorize(&hub, Some(&store(None)), &hello("shop", "store-0")).unwrap();
-        assert!(!legacy.bound);
-    }
-}
+mod tests;

@@ -9,6 +9,7 @@
 
 mod config;
 mod identity;
+pub mod live_tls;
 pub mod tls;
 
 pub use config::ConfigService;
@@ -21,6 +22,7 @@ use osm_api::{
     identity::{PodBinding, SpiffeId, pod_binding_from_der, spiffe_id_from_der},
     v1::{config_server::ConfigServer, identity_server::IdentityServer},
 };
+use rustls::pki_types::CertificateDer;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -39,15 +41,39 @@ pub struct PeerIdentity {
     /// The pod the certificate was issued to; None for a certificate from
     /// a controller before pod bindings.
     pub pod: Option<PodBinding>,
+    /// The verified chain, leaf first (which root it ends in is what a
+    /// root rotation waits on).
+    pub chain: Arc<[CertificateDer<'static>]>,
 }
 
 impl PeerIdentity {
     /// Reads a verified leaf certificate.
     pub fn from_der(leaf: &[u8]) -> Self {
         match (spiffe_id_from_der(leaf), pod_binding_from_der(leaf)) {
-            (Ok(id), Ok(pod)) => Self { id: Some(id), pod },
+            (Ok(id), Ok(pod)) => Self {
+                id: Some(id),
+                pod,
+                chain: Arc::new([]),
+            },
             _ => Self::default(),
         }
+    }
+
+    /// Reads a verified chain (leaf first).
+    pub fn from_chain(chain: &[CertificateDer<'static>]) -> Self {
+        match chain.first() {
+            Some(leaf) => Self {
+                chain: chain.into(),
+                ..Self::from_der(leaf.as_ref())
+            },
+            None => Self::default(),
+        }
+    }
+
+    /// The leaf's expiry, Unix seconds.
+    pub fn not_after(&self) -> Option<i64> {
+        let (_, cert) = x509_parser::parse_x509_certificate(self.chain.first()?).ok()?;
+        Some(cert.validity().not_after.timestamp())
     }
 }
 
@@ -118,8 +144,7 @@ pub async fn serve_with(
                 .get_ref()
                 .1
                 .peer_certificates()
-                .and_then(|certs| certs.first())
-                .map(|leaf| PeerIdentity::from_der(leaf.as_ref()))
+                .map(PeerIdentity::from_chain)
                 .unwrap_or_default();
             let service =
                 hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {

@@ -38,7 +38,12 @@ async fn connections_past_the_limit_are_closed_at_accept() {
         reviews: Default::default(),
         ledger: Default::default(),
     };
-    let config = ConfigService::new(hub, Arc::new(Proxies::default()), metrics);
+    let config = ConfigService::new(
+        hub,
+        Arc::new(Proxies::default()),
+        metrics,
+        Default::default(),
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use rustls::{
     RootCertStore, ServerConfig,
+    crypto::CryptoProvider,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-    server::WebPkiClientVerifier,
+    server::{WebPkiClientVerifier, danger::ClientCertVerifier},
 };
 
 use crate::ca::ServingCert;
@@ -48,11 +49,30 @@ pub fn server_config(
 /// client must present one when `required`. Offers `alpn`.
 pub fn verifying_clients(
     cert: &ServingCert,
-    (what, roots_pem): (&str, &str),
+    roots: (&str, &str),
     required: bool,
     alpn: &[&[u8]],
 ) -> Result<Arc<ServerConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = client_verifier(&provider, roots, required)?;
+    let (chain, key) = parse(cert)?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("serving certificate: {e}"))?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// Verifies client certificates against the roots in `roots` ((what they
+/// are, PEM)); a client must present one when `required`.
+pub fn client_verifier(
+    provider: &Arc<CryptoProvider>,
+    (what, roots_pem): (&str, &str),
+    required: bool,
+) -> Result<Arc<dyn ClientCertVerifier>, String> {
     let mut roots = RootCertStore::empty();
     for root in CertificateDer::pem_slice_iter(roots_pem.as_bytes()) {
         roots
@@ -68,23 +88,5 @@ pub fn verifying_clients(
     } else {
         builder.allow_unauthenticated()
     };
-    let verifier = builder
-        .build()
-        .map_err(|e| format!("client verifier: {e}"))?;
-    let (chain, key) = parse(cert)?;
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("serving certificate: {e}"))?;
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(Arc::new(config))
-}
-
-/// The webhook's TLS: the same certificate, no client certificate (the API
-/// server authenticates the webhook, not the other way round), HTTP/2 or
-/// HTTP/1.1.
-pub fn webhook_config(cert: &ServingCert) -> Result<Arc<ServerConfig>, String> {
-    osm_serve::tls_from_pem(cert.chain_pem.as_bytes(), cert.key_pem.as_bytes())
+    builder.build().map_err(|e| format!("client verifier: {e}"))
 }

@@ -21,17 +21,17 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::Readings;
-use crate::ca::ServingCert;
+use crate::server::live_tls::LiveTls;
 
-/// TLS presenting the controller's certificate, requiring a client
+/// TLS presenting the controller's live certificate, requiring a client
 /// certificate from `client_ca_pem`.
-pub fn tls_config(cert: &ServingCert, client_ca_pem: &str) -> Result<Arc<ServerConfig>, String> {
-    crate::server::tls::verifying_clients(
-        cert,
+pub fn tls_config(live: &Arc<LiveTls>, client_ca_pem: &str) -> Result<Arc<ServerConfig>, String> {
+    let verifier = crate::server::tls::client_verifier(
+        &Arc::new(rustls::crypto::ring::default_provider()),
         ("front-proxy client CA", client_ca_pem),
         true,
-        &[b"h2", b"http/1.1"],
-    )
+    )?;
+    live.config_with(verifier, &[b"h2", b"http/1.1"])
 }
 
 /// The common name of a certificate's subject.

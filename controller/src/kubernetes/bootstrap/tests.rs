@@ -4,7 +4,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::kubernetes::fake::FakeApi;
+use crate::{ca::LocalCa, kubernetes::fake::FakeApi};
 
 const NS: &str = "osm-system";
 
@@ -49,7 +49,7 @@ fn bootstrap(fake: &FakeApi, ca: &Arc<LocalCa>) -> Bootstrap {
         client: fake.client(),
         namespace: NS.into(),
         mesh_name: "osm".into(),
-        ca: ca.clone(),
+        ca: Arc::new(crate::ca::authority::Authority::fixed(ca.clone())),
     }
 }
 

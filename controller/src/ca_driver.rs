@@ -1,0 +1,140 @@
+//! Keeps everything that depends on the mesh CA in step with it, and moves
+//! a root rotation on (see [`crate::ca::rotation`] for the phases):
+//!
+//! - the trust bundle every proxy is sent (the hub),
+//! - the controller's own serving certificate and the roots it verifies
+//!   proxies with ([`LiveTls`]),
+//! - what the phase waits for: acknowledgements of the bundle by every
+//!   connected proxy, then no live certificate from the old root.
+//!
+//! One loop, once a second: read the store (another replica may have
+//! moved on), follow the CA, observe, step.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    ca::{
+        authority::{Authority, Current},
+        chain,
+        ledger::{Ledger, RootId},
+        rotation::{Observed, Phase, Step},
+    },
+    hub::Hub,
+    metrics::Metrics,
+    server::live_tls::LiveTls,
+    status::Proxies,
+};
+
+/// How often a rotation is checked.
+pub const TICK: Duration = Duration::from_secs(1);
+/// The controller's own serving certificate, made anew when the issuing
+/// root changes.
+const SERVING_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// What the driver keeps in step.
+pub struct CaDriver {
+    pub authority: Arc<Authority>,
+    pub hub: Arc<Hub>,
+    pub proxies: Arc<Proxies>,
+    pub ledger: Arc<Ledger>,
+    pub tls: Arc<LiveTls>,
+    /// Names on the controller's certificate.
+    pub server_names: Vec<String>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The old root a retiring phase waits on.
+fn retiring_root(current: &Current) -> Option<RootId> {
+    match &current.stored.phase {
+        Phase::Retiring { old_cert } => RootId::of_pem(&chain::read(old_cert).ok()?.root),
+        _ => None,
+    }
+}
+
+impl CaDriver {
+    /// Runs until `stop`.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut followed = self.authority.current();
+        let mut last_error = String::new();
+        loop {
+            if let Err(e) = self.tick(&mut followed).await {
+                let e = e.to_string();
+                if e != last_error {
+                    tracing::warn!(error = %e, "the mesh CA: cannot move the rotation on; retrying");
+                    self.metrics.error("ca");
+                }
+                last_error = e;
+            } else {
+                last_error.clear();
+            }
+            tokio::select! {
+                () = tokio::time::sleep(TICK) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+
+    async fn tick(&self, followed: &mut Arc<Current>) -> Result<(), crate::ca::CaError> {
+        self.authority.refresh().await?;
+        self.follow(followed);
+        // A phase moves on only from what proxies are sent now.
+        if Arc::ptr_eq(followed, &self.authority.current()) {
+            let observed = self.observe(followed);
+            if !matches!(self.authority.advance(&observed).await?, Step::Wait(_)) {
+                self.follow(followed);
+            }
+        }
+        self.metrics
+            .ca_rotation_phase(self.authority.current().stored.phase.name());
+        Ok(())
+    }
+
+    /// Brings the hub and the TLS in line with the CA when it changed.
+    fn follow(&self, followed: &mut Arc<Current>) {
+        let current = self.authority.current();
+        if Arc::ptr_eq(&current, followed) {
+            return;
+        }
+        if self.hub.trust_bundle().as_deref() != Some(current.bundle_pem.as_str()) {
+            self.hub.set_trust_bundle(current.bundle_pem.clone());
+        }
+        let serving = current
+            .ca
+            .serving_cert(&self.server_names, SERVING_CERT_VALIDITY)
+            .map_err(|e| e.to_string())
+            .and_then(|cert| self.tls.update(&cert, &current.bundle_pem));
+        match serving {
+            Ok(()) => {
+                tracing::info!(
+                    phase = current.stored.phase.name(),
+                    roots = chain::pem_blocks(&current.bundle_pem).len(),
+                    "the mesh CA changed: trust bundle and serving certificate updated"
+                );
+                *followed = current;
+            }
+            // Tried again next tick.
+            Err(e) => tracing::warn!(error = %e, "the controller's TLS cannot follow the CA"),
+        }
+    }
+
+    fn observe(&self, current: &Current) -> Observed {
+        let (connected, acknowledged_next) =
+            self.proxies.acknowledged_since(self.hub.bundle_since());
+        let live_from_old = retiring_root(current)
+            .map(|old| {
+                self.ledger
+                    .live_by_root()
+                    .get(&old)
+                    .copied()
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        Observed {
+            connected,
+            acknowledged_next,
+            live_from_old,
+        }
+    }
+}
