@@ -228,6 +228,7 @@ impl Controller {
                 tls: self.live_tls.clone(),
                 server_names: self.server_names.clone(),
                 metrics: self.metrics.clone(),
+                synced: self.synced.clone(),
             }
             .run(stop.clone()),
         );

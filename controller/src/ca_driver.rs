@@ -10,7 +10,13 @@
 //! One loop, once a second: read the store (another replica may have
 //! moved on), follow the CA, observe, step.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +35,11 @@ use crate::{
 
 /// How often a rotation is checked.
 pub const TICK: Duration = Duration::from_secs(1);
+/// How long a phase waits for meshed pods whose proxies are not connected
+/// (after a controller restart, until they are back) before it goes on
+/// without them: a pod that never starts must not hold a rotation
+/// forever. Counted from when this controller saw the phase begin.
+pub const PATIENCE: Duration = Duration::from_secs(60);
 /// The controller's own serving certificate, made anew when the issuing
 /// root changes.
 const SERVING_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -43,6 +54,9 @@ pub struct CaDriver {
     /// Names on the controller's certificate.
     pub server_names: Vec<String>,
     pub metrics: Arc<Metrics>,
+    /// Set once the cluster state is read: before, the meshed pods are
+    /// unknown and no phase may end.
+    pub synced: Arc<AtomicBool>,
 }
 
 /// The old root a retiring phase waits on.
@@ -58,8 +72,9 @@ impl CaDriver {
     pub async fn run(self, stop: CancellationToken) {
         let mut followed = self.authority.current();
         let mut last_error = String::new();
+        let mut phase_since = (followed.stored.phase.name(), Instant::now());
         loop {
-            if let Err(e) = self.tick(&mut followed).await {
+            if let Err(e) = self.tick(&mut followed, &mut phase_since).await {
                 let e = e.to_string();
                 if e != last_error {
                     tracing::warn!(error = %e, "the mesh CA: cannot move the rotation on; retrying");
@@ -76,12 +91,23 @@ impl CaDriver {
         }
     }
 
-    async fn tick(&self, followed: &mut Arc<Current>) -> Result<(), crate::ca::CaError> {
+    async fn tick(
+        &self,
+        followed: &mut Arc<Current>,
+        phase_since: &mut (&'static str, Instant),
+    ) -> Result<(), crate::ca::CaError> {
         self.authority.refresh().await?;
         self.follow(followed);
-        // A phase moves on only from what proxies are sent now.
-        if Arc::ptr_eq(followed, &self.authority.current()) {
-            let observed = self.observe(followed);
+        let phase = followed.stored.phase.name();
+        if phase_since.0 != phase {
+            *phase_since = (phase, Instant::now());
+        }
+        // A phase moves on only from what proxies are sent now; a steady
+        // CA has nothing to observe (at 10,000 pods, not free).
+        let rotating = phase != Phase::Steady.name() && self.synced.load(Ordering::Acquire);
+        if rotating && Arc::ptr_eq(followed, &self.authority.current()) {
+            let mut observed = self.observe(followed);
+            observed.patience_over = phase_since.1.elapsed() >= PATIENCE;
             if !matches!(self.authority.advance(&observed).await?, Step::Wait(_)) {
                 self.follow(followed);
             }
@@ -131,10 +157,18 @@ impl CaDriver {
                     .unwrap_or_default()
             })
             .unwrap_or_default();
+        let connected_pods = self.proxies.connected_pods();
         Observed {
             connected,
             acknowledged_next,
             live_from_old,
+            not_connected: self
+                .hub
+                .meshed_pods()
+                .into_iter()
+                .filter(|pod| !connected_pods.contains(pod))
+                .collect(),
+            patience_over: false,
         }
     }
 }

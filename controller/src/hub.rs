@@ -329,6 +329,29 @@ impl Hub {
         look(&self.lock().compiler.index.pods)
     }
 
+    /// Pods (`namespace/name`) whose proxy should be connected: injected,
+    /// in a monitored namespace, neither finished nor being deleted.
+    pub fn meshed_pods(&self) -> std::collections::BTreeSet<String> {
+        let inner = self.lock();
+        let index = &inner.compiler.index;
+        index
+            .pods
+            .iter()
+            .filter(|((namespace, _), pod)| {
+                let finished = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.phase.as_deref())
+                    .is_some_and(|p| p == "Succeeded" || p == "Failed");
+                index.is_monitored(namespace)
+                    && osm_api::k8s::has_proxy(pod)
+                    && !finished
+                    && pod.metadata.deletion_timestamp.is_none()
+            })
+            .map(|((namespace, name), _)| format!("{namespace}/{name}"))
+            .collect()
+    }
+
     /// Leaf certificate lifetime: the MeshConfig's
     /// `certificate.serviceCertValidityDuration`, read at each signing so a
     /// change applies to the next certificate.

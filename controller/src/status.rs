@@ -97,6 +97,14 @@ impl Proxies {
         (streams.len(), acknowledged)
     }
 
+    /// The pods (`namespace/name`) with a proxy connected.
+    pub fn connected_pods(&self) -> std::collections::BTreeSet<String> {
+        self.lock()
+            .values()
+            .map(|s| format!("{}/{}", s.namespace, s.pod))
+            .collect()
+    }
+
     /// Every connected proxy, sorted by namespace and pod.
     pub fn list(&self) -> Vec<ProxyStatus> {
         let mut out: Vec<ProxyStatus> = self.lock().values().cloned().collect();

@@ -252,6 +252,19 @@ impl TestController {
         .await;
     }
 
+    /// POST (empty body) on the admin endpoint; (status, body).
+    pub async fn admin_post(&self, path: &str) -> (u16, String) {
+        let mut conn = crate::client::Http1Conn::connect(self.addrs.admin)
+            .await
+            .unwrap();
+        let request = http::Request::post(path)
+            .header("host", "controller")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let answer = conn.send(request).await.unwrap();
+        (answer.status, answer.body)
+    }
+
     /// GET on the admin endpoint; (status, body).
     pub async fn admin_get(&self, path: &str) -> (u16, String) {
         let answer = crate::client::http1_get(self.addrs.admin, "controller", path)

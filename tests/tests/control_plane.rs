@@ -1015,3 +1015,6 @@ async fn a_proxy_renews_early_when_another_root_issues() {
         .collect();
     assert_eq!(live, [(true, false, 0), (false, true, 3)], "{report}");
 }
+
+#[path = "control_plane/rotation.rs"]
+mod rotation;

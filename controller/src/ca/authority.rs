@@ -208,6 +208,7 @@ mod tests {
             connected,
             acknowledged_next,
             live_from_old,
+            ..Observed::default()
         }
     }
 

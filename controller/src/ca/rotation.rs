@@ -39,7 +39,7 @@ impl Phase {
 }
 
 /// What the controller sees when it checks a rotation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Observed {
     /// Proxies connected now.
     pub connected: usize,
@@ -47,9 +47,18 @@ pub struct Observed {
     /// the next root.
     pub acknowledged_next: usize,
     /// Certificates issued from the old root that have not expired (by
-    /// the controller's record of what it issued: a proxy that went away
-    /// still counts until its certificate would have expired).
+    /// the controller's record of what it issued and of the certificates
+    /// proxies connect with: a proxy that went away still counts until
+    /// its certificate would have expired).
     pub live_from_old: usize,
+    /// Meshed pods (`namespace/name`) with no proxy connected: right
+    /// after a controller restart, every one. A phase does not end on
+    /// what the connected proxies say while others may still come back,
+    /// unless `patience_over`.
+    pub not_connected: Vec<String>,
+    /// The phase has waited long enough for missing proxies (a pod that
+    /// never starts must not hold a rotation forever).
+    pub patience_over: bool,
 }
 
 /// What to do now.
@@ -63,22 +72,50 @@ pub enum Step {
     Finish,
 }
 
+/// Why a phase waits for meshed pods whose proxies are not connected;
+/// None when it need not.
+fn missing(observed: &Observed) -> Option<String> {
+    if observed.not_connected.is_empty() || observed.patience_over {
+        return None;
+    }
+    let shown: Vec<&str> = observed
+        .not_connected
+        .iter()
+        .take(3)
+        .map(String::as_str)
+        .collect();
+    let more = observed.not_connected.len() - shown.len();
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "{} meshed pods have no proxy connected ({}{more})",
+        observed.not_connected.len(),
+        shown.join(", ")
+    ))
+}
+
 /// The next step of `phase` given what was observed.
 pub fn step(phase: &Phase, observed: &Observed) -> Step {
     match phase {
         Phase::Steady => Step::Wait("no rotation in progress".into()),
-        Phase::Distributing { .. } if observed.acknowledged_next >= observed.connected => {
-            Step::Issue
+        Phase::Distributing { .. } if observed.acknowledged_next < observed.connected => {
+            Step::Wait(format!(
+                "{} of {} connected proxies hold the new root",
+                observed.acknowledged_next, observed.connected
+            ))
         }
-        Phase::Distributing { .. } => Step::Wait(format!(
-            "{} of {} connected proxies hold the new root",
-            observed.acknowledged_next, observed.connected
-        )),
-        Phase::Retiring { .. } if observed.live_from_old == 0 => Step::Finish,
-        Phase::Retiring { .. } => Step::Wait(format!(
+        Phase::Retiring { .. } if observed.live_from_old > 0 => Step::Wait(format!(
             "{} certificates from the old root are still live",
             observed.live_from_old
         )),
+        _ => match missing(observed) {
+            Some(why) => Step::Wait(why),
+            None if matches!(phase, Phase::Distributing { .. }) => Step::Issue,
+            None => Step::Finish,
+        },
     }
 }
 
@@ -247,6 +284,12 @@ mod tests {
             connected,
             acknowledged_next,
             live_from_old,
+            ..Observed::default()
+        };
+        let missing = |observed: Observed, patience_over| Observed {
+            not_connected: vec!["shop/web-1".into()],
+            patience_over,
+            ..observed
         };
         let retiring = Phase::Retiring {
             old_cert: "OLD".into(),
@@ -256,8 +299,15 @@ mod tests {
             (distributing(), seen(3, 2, 3), "wait"),
             (distributing(), seen(3, 3, 3), "issue"),
             (distributing(), seen(0, 0, 0), "issue"),
+            // A restarted controller: proxies not back yet.
+            (distributing(), missing(seen(0, 0, 0), false), "wait"),
+            (distributing(), missing(seen(2, 2, 0), false), "wait"),
+            (distributing(), missing(seen(2, 2, 0), true), "issue"),
             (retiring.clone(), seen(3, 3, 1), "wait"),
-            (retiring, seen(3, 3, 0), "finish"),
+            (retiring.clone(), seen(3, 3, 0), "finish"),
+            (retiring.clone(), missing(seen(2, 2, 0), false), "wait"),
+            (retiring.clone(), missing(seen(2, 2, 0), true), "finish"),
+            (retiring, missing(seen(2, 2, 1), true), "wait"),
         ];
         for (phase, observed, want) in cases {
             let got = match step(&phase, &observed) {
@@ -270,6 +320,17 @@ mod tests {
         assert_eq!(
             step(&distributing(), &seen(4, 1, 0)),
             Step::Wait("1 of 4 connected proxies hold the new root".into())
+        );
+        let many = Observed {
+            not_connected: (1..=5).map(|i| format!("shop/web-{i}")).collect(),
+            ..Observed::default()
+        };
+        assert_eq!(
+            step(&distributing(), &many),
+            Step::Wait(
+                "5 meshed pods have no proxy connected (shop/web-1, shop/web-2, shop/web-3 and 2 more)"
+                    .into()
+            )
         );
     }
 
