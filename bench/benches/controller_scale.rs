@@ -101,6 +101,7 @@ fn serve_controller(state: &Path, manifests: &Path) {
                 ca,
             ))),
             reviewer: Arc::new(tokens),
+            rotation_min_phase: Duration::ZERO,
             mesh: Default::default(),
             source: Source::Files {
                 dir: manifests.to_path_buf(),

@@ -48,6 +48,10 @@ pub struct Settings {
     pub server_names: Vec<String>,
     /// The SMI TrafficMetrics aggregated API (None: not served).
     pub traffic_metrics: Option<crate::traffic_metrics::Settings>,
+    /// How long each phase of a root rotation lasts at least (several
+    /// controller replicas: each must read the phase and its proxies
+    /// follow before the next).
+    pub rotation_min_phase: Duration,
     /// The controller's log filter, which MeshConfig
     /// `observability.osmLogLevel` sets; None leaves logging alone.
     pub log_filter: Option<Arc<dyn osm_api::logging::LogFilter>>,
@@ -99,6 +103,7 @@ pub struct Controller {
     ca: Arc<Authority>,
     reviewer: Arc<dyn TokenReviewer>,
     source: Source,
+    rotation_min_phase: Duration,
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -171,6 +176,7 @@ impl Controller {
             ca: settings.ca,
             reviewer: settings.reviewer,
             source: settings.source,
+            rotation_min_phase: settings.rotation_min_phase,
         })
     }
 
@@ -229,6 +235,7 @@ impl Controller {
                 server_names: self.server_names.clone(),
                 metrics: self.metrics.clone(),
                 synced: self.synced.clone(),
+                min_phase: self.rotation_min_phase,
             }
             .run(stop.clone()),
         );

@@ -57,6 +57,8 @@ pub struct CaDriver {
     /// Set once the cluster state is read: before, the meshed pods are
     /// unknown and no phase may end.
     pub synced: Arc<AtomicBool>,
+    /// How long each phase lasts at least.
+    pub min_phase: Duration,
 }
 
 /// The old root a retiring phase waits on.
@@ -108,6 +110,7 @@ impl CaDriver {
         if rotating && Arc::ptr_eq(followed, &self.authority.current()) {
             let mut observed = self.observe(followed);
             observed.patience_over = phase_since.1.elapsed() >= PATIENCE;
+            observed.within_min_phase = phase_since.1.elapsed() < self.min_phase;
             if !matches!(self.authority.advance(&observed).await?, Step::Wait(_)) {
                 self.follow(followed);
             }
@@ -169,6 +172,7 @@ impl CaDriver {
                 .filter(|pod| !connected_pods.contains(pod))
                 .collect(),
             patience_over: false,
+            within_min_phase: false,
         }
     }
 }

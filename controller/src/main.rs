@@ -77,6 +77,13 @@ struct Args {
     #[arg(long, default_value = "87600h", value_parser = humantime::parse_duration)]
     ca_validity: Duration,
 
+    /// How long each phase of a root rotation (`osm ca rotate`) lasts at
+    /// least: with several controller replicas, each reads the phase from
+    /// the CA Secret (once a second) and its proxies follow before the
+    /// next phase. Local mode's one controller runs with 0s.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    ca_rotation_min_phase: Duration,
+
     /// Names (DNS or IP) on the controller's certificate; repeatable.
     /// Default: osm-controller.<osm-namespace>.svc and its variants,
     /// localhost, 127.0.0.1 and ::1.
@@ -206,6 +213,7 @@ async fn run(args: Args, log_filter: Arc<dyn osm_api::logging::LogFilter>) -> an
         source,
         server_names,
         traffic_metrics,
+        rotation_min_phase: args.ca_rotation_min_phase,
         log_filter: Some(log_filter),
     })
     .await?;

@@ -10,6 +10,7 @@ pub mod decide;
 pub mod lookup;
 pub mod mutate;
 pub mod probes;
+pub mod reload;
 pub mod server;
 
 pub use decide::{Decision, InjectError, decide};

@@ -7,7 +7,8 @@ use clap::Parser;
 use osm_injector::{
     lookup::{ClusterView, Files, Kubernetes},
     mutate::InjectorSettings,
-    server::{State, serve, tls_config},
+    reload::{CertFiles, Watched},
+    server::{State, serve},
 };
 
 /// The sidecar injector: a mutating admission webhook (AdmissionReview v1
@@ -19,7 +20,7 @@ struct Args {
     #[arg(long, default_value = "0.0.0.0:9090")]
     listen: SocketAddr,
 
-    /// The webhook's certificate chain (PEM).
+    /// The webhook's certificate chain (PEM); read again when it changes.
     #[arg(long, env = "OSM_INJECTOR_CERT")]
     cert: PathBuf,
 
@@ -27,7 +28,8 @@ struct Args {
     #[arg(long, env = "OSM_INJECTOR_KEY")]
     key: PathBuf,
 
-    /// The mesh root the proxies check the controller against (PEM file).
+    /// The mesh's trust bundle the proxies check the controller against
+    /// (PEM file); read again when it changes (a root rotation).
     #[arg(long, env = "OSM_TRUST_BUNDLE")]
     trust_bundle: PathBuf,
 
@@ -66,13 +68,13 @@ async fn main() -> anyhow::Result<()> {
     osm_serve::init_logging(&args.log_level)
         .map_err(anyhow::Error::msg)
         .context("--log-level")?;
-    let read =
-        |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
-    let tls = tls_config(&read(&args.cert)?, &read(&args.key)?)
-        .map_err(anyhow::Error::msg)
+    // Both read again when they change: a root rotation rewrites them.
+    let tls = CertFiles::open(&args.cert, &args.key)
+        .and_then(|files| files.server_config().map_err(anyhow::Error::msg))
         .context("--cert/--key")?;
-    let trust_bundle_pem =
-        String::from_utf8(read(&args.trust_bundle)?).context("--trust-bundle is not text")?;
+    let trust_bundle = Watched::open(&args.trust_bundle)
+        .with_context(|| format!("cannot read {}", args.trust_bundle.display()))?;
+    let trust_bundle_pem = trust_bundle.text();
     let cluster: Box<dyn ClusterView> = match &args.manifests {
         Some(dir) if !args.kubernetes => Box::new(Files {
             dir: dir.clone(),
@@ -104,7 +106,11 @@ async fn main() -> anyhow::Result<()> {
     let server = tokio::spawn(serve(
         listener,
         tls,
-        Arc::new(State { settings, cluster }),
+        Arc::new(State {
+            settings,
+            cluster,
+            trust_bundle: Some(trust_bundle),
+        }),
         stop.clone(),
     ));
     osm_serve::shutdown_signal().await;

@@ -19,6 +19,23 @@ const MAX_BODY: usize = 4 * 1024 * 1024;
 pub struct State {
     pub settings: InjectorSettings,
     pub cluster: Box<dyn ClusterView>,
+    /// The file the mesh's trust bundle is read from at each request (a
+    /// root rotation changes it); None: `settings.trust_bundle_pem` as
+    /// given.
+    pub trust_bundle: Option<crate::reload::Watched>,
+}
+
+impl State {
+    /// The settings with the trust bundle as of now.
+    fn settings_now(&self) -> std::borrow::Cow<'_, InjectorSettings> {
+        match &self.trust_bundle {
+            Some(file) => std::borrow::Cow::Owned(InjectorSettings {
+                trust_bundle_pem: file.text(),
+                ..self.settings.clone()
+            }),
+            None => std::borrow::Cow::Borrowed(&self.settings),
+        }
+    }
 }
 
 async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -42,7 +59,9 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
     }
     .await;
     let answer = match looked_up {
-        Ok((namespace, mesh)) => admission::respond(&request, &namespace, &mesh, &state.settings),
+        Ok((namespace, mesh)) => {
+            admission::respond(&request, &namespace, &mesh, &state.settings_now())
+        }
         Err(e) => admission::deny(
             AdmissionResponse::from(&request.review),
             &format!("cannot decide on injection: {e}"),

@@ -83,7 +83,10 @@ async fn pods_are_patched_over_https_from_the_manifests() {
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {openservicemesh.io/monitored-by: osm}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: outside}\n---\napiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\nmetadata: {name: osm-mesh-config, namespace: osm-system}\nspec: {traffic: {outboundPortExclusionList: [6379]}}\n",
     )
     .unwrap();
+    let bundle_file = dir.path().join("ca.crt");
+    std::fs::write(&bundle_file, "ROOTS").unwrap();
     let state = State {
+        trust_bundle: Some(osm_injector::reload::Watched::open(&bundle_file).unwrap()),
         settings: InjectorSettings {
             mesh_name: "osm".into(),
             osm_namespace: "osm-system".into(),
@@ -124,6 +127,33 @@ async fn pods_are_patched_over_https_from_the_manifests() {
         "the MeshConfig was read"
     );
     assert_eq!(inits[1]["image"], "osm-proxy:test");
+    let injected_bundle = |inits: &Value| {
+        inits[1]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "OSM_CONTROLLER_CA")
+            .unwrap()["value"]
+            .clone()
+    };
+    assert_eq!(injected_bundle(inits), "ROOTS");
+    // A root rotation rewrites the bundle: the next pod gets the new one.
+    let next = dir.path().join("ca.crt.new");
+    std::fs::write(&next, "ROOTS+NEXT").unwrap();
+    std::fs::rename(&next, &bundle_file).unwrap();
+    let (_, again) = post(
+        addr,
+        &roots,
+        "/mutate-pod-creation",
+        review("shop", json!({})),
+    )
+    .await;
+    let patch: Value = serde_json::from_slice(
+        &B64.decode(again["response"]["patch"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(injected_bundle(&patch[0]["value"]), "ROOTS+NEXT");
 
     let (_, outside) = post(
         addr,

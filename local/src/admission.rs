@@ -46,15 +46,11 @@ pub enum AdmissionError {
 }
 
 impl Injector {
-    pub fn new(
-        addr: SocketAddr,
-        server_name: &str,
-        trust_bundle_pem: &[u8],
-    ) -> anyhow::Result<Self> {
+    pub fn new(addr: SocketAddr, server_name: &str, roots_pem: &[u8]) -> anyhow::Result<Self> {
         Ok(Self {
             addr,
             server_name: server_name.into(),
-            tls: tls_connector(trust_bundle_pem).context("the mesh trust bundle")?,
+            tls: tls_connector(roots_pem).context("the injector's CA")?,
         })
     }
 

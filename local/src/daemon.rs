@@ -121,6 +121,9 @@ fn controller(state: &StateDir, instance: &Instance, bin: &Path) -> Child {
         instance.controller_admin().to_string(),
         "--webhook-listen".into(),
         instance.controller_webhook().to_string(),
+        // One controller: a rotation's phase need not wait for replicas.
+        "--ca-rotation-min-phase".into(),
+        "0s".into(),
     ];
     let mut names = default_server_names(OSM_NAMESPACE);
     names.push(instance.gateway().to_string());
@@ -298,7 +301,7 @@ pub async fn run(state: StateDir) -> anyhow::Result<()> {
         net::delete_netns(&netns).await?;
     }
     let store = Store::new(state.api(), state.api_lock());
-    let trust = std::fs::read(state.trust_bundle()).context("the mesh trust bundle")?;
+    let trust = std::fs::read(state.injector_ca()).context("the injector's CA")?;
     let api = ApiServer {
         store,
         instance: instance.clone(),

@@ -53,7 +53,7 @@ use self::{
 /// The API server of the local mesh whose state is in `state`.
 pub fn api_server(state: &StateDir) -> anyhow::Result<ApiServer> {
     let instance = state.require_instance()?;
-    let trust = std::fs::read(state.trust_bundle()).context("the mesh trust bundle")?;
+    let trust = std::fs::read(state.injector_ca()).context("the injector's CA")?;
     Ok(ApiServer {
         store: Store::new(state.api(), state.api_lock()),
         injector: Injector::new(instance.injector(), INJECTOR_SERVER_NAME, &trust)?,

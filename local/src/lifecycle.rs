@@ -125,6 +125,7 @@ fn make_certificates(state: &StateDir, instance: &Instance) -> anyhow::Result<()
             .serving_cert(&names, ROOT_VALIDITY)
             .map_err(|e| anyhow::anyhow!("the injector's certificate: {e}"))?;
         write_atomic(&dir.join("tls.crt"), cert.chain_pem.as_bytes())?;
+        write_atomic(&dir.join("ca.crt"), ca.root_pem().as_bytes())?;
         let key = dir.join("tls.key");
         write_atomic(&key, cert.key_pem.as_bytes())?;
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;

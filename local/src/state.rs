@@ -156,8 +156,29 @@ impl StateDir {
     pub fn controller(&self) -> PathBuf {
         self.root.join("controller")
     }
+    /// The trust bundle the controller sends proxies (every root during
+    /// a root rotation), which the injector puts into pods; `ca.crt` in a
+    /// state directory from before rotations.
     pub fn trust_bundle(&self) -> PathBuf {
-        self.controller().join("ca.crt")
+        let bundle = self
+            .controller()
+            .join(osm_controller::ca::store::BUNDLE_FILE);
+        if bundle.exists() {
+            bundle
+        } else {
+            self.controller().join("ca.crt")
+        }
+    }
+    /// The root the injector's own certificate was signed with (the root
+    /// at `up`; a rotation of the mesh root does not touch local mode's
+    /// injector, which only this machine calls).
+    pub fn injector_ca(&self) -> PathBuf {
+        let own = self.injector().join("ca.crt");
+        if own.exists() {
+            own
+        } else {
+            self.controller().join("ca.crt")
+        }
     }
     pub fn injector(&self) -> PathBuf {
         self.root.join("injector")

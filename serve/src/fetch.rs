@@ -32,15 +32,28 @@ where
 
 /// `GET path` on a new plaintext connection, within `timeout`.
 pub async fn get(addr: SocketAddr, path: &str, timeout: Duration) -> anyhow::Result<Answer> {
+    request(addr, http::Method::GET, path, timeout).await
+}
+
+/// `method path` without a body on a new plaintext connection, within
+/// `timeout`.
+pub async fn request(
+    addr: SocketAddr,
+    method: http::Method,
+    path: &str,
+    timeout: Duration,
+) -> anyhow::Result<Answer> {
     tokio::time::timeout(timeout, async {
         let stream = tokio::net::TcpStream::connect(addr).await?;
-        let request = http::Request::get(path)
+        let request = http::Request::builder()
+            .method(method.clone())
+            .uri(path)
             .header("host", addr.to_string())
             .body(Full::new(Bytes::new()))?;
         exchange(stream, request).await
     })
     .await
-    .with_context(|| format!("GET http://{addr}{path} timed out"))?
+    .with_context(|| format!("{method} http://{addr}{path} timed out"))?
 }
 
 /// A TLS client that trusts only the mesh root.

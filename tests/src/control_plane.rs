@@ -123,6 +123,7 @@ impl ControlPlane {
             },
             server_names: vec!["127.0.0.1".into()],
             traffic_metrics: api,
+            rotation_min_phase: Duration::ZERO,
             log_filter: None,
         })
         .await

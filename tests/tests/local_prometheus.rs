@@ -9,8 +9,10 @@
 
 use std::{net::SocketAddr, path::Path, time::Duration};
 
-use osm_tests::local::LocalMesh;
+use osm_tests::local::{LocalMesh, wait_for};
 use serde_json::Value;
+
+const PATIENCE: Duration = Duration::from_secs(120);
 
 const PROMETHEUS: &str = "10.227.0.1:7070";
 
@@ -409,9 +411,74 @@ async fn prometheus_scrapes_the_demo_and_every_dashboard_panel_has_data() {
     assert_eq!(roots[0]["liveCertificates"], meshed, "{report}");
     let ca_table = mesh.ok(&["ca", "status", "--local"]);
     assert!(
-        ca_table.starts_with("ROOT") && ca_table.contains("osm-ca.openservicemesh.io"),
+        ca_table.starts_with("PHASE: steady\nROOT")
+            && ca_table.contains("osm-ca.openservicemesh.io"),
         "{ca_table}"
     );
+    // A root rotation with the demo running: every phase passes, every
+    // meshed pod ends on the new root, bookbuyer never fails to buy.
+    let buyer = |mesh: &LocalMesh| {
+        wait_for("bookbuyer's counters", PATIENCE, || {
+            mesh.counters("bookbuyer", "bookbuyer", 8080)
+        })
+    };
+    let count = |v: &Value, pointer: &str| v.pointer(pointer).and_then(Value::as_u64).unwrap_or(0);
+    let before = buyer(&mesh);
+    let rotated = mesh.ok(&["ca", "rotate", "--local", "--wait", "--timeout", "3m"]);
+    eprintln!("osm ca rotate --local --wait:\n{rotated}");
+    let lines: Vec<&str> = rotated.lines().collect();
+    assert!(
+        lines[0].starts_with("root rotation started: the new root "),
+        "{rotated}"
+    );
+    assert!(
+        lines[1].ends_with("PHASE: distributing")
+            || lines[1].contains("PHASE: distributing (waiting:")
+            || lines[1].contains("PHASE: retiring"),
+        "{rotated}"
+    );
+    assert!(
+        lines.last().unwrap().ends_with("PHASE: steady"),
+        "{rotated}"
+    );
+    let new_root = lines[0]
+        .trim_start_matches("root rotation started: the new root ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let report: Value =
+        serde_json::from_str(&mesh.ok(&["ca", "status", "--local", "-o", "json"])).unwrap();
+    let roots = report["roots"].as_array().unwrap();
+    assert_eq!(roots.len(), 1, "the old root is gone: {report}");
+    assert!(
+        roots[0]["fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with(&new_root),
+        "{report}"
+    );
+    assert_eq!(roots[0]["liveCertificates"], meshed, "{report}");
+    assert_eq!(report["phase"], "steady");
+    let rotated_buyer = buyer(&mesh);
+    assert_eq!(
+        count(&rotated_buyer, "/failed"),
+        count(&before, "/failed"),
+        "bookbuyer failed during the rotation: {rotated_buyer}"
+    );
+    assert!(count(&rotated_buyer, "/ok") > count(&before, "/ok"));
+    // A pod made after the rotation is injected with the new bundle and
+    // joins the mesh.
+    let old_buyer = mesh.pods_of("bookbuyer", "bookbuyer")[0].clone();
+    mesh.delete(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {old_buyer}, namespace: bookbuyer}}\n"
+    ));
+    let after = wait_for("a new bookbuyer pod buys", PATIENCE, || {
+        let now = mesh.counters("bookbuyer", "bookbuyer", 8080)?;
+        let fresh = mesh.pods_of("bookbuyer", "bookbuyer") != [old_buyer.clone()];
+        (fresh && count(&now, "/ok") >= 5).then_some(now)
+    });
+    assert_eq!(count(&after, "/failed"), 0, "{after}");
     let table = mesh.ok(&["local", "get", "trafficmetrics", "-n", "bookstore"]);
     assert!(
         table.starts_with("RESOURCE") && table.contains("deployment/bookstore-v1"),

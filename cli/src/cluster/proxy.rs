@@ -65,6 +65,18 @@ pub async fn port_forward_get(
     port: u16,
     path: &str,
 ) -> Result<(u16, String), String> {
+    port_forward(api, pod, port, http::Method::GET, path).await
+}
+
+/// `method path` (no body) on `pod`'s `port` through the API server's
+/// port-forward; (status, body).
+pub async fn port_forward(
+    api: &Api<Pod>,
+    pod: &str,
+    port: u16,
+    method: http::Method,
+    path: &str,
+) -> Result<(u16, String), String> {
     let namespace = api.namespace().unwrap_or("default").to_string();
     let mut forwarder = api
         .portforward(pod, &[port])
@@ -77,14 +89,16 @@ pub async fn port_forward_get(
         .await
         .map_err(|e| format!("{namespace}/{pod}:{port}: {e}"))?;
     tokio::spawn(conn);
-    let request = http::Request::get(path)
+    let request = http::Request::builder()
+        .method(method.clone())
+        .uri(path)
         .header("host", "localhost")
         .body(Full::new(Bytes::new()))
         .map_err(|e| e.to_string())?;
     let response = sender
         .send_request(request)
         .await
-        .map_err(|e| format!("GET {path} on {namespace}/{pod}:{port}: {e}"))?;
+        .map_err(|e| format!("{method} {path} on {namespace}/{pod}:{port}: {e}"))?;
     let status = response.status().as_u16();
     let body = response
         .into_body()

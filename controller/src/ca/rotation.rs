@@ -59,6 +59,9 @@ pub struct Observed {
     /// The phase has waited long enough for missing proxies (a pod that
     /// never starts must not hold a rotation forever).
     pub patience_over: bool,
+    /// The phase has not lasted its minimum yet (so every controller
+    /// replica reads it from the store and its proxies follow).
+    pub within_min_phase: bool,
 }
 
 /// What to do now.
@@ -113,6 +116,11 @@ pub fn step(phase: &Phase, observed: &Observed) -> Step {
         )),
         _ => match missing(observed) {
             Some(why) => Step::Wait(why),
+            None if observed.within_min_phase => Step::Wait(
+                "the phase lasts its minimum (--ca-rotation-min-phase), so every controller \
+                 replica follows it"
+                    .into(),
+            ),
             None if matches!(phase, Phase::Distributing { .. }) => Step::Issue,
             None => Step::Finish,
         },
@@ -307,7 +315,24 @@ mod tests {
             (retiring.clone(), seen(3, 3, 0), "finish"),
             (retiring.clone(), missing(seen(2, 2, 0), false), "wait"),
             (retiring.clone(), missing(seen(2, 2, 0), true), "finish"),
-            (retiring, missing(seen(2, 2, 1), true), "wait"),
+            (retiring.clone(), missing(seen(2, 2, 1), true), "wait"),
+            // Every replica must follow before a phase ends.
+            (
+                retiring,
+                Observed {
+                    within_min_phase: true,
+                    ..seen(2, 2, 0)
+                },
+                "wait",
+            ),
+            (
+                distributing(),
+                Observed {
+                    within_min_phase: true,
+                    ..seen(2, 2, 0)
+                },
+                "wait",
+            ),
         ];
         for (phase, observed, want) in cases {
             let got = match step(&phase, &observed) {

@@ -124,8 +124,13 @@ impl DirStore {
     }
 
     /// The state, made on first start (a new root valid for `validity`).
+    /// A directory from before rotations gets its state file and bundle
+    /// file written.
     pub fn load_or_create(&self, validity: Duration) -> Result<Stored, CaError> {
         if let Some(stored) = self.load_sync()? {
+            if !self.dir.join(STATE_FILE).exists() {
+                self.save_sync(&stored, &rotation::trust_bundle(&stored)?)?;
+            }
             return Ok(stored);
         }
         let (cert, key) = LocalCa::generate(validity)?.to_pem();
@@ -206,8 +211,19 @@ mod tests {
         std::fs::write(dir.path().join("private.key"), &key).unwrap();
         let stored = DirStore::new(dir.path()).load_sync().unwrap().unwrap();
         assert_eq!(
-            (stored.cert, stored.key, stored.phase),
-            (cert, key, Phase::Steady)
+            (&stored.cert, &stored.key, &stored.phase),
+            (&cert, &key, &Phase::Steady)
+        );
+        // Loaded to run: the state and bundle files are written beside.
+        let store = DirStore::new(dir.path());
+        assert_eq!(
+            store.load_or_create(Duration::from_secs(60)).unwrap(),
+            stored
+        );
+        assert!(dir.path().join(STATE_FILE).exists());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(BUNDLE_FILE)).unwrap(),
+            cert
         );
         std::fs::write(dir.path().join(STATE_FILE), "{").unwrap();
         let broken = DirStore::new(dir.path()).load_sync().unwrap_err();
