@@ -102,6 +102,7 @@ fn serve_controller(state: &Path, manifests: &Path) {
             ))),
             reviewer: Arc::new(tokens),
             rotation_min_phase: Duration::ZERO,
+            issuer: None,
             mesh: Default::default(),
             source: Source::Files {
                 dir: manifests.to_path_buf(),

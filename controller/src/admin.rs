@@ -43,6 +43,7 @@ pub struct AdminState {
     /// The certificates issued, by root.
     pub ledger: Arc<crate::ca::ledger::Ledger>,
     pub authority: Arc<crate::ca::authority::Authority>,
+    pub issuer_health: Arc<crate::ca::health::IssuerHealth>,
 }
 
 mod ca_admin;
@@ -220,6 +221,7 @@ mod tests {
             hub: Arc::new(hub()),
             ledger: Default::default(),
             authority: fixed_authority(),
+            issuer_health: Default::default(),
         };
         let uri = |p: &str| p.parse::<http::Uri>().unwrap();
         let get = |p: &str| route(&state, &Method::GET, &uri(p), true);
@@ -311,6 +313,7 @@ mod tests {
             hub: Arc::new(hub()),
             ledger: Default::default(),
             authority: fixed_authority(),
+            issuer_health: Default::default(),
         };
         let _sub = state
             .hub

@@ -39,8 +39,12 @@ pub struct Settings {
     pub admin: SocketAddr,
     /// The validating webhook (HTTPS).
     pub webhook: SocketAddr,
-    /// The mesh CA (and its rotation).
+    /// The mesh CA (and its rotation): it signs the controller's own
+    /// certificates, and proxies' unless `issuer` is given.
     pub ca: Arc<Authority>,
+    /// An external PKI (Vault, cert-manager) that signs proxies'
+    /// certificates; its roots join the bundle proxies are sent.
+    pub issuer: Option<Arc<dyn Issuer>>,
     pub reviewer: Arc<dyn TokenReviewer>,
     pub mesh: MeshOptions,
     pub source: Source,
@@ -101,6 +105,7 @@ pub struct Controller {
     proxies: Arc<Proxies>,
     synced: Arc<AtomicBool>,
     ca: Arc<Authority>,
+    issuer: Option<Arc<dyn Issuer>>,
     reviewer: Arc<dyn TokenReviewer>,
     source: Source,
     rotation_min_phase: Duration,
@@ -114,7 +119,8 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 
 impl Controller {
     pub async fn bind(settings: Settings) -> anyhow::Result<Self> {
-        let trust_bundle = settings.ca.trust_bundle();
+        let trust_bundle =
+            crate::ca_driver::proxy_bundle(settings.issuer.as_deref(), &settings.ca.trust_bundle());
         let serving = settings
             .ca
             .current()
@@ -174,6 +180,7 @@ impl Controller {
             proxies: Arc::new(Proxies::default()),
             synced: Arc::new(AtomicBool::new(false)),
             ca: settings.ca,
+            issuer: settings.issuer,
             reviewer: settings.reviewer,
             source: settings.source,
             rotation_min_phase: settings.rotation_min_phase,
@@ -236,16 +243,23 @@ impl Controller {
                 metrics: self.metrics.clone(),
                 synced: self.synced.clone(),
                 min_phase: self.rotation_min_phase,
+                issuer: self.issuer.clone(),
             }
             .run(stop.clone()),
         );
+        let issuer: Arc<dyn Issuer> = match &self.issuer {
+            Some(external) => external.clone(),
+            None => self.ca.clone(),
+        };
+        let issuer_health = Arc::new(crate::ca::health::IssuerHealth::new(issuer.kind()));
         let identity = IdentityService {
             hub: self.hub.clone(),
             reviewer: self.reviewer.clone(),
-            issuer: self.ca.clone(),
+            issuer,
             metrics: self.metrics.clone(),
             reviews: Default::default(),
             ledger: ledger.clone(),
+            health: issuer_health.clone(),
         };
         let config = ConfigService::new(
             self.hub.clone(),
@@ -276,6 +290,7 @@ impl Controller {
                 hub: self.hub.clone(),
                 ledger,
                 authority: self.ca.clone(),
+                issuer_health,
             },
             stop.clone(),
         ));

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     ca::{
+        Issuer,
         authority::{Authority, Current},
         chain,
         ledger::{Ledger, RootId},
@@ -59,6 +60,25 @@ pub struct CaDriver {
     pub synced: Arc<AtomicBool>,
     /// How long each phase lasts at least.
     pub min_phase: Duration,
+    /// An external issuer of proxies' certificates, whose roots join the
+    /// bundle.
+    pub issuer: Option<Arc<dyn Issuer>>,
+}
+
+/// The bundle proxies are sent: `issuer`'s roots first (when an external
+/// issuer signs their certificates), then `own` (the controller's CA),
+/// each root once.
+pub fn proxy_bundle(issuer: Option<&dyn Issuer>, own: &str) -> String {
+    let mut blocks = match issuer {
+        Some(issuer) => chain::pem_blocks(&issuer.trust_bundle()),
+        None => Vec::new(),
+    };
+    for block in chain::pem_blocks(own) {
+        if !blocks.contains(&block) {
+            blocks.push(block);
+        }
+    }
+    blocks.concat()
 }
 
 /// The old root a retiring phase waits on.
@@ -120,25 +140,36 @@ impl CaDriver {
         Ok(())
     }
 
-    /// Brings the hub and the TLS in line with the CA when it changed.
+    /// The bundle proxies are sent: an external issuer's roots (it signs
+    /// their certificates, so they come first), then the controller's own.
+    pub fn proxy_bundle(&self, current: &Current) -> String {
+        proxy_bundle(self.issuer.as_deref(), &current.bundle_pem)
+    }
+
+    /// Brings the hub and the TLS in line with the CA (and the external
+    /// issuer's roots) when they changed.
     fn follow(&self, followed: &mut Arc<Current>) {
         let current = self.authority.current();
+        let want = self.proxy_bundle(&current);
+        if self.hub.trust_bundle().as_deref() != Some(want.as_str()) {
+            self.hub.set_trust_bundle(want.clone());
+            if let Err(e) = self.tls.set_client_roots(&want) {
+                tracing::warn!(error = %e, "the controller's client roots cannot follow the bundle");
+            }
+        }
         if Arc::ptr_eq(&current, followed) {
             return;
-        }
-        if self.hub.trust_bundle().as_deref() != Some(current.bundle_pem.as_str()) {
-            self.hub.set_trust_bundle(current.bundle_pem.clone());
         }
         let serving = current
             .ca
             .serving_cert(&self.server_names, SERVING_CERT_VALIDITY)
             .map_err(|e| e.to_string())
-            .and_then(|cert| self.tls.update(&cert, &current.bundle_pem));
+            .and_then(|cert| self.tls.update(&cert, &want));
         match serving {
             Ok(()) => {
                 tracing::info!(
                     phase = current.stored.phase.name(),
-                    roots = chain::pem_blocks(&current.bundle_pem).len(),
+                    roots = chain::pem_blocks(&want).len(),
                     "the mesh CA changed: trust bundle and serving certificate updated"
                 );
                 *followed = current;

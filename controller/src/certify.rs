@@ -76,7 +76,9 @@ pub async fn certify(
             .parse()
             .map_err(|e: osm_api::identity::SpiffeIdError| CertifyError::Identity(e.to_string()))?;
     let pod = PodBinding::new(&proven.namespace, &proven.pod);
-    let issued = issuer.issue(&request.csr_pem, &identity, &pod, validity)?;
+    let issued = issuer
+        .issue(&request.csr_pem, &identity, &pod, validity)
+        .await?;
     Ok(v1::CertifyResponse {
         cert_chain_pem: issued.chain_pem,
         trust_bundle: Some(v1::TrustBundle {

@@ -214,6 +214,7 @@ async fn run(args: Args, log_filter: Arc<dyn osm_api::logging::LogFilter>) -> an
         server_names,
         traffic_metrics,
         rotation_min_phase: args.ca_rotation_min_phase,
+        issuer: None,
         log_filter: Some(log_filter),
     })
     .await?;

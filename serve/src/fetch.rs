@@ -100,3 +100,70 @@ pub async fn post_json_tls(
     .await
     .with_context(|| format!("POST https://{server_name}{path} timed out"))?
 }
+
+/// `request` to the origin of `url` (`http://` or `https://`, the port
+/// defaulting to the scheme's) on a new connection, within `timeout`;
+/// HTTPS is verified with `tls`. The request's URI should be the path
+/// and query; a `Host` header is added when missing.
+pub async fn send(
+    url: &http::Uri,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    mut request: http::Request<Full<Bytes>>,
+    timeout: Duration,
+) -> anyhow::Result<Answer> {
+    let host = url.host().context("the URL names no host")?.to_string();
+    let https = match url.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        other => anyhow::bail!("the URL's scheme is {other:?}: http or https"),
+    };
+    let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
+    if !request.headers().contains_key(http::header::HOST) {
+        let value = http::HeaderValue::from_str(&format!("{host}:{port}"))?;
+        request.headers_mut().insert(http::header::HOST, value);
+    }
+    let what = format!("{} {url}{}", request.method(), request.uri());
+    tokio::time::timeout(timeout, async {
+        // Brackets of an IPv6 literal are the URL's, not the address's.
+        let bare = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let tcp = tokio::net::TcpStream::connect((bare.as_str(), port))
+            .await
+            .with_context(|| format!("cannot connect to {host}:{port}"))?;
+        if !https {
+            return exchange(tcp, request).await;
+        }
+        let connector = tls.context("an https URL needs a TLS client")?;
+        let name = ServerName::try_from(bare.clone())?;
+        let stream = connector
+            .connect(name, tcp)
+            .await
+            .with_context(|| format!("TLS with {host}:{port}"))?;
+        exchange(stream, request).await
+    })
+    .await
+    .with_context(|| format!("{what} timed out"))?
+}
+
+/// A TLS client trusting the roots in `roots_pem` or, when None, the
+/// system's.
+pub fn tls_client(roots_pem: Option<&[u8]>) -> anyhow::Result<tokio_rustls::TlsConnector> {
+    if let Some(pem) = roots_pem {
+        return tls_connector(pem);
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for cert in found.certs {
+        // A system certificate rustls cannot use is left out, as browsers do.
+        let _ = roots.add(cert);
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}

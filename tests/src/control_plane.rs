@@ -35,6 +35,8 @@ pub struct ControlPlane {
     /// Where the CA is kept when it may rotate (each controller started
     /// resumes from it, as a restarted one does).
     ca_store: Option<(tempfile::TempDir, Arc<DirStore>)>,
+    /// An external issuer of proxies' certificates (Vault, cert-manager).
+    pub issuer: Option<Arc<dyn Issuer>>,
 }
 
 /// A running controller.
@@ -69,6 +71,7 @@ impl ControlPlane {
             manifests: tempfile::tempdir().unwrap(),
             secrets: tempfile::tempdir().unwrap(),
             ca_store: None,
+            issuer: None,
         }
     }
 
@@ -115,6 +118,7 @@ impl ControlPlane {
             admin: "127.0.0.1:0".parse().unwrap(),
             webhook: "127.0.0.1:0".parse().unwrap(),
             ca: self.authority(),
+            issuer: self.issuer.clone(),
             reviewer: self.tokens.clone(),
             mesh: MeshOptions::default(),
             source: Source::Files {

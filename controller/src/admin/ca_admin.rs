@@ -21,6 +21,7 @@ pub fn report(state: &AdminState) -> serde_json::Value {
     json!({
         "phase": current.stored.phase.name(),
         "waitingFor": state.authority.waiting_for(),
+        "issuer": state.issuer_health.report(),
         "roots": roots(state),
     })
 }

@@ -182,15 +182,17 @@ impl Authority {
     }
 }
 
+#[tonic::async_trait]
 impl Issuer for Authority {
-    fn issue(
+    async fn issue(
         &self,
         csr_pem: &str,
         identity: &SpiffeId,
         pod: &PodBinding,
         validity: Duration,
     ) -> Result<Issued, CaError> {
-        self.current().ca.issue(csr_pem, identity, pod, validity)
+        let ca = self.current().ca.clone();
+        ca.issue(csr_pem, identity, pod, validity).await
     }
 
     fn trust_bundle(&self) -> String {

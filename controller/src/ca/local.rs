@@ -202,8 +202,9 @@ fn check_requested_names(requested: &[SanType], identity: &SpiffeId) -> Result<(
     Ok(())
 }
 
+#[tonic::async_trait]
 impl super::Issuer for LocalCa {
-    fn issue(
+    async fn issue(
         &self,
         csr_pem: &str,
         identity: &SpiffeId,

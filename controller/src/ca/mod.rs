@@ -7,6 +7,7 @@
 
 pub mod authority;
 pub mod chain;
+pub mod health;
 pub mod ledger;
 mod local;
 pub mod rotation;
@@ -44,13 +45,19 @@ pub enum CaError {
     Load(String),
     #[error("{0}")]
     LostRoot(String),
+    /// The external issuer did not answer, or refused: the proxy keeps
+    /// its certificate and asks again with backoff.
+    #[error("the issuer is unavailable: {0}")]
+    Unavailable(String),
 }
 
-/// Something that signs mesh certificates.
+/// Something that signs mesh certificates: the controller's own CA, or an
+/// external PKI (Vault, cert-manager) reached over the network.
+#[tonic::async_trait]
 pub trait Issuer: Send + Sync + std::fmt::Debug {
     /// Signs `csr_pem` for `identity`, bound to `pod` (see
     /// [`osm_api::identity::pod`]), valid for `validity`.
-    fn issue(
+    async fn issue(
         &self,
         csr_pem: &str,
         identity: &SpiffeId,
@@ -60,4 +67,10 @@ pub trait Issuer: Send + Sync + std::fmt::Debug {
 
     /// The PEM roots proxies must trust.
     fn trust_bundle(&self) -> String;
+
+    /// What `osm ca status` calls it (MeshConfig/Helm
+    /// `certificateProvider.kind`).
+    fn kind(&self) -> &'static str {
+        "tresor"
+    }
 }

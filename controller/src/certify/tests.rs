@@ -248,8 +248,8 @@ async fn the_local_ca_survives_a_restart() {
 /// Regression (issue 14, item 8): a lifetime too long for a certificate
 /// panicked the CA; it is an error now (and validation keeps MeshConfig
 /// within a year).
-#[test]
-fn a_lifetime_that_does_not_fit_is_an_error_not_a_panic() {
+#[tokio::test]
+async fn a_lifetime_that_does_not_fit_is_an_error_not_a_panic() {
     use crate::ca::Issuer as _;
     let ca = LocalCa::generate(DAY).unwrap();
     let id = SpiffeId::new("cluster.local", "bookstore", "bookstore");
@@ -258,10 +258,13 @@ fn a_lifetime_that_does_not_fit_is_an_error_not_a_panic() {
         Duration::from_secs(u64::MAX / 2),
         Duration::from_secs(10_000 * 365 * 86_400),
     ] {
-        let refused = ca.issue(&csr(&[], &[]), &id, &pod, absurd).unwrap_err();
+        let refused = ca
+            .issue(&csr(&[], &[]), &id, &pod, absurd)
+            .await
+            .unwrap_err();
         assert!(refused.to_string().contains("does not fit"), "{refused}");
     }
-    assert!(ca.issue(&csr(&[], &[]), &id, &pod, DAY).is_ok());
+    assert!(ca.issue(&csr(&[], &[]), &id, &pod, DAY).await.is_ok());
 }
 
 /// Regression (issue 14, item 2): any pod presenting a token with the

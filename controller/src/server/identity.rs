@@ -24,6 +24,8 @@ pub struct IdentityService {
     pub reviews: Arc<ReviewGate>,
     /// Where each issued certificate is recorded, by its root.
     pub ledger: Arc<crate::ca::ledger::Ledger>,
+    /// The issuer's failures, for `osm ca status`.
+    pub health: Arc<crate::ca::health::IssuerHealth>,
 }
 
 /// How many certificate requests are checked at once (each may cost a
@@ -81,6 +83,7 @@ pub fn status_of(error: &CertifyError) -> Status {
             Status::permission_denied(message)
         }
         CertifyError::Ca(CaError::BadCsr(_)) => Status::invalid_argument(message),
+        CertifyError::Ca(CaError::Unavailable(_)) => Status::unavailable(message),
         CertifyError::Ca(CaError::Signing(_) | CaError::Load(_) | CaError::LostRoot(_)) => {
             Status::internal(message)
         }
@@ -112,8 +115,14 @@ impl v1::identity_server::Identity for IdentityService {
         )
         .await
         {
-            Ok(response) => {
+            Ok(mut response) => {
                 self.metrics.certificate_issued(started.elapsed());
+                self.health.issued();
+                // What proxies are sent in their config (with an external
+                // issuer, its roots and the controller's own).
+                if let Some(pem) = self.hub.trust_bundle() {
+                    response.trust_bundle = Some(v1::TrustBundle { pem });
+                }
                 // The issuing root is the bundle's first.
                 if let Some(root) = RootId::of_pem(&self.issuer.trust_bundle()) {
                     let pod = format!("{}/{}", request.pod_namespace, request.pod_name);
@@ -128,6 +137,13 @@ impl v1::identity_server::Identity for IdentityService {
             }
             Err(e) => {
                 self.metrics.error("certify");
+                if let CertifyError::Ca(
+                    CaError::Signing(_) | CaError::Load(_) | CaError::Unavailable(_),
+                ) = &e
+                {
+                    self.health.failed(&e.to_string());
+                    self.metrics.error("issuer");
+                }
                 tracing::info!(
                     pod = %format!("{}/{}", request.pod_namespace, request.pod_name),
                     reason = %e,

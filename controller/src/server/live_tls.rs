@@ -67,6 +67,13 @@ impl LiveTls {
         Ok(())
     }
 
+    /// Verifies clients against `bundle_pem` from the next handshake on.
+    pub fn set_client_roots(&self, bundle_pem: &str) -> Result<(), String> {
+        let verifier = client_verifier(&self.provider, bundle_pem)?;
+        *self.clients.write().unwrap_or_else(|e| e.into_inner()) = verifier;
+        Ok(())
+    }
+
     fn verifier(&self) -> Arc<dyn ClientCertVerifier> {
         self.clients
             .read()

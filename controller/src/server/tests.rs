@@ -37,6 +37,7 @@ async fn connections_past_the_limit_are_closed_at_accept() {
         metrics: metrics.clone(),
         reviews: Default::default(),
         ledger: Default::default(),
+        health: Default::default(),
     };
     let config = ConfigService::new(
         hub,
