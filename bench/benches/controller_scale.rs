@@ -410,6 +410,7 @@ async fn run(proxies: usize) -> String {
                     name: pod.clone(),
                     namespace: ns.clone(),
                     service_account: sa.clone(),
+                    trust_domain: None,
                 };
                 // Retried as a proxy would; every failure is counted.
                 let certified = loop {

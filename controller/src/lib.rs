@@ -19,6 +19,7 @@ pub mod ca;
 pub mod ca_driver;
 pub mod certify;
 pub mod hub;
+pub mod issuers;
 pub mod kubernetes;
 pub mod metrics;
 pub mod server;

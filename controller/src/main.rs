@@ -102,6 +102,9 @@ struct Args {
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     traffic_metrics_window: Duration,
 
+    #[command(flatten)]
+    issuer: osm_controller::issuers::IssuerArgs,
+
     /// Log filter (RUST_LOG syntax).
     #[arg(long, env = "OSM_CONTROLLER_LOG", default_value = "info")]
     log_level: String,
@@ -193,6 +196,15 @@ async fn run(args: Args, log_filter: Arc<dyn osm_api::logging::LogFilter>) -> an
         }
         _ => None,
     };
+    let kube_client = match &source {
+        Source::Kubernetes(client) => Some(client.clone()),
+        _ => None,
+    };
+    let issuer = args
+        .issuer
+        .build(kube_client.as_ref(), &args.osm_namespace)
+        .await
+        .context("--certificate-provider")?;
     let server_names = if args.server_names.is_empty() {
         default_server_names(&args.osm_namespace)
     } else {
@@ -214,7 +226,7 @@ async fn run(args: Args, log_filter: Arc<dyn osm_api::logging::LogFilter>) -> an
         server_names,
         traffic_metrics,
         rotation_min_phase: args.ca_rotation_min_phase,
-        issuer: None,
+        issuer,
         log_filter: Some(log_filter),
     })
     .await?;

@@ -100,6 +100,7 @@ mod tests {
             init_image: "i".into(),
             controller: "c:15128".into(),
             trust_bundle_pem: String::new(),
+            trust_domain: "cluster.local".into(),
         }
     }
 

@@ -36,6 +36,11 @@ struct Args {
     #[arg(long, default_value = "osm")]
     mesh_name: String,
 
+    /// The mesh's trust domain (the controller's --trust-domain): given to
+    /// each proxy, whose certificate request names its identity in it.
+    #[arg(long, default_value = "cluster.local")]
+    trust_domain: String,
+
     #[arg(long, default_value = "osm-system")]
     osm_namespace: String,
 
@@ -97,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
         proxy_image: args.proxy_image,
         init_image: args.init_image,
         trust_bundle_pem,
+        trust_domain: args.trust_domain,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -37,6 +37,9 @@ pub struct InjectorSettings {
     pub controller: String,
     /// The mesh root the proxy checks the controller against (public).
     pub trust_bundle_pem: String,
+    /// The mesh's trust domain: the proxy's certificate request names its
+    /// identity in it.
+    pub trust_domain: String,
 }
 
 /// RFC 6901: `~` and `/` in a key.
@@ -244,6 +247,7 @@ fn proxy_container(
             field_env("SERVICE_ACCOUNT", "spec.serviceAccountName"),
             {"name": "OSM_CONTROLLER", "value": settings.controller},
             {"name": "OSM_CONTROLLER_CA", "value": settings.trust_bundle_pem},
+            {"name": "OSM_TRUST_DOMAIN", "value": settings.trust_domain},
             {"name": "OSM_TOKEN_FILE", "value": format!("{TOKEN_DIR}/token")},
             {"name": "OSM_WORKLOAD_KIND", "value": workload_kind},
             {"name": "OSM_WORKLOAD_NAME", "value": workload_name},

@@ -94,6 +94,7 @@ async fn pods_are_patched_over_https_from_the_manifests() {
             init_image: "osm-init:test".into(),
             controller: "127.0.0.1:15128".into(),
             trust_bundle_pem: "ROOTS".into(),
+            trust_domain: "cluster.local".into(),
         },
         cluster: Box::new(Files {
             dir: dir.path().to_path_buf(),

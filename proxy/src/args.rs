@@ -45,6 +45,12 @@ pub struct Args {
     #[arg(long, env = "SERVICE_ACCOUNT")]
     pub service_account: Option<String>,
 
+    /// The mesh's trust domain (the injector sets it): the certificate
+    /// request then names the pod's identity, as external issuers
+    /// (cert-manager) need.
+    #[arg(long, env = "OSM_TRUST_DOMAIN")]
+    pub trust_domain: Option<String>,
+
     /// Static config (YAML or JSON of the config protocol's ProxyConfig);
     /// reloaded when the file changes; a bad file is refused and the running
     /// config stays.

@@ -133,6 +133,7 @@ fn control_settings(args: &Args, controller: &str) -> anyhow::Result<ControlSett
             name: args.pod_name.clone(),
             namespace: args.pod_namespace.clone(),
             service_account: args.service_account.clone().unwrap_or_default(),
+            trust_domain: args.trust_domain.clone(),
         },
         token_file: args.token_file.clone(),
     })

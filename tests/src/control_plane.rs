@@ -190,6 +190,8 @@ impl ControlPlane {
                 name: pod.into(),
                 namespace: namespace.into(),
                 service_account: service_account.into(),
+                // As the injector gives it: the CSR names the identity.
+                trust_domain: Some("cluster.local".into()),
             },
             token_file,
         }

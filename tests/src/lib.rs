@@ -13,6 +13,7 @@ pub mod load;
 pub mod local;
 pub mod mesh;
 pub mod pki;
+pub mod vault;
 
 use std::{
     future::Future,

@@ -69,6 +69,39 @@ impl Pki {
     }
 }
 
+impl Pki {
+    /// Signs a CSR as an external PKI does: the names given (not those of
+    /// the CSR), valid for `validity`; PEM.
+    pub fn sign_csr(
+        &self,
+        csr_pem: &str,
+        uri: &str,
+        dns: &str,
+        validity: std::time::Duration,
+    ) -> Result<String, String> {
+        let csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| format!("the CSR: {e}"))?;
+        let mut params =
+            CertificateParams::new(vec![dns.to_string()]).map_err(|e| e.to_string())?;
+        params.distinguished_name.push(DnType::CommonName, dns);
+        params.subject_alt_names.push(SanType::URI(
+            Ia5String::try_from(uri.to_string()).map_err(|e| e.to_string())?,
+        ));
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::seconds(60);
+        params.not_after = now + validity;
+        params
+            .signed_by(&csr.public_key, &self.ca)
+            .map(|c| c.pem())
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// The SPIFFE ID of a ServiceAccount.
 pub fn spiffe(namespace: &str, service_account: &str) -> String {
     format!("spiffe://{TRUST_DOMAIN}/ns/{namespace}/sa/{service_account}")

@@ -1016,5 +1016,9 @@ async fn a_proxy_renews_early_when_another_root_issues() {
     assert_eq!(live, [(true, false, 0), (false, true, 3)], "{report}");
 }
 
+#[path = "control_plane/cert_manager.rs"]
+mod cert_manager;
 #[path = "control_plane/rotation.rs"]
 mod rotation;
+#[path = "control_plane/vault.rs"]
+mod vault;

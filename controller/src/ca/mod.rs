@@ -7,11 +7,13 @@
 
 pub mod authority;
 pub mod chain;
+pub mod external;
 pub mod health;
 pub mod ledger;
 mod local;
 pub mod rotation;
 pub mod store;
+pub mod vault;
 
 pub use local::{LocalCa, ServingCert};
 

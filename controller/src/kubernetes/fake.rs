@@ -225,6 +225,16 @@ impl FakeApi {
         self.lock().objects.get(&place).cloned()
     }
 
+    /// Every stored object of a collection, in name order.
+    pub fn objects(&self, group: &str, plural: &str) -> Vec<Value> {
+        self.lock()
+            .objects
+            .iter()
+            .filter(|(((g, p), _, _), _)| g == group && p == plural)
+            .map(|(_, object)| object.clone())
+            .collect()
+    }
+
     /// Every PATCH so far: (path?query, content type, body).
     pub fn patches(&self) -> Vec<(String, String, Value)> {
         self.lock().patches.clone()

@@ -5,6 +5,7 @@
 
 pub mod bootstrap;
 pub mod ca_secret;
+pub mod cert_manager;
 pub mod front_proxy;
 pub mod lost_root;
 pub mod token_review;

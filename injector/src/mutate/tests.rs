@@ -10,6 +10,7 @@ fn settings() -> InjectorSettings {
         init_image: "osm-init:test".into(),
         controller: "osm-controller.osm-system.svc:15128".into(),
         trust_bundle_pem: "-----BEGIN CERTIFICATE-----\nROOT\n-----END CERTIFICATE-----\n".into(),
+        trust_domain: "cluster.local".into(),
     }
 }
 
@@ -112,6 +113,7 @@ fn a_meshed_pod_gets_init_proxy_token_and_probes() {
             .unwrap()
             .contains("ROOT")
     );
+    assert_eq!(env(proxy, "OSM_TRUST_DOMAIN")["value"], "cluster.local");
     assert_eq!(env(proxy, "OSM_WORKLOAD_KIND")["value"], "Deployment");
     // The declared ports reach the app on loopback; others go to the pod IP.
     assert_eq!(env(proxy, "OSM_APP_PORTS")["value"], "14001");

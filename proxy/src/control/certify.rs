@@ -4,7 +4,9 @@
 use std::{path::Path, time::SystemTime};
 
 use osm_api::v1::{self, identity_client::IdentityClient};
-use rcgen::{CertificateParams, DnType, KeyPair, PKCS_ECDSA_P256_SHA256};
+use rcgen::{
+    CertificateParams, DnType, KeyPair, PKCS_ECDSA_P256_SHA256, SanType, string::Ia5String,
+};
 
 use super::channel::{ControllerAddr, connect};
 use crate::identity::Credentials;
@@ -15,6 +17,11 @@ pub struct PodRef {
     pub name: String,
     pub namespace: String,
     pub service_account: String,
+    /// The mesh's trust domain, when the injector gave it: the CSR then
+    /// names the identity (SPIFFE URI and DNS name), which an external
+    /// issuer (cert-manager, a Vault role with `use_csr_sans`) signs as
+    /// asked. The controller's own CA names it either way.
+    pub trust_domain: Option<String>,
 }
 
 /// A certificate the controller issued.
@@ -65,6 +72,19 @@ pub fn key_and_csr(pod: &PodRef) -> Result<(KeyPair, String), CertifyError> {
         DnType::CommonName,
         format!("{}.{}", pod.name, pod.namespace),
     );
+    if let Some(trust_domain) = pod.trust_domain.as_deref()
+        && !pod.service_account.is_empty()
+    {
+        let (ns, sa) = (&pod.namespace, &pod.service_account);
+        let text = |s: String| {
+            Ia5String::try_from(s)
+                .map_err(|e| CertifyError::Key(format!("the identity's names: {e}")))
+        };
+        params.subject_alt_names = vec![
+            SanType::URI(text(format!("spiffe://{trust_domain}/ns/{ns}/sa/{sa}"))?),
+            SanType::DnsName(text(format!("{sa}.{ns}.{trust_domain}"))?),
+        ];
+    }
     let csr = params
         .serialize_request(&key)
         .and_then(|csr| csr.pem())

@@ -1,0 +1,118 @@
+//! Vault as the issuer of proxies' certificates: a test server on
+//! 127.0.0.1 speaking Vault's PKI and Kubernetes-auth API signs, the
+//! proxies certify and renew through it, and while it is down traffic
+//! flows on the certificates held and `/debug/ca` says why renewals fail.
+
+use std::sync::Arc;
+
+use osm_controller::ca::vault::{VaultAuth, VaultIssuer, VaultSettings};
+use osm_tests::vault::{FakeVault, ROLE, SERVICE_ACCOUNT_JWT};
+
+use super::*;
+
+async fn issuer_report(controller: &TestController) -> serde_json::Value {
+    let (status, body) = controller.admin_get("/debug/ca").await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<serde_json::Value>(&body).unwrap()["issuer"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_certify_and_renew_through_vault_and_an_outage_is_reported() {
+    let vault = FakeVault::start().await;
+    let jwt = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(jwt.path(), SERVICE_ACCOUNT_JWT).unwrap();
+    let issuer = VaultIssuer::connect(VaultSettings {
+        addr: vault.url(),
+        mount: "pki".into(),
+        role: ROLE.into(),
+        auth: VaultAuth::Kubernetes {
+            mount: "kubernetes".into(),
+            role: ROLE.into(),
+            jwt_path: jwt.path().to_path_buf(),
+        },
+        tls_ca_pem: None,
+    })
+    .await
+    .unwrap();
+    let mut cp = ControlPlane::new();
+    cp.issuer = Some(Arc::new(issuer));
+    // Renewal at two thirds of 12 s (within the tests' patience).
+    let mesh = Mesh::start_on(cp, &[("mesh-config.yaml", mesh_config(false, "12s"))], None).await;
+    let controller = mesh.controller.as_ref().unwrap();
+    let vault_root =
+        osm_proxy::identity::parse_certificates(vault.root_pem().as_bytes()).unwrap()[0].clone();
+    for proxy in [&mesh.store, &mesh.buyer, &mesh.thief] {
+        let chain = proxy.shared.credentials().unwrap().chain.clone();
+        assert!(
+            osm_api::pki::chains_to(&chain, &vault_root),
+            "signed by Vault"
+        );
+        let bundle = proxy.shared.config().trust_bundle.clone();
+        assert_eq!(
+            bundle[0], vault_root,
+            "Vault's root first, then the controller's"
+        );
+        assert_eq!(bundle.len(), 2);
+    }
+    assert_eq!(vault.signed(), 3);
+    assert_eq!(vault.logins(), 1, "one login, its token reused");
+    mesh.wait_status(&mesh.buyer, 200, "bookbuyer buys with Vault's certificates")
+        .await;
+    assert_eq!(
+        Mesh::status(&mesh.thief).await,
+        403,
+        "policy, not TLS, refuses"
+    );
+    let healthy = issuer_report(controller).await;
+    assert_eq!(healthy["kind"], "vault");
+    assert_eq!(healthy["lastError"], "");
+
+    // Vault goes down before the proxies renew: they keep their
+    // certificates and retry; traffic flows; the controller says why.
+    vault.set_down(true);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let load = tokio::spawn(steady_get(
+        mesh.buyer.outbound(),
+        "bookstore.bookstore",
+        "/books",
+        100,
+        2,
+        stop_rx,
+    ));
+    let down = eventually("a renewal refused by the sealed Vault", || async {
+        let report = issuer_report(controller).await;
+        (report["consecutiveFailures"].as_u64() > Some(0)).then_some(report)
+    })
+    .await;
+    assert!(
+        down["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("Vault is sealed"),
+        "{down}"
+    );
+    assert_eq!(
+        Mesh::status(&mesh.thief).await,
+        403,
+        "new connections still work"
+    );
+    vault.set_down(false);
+    eventually("every proxy renewed once Vault is back", || async {
+        (vault.signed() >= 6).then_some(())
+    })
+    .await;
+    let _ = stop_tx.send(true);
+    let report = load.await.unwrap();
+    assert!(
+        report.failures.is_empty(),
+        "failed during the outage: {:?}",
+        &report.failures[..report.failures.len().min(5)]
+    );
+    assert!(report.ok > 50, "only {} requests", report.ok);
+    let recovered = issuer_report(controller).await;
+    assert_eq!(recovered["consecutiveFailures"], 0, "{recovered}");
+    for proxy in [&mesh.store, &mesh.buyer, &mesh.thief] {
+        let chain = proxy.shared.credentials().unwrap().chain.clone();
+        assert!(osm_api::pki::chains_to(&chain, &vault_root));
+    }
+}
