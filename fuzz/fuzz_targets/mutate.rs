@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
         init_image: "i".into(),
         controller: "osm-controller.osm-system.svc:15128".into(),
         trust_bundle_pem: String::new(),
+        trust_domain: "cluster.local".into(),
     };
     let _ = mutate(&pod, &namespace, &MeshConfigSpec::default(), &settings);
 });

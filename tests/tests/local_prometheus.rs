@@ -411,7 +411,7 @@ async fn prometheus_scrapes_the_demo_and_every_dashboard_panel_has_data() {
     assert_eq!(roots[0]["liveCertificates"], meshed, "{report}");
     let ca_table = mesh.ok(&["ca", "status", "--local"]);
     assert!(
-        ca_table.starts_with("PHASE: steady\nROOT")
+        ca_table.starts_with("PHASE: steady\nISSUER: tresor\nROOT")
             && ca_table.contains("osm-ca.openservicemesh.io"),
         "{ca_table}"
     );

@@ -76,7 +76,20 @@ pub fn phase_line(report: &Value) -> String {
     }
 }
 
-/// The report as a table: the phase, then one row per root.
+/// The issuer line: who signs proxies' certificates, and its failures.
+pub fn issuer_line(report: &Value) -> String {
+    let issuer = &report["issuer"];
+    let kind = issuer["kind"].as_str().unwrap_or("unknown");
+    match issuer["consecutiveFailures"].as_u64().unwrap_or(0) {
+        0 => format!("ISSUER: {kind}\n"),
+        failures => format!(
+            "ISSUER: {kind} (failing: {failures} requests in a row; last error: {})\n",
+            issuer["lastError"].as_str().unwrap_or("")
+        ),
+    }
+}
+
+/// The report as a table: the phase, the issuer, then one row per root.
 pub fn table(report: &Value) -> String {
     let yes_no = |v: &Value| {
         if v.as_bool() == Some(true) {
@@ -101,6 +114,7 @@ pub fn table(report: &Value) -> String {
         })
         .collect();
     phase_line(report)
+        + &issuer_line(report)
         + &crate::table::render(
             &[
                 "ROOT",
@@ -265,20 +279,26 @@ mod tests {
         ]});
         let text = table(&report);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(lines.len(), 5, "{text}");
         assert_eq!(lines[0], "PHASE: unknown");
-        assert!(lines[1].starts_with("ROOT"), "{text}");
+        assert_eq!(lines[1], "ISSUER: unknown");
+        assert!(lines[2].starts_with("ROOT"), "{text}");
         assert!(
-            lines[2].starts_with("CN=new")
-                && lines[2].contains("9b46a7ebb28e7fb1")
-                && lines[2].contains(" yes "),
+            lines[3].starts_with("CN=new")
+                && lines[3].contains("9b46a7ebb28e7fb1")
+                && lines[3].contains(" yes "),
             "{text}"
         );
         assert!(
-            lines[3].starts_with("CN=old") && lines[3].ends_with("12"),
+            lines[4].starts_with("CN=old") && lines[4].ends_with("12"),
             "{text}"
         );
-        assert_eq!(table(&json!({})).lines().count(), 2, "a header alone");
+        assert_eq!(table(&json!({})).lines().count(), 3, "a header alone");
+        let failing = json!({"issuer": {"kind": "vault", "consecutiveFailures": 3, "lastError": "503: Vault is sealed"}});
+        assert_eq!(
+            issuer_line(&failing),
+            "ISSUER: vault (failing: 3 requests in a row; last error: 503: Vault is sealed)\n"
+        );
         let waiting = json!({"phase": "distributing", "waitingFor": "1 of 3 connected proxies hold the new root"});
         assert_eq!(
             phase_line(&waiting),
