@@ -1018,6 +1018,8 @@ async fn a_proxy_renews_early_when_another_root_issues() {
 
 #[path = "control_plane/cert_manager.rs"]
 mod cert_manager;
+#[path = "control_plane/issuer_outage.rs"]
+mod issuer_outage;
 #[path = "control_plane/rotation.rs"]
 mod rotation;
 #[path = "control_plane/vault.rs"]

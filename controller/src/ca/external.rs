@@ -20,6 +20,21 @@ pub struct Signed {
     pub ca: Vec<String>,
 }
 
+/// The CA an external issuer's certificates chain to (PEM), as last
+/// learned: what its `Issuer::trust_bundle` answers.
+#[derive(Debug, Default)]
+pub struct Anchor(std::sync::RwLock<String>);
+
+impl Anchor {
+    pub fn get(&self) -> String {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, pem: String) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = pem;
+    }
+}
+
 /// A leaf accepted: what the proxy gets, and the trust anchor it chains
 /// to (PEM).
 #[derive(Debug, Clone)]

@@ -8,7 +8,6 @@
 
 use std::{
     path::PathBuf,
-    sync::RwLock,
     time::{Duration, Instant},
 };
 
@@ -131,7 +130,7 @@ pub struct VaultIssuer {
     tls: tokio_rustls::TlsConnector,
     token: tokio::sync::Mutex<Option<Token>>,
     /// The CA proxies trust for Vault's certificates (PEM), as last read.
-    anchor: RwLock<String>,
+    anchor: external::Anchor,
 }
 
 impl std::fmt::Debug for VaultIssuer {
@@ -158,7 +157,7 @@ impl VaultIssuer {
             settings,
             tls,
             token: tokio::sync::Mutex::new(None),
-            anchor: RwLock::new(String::new()),
+            anchor: external::Anchor::default(),
         };
         if let Err(e) = issuer.read_ca().await {
             tracing::warn!(error = %e, "Vault's CA is not known yet; read again at the first signing");
@@ -211,7 +210,7 @@ impl VaultIssuer {
             .or(pems.last())
             .cloned()
             .ok_or_else(|| unavailable(&path, "no certificate in the answer"))?;
-        *self.anchor.write().unwrap_or_else(|e| e.into_inner()) = anchor;
+        self.anchor.set(anchor);
         Ok(())
     }
 
@@ -300,15 +299,12 @@ impl Issuer for VaultIssuer {
         }
         let answer: Value = serde_json::from_slice(&body).map_err(|e| unavailable(&path, e))?;
         let accepted = external::accept(&signed_of(&answer["data"])?, identity)?;
-        *self.anchor.write().unwrap_or_else(|e| e.into_inner()) = accepted.anchor_pem;
+        self.anchor.set(accepted.anchor_pem);
         Ok(accepted.issued)
     }
 
     fn trust_bundle(&self) -> String {
-        self.anchor
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.anchor.get()
     }
 
     fn kind(&self) -> &'static str {

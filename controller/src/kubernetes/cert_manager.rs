@@ -7,10 +7,7 @@
 //! A denied or failed request, or none signed in time, is the issuer's
 //! failure: the proxy keeps its certificate and asks again with backoff.
 
-use std::{
-    sync::RwLock,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use kube::{
@@ -139,7 +136,7 @@ pub struct CertManagerIssuer {
     api: Api<DynamicObject>,
     settings: CertManagerSettings,
     /// The CA the last signed certificate chains to (PEM).
-    anchor: RwLock<String>,
+    anchor: external::Anchor,
 }
 
 impl std::fmt::Debug for CertManagerIssuer {
@@ -159,7 +156,7 @@ impl CertManagerIssuer {
         Self {
             api: Api::namespaced_with(client, &settings.namespace, &resource),
             settings,
-            anchor: RwLock::new(String::new()),
+            anchor: external::Anchor::default(),
         }
     }
 
@@ -228,15 +225,12 @@ impl Issuer for CertManagerIssuer {
             tracing::debug!(request = %name, error = %e, "CertificateRequest not deleted");
         }
         let accepted = external::accept(&signed?, identity)?;
-        *self.anchor.write().unwrap_or_else(|e| e.into_inner()) = accepted.anchor_pem;
+        self.anchor.set(accepted.anchor_pem);
         Ok(accepted.issued)
     }
 
     fn trust_bundle(&self) -> String {
-        self.anchor
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.anchor.get()
     }
 
     fn kind(&self) -> &'static str {

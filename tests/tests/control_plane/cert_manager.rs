@@ -18,9 +18,9 @@ use osm_controller::kubernetes::{
     fake::FakeApi,
 };
 use osm_tests::pki::Pki;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::*;
+use super::{issuer_outage::issuer_report, *};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -74,12 +74,6 @@ async fn act_as_cert_manager(fake: FakeApi, ca: Arc<Pki>, paused: Arc<AtomicBool
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-async fn issuer_report(controller: &TestController) -> Value {
-    let (status, body) = controller.admin_get("/debug/ca").await;
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str::<Value>(&body).unwrap()["issuer"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,49 +138,15 @@ async fn proxies_certify_and_renew_through_cert_manager_and_an_outage_is_reporte
 
     // cert-manager stops signing before the proxies renew.
     paused.store(true, Ordering::Release);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let load = tokio::spawn(steady_get(
-        mesh.buyer.outbound(),
-        "bookstore.bookstore",
-        "/books",
-        100,
-        2,
-        stop_rx,
-    ));
-    let down = eventually("a renewal cert-manager did not sign", || async {
-        let report = issuer_report(controller).await;
-        (report["consecutiveFailures"].as_u64() > Some(0)).then_some(report)
-    })
-    .await;
-    assert!(
-        down["lastError"]
-            .as_str()
-            .unwrap()
-            .contains("was not signed within"),
-        "{down}"
-    );
-    assert_eq!(
-        Mesh::status(&mesh.thief).await,
-        403,
-        "new connections still work"
-    );
-    paused.store(false, Ordering::Release);
-    eventually("every proxy renewed once cert-manager is back", || async {
-        let now = serials();
-        now.iter().zip(&first).all(|(a, b)| a != b).then_some(())
-    })
-    .await;
-    let _ = stop_tx.send(true);
-    let report = load.await.unwrap();
-    assert!(
-        report.failures.is_empty(),
-        "failed during the outage: {:?}",
-        &report.failures[..report.failures.len().min(5)]
-    );
-    assert!(report.ok > 50, "only {} requests", report.ok);
-    eventually("the issuer reported healthy again", || async {
-        (issuer_report(controller).await["consecutiveFailures"] == 0).then_some(())
-    })
+    issuer_outage::ride_out(
+        &mesh,
+        "was not signed within",
+        || paused.store(false, Ordering::Release),
+        || async {
+            let now = serials();
+            now.iter().zip(&first).all(|(a, b)| a != b).then_some(())
+        },
+    )
     .await;
     signer.abort();
 }

@@ -8,13 +8,7 @@ use std::sync::Arc;
 use osm_controller::ca::vault::{VaultAuth, VaultIssuer, VaultSettings};
 use osm_tests::vault::{FakeVault, ROLE, SERVICE_ACCOUNT_JWT};
 
-use super::*;
-
-async fn issuer_report(controller: &TestController) -> serde_json::Value {
-    let (status, body) = controller.admin_get("/debug/ca").await;
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str::<serde_json::Value>(&body).unwrap()["issuer"].clone()
-}
+use super::{issuer_outage::issuer_report, *};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxies_certify_and_renew_through_vault_and_an_outage_is_reported() {
@@ -70,47 +64,13 @@ async fn proxies_certify_and_renew_through_vault_and_an_outage_is_reported() {
     // Vault goes down before the proxies renew: they keep their
     // certificates and retry; traffic flows; the controller says why.
     vault.set_down(true);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let load = tokio::spawn(steady_get(
-        mesh.buyer.outbound(),
-        "bookstore.bookstore",
-        "/books",
-        100,
-        2,
-        stop_rx,
-    ));
-    let down = eventually("a renewal refused by the sealed Vault", || async {
-        let report = issuer_report(controller).await;
-        (report["consecutiveFailures"].as_u64() > Some(0)).then_some(report)
-    })
+    issuer_outage::ride_out(
+        &mesh,
+        "Vault is sealed",
+        || vault.set_down(false),
+        || async { (vault.signed() >= 6).then_some(()) },
+    )
     .await;
-    assert!(
-        down["lastError"]
-            .as_str()
-            .unwrap()
-            .contains("Vault is sealed"),
-        "{down}"
-    );
-    assert_eq!(
-        Mesh::status(&mesh.thief).await,
-        403,
-        "new connections still work"
-    );
-    vault.set_down(false);
-    eventually("every proxy renewed once Vault is back", || async {
-        (vault.signed() >= 6).then_some(())
-    })
-    .await;
-    let _ = stop_tx.send(true);
-    let report = load.await.unwrap();
-    assert!(
-        report.failures.is_empty(),
-        "failed during the outage: {:?}",
-        &report.failures[..report.failures.len().min(5)]
-    );
-    assert!(report.ok > 50, "only {} requests", report.ok);
-    let recovered = issuer_report(controller).await;
-    assert_eq!(recovered["consecutiveFailures"], 0, "{recovered}");
     for proxy in [&mesh.store, &mesh.buyer, &mesh.thief] {
         let chain = proxy.shared.credentials().unwrap().chain.clone();
         assert!(osm_api::pki::chains_to(&chain, &vault_root));
