@@ -36,6 +36,8 @@ use crate::{
 
 /// How often a rotation is checked.
 pub const TICK: Duration = Duration::from_secs(1);
+/// How often a steady CA is read from the store again.
+const STEADY_REFRESH: Duration = Duration::from_secs(10);
 /// How long a phase waits for meshed pods whose proxies are not connected
 /// (after a controller restart, until they are back) before it goes on
 /// without them: a pod that never starts must not hold a rotation
@@ -81,6 +83,15 @@ pub fn proxy_bundle(issuer: Option<&dyn Issuer>, own: &str) -> String {
     blocks.concat()
 }
 
+/// What the driver carries from one tick to the next.
+struct Ticks {
+    /// The CA the hub and the TLS follow.
+    followed: Arc<Current>,
+    /// The phase, and since when this controller has seen it.
+    phase_since: (&'static str, Instant),
+    last_refresh: Instant,
+}
+
 /// The old root a retiring phase waits on.
 fn retiring_root(current: &Current) -> Option<RootId> {
     match &current.stored.phase {
@@ -92,11 +103,15 @@ fn retiring_root(current: &Current) -> Option<RootId> {
 impl CaDriver {
     /// Runs until `stop`.
     pub async fn run(self, stop: CancellationToken) {
-        let mut followed = self.authority.current();
+        let followed = self.authority.current();
+        let mut state = Ticks {
+            phase_since: (followed.stored.phase.name(), Instant::now()),
+            followed,
+            last_refresh: Instant::now(),
+        };
         let mut last_error = String::new();
-        let mut phase_since = (followed.stored.phase.name(), Instant::now());
         loop {
-            if let Err(e) = self.tick(&mut followed, &mut phase_since).await {
+            if let Err(e) = self.tick(&mut state).await {
                 let e = e.to_string();
                 if e != last_error {
                     tracing::warn!(error = %e, "the mesh CA: cannot move the rotation on; retrying");
@@ -113,12 +128,19 @@ impl CaDriver {
         }
     }
 
-    async fn tick(
-        &self,
-        followed: &mut Arc<Current>,
-        phase_since: &mut (&'static str, Instant),
-    ) -> Result<(), crate::ca::CaError> {
-        self.authority.refresh().await?;
+    async fn tick(&self, state: &mut Ticks) -> Result<(), crate::ca::CaError> {
+        let Ticks {
+            followed,
+            phase_since,
+            last_refresh,
+        } = state;
+        // The store is read every tick during a rotation, and now and then
+        // when steady (a rotation another replica started; on Kubernetes
+        // each read is a GET of the CA Secret).
+        if followed.stored.phase != Phase::Steady || last_refresh.elapsed() >= STEADY_REFRESH {
+            *last_refresh = Instant::now();
+            self.authority.refresh().await?;
+        }
         self.follow(followed);
         let phase = followed.stored.phase.name();
         if phase_since.0 != phase {

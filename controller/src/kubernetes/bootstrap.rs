@@ -109,11 +109,17 @@ impl Bootstrap {
 
     /// One pass over everything.
     pub async fn run_once(&self) -> Result<Report, BootstrapError> {
+        self.run_with(&[]).await
+    }
+
+    /// [`Bootstrap::run_once`], the webhooks also trusting `lingering`
+    /// roots (recently retired ones).
+    async fn run_with(&self, lingering: &[String]) -> Result<Report, BootstrapError> {
         let mut report = Report {
             injector_secret_written: self.injector_secret().await?,
             ..Report::default()
         };
-        self.webhooks(&mut report).await?;
+        self.webhooks(&mut report, lingering).await?;
         report.mesh_config_created = self.mesh_config().await?;
         Ok(report)
     }
@@ -188,8 +194,12 @@ impl Bootstrap {
 
     /// Puts the CA into every webhook of both configurations and into the
     /// TrafficMetrics APIService.
-    async fn webhooks(&self, report: &mut Report) -> Result<(), BootstrapError> {
-        let bundle = ByteString(self.ca.trust_bundle().into_bytes());
+    async fn webhooks(
+        &self,
+        report: &mut Report,
+        lingering: &[String],
+    ) -> Result<(), BootstrapError> {
+        let bundle = ByteString((self.ca.trust_bundle() + &lingering.concat()).into_bytes());
         self.put_ca_bundle::<MutatingWebhookConfiguration>(&self.mutating_name(), report, |c| {
             set_bundle(
                 c.webhooks
@@ -310,8 +320,11 @@ impl Bootstrap {
     /// Runs a pass now and every `period` until `stop`; problems are
     /// logged and retried at the next pass.
     pub async fn keep(self, period: Duration, stop: CancellationToken) {
+        let mut changes = self.ca.changes();
+        let mut retired = Retired::default();
         loop {
-            match self.run_once().await {
+            let lingering = retired.follow(&self.ca.trust_bundle(), std::time::Instant::now());
+            match self.run_with(&lingering).await {
                 Ok(report) => {
                     for missing in &report.webhooks_missing {
                         tracing::debug!(%missing, "not installed; nothing to patch");
@@ -325,8 +338,41 @@ impl Bootstrap {
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(period) => {}
+                // A root rotation's step: the injector's certificate and
+                // the webhooks' bundle follow at once.
+                changed = changes.changed() => if changed.is_err() { return },
             }
         }
+    }
+}
+
+/// How long the webhooks' `caBundle` keeps a root after it left the mesh's
+/// bundle: the injector presents the certificate of its mounted Secret,
+/// which the kubelet updates about a minute after the controller rewrote
+/// it.
+const RETIRED_GRACE: Duration = Duration::from_secs(300);
+
+/// Roots that left the bundle, and when.
+#[derive(Debug, Default)]
+struct Retired {
+    last: Vec<String>,
+    gone: Vec<(String, std::time::Instant)>,
+}
+
+impl Retired {
+    /// Notes `bundle_pem` at `now`; returns the roots still to trust
+    /// beside it.
+    fn follow(&mut self, bundle_pem: &str, now: std::time::Instant) -> Vec<String> {
+        let roots = crate::ca::chain::pem_blocks(bundle_pem);
+        for root in self.last.drain(..) {
+            if !roots.contains(&root) {
+                self.gone.push((root, now));
+            }
+        }
+        self.gone
+            .retain(|(root, at)| now.duration_since(*at) < RETIRED_GRACE && !roots.contains(root));
+        self.last = roots;
+        self.gone.iter().map(|(root, _)| root.clone()).collect()
     }
 }
 

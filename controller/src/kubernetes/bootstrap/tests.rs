@@ -225,3 +225,22 @@ async fn a_bad_preset_is_refused_with_its_reason_and_missing_webhooks_are_report
     );
     assert!(!report.mesh_config_created, "no preset, no MeshConfig");
 }
+
+#[test]
+fn a_retired_root_stays_in_the_webhooks_bundle_for_a_grace_period() {
+    let start = std::time::Instant::now();
+    let mut retired = Retired::default();
+    let (old, new) = ("OLD-ROOT\n", "NEW-ROOT\n");
+    let pem =
+        |body: &str| format!("-----BEGIN CERTIFICATE-----\n{body}-----END CERTIFICATE-----\n");
+    assert!(retired.follow(&pem(old), start).is_empty());
+    assert!(retired.follow(&(pem(old) + &pem(new)), start).is_empty());
+    // The old root leaves the bundle: it lingers, then goes.
+    let later = start + Duration::from_secs(10);
+    assert_eq!(retired.follow(&pem(new), later), [pem(old)]);
+    assert_eq!(
+        retired.follow(&pem(new), later + RETIRED_GRACE - Duration::from_secs(1)),
+        [pem(old)]
+    );
+    assert!(retired.follow(&pem(new), later + RETIRED_GRACE).is_empty());
+}
