@@ -94,6 +94,11 @@ async fn the_root_rotates_under_load_without_a_failed_request_across_a_controlle
     let _ = stop_tx.send(true);
     let report = load.await.unwrap();
     eprintln!(
+        "osm ca status, resumed after the restart:\n{}\nosm ca status, retiring:\n{}",
+        osm_cli::cluster::ca::table(&resumed),
+        osm_cli::cluster::ca::table(retiring)
+    );
+    eprintln!(
         "rotation: {} requests, {} failed; phases (from the start): {timeline:?}\nretiring: {retiring}",
         report.ok + report.failures.len(),
         report.failures.len()
