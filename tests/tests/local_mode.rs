@@ -471,7 +471,7 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
     // Secrets reach a pod as files (its volume) and as environment; their
     // values are shown nowhere else.
     mesh.apply(
-        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\ndata: {password: czNjcmV0}\nstringData: {user: admin}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: reader, namespace: default}\nspec:\n  containers:\n  - name: reader\n    image: sleep\n    command: [sleep, '3600']\n    env: [{name: DB_USER, valueFrom: {secretKeyRef: {name: db, key: user}}}]\n    volumeMounts: [{name: creds, mountPath: /etc/creds}]\n  volumes: [{name: creds, secret: {secretName: db}}]\n",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\ndata: {password: czNjcmV0}\nstringData: {user: admin}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: default}\ndata: {mode: fast, level: '1'}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: reader, namespace: default}\nspec:\n  containers:\n  - name: reader\n    image: sleep\n    command: [sleep, '3600']\n    env: [{name: DB_USER, valueFrom: {secretKeyRef: {name: db, key: user}}}]\n    volumeMounts: [{name: creds, mountPath: /etc/creds}, {name: settings, mountPath: /etc/settings}]\n  volumes: [{name: creds, secret: {secretName: db}}, {name: settings, configMap: {name: settings}}]\n",
     );
     wait_for("the secret reader to run", PATIENCE, || {
         mesh.pods("default")
@@ -481,6 +481,26 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
     });
     let (code, password, err) = mesh.exec("default", "reader", &["cat", "/etc/creds/password"]);
     assert_eq!((code, password.as_str()), (0, "s3cret"), "{err}");
+    let (code, user, err) = mesh.exec("default", "reader", &["printenv", "DB_USER"]);
+    assert_eq!((code, user.trim()), (0, "admin"), "{err}");
+    let (code, mode, err) = mesh.exec("default", "reader", &["cat", "/etc/settings/mode"]);
+    assert_eq!((code, mode.as_str()), (0, "fast"), "{err}");
+    // A ConfigMap and a Secret changed under the running pod: its mounted
+    // files follow (a key gone is removed); its environment, set at
+    // start, does not.
+    mesh.apply(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\ndata: {password: bmV3cGFzcw==}\nstringData: {user: admin}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: default}\ndata: {mode: slow}\n",
+    );
+    wait_for("the mounted ConfigMap to follow its change", PATIENCE, || {
+        let (_, mode, _) = mesh.exec("default", "reader", &["cat", "/etc/settings/mode"]);
+        (mode == "slow").then_some(())
+    });
+    let (code, _, _) = mesh.exec("default", "reader", &["cat", "/etc/settings/level"]);
+    assert_ne!(code, 0, "the key removed from the ConfigMap is gone");
+    wait_for("the mounted Secret to follow its change", PATIENCE, || {
+        let (_, password, _) = mesh.exec("default", "reader", &["cat", "/etc/creds/password"]);
+        (password == "newpass").then_some(())
+    });
     let (code, user, err) = mesh.exec("default", "reader", &["printenv", "DB_USER"]);
     assert_eq!((code, user.trim()), (0, "admin"), "{err}");
     let secrets = mesh.ok(&["local", "get", "secrets"]);

@@ -50,6 +50,8 @@ pub struct Runtime {
     next_ip: u32,
     /// Whether Services keep their clients' addresses on this host.
     service_source: services::ServiceSource,
+    /// The ConfigMaps and Secrets handed to pods last.
+    sources: Option<pod::Sources>,
 }
 
 impl Runtime {
@@ -61,6 +63,7 @@ impl Runtime {
             terminating: Vec::new(),
             written: HashMap::new(),
             written_events: HashMap::new(),
+            sources: None,
             rules: String::new(),
             hosts: HashMap::new(),
             next_ip: 0,
@@ -125,6 +128,16 @@ impl Runtime {
             .filter_map(|s| serde_json::from_value(s.value.clone()).ok())
             .collect();
 
+        // A new value only when a ConfigMap or Secret changed: pods compare
+        // by pointer.
+        let sources: pod::Sources = match &self.sources {
+            Some(held) if held.0 == config_maps && held.1 == secrets => held.clone(),
+            _ => Arc::new((config_maps, secrets)),
+        };
+        self.sources = Some(sources.clone());
+        for handle in self.pods.values() {
+            handle.update_sources(&sources);
+        }
         self.terminating.retain(|(_, h)| !h.is_finished());
         let wanted: BTreeMap<&Key, &Stored> = pods.iter().map(|s| (&s.key, *s)).collect();
         let gone: Vec<Key> = self
@@ -173,13 +186,7 @@ impl Runtime {
                 &services,
             );
             tracing::info!(pod = %stored.key, %ip, "starting");
-            let handle = pod::start(
-                self.shared.clone(),
-                pod,
-                ip,
-                hosts,
-                (config_maps.clone(), secrets.clone()),
-            );
+            let handle = pod::start(self.shared.clone(), pod, ip, hosts, sources.clone());
             self.pods.insert(stored.key.clone(), handle);
         }
 

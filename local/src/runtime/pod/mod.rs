@@ -15,6 +15,7 @@ use std::{
 
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 use osm_controller::token::LocalTokens;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 mod probing;
@@ -26,7 +27,7 @@ pub use supervise::{exit_code, pid_file};
 
 use self::{
     supervise::{run_to_completion, supervise},
-    volumes::{materialize_volumes, write_tokens},
+    volumes::{materialize_volumes, refresh_volumes, write_tokens},
 };
 use super::{
     launch::{Launch, PodContext, launch},
@@ -46,6 +47,10 @@ pub struct Shared {
     pub tokens: LocalTokens,
 }
 
+/// The cluster's ConfigMaps and Secrets, as of a pass of the reconciler
+/// (a new value only when one of them changed).
+pub type Sources = Arc<(Vec<ConfigMap>, Vec<Secret>)>;
+
 /// A running pod, as the reconciler holds it.
 pub struct PodHandle {
     pub uid: String,
@@ -54,9 +59,22 @@ pub struct PodHandle {
     pub status: Arc<Mutex<PodStatus>>,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    sources: watch::Sender<Sources>,
 }
 
 impl PodHandle {
+    /// Hands the pod the cluster's ConfigMaps and Secrets: its mounted
+    /// configMap and secret volumes follow them.
+    pub fn update_sources(&self, sources: &Sources) {
+        self.sources.send_if_modified(|held| {
+            let changed = !Arc::ptr_eq(held, sources);
+            if changed {
+                *held = sources.clone();
+            }
+            changed
+        });
+    }
+
     pub fn snapshot(&self) -> PodStatus {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
     }
@@ -85,12 +103,20 @@ struct PodRun {
     netns: String,
     dir: PathBuf,
     volumes: Mutex<BTreeMap<String, PathBuf>>,
-    config_maps: Vec<ConfigMap>,
-    secrets: Vec<Secret>,
+    sources: Mutex<Sources>,
+    /// What each configMap/secret volume holds, to follow changes.
+    written: Mutex<BTreeMap<String, volumes::Written>>,
     status: Arc<Mutex<PodStatus>>,
 }
 
 impl PodRun {
+    fn sources(&self) -> Sources {
+        self.sources
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
     fn update(&self, slot: Slot, f: impl FnOnce(&mut ContainerStatus)) {
         if let Ok(mut s) = self.status.lock() {
             let c = match slot {
@@ -119,6 +145,8 @@ impl PodRun {
 
     fn launch(&self, container: &Container) -> Result<Launch, String> {
         let volumes = self.volumes.lock().map(|v| v.clone()).unwrap_or_default();
+        // Read at each start, as the kubelet resolves env at each start.
+        let sources = self.sources();
         launch(
             container,
             &PodContext {
@@ -127,8 +155,8 @@ impl PodRun {
                 pod_ip: self.ip,
                 host_ip: self.shared.instance.gateway(),
                 volumes: &volumes,
-                config_maps: &self.config_maps,
-                secrets: &self.secrets,
+                config_maps: &sources.0,
+                secrets: &sources.1,
                 bin_dir: &self.shared.bin_dir,
             },
         )
@@ -186,7 +214,7 @@ pub fn start(
     pod: Pod,
     ip: Ipv4Addr,
     hosts: String,
-    (config_maps, secrets): (Vec<ConfigMap>, Vec<Secret>),
+    sources: Sources,
 ) -> PodHandle {
     let spec = pod.spec.clone().unwrap_or_default();
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
@@ -208,11 +236,12 @@ pub fn start(
         ip,
         netns: netns.clone(),
         volumes: Mutex::new(BTreeMap::new()),
-        config_maps,
-        secrets,
+        sources: Mutex::new(sources.clone()),
+        written: Mutex::new(BTreeMap::new()),
         status: status.clone(),
     });
-    let task = tokio::spawn(run_pod(run, hosts, cancel.clone()));
+    let (sources, updates) = watch::channel(sources);
+    let task = tokio::spawn(run_pod(run, hosts, updates, cancel.clone()));
     PodHandle {
         uid,
         ip,
@@ -220,16 +249,22 @@ pub fn start(
         status,
         cancel,
         task,
+        sources,
     }
 }
 
-async fn run_pod(run: Arc<PodRun>, hosts: String, cancel: CancellationToken) {
+async fn run_pod(
+    run: Arc<PodRun>,
+    hosts: String,
+    updates: watch::Receiver<Sources>,
+    cancel: CancellationToken,
+) {
     let key = format!(
         "{}/{}",
         run.pod.metadata.namespace.as_deref().unwrap_or_default(),
         run.pod.metadata.name.as_deref().unwrap_or_default()
     );
-    if let Err(e) = run_pod_inner(&run, hosts, &cancel).await {
+    if let Err(e) = run_pod_inner(&run, hosts, updates, &cancel).await {
         tracing::warn!(pod = %key, error = %format!("{e:#}"), "pod failed");
         run.set_phase("Failed", Some(format!("{e:#}")));
         cancel.cancelled().await;
@@ -244,6 +279,7 @@ async fn run_pod(run: Arc<PodRun>, hosts: String, cancel: CancellationToken) {
 async fn run_pod_inner(
     run: &Arc<PodRun>,
     hosts: String,
+    mut updates: watch::Receiver<Sources>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<()> {
     let instance = &run.shared.instance;
@@ -329,6 +365,18 @@ async fn run_pod_inner(
             _ = renew.tick() => {
                 if let Err(e) = write_tokens(run, &tokens.files) {
                     tracing::warn!(error = %e, "cannot renew a pod token");
+                }
+            }
+            Ok(()) = updates.changed() => {
+                let sources = updates.borrow_and_update().clone();
+                if let Ok(mut held) = run.sources.lock() {
+                    *held = sources;
+                }
+                for outcome in refresh_volumes(run) {
+                    match outcome {
+                        Ok(volume) => tracing::info!(%volume, "volume updated from its ConfigMap or Secret"),
+                        Err(e) => run.event(true, "FailedMount", &e),
+                    }
                 }
             }
             _ = check.tick(), if !finished => {

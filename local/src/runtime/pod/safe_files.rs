@@ -125,6 +125,18 @@ impl SafeDir {
         written
     }
 
+    /// Removes the file `name` (a link is removed, never followed); one
+    /// already gone is fine.
+    pub fn remove(&self, name: &str) -> Result<(), String> {
+        if !is_component(name) {
+            return Err(format!("{name:?} is not a file name"));
+        }
+        match unlinkat(self.0.as_fd(), name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+            Err(e) => Err(format!("{name}: {e}")),
+        }
+    }
+
     /// Sets the directory's own owner and mode (through its descriptor).
     pub fn own(&self, owner: Ownership) -> Result<(), String> {
         fchown(

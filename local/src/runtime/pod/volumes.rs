@@ -1,5 +1,7 @@
-//! A pod's volumes on disk: emptyDir, configMap and projected sources
-//! (ServiceAccount tokens the runtime mints and renews, configMaps). The
+//! A pod's volumes on disk: emptyDir, configMap, secret and projected
+//! sources (ServiceAccount tokens the runtime mints and renews, configMaps,
+//! Secrets), configMap and secret files kept in step with their objects.
+//! The
 //! directories stay root's: an emptyDir is open to all (as Kubernetes
 //! makes it), the others are readable by the group of the container that
 //! mounts them and writable by no pod; every file is written through
@@ -7,11 +9,11 @@
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, Volume};
 use osm_controller::token::{AUDIENCE, PodIdentity};
 
 use super::{
-    PodRun,
+    PodRun, Sources,
     safe_files::{Ownership, SafeDir},
 };
 use crate::runtime::launch::run_as;
@@ -33,12 +35,164 @@ pub(super) struct TokenFile {
     owner: Ownership,
 }
 
-/// Writes the pod's volumes under its directory: emptyDir, configMap and
-/// projected (serviceAccountToken, configMap) sources.
+/// A file a configMap or secret source puts in a volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct SourceFile {
+    name: String,
+    bytes: Vec<u8>,
+    mode: u32,
+}
+
+/// What a volume's configMap and secret sources wrote, kept to follow
+/// their changes: the group its files belong to, and the files.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Written {
+    gid: u32,
+    files: Vec<SourceFile>,
+}
+
+/// The files of configMap `name` in `namespace` (none when it is missing
+/// and `optional`).
+fn config_map_files(
+    sources: &Sources,
+    namespace: &str,
+    name: &str,
+    optional: Option<bool>,
+    volume: &str,
+) -> Result<Vec<SourceFile>, String> {
+    let found = sources.0.iter().find(|c| {
+        c.metadata.name.as_deref() == Some(name)
+            && c.metadata.namespace.as_deref() == Some(namespace)
+    });
+    match found {
+        Some(cm) => cm
+            .data
+            .iter()
+            .flatten()
+            .map(|(key, value)| {
+                if key.contains('/') || key.starts_with('.') {
+                    return Err(format!("configmap {name}: key {key:?} is not a file name"));
+                }
+                Ok(SourceFile {
+                    name: key.clone(),
+                    bytes: value.as_bytes().to_vec(),
+                    mode: 0o644,
+                })
+            })
+            .collect(),
+        None if optional == Some(true) => Ok(Vec::new()),
+        None => Err(format!("volume {volume}: configmap {name:?} not found")),
+    }
+}
+
+/// The files of Secret `name`: readable by the container's group only
+/// (root-owned, 0440); its values never reach a message.
+fn secret_files(
+    sources: &Sources,
+    namespace: &str,
+    name: &str,
+    optional: Option<bool>,
+    volume: &str,
+) -> Result<Vec<SourceFile>, String> {
+    match crate::runtime::secrets::find(&sources.1, namespace, name) {
+        Some(found) => crate::runtime::secrets::secret_data(found)
+            .into_iter()
+            .map(|(key, bytes)| {
+                if key.contains('/') || key.starts_with('.') {
+                    return Err(format!("secret {name}: key {key:?} is not a file name"));
+                }
+                Ok(SourceFile {
+                    name: key,
+                    bytes,
+                    mode: 0o440,
+                })
+            })
+            .collect(),
+        None if optional == Some(true) => Ok(Vec::new()),
+        None => Err(format!("volume {volume}: secret {name:?} not found")),
+    }
+}
+
+/// The files `volume`'s configMap and secret sources hold in `sources`
+/// (none for an emptyDir or a projection of tokens only).
+fn source_files(
+    sources: &Sources,
+    namespace: &str,
+    volume: &Volume,
+) -> Result<Vec<SourceFile>, String> {
+    let name = volume.name.as_str();
+    if let Some(cm) = &volume.config_map {
+        return config_map_files(sources, namespace, &cm.name, cm.optional, name);
+    }
+    if let Some(sv) = &volume.secret {
+        let secret = sv.secret_name.as_deref().unwrap_or_default();
+        return secret_files(sources, namespace, secret, sv.optional, name);
+    }
+    let mut files = Vec::new();
+    for source in volume
+        .projected
+        .iter()
+        .flat_map(|p| p.sources.iter().flatten())
+    {
+        if let Some(cm) = &source.config_map {
+            files.extend(config_map_files(
+                sources,
+                namespace,
+                &cm.name,
+                cm.optional,
+                name,
+            )?);
+        } else if let Some(sp) = &source.secret {
+            files.extend(secret_files(
+                sources,
+                namespace,
+                &sp.name,
+                sp.optional,
+                name,
+            )?);
+        } else if source.service_account_token.is_none() {
+            return Err(format!(
+                "volume {name}: only serviceAccountToken, configMap and secret projections are supported in local mode"
+            ));
+        }
+    }
+    Ok(files)
+}
+
+/// Writes `files` into `safe` where they differ from `before`, and
+/// removes those `before` had that `files` has not.
+fn write_files(
+    safe: &SafeDir,
+    gid: u32,
+    before: &[SourceFile],
+    files: &[SourceFile],
+) -> Result<(), String> {
+    for file in files {
+        if !before.contains(file) {
+            let owner = Ownership {
+                uid: 0,
+                gid,
+                mode: file.mode,
+            };
+            safe.write(&file.name, &file.bytes, owner)?;
+        }
+    }
+    for old in before {
+        if !files.iter().any(|f| f.name == old.name) {
+            safe.remove(&old.name)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the pod's volumes under its directory: emptyDir, configMap,
+/// secret and projected (serviceAccountToken, configMap, secret) sources.
 pub(super) fn materialize_volumes(run: &PodRun) -> Result<Tokens, String> {
     let spec = run.pod.spec.clone().unwrap_or_default();
     let namespace = run.pod.metadata.namespace.clone().unwrap_or_default();
+    let sources = run.sources();
     let mut volumes = BTreeMap::new();
+    let mut written = BTreeMap::new();
     let mut files = Vec::new();
     let all_containers: Vec<&Container> = spec
         .init_containers
@@ -68,79 +222,40 @@ pub(super) fn materialize_volumes(run: &PodRun) -> Result<Tokens, String> {
             gid: group,
             mode,
         };
-        let config_map = |name: &str, optional: Option<bool>| -> Result<(), String> {
-            let found = run.config_maps.iter().find(|c| {
-                c.metadata.name.as_deref() == Some(name)
-                    && c.metadata.namespace.as_deref() == Some(namespace.as_str())
-            });
-            match found {
-                Some(cm) => {
-                    for (key, value) in cm.data.iter().flatten() {
-                        if key.contains('/') || key.starts_with('.') {
-                            return Err(format!(
-                                "configmap {name}: key {key:?} is not a file name"
-                            ));
-                        }
-                        safe.write(key, value.as_bytes(), file(0o644))?;
-                    }
-                    Ok(())
-                }
-                None if optional == Some(true) => Ok(()),
-                None => Err(format!(
-                    "volume {}: configmap {name:?} not found",
-                    volume.name
-                )),
-            }
-        };
-        // A Secret's files are readable by the container's group only
-        // (root-owned, 0440), and its values never reach a message.
-        let secret = |name: &str, optional: Option<bool>| -> Result<(), String> {
-            match crate::runtime::secrets::find(&run.secrets, &namespace, name) {
-                Some(found) => {
-                    for (key, value) in crate::runtime::secrets::secret_data(found) {
-                        if key.contains('/') || key.starts_with('.') {
-                            return Err(format!("secret {name}: key {key:?} is not a file name"));
-                        }
-                        safe.write(&key, &value, file(0o440))?;
-                    }
-                    Ok(())
-                }
-                None if optional == Some(true) => Ok(()),
-                None => Err(format!("volume {}: secret {name:?} not found", volume.name)),
-            }
-        };
         if volume.empty_dir.is_some() {
             safe.own(file(0o777))?;
-        } else if let Some(cm) = &volume.config_map {
-            config_map(&cm.name, cm.optional)?;
-        } else if let Some(sv) = &volume.secret {
-            secret(sv.secret_name.as_deref().unwrap_or_default(), sv.optional)?;
-        } else if let Some(projected) = &volume.projected {
-            for source in projected.sources.iter().flatten() {
-                if let Some(t) = &source.service_account_token {
-                    if let Err(e) = safe.walk(&t.path) {
-                        return Err(format!("volume {}: token path: {e}", volume.name));
-                    }
-                    let ttl = Duration::from_secs(
-                        u64::try_from(t.expiration_seconds.unwrap_or(3600)).unwrap_or(3600),
-                    );
-                    files.push(TokenFile {
-                        volume: dir.clone(),
-                        path: t.path.clone(),
-                        audience: t.audience.clone().unwrap_or_else(|| AUDIENCE.into()),
-                        ttl,
-                        owner: file(0o640),
-                    });
-                } else if let Some(cm) = &source.config_map {
-                    config_map(&cm.name, cm.optional)?;
-                } else if let Some(sp) = &source.secret {
-                    secret(&sp.name, sp.optional)?;
-                } else {
-                    return Err(format!(
-                        "volume {}: only serviceAccountToken, configMap and secret projections are supported in local mode",
-                        volume.name
-                    ));
+        } else if volume.config_map.is_some()
+            || volume.secret.is_some()
+            || volume.projected.is_some()
+        {
+            let contents = source_files(&sources, &namespace, volume)?;
+            write_files(&safe, group, &[], &contents)?;
+            written.insert(
+                volume.name.clone(),
+                Written {
+                    gid: group,
+                    files: contents,
+                },
+            );
+            for t in volume
+                .projected
+                .iter()
+                .flat_map(|p| p.sources.iter().flatten())
+                .filter_map(|s| s.service_account_token.as_ref())
+            {
+                if let Err(e) = safe.walk(&t.path) {
+                    return Err(format!("volume {}: token path: {e}", volume.name));
                 }
+                let ttl = Duration::from_secs(
+                    u64::try_from(t.expiration_seconds.unwrap_or(3600)).unwrap_or(3600),
+                );
+                files.push(TokenFile {
+                    volume: dir.clone(),
+                    path: t.path.clone(),
+                    audience: t.audience.clone().unwrap_or_else(|| AUDIENCE.into()),
+                    ttl,
+                    owner: file(0o640),
+                });
             }
         } else {
             return Err(format!(
@@ -161,11 +276,49 @@ pub(super) fn materialize_volumes(run: &PodRun) -> Result<Tokens, String> {
         .min()
         .unwrap_or(Duration::from_secs(3600))
         .max(Duration::from_secs(10));
+    if let Ok(mut kept) = run.written.lock() {
+        *kept = written;
+    }
     Ok(Tokens {
         volumes,
         files,
         renew_every,
     })
+}
+
+/// Brings the configMap and secret files of the pod's volumes in line
+/// with `sources` (a ConfigMap or Secret changed), as the kubelet does for
+/// mounted volumes: each file replaced atomically, keys gone removed.
+/// Returns the volumes that changed; a source that became unreadable
+/// (deleted, not optional) leaves its volume as it was.
+pub(super) fn refresh_volumes(run: &PodRun) -> Vec<Result<String, String>> {
+    let spec = run.pod.spec.clone().unwrap_or_default();
+    let namespace = run.pod.metadata.namespace.clone().unwrap_or_default();
+    let sources = run.sources();
+    let Ok(mut written) = run.written.lock() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for volume in spec.volumes.iter().flatten() {
+        let Some(before) = written.get_mut(&volume.name) else {
+            continue;
+        };
+        let outcome = source_files(&sources, &namespace, volume).and_then(|files| {
+            if files == before.files {
+                return Ok(None);
+            }
+            let safe = SafeDir::open(&run.dir.join("volumes").join(&volume.name))?;
+            write_files(&safe, before.gid, &before.files, &files)?;
+            before.files = files;
+            Ok(Some(volume.name.clone()))
+        });
+        match outcome {
+            Ok(Some(changed)) => out.push(Ok(changed)),
+            Ok(None) => {}
+            Err(e) => out.push(Err(e)),
+        }
+    }
+    out
 }
 
 pub(super) fn write_tokens(run: &PodRun, files: &[TokenFile]) -> Result<(), String> {
