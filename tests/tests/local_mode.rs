@@ -144,6 +144,34 @@ spec:
       - {name: sleeper, image: x, command: [sleep, infinity]}
 "#;
 
+/// An app that listens on its pod IP only (`BIND` from the downward API),
+/// on a port it declares.
+const PODIP_APP: &str = "
+apiVersion: v1
+kind: Service
+metadata: {name: podip, namespace: bookstore}
+spec: {selector: {app: podip}, ports: [{name: http, port: 14001}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: podip, namespace: bookstore}
+spec:
+  selector: {matchLabels: {app: podip}}
+  template:
+    metadata: {labels: {app: podip}}
+    spec:
+      serviceAccountName: bookstore
+      containers:
+      - name: podip
+        image: x
+        command: [bookstore]
+        # Declared: Localhost mode delivers it on loopback, as OSM did.
+        ports: [{containerPort: 14001}]
+        env:
+        - {name: IDENTITY, value: podip}
+        - {name: BIND, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+";
+
 const EGRESS_POLICY: &str = "
 apiVersion: policy.openservicemesh.io/v1alpha1
 kind: Egress
@@ -491,10 +519,14 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
     mesh.apply(
         "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\ndata: {password: bmV3cGFzcw==}\nstringData: {user: admin}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: default}\ndata: {mode: slow}\n",
     );
-    wait_for("the mounted ConfigMap to follow its change", PATIENCE, || {
-        let (_, mode, _) = mesh.exec("default", "reader", &["cat", "/etc/settings/mode"]);
-        (mode == "slow").then_some(())
-    });
+    wait_for(
+        "the mounted ConfigMap to follow its change",
+        PATIENCE,
+        || {
+            let (_, mode, _) = mesh.exec("default", "reader", &["cat", "/etc/settings/mode"]);
+            (mode == "slow").then_some(())
+        },
+    );
     let (code, _, _) = mesh.exec("default", "reader", &["cat", "/etc/settings/level"]);
     assert_ne!(code, 0, "the key removed from the ConfigMap is gone");
     wait_for("the mounted Secret to follow its change", PATIENCE, || {
@@ -560,6 +592,40 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
     wait_for("the broken pod's events to go with it", PATIENCE, || {
         (!mesh.ok(&["local", "get", "events"]).contains("pod/broken")).then_some(())
     });
+
+    // sidecar.localProxyMode PodIP: an app bound to its pod IP only is
+    // reached by its proxy (Localhost mode dials 127.0.0.1 and fails),
+    // and apps bound to every address keep working.
+    mesh.apply(&format!("{}---\n{PODIP_APP}", mesh_config(true, true)));
+    wait_for("the pod-IP-bound app to run", PATIENCE, || {
+        mesh.pods("bookstore")
+            .iter()
+            .any(|p| p["metadata"]["labels"]["app"] == "podip" && ready(p))
+            .then_some(())
+    });
+    let podip = || get("deploy/bookbuyer", "http://podip.bookstore:14001/counters");
+    let (code, out, _) = podip();
+    assert_ne!(
+        code, 0,
+        "Localhost mode cannot reach an app on its pod IP: {out}"
+    );
+    mesh.apply(
+        "apiVersion: config.openservicemesh.io/v1alpha2\nkind: MeshConfig\n\
+         metadata: {name: osm-mesh-config, namespace: osm-system}\n\
+         spec: {traffic: {enablePermissiveTrafficPolicyMode: true, enableEgress: true}, sidecar: {localProxyMode: PodIP}}\n",
+    );
+    wait_for("PodIP mode to reach the pod-IP-bound app", PATIENCE, || {
+        let (code, out, _) = podip();
+        (code == 0 && out.contains("podip")).then_some(())
+    });
+    let (code, out, err) = get(
+        "deploy/bookbuyer",
+        "http://bookstore.bookstore:14001/counters",
+    );
+    assert_eq!(
+        code, 0,
+        "an app on every address works in PodIP mode too: {out} {err}"
+    );
 
     // Down: nothing of the run is left.
     let pids = mesh.container_pids();

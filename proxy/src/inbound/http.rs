@@ -35,14 +35,26 @@ struct Inner {
     app: SocketAddr,
     /// The pooled client to the app, for this connection's HTTP version.
     app_client: HttpClient,
+    /// `app`'s mode, and the app and its client under the other mode.
+    on_pod_ip: bool,
+    other: Option<(SocketAddr, HttpClient)>,
     /// `x-forwarded-client-cert` for the verified peer (None: ingress).
     client_cert: Option<http::HeaderValue>,
 }
 
 impl InboundContext {
     pub fn new(shared: Arc<Shared>, source: Source, to: Destination, http2: bool) -> Self {
-        let Destination { port, app } = to;
-        let app_client = shared.plain_client(app, http2, None, crate::upstream::app_source(app));
+        let Destination {
+            port,
+            app,
+            on_pod_ip,
+            app_in_other_mode,
+        } = to;
+        let client = |app: SocketAddr| {
+            shared.plain_client(app, http2, None, crate::upstream::app_source(app))
+        };
+        let app_client = client(app);
+        let other = app_in_other_mode.map(|other| (other, client(other)));
         let source_label = match &source {
             Source::Mesh(id) => id.to_string(),
             Source::Ingress(addr) => format!("ingress:{}", addr.ip()),
@@ -58,6 +70,8 @@ impl InboundContext {
             port,
             app,
             app_client,
+            on_pod_ip,
+            other,
             client_cert,
         }))
     }
@@ -169,6 +183,10 @@ async fn respond(ctx: &Inner, mut req: Request<Incoming>) -> Answer {
             .map(rate_limited),
         Decision::Deny(_) => None,
     };
+    let (app, app_client) = match &ctx.other {
+        Some((other, client)) if snapshot.mesh.app_on_pod_ip != ctx.on_pod_ip => (*other, client),
+        _ => (ctx.app, &ctx.app_client),
+    };
     drop(snapshot);
     match (decision, limited) {
         (Decision::Allow(rule), Some(response)) => {
@@ -191,7 +209,7 @@ async fn respond(ctx: &Inner, mut req: Request<Incoming>) -> Answer {
             Answer::refused(&refusal, None)
         }
         (Decision::Allow(rule), None) => {
-            match forward(&ctx.app_client, counted(req).map(Either::Left), ctx.app).await {
+            match forward(app_client, counted(req).map(Either::Left), app).await {
                 Ok(r) => Answer {
                     response: r.map(Either::Left),
                     rule: Some(rule),

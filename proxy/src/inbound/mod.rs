@@ -67,21 +67,26 @@ pub async fn serve(
         state,
         move |stream, peer, orig_dst, shared, drain| {
             // Decided before the task: the destination is known at accept.
-            let app = match (target, orig_dst) {
-                (Some(target), _) => Ok(target),
-                (None, Some(orig_dst)) => {
-                    { app_addr(orig_dst, &pod_ports, shared.config().mesh.app_on_pod_ip) }
-                        .map_err(|refusal| ConnectionError::from(refusal.record(&shared.metrics)))
+            let on_pod_ip = shared.config().mesh.app_on_pod_ip;
+            let to = match (target, orig_dst) {
+                (Some(target), _) => {
+                    Ok(Destination::fixed(orig_dst.map_or(0, |d| d.port()), target))
                 }
+                (None, Some(orig_dst)) => app_addr(orig_dst, &pod_ports, on_pod_ip)
+                    .map(|app| Destination {
+                        port: orig_dst.port(),
+                        app,
+                        on_pod_ip,
+                        // Where a MeshConfig localProxyMode change sends
+                        // the next request on this connection.
+                        app_in_other_mode: app_addr(orig_dst, &pod_ports, !on_pod_ip)
+                            .ok()
+                            .filter(|other| *other != app),
+                    })
+                    .map_err(|refusal| ConnectionError::from(refusal.record(&shared.metrics))),
                 (None, None) => Err(ConnectionError::NoOriginalDestination),
             };
-            async move {
-                let to = Destination {
-                    port: orig_dst.map_or(0, |d| d.port()),
-                    app: app?,
-                };
-                handle(stream, peer, to, shared, drain).await
-            }
+            async move { handle(stream, peer, to?, shared, drain).await }
         },
     )
     .await;
@@ -92,7 +97,25 @@ pub async fn serve(
 #[derive(Debug, Clone, Copy)]
 pub struct Destination {
     pub port: u16,
+    /// Where the application is, under the MeshConfig
+    /// `sidecar.localProxyMode` of the connection's start (`on_pod_ip`).
     pub app: SocketAddr,
+    pub on_pod_ip: bool,
+    /// Where it is under the other mode, when that differs: an HTTP
+    /// connection kept alive follows a mode change at its next request.
+    pub app_in_other_mode: Option<SocketAddr>,
+}
+
+impl Destination {
+    /// The application at `app` whatever the mode (an explicit target).
+    pub fn fixed(port: u16, app: SocketAddr) -> Self {
+        Self {
+            port,
+            app,
+            on_pod_ip: false,
+            app_in_other_mode: None,
+        }
+    }
 }
 
 /// Serves one inbound connection: detect, admit, then HTTP or a splice.

@@ -17,11 +17,8 @@ inbound:
 "#;
 
 fn to_app() -> Destination {
-    Destination {
-        port: 8080,
-        // Refused connections never reach it.
-        app: "127.0.0.1:9".parse().expect("addr"),
-    }
+    // Refused connections never reach it.
+    Destination::fixed(8080, "127.0.0.1:9".parse().expect("addr"))
 }
 
 /// An application on 127.0.0.1 that answers one request with `hello`.
@@ -102,10 +99,7 @@ async fn a_plaintext_tcp_client_is_closed_and_counted() {
 
 #[tokio::test]
 async fn an_ingress_source_is_admitted_and_sent_to_the_app() {
-    let to = Destination {
-        port: 8080,
-        app: app_answering_hello().await,
-    };
+    let to = Destination::fixed(8080, app_answering_hello().await);
     let (response, ended, shared) = connect("10.1.2.3:5000", to, GET).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with("hello"), "{response}");
