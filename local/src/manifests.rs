@@ -102,7 +102,7 @@ fn rank(kind: &str) -> u8 {
         "ServiceAccount" | "ConfigMap" => 1,
         "MeshConfig" => 2,
         "Service" | "EndpointSlice" => 3,
-        "Deployment" | "Job" | "Pod" => 5,
+        "Deployment" | "StatefulSet" | "Job" | "Pod" => 5,
         _ => 4,
     }
 }

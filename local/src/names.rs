@@ -109,13 +109,13 @@ pub fn pod_spec(at: &str, spec: &Value) -> Vec<String> {
 }
 
 /// Problems with the names inside an object, by kind (Pod, Deployment,
-/// Job, Service); none for other kinds.
+/// StatefulSet, Job, Service); none for other kinds.
 pub fn object(kind: &str, value: &Value) -> Vec<String> {
     match kind {
         "Pod" => value
             .get("spec")
             .map_or_else(Vec::new, |s| pod_spec("spec", s)),
-        "Deployment" => value
+        "Deployment" | "StatefulSet" => value
             .pointer("/spec/template/spec")
             .map_or_else(Vec::new, |s| pod_spec("spec.template.spec", s)),
         "Job" => {

@@ -21,7 +21,7 @@ pub fn warnings(kind: &str, value: &Value) -> Vec<String> {
     let mut out = Vec::new();
     let pod_spec = match kind {
         "Pod" => value.get("spec"),
-        "Deployment" | "Job" => value.pointer("/spec/template/spec"),
+        "Deployment" | "StatefulSet" | "Job" => value.pointer("/spec/template/spec"),
         _ => None,
     };
     let at = if kind == "Pod" {
@@ -29,6 +29,20 @@ pub fn warnings(kind: &str, value: &Value) -> Vec<String> {
     } else {
         "spec.template.spec"
     };
+    if kind == "StatefulSet" {
+        // Pods are made and removed by ordinal; these are not.
+        for field in [
+            "volumeClaimTemplates",
+            "updateStrategy",
+            "persistentVolumeClaimRetentionPolicy",
+            "ordinals",
+            "minReadySeconds",
+        ] {
+            if value.pointer(&format!("/spec/{field}")).is_some() {
+                out.push(format!("spec.{field}: not enforced in local mode"));
+            }
+        }
+    }
     if kind == "Job" {
         for field in JOB_FIELDS {
             if value.pointer(&format!("/spec/{field}")).is_some() {

@@ -144,6 +144,34 @@ spec:
       - {name: sleeper, image: x, command: [sleep, infinity]}
 "#;
 
+/// A StatefulSet of echo apps behind a headless Service.
+const LEDGER: &str = "
+apiVersion: v1
+kind: Service
+metadata: {name: ledger, namespace: bookstore}
+spec: {clusterIP: None, selector: {app: ledger}, ports: [{name: http, port: 8080}]}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: ledger, namespace: bookstore}
+spec:
+  serviceName: ledger
+  replicas: 2
+  selector: {matchLabels: {app: ledger}}
+  template:
+    metadata: {labels: {app: ledger}}
+    spec:
+      serviceAccountName: bookstore
+      containers:
+      - name: ledger
+        image: x
+        command: [osm-echo]
+        ports: [{containerPort: 8080}]
+        env:
+        - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+        - {name: POD_NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
+";
+
 /// An app that listens on its pod IP only (`BIND` from the downward API),
 /// on a port it declares.
 const PODIP_APP: &str = "
@@ -626,6 +654,52 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
         code, 0,
         "an app on every address works in PodIP mode too: {out} {err}"
     );
+
+    // A StatefulSet of 2 behind a headless Service, meshed: its pods come
+    // in order with stable names, and each is reached by its own name
+    // through the proxies (the answering pod sees the caller's identity,
+    // which only the mTLS hop can give).
+    mesh.apply(LEDGER);
+    wait_for("ledger-0 and ledger-1 ready", PATIENCE, || {
+        let pods = mesh.pods("bookstore");
+        let ready_named = |name: &str| {
+            pods.iter()
+                .any(|p| p["metadata"]["name"] == name && ready(p))
+        };
+        (ready_named("ledger-0") && ready_named("ledger-1")).then_some(())
+    });
+    let created = |name: &str| {
+        mesh.pods("bookstore")
+            .iter()
+            .find(|p| p["metadata"]["name"] == name)
+            .and_then(|p| {
+                p["metadata"]["creationTimestamp"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .unwrap_or_default()
+    };
+    assert!(created("ledger-0") <= created("ledger-1"), "in order");
+    for pod in ["ledger-0", "ledger-1"] {
+        let url = format!("http://{pod}.ledger.bookstore.svc.cluster.local:8080/who");
+        let answered = wait_for(&format!("{pod} by its own name"), PATIENCE, || {
+            let (code, out, _) = get("deploy/bookbuyer", &url);
+            (code == 0).then_some(out)
+        });
+        let body = answered.split_once('\n').map_or("", |(_, body)| body);
+        let described: Value = serde_json::from_str(body).unwrap_or_default();
+        assert_eq!(described["pod"], pod, "{answered}");
+        assert!(
+            answered.contains("spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer"),
+            "the caller's identity, from its certificate: {answered}"
+        );
+    }
+    wait_for("get statefulsets to show 2/2", PATIENCE, || {
+        let sets = mesh.ok(&["local", "get", "statefulsets", "-n", "bookstore"]);
+        sets.lines()
+            .any(|l| l.starts_with("ledger") && l.contains("2/2"))
+            .then_some(())
+    });
 
     // Down: nothing of the run is left.
     let pids = mesh.container_pids();

@@ -165,7 +165,11 @@ impl Index {
             Object::GrpcRoute(o) => {
                 self.grpc_routes.insert(ns_name(&o.metadata), o);
             }
-            Object::Deployment(_) | Object::Job(_) | Object::ConfigMap(_) | Object::Secret(_) => {}
+            Object::Deployment(_)
+            | Object::StatefulSet(_)
+            | Object::Job(_)
+            | Object::ConfigMap(_)
+            | Object::Secret(_) => {}
         }
         problems
     }

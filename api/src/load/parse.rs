@@ -168,6 +168,7 @@ fn parse_kind(api_version: &str, kind: &str, value: Value) -> Parsed {
         ("v1", "Secret") => O::Secret(boxed(value)?),
         ("discovery.k8s.io/v1", "EndpointSlice") => O::EndpointSlice(boxed(value)?),
         ("apps/v1", "Deployment") => O::Deployment(boxed(value)?),
+        ("apps/v1", "StatefulSet") => O::StatefulSet(boxed(value)?),
         ("batch/v1", "Job") => O::Job(boxed(value)?),
 
         ("access.smi-spec.io/v1alpha2", "TrafficTarget") => {

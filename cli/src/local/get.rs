@@ -18,6 +18,7 @@ pub fn kind_of(resource: &str) -> Option<&'static str> {
         "pod" | "pods" | "po" => "Pod",
         "service" | "services" | "svc" => "Service",
         "deployment" | "deployments" | "deploy" => "Deployment",
+        "statefulset" | "statefulsets" | "sts" => "StatefulSet",
         "job" | "jobs" | "job.batch" => "Job",
         "namespace" | "namespaces" | "ns" => "Namespace",
         "serviceaccount" | "serviceaccounts" | "sa" => "ServiceAccount",
@@ -101,6 +102,7 @@ pub fn table(
             "AGE",
         ],
         "Deployment" => vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        "StatefulSet" => vec!["NAME", "READY", "AGE"],
         "Namespace" => vec!["NAME", "STATUS", "AGE"],
         "Job" => vec!["NAME", "STATUS", "COMPLETIONS", "AGE"],
         "Secret" => vec!["NAME", "TYPE", "DATA", "AGE"],
@@ -169,6 +171,17 @@ pub fn table(
                     ready.to_string(),
                     created,
                 ]
+            }
+            "StatefulSet" => {
+                let replicas = v
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(1);
+                let ready = v
+                    .pointer("/status/readyReplicas")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                vec![name, format!("{ready}/{replicas}"), created]
             }
             "Namespace" => vec![name, "Active".into(), created],
             "Job" => {

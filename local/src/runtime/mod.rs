@@ -6,6 +6,7 @@
 
 pub mod deployments;
 pub mod events;
+pub mod hosts;
 pub mod jobs;
 pub mod launch;
 pub mod net;
@@ -13,6 +14,7 @@ pub mod pod;
 pub mod probes;
 pub mod secrets;
 pub mod services;
+mod statefulsets;
 pub mod status;
 
 use std::{
@@ -107,6 +109,7 @@ impl Runtime {
         let objects = self.api.store.list()?;
         self.run_deployments(&objects).await;
         self.run_jobs(&objects).await?;
+        self.run_statefulsets(&objects).await?;
 
         // Re-read: the deployment and job passes may have added or removed
         // pods.
@@ -178,12 +181,14 @@ impl Runtime {
                 tracing::warn!(pod = %stored.key, "the pod range is full");
                 continue;
             };
-            let hosts = services::hosts_file(
+            // Headless names come at the next sync, once addresses are known.
+            let hosts = hosts::hosts_file(
                 &self.shared.instance,
                 &stored.key.namespace,
                 &stored.key.name,
                 Some(ip),
                 &services,
+                &[],
             );
             tracing::info!(pod = %stored.key, %ip, "starting");
             let handle = pod::start(self.shared.clone(), pod, ip, hosts, sources.clone());
@@ -230,6 +235,51 @@ impl Runtime {
         }
     }
 
+    async fn run_statefulsets(&mut self, objects: &[Stored]) -> anyhow::Result<()> {
+        let sets: Vec<&Value> = objects
+            .iter()
+            .filter(|s| s.key.kind == "StatefulSet")
+            .map(|s| &s.value)
+            .collect();
+        let pods: Vec<statefulsets::SetPod> = objects
+            .iter()
+            .filter(|s| s.key.kind == "Pod")
+            .filter_map(|s| {
+                let ready = self.pods.get(&s.key).is_some_and(|h| h.snapshot().ready());
+                statefulsets::SetPod::of(s.key.clone(), &s.value, ready)
+            })
+            .collect();
+        if sets.is_empty() && pods.is_empty() {
+            return Ok(());
+        }
+        let plan = statefulsets::plan(&sets, &pods);
+        self.change_pods(plan.delete, plan.create, "statefulset")
+            .await;
+        let statuses: Vec<(Key, Value)> = sets
+            .iter()
+            .filter_map(|set| Some((Key::of(set)?, statefulsets::status(set, &pods))))
+            .collect();
+        self.write_workload_statuses(statuses)
+    }
+
+    /// Writes a workload controller's statuses into its objects, when
+    /// they changed.
+    fn write_workload_statuses(&self, statuses: Vec<(Key, Value)>) -> anyhow::Result<()> {
+        for (key, status) in statuses {
+            let _lock = self.api.store.lock()?;
+            if let Some(mut stored) = self.api.store.get(&key)?
+                && stored.get("status") != Some(&status)
+            {
+                stored["status"] = status;
+                self.api
+                    .store
+                    .put(&stored)
+                    .with_context(|| format!("{key}: status"))?;
+            }
+        }
+        Ok(())
+    }
+
     async fn run_jobs(&mut self, objects: &[Stored]) -> anyhow::Result<()> {
         let jobs: Vec<&Value> = objects
             .iter()
@@ -246,19 +296,7 @@ impl Runtime {
         }
         let plan = jobs::plan(&jobs, &pods, deployments::random_suffix);
         self.change_pods(plan.delete, plan.create, "job").await;
-        for (key, status) in plan.statuses {
-            let _lock = self.api.store.lock()?;
-            if let Some(mut stored) = self.api.store.get(&key)?
-                && stored.get("status") != Some(&status)
-            {
-                stored["status"] = status;
-                self.api
-                    .store
-                    .put(&stored)
-                    .with_context(|| format!("{key}: status"))?;
-            }
-        }
-        Ok(())
+        self.write_workload_statuses(plan.statuses)
     }
 
     /// Writes each running pod's status into its stored object, and its
@@ -350,12 +388,13 @@ impl Runtime {
             self.rules = rules;
         }
         for (key, handle) in &self.pods {
-            let hosts = services::hosts_file(
+            let hosts = hosts::hosts_file(
                 &instance,
                 &key.namespace,
                 &key.name,
                 Some(handle.ip),
                 services,
+                &endpoints,
             );
             if self.hosts.get(&handle.netns) != Some(&hosts)
                 && std::path::Path::new("/etc/netns")

@@ -1,18 +1,14 @@
-//! What kube-proxy and cluster DNS do, as data: the host's nat rules that
-//! balance a Service's virtual IP over its ready endpoints (for pods
-//! without a sidecar, and for the proxies' egress), and each pod's hosts
-//! file with the names of every Service (pure).
+//! What kube-proxy does, as data: the host's nat rules that balance a
+//! Service's virtual IP over its ready endpoints (for pods without a
+//! sidecar, and for the proxies' egress) (pure). Names are in
+//! [`super::hosts`].
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    fmt::Write as _,
-    net::Ipv4Addr,
-};
+use std::{collections::BTreeSet, fmt::Write as _, net::Ipv4Addr};
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use osm_api::k8s;
 
-use crate::state::{Instance, OSM_NAMESPACE};
+use crate::state::Instance;
 
 /// A pod as the service rules see it.
 #[derive(Debug, Clone)]
@@ -33,7 +29,7 @@ pub struct Balanced {
     pub backends: Vec<(Ipv4Addr, u16)>,
 }
 
-fn vip(service: &Service) -> Option<Ipv4Addr> {
+pub(crate) fn vip(service: &Service) -> Option<Ipv4Addr> {
     service.spec.as_ref()?.cluster_ip.as_deref()?.parse().ok()
 }
 
@@ -240,49 +236,6 @@ pub fn filter_rules(instance: &Instance, ports: &[Balanced]) -> String {
     text
 }
 
-/// A pod's hosts file: itself, the control plane on the gateway, and
-/// every Service by its full names (short name within its namespace).
-pub fn hosts_file(
-    instance: &Instance,
-    namespace: &str,
-    pod: &str,
-    pod_ip: Option<Ipv4Addr>,
-    services: &[Service],
-) -> String {
-    let mut text =
-        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-    if let Some(ip) = pod_ip {
-        let _ = writeln!(text, "{ip}\t{pod}");
-    }
-    let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let gateway = instance.gateway().to_string();
-    for component in ["osm-controller", "osm-injector"] {
-        let entry = names.entry(gateway.clone()).or_default();
-        entry.push(format!("{component}.{OSM_NAMESPACE}.svc.cluster.local"));
-        entry.push(format!("{component}.{OSM_NAMESPACE}.svc"));
-        entry.push(format!("{component}.{OSM_NAMESPACE}"));
-        if namespace == OSM_NAMESPACE {
-            entry.push(component.to_string());
-        }
-    }
-    for service in services {
-        let Some(ip) = vip(service) else { continue };
-        let name = service.metadata.name.clone().unwrap_or_default();
-        let ns = service.metadata.namespace.clone().unwrap_or_default();
-        let entry = names.entry(ip.to_string()).or_default();
-        entry.push(format!("{name}.{ns}.svc.cluster.local"));
-        entry.push(format!("{name}.{ns}.svc"));
-        entry.push(format!("{name}.{ns}"));
-        if ns == namespace {
-            entry.push(name);
-        }
-    }
-    for (ip, names) in names {
-        let _ = writeln!(text, "{ip}\t{}", names.join(" "));
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -409,33 +362,5 @@ mod tests {
         assert!(text.contains("-d 10.214.0.5/32 -p tcp --dport 80"));
         assert!(text.contains("REJECT --reject-with tcp-reset"));
         assert!(!nat_rules(&instance, &[port], &[], ServiceSource::Preserved).contains("-j DNAT"));
-    }
-
-    #[test]
-    fn hosts_name_services_fully_and_shortly_within_the_namespace() {
-        let instance = Instance::default();
-        let svcs = [
-            service("shop", "web", "10.214.0.5", json!({}), json!([])),
-            service("bank", "ledger", "10.214.0.6", json!({}), json!([])),
-        ];
-        let text = hosts_file(
-            &instance,
-            "shop",
-            "web-1",
-            Some("10.213.0.9".parse().unwrap()),
-            &svcs,
-        );
-        assert!(text.contains("10.213.0.9\tweb-1\n"));
-        assert!(
-            text.contains("10.214.0.5\tweb.shop.svc.cluster.local web.shop.svc web.shop web\n")
-        );
-        assert!(
-            text.contains(
-                "10.214.0.6\tledger.bank.svc.cluster.local ledger.bank.svc ledger.bank\n"
-            )
-        );
-        assert!(text.contains(
-            "10.213.0.1\tosm-controller.osm-system.svc.cluster.local osm-controller.osm-system.svc"
-        ));
     }
 }

@@ -287,6 +287,7 @@ pub(super) fn touches(index: &Index, object: &Object) -> Touched {
         Object::GrpcRoute(r) => route_touch(index, &MeshRoute::Grpc(r)),
         Object::ServiceAccount(_)
         | Object::Deployment(_)
+        | Object::StatefulSet(_)
         | Object::Job(_)
         | Object::ConfigMap(_)
         | Object::Secret(_) => Touched::None,
