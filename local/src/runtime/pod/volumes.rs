@@ -51,6 +51,28 @@ pub(super) struct Written {
     files: Vec<SourceFile>,
 }
 
+/// A source's keys as files of `mode`; a key that is not a file name is
+/// refused (`what` and `name` say whose).
+fn as_files(
+    what: &str,
+    name: &str,
+    entries: impl Iterator<Item = (String, Vec<u8>)>,
+    mode: u32,
+) -> Result<Vec<SourceFile>, String> {
+    entries
+        .map(|(key, bytes)| {
+            if key.contains('/') || key.starts_with('.') {
+                return Err(format!("{what} {name}: key {key:?} is not a file name"));
+            }
+            Ok(SourceFile {
+                name: key,
+                bytes,
+                mode,
+            })
+        })
+        .collect()
+}
+
 /// The files of configMap `name` in `namespace` (none when it is missing
 /// and `optional`).
 fn config_map_files(
@@ -65,21 +87,15 @@ fn config_map_files(
             && c.metadata.namespace.as_deref() == Some(namespace)
     });
     match found {
-        Some(cm) => cm
-            .data
-            .iter()
-            .flatten()
-            .map(|(key, value)| {
-                if key.contains('/') || key.starts_with('.') {
-                    return Err(format!("configmap {name}: key {key:?} is not a file name"));
-                }
-                Ok(SourceFile {
-                    name: key.clone(),
-                    bytes: value.as_bytes().to_vec(),
-                    mode: 0o644,
-                })
-            })
-            .collect(),
+        Some(cm) => as_files(
+            "configmap",
+            name,
+            cm.data
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_bytes().to_vec())),
+            0o644,
+        ),
         None if optional == Some(true) => Ok(Vec::new()),
         None => Err(format!("volume {volume}: configmap {name:?} not found")),
     }
@@ -95,19 +111,12 @@ fn secret_files(
     volume: &str,
 ) -> Result<Vec<SourceFile>, String> {
     match crate::runtime::secrets::find(&sources.1, namespace, name) {
-        Some(found) => crate::runtime::secrets::secret_data(found)
-            .into_iter()
-            .map(|(key, bytes)| {
-                if key.contains('/') || key.starts_with('.') {
-                    return Err(format!("secret {name}: key {key:?} is not a file name"));
-                }
-                Ok(SourceFile {
-                    name: key,
-                    bytes,
-                    mode: 0o440,
-                })
-            })
-            .collect(),
+        Some(found) => as_files(
+            "secret",
+            name,
+            crate::runtime::secrets::secret_data(found).into_iter(),
+            0o440,
+        ),
         None if optional == Some(true) => Ok(Vec::new()),
         None => Err(format!("volume {volume}: secret {name:?} not found")),
     }
