@@ -122,3 +122,36 @@ async fn a_refused_http_client_is_answered_then_let_go() {
     );
     assert!(ended.is_err());
 }
+
+/// Regression: the app address was fixed when a connection started, so a
+/// kept-alive connection kept dialling loopback after MeshConfig switched
+/// `sidecar.localProxyMode` to PodIP. Each request follows the mode now.
+#[tokio::test]
+async fn a_request_goes_where_the_current_local_proxy_mode_says() {
+    let shared = shared_with(
+        r#"
+mesh: {permissive: false, appOnPodIp: true}
+inbound:
+- port: 8080
+  protocol: PROTOCOL_HTTP1
+  plaintextSources: ["10.0.0.0/8"]
+"#,
+    );
+    let to = Destination {
+        port: 8080,
+        // Where Localhost mode had it when the connection started: nothing
+        // answers there.
+        app: "127.0.0.1:9".parse().expect("addr"),
+        on_pod_ip: false,
+        app_in_other_mode: Some(app_answering_hello().await),
+    };
+    let peer = "10.1.2.3:5000".parse().expect("addr");
+    let proxy = shared.clone();
+    let (response, ended) = exchange(GET, move |server| {
+        handle(server, peer, to, proxy, CancellationToken::new())
+    })
+    .await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("hello"), "{response}");
+    assert!(ended.is_ok());
+}
