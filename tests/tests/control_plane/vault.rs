@@ -76,3 +76,52 @@ async fn proxies_certify_and_renew_through_vault_and_an_outage_is_reported() {
         assert!(osm_api::pki::chains_to(&chain, &vault_root));
     }
 }
+
+/// Token auth (OSM's `vault.token`): the token signs; a wrong one is the
+/// issuer's failure, with Vault's reason.
+#[tokio::test]
+async fn a_vault_token_signs_and_a_wrong_one_is_refused_with_vaults_reason() {
+    use osm_api::identity::{PodBinding, SpiffeId};
+    use osm_controller::ca::{CaError, Issuer as _};
+    let vault = FakeVault::start().await;
+    let issuer = |token: &str| {
+        VaultIssuer::connect(VaultSettings {
+            addr: vault.url(),
+            mount: "pki".into(),
+            role: ROLE.into(),
+            auth: VaultAuth::Token(token.into()),
+            tls_ca_pem: None,
+        })
+    };
+    let csr = {
+        let key = rcgen::KeyPair::generate().unwrap();
+        rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .serialize_request(&key)
+            .unwrap()
+            .pem()
+            .unwrap()
+    };
+    let id = SpiffeId::new("cluster.local", "shop", "buyer");
+    let pod = PodBinding::new("shop", "buyer-0");
+    let hour = std::time::Duration::from_secs(3600);
+
+    let good = issuer(osm_tests::vault::STATIC_TOKEN).await.unwrap();
+    assert_eq!(
+        good.trust_bundle(),
+        vault.root_pem(),
+        "read from ca_chain at start"
+    );
+    let issued = good.issue(&csr, &id, &pod, hour).await.unwrap();
+    let chain = osm_proxy::identity::parse_certificates(issued.chain_pem.as_bytes()).unwrap();
+    let root =
+        osm_proxy::identity::parse_certificates(vault.root_pem().as_bytes()).unwrap()[0].clone();
+    assert!(osm_api::pki::chains_to(&chain, &root));
+    assert_eq!(vault.logins(), 0, "a token needs no login");
+
+    let wrong = issuer("s.wrong").await.unwrap();
+    match wrong.issue(&csr, &id, &pod, hour).await {
+        Err(CaError::Unavailable(why)) => assert!(why.contains("403: permission denied"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
