@@ -35,8 +35,9 @@ enum Command {
     /// Prometheus scraping of a namespace's sidecars.
     #[command(subcommand)]
     Metrics(osm_cli::cluster::MetricsCommand),
-    /// The mesh's certificate authority: its roots and the certificates
-    /// issued from each.
+    /// The mesh's certificate authority: its roots, the certificates
+    /// issued from each and who issues (`status`); a root rotation without
+    /// a dropped request (`rotate`).
     #[command(subcommand)]
     Ca(osm_cli::cluster::CaCommand),
     Local(osm_cli::local::Local),

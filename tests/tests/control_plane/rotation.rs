@@ -53,12 +53,23 @@ async fn the_root_rotates_under_load_without_a_failed_request_across_a_controlle
     controller.stop().await;
     let controller = mesh.cp.start(mesh.grpc).await;
     controller.ready().await;
+    // Resumed, not started over: both roots, the new one among them (on a
+    // loaded machine the proxies may already have moved it on by the time
+    // this reads it: distributing or retiring, never steady).
     let resumed = ca_report(&controller).await;
-    assert_eq!(resumed["phase"], "distributing", "{resumed}");
-    assert_eq!(resumed["roots"].as_array().unwrap().len(), 2, "{resumed}");
+    let phase = resumed["phase"].as_str().unwrap_or_default();
+    assert!(matches!(phase, "distributing" | "retiring"), "{resumed}");
+    let roots = resumed["roots"].as_array().unwrap();
+    assert_eq!(roots.len(), 2, "{resumed}");
+    assert!(
+        roots
+            .iter()
+            .any(|r| r["fingerprint"] == new_fingerprint.as_str()),
+        "{resumed}"
+    );
 
-    let mut timeline = vec![("distributing".to_string(), started.elapsed())];
-    let mut seen = Vec::new();
+    let mut timeline = vec![(phase.to_string(), started.elapsed())];
+    let mut seen = vec![resumed.clone()];
     let deadline = tokio::time::Instant::now() + osm_tests::patience();
     loop {
         let report = ca_report(&controller).await;
