@@ -158,6 +158,8 @@ fn template(name: &str) -> Template {
             Ok(string(indent(n, &text(a, 1))))
         })
         .func("quote", |a| Ok(string(format!("{:?}", text(a, 0)))))
+        // Helm's `fail`: the chart refuses values it cannot render right.
+        .func("fail", |a| Err(gotmpl::TemplateError::Exec(text(a, 0))))
         .func("trim", |a| Ok(string(text(a, 0).trim().to_string())))
         .func("int", |a| {
             Ok(Value::Int(match a.first() {

@@ -84,13 +84,7 @@ impl LiveTls {
     /// The gRPC listener's config: client certificates optional and
     /// verified against the bundle, HTTP/2 only.
     pub fn grpc_config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>, String> {
-        let mut config = rustls::ServerConfig::builder_with_provider(self.provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_client_cert_verifier(Arc::new(Clients(self.clone())))
-            .with_cert_resolver(self.clone());
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        Ok(Arc::new(config))
+        self.config_with(Arc::new(Clients(self.clone())), &[b"h2"])
     }
 
     /// The webhook's TLS: the live certificate, no client certificate

@@ -29,7 +29,10 @@ async fn connections_past_the_limit_are_closed_at_accept() {
     let cert = ca
         .serving_cert(&["localhost".into()], Duration::from_secs(3600))
         .unwrap();
-    let tls = tls::server_config(&cert, &ca.trust_bundle()).unwrap();
+    let tls = super::live_tls::LiveTls::new(&cert, &ca.trust_bundle())
+        .unwrap()
+        .grpc_config()
+        .unwrap();
     let identity = IdentityService {
         hub: hub.clone(),
         reviewer: Arc::new(LocalTokens::from_key(b"k")),

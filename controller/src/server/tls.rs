@@ -1,16 +1,15 @@
-//! The gRPC server's TLS: the controller's own certificate from the mesh
-//! CA, and optional client certificates verified against the mesh root.
+//! The controller's TLS pieces: the names on its certificate, and client
+//! certificate verification against a set of roots (the serving side is
+//! [`super::live_tls`]).
 
 use std::sync::Arc;
 
 use rustls::{
-    RootCertStore, ServerConfig,
+    RootCertStore,
     crypto::CryptoProvider,
-    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    pki_types::{CertificateDer, pem::PemObject},
     server::{WebPkiClientVerifier, danger::ClientCertVerifier},
 };
-
-use crate::ca::ServingCert;
 
 /// The names the controller's certificate carries by default: its Service
 /// in `osm_namespace` under every name a pod may use, and loopback for
@@ -26,44 +25,6 @@ pub fn default_server_names(osm_namespace: &str) -> Vec<String> {
         "127.0.0.1".into(),
         "::1".into(),
     ]
-}
-
-fn parse(
-    cert: &ServingCert,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
-    osm_serve::parse_pem(cert.chain_pem.as_bytes(), cert.key_pem.as_bytes())
-}
-
-/// A rustls server config presenting `cert`, accepting callers with or
-/// without a client certificate (one that is presented must chain to
-/// `trust_bundle_pem`), speaking HTTP/2 only.
-pub fn server_config(
-    cert: &ServingCert,
-    trust_bundle_pem: &str,
-) -> Result<Arc<ServerConfig>, String> {
-    verifying_clients(cert, ("trust bundle", trust_bundle_pem), false, &[b"h2"])
-}
-
-/// A rustls server config presenting `cert` that verifies client
-/// certificates against the roots in `roots` ((what they are, PEM)): a
-/// client must present one when `required`. Offers `alpn`.
-pub fn verifying_clients(
-    cert: &ServingCert,
-    roots: (&str, &str),
-    required: bool,
-    alpn: &[&[u8]],
-) -> Result<Arc<ServerConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = client_verifier(&provider, roots, required)?;
-    let (chain, key) = parse(cert)?;
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("serving certificate: {e}"))?;
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(Arc::new(config))
 }
 
 /// Verifies client certificates against the roots in `roots` ((what they

@@ -35,9 +35,11 @@ struct Inner {
     app: SocketAddr,
     /// The pooled client to the app, for this connection's HTTP version.
     app_client: HttpClient,
-    /// `app`'s mode, and the app and its client under the other mode.
+    /// `app`'s mode, and where the app is under the other mode (its client
+    /// is looked up only when a request needs it: a mode change is rare).
     on_pod_ip: bool,
-    other: Option<(SocketAddr, HttpClient)>,
+    app_in_other_mode: Option<SocketAddr>,
+    http2: bool,
     /// `x-forwarded-client-cert` for the verified peer (None: ingress).
     client_cert: Option<http::HeaderValue>,
 }
@@ -50,11 +52,7 @@ impl InboundContext {
             on_pod_ip,
             app_in_other_mode,
         } = to;
-        let client = |app: SocketAddr| {
-            shared.plain_client(app, http2, None, crate::upstream::app_source(app))
-        };
-        let app_client = client(app);
-        let other = app_in_other_mode.map(|other| (other, client(other)));
+        let app_client = shared.plain_client(app, http2, None, crate::upstream::app_source(app));
         let source_label = match &source {
             Source::Mesh(id) => id.to_string(),
             Source::Ingress(addr) => format!("ingress:{}", addr.ip()),
@@ -71,7 +69,8 @@ impl InboundContext {
             app,
             app_client,
             on_pod_ip,
-            other,
+            app_in_other_mode,
+            http2,
             client_cert,
         }))
     }
@@ -183,8 +182,13 @@ async fn respond(ctx: &Inner, mut req: Request<Incoming>) -> Answer {
             .map(rate_limited),
         Decision::Deny(_) => None,
     };
-    let (app, app_client) = match &ctx.other {
-        Some((other, client)) if snapshot.mesh.app_on_pod_ip != ctx.on_pod_ip => (*other, client),
+    let other_client;
+    let (app, app_client) = match ctx.app_in_other_mode {
+        Some(other) if snapshot.mesh.app_on_pod_ip != ctx.on_pod_ip => {
+            let source = crate::upstream::app_source(other);
+            other_client = ctx.shared.plain_client(other, ctx.http2, None, source);
+            (other, &other_client)
+        }
         _ => (ctx.app, &ctx.app_client),
     };
     drop(snapshot);

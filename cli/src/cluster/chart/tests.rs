@@ -105,3 +105,26 @@ fn a_wrong_value_type_is_an_error_naming_the_template() {
     let err = render(&values, "osm-system").unwrap_err();
     assert!(err.starts_with("templates/controller.yaml"), "{err}");
 }
+
+/// The chart refuses a certificate provider it cannot configure, naming
+/// the value (Helm's `fail`, and the same in the CLI's renderer).
+#[test]
+fn an_unknown_certificate_provider_or_a_vault_without_a_host_is_refused() {
+    let render = |set: &[&str]| {
+        let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+        manifests("osm", "osm-system", &set).map_err(|e| format!("{e:#}"))
+    };
+    let unknown = render(&["osm.certificateProvider.kind=acme"]).unwrap_err();
+    assert!(
+        unknown.contains("osm.certificateProvider.kind must be tresor, vault or cert-manager"),
+        "{unknown}"
+    );
+    let hostless = render(&["osm.certificateProvider.kind=vault"]).unwrap_err();
+    assert!(hostless.contains("needs osm.vault.host"), "{hostless}");
+    let vault = render(&[
+        "osm.certificateProvider.kind=vault",
+        "osm.vault.host=vault.vault.svc",
+    ])
+    .unwrap();
+    assert!(vault.contains("--vault-addr=http://vault.vault.svc:8200"));
+}

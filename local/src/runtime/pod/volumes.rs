@@ -73,52 +73,62 @@ fn as_files(
         .collect()
 }
 
-/// The files of configMap `name` in `namespace` (none when it is missing
-/// and `optional`).
-fn config_map_files(
-    sources: &Sources,
-    namespace: &str,
-    name: &str,
-    optional: Option<bool>,
-    volume: &str,
-) -> Result<Vec<SourceFile>, String> {
-    let found = sources.0.iter().find(|c| {
-        c.metadata.name.as_deref() == Some(name)
-            && c.metadata.namespace.as_deref() == Some(namespace)
-    });
-    match found {
-        Some(cm) => as_files(
-            "configmap",
-            name,
-            cm.data
-                .iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.as_bytes().to_vec())),
-            0o644,
-        ),
-        None if optional == Some(true) => Ok(Vec::new()),
-        None => Err(format!("volume {volume}: configmap {name:?} not found")),
-    }
+/// A key and its bytes.
+type Entry = (String, Vec<u8>);
+
+/// A ConfigMap or Secret a volume reads, by name.
+#[derive(Debug, Clone, Copy)]
+enum Origin<'a> {
+    ConfigMap(&'a str),
+    Secret(&'a str),
 }
 
-/// The files of Secret `name`: readable by the container's group only
-/// (root-owned, 0440); its values never reach a message.
-fn secret_files(
+/// The files of `origin` in `namespace` (none when it is missing and
+/// `optional`): a ConfigMap's keys 0644; a Secret's readable by the
+/// container's group only (root-owned, 0440), its values never in a
+/// message.
+fn files_of(
     sources: &Sources,
     namespace: &str,
-    name: &str,
+    origin: Origin<'_>,
     optional: Option<bool>,
     volume: &str,
 ) -> Result<Vec<SourceFile>, String> {
-    match crate::runtime::secrets::find(&sources.1, namespace, name) {
-        Some(found) => as_files(
+    let (what, name, mode, entries): (_, _, _, Option<Vec<Entry>>) = match origin {
+        Origin::ConfigMap(name) => (
+            "configmap",
+            name,
+            0o644,
+            sources
+                .0
+                .iter()
+                .find(|c| {
+                    c.metadata.name.as_deref() == Some(name)
+                        && c.metadata.namespace.as_deref() == Some(namespace)
+                })
+                .map(|cm| {
+                    cm.data
+                        .iter()
+                        .flatten()
+                        .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+                        .collect()
+                }),
+        ),
+        Origin::Secret(name) => (
             "secret",
             name,
-            crate::runtime::secrets::secret_data(found).into_iter(),
             0o440,
+            crate::runtime::secrets::find(&sources.1, namespace, name).map(|found| {
+                crate::runtime::secrets::secret_data(found)
+                    .into_iter()
+                    .collect()
+            }),
         ),
+    };
+    match entries {
+        Some(entries) => as_files(what, name, entries.into_iter(), mode),
         None if optional == Some(true) => Ok(Vec::new()),
-        None => Err(format!("volume {volume}: secret {name:?} not found")),
+        None => Err(format!("volume {volume}: {what} {name:?} not found")),
     }
 }
 
@@ -131,11 +141,23 @@ fn source_files(
 ) -> Result<Vec<SourceFile>, String> {
     let name = volume.name.as_str();
     if let Some(cm) = &volume.config_map {
-        return config_map_files(sources, namespace, &cm.name, cm.optional, name);
+        return files_of(
+            sources,
+            namespace,
+            Origin::ConfigMap(&cm.name),
+            cm.optional,
+            name,
+        );
     }
     if let Some(sv) = &volume.secret {
         let secret = sv.secret_name.as_deref().unwrap_or_default();
-        return secret_files(sources, namespace, secret, sv.optional, name);
+        return files_of(
+            sources,
+            namespace,
+            Origin::Secret(secret),
+            sv.optional,
+            name,
+        );
     }
     let mut files = Vec::new();
     for source in volume
@@ -144,18 +166,18 @@ fn source_files(
         .flat_map(|p| p.sources.iter().flatten())
     {
         if let Some(cm) = &source.config_map {
-            files.extend(config_map_files(
+            files.extend(files_of(
                 sources,
                 namespace,
-                &cm.name,
+                Origin::ConfigMap(&cm.name),
                 cm.optional,
                 name,
             )?);
         } else if let Some(sp) = &source.secret {
-            files.extend(secret_files(
+            files.extend(files_of(
                 sources,
                 namespace,
-                &sp.name,
+                Origin::Secret(&sp.name),
                 sp.optional,
                 name,
             )?);
