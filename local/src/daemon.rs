@@ -1,9 +1,12 @@
 //! `osm local daemon` (started by `osm local up`, not by hand): runs the
 //! controller and the injector as child processes (restarted if they
 //! exit), sets up the host network, runs the runtime's passes, and on
-//! SIGTERM stops every pod and removes what it set up.
+//! SIGTERM stops every pod and removes what it set up. On SIGUSR2 (`osm
+//! local restart`) it leaves the pods running; a daemon that starts adopts
+//! the pods an earlier one left (after SIGUSR2 or a crash).
 
 use std::{
+    collections::BTreeSet,
     path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
@@ -18,7 +21,11 @@ use super::{
     admission::Injector,
     apiserver::ApiServer,
     http,
-    runtime::{Runtime, net, pod::Shared},
+    runtime::{
+        Runtime, net,
+        pod::{Shared, process::Record},
+        takeover,
+    },
     state::{INJECTOR_SERVER_NAME, Instance, OSM_NAMESPACE, StateDir},
     store::Store,
 };
@@ -261,11 +268,15 @@ async fn control_plane_ready(
 }
 
 /// Kills what an earlier daemon left running (after a crash): container
-/// processes and control-plane children by their pid files.
-pub fn kill_leftovers(state: &StateDir) {
+/// processes and control-plane children by their pid files, except the
+/// processes of pods in `keep` (directories of pods a new daemon adopts).
+pub fn kill_leftovers(state: &StateDir, keep: &BTreeSet<PathBuf>) {
     let mut pid_files = Vec::new();
     let mut stack = vec![state.pods(), state.run()];
     while let Some(dir) = stack.pop() {
+        if keep.contains(&dir) {
+            continue;
+        }
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let path = entry.path();
             if path.is_dir() {
@@ -278,11 +289,14 @@ pub fn kill_leftovers(state: &StateDir) {
         }
     }
     for file in pid_files {
-        if let Some(pid) = std::fs::read_to_string(&file)
-            .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok())
-            .filter(|p| *p > 1)
-        {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        // A container's record carries its start time: a pid reused since
+        // by another process is left alone.
+        let pid = match Record::parse(&text) {
+            Some(record) => record.alive().then_some(record.pid),
+            None => text.trim().parse::<i32>().ok().filter(|p| *p > 1),
+        };
+        if let Some(pid) = pid {
             // Container processes lead their own process group.
             let group = nix::unistd::Pid::from_raw(pid);
             let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
@@ -292,15 +306,46 @@ pub fn kill_leftovers(state: &StateDir) {
     }
 }
 
+/// How the daemon ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// SIGTERM or SIGINT: every pod stopped, the host cleaned.
+    Everything,
+    /// SIGUSR2 (`osm local restart`): the control plane stops, pods keep
+    /// running for the next daemon to adopt.
+    KeepPods,
+}
+
+/// Waits for the signal that ends the daemon.
+async fn ending() -> Ending {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::user_defined2()) {
+        Ok(mut usr2) => tokio::select! {
+            () = osm_serve::shutdown_signal() => Ending::Everything,
+            _ = usr2.recv() => Ending::KeepPods,
+        },
+        Err(_) => {
+            osm_serve::shutdown_signal().await;
+            Ending::Everything
+        }
+    }
+}
+
 pub async fn run(state: StateDir) -> anyhow::Result<()> {
     let instance = state.require_instance()?;
     let bin = bin_dir()?;
     let _ = std::fs::remove_file(state.ready_marker());
-    kill_leftovers(&state);
-    for netns in net::list_netns(&instance) {
-        net::delete_netns(&netns).await?;
-    }
     let store = Store::new(state.api(), state.api_lock());
+    // Pods an earlier daemon left running are kept (a crash or an
+    // upgrade restarts the daemon, not the pods); what else it left goes.
+    let kept = takeover::find(&state, &instance, &store.list()?);
+    kill_leftovers(&state, &kept.dirs);
+    takeover::clear_others(&state, &kept);
+    for netns in net::list_netns(&instance) {
+        if !kept.netns.contains(&netns) {
+            net::delete_netns(&netns).await?;
+        }
+    }
     let trust = std::fs::read(state.injector_ca()).context("the injector's CA")?;
     let api = ApiServer {
         store,
@@ -314,7 +359,21 @@ pub async fn run(state: StateDir) -> anyhow::Result<()> {
         bin_dir: bin.clone(),
     });
     let mut runtime = Runtime::new(shared, api);
-    net::setup_host(&instance, &state, &runtime.empty_rules()).await?;
+    // Kept pods' Services keep working: their rules stay until the first
+    // pass rewrites them.
+    let rules = if kept.is_empty() {
+        runtime.empty_rules()
+    } else {
+        String::new()
+    };
+    net::setup_host(&instance, &state, &rules).await?;
+    if !kept.is_empty() {
+        tracing::info!(
+            pods = kept.len(),
+            "keeping the pods the earlier daemon left running"
+        );
+        runtime.adopt(kept);
+    }
 
     let stop = CancellationToken::new();
     let with_prometheus = addons::load(&state)?.contains(&Addon::Prometheus);
@@ -335,8 +394,9 @@ pub async fn run(state: StateDir) -> anyhow::Result<()> {
     let signal = tokio::spawn({
         let stop = stop.clone();
         async move {
-            osm_serve::shutdown_signal().await;
+            let how = ending().await;
             stop.cancel();
+            how
         }
     });
 
@@ -358,16 +418,25 @@ pub async fn run(state: StateDir) -> anyhow::Result<()> {
             }
         }
     }
-    tracing::info!("stopping");
     let _ = std::fs::remove_file(state.ready_marker());
-    runtime.stop_all().await;
+    let how = if signal.is_finished() {
+        signal.await.unwrap_or(Ending::Everything)
+    } else {
+        signal.abort();
+        Ending::Everything
+    };
+    tracing::info!(?how, "stopping");
+    if how == Ending::Everything {
+        runtime.stop_all().await;
+    }
     stop.cancel();
     for child in children {
         let _ = child.await;
     }
-    signal.abort();
-    for problem in net::teardown_host(&instance, &state).await {
-        tracing::warn!(%problem, "teardown");
+    if how == Ending::Everything {
+        for problem in net::teardown_host(&instance, &state).await {
+            tracing::warn!(%problem, "teardown");
+        }
     }
     Ok(())
 }

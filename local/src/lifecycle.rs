@@ -77,10 +77,16 @@ fn preflight(bin: &Path) -> anyhow::Result<()> {
             missing.join(" ")
         );
     }
-    let absent: Vec<&str> = ["osm-controller", "osm-injector", "osm-proxy", "osm-init"]
-        .into_iter()
-        .filter(|b| !bin.join(b).is_file())
-        .collect();
+    let absent: Vec<&str> = [
+        "osm-controller",
+        "osm-injector",
+        "osm-proxy",
+        "osm-init",
+        "osm-shim",
+    ]
+    .into_iter()
+    .filter(|b| !bin.join(b).is_file())
+    .collect();
     if !absent.is_empty() {
         anyhow::bail!(
             "{} not found beside osm in {}: build them with `cargo build --release` (or --workspace)",
@@ -308,7 +314,7 @@ pub async fn down(state: &StateDir) -> anyhow::Result<()> {
         }
     }
     // Whatever a crashed daemon left behind.
-    kill_leftovers(state);
+    kill_leftovers(state, &std::collections::BTreeSet::new());
     let problems = net::teardown_host(&instance, state).await;
     let prefix = instance.netns_prefix();
     for entry in std::fs::read_dir("/etc/netns")
@@ -331,6 +337,34 @@ pub async fn down(state: &StateDir) -> anyhow::Result<()> {
         state.root.display()
     );
     Ok(())
+}
+
+/// `osm local restart`: the running daemon exits leaving its pods running,
+/// and a new one (this binary: an upgraded `osm` takes over) adopts them.
+pub async fn restart(state: &StateDir) -> anyhow::Result<()> {
+    let Some(pid) = daemon_pid(state) else {
+        anyhow::bail!(
+            "local mode is not running in {}: start it with `osm local up`",
+            state.root.display()
+        );
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGUSR2,
+    )
+    .with_context(|| format!("cannot signal the local daemon (pid {pid})"))?;
+    let began = Instant::now();
+    while daemon_pid(state).is_some() {
+        if began.elapsed() > Duration::from_secs(60) {
+            anyhow::bail!(
+                "the local daemon (pid {pid}) did not stop within a minute; see {}",
+                state.logs().join("daemon.log").display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("the local daemon (pid {pid}) stopped; its pods keep running");
+    up(state, None, Vec::new()).await
 }
 
 /// `osm local status`: true when everything is up.

@@ -19,6 +19,7 @@ const BINARIES: &[&str] = &[
     "osm-injector",
     "osm-proxy",
     "osm-init",
+    "osm-shim",
     "bookbuyer",
     "bookthief",
     "bookstore",
@@ -287,7 +288,7 @@ impl LocalMesh {
                 } else if path.extension().is_some_and(|e| e == "pid")
                     && let Some(pid) = std::fs::read_to_string(&path)
                         .ok()
-                        .and_then(|t| t.trim().parse().ok())
+                        .and_then(|t| t.split_whitespace().next()?.parse().ok())
                 {
                     out.push(pid);
                 }

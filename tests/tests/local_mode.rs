@@ -13,6 +13,9 @@ use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
+#[path = "local_mode/adoption.rs"]
+mod adoption;
+
 fn n(v: &Value, pointer: &str) -> u64 {
     v.pointer(pointer).and_then(Value::as_u64).unwrap_or(0)
 }
@@ -700,6 +703,8 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
             .any(|l| l.starts_with("ledger") && l.contains("2/2"))
             .then_some(())
     });
+
+    adoption::daemon_restarts_keep_pods(&mesh, || n(&demo.buyer(), "/ok"));
 
     // Down: nothing of the run is left.
     let pids = mesh.container_pids();

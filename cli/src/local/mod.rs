@@ -36,6 +36,12 @@ pub enum LocalCommand {
     /// Stop everything and remove every network namespace, iptables rule,
     /// process and file local mode created.
     Down,
+    /// Restart the local daemon (say after upgrading osm: the new binary
+    /// takes over) without restarting pods: their processes, addresses and
+    /// volumes stay, the new daemon adopts them. The controller and
+    /// injector restart. A daemon that crashed adopts its pods the same
+    /// way at the next `up`.
+    Restart,
     /// Report whether the daemon, controller and injector are up, and how
     /// many pods are ready. Exits 1 when something is not.
     Status,
@@ -256,6 +262,10 @@ pub async fn run(local: Local) -> anyhow::Result<i32> {
         }
         LocalCommand::Down => {
             lifecycle::down(&state).await?;
+            Ok(0)
+        }
+        LocalCommand::Restart => {
+            lifecycle::restart(&state).await?;
             Ok(0)
         }
         LocalCommand::Status => Ok(if lifecycle::status(&state).await? {

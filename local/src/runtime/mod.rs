@@ -16,6 +16,7 @@ pub mod secrets;
 pub mod services;
 mod statefulsets;
 pub mod status;
+pub mod takeover;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -36,6 +37,23 @@ use super::{
     apiserver::ApiServer,
     store::{Key, Stored},
 };
+
+/// The cluster's ConfigMaps and Secrets.
+fn sources_of(objects: &[Stored]) -> pod::Sources {
+    let of_kind = |kind: &'static str| {
+        objects
+            .iter()
+            .filter(move |s| s.key.kind == kind)
+            .map(|s| s.value.clone())
+    };
+    let config_maps: Vec<ConfigMap> = of_kind("ConfigMap")
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect();
+    let secrets: Vec<Secret> = of_kind("Secret")
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect();
+    Arc::new((config_maps, secrets))
+}
 
 /// The runtime's state between passes.
 pub struct Runtime {
@@ -120,22 +138,12 @@ impl Runtime {
             .filter(|s| s.key.kind == "Service")
             .filter_map(|s| serde_json::from_value(s.value.clone()).ok())
             .collect();
-        let config_maps: Vec<ConfigMap> = objects
-            .iter()
-            .filter(|s| s.key.kind == "ConfigMap")
-            .filter_map(|s| serde_json::from_value(s.value.clone()).ok())
-            .collect();
-        let secrets: Vec<Secret> = objects
-            .iter()
-            .filter(|s| s.key.kind == "Secret")
-            .filter_map(|s| serde_json::from_value(s.value.clone()).ok())
-            .collect();
-
         // A new value only when a ConfigMap or Secret changed: pods compare
         // by pointer.
+        let fresh = sources_of(&objects);
         let sources: pod::Sources = match &self.sources {
-            Some(held) if held.0 == config_maps && held.1 == secrets => held.clone(),
-            _ => Arc::new((config_maps, secrets)),
+            Some(held) if **held == *fresh => held.clone(),
+            _ => fresh,
         };
         self.sources = Some(sources.clone());
         for handle in self.pods.values() {

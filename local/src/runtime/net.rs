@@ -76,7 +76,7 @@ fn jumps(instance: &Instance) -> [(&'static str, &'static str, String); 5] {
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
 
 /// Bridge, forwarding, and the jumps to the instance's chains (which
-/// `rules` fills). Safe to run again.
+/// `rules` fills; empty: left as they are). Safe to run again.
 pub async fn setup_host(instance: &Instance, state: &StateDir, rules: &str) -> anyhow::Result<()> {
     let bridge = instance.bridge();
     if run("ip", &["link", "show", &bridge]).await.is_err() {
@@ -93,7 +93,10 @@ pub async fn setup_host(instance: &Instance, state: &StateDir, rules: &str) -> a
     }
     std::fs::write(IP_FORWARD, "1").context("cannot enable IPv4 forwarding")?;
 
-    iptables_restore(rules).await?;
+    // No rules: the chains an earlier daemon filled stay as they are.
+    if !rules.is_empty() {
+        iptables_restore(rules).await?;
+    }
     for (table, builtin, chain) in jumps(instance) {
         let check = run("iptables", &["-t", table, "-C", builtin, "-j", &chain]).await;
         if check.is_err() {

@@ -103,6 +103,80 @@ fn state_json(state: &State) -> Value {
     }
 }
 
+/// A state as `state_json` wrote it (a daemon reading back what an
+/// earlier one wrote).
+fn state_from_json(value: &Value) -> Option<State> {
+    let text = |v: &Value, field: &str| {
+        v.get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    if let Some(w) = value.get("waiting") {
+        return Some(State::Waiting {
+            reason: text(w, "reason"),
+            message: text(w, "message"),
+        });
+    }
+    if let Some(r) = value.get("running") {
+        return Some(State::Running {
+            since: text(r, "startedAt"),
+        });
+    }
+    let t = value.get("terminated")?;
+    Some(State::Terminated {
+        exit_code: i32::try_from(t.get("exitCode")?.as_i64()?).ok()?,
+        reason: text(t, "reason"),
+    })
+}
+
+impl PodStatus {
+    /// `base` (the spec's containers, as a new pod starts) with what a
+    /// stored status says of the pod and of each container by name: how
+    /// an earlier daemon left a pod that a new one adopts. Events are not
+    /// read back.
+    pub fn restored(mut self, stored: &Value) -> Self {
+        let text = |field: &str| stored.get(field).and_then(Value::as_str);
+        if let Some(phase) = text("phase") {
+            self.phase = phase.into();
+        }
+        self.message = text("message").map(str::to_string);
+        if let Some(start) = text("startTime") {
+            self.started_at = start.into();
+        }
+        self.pod_ip = text("podIP").and_then(|ip| ip.parse().ok());
+        for (list, field) in [
+            (&mut self.init, "initContainerStatuses"),
+            (&mut self.containers, "containerStatuses"),
+        ] {
+            for value in stored
+                .get(field)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let name = value.get("name").and_then(Value::as_str);
+                let Some(c) = list.iter_mut().find(|c| Some(c.name.as_str()) == name) else {
+                    continue;
+                };
+                let flag = |f: &str| value.get(f).and_then(Value::as_bool).unwrap_or(false);
+                c.ready = flag("ready");
+                c.started = flag("started");
+                c.restarts = value
+                    .get("restartCount")
+                    .and_then(Value::as_u64)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(0);
+                if let Some(state) = value.get("state").and_then(state_from_json) {
+                    c.state = state;
+                }
+                c.last_state = value.get("lastState").and_then(state_from_json);
+            }
+        }
+        self
+    }
+}
+
 fn container_json(c: &ContainerStatus) -> Value {
     let mut value = json!({
         "name": c.name,
@@ -239,6 +313,51 @@ mod tests {
             sidecar,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_written_status_reads_back_as_it_was_but_for_events() {
+        let running = State::Running { since: "t1".into() };
+        let mut written = PodStatus {
+            phase: "Running".into(),
+            message: Some("why".into()),
+            pod_ip: Some("10.213.0.9".parse().unwrap()),
+            started_at: "t0".into(),
+            init: vec![
+                c(
+                    "osm-init",
+                    State::Terminated {
+                        exit_code: 0,
+                        reason: "Completed".into(),
+                    },
+                    false,
+                    false,
+                ),
+                c("osm-proxy", running.clone(), true, true),
+            ],
+            containers: vec![c("app", running, true, false)],
+            ..Default::default()
+        };
+        written.containers[0].restarts = 2;
+        written.containers[0].last_state = Some(State::Terminated {
+            exit_code: 137,
+            reason: "Error".into(),
+        });
+        let base = PodStatus {
+            init: vec![
+                c("osm-init", State::default(), false, false),
+                c("osm-proxy", State::default(), false, true),
+            ],
+            containers: vec![c("app", State::default(), false, false)],
+            ..Default::default()
+        };
+        let json = written.to_json("10.213.0.1".parse().unwrap());
+        assert_eq!(base.clone().restored(&json), written);
+        // A container the stored status does not name stays as the spec
+        // starts it; a name the spec lacks is ignored.
+        let mut partial = json.clone();
+        partial["containerStatuses"][0]["name"] = json!("gone");
+        assert_eq!(base.clone().restored(&partial).containers, base.containers);
     }
 
     #[test]

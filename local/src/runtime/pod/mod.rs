@@ -18,19 +18,24 @@ use osm_controller::token::LocalTokens;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+pub mod adopt;
 mod probing;
+pub mod process;
+mod run;
 mod safe_files;
 mod supervise;
 mod volumes;
 
-pub use supervise::{exit_code, pid_file};
+pub use crate::shim::exit_code;
+pub use process::pid_file;
 
 use self::{
+    adopt::{Adoption, PodRecord, Takeover},
+    run::{PodRun, Slot},
     supervise::{run_to_completion, supervise},
     volumes::{materialize_volumes, refresh_volumes, write_tokens},
 };
 use super::{
-    launch::{Launch, PodContext, launch},
     net,
     status::{ContainerStatus, PodStatus, State},
 };
@@ -89,113 +94,6 @@ impl PodHandle {
     }
 }
 
-/// Where in the status a container is.
-#[derive(Debug, Clone, Copy)]
-enum Slot {
-    Init(usize),
-    App(usize),
-}
-
-struct PodRun {
-    shared: Arc<Shared>,
-    pod: Pod,
-    ip: Ipv4Addr,
-    netns: String,
-    dir: PathBuf,
-    volumes: Mutex<BTreeMap<String, PathBuf>>,
-    sources: Mutex<Sources>,
-    /// What each configMap/secret volume holds, to follow changes.
-    written: Mutex<BTreeMap<String, volumes::Written>>,
-    status: Arc<Mutex<PodStatus>>,
-}
-
-impl PodRun {
-    fn sources(&self) -> Sources {
-        self.sources
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_else(|e| e.into_inner().clone())
-    }
-
-    fn update(&self, slot: Slot, f: impl FnOnce(&mut ContainerStatus)) {
-        if let Ok(mut s) = self.status.lock() {
-            let c = match slot {
-                Slot::Init(i) => s.init.get_mut(i),
-                Slot::App(i) => s.containers.get_mut(i),
-            };
-            if let Some(c) = c {
-                f(c);
-            }
-        }
-    }
-
-    /// Records an event about the pod (kubectl's Events).
-    fn event(&self, warning: bool, reason: &str, message: &str) {
-        if let Ok(mut s) = self.status.lock() {
-            s.events.record(warning, reason, message, &now_rfc3339());
-        }
-    }
-
-    fn set_phase(&self, phase: &str, message: Option<String>) {
-        if let Ok(mut s) = self.status.lock() {
-            s.phase = phase.into();
-            s.message = message;
-        }
-    }
-
-    fn launch(&self, container: &Container) -> Result<Launch, String> {
-        let volumes = self.volumes.lock().map(|v| v.clone()).unwrap_or_default();
-        // Read at each start, as the kubelet resolves env at each start.
-        let sources = self.sources();
-        launch(
-            container,
-            &PodContext {
-                pod: &self.pod,
-                netns: &self.netns,
-                pod_ip: self.ip,
-                host_ip: self.shared.instance.gateway(),
-                volumes: &volumes,
-                config_maps: &sources.0,
-                secrets: &sources.1,
-                bin_dir: &self.shared.bin_dir,
-            },
-        )
-    }
-
-    /// The container's process, or None with the reason in its status
-    /// (it cannot start until the pod changes).
-    fn launch_or_report(&self, slot: Slot, container: &Container) -> Option<Launch> {
-        match self.launch(container) {
-            Ok(l) => Some(l),
-            Err(message) => {
-                self.event(
-                    true,
-                    "Failed",
-                    &format!("Error: {message} (container {})", container.name),
-                );
-                self.update(slot, |c| {
-                    c.state = State::Waiting {
-                        reason: "CreateContainerConfigError".into(),
-                        message,
-                    }
-                });
-                None
-            }
-        }
-    }
-
-    fn grace(&self) -> Duration {
-        let asked = self
-            .pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.termination_grace_period_seconds)
-            .unwrap_or(30);
-        // Local mode is for trying things: never wait long on shutdown.
-        Duration::from_secs(u64::try_from(asked).unwrap_or(0).min(10))
-    }
-}
-
 fn statuses(containers: &[Container], sidecars: bool) -> Vec<ContainerStatus> {
     containers
         .iter()
@@ -208,6 +106,15 @@ fn statuses(containers: &[Container], sidecars: bool) -> Vec<ContainerStatus> {
         .collect()
 }
 
+/// How a pod's run begins.
+enum Begin {
+    /// A new pod: network, volumes, init containers, apps; `hosts` is its
+    /// first hosts file.
+    Fresh { hosts: String },
+    /// A pod an earlier daemon started.
+    Adopted(Takeover),
+}
+
 /// Starts a pod; `hosts` is its first hosts file.
 pub fn start(
     shared: Arc<Shared>,
@@ -216,18 +123,48 @@ pub fn start(
     hosts: String,
     sources: Sources,
 ) -> PodHandle {
+    let status = new_status(&pod);
+    begin(shared, pod, ip, status, Begin::Fresh { hosts }, sources)
+}
+
+/// Keeps a pod an earlier daemon started, from the status it wrote.
+pub fn adopt(shared: Arc<Shared>, pod: Pod, adoption: Adoption, sources: Sources) -> PodHandle {
+    let status = new_status(&pod).restored(&adoption.status);
+    let ip = adoption.ip;
+    begin(
+        shared,
+        pod,
+        ip,
+        status,
+        Begin::Adopted(adoption.takeover),
+        sources,
+    )
+}
+
+fn new_status(pod: &Pod) -> PodStatus {
     let spec = pod.spec.clone().unwrap_or_default();
-    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let netns = shared.instance.netns(&namespace, &name);
-    let status = Arc::new(Mutex::new(PodStatus {
+    PodStatus {
         phase: "Pending".into(),
         started_at: now_rfc3339(),
         init: statuses(spec.init_containers.as_deref().unwrap_or_default(), true),
         containers: statuses(&spec.containers, false),
         ..Default::default()
-    }));
+    }
+}
+
+fn begin(
+    shared: Arc<Shared>,
+    pod: Pod,
+    ip: Ipv4Addr,
+    status: PodStatus,
+    how: Begin,
+    sources: Sources,
+) -> PodHandle {
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let netns = shared.instance.netns(&namespace, &name);
+    let status = Arc::new(Mutex::new(status));
     let cancel = CancellationToken::new();
     let run = Arc::new(PodRun {
         dir: shared.state.pod_dir(&namespace, &name),
@@ -241,7 +178,7 @@ pub fn start(
         status: status.clone(),
     });
     let (sources, updates) = watch::channel(sources);
-    let task = tokio::spawn(run_pod(run, hosts, updates, cancel.clone()));
+    let task = tokio::spawn(run_pod(run, how, updates, cancel.clone()));
     PodHandle {
         uid,
         ip,
@@ -255,7 +192,7 @@ pub fn start(
 
 async fn run_pod(
     run: Arc<PodRun>,
-    hosts: String,
+    how: Begin,
     updates: watch::Receiver<Sources>,
     cancel: CancellationToken,
 ) {
@@ -264,7 +201,7 @@ async fn run_pod(
         run.pod.metadata.namespace.as_deref().unwrap_or_default(),
         run.pod.metadata.name.as_deref().unwrap_or_default()
     );
-    if let Err(e) = run_pod_inner(&run, hosts, updates, &cancel).await {
+    if let Err(e) = run_pod_inner(&run, how, updates, &cancel).await {
         tracing::warn!(pod = %key, error = %format!("{e:#}"), "pod failed");
         run.set_phase("Failed", Some(format!("{e:#}")));
         cancel.cancelled().await;
@@ -278,19 +215,39 @@ async fn run_pod(
 
 async fn run_pod_inner(
     run: &Arc<PodRun>,
-    hosts: String,
+    how: Begin,
     mut updates: watch::Receiver<Sources>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<()> {
     let instance = &run.shared.instance;
     let uid = run.pod.metadata.uid.clone().unwrap_or_default();
-    let veth = instance.host_veth(&uid);
-    net::create_pod_network(instance, &run.netns, &veth, run.ip).await?;
-    net::write_hosts(&run.netns, &hosts)?;
+    // Network namespace, veth and hosts file of an adopted pod are the
+    // earlier daemon's, in use: left as they are.
+    let mut adopted = match how {
+        Begin::Fresh { hosts } => {
+            let veth = instance.host_veth(&uid);
+            net::create_pod_network(instance, &run.netns, &veth, run.ip).await?;
+            net::write_hosts(&run.netns, &hosts)?;
+            None
+        }
+        Begin::Adopted(takeover) => Some(takeover),
+    };
     if let Ok(mut s) = run.status.lock() {
         s.pod_ip = Some(run.ip);
     }
     std::fs::create_dir_all(run.dir.join("logs"))?;
+    adopt::write_record(&run.dir, &PodRecord { uid, ip: run.ip })?;
+    if adopted == Some(Takeover::Finished) {
+        // A finished pod keeps its status and runs nothing.
+        cancel.cancelled().await;
+        return Ok(());
+    }
+    let mut processes = match adopted.take() {
+        Some(Takeover::Running { processes }) => Some(processes),
+        _ => None,
+    };
+    let adopting = processes.is_some();
+    let mut kept = |name: &str| processes.as_mut().and_then(|p| p.remove(name));
     let tokens = materialize_volumes(run).map_err(anyhow::Error::msg)?;
     if let Ok(mut v) = run.volumes.lock() {
         *v = tokens.volumes;
@@ -310,6 +267,7 @@ async fn run_pod_inner(
                 Slot::Init(i),
                 container.clone(),
                 "Always".into(),
+                kept(&container.name),
                 child.clone(),
             ));
             sidecars.push((child, task));
@@ -331,6 +289,8 @@ async fn run_pod_inner(
                     () = tokio::time::sleep(Duration::from_millis(100)) => {}
                 }
             }
+        } else if adopting {
+            // An adopted pod's init containers have run.
         } else if !run_to_completion(run, i, container, &restart, cancel).await {
             stop_all(sidecars).await;
             return Ok(());
@@ -344,6 +304,7 @@ async fn run_pod_inner(
             Slot::App(i),
             container.clone(),
             restart.clone(),
+            kept(&container.name),
             child.clone(),
         ));
         apps.push((child, task));

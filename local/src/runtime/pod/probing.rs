@@ -10,10 +10,17 @@ use super::{PodRun, Slot};
 use crate::runtime::probes;
 
 /// Startup, then readiness and liveness probes; returns only when the
-/// container must be restarted (a failed startup or liveness probe).
-pub(super) async fn probe_loop(run: &PodRun, slot: Slot, container: &Container) -> String {
+/// container must be restarted (a failed startup or liveness probe). An
+/// adopted container (started before the daemon restarted) has passed its
+/// startup probe and initial delays already.
+pub(super) async fn probe_loop(
+    run: &PodRun,
+    slot: Slot,
+    container: &Container,
+    adopted: bool,
+) -> String {
     let ip = run.ip;
-    if let Some(startup) = &container.startup_probe {
+    if let Some(startup) = container.startup_probe.as_ref().filter(|_| !adopted) {
         let t = probes::timing(startup);
         tokio::time::sleep(t.initial_delay).await;
         let mut failures = 0;
@@ -41,8 +48,15 @@ pub(super) async fn probe_loop(run: &PodRun, slot: Slot, container: &Container) 
         return std::future::pending().await;
     }
     let started = Instant::now();
-    let mut next_readiness = readiness.map(|p| probes::timing(p).initial_delay);
-    let mut next_liveness = liveness.map(|p| probes::timing(p).initial_delay);
+    let delay = |p| {
+        if adopted {
+            Duration::ZERO
+        } else {
+            probes::timing(p).initial_delay
+        }
+    };
+    let mut next_readiness = readiness.map(delay);
+    let mut next_liveness = liveness.map(delay);
     let (mut ok_streak, mut fail_streak, mut live_fails) = (0u32, 0u32, 0u32);
     loop {
         let due = [next_readiness, next_liveness]

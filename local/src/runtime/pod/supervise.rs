@@ -3,20 +3,19 @@
 //! with Kubernetes' crash back-off. Init containers run to completion.
 
 use std::{
-    path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use k8s_openapi::api::core::v1::Container;
-use nix::{sys::signal::Signal, unistd::Pid};
 use tokio_util::sync::CancellationToken;
 
-use super::{PodRun, Slot, probing::probe_loop};
-use crate::{
-    apiserver::now_rfc3339,
-    runtime::{launch::Launch, status::State},
+use super::{
+    PodRun, Slot,
+    probing::probe_loop,
+    process::{Record, Running, exit_file, pid_file, spawn},
 };
+use crate::{apiserver::now_rfc3339, runtime::status::State};
 
 /// Runs an init container until it succeeds; false when the pod stops
 /// (or gives up, with restartPolicy Never) first.
@@ -34,8 +33,9 @@ pub(super) async fn run_to_completion(
             cancel.cancelled().await;
             return false;
         };
-        let exit = match spawn(&launch, &run.dir, &container.name) {
-            Ok(mut child) => {
+        let exit_file = exit_file(&run.dir, &container.name);
+        let exit = match spawn(&launch, &run.shared.bin_dir, &run.dir, &container.name) {
+            Ok(mut process) => {
                 run.event(
                     false,
                     "Started",
@@ -47,9 +47,9 @@ pub(super) async fn run_to_completion(
                     }
                 });
                 tokio::select! {
-                    status = child.wait() => status.map(exit_code).unwrap_or(-1),
+                    code = process.wait(&exit_file) => code,
                     () = cancel.cancelled() => {
-                        stop_child(&mut child, run.grace()).await;
+                        process.stop(run.grace(), &exit_file).await;
                         return false;
                     }
                 }
@@ -111,47 +111,60 @@ pub(super) async fn run_to_completion(
     }
 }
 
-/// Keeps a long-running container up: start, probe, restart by policy.
+/// Keeps a long-running container up: start (or adopt the process an
+/// earlier daemon left running), probe, restart by policy.
 pub(super) async fn supervise(
     run: Arc<PodRun>,
     slot: Slot,
     container: Container,
     restart: String,
+    mut adopt: Option<Record>,
     cancel: CancellationToken,
 ) {
     let mut backoff = Backoff::default();
+    let exit_file = exit_file(&run.dir, &container.name);
     loop {
-        let Some(launch) = run.launch_or_report(slot, &container) else {
-            cancel.cancelled().await;
-            return;
-        };
         let began = Instant::now();
-        let exit = match spawn(&launch, &run.dir, &container.name) {
-            Ok(mut child) => {
-                run.event(
-                    false,
-                    "Started",
-                    &format!("Started container {}", container.name),
-                );
-                run.update(slot, |c| {
-                    c.state = State::Running {
-                        since: now_rfc3339(),
-                    };
-                    c.started = container.startup_probe.is_none();
-                    c.ready = false;
-                });
+        let started = match adopt.take() {
+            // Dead by now: its exit file says how it ended, below.
+            Some(record) => Ok((Running::Adopted(record), true)),
+            None => {
+                let Some(launch) = run.launch_or_report(slot, &container) else {
+                    cancel.cancelled().await;
+                    return;
+                };
+                spawn(&launch, &run.shared.bin_dir, &run.dir, &container.name)
+                    .map(|process| (process, false))
+            }
+        };
+        let exit = match started {
+            Ok((mut process, adopted)) => {
+                if !adopted {
+                    run.event(
+                        false,
+                        "Started",
+                        &format!("Started container {}", container.name),
+                    );
+                    run.update(slot, |c| {
+                        c.state = State::Running {
+                            since: now_rfc3339(),
+                        };
+                        c.started = container.startup_probe.is_none();
+                        c.ready = false;
+                    });
+                }
                 tokio::select! {
-                    status = child.wait() => status.map(exit_code).unwrap_or(-1),
-                    reason = probe_loop(&run, slot, &container) => {
+                    code = process.wait(&exit_file) => code,
+                    reason = probe_loop(&run, slot, &container, adopted) => {
                         tracing::info!(container = %container.name, %reason, "restarting");
                         run.event(false, "Killing", &format!(
                             "Container {} {reason}, will be restarted", container.name
                         ));
-                        stop_child(&mut child, run.grace()).await;
+                        process.stop(run.grace(), &exit_file).await;
                         137
                     }
                     () = cancel.cancelled() => {
-                        stop_child(&mut child, run.grace()).await;
+                        process.stop(run.grace(), &exit_file).await;
                         let _ = std::fs::remove_file(pid_file(&run.dir, &container.name));
                         run.update(slot, |c| {
                             c.ready = false;
@@ -231,59 +244,6 @@ impl Backoff {
         self.0 = (self.0 * 2).min(Duration::from_secs(30));
         wait
     }
-}
-
-/// A process's exit code; 128 + the signal when a signal ended it (as
-/// shells report it).
-pub fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt as _;
-    status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
-}
-
-pub fn pid_file(pod_dir: &Path, container: &str) -> PathBuf {
-    pod_dir.join(format!("{container}.pid"))
-}
-
-fn spawn(
-    launch: &Launch,
-    pod_dir: &Path,
-    container: &str,
-) -> std::io::Result<tokio::process::Child> {
-    let log_path = pod_dir.join("logs").join(format!("{container}.log"));
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)?;
-    let child = tokio::process::Command::new(&launch.program)
-        .args(&launch.args)
-        .env_clear()
-        .envs(launch.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&launch.cwd)
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        // Its own process group, so stopping it reaches what it forks.
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()?;
-    if let Some(pid) = child.id() {
-        std::fs::write(pid_file(pod_dir, container), pid.to_string())?;
-    }
-    Ok(child)
-}
-
-/// SIGTERM to the container's process group, SIGKILL after `grace`.
-async fn stop_child(child: &mut tokio::process::Child, grace: Duration) {
-    if let Some(pid) = child.id() {
-        let group = Pid::from_raw(pid as i32);
-        let _ = nix::sys::signal::killpg(group, Signal::SIGTERM);
-        if tokio::time::timeout(grace, child.wait()).await.is_err() {
-            let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
-        }
-    }
-    let _ = child.wait().await;
 }
 
 #[cfg(test)]

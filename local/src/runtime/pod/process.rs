@@ -1,0 +1,207 @@
+//! A container's process as the daemon holds it: started through
+//! `osm-shim` (so it survives the daemon), recorded in a pid file with
+//! its kernel start time (so a later daemon never mistakes a reused pid
+//! for it), waited for as a child or, once adopted by a new daemon, by
+//! watching /proc; stopped with SIGTERM then SIGKILL to its group.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use nix::{sys::signal::Signal, unistd::Pid};
+
+use crate::{
+    runtime::launch::Launch,
+    shim::{self, exit_code},
+};
+
+/// A process as recorded in its pid file: pid and start time (clock
+/// ticks after boot, /proc/PID/stat field 22).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    pub pid: i32,
+    pub start: u64,
+}
+
+impl Record {
+    /// `PID START` (a file of an older daemon holds only `PID`: never
+    /// adopted, since its start time cannot be checked).
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut words = text.split_whitespace();
+        let pid = words.next()?.parse().ok().filter(|p| *p > 1)?;
+        let start = words.next()?.parse().ok()?;
+        Some(Self { pid, start })
+    }
+
+    pub fn read(file: &Path) -> Option<Self> {
+        Self::parse(&std::fs::read_to_string(file).ok()?)
+    }
+
+    pub fn of(pid: i32) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (_, start) = stat_state_and_start(&stat)?;
+        Some(Self { pid, start })
+    }
+
+    /// The recorded process still runs (not exited, not a reused pid).
+    pub fn alive(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+            .ok()
+            .and_then(|s| stat_state_and_start(&s))
+            .is_some_and(|(state, start)| start == self.start && state != 'Z' && state != 'X')
+    }
+
+    fn text(&self) -> String {
+        format!("{} {}\n", self.pid, self.start)
+    }
+}
+
+/// A process's state letter and start time from /proc/PID/stat (pure).
+/// The command name (field 2) may hold spaces and parentheses: fields are
+/// counted after its last `)`.
+pub fn stat_state_and_start(stat: &str) -> Option<(char, u64)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    // Field 3 (state) is fields[0]; field 22 (starttime) is fields[19].
+    let start = fields.get(19)?.parse().ok()?;
+    Some((state, start))
+}
+
+pub fn pid_file(pod_dir: &Path, container: &str) -> PathBuf {
+    pod_dir.join(format!("{container}.pid"))
+}
+
+pub fn exit_file(pod_dir: &Path, container: &str) -> PathBuf {
+    pod_dir.join(format!("{container}.exit"))
+}
+
+/// A container's running process.
+pub(super) enum Running {
+    /// Started by this daemon: its shim is our child.
+    Child(tokio::process::Child),
+    /// Started by an earlier daemon and still running.
+    Adopted(Record),
+}
+
+/// The shim's binary, beside the mesh's others.
+pub const SHIM: &str = "osm-shim";
+
+/// How often an adopted process is checked for its end.
+const ADOPTED_POLL: Duration = Duration::from_millis(100);
+
+impl Running {
+    fn group(&self) -> Option<Pid> {
+        match self {
+            Self::Child(child) => child.id().map(|p| Pid::from_raw(p as i32)),
+            Self::Adopted(record) => Some(Pid::from_raw(record.pid)),
+        }
+    }
+
+    /// Waits for the end; the container's exit code, as its shim
+    /// recorded it (137 when the shim was killed with it).
+    pub async fn wait(&mut self, exit_file: &Path) -> i32 {
+        let status = match self {
+            Self::Child(child) => child.wait().await.map(exit_code).unwrap_or(-1),
+            Self::Adopted(record) => {
+                while record.alive() {
+                    tokio::time::sleep(ADOPTED_POLL).await;
+                }
+                128 + Signal::SIGKILL as i32
+            }
+        };
+        shim::read_exit(exit_file).unwrap_or(status)
+    }
+
+    /// SIGTERM to the container's process group, SIGKILL after `grace`.
+    pub async fn stop(&mut self, grace: Duration, exit_file: &Path) {
+        if let Some(group) = self.group() {
+            let _ = nix::sys::signal::killpg(group, Signal::SIGTERM);
+            if tokio::time::timeout(grace, self.wait(exit_file))
+                .await
+                .is_err()
+            {
+                let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
+            }
+        }
+        self.wait(exit_file).await;
+    }
+}
+
+/// Starts a container through its shim (`osm-shim` in `bin_dir`), logging
+/// to the pod's log directory and recording the shim in the container's
+/// pid file.
+pub(super) fn spawn(
+    launch: &Launch,
+    bin_dir: &Path,
+    pod_dir: &Path,
+    container: &str,
+) -> std::io::Result<Running> {
+    let log_path = pod_dir.join("logs").join(format!("{container}.log"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
+    let exit = exit_file(pod_dir, container);
+    let _ = std::fs::remove_file(&exit);
+    let child = tokio::process::Command::new(bin_dir.join(SHIM))
+        .arg(&exit)
+        .arg(&launch.program)
+        .args(&launch.args)
+        .env_clear()
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&launch.cwd)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group, so stopping it reaches what it forks.
+        // Not killed when the daemon goes: a new daemon adopts it.
+        .process_group(0)
+        .spawn()?;
+    if let Some(record) = child.id().and_then(|p| Record::of(p as i32)) {
+        std::fs::write(pid_file(pod_dir, container), record.text())?;
+    }
+    Ok(Running::Child(child))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_give_state_and_start_time_whatever_the_command_name() {
+        let tail = "S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 987654 20 21";
+        for name in ["sleep", "a b", "x) (y", ")"] {
+            let line = format!("42 ({name}) {tail}");
+            assert_eq!(stat_state_and_start(&line), Some(('S', 987_654)), "{line}");
+        }
+        assert_eq!(stat_state_and_start("42 (short) S 1 2"), None);
+        assert_eq!(stat_state_and_start("no parenthesis"), None);
+    }
+
+    #[test]
+    fn records_read_back_and_old_pid_files_are_never_adopted() {
+        let r = Record {
+            pid: 4242,
+            start: 99,
+        };
+        assert_eq!(Record::parse(&r.text()), Some(r));
+        assert_eq!(Record::parse("4242\n"), None);
+        assert_eq!(Record::parse("1 5"), None);
+        assert_eq!(Record::parse("x 5"), None);
+    }
+
+    #[test]
+    fn this_process_is_alive_and_a_changed_start_time_is_not() {
+        let me = Record::of(std::process::id() as i32).unwrap();
+        assert!(me.alive());
+        assert!(
+            !Record {
+                start: me.start + 1,
+                ..me
+            }
+            .alive()
+        );
+    }
+}

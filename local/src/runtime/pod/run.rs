@@ -1,0 +1,129 @@
+//! A pod's run as its tasks share it: the pod, its address and
+//! directory, its volumes and sources, and its status, which every
+//! container's task updates.
+
+use std::{
+    collections::BTreeMap,
+    net::Ipv4Addr,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+
+use super::{Shared, Sources, volumes};
+use crate::{
+    apiserver::now_rfc3339,
+    runtime::{
+        launch::{Launch, PodContext, launch},
+        status::{ContainerStatus, PodStatus, State},
+    },
+};
+
+/// Where in the status a container is.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Slot {
+    Init(usize),
+    App(usize),
+}
+
+pub(super) struct PodRun {
+    pub(super) shared: Arc<Shared>,
+    pub(super) pod: Pod,
+    pub(super) ip: Ipv4Addr,
+    pub(super) netns: String,
+    pub(super) dir: PathBuf,
+    pub(super) volumes: Mutex<BTreeMap<String, PathBuf>>,
+    pub(super) sources: Mutex<Sources>,
+    /// What each configMap/secret volume holds, to follow changes.
+    pub(super) written: Mutex<BTreeMap<String, volumes::Written>>,
+    pub(super) status: Arc<Mutex<PodStatus>>,
+}
+
+impl PodRun {
+    pub(super) fn sources(&self) -> Sources {
+        self.sources
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    pub(super) fn update(&self, slot: Slot, f: impl FnOnce(&mut ContainerStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            let c = match slot {
+                Slot::Init(i) => s.init.get_mut(i),
+                Slot::App(i) => s.containers.get_mut(i),
+            };
+            if let Some(c) = c {
+                f(c);
+            }
+        }
+    }
+
+    /// Records an event about the pod (kubectl's Events).
+    pub(super) fn event(&self, warning: bool, reason: &str, message: &str) {
+        if let Ok(mut s) = self.status.lock() {
+            s.events.record(warning, reason, message, &now_rfc3339());
+        }
+    }
+
+    pub(super) fn set_phase(&self, phase: &str, message: Option<String>) {
+        if let Ok(mut s) = self.status.lock() {
+            s.phase = phase.into();
+            s.message = message;
+        }
+    }
+
+    pub(super) fn launch(&self, container: &Container) -> Result<Launch, String> {
+        let volumes = self.volumes.lock().map(|v| v.clone()).unwrap_or_default();
+        // Read at each start, as the kubelet resolves env at each start.
+        let sources = self.sources();
+        launch(
+            container,
+            &PodContext {
+                pod: &self.pod,
+                netns: &self.netns,
+                pod_ip: self.ip,
+                host_ip: self.shared.instance.gateway(),
+                volumes: &volumes,
+                config_maps: &sources.0,
+                secrets: &sources.1,
+                bin_dir: &self.shared.bin_dir,
+            },
+        )
+    }
+
+    /// The container's process, or None with the reason in its status
+    /// (it cannot start until the pod changes).
+    pub(super) fn launch_or_report(&self, slot: Slot, container: &Container) -> Option<Launch> {
+        match self.launch(container) {
+            Ok(l) => Some(l),
+            Err(message) => {
+                self.event(
+                    true,
+                    "Failed",
+                    &format!("Error: {message} (container {})", container.name),
+                );
+                self.update(slot, |c| {
+                    c.state = State::Waiting {
+                        reason: "CreateContainerConfigError".into(),
+                        message,
+                    }
+                });
+                None
+            }
+        }
+    }
+
+    pub(super) fn grace(&self) -> Duration {
+        let asked = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30);
+        // Local mode is for trying things: never wait long on shutdown.
+        Duration::from_secs(u64::try_from(asked).unwrap_or(0).min(10))
+    }
+}
