@@ -35,6 +35,7 @@ pub mod pods;
 pub mod prometheus;
 pub mod route_status;
 pub mod runtime;
+pub mod sandbox;
 pub mod shim;
 pub mod state;
 pub mod store;

@@ -64,6 +64,7 @@ fn preflight(bin: &Path) -> anyhow::Result<()> {
         ("iptables-restore", "iptables"),
         ("iptables-save", "iptables"),
         ("setpriv", "util-linux"),
+        ("nsenter", "util-linux"),
     ]
     .into_iter()
     .filter(|(p, _)| !on_path(p))

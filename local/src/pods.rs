@@ -161,7 +161,7 @@ pub fn exec(
 ) -> anyhow::Result<i32> {
     let status = exec_command(state, instance, namespace, target, container, command)?
         .status()
-        .context("cannot run ip netns exec")?;
+        .context("cannot run nsenter (util-linux)")?;
     Ok(exit_code(status))
 }
 
@@ -174,8 +174,9 @@ fn of_kind<T: serde::de::DeserializeOwned>(objects: &[crate::store::Stored], kin
         .collect()
 }
 
-/// The process `exec` runs: `command` in the pod's network namespace, as
-/// its container would run (user, environment, volumes).
+/// The process `exec` runs: `command` inside the container (its
+/// namespaces, root and working directory, entered through the process
+/// its shim recorded), as its user and with its environment.
 pub fn exec_command(
     state: &StateDir,
     instance: &Instance,
@@ -222,15 +223,26 @@ pub fn exec_command(
             config_maps: &config_maps,
             secrets: &secrets,
             bin_dir: &bin,
+            hidden: std::slice::from_ref(&state.root),
         },
     )
     .map_err(anyhow::Error::msg)?;
-    let mut process = std::process::Command::new(&launch.program);
+    let pod_dir = state.pod_dir(namespace, &name);
+    let enter = crate::runtime::pod::process::enter_container(&pod_dir, &container.name)
+        .with_context(|| {
+            format!(
+                "container {} of pod {name} is not running (see `osm local describe pod {name} -n {namespace}`)",
+                container.name
+            )
+        })?;
+    let mut process = std::process::Command::new(&enter[0]);
     process
+        .args(&enter[1..])
+        .arg(&launch.program)
         .args(&launch.args)
         .env_clear()
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&launch.cwd);
+        .current_dir("/");
     Ok(process)
 }
 

@@ -25,6 +25,7 @@ use nix::{
         signal::{SigSet, Signal},
         wait::{WaitStatus, waitpid},
     },
+    unistd::Pid,
 };
 
 /// The process's exit code; 128 + the signal when a signal ended it (as
@@ -40,9 +41,25 @@ pub fn exit_code(status: std::process::ExitStatus) -> i32 {
 /// "command not found").
 pub const CANNOT_START: i32 = 127;
 
-/// Runs `program` to its end and records its exit code in `exit_file`;
-/// returns the code to exit with.
-pub fn run(exit_file: &Path, program: &OsStr, args: impl Iterator<Item = OsString>) -> u8 {
+/// Exit code of `--enter` when the sandbox cannot be made (as a shell's
+/// "cannot execute").
+pub const CANNOT_ENTER: u8 = 126;
+
+/// Where the shim records its container's process (pid and start time),
+/// for `osm local exec` and exec probes to enter its namespaces.
+pub fn process_file(exit_file: &Path) -> std::path::PathBuf {
+    exit_file.with_extension("process")
+}
+
+/// Runs `program` to its end (inside `sandbox`, a spec for `--enter`,
+/// when given) and records its exit code in `exit_file`; returns the code
+/// to exit with.
+pub fn run(
+    exit_file: &Path,
+    sandbox: Option<&Path>,
+    program: &OsStr,
+    args: impl Iterator<Item = OsString>,
+) -> u8 {
     let mut held = SigSet::empty();
     for signal in [
         Signal::SIGTERM,
@@ -58,7 +75,23 @@ pub fn run(exit_file: &Path, program: &OsStr, args: impl Iterator<Item = OsStrin
         eprintln!("osm-shim: cannot block signals: {e}");
     }
     let _ = std::fs::remove_file(exit_file);
-    let code = match spawn_and_wait(program, args) {
+    let started = match sandbox {
+        Some(spec) => match std::env::current_exe() {
+            Ok(me) => {
+                let mut all = vec![OsString::from("--enter"), spec.into(), program.into()];
+                all.extend(args);
+                spawn(me.as_os_str(), all.into_iter())
+            }
+            Err(e) => Err(format!("cannot find osm-shim itself: {e}")),
+        },
+        None => spawn(program, args),
+    };
+    let code = match started.and_then(|pid| {
+        if let Some(record) = crate::runtime::pod::process::Record::of(pid.as_raw()) {
+            let _ = std::fs::write(process_file(exit_file), record.text());
+        }
+        wait(pid)
+    }) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("osm-shim: cannot start {}: {e}", program.to_string_lossy());
@@ -76,9 +109,8 @@ fn c_string(text: &OsStr) -> Result<CString, String> {
 }
 
 /// Starts `program` (searched on PATH) with this process's environment
-/// and no blocked signal, and waits for it: its exit code, 128 + the
-/// signal that ended it.
-fn spawn_and_wait(program: &OsStr, args: impl Iterator<Item = OsString>) -> Result<i32, String> {
+/// and no blocked signal.
+fn spawn(program: &OsStr, args: impl Iterator<Item = OsString>) -> Result<Pid, String> {
     let path = c_string(program)?;
     let argv = std::iter::once(program.to_os_string())
         .chain(args)
@@ -97,7 +129,11 @@ fn spawn_and_wait(program: &OsStr, args: impl Iterator<Item = OsString>) -> Resu
         .and_then(|()| attr.set_sigmask(&SigSet::empty()))
         .map_err(|e| e.to_string())?;
     let actions = PosixSpawnFileActions::init().map_err(|e| e.to_string())?;
-    let pid = posix_spawnp(&path, &actions, &attr, &argv, &env).map_err(|e| e.to_string())?;
+    posix_spawnp(&path, &actions, &attr, &argv, &env).map_err(|e| e.to_string())
+}
+
+/// Waits for the child: its exit code, 128 + the signal that ended it.
+fn wait(pid: Pid) -> Result<i32, String> {
     loop {
         match waitpid(pid, None) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(code),
@@ -142,12 +178,14 @@ mod tests {
         let file = dir.path().join("app.exit");
         let code = run(
             &file,
+            None,
             OsStr::new("sh"),
             ["-c", "exit 7"].into_iter().map(OsString::from),
         );
         assert_eq!((code, read_exit(&file)), (7, Some(7)));
         let code = run(
             &file,
+            None,
             OsStr::new("/nonexistent/program"),
             std::iter::empty(),
         );
@@ -162,6 +200,7 @@ mod tests {
         // The program reports its own blocked-signal mask: none.
         let code = run(
             &file,
+            None,
             OsStr::new("sh"),
             ["-c", "grep -q '^SigBlk:[[:space:]]*0*$' /proc/self/status"]
                 .into_iter()
@@ -170,6 +209,7 @@ mod tests {
         assert_eq!(code, 0, "the container inherited a blocked mask");
         let code = run(
             &file,
+            None,
             OsStr::new("sh"),
             ["-c", "kill -TERM $$"].into_iter().map(OsString::from),
         );

@@ -137,8 +137,13 @@ pub struct StateDir {
 }
 
 impl StateDir {
+    /// The root made absolute: containers run from `/` and their
+    /// sandboxes name host paths.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        let root = root.into();
+        Self {
+            root: std::path::absolute(&root).unwrap_or(root),
+        }
     }
 
     pub fn instance_file(&self) -> PathBuf {

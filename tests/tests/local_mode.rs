@@ -15,6 +15,8 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 #[path = "local_mode/adoption.rs"]
 mod adoption;
+#[path = "local_mode/isolation.rs"]
+mod isolation;
 
 fn n(v: &Value, pointer: &str) -> u64 {
     v.pointer(pointer).and_then(Value::as_u64).unwrap_or(0)
@@ -544,6 +546,7 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
     assert_eq!((code, user.trim()), (0, "admin"), "{err}");
     let (code, mode, err) = mesh.exec("default", "reader", &["cat", "/etc/settings/mode"]);
     assert_eq!((code, mode.as_str()), (0, "fast"), "{err}");
+    isolation::a_container_is_isolated_like_a_kubelets(&mesh, "reader");
     // A ConfigMap and a Secret changed under the running pod: its mounted
     // files follow (a key gone is removed); its environment, set at
     // start, does not.

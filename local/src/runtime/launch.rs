@@ -1,10 +1,9 @@
 //! How a container becomes a process (pure): its `command` and `args`
 //! with `$(VAR)` references expanded, its environment (values, downward
-//! API fields, ConfigMap keys), its user, inside the pod's network
-//! namespace through `ip netns exec` (which also gives it the pod's
-//! `/etc/netns/<name>/hosts`). Images are not pulled, so a container must
-//! say what to run; volume mount paths in its arguments and environment
-//! point at where the runtime keeps the volume.
+//! API fields, ConfigMap keys), its user, and its sandbox (the pod's
+//! network namespace and hosts file, its volumes at their mount paths, the
+//! host read-only without the state directory: `crate::sandbox`). Images
+//! are not pulled, so a container must say what to run.
 
 use std::{
     collections::BTreeMap,
@@ -14,15 +13,22 @@ use std::{
 
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 
+use crate::sandbox::{Mount, Sandbox};
+
 /// A process to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Launch {
     pub program: String,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
-    pub cwd: PathBuf,
     pub uid: u32,
+    pub sandbox: Sandbox,
 }
+
+/// Who runs a container when neither it nor its pod names a user and it
+/// does not ask for root: unprivileged, and no host account's (65532 is
+/// distroless' `nonroot`).
+pub const DEFAULT_UID: u32 = 65532;
 
 /// What a launch needs besides the container.
 #[derive(Debug)]
@@ -35,9 +41,15 @@ pub struct PodContext<'a> {
     pub volumes: &'a BTreeMap<String, PathBuf>,
     pub config_maps: &'a [ConfigMap],
     pub secrets: &'a [Secret],
-    /// Where the mesh's binaries are (first on PATH).
+    /// Where the mesh's binaries are (first on PATH; visible read-only).
     pub bin_dir: &'a Path,
+    /// Host paths no container may see (the state directory).
+    pub hidden: &'a [PathBuf],
 }
+
+/// Where containers see the mesh's binaries: a path of their own, so a
+/// build directory below a private one (`/root/...`) still runs them.
+pub const BIN_MOUNT: &str = "/osm/bin";
 
 const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -109,9 +121,31 @@ fn config_map_key(ctx: &PodContext<'_>, namespace: &str, name: &str, key: &str) 
         .and_then(|c| c.data.as_ref()?.get(key).cloned())
 }
 
-/// Mount path -> host path for a container's volume mounts.
-fn mounts(container: &Container, ctx: &PodContext<'_>) -> Result<Vec<(String, PathBuf)>, String> {
-    let mut out = Vec::new();
+/// Whether Kubernetes always mounts a volume read-only (configMap,
+/// secret, projected).
+fn always_read_only(pod: &Pod, volume: &str) -> bool {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .find(|v| v.name == volume)
+        .is_some_and(|v| v.config_map.is_some() || v.secret.is_some() || v.projected.is_some())
+}
+
+/// The container's mounts: its volumes at their mount paths, the pod's
+/// hosts file, the mesh's binaries.
+fn mounts(container: &Container, ctx: &PodContext<'_>) -> Result<Vec<Mount>, String> {
+    let mut out = vec![
+        Mount {
+            source: Path::new("/etc/netns").join(ctx.netns).join("hosts"),
+            target: PathBuf::from("/etc/hosts"),
+            read_only: true,
+        },
+        Mount {
+            source: ctx.bin_dir.to_path_buf(),
+            target: PathBuf::from(BIN_MOUNT),
+            read_only: true,
+        },
+    ];
     for m in container.volume_mounts.iter().flatten() {
         let host = ctx.volumes.get(&m.name).ok_or_else(|| {
             format!(
@@ -119,44 +153,53 @@ fn mounts(container: &Container, ctx: &PodContext<'_>) -> Result<Vec<(String, Pa
                 m.name
             )
         })?;
-        let host = match m.sub_path.as_deref() {
-            Some(sub) if !sub.is_empty() => host.join(sub),
+        let source = match m.sub_path.as_deref() {
+            Some(sub) if !sub.is_empty() => {
+                if Path::new(sub).is_absolute() || sub.split('/').any(|part| part == "..") {
+                    return Err(format!(
+                        "volumeMounts: subPath {sub:?} must be a relative path without '..'"
+                    ));
+                }
+                host.join(sub)
+            }
             _ => host.clone(),
         };
-        out.push((m.mount_path.trim_end_matches('/').to_string(), host));
+        if !m.mount_path.starts_with('/') {
+            return Err(format!(
+                "volumeMounts: mountPath {:?} must be absolute",
+                m.mount_path
+            ));
+        }
+        out.push(Mount {
+            source,
+            target: PathBuf::from(&m.mount_path),
+            read_only: m.read_only == Some(true) || always_read_only(ctx.pod, &m.name),
+        });
     }
-    // Longest mount path first, so nested mounts win.
-    out.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
     Ok(out)
 }
 
-/// `text` (or the value of a `--flag=value`) with a leading volume mount
-/// path replaced by its host path.
-fn rehome(text: &str, mounts: &[(String, PathBuf)]) -> String {
-    if let Some((flag, value)) = text.split_once('=')
-        && flag.starts_with('-')
-    {
-        return format!("{flag}={}", rehome(value, mounts));
-    }
-    for (mount, host) in mounts {
-        if let Some(rest) = text.strip_prefix(mount.as_str())
-            && (rest.is_empty() || rest.starts_with('/'))
-        {
-            return format!("{}{rest}", host.display());
-        }
-    }
-    text.to_string()
-}
-
 /// The user a container runs as: its own securityContext, else the pod's,
-/// else root (what an image without USER gets).
+/// else root when it asks for root's powers (privileged, added
+/// capabilities), else `DEFAULT_UID`: an image's USER is not known here,
+/// and root by default would be root on the host.
 pub fn run_as(container: &Container, pod: &Pod) -> (u32, u32) {
     let pod_ctx = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
     let own = container.security_context.as_ref();
+    let wants_root = own.is_some_and(|c| {
+        c.privileged == Some(true)
+            || c.capabilities
+                .as_ref()
+                .is_some_and(|caps| caps.add.as_ref().is_some_and(|a| !a.is_empty()))
+    });
     let uid = own
         .and_then(|c| c.run_as_user)
         .or_else(|| pod_ctx.and_then(|c| c.run_as_user))
-        .unwrap_or(0);
+        .unwrap_or(if wants_root {
+            0
+        } else {
+            i64::from(DEFAULT_UID)
+        });
     let gid = own
         .and_then(|c| c.run_as_group)
         .or_else(|| pod_ctx.and_then(|c| c.run_as_group))
@@ -185,10 +228,7 @@ pub fn launch(container: &Container, ctx: &PodContext<'_>) -> Result<Launch, Str
     let (uid, gid) = run_as(container, pod);
     let mut vars: BTreeMap<String, String> = BTreeMap::new();
     let mut env: Vec<(String, String)> = vec![
-        (
-            "PATH".into(),
-            format!("{}:{SYSTEM_PATH}", ctx.bin_dir.display()),
-        ),
+        ("PATH".into(), format!("{BIN_MOUNT}:{SYSTEM_PATH}")),
         (
             "HOSTNAME".into(),
             pod.metadata.name.clone().unwrap_or_default(),
@@ -271,37 +311,39 @@ pub fn launch(container: &Container, ctx: &PodContext<'_>) -> Result<Launch, Str
         } else {
             expand(var.value.as_deref().unwrap_or(""), &vars)
         };
-        let value = rehome(&value, &mounts);
         vars.insert(var.name.clone(), value.clone());
         env.push((var.name.clone(), value));
     }
-    let mut argv: Vec<String> = command
+    let argv: Vec<String> = command
         .iter()
         .chain(container.args.iter().flatten())
-        .map(|a| rehome(&expand(a, &vars), &mounts))
+        .map(|a| expand(a, &vars))
         .collect();
-    let mut args = vec!["netns".into(), "exec".into(), ctx.netns.to_string()];
-    if uid != 0 {
-        args.extend([
-            "setpriv".into(),
+    let (program, args) = if uid != 0 {
+        let mut args = vec![
             format!("--reuid={uid}"),
             format!("--regid={gid}"),
             "--clear-groups".into(),
             "--".into(),
-        ]);
-    }
-    args.append(&mut argv);
-    let cwd = container
-        .working_dir
-        .as_deref()
-        .map(|d| PathBuf::from(rehome(d, &mounts)))
-        .unwrap_or_else(|| PathBuf::from("/"));
+        ];
+        args.extend(argv);
+        ("setpriv".to_string(), args)
+    } else {
+        (argv[0].clone(), argv[1..].to_vec())
+    };
+    let cwd = PathBuf::from(container.working_dir.as_deref().unwrap_or("/"));
     Ok(Launch {
-        program: "ip".into(),
+        program,
         args,
         env,
-        cwd,
         uid,
+        sandbox: Sandbox {
+            netns: ctx.netns.to_string(),
+            hostname: pod.metadata.name.clone().unwrap_or_default(),
+            mounts,
+            hidden: ctx.hidden.to_vec(),
+            cwd,
+        },
     })
 }
 
@@ -363,25 +405,43 @@ mod tests {
             config_maps: std::slice::from_ref(&cm),
             secrets: &[],
             bin_dir: Path::new("/opt/osm"),
+            hidden: &[PathBuf::from("/state")],
         };
         let container = &pod.spec.as_ref().unwrap().containers[0];
         let l = launch(container, &ctx).unwrap();
-        assert_eq!(l.program, "ip");
+        assert_eq!(l.program, "setpriv");
         assert_eq!(
             l.args,
             [
-                "netns",
-                "exec",
-                "osm.shop.web-1",
-                "setpriv",
                 "--reuid=1000",
                 "--regid=1000",
                 "--clear-groups",
                 "--",
                 "web",
                 "--port=8080",
-                "--token=/state/pods/shop/web-1/volumes/tok/token"
+                "--token=/var/run/t/token"
             ]
+        );
+        // Its volume where it asked, the pod's names, the mesh's
+        // binaries; the state directory hidden.
+        let mount = |source: &str, target: &str, read_only| Mount {
+            source: source.into(),
+            target: target.into(),
+            read_only,
+        };
+        assert_eq!(
+            l.sandbox,
+            Sandbox {
+                netns: "osm.shop.web-1".into(),
+                hostname: "web-1".into(),
+                mounts: vec![
+                    mount("/etc/netns/osm.shop.web-1/hosts", "/etc/hosts", true),
+                    mount("/opt/osm", BIN_MOUNT, true),
+                    mount("/state/pods/shop/web-1/volumes/tok", "/var/run/t", false),
+                ],
+                hidden: vec!["/state".into()],
+                cwd: "/".into(),
+            }
         );
         let env: BTreeMap<_, _> = l.env.into_iter().collect();
         assert_eq!(env["ME"], "web-1");
@@ -389,8 +449,96 @@ mod tests {
         assert_eq!(env["SA"], "web");
         assert_eq!(env["APP"], "web");
         assert_eq!(env["COLOR"], "blue");
-        assert!(env["PATH"].starts_with("/opt/osm:"));
+        assert!(env["PATH"].starts_with("/osm/bin:"));
         assert_eq!(l.uid, 1000);
+    }
+
+    #[test]
+    fn containers_run_unprivileged_unless_they_ask_for_root() {
+        let cases = [
+            (json!({"name": "a"}), json!(null), DEFAULT_UID),
+            (json!({"name": "a"}), json!({"runAsUser": 7}), 7),
+            (
+                json!({"name": "a", "securityContext": {"runAsUser": 0}}),
+                json!({"runAsUser": 7}),
+                0,
+            ),
+            (
+                json!({"name": "a", "securityContext": {"privileged": true}}),
+                json!(null),
+                0,
+            ),
+            (
+                json!({"name": "a", "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}),
+                json!(null),
+                0,
+            ),
+            (
+                json!({"name": "a", "securityContext": {"capabilities": {"drop": ["ALL"]}}}),
+                json!(null),
+                DEFAULT_UID,
+            ),
+        ];
+        for (container, pod_ctx, uid) in cases {
+            let p = pod(json!({"securityContext": pod_ctx, "containers": [container.clone()]}));
+            let c = &p.spec.as_ref().unwrap().containers[0];
+            assert_eq!(run_as(c, &p).0, uid, "{container} in {pod_ctx}");
+        }
+    }
+
+    #[test]
+    fn configmap_and_secret_volumes_are_read_only_and_sub_paths_stay_inside() {
+        let p = pod(json!({
+            "volumes": [{"name": "cfg", "configMap": {"name": "c"}}, {"name": "data", "emptyDir": {}}],
+            "containers": [{"name": "a", "command": ["a"], "volumeMounts": [
+                {"name": "cfg", "mountPath": "/etc/cfg"},
+                {"name": "data", "mountPath": "/data", "subPath": "x/y"},
+                {"name": "data", "mountPath": "/ro", "readOnly": true},
+            ]}],
+        }));
+        let volumes = BTreeMap::from([
+            ("cfg".to_string(), PathBuf::from("/v/cfg")),
+            ("data".to_string(), PathBuf::from("/v/data")),
+        ]);
+        let ctx = PodContext {
+            pod: &p,
+            netns: "n",
+            pod_ip: Ipv4Addr::LOCALHOST,
+            host_ip: Ipv4Addr::LOCALHOST,
+            volumes: &volumes,
+            config_maps: &[],
+            secrets: &[],
+            bin_dir: Path::new("/b"),
+            hidden: &[],
+        };
+        let c = p.spec.as_ref().unwrap().containers[0].clone();
+        let mounts = launch(&c, &ctx).unwrap().sandbox.mounts;
+        let got: Vec<(&str, &str, bool)> = mounts[2..]
+            .iter()
+            .map(|m| {
+                (
+                    m.source.to_str().unwrap(),
+                    m.target.to_str().unwrap(),
+                    m.read_only,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/v/cfg", "/etc/cfg", true),
+                ("/v/data/x/y", "/data", false),
+                ("/v/data", "/ro", true)
+            ]
+        );
+        for (sub, path) in [("../../etc", "/x"), ("/etc", "/x"), ("a", "relative")] {
+            let mut bad = c.clone();
+            bad.volume_mounts = Some(vec![
+                serde_json::from_value(json!({"name": "data", "mountPath": path, "subPath": sub}))
+                    .unwrap(),
+            ]);
+            assert!(launch(&bad, &ctx).is_err(), "{sub} at {path}");
+        }
     }
 
     #[test]
@@ -406,6 +554,7 @@ mod tests {
             config_maps: &[],
             secrets: &[],
             bin_dir: Path::new("/"),
+            hidden: &[],
         };
         let err = launch(&pod.spec.as_ref().unwrap().containers[0], &ctx).unwrap_err();
         assert!(

@@ -46,11 +46,13 @@ fn port(p: &IntOrString, container: &Container) -> Option<u16> {
 }
 
 /// One attempt: Ok(()) passes, Err says why not.
+/// `exec_in` is what runs an exec probe's command inside the container as
+/// its user (an error when the container does not run).
 pub async fn attempt(
     probe: &Probe,
     container: &Container,
     pod_ip: Ipv4Addr,
-    netns: &str,
+    exec_in: impl FnOnce() -> Result<Vec<String>, String>,
 ) -> Result<(), String> {
     let timeout = timing(probe).timeout;
     if let Some(get) = &probe.http_get {
@@ -77,10 +79,11 @@ pub async fn attempt(
         if command.is_empty() {
             return Err("exec probe without a command".into());
         }
+        let prefix = exec_in()?;
         let status = tokio::time::timeout(
             timeout,
-            tokio::process::Command::new("ip")
-                .args(["netns", "exec", netns])
+            tokio::process::Command::new(&prefix[0])
+                .args(&prefix[1..])
                 .args(&command)
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
@@ -147,11 +150,20 @@ mod tests {
         let probe: Probe =
             serde_json::from_value(json!({"httpGet": {"port": "web", "path": "/ready"}})).unwrap();
         let ip = Ipv4Addr::LOCALHOST;
-        assert_eq!(attempt(&probe, &container, ip, "-").await, Ok(()));
-        let err = attempt(&probe, &container, ip, "-").await.unwrap_err();
+        assert_eq!(
+            attempt(&probe, &container, ip, || Err("no exec".to_string())).await,
+            Ok(())
+        );
+        let err = attempt(&probe, &container, ip, || Err("no exec".to_string()))
+            .await
+            .unwrap_err();
         assert!(err.contains("503"), "{err}");
         server.await.unwrap();
         let closed: Probe = serde_json::from_value(json!({"tcpSocket": {"port": port}})).unwrap();
-        assert!(attempt(&closed, &container, ip, "-").await.is_err());
+        assert!(
+            attempt(&closed, &container, ip, || Err("no exec".to_string()))
+                .await
+                .is_err()
+        );
     }
 }

@@ -131,7 +131,12 @@ mod tests {
         let running = Takeover::Running {
             processes: procs.clone(),
         };
-        type Case<'a> = (Value, Option<&'a PodRecord>, bool, Result<Takeover, &'a str>);
+        type Case<'a> = (
+            Value,
+            Option<&'a PodRecord>,
+            bool,
+            Result<Takeover, &'a str>,
+        );
         let cases: [Case<'_>; 7] = [
             (pod("u1", Some("Running")), Some(&record), true, Ok(running)),
             (

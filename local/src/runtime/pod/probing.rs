@@ -25,7 +25,7 @@ pub(super) async fn probe_loop(
         tokio::time::sleep(t.initial_delay).await;
         let mut failures = 0;
         loop {
-            match probes::attempt(startup, container, ip, &run.netns).await {
+            match probes::attempt(startup, container, ip, || run.exec_in(container)).await {
                 Ok(()) => break,
                 Err(e) => {
                     failures += 1;
@@ -70,7 +70,7 @@ pub(super) async fn probe_loop(
             && at <= now
         {
             let t = probes::timing(p);
-            match probes::attempt(p, container, ip, &run.netns).await {
+            match probes::attempt(p, container, ip, || run.exec_in(container)).await {
                 Ok(()) => {
                     ok_streak += 1;
                     fail_streak = 0;
@@ -93,7 +93,7 @@ pub(super) async fn probe_loop(
             && at <= now
         {
             let t = probes::timing(p);
-            match probes::attempt(p, container, ip, &run.netns).await {
+            match probes::attempt(p, container, ip, || run.exec_in(container)).await {
                 Ok(()) => live_fails = 0,
                 Err(e) => {
                     live_fails += 1;

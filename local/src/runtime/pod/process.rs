@@ -52,7 +52,7 @@ impl Record {
             .is_some_and(|(state, start)| start == self.start && state != 'Z' && state != 'X')
     }
 
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         format!("{} {}\n", self.pid, self.start)
     }
 }
@@ -75,6 +75,29 @@ pub fn pid_file(pod_dir: &Path, container: &str) -> PathBuf {
 
 pub fn exit_file(pod_dir: &Path, container: &str) -> PathBuf {
     pod_dir.join(format!("{container}.exit"))
+}
+
+/// What to run before a command so it runs inside a container as its
+/// process does (namespaces, root, working directory): the process the
+/// container's shim recorded, when it runs.
+pub fn enter_container(pod_dir: &Path, container: &str) -> Option<Vec<String>> {
+    let record = Record::read(&crate::shim::process_file(&exit_file(pod_dir, container)))?;
+    record.alive().then(|| {
+        [
+            "nsenter",
+            "--target",
+            &record.pid.to_string(),
+            "--mount",
+            "--uts",
+            "--ipc",
+            "--net",
+            "--root",
+            "--wd",
+            "--",
+        ]
+        .map(str::to_string)
+        .to_vec()
+    })
 }
 
 /// A container's running process.
@@ -145,13 +168,20 @@ pub(super) fn spawn(
         .open(&log_path)?;
     let exit = exit_file(pod_dir, container);
     let _ = std::fs::remove_file(&exit);
+    let spec = pod_dir.join(format!("{container}.sandbox.json"));
+    std::fs::write(
+        &spec,
+        serde_json::to_vec(&launch.sandbox).map_err(std::io::Error::other)?,
+    )?;
     let child = tokio::process::Command::new(bin_dir.join(SHIM))
         .arg(&exit)
+        .arg("--sandbox")
+        .arg(&spec)
         .arg(&launch.program)
         .args(&launch.args)
         .env_clear()
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&launch.cwd)
+        .current_dir("/")
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

@@ -90,6 +90,7 @@ impl PodRun {
                 config_maps: &sources.0,
                 secrets: &sources.1,
                 bin_dir: &self.shared.bin_dir,
+                hidden: std::slice::from_ref(&self.shared.state.root),
             },
         )
     }
@@ -114,6 +115,24 @@ impl PodRun {
                 None
             }
         }
+    }
+
+    /// What runs a command inside a running container as its user (exec
+    /// probes).
+    pub(super) fn exec_in(&self, container: &Container) -> Result<Vec<String>, String> {
+        let mut prefix = super::process::enter_container(&self.dir, &container.name)
+            .ok_or_else(|| format!("container {} is not running", container.name))?;
+        let (uid, gid) = crate::runtime::launch::run_as(container, &self.pod);
+        if uid != 0 {
+            prefix.extend([
+                "setpriv".into(),
+                format!("--reuid={uid}"),
+                format!("--regid={gid}"),
+                "--clear-groups".into(),
+                "--".into(),
+            ]);
+        }
+        Ok(prefix)
     }
 
     pub(super) fn grace(&self) -> Duration {
