@@ -22,7 +22,7 @@ use super::{
     apiserver::ApiServer,
     http,
     runtime::{
-        Runtime, net,
+        self, Runtime, net,
         pod::{Shared, process::Record},
         takeover,
     },
@@ -357,6 +357,9 @@ pub async fn run(state: StateDir) -> anyhow::Result<()> {
         state: state.clone(),
         instance: instance.clone(),
         bin_dir: bin.clone(),
+        cgroups: runtime::cgroups::Hierarchy::detect(&instance.name).inspect_err(|why| {
+            tracing::warn!(%why, "containers' resource limits will not be enforced");
+        }),
     });
     let mut runtime = Runtime::new(shared, api);
     // Kept pods' Services keep working: their rules stay until the first

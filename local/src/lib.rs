@@ -32,6 +32,7 @@ pub mod mesh_test;
 pub mod names;
 pub mod netns_http;
 pub mod pods;
+pub mod process_record;
 pub mod prometheus;
 pub mod route_status;
 pub mod runtime;

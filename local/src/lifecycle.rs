@@ -16,8 +16,7 @@ use super::{
     manifests::{check, split_documents},
     runtime::{net, status::ready_and_status},
     state::{
-        INJECTOR_SERVER_NAME, Instance, OSM_NAMESPACE, StateDir, check_instance,
-        unsearchable_ancestor, write_atomic,
+        INJECTOR_SERVER_NAME, Instance, OSM_NAMESPACE, StateDir, check_instance, write_atomic,
     },
     store::Store,
 };
@@ -189,23 +188,6 @@ pub async fn up(
         (None, asked) => asked.unwrap_or_default(),
     };
     check_instance(&instance).map_err(anyhow::Error::msg)?;
-    let root = std::path::absolute(&state.root).unwrap_or_else(|_| state.root.clone());
-    if let Some(private) = unsearchable_ancestor(&root, |dir| {
-        std::fs::metadata(dir).ok().map(|m| m.permissions().mode())
-    }) {
-        anyhow::bail!(
-            "the sidecars run as UID 1500 and read their tokens below {}, but {} lets no other user in \
-             (mode {:o}): choose a --state-dir below a directory others may enter (the default is {}), \
-             or allow it with `chmod o+x {}`",
-            root.display(),
-            private.display(),
-            std::fs::metadata(&private)
-                .map(|m| m.permissions().mode() & 0o7777)
-                .unwrap_or(0),
-            crate::state::DEFAULT_STATE_DIR,
-            private.display()
-        );
-    }
     for dir in [
         state.root.clone(),
         state.api(),
@@ -216,8 +198,9 @@ pub async fn up(
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    // Sidecars run as UID 1500 and read their token below this directory.
-    std::fs::set_permissions(&state.root, std::fs::Permissions::from_mode(0o755))?;
+    // Only root reads it: containers see their volumes at their mount
+    // paths, never the state directory (the mesh's keys are in it).
+    std::fs::set_permissions(&state.root, std::fs::Permissions::from_mode(0o700))?;
     state.save_instance(&instance)?;
     addons::save(state, &addons)?;
     make_certificates(state, &instance)?;

@@ -97,6 +97,24 @@ pub fn pod_spec(at: &str, spec: &Value) -> Vec<String> {
             if let Some(list) = c.get("ports") {
                 ports(&format!("{here}.ports"), list, &mut out);
             }
+            // Quantities, as the API server parses them (local mode
+            // enforces memory and cpu limits).
+            for kind in ["limits", "requests"] {
+                let quantities = c
+                    .pointer(&format!("/resources/{kind}"))
+                    .and_then(Value::as_object);
+                for (resource, q) in quantities.into_iter().flatten() {
+                    let text = q
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| q.to_string());
+                    if let Err(e) =
+                        crate::runtime::cgroups::parse_quantity(&text, resource == "cpu")
+                    {
+                        out.push(format!("{here}.resources.{kind}.{resource}: {e}"));
+                    }
+                }
+            }
         }
     }
     for (i, v) in each(spec, "/volumes") {
@@ -182,6 +200,11 @@ mod tests {
             (
                 "Service",
                 json!({"spec": {"ports": [{"name": "grpc", "protocol": "UDP"}, {"port": 80, "protocol": "tcp -j ACCEPT"}]}}),
+                1,
+            ),
+            (
+                "Pod",
+                json!({"spec": {"containers": [{"name": "a", "resources": {"limits": {"memory": "64Mi", "cpu": "lots"}, "requests": {"memory": 12}}}]}}),
                 1,
             ),
             ("ConfigMap", json!({"data": {"../x": "y"}}), 0),

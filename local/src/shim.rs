@@ -87,7 +87,7 @@ pub fn run(
         None => spawn(program, args),
     };
     let code = match started.and_then(|pid| {
-        if let Some(record) = crate::runtime::pod::process::Record::of(pid.as_raw()) {
+        if let Some(record) = crate::process_record::Record::of(pid.as_raw()) {
             let _ = std::fs::write(process_file(exit_file), record.text());
         }
         wait(pid)

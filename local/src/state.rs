@@ -203,6 +203,20 @@ impl StateDir {
     pub fn run(&self) -> PathBuf {
         self.root.join("run")
     }
+    fn host_path_marker(&self) -> PathBuf {
+        self.root.join("allow-host-path")
+    }
+    /// Whether pods may mount hostPath volumes (`up --allow-host-path`,
+    /// until `down`).
+    pub fn host_path_allowed(&self) -> bool {
+        self.host_path_marker().exists()
+    }
+    pub fn allow_host_path(&self) -> std::io::Result<()> {
+        std::fs::write(
+            self.host_path_marker(),
+            b"allowed by `osm local up --allow-host-path`\n",
+        )
+    }
     pub fn daemon_pid(&self) -> PathBuf {
         self.run().join("daemon.pid")
     }
@@ -256,48 +270,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// The first directory above `path` that other users cannot enter
-/// (no `o+x`), given each directory's mode (None: it does not exist yet,
-/// it will be created searchable). The sidecars run as UID 1500 and read
-/// their tokens below the state directory: such a directory would leave
-/// every pod waiting on a token it cannot read.
-pub fn unsearchable_ancestor(
-    path: &Path,
-    mode_of: impl Fn(&Path) -> Option<u32>,
-) -> Option<PathBuf> {
-    path.ancestors()
-        .skip(1)
-        .find(|dir| mode_of(dir).is_some_and(|mode| mode & 0o001 == 0))
-        .map(Path::to_path_buf)
-}
-
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn a_state_directory_below_a_private_one_is_found() {
-        let modes = |dir: &Path| match dir.to_str() {
-            Some("/root") => Some(0o700),
-            Some("/tmp/tmp.abc") => Some(0o700),
-            Some("/tmp") => Some(0o1777),
-            Some("/") | Some("/var") | Some("/var/lib") => Some(0o755),
-            _ => None,
-        };
-        let cases = [
-            ("/root/osm", Some("/root")),
-            ("/tmp/tmp.abc/state", Some("/tmp/tmp.abc")),
-            ("/var/lib/osm-local", None),
-            ("/tmp/osm", None),
-            ("/var/lib/new/deeper/osm", None),
-        ];
-        for (path, expected) in cases {
-            assert_eq!(
-                unsearchable_ancestor(Path::new(path), modes),
-                expected.map(PathBuf::from),
-                "{path}"
-            );
-        }
-    }
     use super::*;
 
     #[test]

@@ -547,6 +547,8 @@ fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
     let (code, mode, err) = mesh.exec("default", "reader", &["cat", "/etc/settings/mode"]);
     assert_eq!((code, mode.as_str()), (0, "fast"), "{err}");
     isolation::a_container_is_isolated_like_a_kubelets(&mesh, "reader");
+    isolation::a_memory_limit_is_enforced(&mesh);
+    isolation::host_paths_need_the_flag(&mesh);
     // A ConfigMap and a Secret changed under the running pod: its mounted
     // files follow (a key gone is removed); its environment, set at
     // start, does not.

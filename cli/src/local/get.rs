@@ -91,7 +91,9 @@ pub fn table(
 ) -> String {
     let mut rows: Vec<Vec<String>> = Vec::new();
     let header: Vec<&str> = match kind {
-        "Pod" if wide => vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"],
+        "Pod" if wide => vec![
+            "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "LIMITS",
+        ],
         "Pod" => vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
         "Service" => vec![
             "NAME",
@@ -126,6 +128,7 @@ pub fn table(
                         ip.into()
                     });
                     r.push(str_at(v, "/spec/nodeName").to_string());
+                    r.push(osm_local::runtime::status::limits_column(v));
                 }
                 r
             }

@@ -94,6 +94,11 @@ pub struct UpArgs {
     /// controller, at <gateway>:7070). Kept until `down`.
     #[arg(long = "with", value_delimiter = ',')]
     pub with: Vec<osm_local::addons::Addon>,
+    /// Let pods mount hostPath volumes (this machine's files, writable
+    /// unless the mount says readOnly; never local mode's state
+    /// directory). Refused by default; kept until `down`.
+    #[arg(long)]
+    pub allow_host_path: bool,
 }
 
 #[derive(Debug, Args)]
@@ -258,6 +263,12 @@ pub async fn run(local: Local) -> anyhow::Result<i32> {
                     None
                 };
             lifecycle::up(&state, requested, args.with).await?;
+            if args.allow_host_path {
+                state.allow_host_path()?;
+                println!(
+                    "hostPath volumes are allowed in this local mesh (until `osm local down`)"
+                );
+            }
             Ok(0)
         }
         LocalCommand::Down => {

@@ -4,6 +4,7 @@
 //! status written back), kube-proxy (VIP balancing rules) and cluster DNS
 //! (hosts files).
 
+pub mod cgroups;
 pub mod deployments;
 pub mod events;
 pub mod hosts;

@@ -34,6 +34,10 @@ pub struct ContainerStatus {
     pub sidecar: bool,
     /// How its previous run ended (kubectl's Last State).
     pub last_state: Option<State>,
+    /// The limits enforced on it (`resources.limits`, written as the
+    /// status's `resources` as Kubernetes reports enacted resources);
+    /// none when it has none or the host cannot enforce them.
+    pub enforced_limits: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -171,6 +175,7 @@ impl PodStatus {
                     c.state = state;
                 }
                 c.last_state = value.get("lastState").and_then(state_from_json);
+                c.enforced_limits = value.pointer("/resources/limits").cloned();
             }
         }
         self
@@ -189,7 +194,56 @@ fn container_json(c: &ContainerStatus) -> Value {
     if let Some(last) = &c.last_state {
         value["lastState"] = state_json(last);
     }
+    if let Some(limits) = &c.enforced_limits {
+        value["resources"] = json!({"limits": limits});
+    }
     value
+}
+
+/// `get pods -o wide`'s LIMITS column (pure): `enforced` when every
+/// started container with `resources.limits` reports them enacted,
+/// `not enforced` when one does not (the host has no usable cgroups: its
+/// events say why), `<none>` without limits, `<pending>` before start.
+pub fn limits_column(pod: &Value) -> String {
+    let mut any = false;
+    let mut started = false;
+    for (spec, status) in [
+        ("/spec/initContainers", "/status/initContainerStatuses"),
+        ("/spec/containers", "/status/containerStatuses"),
+    ] {
+        let statuses = pod.pointer(status).and_then(Value::as_array);
+        for c in pod
+            .pointer(spec)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if c.pointer("/resources/limits")
+                .is_none_or(|l| l.as_object().is_none_or(|m| m.is_empty()))
+            {
+                continue;
+            }
+            any = true;
+            let Some(s) = statuses
+                .into_iter()
+                .flatten()
+                .find(|s| s.get("name") == c.get("name"))
+                .filter(|s| s.pointer("/state/waiting").is_none())
+            else {
+                continue;
+            };
+            started = true;
+            if s.pointer("/resources/limits").is_none() {
+                return "not enforced".into();
+            }
+        }
+    }
+    match (any, started) {
+        (false, _) => "<none>",
+        (true, false) => "<pending>",
+        (true, true) => "enforced",
+    }
+    .into()
 }
 
 /// kubectl's READY and STATUS columns for a stored pod (pure).
@@ -291,117 +345,5 @@ fn is_sidecar(pod: &Value, status: &Value) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn meshed_pod(status: &PodStatus) -> Value {
-        json!({
-            "spec": {
-                "initContainers": [{"name": "osm-init"}, {"name": "osm-proxy", "restartPolicy": "Always"}],
-                "containers": [{"name": "app"}],
-            },
-            "status": status.to_json("10.213.0.1".parse().unwrap()),
-        })
-    }
-
-    fn c(name: &str, state: State, ready: bool, sidecar: bool) -> ContainerStatus {
-        ContainerStatus {
-            name: name.into(),
-            started: ready,
-            state,
-            ready,
-            sidecar,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn a_written_status_reads_back_as_it_was_but_for_events() {
-        let running = State::Running { since: "t1".into() };
-        let mut written = PodStatus {
-            phase: "Running".into(),
-            message: Some("why".into()),
-            pod_ip: Some("10.213.0.9".parse().unwrap()),
-            started_at: "t0".into(),
-            init: vec![
-                c(
-                    "osm-init",
-                    State::Terminated {
-                        exit_code: 0,
-                        reason: "Completed".into(),
-                    },
-                    false,
-                    false,
-                ),
-                c("osm-proxy", running.clone(), true, true),
-            ],
-            containers: vec![c("app", running, true, false)],
-            ..Default::default()
-        };
-        written.containers[0].restarts = 2;
-        written.containers[0].last_state = Some(State::Terminated {
-            exit_code: 137,
-            reason: "Error".into(),
-        });
-        let base = PodStatus {
-            init: vec![
-                c("osm-init", State::default(), false, false),
-                c("osm-proxy", State::default(), false, true),
-            ],
-            containers: vec![c("app", State::default(), false, false)],
-            ..Default::default()
-        };
-        let json = written.to_json("10.213.0.1".parse().unwrap());
-        assert_eq!(base.clone().restored(&json), written);
-        // A container the stored status does not name stays as the spec
-        // starts it; a name the spec lacks is ignored.
-        let mut partial = json.clone();
-        partial["containerStatuses"][0]["name"] = json!("gone");
-        assert_eq!(base.clone().restored(&partial).containers, base.containers);
-    }
-
-    #[test]
-    fn a_meshed_pod_reads_like_kubectl_through_its_life() {
-        let done = State::Terminated {
-            exit_code: 0,
-            reason: "Completed".into(),
-        };
-        let running = State::Running { since: "t".into() };
-        let mut s = PodStatus {
-            phase: "Pending".into(),
-            init: vec![
-                c("osm-init", State::default(), false, false),
-                c("osm-proxy", State::default(), false, true),
-            ],
-            containers: vec![c("app", State::default(), false, false)],
-            ..Default::default()
-        };
-        assert_eq!(
-            ready_and_status(&meshed_pod(&s)),
-            ("0/2".into(), "Init:0/2".into(), 0)
-        );
-        s.init[0].state = done.clone();
-        s.init[1] = c("osm-proxy", running.clone(), true, true);
-        s.containers[0] = c(
-            "app",
-            State::Waiting {
-                reason: "CrashLoopBackOff".into(),
-                message: "exit 1".into(),
-            },
-            false,
-            false,
-        );
-        s.containers[0].restarts = 3;
-        assert_eq!(
-            ready_and_status(&meshed_pod(&s)),
-            ("1/2".into(), "CrashLoopBackOff".into(), 3)
-        );
-        s.phase = "Running".into();
-        s.containers[0] = c("app", running, true, false);
-        assert!(s.ready());
-        assert_eq!(
-            ready_and_status(&meshed_pod(&s)),
-            ("2/2".into(), "Running".into(), 0)
-        );
-    }
-}
+#[path = "status_tests.rs"]
+mod tests;

@@ -48,6 +48,23 @@ pub struct Sandbox {
     pub hidden: Vec<PathBuf>,
     /// The container's working directory.
     pub cwd: PathBuf,
+    /// The cgroups the container joins (its limits).
+    #[serde(default)]
+    pub cgroups: Vec<PathBuf>,
+}
+
+/// What a host path is (a link is not followed).
+pub fn kind_of(path: &Path) -> Option<Kind> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    Some(if meta.is_symlink() {
+        Kind::Link(std::fs::read_link(path).ok()?)
+    } else if meta.is_dir() {
+        Kind::Dir
+    } else if meta.is_file() {
+        Kind::File
+    } else {
+        Kind::Other
+    })
 }
 
 /// The host's filesystem, read before the root is switched.
@@ -55,16 +72,7 @@ struct RealFs;
 
 impl HostFs for RealFs {
     fn kind(&self, path: &Path) -> Option<Kind> {
-        let meta = std::fs::symlink_metadata(path).ok()?;
-        Some(if meta.is_symlink() {
-            Kind::Link(std::fs::read_link(path).ok()?)
-        } else if meta.is_dir() {
-            Kind::Dir
-        } else if meta.is_file() {
-            Kind::File
-        } else {
-            Kind::Other
-        })
+        kind_of(path)
     }
     fn list(&self, dir: &Path) -> Vec<(OsString, Kind)> {
         let mut out: Vec<(OsString, Kind)> = std::fs::read_dir(dir)
@@ -87,6 +95,12 @@ fn fail(what: &str, path: &Path, e: impl std::fmt::Display) -> String {
 
 /// Enters the sandbox; on success the caller execs the program.
 pub fn enter(sandbox: &Sandbox) -> Result<(), String> {
+    // Joined first: what the container forks is counted too.
+    let me = std::process::id().to_string();
+    for cgroup in &sandbox.cgroups {
+        let procs = cgroup.join("cgroup.procs");
+        std::fs::write(&procs, &me).map_err(|e| fail("cannot join", &procs, e))?;
+    }
     let netns = Path::new("/run/netns").join(&sandbox.netns);
     let ns = std::fs::File::open(&netns).map_err(|e| fail("cannot open", &netns, e))?;
     setns(ns, CloneFlags::CLONE_NEWNET).map_err(|e| fail("cannot enter", &netns, e))?;

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub mod adopt;
+mod host_path;
 mod probing;
 pub mod process;
 mod run;
@@ -50,6 +51,8 @@ pub struct Shared {
     pub instance: Instance,
     pub bin_dir: PathBuf,
     pub tokens: LocalTokens,
+    /// Where containers' limits are enforced, or why they cannot be.
+    pub cgroups: Result<super::cgroups::Hierarchy, String>,
 }
 
 /// The cluster's ConfigMaps and Secrets, as of a pass of the reconciler

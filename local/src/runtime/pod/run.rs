@@ -16,6 +16,7 @@ use super::{Shared, Sources, volumes};
 use crate::{
     apiserver::now_rfc3339,
     runtime::{
+        cgroups,
         launch::{Launch, PodContext, launch},
         status::{ContainerStatus, PodStatus, State},
     },
@@ -133,6 +134,62 @@ impl PodRun {
             ]);
         }
         Ok(prefix)
+    }
+
+    fn cgroup_leaf(&self, container: &Container) -> String {
+        format!(
+            "{}.{}",
+            self.pod.metadata.uid.as_deref().unwrap_or_default(),
+            container.name
+        )
+    }
+
+    /// The container's cgroups, made with its limits: none when it has
+    /// none, or when the host cannot enforce them (a warning event says
+    /// why, and its status shows no enforced limits).
+    pub(super) fn limit(&self, slot: Slot, container: &Container) -> Vec<PathBuf> {
+        let made = cgroups::limits_of(container).and_then(|limits| {
+            if limits.is_empty() {
+                return Ok(Vec::new());
+            }
+            match &self.shared.cgroups {
+                Ok(hierarchy) => hierarchy.create(&self.cgroup_leaf(container), limits),
+                Err(why) => Err(why.clone()),
+            }
+        });
+        let enforced = container
+            .resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| serde_json::to_value(l).ok());
+        match made {
+            Ok(dirs) => {
+                self.update(slot, |c| {
+                    c.enforced_limits = enforced.filter(|_| !dirs.is_empty());
+                });
+                dirs
+            }
+            Err(why) => {
+                self.event(
+                    true,
+                    "LimitsNotEnforced",
+                    &format!(
+                        "resources.limits of container {} are not enforced: {why}",
+                        container.name
+                    ),
+                );
+                self.update(slot, |c| c.enforced_limits = None);
+                Vec::new()
+            }
+        }
+    }
+
+    /// The cgroups of a container an earlier daemon started.
+    pub(super) fn existing_cgroups(&self, container: &Container) -> Vec<PathBuf> {
+        match &self.shared.cgroups {
+            Ok(hierarchy) => hierarchy.existing(&self.cgroup_leaf(container)),
+            Err(_) => Vec::new(),
+        }
     }
 
     pub(super) fn grace(&self) -> Duration {

@@ -15,7 +15,10 @@ use super::{
     probing::probe_loop,
     process::{Record, Running, exit_file, pid_file, spawn},
 };
-use crate::{apiserver::now_rfc3339, runtime::status::State};
+use crate::{
+    apiserver::now_rfc3339,
+    runtime::{cgroups, status::State},
+};
 
 /// Runs an init container until it succeeds; false when the pod stops
 /// (or gives up, with restartPolicy Never) first.
@@ -125,16 +128,22 @@ pub(super) async fn supervise(
     let exit_file = exit_file(&run.dir, &container.name);
     loop {
         let began = Instant::now();
-        let started = match adopt.take() {
+        let (started, cgroups) = match adopt.take() {
             // Dead by now: its exit file says how it ended, below.
-            Some(record) => Ok((Running::Adopted(record), true)),
+            Some(record) => (
+                Ok((Running::Adopted(record), true)),
+                run.existing_cgroups(&container),
+            ),
             None => {
-                let Some(launch) = run.launch_or_report(slot, &container) else {
+                let Some(mut launch) = run.launch_or_report(slot, &container) else {
                     cancel.cancelled().await;
                     return;
                 };
-                spawn(&launch, &run.shared.bin_dir, &run.dir, &container.name)
-                    .map(|process| (process, false))
+                let cgroups = run.limit(slot, &container);
+                launch.sandbox.cgroups.clone_from(&cgroups);
+                let started = spawn(&launch, &run.shared.bin_dir, &run.dir, &container.name)
+                    .map(|process| (process, false));
+                (started, cgroups)
             }
         };
         let exit = match started {
@@ -165,6 +174,7 @@ pub(super) async fn supervise(
                     }
                     () = cancel.cancelled() => {
                         process.stop(run.grace(), &exit_file).await;
+                        cgroups::remove(&cgroups);
                         let _ = std::fs::remove_file(pid_file(&run.dir, &container.name));
                         run.update(slot, |c| {
                             c.ready = false;
@@ -190,7 +200,14 @@ pub(super) async fn supervise(
             }
         };
         let _ = std::fs::remove_file(pid_file(&run.dir, &container.name));
-        let reason = if exit == 0 { "Completed" } else { "Error" };
+        // The kernel's memory-limit kill, as the kubelet reports it.
+        let oom_killed = cgroups::read_oom_kills(&cgroups) > 0;
+        cgroups::remove(&cgroups);
+        let reason = match exit {
+            0 => "Completed",
+            _ if oom_killed => "OOMKilled",
+            _ => "Error",
+        };
         run.update(slot, |c| {
             c.ready = false;
             c.state = State::Terminated {

@@ -233,6 +233,23 @@ pub(super) fn materialize_volumes(run: &PodRun) -> Result<Tokens, String> {
         .collect();
     for volume in spec.volumes.iter().flatten() {
         crate::names::dns_label("volume", &volume.name)?;
+        if let Some(source) = &volume.host_path {
+            let state = &run.shared.state;
+            let path = super::host_path::check(
+                &volume.name,
+                source,
+                state.host_path_allowed(),
+                &state.root,
+                crate::sandbox::kind_of,
+            )?;
+            if matches!(source.type_.as_deref(), Some("DirectoryOrCreate")) {
+                std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            } else if matches!(source.type_.as_deref(), Some("FileOrCreate")) && !path.exists() {
+                std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            volumes.insert(volume.name.clone(), path);
+            continue;
+        }
         let dir = run.dir.join("volumes").join(&volume.name);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let safe = SafeDir::open(&dir)?;
@@ -290,7 +307,7 @@ pub(super) fn materialize_volumes(run: &PodRun) -> Result<Tokens, String> {
             }
         } else {
             return Err(format!(
-                "volume {}: only emptyDir, configMap, secret and projected volumes are supported in local mode",
+                "volume {}: only emptyDir, configMap, secret, projected and hostPath volumes are supported in local mode",
                 volume.name
             ));
         }
