@@ -64,6 +64,10 @@ enum Command {
         #[arg(long)]
         write_config: Option<PathBuf>,
     },
+    /// A local mesh under constant load and churn for a while; every
+    /// failed request by cause and by what was happening, latency per
+    /// window, memory slopes (see bench/README.md). Needs root.
+    Soak(SoakArgs),
     /// The application behind every path (started by `pairs`).
     App {
         #[arg(long)]
@@ -73,6 +77,73 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct SoakArgs {
+    /// How long the load and the churn run.
+    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// HTTP requests per second through the split.
+    #[arg(long, default_value_t = 500)]
+    rate: u32,
+    /// Churn to apply (comma-separated): rollout, controller, app, policy,
+    /// meshconfig. Default: all.
+    #[arg(long, value_delimiter = ',')]
+    churn: Vec<osm_bench::soak::schedule::Churn>,
+    /// Divide every churn period by this (4: a rollout every 15 s).
+    #[arg(long, default_value_t = 1)]
+    speedup: u32,
+    /// The proxies' certificate lifetime; they renew at 80 % of it.
+    #[arg(long, default_value = "1m")]
+    cert_validity: String,
+    /// Where `osm` and the mesh's binaries are (default: beside this one).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// The mesh to soak.
+    #[arg(long, default_value = "bench/soak/mesh.yaml")]
+    manifests: PathBuf,
+    /// Where the report goes (soak.md, soak.json, soak.png).
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+}
+
+fn soak(args: SoakArgs) -> Result<()> {
+    let bin_dir = match args.bin_dir {
+        Some(dir) => dir,
+        None => std::env::current_exe()?
+            .parent()
+            .context("osm-bench has no directory")?
+            .to_path_buf(),
+    };
+    let settings = osm_bench::soak::Settings {
+        duration: args.duration,
+        rate: args.rate,
+        churn: if args.churn.is_empty() {
+            osm_bench::soak::schedule::Churn::ALL.to_vec()
+        } else {
+            args.churn
+        },
+        speedup: args.speedup,
+        cert_validity: args.cert_validity,
+        bin_dir,
+        manifests: args.manifests,
+    };
+    let outcome = osm_bench::soak::run(&settings)?;
+    let title = format!(
+        "Soak: {} at {} requests/s, churn x{}",
+        humantime::format_duration(settings.duration),
+        settings.rate,
+        settings.speedup
+    );
+    osm_bench::soak::write(&outcome, &title, &args.out)?;
+    let (http, tcp) = outcome.successes();
+    println!(
+        "soak: {http} HTTP requests and {tcp} TCP exchanges succeeded, {} failed; wrote {}/soak.md, soak.json, soak.png",
+        outcome.failures(),
+        args.out.display()
+    );
+    Ok(())
 }
 
 #[derive(Debug, clap::Args)]
@@ -302,6 +373,7 @@ fn main() -> std::process::ExitCode {
             osm_proxy,
             write_config: None,
         } => config_memory(services, osm_proxy),
+        Command::Soak(args) => soak(args),
         Command::App {
             listen,
             body_bytes,

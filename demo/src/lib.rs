@@ -3,11 +3,13 @@
 //! from bookwarehouse, and bookwarehouse keeps its stock in Redis. Every
 //! app serves its counters as JSON at `GET /counters` so the demo and the
 //! tests can watch what the mesh lets through. `echo` answers every
-//! request with a JSON description of it, for route tests.
+//! request with a JSON description of it, for route tests; `soak` counts
+//! the soak harness's load by outcome.
 
 pub mod buyer;
 pub mod echo;
 pub mod http;
+pub mod soak;
 
 /// An environment variable, or its default.
 pub fn env_or(name: &str, default: &str) -> String {

@@ -13,7 +13,7 @@ use super::{paths::PathKind, report::Row};
 /// ab_glyph and needs the bytes of a TrueType font).
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
-fn register_font() -> Result<()> {
+pub(crate) fn register_font() -> Result<()> {
     let bytes = std::fs::read(FONT)
         .with_context(|| format!("reading {FONT} (apt-get install fonts-dejavu-core)"))?;
     plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(bytes.into()))
