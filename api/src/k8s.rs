@@ -133,6 +133,22 @@ pub fn pod_ip(pod: &Pod) -> Option<&str> {
         .filter(|ip| !ip.is_empty())
 }
 
+/// Whether a pod may receive a Service's traffic, as the EndpointSlice
+/// controller decides it: not terminating (`deletionTimestamp`), and not
+/// reported unready (a `Ready` condition that is not `True`). A pod with
+/// no conditions at all (described by hand in a manifests directory) is
+/// taken at its word.
+pub fn pod_serves(pod: &Pod) -> bool {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return false;
+    }
+    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    match conditions.and_then(|cs| cs.iter().find(|c| c.type_ == "Ready")) {
+        Some(ready) => ready.status == "True",
+        None => true,
+    }
+}
+
 /// "ip:port", with brackets for IPv6.
 pub fn socket_address(ip: &str, port: u16) -> Option<String> {
     let ip: std::net::IpAddr = ip.parse().ok()?;
@@ -222,6 +238,34 @@ mod tests {
                 ((*kind).to_string(), (*name).to_string()),
                 "{case}"
             );
+        }
+    }
+
+    #[test]
+    fn a_pod_serves_unless_terminating_or_reported_unready() {
+        let pod = |value: serde_json::Value| -> Pod { serde_json::from_value(value).unwrap() };
+        let cases = [
+            (serde_json::json!({"status": {"podIP": "10.0.0.1"}}), true),
+            (
+                serde_json::json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+                true,
+            ),
+            (
+                serde_json::json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}}),
+                false,
+            ),
+            (
+                serde_json::json!({"status": {"conditions": [{"type": "Initialized", "status": "True"}, {"type": "Ready", "status": "Unknown"}]}}),
+                false,
+            ),
+            (
+                serde_json::json!({"metadata": {"deletionTimestamp": "2026-12-03T00:00:00Z"},
+                                   "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+                false,
+            ),
+        ];
+        for (value, serves) in cases {
+            assert_eq!(pod_serves(&pod(value.clone())), serves, "{value}");
         }
     }
 }

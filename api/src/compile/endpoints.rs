@@ -55,7 +55,13 @@ pub(super) fn endpoints<'a>(
         .collect();
     let mut out = Vec::new();
     if slices.is_empty() {
+        // Ready pods only, as the EndpointSlice controller lists them: a
+        // pod still starting (its app not listening yet) or whose app died
+        // gets no traffic.
         for (_, pod) in index.selected_pods(service) {
+            if !k8s::pod_serves(pod) {
+                continue;
+            }
             if let (Some(ip), Some(port)) = (k8s::pod_ip(pod), k8s::target_port(sp, Some(pod)))
                 && let Some(addr) = k8s::socket_address(ip, port)
             {

@@ -90,9 +90,13 @@ metadata: {name: osm-mesh-config, namespace: osm-system}\nspec:\n  \
 traffic: {enablePermissiveTrafficPolicyMode: true, enableEgress: true}\n  \
 certificate: {serviceCertValidityDuration: VALIDITY}\n  sidecar: {logLevel: LEVEL}\n";
 
-const UNRELATED_POLICY: &str = "apiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\n\
+const UNRELATED_POLICY: &str = "apiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\n\
+metadata: {name: soak-unrelated, namespace: soak}\nspec:\n  \
+matches: [{name: all, pathRegex: '.*', methods: ['*']}]\n---\n\
+apiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\n\
 metadata: {name: soak-unrelated, namespace: soak}\nspec:\n  \
 destination: {kind: ServiceAccount, name: nobody, namespace: soak}\n  \
+rules: [{kind: HTTPRouteGroup, name: soak-unrelated, matches: [all]}]\n  \
 sources: [{kind: ServiceAccount, name: nobody-else, namespace: soak}]\n";
 
 fn mesh_config(validity: &str, quiet: bool) -> String {

@@ -34,6 +34,9 @@ pub struct Placed {
 /// How long after an event a failure is put down to it.
 pub const WINDOW_MS: u64 = 15_000;
 
+/// Churn that replaces or kills processes.
+const DISRUPTIVE: [&str; 3] = ["rollout", "controller", "app"];
+
 /// Places the client's failures (`failures` of its report, its clock
 /// `offset_ms` ahead of the harness's) against the events.
 pub fn place(report: &Value, offset_ms: i64, events: &[Event]) -> Vec<Placed> {
@@ -44,12 +47,19 @@ pub fn place(report: &Value, offset_ms: i64, events: &[Event]) -> Vec<Placed> {
         .map(|f| {
             let client_ms = f["atMs"].as_u64().unwrap_or(0) as i64;
             let at_ms = u64::try_from(client_ms - offset_ms).unwrap_or(0);
-            let during = events
-                .iter()
-                .rev()
-                .find(|e| e.at_ms <= at_ms && at_ms - e.at_ms <= WINDOW_MS)
+            let recent = || {
+                events
+                    .iter()
+                    .rev()
+                    .filter(|e| e.at_ms <= at_ms && at_ms - e.at_ms <= WINDOW_MS)
+            };
+            // A process killed or a pod replaced explains a failure better
+            // than a policy or setting change made meanwhile.
+            let during = recent()
+                .find(|e| DISRUPTIVE.contains(&e.churn.as_str()))
+                .or_else(|| recent().next())
                 .map_or_else(|| "steady".to_string(), |e| e.churn.clone());
-            let text = |k: &str| f[k].as_str().unwrap_or("").to_string();
+            let text = |k: &str| f[k].as_str().unwrap_or("").trim().to_string();
             Placed {
                 at_ms,
                 kind: text("kind"),
@@ -239,6 +249,11 @@ mod tests {
                 churn: "policy".into(),
                 detail: String::new(),
             },
+            Event {
+                at_ms: 35_000,
+                churn: "meshconfig".into(),
+                detail: String::new(),
+            },
         ];
         // The client's clock runs 2 s ahead of the harness's.
         let placed = place(&report, 2_000, &events);
@@ -248,7 +263,11 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            [(10_500, "policy"), (38_000, "steady"), (3_000, "steady")]
+            [
+                (10_500, "rollout"),
+                (38_000, "meshconfig"),
+                (3_000, "steady")
+            ]
         );
     }
 

@@ -45,6 +45,11 @@ use crate::{
     state::{Instance, StateDir},
 };
 
+/// How long a deleted pod's apps keep serving, at most, while its
+/// peers learn it left their endpoints (the controller reads the store
+/// every 200 ms and pushes at once).
+const ENDPOINTS_PROPAGATION: Duration = Duration::from_secs(2);
+
 /// What every pod needs from the runtime.
 pub struct Shared {
     pub state: StateDir,
@@ -356,6 +361,13 @@ async fn run_pod_inner(
                 }
             }
         }
+    }
+    // Termination in the kubelet's and endpoints controller's order: the
+    // pod has left its Services' endpoints (its object is gone, so the
+    // runtime's rules and the controller's next push drop it); its apps
+    // stop once peers have learnt that, the sidecars last.
+    if apps.iter().any(|(_, task)| !task.is_finished()) {
+        tokio::time::sleep(run.grace().min(ENDPOINTS_PROPAGATION)).await;
     }
     stop_all(apps).await;
     stop_all(sidecars).await;
