@@ -222,8 +222,17 @@ async fn respond(ctx: &Inner, mut req: Request<Incoming>) -> Answer {
                 },
                 Err(e) => {
                     let message = format!("osm-proxy: application at {}: {e}", ctx.app);
+                    let mut response = error_response(e.status(), &message);
+                    // The client's proxy may send it elsewhere, whatever
+                    // its method: the application never got it.
+                    if crate::outbound::unprocessed::app_never_got_it(&e) {
+                        response.headers_mut().insert(
+                            crate::outbound::unprocessed::UNPROCESSED,
+                            http::HeaderValue::from_static("application unreachable"),
+                        );
+                    }
                     Answer {
-                        response: error_response(e.status(), &message),
+                        response,
                         rule: Some(rule),
                         error: Some(message),
                         flag: e.response_flag(),

@@ -8,6 +8,9 @@
 //!
 //! A request whose response has started is never retried: a try ends at
 //! the response headers, and the body streams to the client as it comes.
+//! Without any policy, a try that left the request unprocessed (see
+//! [`super::unprocessed`]) is sent once more, to another endpoint when
+//! there is one: a bodyless request is always kept for that.
 
 use std::{sync::Arc, time::Duration};
 
@@ -15,7 +18,7 @@ use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Either};
 use hyper::body::{Body, Incoming};
 
-use super::try_once::try_once;
+use super::{try_once::try_once, unprocessed::unprocessed};
 use crate::{
     config::{EndpointSet, Mirror, OutboundService, Retries},
     http_util::{Replay, UpstreamBody, is_upgrade},
@@ -100,7 +103,10 @@ enum Prepared {
 }
 
 async fn prepare(req: Request<Incoming>, retries: bool) -> Result<Prepared, String> {
-    if !retries || !replayable(&req) {
+    // A bodyless request costs nothing to keep (its headers are copied per
+    // try), so it can be sent again when a try leaves it unprocessed.
+    let keep = retries || req.body().is_end_stream();
+    if !keep || !replayable(&req) {
         return Ok(Prepared::Once(req));
     }
     let (parts, body) = req.into_parts();
@@ -231,6 +237,7 @@ async fn tries(
         super::mirror::send_copies(shared, mirrors, template.map(|t| || t.request()));
     }
     let mut retried = 0u32;
+    let mut resent_unprocessed = false;
     // Held while a retry is in flight (`maxRetries`).
     let mut _retry_permit = None;
     loop {
@@ -256,7 +263,16 @@ async fn tries(
             }
             None => unreachable!("a request streamed once is not tried again"),
         };
-        let Some(endpoint) = choose_endpoint(&set).cloned() else {
+        let chosen = match (&*last, resent_unprocessed) {
+            // Not the endpoint that just left the request unprocessed,
+            // when the set has another.
+            (Some(previous), true) if set.endpoints.len() > 1 => (0..4)
+                .filter_map(|_| choose_endpoint(&set))
+                .find(|e| !Arc::ptr_eq(e, previous))
+                .or_else(|| choose_endpoint(&set)),
+            _ => choose_endpoint(&set),
+        };
+        let Some(endpoint) = chosen.cloned() else {
             return Sent::Refused(Refusal::NoEndpoints {
                 layer: Layer::Http,
                 set: set.key.clone(),
@@ -286,6 +302,17 @@ async fn tries(
             Err(e) => e.tried(),
         };
         observe(&shared.metrics, &set, &endpoint, tried);
+        let outcome = result.as_ref().map(|r| (r.status(), r.headers()));
+        if !resent_unprocessed
+            && matches!(prepared, Some(Prepared::Replayed(_)))
+            && unprocessed(outcome, endpoint.spec.identity.is_some())
+        {
+            resent_unprocessed = true;
+            shared
+                .metrics
+                .record_unprocessed_resent(&service.namespace, &service.name);
+            continue;
+        }
         let retry = match (retries, &prepared, tried) {
             (Some(r), Some(Prepared::Replayed(_)), Some(tried))
                 if retried < r.rule.num_retries && r.rule.retries(tried) =>

@@ -17,6 +17,7 @@ mod mirror;
 mod route;
 pub mod rules;
 mod try_once;
+pub mod unprocessed;
 
 pub use route::{IDLE_CLIENT_TIMEOUT, Observed, Route, Seen, route};
 

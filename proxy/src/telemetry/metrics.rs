@@ -32,6 +32,7 @@ pub const CONFIG_RELOADS_TOTAL: &str = "osm_config_reloads_total";
 pub const CONFIG_RESOURCES_REJECTED: &str = "osm_config_resources_rejected";
 pub const REQUEST_RETRIES_TOTAL: &str = "osm_request_retries_total";
 pub const REQUEST_RETRIES_SKIPPED_TOTAL: &str = "osm_request_retries_skipped_total";
+pub const REQUEST_UNPROCESSED_RESENT_TOTAL: &str = "osm_request_unprocessed_resent_total";
 pub const OUTLIER_EJECTIONS_TOTAL: &str = "osm_outlier_ejections_total";
 pub const REQUEST_MIRRORS_TOTAL: &str = "osm_request_mirrors_total";
 pub const TRACE_SPANS_EXPORTED_TOTAL: &str = "osm_trace_spans_exported_total";
@@ -168,6 +169,11 @@ impl Metrics {
             "Retries of HTTP requests (each request counts once in osm_request_total), by source and destination service".into(),
         );
         r.describe_counter(
+            REQUEST_UNPROCESSED_RESENT_TOTAL.into(),
+            None,
+            "Requests sent once more because a try left them unprocessed (no connection, a refused stream, or the server's proxy could not reach its application), by source and destination service".into(),
+        );
+        r.describe_counter(
             REQUEST_RETRIES_SKIPPED_TOTAL.into(),
             None,
             "Retries a policy asked for but the retry budget or maxRetries refused, by reason"
@@ -291,6 +297,17 @@ impl Metrics {
             Label::new("destination_service", service.to_string()),
         ]);
         self.counter(REQUEST_RETRIES_TOTAL, labels).increment(1);
+    }
+
+    /// Counts a request sent once more after a try left it unprocessed.
+    pub fn record_unprocessed_resent(&self, namespace: &str, service: &str) {
+        let mut labels = self.source.clone();
+        labels.extend([
+            Label::new("destination_namespace", namespace.to_string()),
+            Label::new("destination_service", service.to_string()),
+        ]);
+        self.counter(REQUEST_UNPROCESSED_RESENT_TOTAL, labels)
+            .increment(1);
     }
 
     /// Counts a retry the budget (`budget`) or `maxRetries` refused.
