@@ -4,6 +4,7 @@
 //! status written back), kube-proxy (VIP balancing rules) and cluster DNS
 //! (hosts files).
 
+mod availability;
 pub mod cgroups;
 pub mod deployments;
 pub mod events;
@@ -23,6 +24,7 @@ use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     net::Ipv4Addr,
     sync::Arc,
+    time::Instant,
 };
 
 use anyhow::Context as _;
@@ -73,6 +75,8 @@ pub struct Runtime {
     service_source: services::ServiceSource,
     /// The ConfigMaps and Secrets handed to pods last.
     sources: Option<pod::Sources>,
+    /// When pods' written statuses became ready (rollouts wait on it).
+    availability: availability::Availability,
 }
 
 impl Runtime {
@@ -85,6 +89,7 @@ impl Runtime {
             written: HashMap::new(),
             written_events: HashMap::new(),
             sources: None,
+            availability: availability::Availability::default(),
             rules: String::new(),
             hosts: HashMap::new(),
             next_ip: 0,
@@ -169,6 +174,7 @@ impl Runtime {
                 tracing::info!(pod = %key, "stopping");
                 handle.terminate();
                 self.written.remove(&key);
+                self.availability.forget(&key);
                 self.remove_events(&key);
                 self.terminating.push((key, handle));
             }
@@ -218,7 +224,7 @@ impl Runtime {
             .iter()
             .filter(|s| s.key.kind == "Pod")
             .map(|s| {
-                let ready = self.pods.get(&s.key).is_some_and(|h| h.snapshot().ready());
+                let ready = self.availability.available(&s.key, Instant::now());
                 PodInfo::of(s.key.clone(), &s.value, ready)
             })
             .collect();
@@ -254,7 +260,7 @@ impl Runtime {
             .iter()
             .filter(|s| s.key.kind == "Pod")
             .filter_map(|s| {
-                let ready = self.pods.get(&s.key).is_some_and(|h| h.snapshot().ready());
+                let ready = self.availability.available(&s.key, Instant::now());
                 statefulsets::SetPod::of(s.key.clone(), &s.value, ready)
             })
             .collect();
@@ -344,6 +350,8 @@ impl Runtime {
                 .store
                 .put(&stored)
                 .with_context(|| format!("{key}: status"))?;
+            self.availability
+                .written(key, snapshot.ready(), Instant::now());
             self.written.insert(key.clone(), status);
         }
         Ok(())
