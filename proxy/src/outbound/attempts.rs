@@ -25,7 +25,7 @@ use crate::{
     policy::HttpRequestView,
     refusal::{Layer, Refusal},
     resilience::{self, breaker::Breaker, retry::Tried},
-    routing::{choose_backend, choose_endpoint},
+    routing::{choose_backend, choose_endpoint, choose_other_endpoint},
     state::Shared,
     telemetry::{
         metrics::Metrics,
@@ -264,12 +264,8 @@ async fn tries(
             None => unreachable!("a request streamed once is not tried again"),
         };
         let chosen = match (&*last, resent_unprocessed) {
-            // Not the endpoint that just left the request unprocessed,
-            // when the set has another.
-            (Some(previous), true) if set.endpoints.len() > 1 => (0..4)
-                .filter_map(|_| choose_endpoint(&set))
-                .find(|e| !Arc::ptr_eq(e, previous))
-                .or_else(|| choose_endpoint(&set)),
+            // Not the endpoint that just left the request unprocessed.
+            (Some(previous), true) => choose_other_endpoint(&set, previous),
             _ => choose_endpoint(&set),
         };
         let Some(endpoint) = chosen.cloned() else {

@@ -129,5 +129,30 @@ pub fn choose_endpoint(set: &EndpointSet) -> Option<&Arc<EndpointHandle>> {
     )
 }
 
+/// An endpoint of `set` other than `avoid` (which just left a request
+/// unprocessed), by power of two choices over the others that are not
+/// ejected; `avoid` itself when it is the only one. Power of two choices
+/// alone would favour it: an endpoint failing fast carries the least load.
+pub fn choose_other_endpoint<'a>(
+    set: &'a EndpointSet,
+    avoid: &Arc<EndpointHandle>,
+) -> Option<&'a Arc<EndpointHandle>> {
+    let now = crate::resilience::now();
+    let others: Vec<&Arc<EndpointHandle>> = set
+        .endpoints
+        .iter()
+        .filter(|e| !Arc::ptr_eq(e, avoid))
+        .filter(|e| set.outlier.is_none() || !e.health.is_ejected(now))
+        .collect();
+    if others.is_empty() {
+        return choose_endpoint(set);
+    }
+    Some(
+        others[balance::p2c(others.len(), fastrand::u64(..), fastrand::u64(..), |i| {
+            others[i].load.cost()
+        })],
+    )
+}
+
 #[cfg(test)]
 mod tests;

@@ -175,3 +175,38 @@ fn a_b_matches_choose_between_the_split_and_the_root() {
     // An empty set has no endpoint to choose.
     assert!(choose_endpoint(&web.endpoints).is_none());
 }
+
+#[test]
+fn a_resend_goes_to_another_endpoint_even_the_busiest() {
+    let s = snapshot(
+        r#"
+endpoints:
+- key: shop/store:80
+  endpoints:
+  - {address: "127.0.0.1:1001"}
+  - {address: "127.0.0.1:1002"}
+- key: shop/one:80
+  endpoints:
+  - {address: "127.0.0.1:1003"}
+outbound:
+- {key: shop/store:80, port: 80, hostnames: [store], endpoints: shop/store:80}
+- {key: shop/one:80, port: 81, hostnames: [one], endpoints: shop/one:80}
+"#,
+    );
+    let set = &s.endpoint_sets["shop/store:80"];
+    let (dead, live) = (&set.endpoints[0], &set.endpoints[1]);
+    // The live endpoint is busy, the dead one idle (it fails fast): power
+    // of two choices alone picks the dead one every time.
+    let _busy: Vec<_> = (0..50).map(|_| live.load.start()).collect();
+    for _ in 0..100 {
+        let chosen = choose_other_endpoint(set, dead).expect("an endpoint");
+        assert!(Arc::ptr_eq(chosen, live));
+    }
+    // A set of one: that one.
+    let one = &s.endpoint_sets["shop/one:80"];
+    let only = &one.endpoints[0];
+    assert!(Arc::ptr_eq(
+        choose_other_endpoint(one, only).expect("it"),
+        only
+    ));
+}
