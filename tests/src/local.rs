@@ -26,6 +26,7 @@ const BINARIES: &[&str] = &[
     "bookwarehouse",
     "httpget",
     "osm-echo",
+    "soak-client",
 ];
 
 /// target/<profile>/, where cargo put the workspace's binaries.

@@ -213,6 +213,7 @@ async fn respond(ctx: &Inner, mut req: Request<Incoming>) -> Answer {
             Answer::refused(&refusal, None)
         }
         (Decision::Allow(rule), None) => {
+            let idempotent = crate::outbound::unprocessed::idempotent(req.method());
             match forward(app_client, counted(req).map(Either::Left), app).await {
                 Ok(r) => Answer {
                     response: r.map(Either::Left),
@@ -223,12 +224,13 @@ async fn respond(ctx: &Inner, mut req: Request<Incoming>) -> Answer {
                 Err(e) => {
                     let message = format!("osm-proxy: application at {}: {e}", ctx.app);
                     let mut response = error_response(e.status(), &message);
-                    // The client's proxy may send it elsewhere, whatever
-                    // its method: the application never got it.
-                    if crate::outbound::unprocessed::app_never_got_it(&e) {
+                    // The client's proxy may send it elsewhere: the
+                    // application never got it, or an idempotent request
+                    // lost its connection.
+                    if let Some(why) = crate::outbound::unprocessed::resendable(&e, idempotent) {
                         response.headers_mut().insert(
                             crate::outbound::unprocessed::UNPROCESSED,
-                            http::HeaderValue::from_static("application unreachable"),
+                            http::HeaderValue::from_static(why),
                         );
                     }
                     Answer {

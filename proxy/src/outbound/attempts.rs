@@ -292,6 +292,7 @@ async fn tries(
         let per_try_timeout = retries
             .and_then(|r| r.rule.per_try_timeout)
             .or(plan.backend_request_timeout);
+        let idempotent = super::unprocessed::idempotent(request.method());
         let result = try_once(&endpoint, request, per_try_timeout, per_connection).await;
         let tried = match &result {
             Ok(response) => Some(Tried::Answered(response.status())),
@@ -301,7 +302,7 @@ async fn tries(
         let outcome = result.as_ref().map(|r| (r.status(), r.headers()));
         if !resent_unprocessed
             && matches!(prepared, Some(Prepared::Replayed(_)))
-            && unprocessed(outcome, endpoint.spec.identity.is_some())
+            && unprocessed(outcome, endpoint.spec.identity.is_some(), idempotent)
         {
             resent_unprocessed = true;
             shared
