@@ -300,7 +300,12 @@ async fn tries(
         };
         observe(&shared.metrics, &set, &endpoint, tried);
         let outcome = result.as_ref().map(|r| (r.status(), r.headers()));
+        // Another endpoint may take it; a retry policy that would retry it
+        // anyway decides alone (no second retry on top of its own).
+        let policy_retries = retries.zip(tried).is_some_and(|(r, t)| r.rule.retries(t));
         if !resent_unprocessed
+            && !policy_retries
+            && set.endpoints.len() > 1
             && matches!(prepared, Some(Prepared::Replayed(_)))
             && unprocessed(outcome, endpoint.spec.identity.is_some(), idempotent)
         {
