@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::pairs::procs::parse_status_kib;
+
 /// One process at one time.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sample {
@@ -19,16 +21,13 @@ pub struct Sample {
     pub threads: u64,
 }
 
-/// VmRSS (KiB) and Threads from /proc/PID/status (pure).
+/// VmRSS (KiB) and Threads from /proc/PID/status (pure; the fields read
+/// as the pairs harness reads them).
 pub fn rss_and_threads(status: &str) -> Option<(u64, u64)> {
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse::<u64>().ok())
-    };
-    Some((field("VmRSS:")?, field("Threads:")?))
+    Some((
+        parse_status_kib(status, "VmRSS")?,
+        parse_status_kib(status, "Threads")?,
+    ))
 }
 
 /// A process's sample now, if it runs.

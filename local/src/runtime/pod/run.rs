@@ -69,6 +69,20 @@ impl PodRun {
         }
     }
 
+    /// A container's process started: its event and state.
+    pub(super) fn started(&self, slot: Slot, container: &Container) {
+        self.event(
+            false,
+            "Started",
+            &format!("Started container {}", container.name),
+        );
+        self.update(slot, |c| {
+            c.state = State::Running {
+                since: now_rfc3339(),
+            }
+        });
+    }
+
     pub(super) fn set_phase(&self, phase: &str, message: Option<String>) {
         if let Ok(mut s) = self.status.lock() {
             s.phase = phase.into();

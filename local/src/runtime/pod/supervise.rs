@@ -15,10 +15,7 @@ use super::{
     probing::probe_loop,
     process::{Record, Running, exit_file, pid_file, spawn},
 };
-use crate::{
-    apiserver::now_rfc3339,
-    runtime::{cgroups, status::State},
-};
+use crate::runtime::{cgroups, status::State};
 
 /// Runs an init container until it succeeds; false when the pod stops
 /// (or gives up, with restartPolicy Never) first.
@@ -39,16 +36,7 @@ pub(super) async fn run_to_completion(
         let exit_file = exit_file(&run.dir, &container.name);
         let exit = match spawn(&launch, &run.shared.bin_dir, &run.dir, &container.name) {
             Ok(mut process) => {
-                run.event(
-                    false,
-                    "Started",
-                    &format!("Started container {}", container.name),
-                );
-                run.update(slot, |c| {
-                    c.state = State::Running {
-                        since: now_rfc3339(),
-                    }
-                });
+                run.started(slot, container);
                 tokio::select! {
                     code = process.wait(&exit_file) => code,
                     () = cancel.cancelled() => {
@@ -149,15 +137,8 @@ pub(super) async fn supervise(
         let exit = match started {
             Ok((mut process, adopted)) => {
                 if !adopted {
-                    run.event(
-                        false,
-                        "Started",
-                        &format!("Started container {}", container.name),
-                    );
+                    run.started(slot, &container);
                     run.update(slot, |c| {
-                        c.state = State::Running {
-                            since: now_rfc3339(),
-                        };
                         c.started = container.startup_probe.is_none();
                         c.ready = false;
                     });
