@@ -14,9 +14,11 @@ use osm_local::{
 };
 
 /// Run the mesh on this machine: pods are network namespaces on a bridge,
-/// containers are processes, and the controller, injector, osm-init and
-/// osm-proxy are the real binaries (found beside `osm`). Needs root,
-/// iproute2 and iptables.
+/// containers are isolated processes (their own mount, UTS and IPC
+/// namespaces, the host read-only, volumes at their mount paths, cgroup
+/// limits), and the controller, injector, osm-init and osm-proxy are the
+/// real binaries (found beside `osm`). Needs root, iproute2, iptables and
+/// util-linux.
 #[derive(Debug, Args)]
 pub struct Local {
     /// Where the local mesh keeps its objects, certificates, logs and
@@ -59,8 +61,9 @@ pub enum LocalCommand {
     Describe(DescribeArgs),
     /// Print a container's log.
     Logs(LogsArgs),
-    /// Run a command in a pod's network namespace, with its names and its
-    /// traffic intercepted as the app's is; exits with the command's code.
+    /// Run a command inside a pod's container (its namespaces, filesystem,
+    /// user and environment), with its names and its traffic intercepted
+    /// as the app's is; exits with the command's code.
     Exec(ExecArgs),
     /// Bring the bookstore demo up in SMI mode (starting local mode if
     /// needed) and show live counters from each app. Needs redis-server.
