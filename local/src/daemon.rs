@@ -21,11 +21,8 @@ use super::{
     admission::Injector,
     apiserver::ApiServer,
     http,
-    runtime::{
-        self, Runtime, net,
-        pod::{Shared, process::Record},
-        takeover,
-    },
+    process_record::Record,
+    runtime::{self, Runtime, net, pod::Shared, takeover},
     state::{INJECTOR_SERVER_NAME, Instance, OSM_NAMESPACE, StateDir},
     store::Store,
 };

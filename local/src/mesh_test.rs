@@ -222,7 +222,7 @@ async fn attempt(
             .output()
             .context("cannot run httpget in the pod")?;
         let got = outcome_of(
-            crate::runtime::pod::exit_code(output.status),
+            crate::shim::exit_code(output.status),
             &String::from_utf8_lossy(&output.stdout),
             &String::from_utf8_lossy(&output.stderr),
         );

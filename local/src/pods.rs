@@ -13,8 +13,8 @@ use super::{
     runtime::{
         deployments::owned_by,
         launch::{PodContext, launch},
-        pod::exit_code,
     },
+    shim::exit_code,
     state::{Instance, StateDir},
     store::{Key, Store},
 };

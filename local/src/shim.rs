@@ -162,6 +162,16 @@ pub fn read_exit(exit_file: &Path) -> Option<i32> {
 mod tests {
     use super::*;
 
+    /// `sh -c script` through the shim, recording into `file`.
+    fn sh(file: &Path, script: &str) -> u8 {
+        run(
+            file,
+            None,
+            OsStr::new("sh"),
+            ["-c", script].into_iter().map(OsString::from),
+        )
+    }
+
     #[test]
     fn an_exit_file_reads_back_what_was_written() {
         let dir = tempfile::tempdir().unwrap();
@@ -176,13 +186,7 @@ mod tests {
     fn the_shim_records_the_programs_exit_code_and_exits_with_it() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("app.exit");
-        let code = run(
-            &file,
-            None,
-            OsStr::new("sh"),
-            ["-c", "exit 7"].into_iter().map(OsString::from),
-        );
-        assert_eq!((code, read_exit(&file)), (7, Some(7)));
+        assert_eq!((sh(&file, "exit 7"), read_exit(&file)), (7, Some(7)));
         let code = run(
             &file,
             None,
@@ -198,21 +202,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("app.exit");
         // The program reports its own blocked-signal mask: none.
-        let code = run(
-            &file,
-            None,
-            OsStr::new("sh"),
-            ["-c", "grep -q '^SigBlk:[[:space:]]*0*$' /proc/self/status"]
-                .into_iter()
-                .map(OsString::from),
-        );
+        let code = sh(&file, "grep -q '^SigBlk:[[:space:]]*0*$' /proc/self/status");
         assert_eq!(code, 0, "the container inherited a blocked mask");
-        let code = run(
-            &file,
-            None,
-            OsStr::new("sh"),
-            ["-c", "kill -TERM $$"].into_iter().map(OsString::from),
-        );
+        let code = sh(&file, "kill -TERM $$");
         assert_eq!((code, read_exit(&file)), (143, Some(143)));
     }
 }

@@ -102,6 +102,16 @@ impl Pki {
     }
 }
 
+/// A CSR for a fresh key that names nothing (the issuer sets the
+/// identity), PEM.
+pub fn csr_pem() -> String {
+    let key = rcgen::KeyPair::generate().expect("a key");
+    rcgen::CertificateParams::new(Vec::<String>::new())
+        .and_then(|p| p.serialize_request(&key))
+        .and_then(|csr| csr.pem())
+        .expect("a CSR")
+}
+
 /// The SPIFFE ID of a ServiceAccount.
 pub fn spiffe(namespace: &str, service_account: &str) -> String {
     format!("spiffe://{TRUST_DOMAIN}/ns/{namespace}/sa/{service_account}")

@@ -226,6 +226,22 @@ pub fn launch(container: &Container, ctx: &PodContext<'_>) -> Result<Launch, Str
     }
     let mounts = mounts(container, ctx)?;
     let (uid, gid) = run_as(container, pod);
+    let non_root = container
+        .security_context
+        .as_ref()
+        .and_then(|c| c.run_as_non_root)
+        .or_else(|| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.security_context.as_ref())
+                .and_then(|c| c.run_as_non_root)
+        });
+    if uid == 0 && non_root == Some(true) {
+        return Err(format!(
+            "container {:?} has runAsNonRoot and would run as root (runAsUser 0, or privileged or added capabilities)",
+            container.name
+        ));
+    }
     let mut vars: BTreeMap<String, String> = BTreeMap::new();
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), format!("{BIN_MOUNT}:{SYSTEM_PATH}")),

@@ -10,6 +10,21 @@ fn pod(spec: serde_json::Value) -> Pod {
     .unwrap()
 }
 
+/// A context with nothing but the pod and its volumes.
+fn bare<'a>(pod: &'a Pod, volumes: &'a BTreeMap<String, PathBuf>) -> PodContext<'a> {
+    PodContext {
+        pod,
+        netns: "n",
+        pod_ip: Ipv4Addr::LOCALHOST,
+        host_ip: Ipv4Addr::LOCALHOST,
+        volumes,
+        config_maps: &[],
+        secrets: &[],
+        bin_dir: Path::new("/b"),
+        hidden: &[],
+    }
+}
+
 #[test]
 fn references_expand_like_kubernetes() {
     let vars = BTreeMap::from([("A".to_string(), "1".to_string())]);
@@ -134,6 +149,12 @@ fn containers_run_unprivileged_unless_they_ask_for_root() {
         let c = &p.spec.as_ref().unwrap().containers[0];
         assert_eq!(run_as(c, &p).0, uid, "{container} in {pod_ctx}");
     }
+    // runAsNonRoot holds: a container that would run as root does not start.
+    let p = pod(json!({"securityContext": {"runAsNonRoot": true},
+        "containers": [{"name": "a", "command": ["a"], "securityContext": {"runAsUser": 0}}]}));
+    let volumes = BTreeMap::new();
+    let err = launch(&p.spec.as_ref().unwrap().containers[0], &bare(&p, &volumes)).unwrap_err();
+    assert!(err.contains("runAsNonRoot"), "{err}");
 }
 
 #[test]
@@ -150,17 +171,7 @@ fn configmap_and_secret_volumes_are_read_only_and_sub_paths_stay_inside() {
         ("cfg".to_string(), PathBuf::from("/v/cfg")),
         ("data".to_string(), PathBuf::from("/v/data")),
     ]);
-    let ctx = PodContext {
-        pod: &p,
-        netns: "n",
-        pod_ip: Ipv4Addr::LOCALHOST,
-        host_ip: Ipv4Addr::LOCALHOST,
-        volumes: &volumes,
-        config_maps: &[],
-        secrets: &[],
-        bin_dir: Path::new("/b"),
-        hidden: &[],
-    };
+    let ctx = bare(&p, &volumes);
     let c = p.spec.as_ref().unwrap().containers[0].clone();
     let mounts = launch(&c, &ctx).unwrap().sandbox.mounts;
     let got: Vec<(&str, &str, bool)> = mounts[2..]
@@ -195,17 +206,7 @@ fn configmap_and_secret_volumes_are_read_only_and_sub_paths_stay_inside() {
 fn a_container_without_command_is_explained() {
     let pod = pod(json!({"containers": [{"name": "db", "image": "mysql:8"}]}));
     let volumes = BTreeMap::new();
-    let ctx = PodContext {
-        pod: &pod,
-        netns: "n",
-        pod_ip: Ipv4Addr::LOCALHOST,
-        host_ip: Ipv4Addr::LOCALHOST,
-        volumes: &volumes,
-        config_maps: &[],
-        secrets: &[],
-        bin_dir: Path::new("/"),
-        hidden: &[],
-    };
+    let ctx = bare(&pod, &volumes);
     let err = launch(&pod.spec.as_ref().unwrap().containers[0], &ctx).unwrap_err();
     assert!(
         err.contains("has no command") && err.contains("mysql:8"),

@@ -105,21 +105,26 @@ enum Prepared {
 async fn prepare(req: Request<Incoming>, retries: bool) -> Result<Prepared, String> {
     // A bodyless request costs nothing to keep (its headers are copied per
     // try), so it can be sent again when a try leaves it unprocessed.
-    let keep = retries || req.body().is_end_stream();
-    if !keep || !replayable(&req) {
+    let bodyless = req.body().is_end_stream();
+    if !(retries || bodyless) || !replayable(&req) {
         return Ok(Prepared::Once(req));
     }
     let (parts, body) = req.into_parts();
-    let collected = body
-        .collect()
-        .await
-        .map_err(|e| format!("reading the request body: {e}"))?;
-    let trailers = collected.trailers().cloned();
-    let bytes = collected.to_bytes();
-    if let Some(tally) = parts.extensions.get::<Tally>() {
-        tally.add(bytes.len() as u64);
-    }
-    let body = Replay::new(bytes, trailers);
+    let body = if bodyless {
+        // Nothing to read: no poll of the body, no buffer.
+        Replay::new(bytes::Bytes::new(), None)
+    } else {
+        let collected = body
+            .collect()
+            .await
+            .map_err(|e| format!("reading the request body: {e}"))?;
+        let trailers = collected.trailers().cloned();
+        let bytes = collected.to_bytes();
+        if let Some(tally) = parts.extensions.get::<Tally>() {
+            tally.add(bytes.len() as u64);
+        }
+        Replay::new(bytes, trailers)
+    };
     Ok(Prepared::Replayed(Template {
         method: parts.method,
         uri: parts.uri,
@@ -299,15 +304,18 @@ async fn tries(
             Err(e) => e.tried(),
         };
         observe(&shared.metrics, &set, &endpoint, tried);
-        let outcome = result.as_ref().map(|r| (r.status(), r.headers()));
         // Another endpoint may take it; a retry policy that would retry it
-        // anyway decides alone (no second retry on top of its own).
-        let policy_retries = retries.zip(tried).is_some_and(|(r, t)| r.rule.retries(t));
+        // anyway decides alone (no second retry on top of its own). The
+        // cheap tests first: a request that succeeded pays for two.
         if !resent_unprocessed
-            && !policy_retries
             && set.endpoints.len() > 1
             && matches!(prepared, Some(Prepared::Replayed(_)))
-            && unprocessed(outcome, endpoint.spec.identity.is_some(), idempotent)
+            && unprocessed(
+                result.as_ref().map(|r| (r.status(), r.headers())),
+                endpoint.spec.identity.is_some(),
+                idempotent,
+            )
+            && !retries.zip(tried).is_some_and(|(r, t)| r.rule.retries(t))
         {
             resent_unprocessed = true;
             shared

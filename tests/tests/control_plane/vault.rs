@@ -93,15 +93,7 @@ async fn a_vault_token_signs_and_a_wrong_one_is_refused_with_vaults_reason() {
             tls_ca_pem: None,
         })
     };
-    let csr = {
-        let key = rcgen::KeyPair::generate().unwrap();
-        rcgen::CertificateParams::new(Vec::<String>::new())
-            .unwrap()
-            .serialize_request(&key)
-            .unwrap()
-            .pem()
-            .unwrap()
-    };
+    let csr = osm_tests::pki::csr_pem();
     let id = SpiffeId::new("cluster.local", "shop", "buyer");
     let pod = PodBinding::new("shop", "buyer-0");
     let hour = std::time::Duration::from_secs(3600);

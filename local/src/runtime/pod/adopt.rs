@@ -13,7 +13,8 @@ use std::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::process::{Record, pid_file};
+use super::process::pid_file;
+use crate::process_record::Record;
 
 /// What a pod's directory says of the pod that made it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -27,9 +27,6 @@ mod safe_files;
 mod supervise;
 mod volumes;
 
-pub use crate::shim::exit_code;
-pub use process::pid_file;
-
 use self::{
     adopt::{Adoption, PodRecord, Takeover},
     run::{PodRun, Slot},

@@ -16,7 +16,7 @@ use crate::{
     shim::{self, exit_code},
 };
 
-pub use crate::process_record::Record;
+use crate::process_record::Record;
 
 pub fn pid_file(pod_dir: &Path, container: &str) -> PathBuf {
     pod_dir.join(format!("{container}.pid"))

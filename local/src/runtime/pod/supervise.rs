@@ -13,9 +13,12 @@ use tokio_util::sync::CancellationToken;
 use super::{
     PodRun, Slot,
     probing::probe_loop,
-    process::{Record, Running, exit_file, pid_file, spawn},
+    process::{Running, exit_file, pid_file, spawn},
 };
-use crate::runtime::{cgroups, status::State};
+use crate::{
+    process_record::Record,
+    runtime::{cgroups, status::State},
+};
 
 /// Runs an init container until it succeeds; false when the pod stops
 /// (or gives up, with restartPolicy Never) first.
