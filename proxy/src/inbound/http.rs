@@ -215,8 +215,11 @@ async fn respond(ctx: &Inner, mut req: Request<Incoming>) -> Answer {
         (Decision::Allow(rule), None) => {
             let idempotent = crate::outbound::unprocessed::idempotent(req.method());
             match forward(app_client, counted(req).map(Either::Left), app).await {
-                Ok(r) => Answer {
-                    response: r.map(Either::Left),
+                Ok(mut r) => Answer {
+                    response: {
+                        crate::outbound::unprocessed::strip_from_app(r.headers_mut());
+                        r.map(Either::Left)
+                    },
                     rule: Some(rule),
                     error: None,
                     flag: "-",

@@ -17,6 +17,13 @@ use crate::upstream::ForwardError;
 /// its application because it could not reach it.
 pub const UNPROCESSED: HeaderName = HeaderName::from_static("x-osm-unprocessed");
 
+/// Removes the marker from an application's own response: only the
+/// server's proxy may say the application did not get a request (an app
+/// that set it could have a POST sent twice).
+pub fn strip_from_app(headers: &mut HeaderMap) {
+    headers.remove(UNPROCESSED);
+}
+
 /// Methods a client may repeat without changing the outcome, which may be
 /// sent again after a lost connection.
 pub fn idempotent(method: &Method) -> bool {
@@ -118,5 +125,8 @@ mod tests {
         assert!(
             idempotent(&Method::GET) && !idempotent(&Method::POST) && !idempotent(&Method::PUT)
         );
+        let mut from_app = marked.clone();
+        strip_from_app(&mut from_app);
+        assert!(!from_app.contains_key(UNPROCESSED));
     }
 }
