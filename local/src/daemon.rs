@@ -25,6 +25,7 @@ use super::{
     runtime::{self, Runtime, net, pod::Shared, takeover},
     state::{INJECTOR_SERVER_NAME, Instance, OSM_NAMESPACE, StateDir},
     store::Store,
+    supervisor::Child,
 };
 
 /// Where the mesh's binaries are: beside the running `osm`.
@@ -33,82 +34,6 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
     exe.parent()
         .map(Path::to_path_buf)
         .context("the osm binary has no directory")
-}
-
-/// A control-plane process, restarted when it exits.
-struct Child {
-    name: &'static str,
-    program: PathBuf,
-    args: Vec<String>,
-    log: PathBuf,
-    pid_file: PathBuf,
-}
-
-impl Child {
-    async fn keep_running(self, stop: CancellationToken) {
-        let mut wait = Duration::from_millis(500);
-        loop {
-            let log = match std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.log)
-            {
-                Ok(f) => f,
-                Err(e) => {
-                    tracing::error!(child = self.name, error = %e, "cannot open its log");
-                    return;
-                }
-            };
-            let spawned = tokio::process::Command::new(&self.program)
-                .args(&self.args)
-                .stdin(std::process::Stdio::null())
-                .stdout(
-                    log.try_clone()
-                        .map(Into::into)
-                        .unwrap_or_else(|_| std::process::Stdio::null()),
-                )
-                .stderr(log)
-                .kill_on_drop(true)
-                .spawn();
-            let mut child = match spawned {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(child = self.name, program = %self.program.display(), error = %e, "cannot start");
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        () = tokio::time::sleep(Duration::from_secs(2)) => continue,
-                    }
-                }
-            };
-            if let Some(pid) = child.id() {
-                let _ = std::fs::write(&self.pid_file, pid.to_string());
-            }
-            tracing::info!(child = self.name, pid = ?child.id(), "started");
-            tokio::select! {
-                status = child.wait() => {
-                    tracing::warn!(child = self.name, ?status, "exited; restarting");
-                }
-                () = stop.cancelled() => {
-                    if let Some(pid) = child.id() {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(pid as i32),
-                            nix::sys::signal::Signal::SIGTERM,
-                        );
-                    }
-                    if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
-                        let _ = child.kill().await;
-                    }
-                    let _ = std::fs::remove_file(&self.pid_file);
-                    return;
-                }
-            }
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(wait) => {}
-            }
-            wait = (wait * 2).min(Duration::from_secs(10));
-        }
-    }
 }
 
 fn controller(state: &StateDir, instance: &Instance, bin: &Path) -> Child {

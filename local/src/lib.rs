@@ -40,6 +40,7 @@ pub mod sandbox;
 pub mod shim;
 pub mod state;
 pub mod store;
+pub mod supervisor;
 pub mod table;
 pub mod traffic_metrics;
 pub mod unenforced;

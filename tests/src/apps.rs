@@ -28,6 +28,8 @@ pub struct HttpApp {
     pub addr: SocketAddr,
     pub name: String,
     requests: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
+    open_connections: Arc<AtomicUsize>,
     last_headers: Arc<Mutex<Option<HeaderMap>>>,
 }
 
@@ -40,6 +42,8 @@ impl HttpApp {
             addr: listener.local_addr().unwrap(),
             name: name.to_string(),
             requests: Arc::default(),
+            connections: Arc::default(),
+            open_connections: Arc::default(),
             last_headers: Arc::default(),
         };
         let this = app.clone();
@@ -49,7 +53,10 @@ impl HttpApp {
                     return;
                 };
                 let this = this.clone();
+                this.connections.fetch_add(1, Ordering::SeqCst);
+                this.open_connections.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
+                    let open = this.open_connections.clone();
                     let svc = hyper::service::service_fn(move |req| {
                         let this = this.clone();
                         async move { Ok::<_, Infallible>(this.respond(req).await) }
@@ -57,6 +64,7 @@ impl HttpApp {
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                         .await;
+                    open.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
@@ -66,6 +74,16 @@ impl HttpApp {
     /// Requests received so far.
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted and not yet closed.
+    pub fn open_connections(&self) -> usize {
+        self.open_connections.load(Ordering::SeqCst)
     }
 
     /// Headers of the last request.

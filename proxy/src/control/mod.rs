@@ -46,12 +46,20 @@ pub struct ControlSettings {
 }
 
 const RECONNECT_BASE: Duration = Duration::from_millis(200);
-const RECONNECT_CAP: Duration = Duration::from_secs(5);
+/// Low, so a restarted controller has every proxy back within a second
+/// (with full jitter, half a second on average): until then a proxy keeps
+/// its last endpoints, and a rollout in the meantime would remove pods it
+/// still sends to. Attempts at a controller that is down are refused
+/// connections, cheap for both ends.
+const RECONNECT_CAP: Duration = Duration::from_secs(1);
+/// Renewals retry slower: the certificate in use is still valid.
 const RENEW_RETRY_CAP: Duration = Duration::from_secs(30);
 
 /// Runs until `stop` is cancelled.
 pub async fn run(settings: ControlSettings, shared: Arc<Shared>, stop: CancellationToken) {
-    let Some(first) = obtain_certificate(&settings, &shared, &stop).await else {
+    // A proxy without its first certificate serves nothing: it retries as
+    // often as it reconnects.
+    let Some(first) = obtain_certificate(&settings, &shared, RECONNECT_CAP, &stop).await else {
         return;
     };
     tokio::join!(
@@ -60,13 +68,15 @@ pub async fn run(settings: ControlSettings, shared: Arc<Shared>, stop: Cancellat
     );
 }
 
-/// Certifies until it works (or the proxy stops); installs the result.
+/// Certifies until it works (or the proxy stops), retrying within
+/// `retry_cap`; installs the result.
 async fn obtain_certificate(
     settings: &ControlSettings,
     shared: &Shared,
+    retry_cap: Duration,
     stop: &CancellationToken,
 ) -> Option<SystemTime> {
-    let mut backoff = Backoff::new(RECONNECT_BASE, RENEW_RETRY_CAP);
+    let mut backoff = Backoff::new(RECONNECT_BASE, retry_cap);
     loop {
         let controller = controller_addr(settings, shared);
         let outcome = tokio::select! {
@@ -136,7 +146,7 @@ async fn renew_forever(
             }
             _ = stop.cancelled() => return,
         }
-        match obtain_certificate(settings, shared, stop).await {
+        match obtain_certificate(settings, shared, RENEW_RETRY_CAP, stop).await {
             Some(next) => renew_at = next,
             None => return,
         }

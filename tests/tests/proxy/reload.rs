@@ -134,3 +134,76 @@ impl BodySender {
         self.0.send(b).await.unwrap();
     }
 }
+
+fn one_endpoint_config(addr: std::net::SocketAddr, pod: &str, timeout_ms: u64) -> String {
+    json!({
+        "mesh": {"egress": false},
+        "endpoints": [{"key": "shop/store:80", "namespace": "shop", "service": "store", "endpoints": [
+            {"address": addr.to_string(), "pod": pod, "workloadKind": "Deployment", "workloadName": "store"}]}],
+        "outbound": [{"key": "shop/store:80", "namespace": "shop", "name": "store", "port": 80,
+            "hostnames": ["store"], "endpoints": "shop/store:80",
+            "routes": [{"name": "shop/store/0", "requestTimeoutMs": timeout_ms,
+                "backends": [{"endpoints": "shop/store:80", "weight": 1}]}]}]
+    })
+    .to_string()
+}
+
+/// Pool pruning (issue 20): a config that removes an endpoint closes the
+/// client proxy's pooled connections to it (a rollout's old pod is not
+/// held open, and the proxy holds no descriptors for pods long gone); a
+/// config that keeps an endpoint keeps its pooled connection in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_connections_to_a_removed_endpoint_are_closed_and_kept_ones_reused() {
+    let (old, new) = (HttpApp::start("old").await, HttpApp::start("new").await);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.yaml");
+    std::fs::write(&path, one_endpoint_config(old.addr, "old", 5_000)).unwrap();
+    let client = TestProxy::start(ProxyOptions {
+        credentials: Some(Pki::default().issue("shop", "buyer")),
+        config_file: Some(path.clone()),
+        ..Default::default()
+    })
+    .await;
+    let get = || async {
+        let answer = http1_get(client.outbound(), "store", "/").await.unwrap();
+        assert_eq!(answer.status, 200, "{answer:?}");
+        answer.body
+    };
+    assert!(get().await.starts_with("old "));
+    assert_eq!((old.connections(), old.open_connections()), (1, 1));
+
+    // A change that keeps the endpoint (a route's timeout): the pooled
+    // connection stays and carries the next request.
+    let version = client.shared.config().version;
+    std::fs::write(&path, one_endpoint_config(old.addr, "old", 6_000)).unwrap();
+    eventually("the changed config is applied", || async {
+        (client.shared.config().version > version).then_some(())
+    })
+    .await;
+    assert!(get().await.starts_with("old "));
+    assert_eq!(
+        (old.connections(), old.open_connections()),
+        (1, 1),
+        "the pooled connection was reused"
+    );
+
+    // The endpoint leaves the config: its pooled connection is closed.
+    let version = client.shared.config().version;
+    std::fs::write(&path, one_endpoint_config(new.addr, "new", 6_000)).unwrap();
+    eventually("the config without the endpoint is applied", || async {
+        (client.shared.config().version > version).then_some(())
+    })
+    .await;
+    eventually(
+        "the removed endpoint's pooled connection is closed",
+        || async { (old.open_connections() == 0).then_some(()) },
+    )
+    .await;
+    assert!(get().await.starts_with("new "));
+    assert_eq!(
+        old.requests(),
+        2,
+        "nothing more went to the removed endpoint"
+    );
+    assert_eq!((new.connections(), new.open_connections()), (1, 1));
+}
