@@ -5,11 +5,21 @@
 //! labels and are recorded by the client-side (outbound) proxy, which knows
 //! both ends from trusted sources: itself, and the controller's description
 //! of the endpoint it chose. Each request is counted once in the mesh.
+//!
+//! Those two carry the destination pod, so every pod a rollout replaces
+//! would leave series behind for the proxy's life (memory, and a scrape
+//! that grows with every rollout). They live in a registry of their own
+//! that drops a series idle for [`ENDPOINT_SERIES_IDLE`], as Linkerd's
+//! proxy does; everything else stays for the process's life.
 
 use std::{
     collections::{HashMap, HashSet},
     net::IpAddr,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 use arc_swap::ArcSwap;
@@ -17,6 +27,7 @@ use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, 
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
+use metrics_util::MetricKindMask;
 
 use crate::upstream::spec::EndpointSpec;
 
@@ -38,6 +49,11 @@ pub const REQUEST_MIRRORS_TOTAL: &str = "osm_request_mirrors_total";
 pub const TRACE_SPANS_EXPORTED_TOTAL: &str = "osm_trace_spans_exported_total";
 pub const TRACE_SPANS_DROPPED_TOTAL: &str = "osm_trace_spans_dropped_total";
 pub const INBOUND_PLAINTEXT_REFUSED_TOTAL: &str = "osm_inbound_plaintext_refused_requests_total";
+
+/// How long a per-endpoint series (`osm_request_*`) stays without a
+/// request; a scrape after that no longer shows it (a series that comes
+/// back starts from zero, which `rate()` reads as a counter reset).
+pub const ENDPOINT_SERIES_IDLE: Duration = Duration::from_secs(600);
 
 /// Client addresses named in `source_ip` of refused plaintext requests;
 /// further ones are counted as `other`, so strangers cannot grow the
@@ -63,6 +79,13 @@ pub struct PodInfo {
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
+    /// The per-endpoint request series, which expire when idle.
+    endpoints: PrometheusRecorder,
+    endpoints_handle: PrometheusHandle,
+    endpoint_idle: Duration,
+    /// When the metrics were made: cached series note their last use as
+    /// milliseconds since.
+    epoch: Instant,
     source: Vec<Label>,
     pod: PodInfo,
     /// Addresses already named by a `source_ip` label.
@@ -80,6 +103,19 @@ impl std::fmt::Debug for Metrics {
 pub struct RequestSeries {
     total: Counter,
     duration: Histogram,
+    /// Milliseconds since the metrics' epoch.
+    last_used_ms: AtomicU64,
+}
+
+/// Whether a cached series must be looked up in the registry again before
+/// use (pure): the registry drops a series once idle for `idle` (counting
+/// from when a scrape saw its last change), after which a cached handle
+/// would count where no scrape looks. A series used within half of that
+/// cannot have been dropped; one idle longer is looked up again, which
+/// finds it, or makes it anew if it was dropped.
+pub fn series_may_be_expired(last_used_ms: u64, now_ms: u64, idle: Duration) -> bool {
+    let half = u64::try_from(idle.as_millis() / 2).unwrap_or(u64::MAX);
+    now_ms.saturating_sub(last_used_ms) >= half
 }
 
 /// Per-endpoint cache of request series, so the request path does not look
@@ -94,11 +130,22 @@ pub struct RequestMetricsCache {
 
 impl Metrics {
     pub fn new(pod: &PodInfo) -> Self {
-        let recorder = PrometheusBuilder::new()
+        Self::with_endpoint_idle(pod, ENDPOINT_SERIES_IDLE)
+    }
+
+    /// Metrics whose per-endpoint series expire after `endpoint_idle`.
+    pub fn with_endpoint_idle(pod: &PodInfo, endpoint_idle: Duration) -> Self {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let endpoints = PrometheusBuilder::new()
+            .idle_timeout(
+                MetricKindMask::COUNTER | MetricKindMask::HISTOGRAM,
+                Some(endpoint_idle),
+            )
             .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), DURATION_BUCKETS_MS)
             .map(PrometheusBuilder::build_recorder)
             .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
-        let handle = recorder.handle();
+        let endpoints_handle = endpoints.handle();
         let source = vec![
             Label::new("source_namespace", pod.namespace.clone()),
             Label::new("source_kind", pod.kind.clone()),
@@ -108,6 +155,10 @@ impl Metrics {
         let this = Self {
             recorder,
             handle,
+            endpoints,
+            endpoints_handle,
+            endpoint_idle,
+            epoch: Instant::now(),
             source,
             pod: pod.clone(),
             source_ips: Mutex::default(),
@@ -117,17 +168,18 @@ impl Metrics {
     }
 
     fn describe(&self) {
-        let r = &self.recorder;
-        r.describe_counter(
+        let e = &self.endpoints;
+        e.describe_counter(
             REQUEST_TOTAL.into(),
             None,
             "HTTP requests sent through the mesh, by source, destination and response code".into(),
         );
-        r.describe_histogram(
+        e.describe_histogram(
             REQUEST_DURATION.into(),
             Some(Unit::Milliseconds),
             "Time from request to response headers".into(),
         );
+        let r = &self.recorder;
         r.describe_counter(
             TCP_CONNECTIONS_TOTAL.into(),
             None,
@@ -213,14 +265,18 @@ impl Metrics {
         );
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition (the two registries hold different
+    /// metric names, so each family stays in one piece).
     pub fn render(&self) -> String {
-        self.handle.render()
+        let mut text = self.endpoints_handle.render();
+        text.push_str(&self.handle.render());
+        text
     }
 
     /// Drains histogram buffers; call periodically so memory stays bounded.
     pub fn run_upkeep(&self) {
         self.handle.run_upkeep();
+        self.endpoints_handle.run_upkeep();
     }
 
     pub fn counter(&self, name: &'static str, labels: Vec<Label>) -> Counter {
@@ -352,13 +408,23 @@ impl Metrics {
         code: u16,
         millis: f64,
     ) {
+        let now_ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         let record = |s: &RequestSeries| {
+            s.last_used_ms.store(now_ms, Ordering::Relaxed);
             s.total.increment(1);
             s.duration.record(millis);
         };
         match cache.by_code.load().get(&code) {
-            Some(series) => record(series),
-            None => record(&self.register_request_series(cache, endpoint, code)),
+            Some(series)
+                if !series_may_be_expired(
+                    series.last_used_ms.load(Ordering::Relaxed),
+                    now_ms,
+                    self.endpoint_idle,
+                ) =>
+            {
+                record(series)
+            }
+            _ => record(&self.register_request_series(cache, endpoint, code, now_ms)),
         }
     }
 
@@ -368,20 +434,22 @@ impl Metrics {
         cache: &RequestMetricsCache,
         endpoint: &EndpointSpec,
         code: u16,
+        now_ms: u64,
     ) -> Arc<RequestSeries> {
         let mut labels = self.destination_labels(endpoint);
         labels.push(Label::new("response_code", code.to_string()));
         let series = Arc::new(RequestSeries {
             total: self
-                .recorder
+                .endpoints
                 .register_counter(&Key::from_parts(REQUEST_TOTAL, labels.clone()), &METADATA),
             duration: self
-                .recorder
+                .endpoints
                 .register_histogram(&Key::from_parts(REQUEST_DURATION, labels), &METADATA),
+            last_used_ms: AtomicU64::new(now_ms),
         });
         cache.by_code.rcu(|map| {
             let mut map = HashMap::clone(map);
-            map.entry(code).or_insert_with(|| series.clone());
+            map.insert(code, series.clone());
             map
         });
         series
@@ -389,32 +457,5 @@ impl Metrics {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refused_clients_past_the_cap_are_counted_as_other() {
-        let metrics = Metrics::new(&PodInfo::default());
-        let client = |i: usize| IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]);
-        for i in 0..MAX_SOURCE_IPS + 10 {
-            metrics.record_plaintext_refused(client(i), 403);
-        }
-        // One already named keeps its series.
-        metrics.record_plaintext_refused(client(0), 403);
-        let text = metrics.render();
-        let series: Vec<&str> = text
-            .lines()
-            .filter(|l| l.starts_with(INBOUND_PLAINTEXT_REFUSED_TOTAL))
-            .collect();
-        assert_eq!(series.len(), MAX_SOURCE_IPS + 1, "named ones and `other`");
-        let value = |ip: &str| {
-            series
-                .iter()
-                .find(|l| l.contains(&format!("source_ip=\"{ip}\"")))
-                .and_then(|l| l.rsplit(' ').next())
-                .map(str::to_string)
-        };
-        assert_eq!(value("other").as_deref(), Some("10"));
-        assert_eq!(value("10.0.0.0").as_deref(), Some("2"));
-    }
-}
+#[path = "metrics_tests.rs"]
+mod tests;
