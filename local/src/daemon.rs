@@ -9,11 +9,12 @@ use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
     sync::Arc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
 use osm_controller::{server::tls::default_server_names, token::LocalTokens};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -36,7 +37,12 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
         .context("the osm binary has no directory")
 }
 
-fn controller(state: &StateDir, instance: &Instance, bin: &Path) -> Child {
+fn controller(
+    state: &StateDir,
+    instance: &Instance,
+    bin: &Path,
+    started: watch::Sender<Option<Instant>>,
+) -> Child {
     let mut args = vec![
         "--state-dir".to_string(),
         state.controller().display().to_string(),
@@ -66,6 +72,7 @@ fn controller(state: &StateDir, instance: &Instance, bin: &Path) -> Child {
         args,
         log: state.logs().join("osm-controller.log"),
         pid_file: state.run().join("osm-controller.pid"),
+        started: Some(started),
     }
 }
 
@@ -89,6 +96,7 @@ fn injector(state: &StateDir, instance: &Instance, bin: &Path) -> Child {
         args,
         log: state.logs().join("osm-injector.log"),
         pid_file: state.run().join("osm-injector.pid"),
+        started: None,
     }
 }
 
@@ -127,6 +135,7 @@ fn prometheus(state: &StateDir, instance: &Instance) -> anyhow::Result<Child> {
         ],
         log: state.logs().join("prometheus.log"),
         pid_file: state.run().join("prometheus.pid"),
+        started: None,
     })
 }
 
@@ -302,8 +311,9 @@ pub async fn run(state: StateDir) -> anyhow::Result<()> {
 
     let stop = CancellationToken::new();
     let with_prometheus = addons::load(&state)?.contains(&Addon::Prometheus);
+    let (controller_started, controller_process) = watch::channel(None);
     let mut children = vec![
-        controller(&state, &instance, &bin),
+        controller(&state, &instance, &bin, controller_started),
         injector(&state, &instance, &bin),
     ];
     if with_prometheus {
@@ -329,6 +339,17 @@ pub async fn run(state: StateDir) -> anyhow::Result<()> {
         std::fs::write(state.ready_marker(), b"ready\n")?;
         tracing::info!("local mode is ready");
         while !stop.is_cancelled() {
+            // Rollouts wait while the controller is away (see
+            // `runtime::availability`); when it started is read after
+            // asking, so a controller replaced meanwhile counts afresh.
+            let ready = http::get(
+                instance.controller_admin(),
+                "/readyz",
+                Duration::from_millis(500),
+            )
+            .await
+            .is_ok_and(|a| a.status == 200);
+            runtime.controller_seen(*controller_process.borrow(), ready);
             if let Err(e) = runtime.reconcile().await {
                 tracing::warn!(error = %format!("{e:#}"), "runtime pass failed");
             }

@@ -10,6 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// A run at least this long was not a crash loop.
@@ -37,6 +38,9 @@ pub struct Child {
     pub args: Vec<String>,
     pub log: PathBuf,
     pub pid_file: PathBuf,
+    /// Told when its process started (None while none runs), for those
+    /// who must know it was replaced: rollouts wait on a new controller.
+    pub started: Option<watch::Sender<Option<Instant>>>,
 }
 
 impl Child {
@@ -91,9 +95,15 @@ impl Child {
         if let Some(pid) = child.id() {
             let _ = std::fs::write(&self.pid_file, pid.to_string());
         }
+        if let Some(tell) = &self.started {
+            tell.send_replace(Some(started));
+        }
         tracing::info!(child = self.name, pid = ?child.id(), "started");
         tokio::select! {
             status = child.wait() => {
+                if let Some(tell) = &self.started {
+                    tell.send_replace(None);
+                }
                 tracing::warn!(child = self.name, ?status, "exited");
                 Some(started.elapsed())
             }

@@ -97,6 +97,12 @@ impl Runtime {
         }
     }
 
+    /// Notes what the daemon saw of the controller (`Availability::controller`).
+    pub fn controller_seen(&mut self, started: Option<Instant>, ready: bool) {
+        let now = Instant::now();
+        self.availability.controller(started, ready, now);
+    }
+
     /// The rules for no services: what the host starts with.
     pub fn empty_rules(&self) -> String {
         let instance = &self.shared.instance;

@@ -5,34 +5,21 @@
 //! labels and are recorded by the client-side (outbound) proxy, which knows
 //! both ends from trusted sources: itself, and the controller's description
 //! of the endpoint it chose. Each request is counted once in the mesh.
-//!
-//! Those two carry the destination pod, so every pod a rollout replaces
-//! would leave series behind for the proxy's life (memory, and a scrape
-//! that grows with every rollout). They live in a registry of their own
-//! that drops a series idle for [`ENDPOINT_SERIES_IDLE`], as Linkerd's
-//! proxy does; everything else stays for the process's life.
+//! Those two live in a registry of their own, whose idle series expire
+//! ([`super::endpoint_series`]).
 
-use std::{
-    collections::{HashMap, HashSet},
-    net::IpAddr,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::{collections::HashSet, net::IpAddr, sync::Mutex, time::Duration};
 
-use arc_swap::ArcSwap;
-use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, Unit};
-use metrics_exporter_prometheus::{
-    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+use metrics::{Counter, Gauge, Key, Label, Level, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+use super::endpoint_series::EndpointSeries;
+pub use super::endpoint_series::{
+    ENDPOINT_SERIES_IDLE, REQUEST_DURATION, REQUEST_TOTAL, RequestMetricsCache,
 };
-use metrics_util::MetricKindMask;
 
 use crate::upstream::spec::EndpointSpec;
 
-pub const REQUEST_TOTAL: &str = "osm_request_total";
-pub const REQUEST_DURATION: &str = "osm_request_duration_ms";
 pub const TCP_CONNECTIONS_TOTAL: &str = "osm_tcp_connections_total";
 pub const TCP_CONNECTIONS_OPEN: &str = "osm_tcp_connections_open";
 pub const TCP_BYTES_TOTAL: &str = "osm_tcp_bytes_total";
@@ -50,19 +37,10 @@ pub const TRACE_SPANS_EXPORTED_TOTAL: &str = "osm_trace_spans_exported_total";
 pub const TRACE_SPANS_DROPPED_TOTAL: &str = "osm_trace_spans_dropped_total";
 pub const INBOUND_PLAINTEXT_REFUSED_TOTAL: &str = "osm_inbound_plaintext_refused_requests_total";
 
-/// How long a per-endpoint series (`osm_request_*`) stays without a
-/// request; a scrape after that no longer shows it (a series that comes
-/// back starts from zero, which `rate()` reads as a counter reset).
-pub const ENDPOINT_SERIES_IDLE: Duration = Duration::from_secs(600);
-
 /// Client addresses named in `source_ip` of refused plaintext requests;
 /// further ones are counted as `other`, so strangers cannot grow the
 /// registry without bound.
 pub const MAX_SOURCE_IPS: usize = 256;
-
-const DURATION_BUCKETS_MS: &[f64] = &[
-    0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
-];
 
 static METADATA: Metadata<'static> = Metadata::new("osm_proxy", Level::INFO, Some(module_path!()));
 
@@ -80,12 +58,7 @@ pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     /// The per-endpoint request series, which expire when idle.
-    endpoints: PrometheusRecorder,
-    endpoints_handle: PrometheusHandle,
-    endpoint_idle: Duration,
-    /// When the metrics were made: cached series note their last use as
-    /// milliseconds since.
-    epoch: Instant,
+    endpoints: EndpointSeries,
     source: Vec<Label>,
     pod: PodInfo,
     /// Addresses already named by a `source_ip` label.
@@ -96,34 +69,6 @@ impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metrics").finish_non_exhaustive()
     }
-}
-
-/// The series of one (endpoint, response code).
-#[derive(Debug)]
-pub struct RequestSeries {
-    total: Counter,
-    duration: Histogram,
-    /// Milliseconds since the metrics' epoch.
-    last_used_ms: AtomicU64,
-}
-
-/// Whether a cached series must be looked up in the registry again before
-/// use (pure): the registry drops a series once idle for `idle` (counting
-/// from when a scrape saw its last change), after which a cached handle
-/// would count where no scrape looks. A series used within half of that
-/// cannot have been dropped; one idle longer is looked up again, which
-/// finds it, or makes it anew if it was dropped.
-pub fn series_may_be_expired(last_used_ms: u64, now_ms: u64, idle: Duration) -> bool {
-    let half = u64::try_from(idle.as_millis() / 2).unwrap_or(u64::MAX);
-    now_ms.saturating_sub(last_used_ms) >= half
-}
-
-/// Per-endpoint cache of request series, so the request path does not look
-/// labels up in the registry. Read without locks; a new response code copies
-/// the small map.
-#[derive(Debug, Default)]
-pub struct RequestMetricsCache {
-    by_code: ArcSwap<HashMap<u16, Arc<RequestSeries>>>,
 }
 
 // === impl Metrics ===
@@ -137,15 +82,6 @@ impl Metrics {
     pub fn with_endpoint_idle(pod: &PodInfo, endpoint_idle: Duration) -> Self {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
-        let endpoints = PrometheusBuilder::new()
-            .idle_timeout(
-                MetricKindMask::COUNTER | MetricKindMask::HISTOGRAM,
-                Some(endpoint_idle),
-            )
-            .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), DURATION_BUCKETS_MS)
-            .map(PrometheusBuilder::build_recorder)
-            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
-        let endpoints_handle = endpoints.handle();
         let source = vec![
             Label::new("source_namespace", pod.namespace.clone()),
             Label::new("source_kind", pod.kind.clone()),
@@ -155,10 +91,7 @@ impl Metrics {
         let this = Self {
             recorder,
             handle,
-            endpoints,
-            endpoints_handle,
-            endpoint_idle,
-            epoch: Instant::now(),
+            endpoints: EndpointSeries::new(endpoint_idle),
             source,
             pod: pod.clone(),
             source_ips: Mutex::default(),
@@ -168,17 +101,6 @@ impl Metrics {
     }
 
     fn describe(&self) {
-        let e = &self.endpoints;
-        e.describe_counter(
-            REQUEST_TOTAL.into(),
-            None,
-            "HTTP requests sent through the mesh, by source, destination and response code".into(),
-        );
-        e.describe_histogram(
-            REQUEST_DURATION.into(),
-            Some(Unit::Milliseconds),
-            "Time from request to response headers".into(),
-        );
         let r = &self.recorder;
         r.describe_counter(
             TCP_CONNECTIONS_TOTAL.into(),
@@ -268,7 +190,7 @@ impl Metrics {
     /// The Prometheus text exposition (the two registries hold different
     /// metric names, so each family stays in one piece).
     pub fn render(&self) -> String {
-        let mut text = self.endpoints_handle.render();
+        let mut text = self.endpoints.render();
         text.push_str(&self.handle.render());
         text
     }
@@ -276,7 +198,7 @@ impl Metrics {
     /// Drains histogram buffers; call periodically so memory stays bounded.
     pub fn run_upkeep(&self) {
         self.handle.run_upkeep();
-        self.endpoints_handle.run_upkeep();
+        self.endpoints.run_upkeep();
     }
 
     pub fn counter(&self, name: &'static str, labels: Vec<Label>) -> Counter {
@@ -345,6 +267,23 @@ impl Metrics {
         labels
     }
 
+    /// Records one HTTP request answered by `endpoint`.
+    pub fn record_request(
+        &self,
+        cache: &RequestMetricsCache,
+        endpoint: &EndpointSpec,
+        code: u16,
+        millis: f64,
+    ) {
+        self.endpoints.record(
+            cache,
+            code,
+            millis,
+            || self.destination_labels(endpoint),
+            &METADATA,
+        );
+    }
+
     /// Counts one retry of a request to a service.
     pub fn record_retry(&self, namespace: &str, service: &str) {
         let mut labels = self.source.clone();
@@ -398,61 +337,6 @@ impl Metrics {
             vec![Label::new("destination_set", set.to_string())],
         )
         .increment(1);
-    }
-
-    /// Records one HTTP request answered by `endpoint`.
-    pub fn record_request(
-        &self,
-        cache: &RequestMetricsCache,
-        endpoint: &EndpointSpec,
-        code: u16,
-        millis: f64,
-    ) {
-        let now_ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let record = |s: &RequestSeries| {
-            s.last_used_ms.store(now_ms, Ordering::Relaxed);
-            s.total.increment(1);
-            s.duration.record(millis);
-        };
-        match cache.by_code.load().get(&code) {
-            Some(series)
-                if !series_may_be_expired(
-                    series.last_used_ms.load(Ordering::Relaxed),
-                    now_ms,
-                    self.endpoint_idle,
-                ) =>
-            {
-                record(series)
-            }
-            _ => record(&self.register_request_series(cache, endpoint, code, now_ms)),
-        }
-    }
-
-    #[cold]
-    fn register_request_series(
-        &self,
-        cache: &RequestMetricsCache,
-        endpoint: &EndpointSpec,
-        code: u16,
-        now_ms: u64,
-    ) -> Arc<RequestSeries> {
-        let mut labels = self.destination_labels(endpoint);
-        labels.push(Label::new("response_code", code.to_string()));
-        let series = Arc::new(RequestSeries {
-            total: self
-                .endpoints
-                .register_counter(&Key::from_parts(REQUEST_TOTAL, labels.clone()), &METADATA),
-            duration: self
-                .endpoints
-                .register_histogram(&Key::from_parts(REQUEST_DURATION, labels), &METADATA),
-            last_used_ms: AtomicU64::new(now_ms),
-        });
-        cache.by_code.rcu(|map| {
-            let mut map = HashMap::clone(map);
-            map.insert(code, series.clone());
-            map
-        });
-        series
     }
 }
 

@@ -1,6 +1,9 @@
 use std::net::SocketAddr;
 
+use std::{sync::Arc, time::Instant};
+
 use super::*;
+use crate::telemetry::endpoint_series::series_may_be_expired;
 
 #[test]
 fn refused_clients_past_the_cap_are_counted_as_other() {

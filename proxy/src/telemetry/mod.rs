@@ -2,6 +2,7 @@
 
 pub mod access_log;
 pub mod body_bytes;
+pub mod endpoint_series;
 pub mod metrics;
 pub mod tally;
 pub mod trace;
