@@ -16,7 +16,6 @@ const RSS_GROWTH_KIB: u64 = 10 * 1024;
 const FD_GROWTH: u64 = 32;
 
 #[test]
-#[ignore = "a controller kill during a rollout still fails requests (the endpoint change waits for the restarted controller): issue 20; run with --ignored"]
 fn a_short_soak_under_every_churn_fails_no_request() {
     let settings = Settings {
         duration: Duration::from_secs(150),
