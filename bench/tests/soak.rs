@@ -41,6 +41,11 @@ fn a_short_soak_under_every_churn_fails_no_request() {
     let (http, tcp) = outcome.successes();
     assert!(http > 20_000 && tcp > 400, "too little traffic:\n{report}");
     assert_eq!(outcome.failures(), 0, "failed requests:\n{report}");
+    let pushes = osm_bench::soak::pushes::summarize(&outcome.pushes);
+    assert!(
+        pushes.batches > 0 && pushes.processes >= 2,
+        "the controller's pushes were not counted in every process:\n{report}"
+    );
     for t in outcome.trends.iter().filter(|t| t.samples >= 20) {
         assert!(
             t.last_rss_kib <= t.first_rss_kib + RSS_GROWTH_KIB

@@ -48,6 +48,12 @@ impl Local {
         self.state.path()
     }
 
+    /// The controller's admin port: on the gateway, the first address of
+    /// the pod range `up` was given.
+    pub fn controller_admin(&self) -> std::net::SocketAddr {
+        ([10, 231, 0, 1], 9091).into()
+    }
+
     /// `osm local ARGS...`: stdout, or an error with both outputs.
     pub fn ok(&self, args: &[&str]) -> Result<String> {
         self.run(args, None)

@@ -3,12 +3,14 @@
 //! connections to Redis (`bench/soak/mesh.yaml`), churn applied on a
 //! printed schedule (rolling updates, the controller and app processes
 //! killed, policies and MeshConfig changed, short-lived certificates), the
-//! mesh's processes sampled; then a report of every failure by cause and
-//! by what was happening, latency per window and memory slopes
+//! mesh's processes sampled and the controller's pushes counted; then a
+//! report of every failure by cause and by what was happening, latency
+//! per window, memory slopes and config pushes
 //! (`bench/results/soak.{md,json,png}`). Needs root, like local mode.
 
 pub mod mesh;
 pub mod plot;
+pub mod pushes;
 pub mod report;
 pub mod sample;
 pub mod schedule;
@@ -23,6 +25,7 @@ use serde_json::{Value, json};
 
 use self::{
     mesh::Local,
+    pushes::PushScrape,
     report::{Event, Placed, Trend},
     sample::Sample,
     schedule::{Churn, Schedule},
@@ -54,6 +57,7 @@ pub struct Outcome {
     pub placed: Vec<Placed>,
     pub samples: Vec<Sample>,
     pub trends: Vec<Trend>,
+    pub pushes: Vec<PushScrape>,
 }
 
 impl Outcome {
@@ -81,6 +85,8 @@ impl Outcome {
             "failures": self.placed,
             "samples": self.samples,
             "trends": self.trends,
+            "pushes": pushes::summarize(&self.pushes),
+            "pushScrapes": self.pushes,
         })
     }
 }
@@ -130,6 +136,10 @@ pub fn run(settings: &Settings) -> Result<Outcome> {
     let elapsed_ms = || u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut events = Vec::new();
     let mut samples = Vec::new();
+    let mut pushes = Vec::new();
+    let scraper = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let mut churner = mesh::Churner::default();
     let mut last = Duration::ZERO;
     let mut next_sample = Duration::ZERO;
@@ -151,6 +161,9 @@ pub fn run(settings: &Settings) -> Result<Outcome> {
         if now >= next_sample {
             let at_ms = elapsed_ms();
             for (who, pid) in sample::processes(mesh.state(), "soak") {
+                if who == "controller" {
+                    pushes.extend(scrape_pushes(&scraper, &mesh, at_ms, pid));
+                }
                 samples.extend(sample::sample(at_ms, who, pid));
             }
             next_sample = now + Duration::from_secs(5);
@@ -168,6 +181,30 @@ pub fn run(settings: &Settings) -> Result<Outcome> {
         placed,
         samples,
         trends,
+        pushes,
+    })
+}
+
+/// The controller's push counters now, if it answers.
+fn scrape_pushes(
+    runtime: &tokio::runtime::Runtime,
+    mesh: &mesh::Local,
+    at_ms: u64,
+    pid: i32,
+) -> Option<PushScrape> {
+    let answer = runtime
+        .block_on(osm_serve::fetch::get(
+            mesh.controller_admin(),
+            "/metrics",
+            Duration::from_secs(2),
+        ))
+        .ok()?;
+    let (pushed, latency_buckets) = pushes::parse(std::str::from_utf8(&answer.body).ok()?)?;
+    Some(PushScrape {
+        at_ms,
+        pid,
+        pushed,
+        latency_buckets,
     })
 }
 
@@ -181,6 +218,7 @@ pub fn write(outcome: &Outcome, title: &str, out: &std::path::Path) -> Result<()
         &outcome.placed,
         &outcome.trends,
     );
+    let md = md + &pushes::markdown(&pushes::summarize(&outcome.pushes));
     std::fs::write(out.join("soak.md"), md)?;
     std::fs::write(
         out.join("soak.json"),
