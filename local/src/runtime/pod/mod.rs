@@ -25,6 +25,7 @@ pub mod process;
 mod run;
 mod safe_files;
 mod supervise;
+mod termination;
 mod volumes;
 
 use self::{
@@ -41,11 +42,6 @@ use crate::{
     apiserver::now_rfc3339,
     state::{Instance, StateDir},
 };
-
-/// How long a deleted pod's apps keep serving, at most, while its
-/// peers learn it left their endpoints (the controller reads the store
-/// every 200 ms and pushes at once).
-const ENDPOINTS_PROPAGATION: Duration = Duration::from_secs(2);
 
 /// What every pod needs from the runtime.
 pub struct Shared {
@@ -359,15 +355,14 @@ async fn run_pod_inner(
             }
         }
     }
-    // Termination in the kubelet's and endpoints controller's order: the
-    // pod has left its Services' endpoints (its object is gone, so the
-    // runtime's rules and the controller's next push drop it); its apps
-    // stop once peers have learnt that, the sidecars last.
-    if apps.iter().any(|(_, task)| !task.is_finished()) {
-        tokio::time::sleep(run.grace().min(ENDPOINTS_PROPAGATION)).await;
+    let apps_running = apps.iter().any(|(_, task)| !task.is_finished());
+    for step in termination::steps(run.grace(), apps_running) {
+        match step {
+            termination::Step::Wait(wait) => tokio::time::sleep(wait).await,
+            termination::Step::StopApps => stop_all(std::mem::take(&mut apps)).await,
+            termination::Step::StopSidecars => stop_all(std::mem::take(&mut sidecars)).await,
+        }
     }
-    stop_all(apps).await;
-    stop_all(sidecars).await;
     Ok(())
 }
 
