@@ -161,6 +161,25 @@ fn write_scrape_targets(state: &StateDir, store: &Store, last: &mut Option<Vec<u
     }
 }
 
+/// Whether the controller is ready, and the pods whose proxies are caught
+/// up with it (its `/debug/proxies`, which answers this machine).
+async fn controller_state(instance: &Instance) -> (bool, Option<BTreeSet<String>>) {
+    let timeout = Duration::from_millis(500);
+    let admin = instance.controller_admin();
+    let ready = http::get(admin, "/readyz", timeout)
+        .await
+        .is_ok_and(|a| a.status == 200);
+    if !ready {
+        return (false, None);
+    }
+    let synced = http::get(admin, "/debug/proxies", timeout)
+        .await
+        .ok()
+        .filter(|a| a.status == 200)
+        .and_then(|a| runtime::availability::synced_pods(&a.body));
+    (true, synced)
+}
+
 /// Waits until the controller is ready, the injector accepts connections
 /// and Prometheus (when asked for) is ready, so `up` returns with
 /// everything `status` checks up.
@@ -342,14 +361,8 @@ pub async fn run(state: StateDir) -> anyhow::Result<()> {
             // Rollouts wait while the controller is away (see
             // `runtime::availability`); when it started is read after
             // asking, so a controller replaced meanwhile counts afresh.
-            let ready = http::get(
-                instance.controller_admin(),
-                "/readyz",
-                Duration::from_millis(500),
-            )
-            .await
-            .is_ok_and(|a| a.status == 200);
-            runtime.controller_seen(*controller_process.borrow(), ready);
+            let (ready, synced) = controller_state(&instance).await;
+            runtime.controller_seen(*controller_process.borrow(), ready, synced);
             if let Err(e) = runtime.reconcile().await {
                 tracing::warn!(error = %format!("{e:#}"), "runtime pass failed");
             }

@@ -5,25 +5,33 @@
 //! Services' endpoints before the pods it replaces leave them. Kubernetes
 //! has `minReadySeconds` for the same gap; local mode keeps a floor.
 //!
-//! And only while the controller is up and has been for a moment: while
-//! it is away, proxies keep their last endpoints, so a rollout that went
-//! on would remove pods they still send to, and add pods they do not know.
-//! The controller counts as settled [`SETTLED_AFTER`] after the daemon
-//! first finds a newly started controller ready: every proxy reconnects
-//! within a second and gets its config afresh.
+//! And only while the controller is up and has been for a moment, with
+//! every running proxy connected to it and caught up with what it was
+//! sent: while the controller is away, or a proxy has not reconnected,
+//! proxies keep their last endpoints, so a rollout that went on would
+//! remove pods they still send to. The controller counts as settled
+//! [`SETTLED_AFTER`] after the daemon first finds a newly started one
+//! ready; a proxy that does not catch up holds a pod back at most
+//! [`CATCH_UP_LIMIT`] (one broken proxy does not stop every rollout).
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     time::{Duration, Instant},
 };
 
-use crate::store::Key;
+use serde_json::Value;
+
+use crate::store::{Key, Stored};
 
 /// How long after its readiness was written a pod is available.
 pub const AVAILABLE_AFTER: Duration = Duration::from_secs(1);
 /// How long after the controller is found ready its proxies are back
 /// (their reconnect back-off is capped at 1 s) with their configs.
 pub const SETTLED_AFTER: Duration = Duration::from_secs(2);
+/// How long a ready pod waits, at most, for proxies to catch up.
+pub const CATCH_UP_LIMIT: Duration = Duration::from_secs(15);
+/// The sidecar's container name (a native sidecar: an init container).
+const PROXY_CONTAINER: &str = "osm-proxy";
 
 /// Since when each pod's written status has said ready, and since when
 /// the controller has been up.
@@ -31,6 +39,48 @@ pub const SETTLED_AFTER: Duration = Duration::from_secs(2);
 pub struct Availability {
     since: HashMap<Key, Instant>,
     controller_up_since: Option<Instant>,
+    /// Pods (`namespace/name`) whose proxy is connected to the controller
+    /// and acknowledged the last config it was sent; None: not known.
+    synced: Option<BTreeSet<String>>,
+}
+
+/// The pods whose proxy runs and is ready, not being deleted
+/// (`namespace/name`; pure): those the controller must have caught up.
+pub fn meshed_pods(objects: &[Stored]) -> BTreeSet<String> {
+    objects
+        .iter()
+        .filter(|s| s.key.kind == "Pod")
+        .filter(|s| s.value.pointer("/metadata/deletionTimestamp").is_none())
+        .filter(|s| {
+            ["initContainerStatuses", "containerStatuses"]
+                .iter()
+                .filter_map(|list| s.value["status"][list].as_array())
+                .flatten()
+                .any(|c| c["name"] == PROXY_CONTAINER && c["ready"] == true)
+        })
+        .map(|s| format!("{}/{}", s.key.namespace, s.key.name))
+        .collect()
+}
+
+/// The pods whose proxy acknowledged the last config sent to it, from the
+/// controller's `/debug/proxies` (pure); None when it cannot be read.
+pub fn synced_pods(debug_proxies: &[u8]) -> Option<BTreeSet<String>> {
+    let list: Vec<Value> = serde_json::from_slice(debug_proxies).ok()?;
+    Some(
+        list.iter()
+            .filter(|p| {
+                let sent = p["sentVersion"].as_str().unwrap_or("");
+                !sent.is_empty() && p["ackedVersion"].as_str() == Some(sent)
+            })
+            .filter_map(|p| {
+                Some(format!(
+                    "{}/{}",
+                    p["namespace"].as_str()?,
+                    p["pod"].as_str()?
+                ))
+            })
+            .collect(),
+    )
 }
 
 /// Since when the controller has been up (pure): None while its process is
@@ -67,96 +117,43 @@ impl Availability {
     }
 
     /// Notes what the daemon saw of the controller at `now`: when its
-    /// running process started (None: not running) and whether it is ready.
-    pub fn controller(&mut self, started: Option<Instant>, ready: bool, now: Instant) {
+    /// running process started (None: not running), whether it is ready,
+    /// and which pods' proxies are caught up with it.
+    pub fn controller(
+        &mut self,
+        started: Option<Instant>,
+        ready: bool,
+        synced: Option<BTreeSet<String>>,
+        now: Instant,
+    ) {
         self.controller_up_since =
             controller_up_since(started, ready, self.controller_up_since, now);
+        self.synced = synced.filter(|_| self.controller_up_since.is_some());
+    }
+
+    /// Whether every pod of `meshed` has its proxy caught up.
+    pub fn proxies_caught_up(&self, meshed: &BTreeSet<String>) -> bool {
+        self.synced
+            .as_ref()
+            .is_some_and(|synced| meshed.is_subset(synced))
     }
 
     /// Whether the pod has been ready in the store long enough at `now`,
-    /// with the controller settled.
-    pub fn available(&self, key: &Key, now: Instant) -> bool {
+    /// with the controller settled and the proxies `caught_up` (or the
+    /// pod ready so long that it goes on without them).
+    pub fn available(&self, key: &Key, now: Instant, caught_up: bool) -> bool {
         let settled = self
             .controller_up_since
             .is_some_and(|t| now.saturating_duration_since(t) >= SETTLED_AFTER);
+        let ready_for = self
+            .since
+            .get(key)
+            .map(|t| now.saturating_duration_since(*t));
         settled
-            && self
-                .since
-                .get(key)
-                .is_some_and(|t| now.saturating_duration_since(*t) >= AVAILABLE_AFTER)
+            && ready_for.is_some_and(|d| d >= AVAILABLE_AFTER && (caught_up || d >= CATCH_UP_LIMIT))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_pod_is_available_a_moment_after_its_readiness_is_written() {
-        let key = Key::new("Pod", "ns", "web-1");
-        let t0 = Instant::now();
-        let mut a = Availability::default();
-        a.controller(Some(t0), true, t0 - SETTLED_AFTER);
-        assert!(!a.available(&key, t0));
-        a.written(&key, true, t0);
-        assert!(!a.available(&key, t0 + Duration::from_millis(500)));
-        // Written ready again: the first time counts.
-        a.written(&key, true, t0 + Duration::from_millis(600));
-        assert!(a.available(&key, t0 + AVAILABLE_AFTER));
-        a.written(&key, false, t0 + Duration::from_secs(2));
-        assert!(!a.available(&key, t0 + Duration::from_secs(3)));
-        a.written(&key, true, t0 + Duration::from_secs(3));
-        a.forget(&key);
-        assert!(!a.available(&key, t0 + Duration::from_secs(9)));
-    }
-
-    #[test]
-    fn the_controller_is_up_since_this_process_was_first_found_ready() {
-        let t0 = Instant::now();
-        let s = Duration::from_secs;
-        // (process started, ready, previously up since, now, up since)
-        let table = [
-            (None, false, None, t0, None),
-            (None, true, Some(t0), t0 + s(1), None),
-            (Some(t0), false, None, t0 + s(1), None),
-            (Some(t0), true, None, t0 + s(1), Some(t0 + s(1))),
-            (Some(t0), true, Some(t0 + s(1)), t0 + s(5), Some(t0 + s(1))),
-            // Killed and started again between two looks: counts afresh.
-            (
-                Some(t0 + s(3)),
-                true,
-                Some(t0 + s(1)),
-                t0 + s(4),
-                Some(t0 + s(4)),
-            ),
-            (Some(t0 + s(3)), false, Some(t0 + s(1)), t0 + s(4), None),
-        ];
-        for (i, (started, ready, previous, now, expected)) in table.into_iter().enumerate() {
-            assert_eq!(
-                controller_up_since(started, ready, previous, now),
-                expected,
-                "row {i}"
-            );
-        }
-    }
-
-    #[test]
-    fn no_pod_is_available_while_the_controller_is_away_or_just_back() {
-        let key = Key::new("Pod", "ns", "web-2");
-        let t0 = Instant::now();
-        let s = Duration::from_secs;
-        let mut a = Availability::default();
-        a.written(&key, true, t0);
-        // Never seen up.
-        assert!(!a.available(&key, t0 + s(5)));
-        a.controller(Some(t0), true, t0 + s(5));
-        assert!(!a.available(&key, t0 + s(6)), "back 1 s ago");
-        assert!(a.available(&key, t0 + s(7)));
-        // Killed: nothing is available until it is back and settled.
-        a.controller(None, false, t0 + s(8));
-        assert!(!a.available(&key, t0 + s(8)));
-        a.controller(Some(t0 + s(9)), true, t0 + s(9));
-        assert!(!a.available(&key, t0 + s(10)));
-        assert!(a.available(&key, t0 + s(11)));
-    }
-}
+#[path = "availability_tests.rs"]
+mod tests;

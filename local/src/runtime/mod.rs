@@ -4,7 +4,7 @@
 //! status written back), kube-proxy (VIP balancing rules) and cluster DNS
 //! (hosts files).
 
-mod availability;
+pub mod availability;
 pub mod cgroups;
 pub mod deployments;
 pub mod events;
@@ -19,6 +19,7 @@ pub mod services;
 mod statefulsets;
 pub mod status;
 pub mod takeover;
+mod workloads;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -32,7 +33,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use serde_json::Value;
 
 use self::{
-    deployments::PodInfo,
     pod::{PodHandle, Shared},
     services::Endpoint,
 };
@@ -98,9 +98,14 @@ impl Runtime {
     }
 
     /// Notes what the daemon saw of the controller (`Availability::controller`).
-    pub fn controller_seen(&mut self, started: Option<Instant>, ready: bool) {
+    pub fn controller_seen(
+        &mut self,
+        started: Option<Instant>,
+        ready: bool,
+        synced: Option<BTreeSet<String>>,
+    ) {
         let now = Instant::now();
-        self.availability.controller(started, ready, now);
+        self.availability.controller(started, ready, synced, now);
     }
 
     /// The rules for no services: what the host starts with.
@@ -137,9 +142,7 @@ impl Runtime {
     /// One pass.
     pub async fn reconcile(&mut self) -> anyhow::Result<()> {
         let objects = self.api.store.list()?;
-        self.run_deployments(&objects).await;
-        self.run_jobs(&objects).await?;
-        self.run_statefulsets(&objects).await?;
+        self.run_workloads(&objects).await?;
 
         // Re-read: the deployment and job passes may have added or removed
         // pods.
@@ -218,106 +221,6 @@ impl Runtime {
 
         self.write_statuses()?;
         self.sync_services(&objects, &services).await
-    }
-
-    async fn run_deployments(&mut self, objects: &[Stored]) {
-        let deployments: Vec<&Value> = objects
-            .iter()
-            .filter(|s| s.key.kind == "Deployment")
-            .map(|s| &s.value)
-            .collect();
-        let pods: Vec<PodInfo> = objects
-            .iter()
-            .filter(|s| s.key.kind == "Pod")
-            .map(|s| {
-                let ready = self.availability.available(&s.key, Instant::now());
-                PodInfo::of(s.key.clone(), &s.value, ready)
-            })
-            .collect();
-        let plan = deployments::plan(&deployments, &pods, deployments::random_suffix);
-        self.change_pods(plan.delete, plan.create, "deployment")
-            .await;
-    }
-
-    /// Deletes and creates what a workload controller's plan says (`by`
-    /// names the controller in the log).
-    async fn change_pods(&self, delete: Vec<Key>, create: Vec<deployments::NewPod>, by: &str) {
-        for key in delete {
-            tracing::info!(pod = %key, by, "deleting");
-            if let Err(e) = self.api.delete_key(&key) {
-                tracing::warn!(pod = %key, error = %format!("{e:#}"), "cannot delete");
-            }
-        }
-        for new in create {
-            let name = Key::of(&new.0).map(|k| k.to_string()).unwrap_or_default();
-            if let Err(e) = self.api.create_pod(new.0).await {
-                tracing::warn!(pod = %name, by, error = %format!("{e:#}"), "cannot create a pod");
-            }
-        }
-    }
-
-    async fn run_statefulsets(&mut self, objects: &[Stored]) -> anyhow::Result<()> {
-        let sets: Vec<&Value> = objects
-            .iter()
-            .filter(|s| s.key.kind == "StatefulSet")
-            .map(|s| &s.value)
-            .collect();
-        let pods: Vec<statefulsets::SetPod> = objects
-            .iter()
-            .filter(|s| s.key.kind == "Pod")
-            .filter_map(|s| {
-                let ready = self.availability.available(&s.key, Instant::now());
-                statefulsets::SetPod::of(s.key.clone(), &s.value, ready)
-            })
-            .collect();
-        if sets.is_empty() && pods.is_empty() {
-            return Ok(());
-        }
-        let plan = statefulsets::plan(&sets, &pods);
-        self.change_pods(plan.delete, plan.create, "statefulset")
-            .await;
-        let statuses: Vec<(Key, Value)> = sets
-            .iter()
-            .filter_map(|set| Some((Key::of(set)?, statefulsets::status(set, &pods))))
-            .collect();
-        self.write_workload_statuses(statuses)
-    }
-
-    /// Writes a workload controller's statuses into its objects, when
-    /// they changed.
-    fn write_workload_statuses(&self, statuses: Vec<(Key, Value)>) -> anyhow::Result<()> {
-        for (key, status) in statuses {
-            let _lock = self.api.store.lock()?;
-            if let Some(mut stored) = self.api.store.get(&key)?
-                && stored.get("status") != Some(&status)
-            {
-                stored["status"] = status;
-                self.api
-                    .store
-                    .put(&stored)
-                    .with_context(|| format!("{key}: status"))?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn run_jobs(&mut self, objects: &[Stored]) -> anyhow::Result<()> {
-        let jobs: Vec<&Value> = objects
-            .iter()
-            .filter(|s| s.key.kind == "Job")
-            .map(|s| &s.value)
-            .collect();
-        let pods: Vec<jobs::JobPod> = objects
-            .iter()
-            .filter(|s| s.key.kind == "Pod")
-            .filter_map(|s| jobs::JobPod::of(s.key.clone(), &s.value))
-            .collect();
-        if jobs.is_empty() && pods.is_empty() {
-            return Ok(());
-        }
-        let plan = jobs::plan(&jobs, &pods, deployments::random_suffix);
-        self.change_pods(plan.delete, plan.create, "job").await;
-        self.write_workload_statuses(plan.statuses)
     }
 
     /// Writes each running pod's status into its stored object, and its

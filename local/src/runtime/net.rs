@@ -223,5 +223,46 @@ pub fn write_hosts(netns: &str, content: &str) -> anyhow::Result<()> {
     let dir = Path::new("/etc/netns").join(netns);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join("hosts");
-    std::fs::write(&path, content).with_context(|| format!("cannot write {}", path.display()))
+    overwrite_in_place(&path, content.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Writes `content` over the file and then cuts what is left of the old
+/// one, never truncating first: a process reading it meanwhile sees every
+/// byte the old and new contents share. The hosts file's first lines (the
+/// pod, the control plane) do not change, so a proxy resolving the
+/// controller during a rewrite never finds the file empty and falls back
+/// to DNS (found by the soak harness: a 5 s resolver timeout, and requests
+/// failed while that proxy was away from the controller).
+fn overwrite_in_place(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    file.write_all(content)?;
+    file.set_len(content.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_rewrite_in_place_leaves_exactly_the_new_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        for content in [
+            "127.0.0.1 localhost\n10.0.0.1 gw a b c d\n",
+            "127.0.0.1 localhost\n",
+            "",
+        ] {
+            super::overwrite_in_place(&path, content.as_bytes()).unwrap();
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), content);
+        }
+        super::overwrite_in_place(&path, b"longer than before\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "longer than before\n"
+        );
+    }
 }
