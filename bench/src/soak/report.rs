@@ -80,6 +80,10 @@ pub struct Trend {
     pub last_rss_kib: u64,
     pub max_rss_kib: u64,
     pub rss_mib_per_hour: Option<f64>,
+    /// The slope over the second half of its life: a one-off rise (a burst
+    /// of requests held during an outage, whose memory the allocator
+    /// keeps) steepens the whole-life slope; steady growth shows here too.
+    pub rss_mib_per_hour_late: Option<f64>,
     pub first_fds: u64,
     pub last_fds: u64,
     pub first_threads: u64,
@@ -108,6 +112,7 @@ pub fn trends(samples: &[Sample]) -> Vec<Trend> {
                 last_rss_kib: last.rss_kib,
                 max_rss_kib: points.iter().map(|s| s.rss_kib).max().unwrap_or(0),
                 rss_mib_per_hour: slope_per_hour(&rss),
+                rss_mib_per_hour_late: slope_per_hour(&rss[rss.len() / 2..]),
                 first_fds: first.fds,
                 last_fds: last.fds,
                 first_threads: first.threads,
@@ -205,16 +210,18 @@ pub fn markdown(
             ms("p99Ms")
         ));
     }
-    md.push_str("\n## Processes (RSS in MiB; slope per hour over the process's life)\n\n| process | samples | RSS first | RSS last | RSS max | slope | fds first→last | threads first→last |\n|---|---|---|---|---|---|---|---|\n");
+    md.push_str("\n## Processes (RSS in MiB; slope per hour over the process's life, and over its second half)\n\n| process | samples | RSS first | RSS last | RSS max | slope | slope, 2nd half | fds first→last | threads first→last |\n|---|---|---|---|---|---|---|---|---|\n");
     for t in trends {
         md.push_str(&format!(
-            "| {} | {} | {:.1} | {:.1} | {:.1} | {} | {}→{} | {}→{} |\n",
+            "| {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {}→{} | {}→{} |\n",
             t.who,
             t.samples,
             t.first_rss_kib as f64 / 1024.0,
             t.last_rss_kib as f64 / 1024.0,
             t.max_rss_kib as f64 / 1024.0,
             t.rss_mib_per_hour
+                .map_or("-".into(), |s| format!("{s:+.2} MiB/h")),
+            t.rss_mib_per_hour_late
                 .map_or("-".into(), |s| format!("{s:+.2} MiB/h")),
             t.first_fds,
             t.last_fds,
@@ -303,8 +310,26 @@ mod tests {
         assert!(md.contains("| http | 12 | 10 | 2 | reset: 2 |"), "{md}");
         assert!(md.contains("| 0 | 10 | 2 | 1.50 | 3.00 |"), "{md}");
         assert!(
-            md.contains("| controller (pid 10) | 2 | 10.0 | 11.0 | 11.0 | +60.00 MiB/h |"),
+            md.contains("| controller (pid 10) | 2 | 10.0 | 11.0 | 11.0 | +60.00 MiB/h | - |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn a_one_off_rise_shows_in_the_whole_slope_not_the_late_one() {
+        // Flat, a 30 MiB rise at minute 2, flat again for 28 minutes.
+        let samples: Vec<Sample> = (0..=30u64)
+            .map(|minute| Sample {
+                at_ms: minute * 60_000,
+                who: "proxy soak/client".into(),
+                pid: 7,
+                rss_kib: if minute < 2 { 13 * 1024 } else { 43 * 1024 },
+                fds: 40,
+                threads: 2,
+            })
+            .collect();
+        let t = &trends(&samples)[0];
+        assert!(t.rss_mib_per_hour.unwrap() > 10.0, "{t:?}");
+        assert_eq!(t.rss_mib_per_hour_late, Some(0.0), "{t:?}");
     }
 }
