@@ -232,8 +232,7 @@ pub fn write_hosts(netns: &str, content: &str) -> anyhow::Result<()> {
 /// byte the old and new contents share. The hosts file's first lines (the
 /// pod, the control plane) do not change, so a proxy resolving the
 /// controller during a rewrite never finds the file empty and falls back
-/// to DNS (found by the soak harness: a 5 s resolver timeout, and requests
-/// failed while that proxy was away from the controller).
+/// to DNS (whose resolver may take 5 s to fail from a pod).
 fn overwrite_in_place(path: &Path, content: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut file = std::fs::OpenOptions::new()
