@@ -18,7 +18,13 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::identity::Credentials;
 
+/// The whole connection: TCP, TLS and HTTP/2 (a controller busy with a
+/// crowd of reconnecting proxies may take a while to handshake).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The TCP connect alone (after resolving): a SYN that went unanswered
+/// (a controller that was restarting) is sent again on a new attempt after
+/// the reconnect back-off, not left to the kernel's retransmissions.
+const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Where the controller is and how to recognise it.
 #[derive(Debug, Clone)]
@@ -144,7 +150,16 @@ pub async fn connect(
         let authority = authority.clone();
         let server_name = server_name.clone();
         async move {
-            let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&authority))
+            // Resolving gets the whole budget (a cluster's DNS may be slow);
+            // the TCP connect only its own.
+            let addrs: Vec<std::net::SocketAddr> =
+                tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host(&authority))
+                    .await
+                    .map_err(|_| {
+                        std::io::Error::new(std::io::ErrorKind::TimedOut, "resolving timed out")
+                    })??
+                    .collect();
+            let tcp = tokio::time::timeout(TCP_CONNECT_TIMEOUT, TcpStream::connect(&addrs[..]))
                 .await
                 .map_err(|_| {
                     std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
