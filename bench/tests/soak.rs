@@ -13,7 +13,6 @@ use osm_bench::soak::{Settings, run, schedule::Churn};
 
 /// Growth allowed over the run for a process sampled through most of it.
 const RSS_GROWTH_KIB: u64 = 10 * 1024;
-const FD_GROWTH: u64 = 32;
 
 #[test]
 fn a_short_soak_under_every_churn_fails_no_request() {
@@ -46,10 +45,13 @@ fn a_short_soak_under_every_churn_fails_no_request() {
         pushes.batches > 0 && pushes.processes >= 2,
         "the controller's pushes were not counted in every process:\n{report}"
     );
+    // Memory only: at a rollout every 15 s a client proxy's descriptors
+    // swing with connection turnover (36 to 139 within one CI run), so the
+    // first and last samples say when the last one fell, not whether
+    // sockets leak; the 30-minute run (bench/README.md) checks those.
     for t in outcome.trends.iter().filter(|t| t.samples >= 20) {
         assert!(
-            t.last_rss_kib <= t.first_rss_kib + RSS_GROWTH_KIB
-                && t.last_fds <= t.first_fds + FD_GROWTH,
+            t.last_rss_kib <= t.first_rss_kib + RSS_GROWTH_KIB,
             "{} grew:\n{report}",
             t.who
         );
