@@ -177,6 +177,7 @@ fn mesh_sources() -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     [
         "proxy/src/telemetry/metrics.rs",
+        "proxy/src/telemetry/endpoint_series.rs",
         "controller/src/metrics.rs",
     ]
     .iter()
