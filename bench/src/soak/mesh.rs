@@ -20,6 +20,11 @@ pub struct Local {
     state: tempfile::TempDir,
 }
 
+/// The soak mesh's pod range, and its gateway (the range's first
+/// address, where local mode's control plane listens).
+const POD_CIDR: &str = "10.231.0.0/16";
+const GATEWAY: [u8; 4] = [10, 231, 0, 1];
+
 impl Local {
     pub fn up(bin_dir: &Path) -> Result<Self> {
         let osm = bin_dir.join("osm");
@@ -37,7 +42,7 @@ impl Local {
             "--name",
             "soak",
             "--pod-cidr",
-            "10.231.0.0/16",
+            POD_CIDR,
             "--service-cidr",
             "10.232.0.0/16",
         ])?;
@@ -48,10 +53,9 @@ impl Local {
         self.state.path()
     }
 
-    /// The controller's admin port: on the gateway, the first address of
-    /// the pod range `up` was given.
+    /// The controller's admin port (local mode's 9091) on the gateway.
     pub fn controller_admin(&self) -> std::net::SocketAddr {
-        ([10, 231, 0, 1], 9091).into()
+        (GATEWAY, 9091).into()
     }
 
     /// `osm local ARGS...`: stdout, or an error with both outputs.

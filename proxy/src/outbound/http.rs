@@ -90,11 +90,17 @@ pub async fn handle(
     let span = ctx.shared.tracer.start(Kind::Client, &mut req);
     let outcome = route(ctx, req).await;
     let code = outcome.response.status().as_u16();
-    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    // One clock read for the duration and the series' last use.
+    let ended = tokio::time::Instant::now();
+    let millis = (ended - started).as_secs_f64() * 1000.0;
     if let Some(endpoint) = &outcome.endpoint {
-        ctx.shared
-            .metrics
-            .record_request(&endpoint.metrics, &endpoint.spec, code, millis);
+        ctx.shared.metrics.record_request(
+            &endpoint.metrics,
+            &endpoint.spec,
+            code,
+            millis,
+            ended.into_std(),
+        );
     }
     if let Some(span) = span {
         finish_span(&ctx.shared, span, code, &outcome);

@@ -106,17 +106,20 @@ impl EndpointSeries {
         self.handle.run_upkeep();
     }
 
-    /// Records one request answered with `code`; `labels` makes the
+    /// Records one request answered with `code`, ended `at` (the caller's
+    /// clock read: none more on the request path); `labels` makes the
     /// series' labels when it must be looked up.
     pub fn record(
         &self,
         cache: &RequestMetricsCache,
         code: u16,
         millis: f64,
+        at: Instant,
         labels: impl FnOnce() -> Vec<Label>,
         metadata: &Metadata<'static>,
     ) {
-        let now_ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let since_epoch = at.saturating_duration_since(self.epoch);
+        let now_ms = u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX);
         let record = |s: &RequestSeries| {
             s.last_used_ms.store(now_ms, Ordering::Relaxed);
             s.total.increment(1);

@@ -267,18 +267,20 @@ impl Metrics {
         labels
     }
 
-    /// Records one HTTP request answered by `endpoint`.
+    /// Records one HTTP request answered by `endpoint`, ended `at`.
     pub fn record_request(
         &self,
         cache: &RequestMetricsCache,
         endpoint: &EndpointSpec,
         code: u16,
         millis: f64,
+        at: std::time::Instant,
     ) {
         self.endpoints.record(
             cache,
             code,
             millis,
+            at,
             || self.destination_labels(endpoint),
             &METADATA,
         );

@@ -80,7 +80,7 @@ fn a_removed_endpoints_series_expire_and_counting_resumes_if_it_comes_back() {
     let metrics = Metrics::with_endpoint_idle(&PodInfo::default(), Duration::from_millis(200));
     let (gone, gone_spec) = (RequestMetricsCache::default(), endpoint("store-old"));
     let (live, live_spec) = (RequestMetricsCache::default(), endpoint("store-new"));
-    metrics.record_request(&gone, &gone_spec, 200, 1.0);
+    metrics.record_request(&gone, &gone_spec, 200, 1.0, Instant::now());
     metrics.record_retry("shop", "store");
     let text = metrics.render();
     assert_eq!(requests_to(&text, "store-old"), Some(1), "{text}");
@@ -89,7 +89,7 @@ fn a_removed_endpoints_series_expire_and_counting_resumes_if_it_comes_back() {
     let mut sent_live = 0;
     let deadline = Instant::now() + Duration::from_secs(20);
     let text = loop {
-        metrics.record_request(&live, &live_spec, 200, 1.0);
+        metrics.record_request(&live, &live_spec, 200, 1.0, Instant::now());
         sent_live += 1;
         let text = metrics.render();
         if requests_to(&text, "store-old").is_none() {
@@ -113,7 +113,7 @@ fn a_removed_endpoints_series_expire_and_counting_resumes_if_it_comes_back() {
     );
 
     // The same endpoint (its cached handles) counts again, from zero.
-    metrics.record_request(&gone, &gone_spec, 200, 1.0);
+    metrics.record_request(&gone, &gone_spec, 200, 1.0, Instant::now());
     let text = metrics.render();
     assert_eq!(requests_to(&text, "store-old"), Some(1), "{text}");
     let count = text
