@@ -378,7 +378,11 @@ pub async fn run(state: StateDir) -> anyhow::Result<()> {
         }
     }
     let _ = std::fs::remove_file(state.ready_marker());
-    let how = if signal.is_finished() {
+    // The loop ends only once the signal task cancelled `stop`; it may not
+    // have returned yet (it cancels first), so its answer is awaited:
+    // reading it only when already finished took a SIGUSR2 for a SIGTERM
+    // now and then and stopped every pod `osm local restart` should keep.
+    let how = if stop.is_cancelled() {
         signal.await.unwrap_or(Ending::Everything)
     } else {
         signal.abort();
