@@ -149,7 +149,7 @@ pub fn load_str(file: &str, text: &str) -> LoadOutcome {
         objects: Vec::new(),
         errors,
     };
-    for doc in docs {
+    for doc in docs.into_iter().filter(|d| !is_record(&d.value)) {
         push(doc.origin, doc.value, &mut out);
     }
     // Documents first, in order; a stream error is reported after them.
@@ -157,6 +157,16 @@ pub fn load_str(file: &str, text: &str) -> LoadOutcome {
         (a.origin.document, a.origin.item).cmp(&(b.origin.document, b.origin.item))
     });
     out
+}
+
+/// Events (core/v1 and events.k8s.io/v1) say what happened, never what
+/// should be: a directory of manifests may hold them (a cluster dump, local
+/// mode's store, which keeps its pods' events beside the objects) and the
+/// mesh reads none of their fields, so they are passed over, not reported
+/// as a kind the mesh does not support.
+fn is_record(value: &Value) -> bool {
+    let text = |field: &str| value.get(field).and_then(Value::as_str);
+    text("kind") == Some("Event") && matches!(text("apiVersion"), Some("v1" | "events.k8s.io/v1"))
 }
 
 fn push(origin: Origin, value: Value, out: &mut LoadOutcome) {

@@ -354,6 +354,27 @@ fn a_bad_document_is_reported_and_the_others_load() {
 }
 
 #[test]
+fn events_are_passed_over_and_other_unknown_kinds_reported() {
+    let out = load_str(
+        "dump.yaml",
+        "apiVersion: v1\nkind: Event\nmetadata: {name: web.1, namespace: shop}\nreason: Started\n---\n\
+         apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {name: web.2, namespace: shop}\n---\n\
+         apiVersion: example.com/v1\nkind: Event\nmetadata: {name: other, namespace: shop}\n---\n\
+         apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: web, namespace: shop}\n---\n\
+         apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: a, namespace: shop}\n",
+    );
+    assert_eq!(out.objects.len(), 1, "{:?}", out.objects);
+    let errors: Vec<String> = out.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        errors,
+        [
+            "dump.yaml: document 3 (Event shop/other): kind Event in apiVersion example.com/v1 is not supported by the mesh",
+            "dump.yaml: document 4 (ReplicaSet shop/web): kind ReplicaSet in apiVersion apps/v1 is not supported by the mesh",
+        ]
+    );
+}
+
+#[test]
 fn malformed_inputs_have_exact_errors() {
     let cases = [
         (
