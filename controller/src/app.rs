@@ -266,6 +266,7 @@ impl Controller {
             self.proxies.clone(),
             self.metrics.clone(),
             ledger.clone(),
+            self.synced.clone(),
         );
         tasks.spawn(server::serve(
             self.grpc,

@@ -15,7 +15,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -35,6 +35,9 @@ use crate::{
 
 /// How long a proxy may take to send its first message.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stream opened before the controller has read the cluster's
+/// state once waits for it before being refused as unavailable.
+const SYNC_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Streams compiled config to proxies.
 #[derive(Debug, Clone)]
@@ -47,6 +50,8 @@ pub struct ConfigService {
     /// controller restart, what it knows of live certificates comes back
     /// as the proxies reconnect.
     pub ledger: Arc<Ledger>,
+    /// Whether the sources have given the hub the whole cluster once.
+    pub synced: Arc<AtomicBool>,
 }
 
 impl ConfigService {
@@ -55,6 +60,7 @@ impl ConfigService {
         proxies: Arc<Proxies>,
         metrics: Arc<Metrics>,
         ledger: Arc<Ledger>,
+        synced: Arc<AtomicBool>,
     ) -> Self {
         Self {
             hub,
@@ -62,6 +68,7 @@ impl ConfigService {
             metrics,
             next_stream: Arc::new(AtomicU64::new(0)),
             ledger,
+            synced,
         }
     }
 
@@ -78,6 +85,20 @@ impl ConfigService {
 }
 
 type Updates = Pin<Box<dyn Stream<Item = Result<v1::ConfigUpdate, Status>> + Send>>;
+
+/// Waits until `synced` is set, at most `patience`; whether it was.
+/// Once synced this is one load: only streams opened during a controller's
+/// start-up poll.
+async fn synced_within(synced: &AtomicBool, patience: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + patience;
+    while !synced.load(Ordering::Acquire) {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
 
 /// A stream the caller may open: for this proxy, with a certificate bound
 /// to its pod or (issued before pod bindings) to its ServiceAccount only.
@@ -158,6 +179,16 @@ impl v1::config_server::Config for ConfigService {
             .await
             .map_err(|_| Status::deadline_exceeded("no ProxyInfo within 10s"))??
             .ok_or_else(|| Status::invalid_argument("the stream ended before its first message"))?;
+        // A restarted controller fills its hub object by object: a proxy
+        // served before the first full read would be sent a config missing
+        // Services it routes to (its pod is read before them) and refuse
+        // their requests until the rest arrived. As OSM waited for its
+        // informers' caches, streams wait for the sources' first sync.
+        if !synced_within(&self.synced, SYNC_PATIENCE).await {
+            return Err(Status::unavailable(
+                "the controller has not read the cluster's state yet: retry",
+            ));
+        }
         let Authorized { id, bound } = match authorize(&self.hub, peer.as_ref(), &hello) {
             Ok(authorized) => authorized,
             Err(status) => {

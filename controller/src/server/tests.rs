@@ -47,6 +47,7 @@ async fn connections_past_the_limit_are_closed_at_accept() {
         Arc::new(Proxies::default()),
         metrics,
         Default::default(),
+        Arc::new(std::sync::atomic::AtomicBool::new(true)),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

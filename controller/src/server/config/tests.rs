@@ -109,3 +109,26 @@ fn a_certificate_bound_to_a_pod_streams_only_that_pod() {
     let legacy = authorize(&hub, Some(&store(None)), &hello("shop", "store-0")).unwrap();
     assert!(!legacy.bound);
 }
+
+/// Regression (issue 20): a proxy reconnecting to a restarted controller
+/// was sent a config without the Services not yet read back and refused
+/// their requests (403 "not a mesh service"). Streams wait for the first
+/// sync, and are refused as unavailable if it does not come.
+#[tokio::test]
+async fn streams_wait_for_the_first_sync() {
+    let synced = Arc::new(AtomicBool::new(false));
+    let waiting = tokio::spawn({
+        let synced = synced.clone();
+        async move { synced_within(&synced, Duration::from_secs(30)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "held while not synced");
+    synced.store(true, Ordering::Release);
+    assert!(waiting.await.unwrap(), "released by the sync");
+
+    let never = AtomicBool::new(false);
+    let began = std::time::Instant::now();
+    assert!(!synced_within(&never, Duration::from_millis(100)).await);
+    assert!(began.elapsed() >= Duration::from_millis(100));
+    assert!(synced_within(&AtomicBool::new(true), Duration::ZERO).await);
+}
