@@ -10,6 +10,8 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+mod intercept_cli;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use osm_bench::pairs::{
@@ -68,6 +70,10 @@ enum Command {
     /// failed request by cause and by what was happening, latency per
     /// window, memory slopes (see bench/README.md). Needs root.
     Soak(SoakArgs),
+    /// The pair under real interception (local mode's pods, osm-init's
+    /// rules, controller-issued identities) against the same pods without
+    /// sidecars, in one run (see bench/README.md). Needs root and oha.
+    Intercept(intercept_cli::InterceptArgs),
     /// The application behind every path (started by `pairs`).
     App {
         #[arg(long)]
@@ -374,6 +380,7 @@ fn main() -> std::process::ExitCode {
             write_config: None,
         } => config_memory(services, osm_proxy),
         Command::Soak(args) => soak(args),
+        Command::Intercept(args) => intercept_cli::intercept(args),
         Command::App {
             listen,
             body_bytes,

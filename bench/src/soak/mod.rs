@@ -23,8 +23,10 @@ use std::{
 use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 
+use crate::local_mesh::Local;
+
 use self::{
-    mesh::Local,
+    mesh::RANGES,
     pushes::PushScrape,
     report::{Event, Placed, Trend},
     sample::Sample,
@@ -125,11 +127,11 @@ pub fn run(settings: &Settings) -> Result<Outcome> {
     let manifests = std::fs::read_to_string(&settings.manifests)
         .with_context(|| format!("reading {}", settings.manifests.display()))?
         .replace("{{rate}}", &settings.rate.to_string());
-    let mesh = Local::up(&settings.bin_dir)?;
+    let mesh = Local::up(&settings.bin_dir, RANGES)?;
     mesh.apply(&mesh_config(&settings.cert_validity, true))?;
     mesh.apply(&manifests)?;
     mesh.wait_ready("soak", 6, Duration::from_secs(180))?;
-    mesh.wait_for_load(Duration::from_secs(60))?;
+    mesh::wait_for_load(&mesh, Duration::from_secs(60))?;
     println!("soak: pods ready, load flowing");
 
     let began = Instant::now();
@@ -170,7 +172,7 @@ pub fn run(settings: &Settings) -> Result<Outcome> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let (report, client_now_ms) = mesh.client_report()?;
+    let (report, client_now_ms) = mesh::client_report(&mesh)?;
     let offset_ms = client_now_ms as i64 - elapsed_ms() as i64;
     let placed = report::place(&report, offset_ms, &events);
     let trends = report::trends(&samples);
@@ -188,7 +190,7 @@ pub fn run(settings: &Settings) -> Result<Outcome> {
 /// The controller's push counters now, if it answers.
 fn scrape_pushes(
     runtime: &tokio::runtime::Runtime,
-    mesh: &mesh::Local,
+    mesh: &Local,
     at_ms: u64,
     pid: i32,
 ) -> Option<PushScrape> {
