@@ -43,13 +43,28 @@ pub async fn request(
     path: &str,
     timeout: Duration,
 ) -> anyhow::Result<Answer> {
+    request_with_headers(addr, method, path, &[], timeout).await
+}
+
+/// [`request`] with `headers` added (a probe's `httpHeaders`; a `Host`
+/// among them replaces the address, as the kubelet does).
+pub async fn request_with_headers(
+    addr: SocketAddr,
+    method: http::Method,
+    path: &str,
+    headers: &[(String, String)],
+    timeout: Duration,
+) -> anyhow::Result<Answer> {
     tokio::time::timeout(timeout, async {
         let stream = tokio::net::TcpStream::connect(addr).await?;
-        let request = http::Request::builder()
-            .method(method.clone())
-            .uri(path)
-            .header("host", addr.to_string())
-            .body(Full::new(Bytes::new()))?;
+        let mut builder = http::Request::builder().method(method.clone()).uri(path);
+        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+            builder = builder.header("host", addr.to_string());
+        }
+        for (name, value) in headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let request = builder.body(Full::new(Bytes::new()))?;
         exchange(stream, request).await
     })
     .await

@@ -57,14 +57,36 @@ pub async fn attempt(
     let timeout = timing(probe).timeout;
     if let Some(get) = &probe.http_get {
         let port = port(&get.port, container).ok_or("httpGet: unknown port")?;
-        let addr = (pod_ip, port).into();
+        let ip = match get.host.as_deref() {
+            None | Some("") => std::net::IpAddr::V4(pod_ip),
+            Some(host) => host.parse().map_err(|_| {
+                format!("httpGet.host {host:?}: local mode's probes connect to addresses only")
+            })?,
+        };
+        let addr = std::net::SocketAddr::new(ip, port);
         if get.scheme.as_deref() == Some("HTTPS") {
             // The certificate is the app's business; a TLS port that
             // accepts connections is up.
             return tcp(addr, timeout).await;
         }
         let path = get.path.as_deref().unwrap_or("/");
-        return match crate::http::get(addr, path, timeout).await {
+        // The injector's rewrite of a TCP probe names the port to check in
+        // a header (Original-Tcp-Port): headers are part of the probe.
+        let headers: Vec<(String, String)> = get
+            .http_headers
+            .iter()
+            .flatten()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect();
+        return match crate::http::request_with_headers(
+            addr,
+            http::Method::GET,
+            path,
+            &headers,
+            timeout,
+        )
+        .await
+        {
             Ok(a) if (200..400).contains(&a.status) => Ok(()),
             Ok(a) => Err(format!("HTTP probe failed with statuscode: {}", a.status)),
             Err(e) => Err(format!("{e:#}")),
@@ -165,5 +187,57 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    /// Regression (issue 17's interception bench): the injector rewrites a
+    /// TCP probe into `GET /osm-healthcheck` with `Original-Tcp-Port`, and
+    /// local mode sent no header, so the proxy answered 400 and the pod
+    /// never became ready.
+    #[tokio::test]
+    async fn http_probes_send_their_headers() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = tokio::io::AsyncReadExt::read(&mut s, &mut buf)
+                .await
+                .unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+            let status = if text.contains("original-tcp-port: 8080")
+                && text.contains("host: probe.example")
+            {
+                "200 OK"
+            } else {
+                "400 Bad Request"
+            };
+            let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+            tokio::io::AsyncWriteExt::write_all(&mut s, reply.as_bytes())
+                .await
+                .unwrap();
+        });
+        let container: Container = serde_json::from_value(json!({"name": "c"})).unwrap();
+        let probe: Probe = serde_json::from_value(json!({"httpGet": {
+            "port": port, "path": "/osm-healthcheck", "host": "127.0.0.1",
+            "httpHeaders": [
+                {"name": "Original-Tcp-Port", "value": "8080"},
+                {"name": "Host", "value": "probe.example"}
+            ]
+        }}))
+        .unwrap();
+        // The pod address is unreachable: `host` is where the probe goes.
+        let pod_ip = Ipv4Addr::new(192, 0, 2, 1);
+        assert_eq!(
+            attempt(&probe, &container, pod_ip, || Err("no exec".to_string())).await,
+            Ok(())
+        );
+        server.await.unwrap();
+
+        let named: Probe =
+            serde_json::from_value(json!({"httpGet": {"port": port, "host": "db.local"}})).unwrap();
+        let err = attempt(&named, &container, pod_ip, || Err("no exec".to_string()))
+            .await
+            .unwrap_err();
+        assert!(err.contains("addresses only"), "{err}");
     }
 }
