@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 /// The pair under real interception (local mode's pods, osm-init's rules,
 /// controller-issued identities) against the same pods without sidecars,
@@ -40,13 +40,7 @@ pub struct InterceptArgs {
 }
 
 pub fn intercept(args: InterceptArgs) -> Result<()> {
-    let bin_dir = match args.bin_dir {
-        Some(dir) => dir,
-        None => std::env::current_exe()?
-            .parent()
-            .context("osm-bench has no directory")?
-            .to_path_buf(),
-    };
+    let bin_dir = osm_bench::local_mesh::bin_dir(args.bin_dir)?;
     let settings = osm_bench::intercept::Settings {
         bin_dir,
         oha: args

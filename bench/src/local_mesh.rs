@@ -139,6 +139,18 @@ impl Drop for Local {
     }
 }
 
+/// `given`, else the directory of the running binary: where `osm` and
+/// the mesh's binaries are when a harness runs from the build directory.
+pub fn bin_dir(given: Option<PathBuf>) -> Result<PathBuf> {
+    match given {
+        Some(dir) => Ok(dir),
+        None => Ok(std::env::current_exe()?
+            .parent()
+            .context("the harness's binary has no directory")?
+            .to_path_buf()),
+    }
+}
+
 /// Whether a pod's Ready condition is True.
 pub fn ready(pod: &Value) -> bool {
     pod.pointer("/status/conditions")

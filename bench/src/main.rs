@@ -115,13 +115,7 @@ struct SoakArgs {
 }
 
 fn soak(args: SoakArgs) -> Result<()> {
-    let bin_dir = match args.bin_dir {
-        Some(dir) => dir,
-        None => std::env::current_exe()?
-            .parent()
-            .context("osm-bench has no directory")?
-            .to_path_buf(),
-    };
+    let bin_dir = osm_bench::local_mesh::bin_dir(args.bin_dir)?;
     let settings = osm_bench::soak::Settings {
         duration: args.duration,
         rate: args.rate,
