@@ -60,8 +60,9 @@ pub struct Outcome {
 /// One path's pods as the bench reaches them.
 struct Target {
     path: Path,
-    /// The load pod's network namespace (`ip netns exec`).
-    netns: String,
+    /// The load pod's container process: oha joins its network
+    /// namespace (`nsenter -t PID -n`).
+    load: i32,
     /// The app Service's cluster address.
     url: String,
     /// Pids of the processes a run's CPU is charged to: the app and
@@ -154,7 +155,7 @@ fn target(mesh: &Local, path: Path) -> Result<Target> {
     };
     Ok(Target {
         path,
-        netns: format!("{}.{namespace}.{load}", RANGES.name),
+        load: process(&load, "load")?,
         url: format!("http://{cluster_ip}:{APP_PORT}/"),
         app: process(&app, "app")?,
         proxies: match path {
@@ -170,16 +171,16 @@ fn oha(settings: &Settings, target: &Target, load: &Load) -> Result<Measured> {
     // `args` ends with a loopback URL; the bench's is the Service.
     args.pop();
     args.push(target.url.clone());
-    let output = Command::new("ip")
-        .args(["netns", "exec", &target.netns])
+    let output = Command::new("nsenter")
+        .args(["-t", &target.load.to_string(), "-n", "--"])
         .arg(&settings.oha)
         .args(&args)
         .output()
-        .context("running oha in the load pod's network namespace (ip netns exec)")?;
+        .context("running oha in the load pod's network namespace (nsenter)")?;
     if !output.status.success() {
         bail!(
-            "oha in {} failed ({}): {}",
-            target.netns,
+            "oha in {}'s load pod failed ({}): {}",
+            target.path.namespace(),
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         );
@@ -214,16 +215,11 @@ fn wait_for_answers(settings: &Settings, target: &Target, timeout: Duration) -> 
     }
 }
 
-/// CPU ticks this process's waited-for children used (oha, via `ip`).
+/// CPU ticks this process's waited-for children used (oha, through
+/// `nsenter`, which execs it).
 fn children_ticks() -> u64 {
     let text = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let Some(rest) = text.rfind(')').map(|i| &text[i + 1..]) else {
-        return 0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the name: cutime is field 16, cstime 17 (state is field 3).
-    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
-    field(16).unwrap_or(0) + field(17).unwrap_or(0)
+    procs::parse_children_ticks(&text).unwrap_or(0)
 }
 
 /// One measured run with the CPU of the proxies and the machine around it.

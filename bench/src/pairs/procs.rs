@@ -17,14 +17,27 @@ pub struct StatLine {
 /// Parses /proc/PID/stat. The command name (field 2) may hold spaces and
 /// parentheses, so fields are counted from its last `)`.
 pub fn parse_stat(text: &str) -> Option<StatLine> {
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the name: state(3) ppid(4) ... utime(14) stime(15).
-    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+    let field = stat_fields(text)?;
+    // state(3) ppid(4) ... utime(14) stime(15).
     Some(StatLine {
         ppid: u32::try_from(field(4)?).ok()?,
         cpu_ticks: field(14)? + field(15)?,
     })
+}
+
+/// The CPU ticks of the waited-for children in /proc/PID/stat: cutime(16)
+/// + cstime(17).
+pub fn parse_children_ticks(text: &str) -> Option<u64> {
+    let field = stat_fields(text)?;
+    Some(field(16)? + field(17)?)
+}
+
+/// Field N (1-based, as proc(5) numbers them) of a /proc/PID/stat line,
+/// counted after the name's last `)`.
+fn stat_fields(text: &str) -> Option<impl Fn(usize) -> Option<u64> + '_> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(move |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok()))
 }
 
 /// A `kB` field of /proc/PID/status (`VmHWM`: peak resident set;
