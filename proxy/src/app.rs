@@ -279,6 +279,7 @@ impl Proxy {
         {
             tracing::warn!("drain timeout: closing remaining connections");
         }
+        shared.access_log.flush();
     }
 }
 

@@ -3,23 +3,23 @@
 //! (MeshConfig `observability.accessLog`, a pod's
 //! `openservicemesh.io/access-log` annotation).
 //!
-//! Lines are formatted on the request path and written by a dedicated thread
-//! through a buffer, so a slow stdout never blocks traffic. When the writer
-//! falls behind, lines are dropped and counted (`osm_access_log_dropped_total`).
+//! Lines are formatted on the request path into a bounded buffer that a
+//! thread of its own writes out ([`super::log_buffer`]), so a slow stdout
+//! never blocks traffic and a line wakes nobody. When the writer falls
+//! behind, lines are dropped and counted (`osm_access_log_dropped_total`).
 
 use std::{
     io::Write,
     sync::{
         Arc,
         atomic::{AtomicU8, Ordering},
-        mpsc::{Receiver, SyncSender, TrySendError, sync_channel},
     },
 };
 
 use metrics::Counter;
 use serde::Serialize;
 
-const QUEUE: usize = 16 * 1024;
+use super::log_buffer::{LogBuffer, start_writer};
 
 /// How lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub trait TextLine {
 /// A handle to the access log; cheap to clone.
 #[derive(Clone)]
 pub struct AccessLog {
-    tx: Option<SyncSender<String>>,
+    buffer: Option<Arc<LogBuffer>>,
     dropped: Counter,
     /// The format in force: the config's when it names one, else `own`.
     format: Arc<AtomicU8>,
@@ -259,12 +259,9 @@ impl AccessLog {
     /// Starts the writer thread; lines go to `out`, in `own` format until
     /// the config names one.
     pub fn start(out: Box<dyn Write + Send>, dropped: Counter, own: LogFormat) -> Self {
-        let (tx, rx) = sync_channel(QUEUE);
-        let spawned = std::thread::Builder::new()
-            .name("access-log".into())
-            .spawn(move || write_lines(rx, out));
+        let buffer = Arc::new(LogBuffer::new(out));
         Self {
-            tx: spawned.ok().map(|_| tx),
+            buffer: start_writer(&buffer).then_some(buffer),
             dropped,
             format: Arc::new(AtomicU8::new(own as u8)),
             own,
@@ -274,7 +271,7 @@ impl AccessLog {
     /// A log that writes nothing, whatever the config says.
     pub fn disabled(dropped: Counter) -> Self {
         Self {
-            tx: None,
+            buffer: None,
             dropped,
             format: Arc::new(AtomicU8::new(LogFormat::Off as u8)),
             own: LogFormat::Off,
@@ -283,7 +280,7 @@ impl AccessLog {
 
     /// Follows the config: its format, or the proxy's own when it names none.
     pub fn follow(&self, configured: Option<LogFormat>) {
-        let format = if self.tx.is_some() {
+        let format = if self.buffer.is_some() {
             configured.unwrap_or(self.own)
         } else {
             LogFormat::Off
@@ -300,30 +297,26 @@ impl AccessLog {
     }
 
     pub fn log(&self, entry: &(impl Serialize + TextLine)) {
-        let Some(tx) = &self.tx else { return };
-        let line = match self.format() {
+        let Some(buffer) = &self.buffer else { return };
+        let kept = match self.format() {
             LogFormat::Off => return,
-            LogFormat::Json => match serde_json::to_string(entry) {
-                Ok(line) => line,
-                Err(_) => return,
-            },
-            LogFormat::Text => entry.text(),
+            // Serialized straight into the buffer: no line of its own.
+            LogFormat::Json => buffer.append(|out| serde_json::to_writer(out, entry).is_ok()),
+            LogFormat::Text => {
+                let line = entry.text();
+                buffer.append(|out| out.write_all(line.as_bytes()).is_ok())
+            }
         };
-        match tx.try_send(line) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.dropped.increment(1),
+        if !kept {
+            self.dropped.increment(1);
         }
     }
-}
 
-fn write_lines(rx: Receiver<String>, out: Box<dyn Write + Send>) {
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
-    while let Ok(line) = rx.recv() {
-        let _ = writeln!(out, "{line}");
-        // Batch whatever else is queued, then flush once.
-        while let Ok(line) = rx.try_recv() {
-            let _ = writeln!(out, "{line}");
+    /// Writes every line waiting; the proxy calls it once drained, before
+    /// it exits.
+    pub fn flush(&self) {
+        if let Some(buffer) = &self.buffer {
+            buffer.flush();
         }
-        let _ = out.flush();
     }
 }

@@ -3,6 +3,7 @@
 pub mod access_log;
 pub mod body_bytes;
 pub mod endpoint_series;
+pub mod log_buffer;
 pub mod metrics;
 pub mod tally;
 pub mod trace;
