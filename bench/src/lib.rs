@@ -7,6 +7,7 @@
 
 pub mod big_config;
 pub mod intercept;
+pub mod interrupt;
 pub mod local_mesh;
 pub mod pairs;
 pub mod resilience;

@@ -27,6 +27,8 @@ pub struct Local {
     osm: PathBuf,
     state: tempfile::TempDir,
     ranges: Ranges,
+    /// `osm local down` if the harness is interrupted.
+    _interrupt: crate::interrupt::Registered,
 }
 
 impl Local {
@@ -38,10 +40,24 @@ impl Local {
             "{} is missing: build the workspace's binaries (cargo build --release --workspace --bins)",
             osm.display()
         );
+        let state = tempfile::tempdir()?;
+        let _interrupt = crate::interrupt::on_interrupt({
+            let (osm, dir) = (osm.clone(), state.path().to_owned());
+            move || {
+                let down = Command::new(osm)
+                    .args(["local", "down", "--state-dir"])
+                    .arg(dir)
+                    .status();
+                if let Err(e) = down {
+                    eprintln!("osm local down failed: {e}");
+                }
+            }
+        });
         let mesh = Self {
             osm,
-            state: tempfile::tempdir()?,
+            state,
             ranges,
+            _interrupt,
         };
         mesh.ok(&[
             "up",

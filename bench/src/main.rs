@@ -354,7 +354,9 @@ fn resilience(
 }
 
 fn main() -> std::process::ExitCode {
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    osm_bench::interrupt::install();
+    let result = match cli.command {
         Command::Pairs(args) => pairs(*args),
         Command::Resilience {
             rate,

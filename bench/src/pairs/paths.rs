@@ -105,6 +105,7 @@ pub struct Programs {
 pub struct Process {
     pub role: String,
     child: Child,
+    _interrupt: crate::interrupt::Registered,
 }
 
 impl Process {
@@ -122,9 +123,11 @@ impl Process {
             .stderr(log_file)
             .spawn()
             .with_context(|| format!("starting {role} ({:?})", command.get_program()))?;
+        let group = group_of(&child);
         Ok(Self {
             role: role.to_string(),
             child,
+            _interrupt: crate::interrupt::on_interrupt(move || kill_group(group)),
         })
     }
 
@@ -138,12 +141,22 @@ impl Process {
     }
 }
 
+/// The process group a child leads (it was spawned with one of its own).
+fn group_of(child: &Child) -> Option<nix::unistd::Pid> {
+    i32::try_from(child.id())
+        .ok()
+        .map(nix::unistd::Pid::from_raw)
+}
+
+fn kill_group(group: Option<nix::unistd::Pid>) {
+    if let Some(group) = group {
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            let group = nix::unistd::Pid::from_raw(pid);
-            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-        }
+        kill_group(group_of(&self.child));
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
