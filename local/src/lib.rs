@@ -30,6 +30,7 @@ pub mod lifecycle;
 pub mod manifests;
 pub mod mesh_test;
 pub mod names;
+pub mod neighbours;
 pub mod netns_http;
 pub mod pods;
 pub mod process_record;

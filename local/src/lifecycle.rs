@@ -188,6 +188,9 @@ pub async fn up(
         (None, asked) => asked.unwrap_or_default(),
     };
     check_instance(&instance).map_err(anyhow::Error::msg)?;
+    if daemon_pid(state).is_none() {
+        crate::neighbours::check(state, &instance)?;
+    }
     for dir in [
         state.root.clone(),
         state.api(),

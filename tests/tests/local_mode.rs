@@ -231,6 +231,33 @@ fn containers(pod: &Value) -> Vec<String> {
 #[test]
 fn the_bookstore_demo_and_the_smi_scenarios_in_network_namespaces() {
     let mesh = LocalMesh::up("osmt", "10.223.0.0/16", "10.224.0.0/16");
+    // A second mesh whose pod range overlaps this one's is refused before
+    // it starts anything, naming the running mesh and how to stop it.
+    let other = tempfile::tempdir().expect("a temporary directory");
+    let clash = std::process::Command::new(osm_tests::local::bin_dir().join("osm"))
+        .args([
+            "local",
+            "up",
+            "--name",
+            "osmt2",
+            "--pod-cidr",
+            "10.223.128.0/17",
+        ])
+        .args(["--service-cidr", "10.230.0.0/16"])
+        .env("OSM_LOCAL_STATE_DIR", other.path())
+        .output()
+        .expect("osm runs");
+    let said = String::from_utf8_lossy(&clash.stderr);
+    assert!(!clash.status.success(), "a clashing mesh started: {said}");
+    assert!(
+        said.contains("another local mesh is running from")
+            && said.contains("overlaps this mesh's pod range 10.223.128.0/17")
+            && said.contains(&format!(
+                "osm local down --state-dir {}",
+                mesh.state_dir().display()
+            )),
+        "{said}"
+    );
     let demo = Demo(&mesh);
     let out = mesh.ok(&["local", "demo", "--for", "0s"]);
     assert!(out.contains("bookbuyer"), "{out}");
