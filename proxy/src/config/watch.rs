@@ -32,6 +32,36 @@ fn apply_text(path: &std::path::Path, text: String, shared: &Shared) -> anyhow::
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
+/// What tells a file changed without reading it: which file the path
+/// names now (a ConfigMap's symlink swap names another), its size and
+/// its modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    fn of(path: &std::path::Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            modified: meta.modified().ok(),
+        })
+    }
+
+    fn recently_modified(&self) -> bool {
+        self.modified
+            .and_then(|m| m.elapsed().ok())
+            .is_none_or(|age| age < std::time::Duration::from_secs(2))
+    }
+}
+
 fn fingerprint(text: &str) -> u64 {
     let mut h = DefaultHasher::new();
     text.hash(&mut h);
@@ -45,12 +75,23 @@ pub async fn watch_file(
     interval: Duration,
     drain: CancellationToken,
 ) {
+    let mut stamp = FileStamp::of(&path);
     let mut last = std::fs::read_to_string(&path).ok().map(|t| fingerprint(&t));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = drain.cancelled() => return,
         }
+        // Read only when the file (or the one its symlink names) changed:
+        // a big config is megabytes to read and hash every interval. A
+        // file modified in the last seconds is read anyway: two writes of
+        // the same size within one tick of the file system's clock leave
+        // the same stamp.
+        let now = FileStamp::of(&path);
+        if now.is_some_and(|n| !n.recently_modified()) && now == stamp {
+            continue;
+        }
+        stamp = now;
         let text = match tokio::fs::read_to_string(&path).await {
             Ok(t) => t,
             Err(e) => {
@@ -72,3 +113,7 @@ pub async fn watch_file(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "watch_tests.rs"]
+mod tests;
