@@ -98,9 +98,13 @@ pub fn write(path: &Path, services: usize) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// How long the proxy runs before its memory is read: three polls of its
+/// config file.
+pub const SETTLE: Duration = Duration::from_secs(3);
+
 /// Starts `proxy` with a config of `services` services as a JSON file,
-/// on ports the kernel picks, and reads its memory once it has started
-/// (its config is built before it says so).
+/// on ports the kernel picks, and reads its memory [`SETTLE`] after it
+/// has started (its config is built before it says so).
 pub fn measure(proxy: &Path, services: usize) -> Result<Memory> {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("config.json");
@@ -156,6 +160,10 @@ pub fn measure(proxy: &Path, services: usize) -> Result<Memory> {
     }
     wait.recv_timeout(Duration::from_secs(300))
         .context("the proxy did not start within 5 minutes")?;
+    // What it holds running, not only once built: the config file is
+    // polled every second (it was read whole at each poll until
+    // 2026-12-03, which a reading at start did not see).
+    std::thread::sleep(SETTLE);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| -> Result<u64> {
         status
