@@ -9,8 +9,10 @@
 //! controller memory with every stream open, and the time from a policy
 //! change (the manifest written) to its arrival at every affected proxy,
 //! for a TrafficTarget (touches a few proxies) and a MeshConfig change
-//! (touches all). The file source polls every 50 ms, which is part of the
-//! measured time.
+//! (touches all), and the time from the controller's `kill -9` to every
+//! proxy's first batch from its replacement (same port and state; the
+//! simulated proxies reconnect with osm-proxy's backoff, all at once).
+//! The file source polls every 50 ms, which is part of the measured time.
 
 #![allow(clippy::unwrap_used, clippy::too_many_arguments)]
 
@@ -29,6 +31,8 @@ use osm_controller::{
     token::{AUDIENCE, LocalTokens, PodIdentity},
 };
 use osm_proxy::control::{
+    RECONNECT_BASE, RECONNECT_CAP,
+    backoff::Backoff,
     certify::{PodRef, certify},
     channel::{ControllerAddr, connect},
 };
@@ -41,7 +45,8 @@ const POLL: Duration = Duration::from_millis(50);
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--serve-controller") {
-        serve_controller(Path::new(&args[i + 1]), Path::new(&args[i + 2]));
+        let grpc = args[i + 3].parse().unwrap();
+        serve_controller(Path::new(&args[i + 1]), Path::new(&args[i + 2]), grpc);
         return;
     }
     let sizes: Vec<usize> = match std::env::var("OSM_SCALE_PROXIES") {
@@ -56,9 +61,9 @@ fn main() {
         .build()
         .unwrap();
     println!(
-        "| proxies | certs signed/s | all streams open in | controller RSS (MiB) | peak RSS (MiB) | TrafficTarget: proxies, p50, p99, max (ms) | MeshConfig: proxies, p50, p99, max (ms) |"
+        "| proxies | certs signed/s | all streams open in | controller RSS (MiB) | peak RSS (MiB) | TrafficTarget: proxies, p50, p99, max (ms) | MeshConfig: proxies, p50, p99, max (ms) | restart (kill -9) to every proxy's first batch: proxies, p50, p99, max (ms) | restarted controller's peak RSS (MiB) |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for n in sizes {
         let row = runtime.block_on(run(n));
         println!("{row}");
@@ -74,9 +79,9 @@ fn raise_open_files_limit() {
     }
 }
 
-/// The child: a controller on loopback, its addresses on stdout, until
-/// stdin closes.
-fn serve_controller(state: &Path, manifests: &Path) {
+/// The child: a controller on loopback (its gRPC port `grpc`, 0 for any),
+/// its addresses on stdout, until stdin closes.
+fn serve_controller(state: &Path, manifests: &Path, grpc: SocketAddr) {
     raise_open_files_limit();
     if let Ok(filter) = std::env::var("OSM_SCALE_LOG") {
         tracing_subscriber::fmt()
@@ -94,7 +99,7 @@ fn serve_controller(state: &Path, manifests: &Path) {
             .unwrap();
         let tokens = LocalTokens::load_or_create(state).unwrap();
         let controller = Controller::bind(Settings {
-            grpc: "127.0.0.1:0".parse().unwrap(),
+            grpc,
             admin: "127.0.0.1:0".parse().unwrap(),
             webhook: "127.0.0.1:0".parse().unwrap(),
             ca: Arc::new(osm_controller::ca::authority::Authority::fixed(Arc::new(
@@ -193,7 +198,8 @@ struct ControllerProcess {
 }
 
 impl ControllerProcess {
-    fn start(state: &Path, manifests: &Path) -> Self {
+    /// A controller whose gRPC listener is `grpc` (port 0: any).
+    fn start(state: &Path, manifests: &Path, grpc: SocketAddr) -> Self {
         // OSM_SCALE_WRAP runs the controller under a profiler, e.g.
         // OSM_SCALE_WRAP="heaptrack -o /tmp/controller" (memory figures are
         // then the wrapper's).
@@ -205,6 +211,7 @@ impl ControllerProcess {
             .arg("--serve-controller")
             .arg(state)
             .arg(manifests)
+            .arg(grpc.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -261,41 +268,47 @@ async fn stream(
     opening: Arc<tokio::sync::Semaphore>,
     retries: Arc<std::sync::atomic::AtomicUsize>,
 ) {
-    // Like proxies starting in waves: at most a few handshakes at a time,
-    // and a failed connection retried.
-    let permit = opening.acquire_owned().await.unwrap();
-    let channel = loop {
-        match connect(&addr, Some(&credentials)).await {
-            Ok(c) => break c,
-            Err(_) => {
-                retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
+    // Like proxies starting in waves: at most a few handshakes at a time
+    // for the first connection. Then as osm-proxy does when its stream
+    // ends (a controller restarted): reconnect after the proxy's jittered
+    // backoff, all at once, no waves.
+    let mut permit = Some(opening.acquire_owned().await.unwrap());
+    let mut backoff = Backoff::new(RECONNECT_BASE, RECONNECT_CAP);
     let hello = v1::ProxyInfo {
         pod_name: pod.name.clone(),
         pod_namespace: pod.namespace.clone(),
         service_account: pod.service_account.clone(),
         ..Default::default()
     };
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tx.send(hello.clone()).await.unwrap();
-    let mut updates = ConfigClient::new(channel)
-        .stream(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut permit = Some(permit);
-    while let Ok(Some(update)) = updates.message().await {
-        arrivals[slot].lock().unwrap().push(base.elapsed());
-        permit.take();
-        let _ = tx
-            .send(v1::ProxyInfo {
-                acked_version: update.version,
-                ..hello.clone()
-            })
-            .await;
+    loop {
+        let opened = async {
+            let channel = connect(&addr, Some(&credentials)).await.ok()?;
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            tx.send(hello.clone()).await.ok()?;
+            let updates = ConfigClient::new(channel)
+                .stream(ReceiverStream::new(rx))
+                .await
+                .ok()?
+                .into_inner();
+            Some((tx, updates))
+        };
+        let Some((tx, mut updates)) = opened.await else {
+            retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tokio::time::sleep(backoff.next_delay()).await;
+            continue;
+        };
+        while let Ok(Some(update)) = updates.message().await {
+            arrivals[slot].lock().unwrap().push(base.elapsed());
+            permit.take();
+            backoff.reset();
+            let _ = tx
+                .send(v1::ProxyInfo {
+                    acked_version: update.version,
+                    ..hello.clone()
+                })
+                .await;
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }
 
@@ -365,7 +378,7 @@ async fn run(proxies: usize) -> String {
     }
     let pods = write_cluster(&manifests, proxies);
     let tokens = Arc::new(LocalTokens::load_or_create(&state).unwrap());
-    let controller = ControllerProcess::start(&state, &manifests);
+    let controller = ControllerProcess::start(&state, &manifests, "127.0.0.1:0".parse().unwrap());
     wait_ready(controller.admin).await;
     let ca_pem = std::fs::read(state.join("ca.crt")).unwrap();
     let addr = ControllerAddr::new(&controller.grpc.to_string(), None, &ca_pem).unwrap();
@@ -456,6 +469,7 @@ async fn run(proxies: usize) -> String {
     }
     let initial = propagation(&arrivals, Duration::ZERO, base, Some(proxies)).await;
     let all_streaming = base.elapsed();
+    let opening_retries = stream_retries.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(initial.len(), proxies, "every proxy got its config");
     // Let connection set-up garbage settle before reading memory.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -487,12 +501,26 @@ async fn run(proxies: usize) -> String {
     );
     assert!(!target.is_empty(), "the TrafficTarget reached its proxies");
 
+    // The controller killed (SIGKILL) and started again on the same port
+    // and state: every proxy reconnects at once, and the new controller
+    // computes every view for the burst. Measured: from the kill to each
+    // proxy's first batch from the new controller.
+    let grpc = controller.grpc;
+    let killed = base.elapsed();
+    drop(controller);
+    let controller = ControllerProcess::start(&state, &manifests, grpc);
+    let back = propagation(&arrivals, killed, base, Some(proxies)).await;
+    assert_eq!(back.len(), proxies, "every proxy is back after a restart");
+    let (_, burst_peak) = controller.memory();
+    let restart_retries =
+        stream_retries.load(std::sync::atomic::Ordering::Relaxed) - opening_retries;
+
     format!(
-        "| {proxies} | {certs_per_second:.0} ({certify_failures} retried) | {:.1} s ({} retried) | {rss:.0} | {peak:.0} | {} | {} |",
+        "| {proxies} | {certs_per_second:.0} ({certify_failures} retried) | {:.1} s ({opening_retries} retried) | {rss:.0} | {peak:.0} | {} | {} | {} ({restart_retries} attempts refused) | {burst_peak:.0} |",
         all_streaming.as_secs_f64(),
-        stream_retries.load(std::sync::atomic::Ordering::Relaxed),
         summary(&target),
-        summary(&everyone)
+        summary(&everyone),
+        summary(&back)
     )
 }
 

@@ -45,13 +45,13 @@ pub struct ControlSettings {
     pub token_file: PathBuf,
 }
 
-const RECONNECT_BASE: Duration = Duration::from_millis(200);
+pub const RECONNECT_BASE: Duration = Duration::from_millis(200);
 /// Low, so a restarted controller has every proxy back within a second
 /// (with full jitter, half a second on average): until then a proxy keeps
 /// its last endpoints, and a rollout in the meantime would remove pods it
 /// still sends to. Attempts at a controller that is down are refused
 /// connections, cheap for both ends.
-const RECONNECT_CAP: Duration = Duration::from_secs(1);
+pub const RECONNECT_CAP: Duration = Duration::from_secs(1);
 /// Renewals retry slower: the certificate in use is still valid.
 const RENEW_RETRY_CAP: Duration = Duration::from_secs(30);
 
