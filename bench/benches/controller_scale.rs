@@ -455,8 +455,11 @@ async fn run(proxies: usize) -> String {
     let issued = std::mem::take(&mut *issued.lock().unwrap());
     let opening = Arc::new(tokio::sync::Semaphore::new(64));
     let stream_retries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Aborted at the end of this run: they reconnect forever, and the next
+    // size's controller must not see them.
+    let mut streams = Vec::new();
     for (i, pod, credentials) in issued {
-        tokio::spawn(stream(
+        streams.push(tokio::spawn(stream(
             addr.clone(),
             pod,
             credentials,
@@ -465,7 +468,7 @@ async fn run(proxies: usize) -> String {
             base,
             opening.clone(),
             stream_retries.clone(),
-        ));
+        )));
     }
     let initial = propagation(&arrivals, Duration::ZERO, base, Some(proxies)).await;
     let all_streaming = base.elapsed();
@@ -514,6 +517,9 @@ async fn run(proxies: usize) -> String {
     let (_, burst_peak) = controller.memory();
     let restart_retries =
         stream_retries.load(std::sync::atomic::Ordering::Relaxed) - opening_retries;
+    for s in &streams {
+        s.abort();
+    }
 
     format!(
         "| {proxies} | {certs_per_second:.0} ({certify_failures} retried) | {:.1} s ({opening_retries} retried) | {rss:.0} | {peak:.0} | {} | {} | {} ({restart_retries} attempts refused) | {burst_peak:.0} |",
