@@ -77,7 +77,8 @@ pub struct Proxy {
     admin: TcpListener,
     metrics: TcpListener,
     addrs: BoundAddrs,
-    config_file: Option<PathBuf>,
+    /// The config file and what was applied from it.
+    config_file: Option<(PathBuf, crate::config::watch::Seen)>,
     config_poll_interval: Duration,
     drain_timeout: Duration,
     control: Option<crate::control::ControlSettings>,
@@ -142,9 +143,13 @@ impl Proxy {
                 .set_credentials(credentials)
                 .context("the proxy's certificate")?;
         }
-        if let Some(path) = &settings.config_file {
-            crate::config::watch::load_and_apply(path, &shared)?;
-        }
+        let config_file = match settings.config_file {
+            Some(path) => {
+                let seen = crate::config::watch::load_and_apply(&path, &shared)?;
+                Some((path, seen))
+            }
+            None => None,
+        };
         let inbound = bind_all(&settings.inbound).await?;
         let outbound = bind_all(&settings.outbound).await?;
         let admin =
@@ -193,7 +198,7 @@ impl Proxy {
             metrics,
             addrs,
             pod_ports,
-            config_file: settings.config_file,
+            config_file,
             config_poll_interval: settings.config_poll_interval,
             drain_timeout: settings.drain_timeout,
             control: settings.control,
@@ -248,9 +253,10 @@ impl Proxy {
             drain.clone(),
             tasks.clone(),
         ));
-        if let Some(path) = self.config_file {
+        if let Some((path, seen)) = self.config_file {
             tasks.spawn(crate::config::watch::watch_file(
                 path,
+                seen,
                 shared.clone(),
                 self.config_poll_interval,
                 drain.clone(),

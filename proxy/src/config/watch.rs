@@ -15,11 +15,22 @@ use tokio_util::sync::CancellationToken;
 
 use crate::state::Shared;
 
+/// The file as it was last read: where [`watch_file`] starts from, so the
+/// file is not read again only to learn what was applied.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen {
+    stamp: Option<FileStamp>,
+    fingerprint: u64,
+}
+
 /// Reads, parses and applies the file once.
-pub fn load_and_apply(path: &std::path::Path, shared: &Shared) -> anyhow::Result<u64> {
+pub fn load_and_apply(path: &std::path::Path, shared: &Shared) -> anyhow::Result<Seen> {
+    let stamp = FileStamp::of(path);
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
-    apply_text(path, text, shared)
+    let fingerprint = fingerprint(&text);
+    apply_text(path, text, shared)?;
+    Ok(Seen { stamp, fingerprint })
 }
 
 fn apply_text(path: &std::path::Path, text: String, shared: &Shared) -> anyhow::Result<u64> {
@@ -71,12 +82,15 @@ fn fingerprint(text: &str) -> u64 {
 /// Polls `path` every `interval` and applies each new content.
 pub async fn watch_file(
     path: PathBuf,
+    seen: Seen,
     shared: Arc<Shared>,
     interval: Duration,
     drain: CancellationToken,
 ) {
-    let mut stamp = FileStamp::of(&path);
-    let mut last = std::fs::read_to_string(&path).ok().map(|t| fingerprint(&t));
+    let Seen {
+        mut stamp,
+        fingerprint: mut last,
+    } = seen;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
@@ -100,10 +114,10 @@ pub async fn watch_file(
             }
         };
         let print = fingerprint(&text);
-        if last == Some(print) {
+        if last == print {
             continue;
         }
-        last = Some(print);
+        last = print;
         match apply_text(&path, text, &shared) {
             Ok(version) => tracing::info!(path = %path.display(), version, "config reloaded"),
             Err(e) => {

@@ -82,6 +82,7 @@ impl LogBuffer {
     }
 
     /// Bytes waiting for the output.
+    #[cfg(test)]
     pub fn pending(&self) -> usize {
         lock(&self.pending).len()
     }
