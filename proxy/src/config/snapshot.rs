@@ -5,6 +5,7 @@
 //! previous snapshot stays in force.
 
 use std::{
+    borrow::Cow,
     collections::HashMap,
     net::SocketAddr,
     sync::{Arc, Mutex},
@@ -36,7 +37,7 @@ use self::{
     references::References,
 };
 use super::Protocol;
-use super::store::{ConfigSource, ConfigStore};
+use super::store::{ConfigSource, ConfigStore, FileResources};
 use crate::{
     identity::policy::TlsPolicy,
     policy::{InboundPolicy, matcher::HttpMatcher},
@@ -298,15 +299,15 @@ pub fn build_snapshot(
     version: u64,
     registry: &EndpointRegistry,
 ) -> Result<Snapshot, ConfigError> {
+    let file = FileResources::from_config(config);
     let (mut snapshot, _) = build(
-        &config,
+        &file,
         ConfigStore::default(),
         version,
         registry,
         OnBadResource::Refuse,
     )?;
-    // Moved in once built, not copied.
-    snapshot.source = ConfigStore::from_config(config);
+    snapshot.source = file.into_store();
     Ok(snapshot)
 }
 
@@ -326,8 +327,8 @@ pub fn build(
         mode,
         rejected: Vec::new(),
     };
-    let mesh = mesh_settings(config.mesh())?;
-    let trust_bundle = trust_bundle(config.trust_bundle())?;
+    let mesh = mesh_settings(config.mesh().as_deref())?;
+    let trust_bundle = trust_bundle(config.trust_bundle().as_deref())?;
     let inbound = build_inbound(config.inbound_ports(), &mut build)?;
     let tls = Arc::new(mesh.tls.clone());
     let endpoint_sets = build_endpoint_sets(
@@ -385,13 +386,13 @@ fn trust_bundle(
 }
 
 fn build_egress_rules<'a>(
-    rules: impl IntoIterator<Item = &'a v1::EgressRule>,
+    rules: impl IntoIterator<Item = Cow<'a, v1::EgressRule>>,
     registry: &EndpointRegistry,
     build: &mut Build,
 ) -> Result<Vec<EgressRule>, ConfigError> {
     let mut egress = Vec::new();
     for (i, r) in rules.into_iter().enumerate() {
-        egress.extend(build.keep(build_egress(&format!("egress[{i}]"), r, registry))?);
+        egress.extend(build.keep(build_egress(&format!("egress[{i}]"), &r, registry))?);
     }
     Ok(egress)
 }

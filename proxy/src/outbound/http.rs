@@ -131,10 +131,10 @@ fn finish_span(shared: &Shared, span: ActiveSpan, code: u16, outcome: &Outcome) 
     }
     if let Some(spec) = spec {
         tags.extend([
-            ("destination_namespace", spec.namespace.clone()),
-            ("destination_kind", spec.workload_kind.clone()),
-            ("destination_name", spec.workload_name.clone()),
-            ("destination_pod", spec.pod.clone()),
+            ("destination_namespace", spec.namespace.to_string()),
+            ("destination_kind", spec.workload_kind.to_string()),
+            ("destination_name", spec.workload_name.to_string()),
+            ("destination_pod", spec.pod.to_string()),
         ]);
         if let Some(identity) = &spec.identity {
             tags.push(("peer.identity", identity.to_string()));

@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapOption;
 use metrics::{Counter, Histogram, Key, Label, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
@@ -59,7 +59,9 @@ pub fn series_may_be_expired(last_used_ms: u64, now_ms: u64, idle: Duration) -> 
 /// the small map.
 #[derive(Debug, Default)]
 pub struct RequestMetricsCache {
-    by_code: ArcSwap<HashMap<u16, Arc<RequestSeries>>>,
+    // None until the endpoint's first request: most endpoints of a big
+    // config are never called, and an empty map costs an allocation each.
+    by_code: ArcSwapOption<HashMap<u16, Arc<RequestSeries>>>,
 }
 
 /// The registry of the per-endpoint series.
@@ -125,7 +127,7 @@ impl EndpointSeries {
             s.total.increment(1);
             s.duration.record(millis);
         };
-        match cache.by_code.load().get(&code) {
+        match cache.by_code.load().as_ref().and_then(|m| m.get(&code)) {
             Some(series)
                 if !series_may_be_expired(
                     series.last_used_ms.load(Ordering::Relaxed),
@@ -160,9 +162,9 @@ impl EndpointSeries {
         });
         // The newest wins: an entry it replaces may be of a dropped series.
         cache.by_code.rcu(|map| {
-            let mut map = HashMap::clone(map);
+            let mut map = map.as_deref().cloned().unwrap_or_default();
             map.insert(code, series.clone());
-            map
+            Some(Arc::new(map))
         });
         series
     }

@@ -259,10 +259,10 @@ impl Metrics {
     fn destination_labels(&self, endpoint: &EndpointSpec) -> Vec<Label> {
         let mut labels = self.source.clone();
         labels.extend([
-            Label::new("destination_namespace", endpoint.namespace.clone()),
-            Label::new("destination_kind", endpoint.workload_kind.clone()),
-            Label::new("destination_name", endpoint.workload_name.clone()),
-            Label::new("destination_pod", endpoint.pod.clone()),
+            Label::new("destination_namespace", endpoint.namespace.to_string()),
+            Label::new("destination_kind", endpoint.workload_kind.to_string()),
+            Label::new("destination_name", endpoint.workload_name.to_string()),
+            Label::new("destination_pod", endpoint.pod.to_string()),
         ]);
         labels
     }

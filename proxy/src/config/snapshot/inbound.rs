@@ -2,6 +2,7 @@
 //! matches), plaintext sources and local rate limits.
 
 use std::{
+    borrow::Cow,
     collections::{HashMap, HashSet},
     sync::Arc,
 };
@@ -15,14 +16,14 @@ use crate::{
 };
 
 pub(super) fn build_inbound<'a>(
-    ports: impl IntoIterator<Item = &'a v1::InboundPort>,
+    ports: impl IntoIterator<Item = Cow<'a, v1::InboundPort>>,
     build: &mut Build,
 ) -> Result<HashMap<u16, InboundPolicy>, ConfigError> {
     let mut out = HashMap::new();
     for (i, p) in ports.into_iter().enumerate() {
         let at = format!("inbound[{i}]");
         let port = port_of(&format!("{at}.port"), p.port);
-        let built = port.clone().and_then(|port| build_port(&at, port, p));
+        let built = port.clone().and_then(|port| build_port(&at, port, &p));
         let policy = match build.keep(built)? {
             Some(policy) => policy,
             // Fail-closed: a port whose policy cannot be built denies every

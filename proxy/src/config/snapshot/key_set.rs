@@ -5,28 +5,44 @@
 
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct KeySet(Arc<Vec<String>>);
+/// One allocation for the whole set; the keys themselves are shared with
+/// whoever holds them already (a built service's key), not copied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct KeySet(Arc<[Arc<str>]>);
+
+impl Default for KeySet {
+    fn default() -> Self {
+        Self(Arc::new([]))
+    }
+}
 
 impl KeySet {
-    pub fn insert(&mut self, key: &str) {
-        if let Err(at) = self.0.binary_search_by(|k| k.as_str().cmp(key)) {
-            Arc::make_mut(&mut self.0).insert(at, key.to_string());
+    pub fn insert(&mut self, key: &Arc<str>) {
+        if let Err(at) = self.0.binary_search_by(|k| k.as_ref().cmp(key.as_ref())) {
+            let mut keys = Vec::with_capacity(self.0.len() + 1);
+            keys.extend_from_slice(&self.0[..at]);
+            keys.push(key.clone());
+            keys.extend_from_slice(&self.0[at..]);
+            self.0 = keys.into();
         }
     }
 
     pub fn remove(&mut self, key: &str) {
-        if let Ok(at) = self.0.binary_search_by(|k| k.as_str().cmp(key)) {
-            Arc::make_mut(&mut self.0).remove(at);
+        if let Ok(at) = self.0.binary_search_by(|k| k.as_ref().cmp(key)) {
+            let keys: Vec<Arc<str>> = (self.0.iter().enumerate())
+                .filter(|(i, _)| *i != at)
+                .map(|(_, k)| k.clone())
+                .collect();
+            self.0 = keys.into();
         }
     }
 
     /// The smallest key.
-    pub fn first(&self) -> Option<&String> {
+    pub fn first(&self) -> Option<&Arc<str>> {
         self.0.first()
     }
 
-    pub fn iter(&self) -> std::slice::Iter<'_, String> {
+    pub fn iter(&self) -> std::slice::Iter<'_, Arc<str>> {
         self.0.iter()
     }
 
@@ -36,8 +52,8 @@ impl KeySet {
 }
 
 impl<'a> IntoIterator for &'a KeySet {
-    type Item = &'a String;
-    type IntoIter = std::slice::Iter<'a, String>;
+    type Item = &'a Arc<str>;
+    type IntoIter = std::slice::Iter<'a, Arc<str>>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
@@ -52,14 +68,15 @@ mod tests {
     fn keys_stay_sorted_and_unique_and_clones_are_independent() {
         let mut set = KeySet::default();
         for k in ["b", "a", "c", "a"] {
-            set.insert(k);
+            set.insert(&Arc::from(k));
         }
         let before = set.clone();
         set.remove("a");
         set.remove("zz");
-        assert_eq!(set.iter().collect::<Vec<_>>(), ["b", "c"]);
-        assert_eq!(set.first().map(String::as_str), Some("b"));
-        assert_eq!(before.iter().collect::<Vec<_>>(), ["a", "b", "c"]);
+        let keys = |s: &KeySet| s.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        assert_eq!(keys(&set), ["b", "c"]);
+        assert_eq!(set.first().map(|k| &**k), Some("b"));
+        assert_eq!(keys(&before), ["a", "b", "c"]);
         set.remove("b");
         set.remove("c");
         assert!(set.is_empty() && set.first().is_none());

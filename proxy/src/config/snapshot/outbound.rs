@@ -2,6 +2,7 @@
 //! host name, their splits and A/B matches, and each endpoint's identity.
 
 use std::{
+    borrow::Cow,
     collections::HashMap,
     net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
@@ -56,17 +57,17 @@ pub(super) fn set_policy(s: &v1::OutboundService) -> SetPolicy {
 pub(super) type EndpointDefaults<'a> = (Duration, &'a Arc<TlsPolicy>);
 
 pub(super) fn build_endpoint_sets<'a>(
-    sets: impl IntoIterator<Item = &'a v1::EndpointSet>,
-    services: impl IntoIterator<Item = &'a v1::OutboundService>,
+    sets: impl IntoIterator<Item = Cow<'a, v1::EndpointSet>>,
+    services: impl IntoIterator<Item = Cow<'a, v1::OutboundService>>,
     registry: &EndpointRegistry,
     defaults: EndpointDefaults<'_>,
     build: &mut Build,
 ) -> Result<Sets, ConfigError> {
     let mut policies = HashMap::new();
     for s in services {
-        policies
-            .entry(s.endpoints.as_str())
-            .or_insert_with(|| set_policy(s));
+        if !policies.contains_key(s.endpoints.as_str()) {
+            policies.insert(s.endpoints.clone(), set_policy(&s));
+        }
     }
     let mut out = Sets::new();
     for (i, set) in sets.into_iter().enumerate() {
@@ -80,7 +81,7 @@ pub(super) fn build_endpoint_sets<'a>(
             continue;
         }
         let policy = policies.get(set.key.as_str());
-        if let Some(value) = build_set(&at, set, policy, registry, defaults, build)? {
+        if let Some(value) = build_set(&at, &set, policy, registry, defaults, build)? {
             out.insert(set.key.clone(), value);
         }
     }
@@ -109,11 +110,12 @@ pub(super) fn build_set(
             .get_or((set.key.clone(), limits.clone()), || Breaker::new(limits))
     });
     let mut endpoints = Vec::new();
+    let mut names = SetNames::of(set);
     for (j, e) in set.endpoints.iter().enumerate() {
         // Fail-closed: an endpoint that cannot be built gets no traffic.
         let built = endpoint_spec(
             &format!("{at}.endpoints[{j}]"),
-            set,
+            &mut names,
             e,
             connect_timeout,
             tls,
@@ -130,10 +132,41 @@ pub(super) fn build_set(
     })))
 }
 
+/// The names an endpoint set's endpoints have in common, one copy each:
+/// the set's namespace and service, and what consecutive endpoints repeat
+/// (a workload's pods are listed together).
+struct SetNames {
+    namespace: Arc<str>,
+    service: Arc<str>,
+    workload_kind: Option<Arc<str>>,
+    workload_name: Option<Arc<str>>,
+    identity: Option<SpiffeId>,
+}
+
+impl SetNames {
+    fn of(set: &v1::EndpointSet) -> Self {
+        Self {
+            namespace: set.namespace.as_str().into(),
+            service: set.service.as_str().into(),
+            workload_kind: None,
+            workload_name: None,
+            identity: None,
+        }
+    }
+}
+
+/// `value`, as the copy `last` holds when it is the same.
+fn shared(last: &mut Option<Arc<str>>, value: &str) -> Arc<str> {
+    match last {
+        Some(s) if **s == *value => s.clone(),
+        _ => last.insert(value.into()).clone(),
+    }
+}
+
 /// One endpoint: its address and the identity it must prove.
 fn endpoint_spec(
     at: &str,
-    set: &v1::EndpointSet,
+    names: &mut SetNames,
     e: &v1::Endpoint,
     connect_timeout: Duration,
     tls: &Arc<TlsPolicy>,
@@ -146,6 +179,13 @@ fn endpoint_spec(
     })?;
     let identity = if e.identity.is_empty() {
         None
+    } else if let Some(same) = names
+        .identity
+        .as_ref()
+        .filter(|id| id.as_str() == e.identity)
+    {
+        // Checked when it was first parsed.
+        Some(same.clone())
     } else {
         let id: SpiffeId = e
             .identity
@@ -155,16 +195,17 @@ fn endpoint_spec(
             })?;
         crate::identity::tls::server_name_for(&id)
             .map_err(|m| err(format!("{at}.identity"), m.to_string()))?;
+        names.identity = Some(id.clone());
         Some(id)
     };
     Ok(EndpointSpec {
         addr,
         identity,
-        namespace: set.namespace.clone(),
-        service: set.service.clone(),
-        pod: e.pod.clone(),
-        workload_kind: e.workload_kind.clone(),
-        workload_name: e.workload_name.clone(),
+        namespace: names.namespace.clone(),
+        service: names.service.clone(),
+        pod: e.pod.as_str().into(),
+        workload_kind: shared(&mut names.workload_kind, &e.workload_kind),
+        workload_name: shared(&mut names.workload_name, &e.workload_name),
         connect_timeout,
         tls: tls.clone(),
     })
@@ -187,7 +228,7 @@ pub(super) struct Indexed {
 }
 
 pub(super) fn build_outbound<'a>(
-    services: impl IntoIterator<Item = &'a v1::OutboundService>,
+    services: impl IntoIterator<Item = Cow<'a, v1::OutboundService>>,
     sets: &Sets,
     registry: &EndpointRegistry,
     mesh_request_timeout: Option<Duration>,
@@ -197,14 +238,14 @@ pub(super) fn build_outbound<'a>(
     for (i, s) in services.into_iter().enumerate() {
         let at = format!("outbound[{i}]");
         let indexed =
-            index_service(&at, s, sets, registry, mesh_request_timeout).and_then(|indexed| {
+            index_service(&at, &s, sets, registry, mesh_request_timeout).and_then(|indexed| {
                 if out.services.contains_key(&s.key) {
                     return Err(err(
                         format!("{at}.key"),
                         format!("{:?} is listed twice", s.key),
                     ));
                 }
-                out.conflicts(&at, s, &indexed)?;
+                out.conflicts(&at, &s, &indexed)?;
                 Ok(indexed)
             });
         // Fail-closed: a service that cannot be built is not routed to.

@@ -94,9 +94,9 @@ impl PodIndex {
     /// Every pod address of `services`.
     pub fn build(services: &Services, mesh_request_timeout: Option<Duration>) -> Self {
         let mut index = Self::default();
-        for (key, indexed) in services {
+        for indexed in services.values() {
             for (addr, _) in claimed(indexed) {
-                index.claim(key, addr);
+                index.claim(&indexed.service.key, addr);
             }
         }
         let addrs: Vec<SocketAddr> = index.claims.keys().copied().collect();
@@ -106,7 +106,7 @@ impl PodIndex {
         index
     }
 
-    pub fn claim(&mut self, key: &str, addr: SocketAddr) {
+    pub fn claim(&mut self, key: &Arc<str>, addr: SocketAddr) {
         self.claims.entry(addr).or_default().insert(key);
     }
 
@@ -130,7 +130,7 @@ impl PodIndex {
     ) {
         let target = self.claims.get(&addr).and_then(|keys| {
             keys.iter().find_map(|key| {
-                let owner = services.get(key)?;
+                let owner = services.get(&**key)?;
                 let (_, handle) = claimed(owner).find(|(a, _)| *a == addr)?;
                 Some(Arc::new(PodTarget {
                     owner: owner.service.clone(),

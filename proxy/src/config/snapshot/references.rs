@@ -1,7 +1,7 @@
 //! Which services each endpoint set matters to, so a changed set rebuilds
 //! the services that read it and nothing else.
 
-use std::collections::BTreeSet;
+use std::{borrow::Cow, collections::BTreeSet, sync::Arc};
 
 use osm_api::v1;
 
@@ -21,18 +21,19 @@ pub(super) struct References {
 }
 
 impl References {
-    pub fn of<'a>(services: impl IntoIterator<Item = &'a v1::OutboundService>) -> Self {
+    pub fn of<'a>(services: impl IntoIterator<Item = Cow<'a, v1::OutboundService>>) -> Self {
         let mut out = Self::default();
         for s in services {
-            out.add(s);
+            out.add(&s);
         }
         out
     }
 
     pub fn add(&mut self, s: &v1::OutboundService) {
-        insert(&mut self.owners, &s.endpoints, &s.key);
+        let key: Arc<str> = s.key.as_str().into();
+        insert(&mut self.owners, &s.endpoints, &key);
         for set in read_sets(s) {
-            insert(&mut self.readers, set, &s.key);
+            insert(&mut self.readers, set, &key);
         }
     }
 
@@ -44,17 +45,17 @@ impl References {
     }
 
     /// The service whose policy `set` takes.
-    pub fn owner(&self, set: &str) -> Option<&String> {
+    pub fn owner(&self, set: &str) -> Option<&Arc<str>> {
         self.owners.get(set)?.first()
     }
 
     /// The services that read `set`.
-    pub fn readers(&self, set: &str) -> impl Iterator<Item = &String> {
+    pub fn readers(&self, set: &str) -> impl Iterator<Item = &Arc<str>> {
         self.readers.get(set).into_iter().flatten()
     }
 }
 
-fn insert(map: &mut ByKey, set: &str, service: &str) {
+fn insert(map: &mut ByKey, set: &str, service: &Arc<str>) {
     map.entry(set.to_string()).or_default().insert(service);
 }
 
@@ -124,19 +125,16 @@ mod tests {
     fn sets_know_their_owner_and_readers() {
         let a = service("a", "s1", &["s2", "s3"], None);
         let b = service("b", "s1", &[], Some("s4"));
-        let mut refs = References::of([&b, &a]);
-        assert_eq!(
-            refs.owner("s1").map(String::as_str),
-            Some("a"),
-            "first by key"
-        );
-        let readers = |r: &References, set| r.readers(set).cloned().collect::<Vec<_>>();
+        let mut refs = References::of([&b, &a].map(Cow::Borrowed));
+        assert_eq!(refs.owner("s1").map(|k| &**k), Some("a"), "first by key");
+        let readers =
+            |r: &References, set| r.readers(set).map(|k| k.to_string()).collect::<Vec<_>>();
         assert_eq!(readers(&refs, "s1"), ["a", "b"]);
         assert_eq!(readers(&refs, "s3"), ["a"]);
         assert_eq!(readers(&refs, "s4"), ["b"]);
         assert!(refs.owner("s2").is_none());
         refs.remove(&a);
-        assert_eq!(refs.owner("s1").map(String::as_str), Some("b"));
+        assert_eq!(refs.owner("s1").map(|k| &**k), Some("b"));
         assert!(readers(&refs, "s3").is_empty());
         refs.remove(&b);
         assert!(refs.owner("s1").is_none() && readers(&refs, "s4").is_empty());

@@ -205,7 +205,7 @@ outbound:
     assert_eq!(&*pod.key, "shop/echo:80@10.1.0.6:8080");
     assert_eq!(pod.port, 8080);
     assert_eq!(pod.endpoints.endpoints.len(), 1);
-    assert_eq!(pod.endpoints.endpoints[0].spec.pod, "echo-b");
+    assert_eq!(&*pod.endpoints.endpoints[0].spec.pod, "echo-b");
     assert!(
         pod.routes.is_none(),
         "the Service's routes are the Service address's"

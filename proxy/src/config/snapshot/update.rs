@@ -80,11 +80,11 @@ pub fn update(
     let mut references = prev.built.references.clone();
     for key in &services {
         if let Some(s) = old.outbound(key) {
-            references.remove(s);
+            references.remove(&s);
             sets.insert(s.endpoints.clone());
         }
         if let Some(s) = source.outbound(key) {
-            references.add(s);
+            references.add(&s);
             sets.insert(s.endpoints.clone());
         }
     }
@@ -97,10 +97,10 @@ pub fn update(
                 let policy = references
                     .owner(key)
                     .and_then(|owner| source.outbound(owner))
-                    .map(set_policy);
+                    .map(|owner| set_policy(&owner));
                 let set = build_set(
                     &format!("endpoints[{key:?}]"),
-                    wire,
+                    &wire,
                     policy.as_ref(),
                     registry,
                     (mesh.connect_timeout, &prev.built.tls),
@@ -115,7 +115,7 @@ pub fn update(
             }
         }
         // Services hold their sets: every reader is built again.
-        services.extend(references.readers(key).cloned());
+        services.extend(references.readers(key).map(|k| k.to_string()));
     }
 
     let mut outbound = OutboundIndexes {
@@ -138,10 +138,11 @@ pub fn update(
             continue;
         };
         let at = format!("outbound[{key:?}]");
-        let indexed = index_service(&at, s, &endpoint_sets, registry, mesh.request_timeout).ok()?;
-        outbound.conflicts(&at, s, &indexed).ok()?;
+        let indexed =
+            index_service(&at, &s, &endpoint_sets, registry, mesh.request_timeout).ok()?;
+        outbound.conflicts(&at, &s, &indexed).ok()?;
         for (addr, _) in claimed(&indexed) {
-            pods.claim(key, addr);
+            pods.claim(&indexed.service.key, addr);
             touched_pods.insert(addr);
         }
         outbound.insert(key.clone(), indexed);
