@@ -117,7 +117,7 @@ pub struct Mesh {
 }
 
 /// Endpoint sets by key.
-pub(crate) type Sets = imbl::HashMap<String, Arc<EndpointSet>>;
+pub(crate) type Sets = imbl::OrdMap<String, Arc<EndpointSet>>;
 
 /// An immutable, validated view of the proxy's config. Its maps are
 /// persistent: the next snapshot shares what did not change (see
@@ -132,8 +132,8 @@ pub struct Snapshot {
     pub trust_bundle: Vec<CertificateDer<'static>>,
     pub inbound: Arc<HashMap<u16, InboundPolicy>>,
     /// Services by cluster address and port.
-    pub outbound_by_addr: imbl::HashMap<SocketAddr, Arc<OutboundService>>,
-    pub outbound_by_host: imbl::HashMap<Box<str>, Vec<Arc<OutboundService>>>,
+    pub outbound_by_addr: imbl::OrdMap<SocketAddr, Arc<OutboundService>>,
+    pub outbound_by_host: imbl::OrdMap<Box<str>, Vec<Arc<OutboundService>>>,
     /// Destinations outside the mesh Egress policies admit.
     pub egress: Arc<Vec<EgressRule>>,
     pub endpoint_sets: Sets,
@@ -219,8 +219,8 @@ impl Snapshot {
             mesh: mesh_settings(None).expect("the default mesh settings are valid"),
             trust_bundle: Vec::new(),
             inbound: Arc::default(),
-            outbound_by_addr: imbl::HashMap::new(),
-            outbound_by_host: imbl::HashMap::new(),
+            outbound_by_addr: imbl::OrdMap::new(),
+            outbound_by_host: imbl::OrdMap::new(),
             egress: Arc::default(),
             endpoint_sets: Sets::new(),
             built: Built::default(),

@@ -214,8 +214,8 @@ fn endpoint_spec(
 /// The services by address and by host name, and each service as built.
 #[derive(Debug, Clone, Default)]
 pub(super) struct OutboundIndexes {
-    pub by_addr: imbl::HashMap<SocketAddr, Arc<OutboundService>>,
-    pub by_host: imbl::HashMap<Box<str>, Vec<Arc<OutboundService>>>,
+    pub by_addr: imbl::OrdMap<SocketAddr, Arc<OutboundService>>,
+    pub by_host: imbl::OrdMap<Box<str>, Vec<Arc<OutboundService>>>,
     pub services: imbl::OrdMap<String, Arc<Indexed>>,
 }
 

@@ -86,8 +86,8 @@ type Services = imbl::OrdMap<String, Arc<Indexed>>;
 /// The pod addresses and which services claim each.
 #[derive(Debug, Clone, Default)]
 pub(super) struct PodIndex {
-    pub targets: imbl::HashMap<SocketAddr, Arc<PodTarget>>,
-    claims: imbl::HashMap<SocketAddr, KeySet>,
+    pub targets: imbl::OrdMap<SocketAddr, Arc<PodTarget>>,
+    claims: imbl::OrdMap<SocketAddr, KeySet>,
 }
 
 impl PodIndex {

@@ -8,7 +8,7 @@ use osm_api::v1;
 use super::key_set::KeySet;
 
 /// Service keys by endpoint set key.
-type ByKey = imbl::HashMap<String, KeySet>;
+type ByKey = imbl::OrdMap<String, KeySet>;
 
 #[derive(Debug, Clone, Default)]
 pub(super) struct References {
