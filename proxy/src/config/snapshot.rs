@@ -338,8 +338,11 @@ pub fn build(
         (mesh.connect_timeout, &tls),
         &mut build,
     )?;
+    // The references are read off the same pass: a store decodes each
+    // service every time it is iterated.
+    let mut references = References::default();
     let outbound = build_outbound(
-        config.services(),
+        config.services().inspect(|s| references.add(s)),
         &endpoint_sets,
         registry,
         mesh.request_timeout,
@@ -359,7 +362,7 @@ pub fn build(
         built: Built {
             clean: build.rejected.is_empty(),
             services: outbound.services,
-            references: References::of(config.services()),
+            references,
             pods,
             tls,
         },

@@ -1,7 +1,7 @@
 //! Which services each endpoint set matters to, so a changed set rebuilds
 //! the services that read it and nothing else.
 
-use std::{borrow::Cow, collections::BTreeSet, sync::Arc};
+use std::{collections::BTreeSet, sync::Arc};
 
 use osm_api::v1;
 
@@ -21,14 +21,6 @@ pub(super) struct References {
 }
 
 impl References {
-    pub fn of<'a>(services: impl IntoIterator<Item = Cow<'a, v1::OutboundService>>) -> Self {
-        let mut out = Self::default();
-        for s in services {
-            out.add(&s);
-        }
-        out
-    }
-
     pub fn add(&mut self, s: &v1::OutboundService) {
         let key: Arc<str> = s.key.as_str().into();
         insert(&mut self.owners, &s.endpoints, &key);
@@ -125,7 +117,9 @@ mod tests {
     fn sets_know_their_owner_and_readers() {
         let a = service("a", "s1", &["s2", "s3"], None);
         let b = service("b", "s1", &[], Some("s4"));
-        let mut refs = References::of([&b, &a].map(Cow::Borrowed));
+        let mut refs = References::default();
+        refs.add(&b);
+        refs.add(&a);
         assert_eq!(refs.owner("s1").map(|k| &**k), Some("a"), "first by key");
         let readers =
             |r: &References, set| r.readers(set).map(|k| k.to_string()).collect::<Vec<_>>();
