@@ -138,9 +138,9 @@ impl ConfigStore {
 
 /// A config's resources as a whole build reads them: a config file's in
 /// its order (errors name their index in the file), the stream's in key
-/// order.
-/// Resources are borrowed from a parsed config and decoded (owned) from
-/// the store.
+/// order. Both the store and a file's resources ([`FileResources`]) decode
+/// each one as it is read, so a pass over them costs a decode per
+/// resource.
 pub trait ConfigSource {
     fn mesh(&self) -> Option<Cow<'_, v1::MeshSettings>>;
     fn trust_bundle(&self) -> Option<Cow<'_, v1::TrustBundle>>;
@@ -148,27 +148,6 @@ pub trait ConfigSource {
     fn services(&self) -> impl Iterator<Item = Cow<'_, v1::OutboundService>>;
     fn endpoint_sets(&self) -> impl Iterator<Item = Cow<'_, v1::EndpointSet>>;
     fn egress_rules(&self) -> impl Iterator<Item = Cow<'_, v1::EgressRule>>;
-}
-
-impl ConfigSource for v1::ProxyConfig {
-    fn mesh(&self) -> Option<Cow<'_, v1::MeshSettings>> {
-        self.mesh.as_ref().map(Cow::Borrowed)
-    }
-    fn trust_bundle(&self) -> Option<Cow<'_, v1::TrustBundle>> {
-        self.trust_bundle.as_ref().map(Cow::Borrowed)
-    }
-    fn inbound_ports(&self) -> impl Iterator<Item = Cow<'_, v1::InboundPort>> {
-        self.inbound.iter().map(Cow::Borrowed)
-    }
-    fn services(&self) -> impl Iterator<Item = Cow<'_, v1::OutboundService>> {
-        self.outbound.iter().map(Cow::Borrowed)
-    }
-    fn endpoint_sets(&self) -> impl Iterator<Item = Cow<'_, v1::EndpointSet>> {
-        self.endpoints.iter().map(Cow::Borrowed)
-    }
-    fn egress_rules(&self) -> impl Iterator<Item = Cow<'_, v1::EgressRule>> {
-        self.egress.iter().map(Cow::Borrowed)
-    }
 }
 
 /// An encoded resource decoded, when it is of kind `$variant`.
