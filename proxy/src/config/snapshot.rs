@@ -116,8 +116,8 @@ pub struct Mesh {
     pub access_log: Option<crate::telemetry::access_log::LogFormat>,
 }
 
-/// Endpoint sets by key.
-pub(crate) type Sets = imbl::OrdMap<String, Arc<EndpointSet>>;
+/// Endpoint sets by key (the set's own key: one copy).
+pub(crate) type Sets = imbl::OrdMap<Arc<str>, Arc<EndpointSet>>;
 
 /// An immutable, validated view of the proxy's config. Its maps are
 /// persistent: the next snapshot shares what did not change (see
@@ -133,7 +133,7 @@ pub struct Snapshot {
     pub inbound: Arc<HashMap<u16, InboundPolicy>>,
     /// Services by cluster address and port.
     pub outbound_by_addr: imbl::OrdMap<SocketAddr, Arc<OutboundService>>,
-    pub outbound_by_host: imbl::OrdMap<Box<str>, Vec<Arc<OutboundService>>>,
+    pub outbound_by_host: imbl::OrdMap<Arc<str>, Vec<Arc<OutboundService>>>,
     /// Destinations outside the mesh Egress policies admit.
     pub egress: Arc<Vec<EgressRule>>,
     pub endpoint_sets: Sets,
@@ -152,7 +152,7 @@ struct Built {
     /// change rebuilds it whole).
     clean: bool,
     /// Each service as built, with its addresses and host names.
-    services: imbl::OrdMap<String, Arc<Indexed>>,
+    services: imbl::OrdMap<Arc<str>, Arc<Indexed>>,
     /// Which services each endpoint set matters to.
     references: References,
     pods: PodIndex,

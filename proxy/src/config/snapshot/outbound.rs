@@ -72,7 +72,7 @@ pub(super) fn build_endpoint_sets<'a>(
     let mut out = Sets::new();
     for (i, set) in sets.into_iter().enumerate() {
         let at = format!("endpoints[{i}]");
-        if out.contains_key(&set.key) {
+        if out.contains_key(set.key.as_str()) {
             let twice = err(
                 format!("{at}.key"),
                 format!("{:?} is listed twice", set.key),
@@ -82,7 +82,7 @@ pub(super) fn build_endpoint_sets<'a>(
         }
         let policy = policies.get(set.key.as_str());
         if let Some(value) = build_set(&at, &set, policy, registry, defaults, build)? {
-            out.insert(set.key.clone(), value);
+            out.insert(value.key.clone(), value);
         }
     }
     Ok(out)
@@ -215,8 +215,10 @@ fn endpoint_spec(
 #[derive(Debug, Clone, Default)]
 pub(super) struct OutboundIndexes {
     pub by_addr: imbl::OrdMap<SocketAddr, Arc<OutboundService>>,
-    pub by_host: imbl::OrdMap<Box<str>, Vec<Arc<OutboundService>>>,
-    pub services: imbl::OrdMap<String, Arc<Indexed>>,
+    pub by_host: imbl::OrdMap<Arc<str>, Vec<Arc<OutboundService>>>,
+    // Keyed by the service's own key, and host names shared with
+    // `Indexed::hosts`: one copy of each string.
+    pub services: imbl::OrdMap<Arc<str>, Arc<Indexed>>,
 }
 
 /// A service and the keys it is found by.
@@ -224,7 +226,7 @@ pub(super) struct OutboundIndexes {
 pub(super) struct Indexed {
     pub service: Arc<OutboundService>,
     pub addrs: Vec<SocketAddr>,
-    pub hosts: Vec<Box<str>>,
+    pub hosts: Vec<Arc<str>>,
 }
 
 pub(super) fn build_outbound<'a>(
@@ -239,7 +241,7 @@ pub(super) fn build_outbound<'a>(
         let at = format!("outbound[{i}]");
         let indexed =
             index_service(&at, &s, sets, registry, mesh_request_timeout).and_then(|indexed| {
-                if out.services.contains_key(&s.key) {
+                if out.services.contains_key(s.key.as_str()) {
                     return Err(err(
                         format!("{at}.key"),
                         format!("{:?} is listed twice", s.key),
@@ -250,7 +252,7 @@ pub(super) fn build_outbound<'a>(
             });
         // Fail-closed: a service that cannot be built is not routed to.
         if let Some(indexed) = build.keep(indexed)? {
-            out.insert(s.key.clone(), indexed);
+            out.insert(indexed);
         }
     }
     Ok(out)
@@ -258,7 +260,7 @@ pub(super) fn build_outbound<'a>(
 
 impl OutboundIndexes {
     /// Adds a service that [`OutboundIndexes::conflicts`] passed.
-    pub(super) fn insert(&mut self, key: String, indexed: Indexed) {
+    pub(super) fn insert(&mut self, indexed: Indexed) {
         for addr in &indexed.addrs {
             self.by_addr.insert(*addr, indexed.service.clone());
         }
@@ -268,7 +270,8 @@ impl OutboundIndexes {
                 .or_default()
                 .push(indexed.service.clone());
         }
-        self.services.insert(key, Arc::new(indexed));
+        self.services
+            .insert(indexed.service.key.clone(), Arc::new(indexed));
     }
 
     /// Takes a service out of every index; what it was.

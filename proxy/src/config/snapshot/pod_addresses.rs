@@ -81,7 +81,7 @@ fn pod_addr(handle: &EndpointHandle) -> SocketAddr {
     )
 }
 
-type Services = imbl::OrdMap<String, Arc<Indexed>>;
+type Services = imbl::OrdMap<Arc<str>, Arc<Indexed>>;
 
 /// The pod addresses and which services claim each.
 #[derive(Debug, Clone, Default)]

@@ -98,7 +98,7 @@ fn filters(at: &str, list: &[v1::RouteFilter], sets: &super::Sets) -> Result<Fil
                 }
                 // An unresolved mirror copies nothing (the route's status
                 // says why); the request itself is served.
-                if let Some(set) = sets.get(&m.endpoints) {
+                if let Some(set) = sets.get(m.endpoints.as_str()) {
                     out.mirrors.push(Mirror {
                         endpoints: set.clone(),
                         per_million: m.per_million,
@@ -139,7 +139,7 @@ pub(super) fn build_routes(
             backends.push(RouteBackend {
                 // An unknown key is a backend that could not be resolved:
                 // its share is answered 500, the others are served.
-                endpoints: sets.get(&b.endpoints).cloned(),
+                endpoints: sets.get(b.endpoints.as_str()).cloned(),
                 request_headers: bf.request_headers,
                 response_headers: bf.response_headers,
             });

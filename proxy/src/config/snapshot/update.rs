@@ -108,10 +108,10 @@ pub fn update(
                 )
                 .ok()??;
                 fresh_sets.push(set.clone());
-                endpoint_sets.insert(key.clone(), set);
+                endpoint_sets.insert(set.key.clone(), set);
             }
             None => {
-                endpoint_sets.remove(key);
+                endpoint_sets.remove(key.as_str());
             }
         }
         // Services hold their sets: every reader is built again.
@@ -145,7 +145,7 @@ pub fn update(
             pods.claim(&indexed.service.key, addr);
             touched_pods.insert(addr);
         }
-        outbound.insert(key.clone(), indexed);
+        outbound.insert(indexed);
     }
     for addr in touched_pods {
         pods.refresh(addr, &outbound.services, mesh.request_timeout);
