@@ -216,3 +216,22 @@ outbound:
         .expect("addr")];
     assert!(service.routes.is_some());
 }
+
+#[test]
+fn a_pod_listed_by_two_services_is_named_after_the_first_by_key() {
+    // The file lists b before a; the pod is a's.
+    let yaml = r#"
+endpoints:
+- key: shop/b:80
+  endpoints: [{address: "10.1.0.5:8080", identity: "spiffe://cluster.local/ns/shop/sa/echo", pod: echo-a}]
+- key: shop/a:80
+  endpoints: [{address: "10.1.0.5:8080", identity: "spiffe://cluster.local/ns/shop/sa/echo", pod: echo-a}]
+outbound:
+- {key: shop/b:80, port: 80, vips: ["10.96.0.21"], protocol: PROTOCOL_HTTP1, endpoints: shop/b:80}
+- {key: shop/a:80, port: 80, vips: ["10.96.0.20"], protocol: PROTOCOL_HTTP1, endpoints: shop/a:80}
+"#;
+    let s = build(yaml).expect("valid");
+    let pod = crate::routing::service_by_addr(&s, "10.1.0.5:8080".parse().expect("addr"))
+        .expect("the pod's own address");
+    assert_eq!(&*pod.key, "shop/a:80@10.1.0.5:8080");
+}
