@@ -5,7 +5,6 @@
 //! previous snapshot stays in force.
 
 use std::{
-    borrow::Cow,
     collections::HashMap,
     net::SocketAddr,
     sync::{Arc, Mutex},
@@ -17,6 +16,7 @@ use rustls::pki_types::CertificateDer;
 
 mod describe;
 mod egress;
+mod endpoint_sets;
 mod inbound;
 mod key_set;
 mod outbound;
@@ -31,8 +31,9 @@ pub use update::update;
 
 use self::{
     egress::build_egress,
+    endpoint_sets::build_endpoint_sets,
     inbound::build_inbound,
-    outbound::{Indexed, build_endpoint_sets, build_outbound},
+    outbound::{Indexed, build_outbound},
     pod_addresses::PodIndex,
     references::References,
 };
@@ -327,8 +328,8 @@ pub fn build(
         mode,
         rejected: Vec::new(),
     };
-    let mesh = mesh_settings(config.mesh().as_deref())?;
-    let trust_bundle = trust_bundle(config.trust_bundle().as_deref())?;
+    let mesh = mesh_settings(config.mesh().as_ref())?;
+    let trust_bundle = trust_bundle(config.trust_bundle().as_ref())?;
     let inbound = build_inbound(config.inbound_ports(), &mut build)?;
     let tls = Arc::new(mesh.tls.clone());
     let endpoint_sets = build_endpoint_sets(
@@ -388,8 +389,8 @@ fn trust_bundle(
     })
 }
 
-fn build_egress_rules<'a>(
-    rules: impl IntoIterator<Item = Cow<'a, v1::EgressRule>>,
+fn build_egress_rules(
+    rules: impl IntoIterator<Item = v1::EgressRule>,
     registry: &EndpointRegistry,
     build: &mut Build,
 ) -> Result<Vec<EgressRule>, ConfigError> {

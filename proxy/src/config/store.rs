@@ -9,7 +9,7 @@
 //! holds about a quarter. What reads it decodes: a batch's touched
 //! resources, a whole build, `/config_dump`; never the request path.
 
-use std::{borrow::Cow, collections::BTreeSet, fmt, sync::Arc};
+use std::{collections::BTreeSet, fmt, sync::Arc};
 
 use osm_api::{
     protocol::{ResourceId, UpdateError, assemble, into_resources, removal_id, resource_id},
@@ -142,19 +142,19 @@ impl ConfigStore {
 /// each one as it is read, so a pass over them costs a decode per
 /// resource.
 pub trait ConfigSource {
-    fn mesh(&self) -> Option<Cow<'_, v1::MeshSettings>>;
-    fn trust_bundle(&self) -> Option<Cow<'_, v1::TrustBundle>>;
-    fn inbound_ports(&self) -> impl Iterator<Item = Cow<'_, v1::InboundPort>>;
-    fn services(&self) -> impl Iterator<Item = Cow<'_, v1::OutboundService>>;
-    fn endpoint_sets(&self) -> impl Iterator<Item = Cow<'_, v1::EndpointSet>>;
-    fn egress_rules(&self) -> impl Iterator<Item = Cow<'_, v1::EgressRule>>;
+    fn mesh(&self) -> Option<v1::MeshSettings>;
+    fn trust_bundle(&self) -> Option<v1::TrustBundle>;
+    fn inbound_ports(&self) -> impl Iterator<Item = v1::InboundPort> + '_;
+    fn services(&self) -> impl Iterator<Item = v1::OutboundService> + '_;
+    fn endpoint_sets(&self) -> impl Iterator<Item = v1::EndpointSet> + '_;
+    fn egress_rules(&self) -> impl Iterator<Item = v1::EgressRule> + '_;
 }
 
 /// An encoded resource decoded, when it is of kind `$variant`.
 macro_rules! decoded_as {
     ($encoded:expr, $variant:ident) => {
         match $encoded.decode()? {
-            v1::resource::Kind::$variant(x) => Some(Cow::Owned(x)),
+            v1::resource::Kind::$variant(x) => Some(x),
             _ => None,
         }
     };
@@ -174,22 +174,22 @@ macro_rules! kind_range {
 }
 
 impl ConfigSource for ConfigStore {
-    fn mesh(&self) -> Option<Cow<'_, v1::MeshSettings>> {
+    fn mesh(&self) -> Option<v1::MeshSettings> {
         decoded_as!(self.resources.get(&ResourceId::Mesh)?, Mesh)
     }
-    fn trust_bundle(&self) -> Option<Cow<'_, v1::TrustBundle>> {
+    fn trust_bundle(&self) -> Option<v1::TrustBundle> {
         decoded_as!(self.resources.get(&ResourceId::TrustBundle)?, TrustBundle)
     }
-    fn inbound_ports(&self) -> impl Iterator<Item = Cow<'_, v1::InboundPort>> {
+    fn inbound_ports(&self) -> impl Iterator<Item = v1::InboundPort> + '_ {
         kind_range!(self, Inbound, ResourceId::Inbound(0))
     }
-    fn services(&self) -> impl Iterator<Item = Cow<'_, v1::OutboundService>> {
+    fn services(&self) -> impl Iterator<Item = v1::OutboundService> + '_ {
         kind_range!(self, Outbound, ResourceId::Outbound(String::new()))
     }
-    fn endpoint_sets(&self) -> impl Iterator<Item = Cow<'_, v1::EndpointSet>> {
+    fn endpoint_sets(&self) -> impl Iterator<Item = v1::EndpointSet> + '_ {
         kind_range!(self, Endpoints, ResourceId::Endpoints(String::new()))
     }
-    fn egress_rules(&self) -> impl Iterator<Item = Cow<'_, v1::EgressRule>> {
+    fn egress_rules(&self) -> impl Iterator<Item = v1::EgressRule> + '_ {
         kind_range!(self, Egress, ResourceId::Egress(String::new()))
     }
 }
@@ -232,22 +232,22 @@ macro_rules! file_kind {
 }
 
 impl ConfigSource for FileResources {
-    fn mesh(&self) -> Option<Cow<'_, v1::MeshSettings>> {
+    fn mesh(&self) -> Option<v1::MeshSettings> {
         file_kind!(self, Mesh).next()
     }
-    fn trust_bundle(&self) -> Option<Cow<'_, v1::TrustBundle>> {
+    fn trust_bundle(&self) -> Option<v1::TrustBundle> {
         file_kind!(self, TrustBundle).next()
     }
-    fn inbound_ports(&self) -> impl Iterator<Item = Cow<'_, v1::InboundPort>> {
+    fn inbound_ports(&self) -> impl Iterator<Item = v1::InboundPort> + '_ {
         file_kind!(self, Inbound)
     }
-    fn services(&self) -> impl Iterator<Item = Cow<'_, v1::OutboundService>> {
+    fn services(&self) -> impl Iterator<Item = v1::OutboundService> + '_ {
         file_kind!(self, Outbound)
     }
-    fn endpoint_sets(&self) -> impl Iterator<Item = Cow<'_, v1::EndpointSet>> {
+    fn endpoint_sets(&self) -> impl Iterator<Item = v1::EndpointSet> + '_ {
         file_kind!(self, Endpoints)
     }
-    fn egress_rules(&self) -> impl Iterator<Item = Cow<'_, v1::EgressRule>> {
+    fn egress_rules(&self) -> impl Iterator<Item = v1::EgressRule> + '_ {
         file_kind!(self, Egress)
     }
 }

@@ -2,7 +2,6 @@
 //! matches), plaintext sources and local rate limits.
 
 use std::{
-    borrow::Cow,
     collections::{HashMap, HashSet},
     sync::Arc,
 };
@@ -15,8 +14,8 @@ use crate::{
     policy::{Authorization, InboundPolicy, Traffic, rate_limit::RateLimiter},
 };
 
-pub(super) fn build_inbound<'a>(
-    ports: impl IntoIterator<Item = Cow<'a, v1::InboundPort>>,
+pub(super) fn build_inbound(
+    ports: impl IntoIterator<Item = v1::InboundPort>,
     build: &mut Build,
 ) -> Result<HashMap<u16, InboundPolicy>, ConfigError> {
     let mut out = HashMap::new();

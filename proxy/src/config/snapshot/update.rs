@@ -17,8 +17,9 @@ use osm_api::protocol::ResourceId;
 
 use super::{
     Build, Built, OnBadResource, Snapshot, build_egress_rules,
+    endpoint_sets::{build_set, set_policy},
     inbound::build_inbound,
-    outbound::{OutboundIndexes, build_set, index_service, set_policy},
+    outbound::{OutboundIndexes, index_service},
     pod_addresses::claimed,
 };
 use crate::{
