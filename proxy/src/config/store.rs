@@ -53,6 +53,16 @@ impl fmt::Debug for Encoded {
     }
 }
 
+/// An encoded resource decoded, when it is of kind `$variant`.
+macro_rules! decoded_as {
+    ($encoded:expr, $variant:ident) => {
+        match $encoded.decode()? {
+            v1::resource::Kind::$variant(x) => Some(x),
+            _ => None,
+        }
+    };
+}
+
 /// What a batch touched.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Changed {
@@ -67,11 +77,7 @@ impl ConfigStore {
     /// A config's resources (a later duplicate key replaces an earlier
     /// one: a config file with duplicates is refused before).
     pub fn from_config(config: v1::ProxyConfig) -> Self {
-        Self {
-            resources: into_resources(config)
-                .map(|(id, r)| (id, Encoded::of(&r)))
-                .collect(),
-        }
+        FileResources::from_config(config).into_store()
     }
 
     /// The store after `update`, and what it touched: a full batch
@@ -111,22 +117,14 @@ impl ConfigStore {
         )
     }
 
-    pub fn get(&self, id: &ResourceId) -> Option<v1::resource::Kind> {
-        self.resources.get(id)?.decode()
-    }
-
     pub fn outbound(&self, key: &str) -> Option<v1::OutboundService> {
-        match self.get(&ResourceId::Outbound(key.to_string()))? {
-            v1::resource::Kind::Outbound(s) => Some(s),
-            _ => None,
-        }
+        let id = ResourceId::Outbound(key.to_string());
+        decoded_as!(self.resources.get(&id)?, Outbound)
     }
 
     pub fn endpoints(&self, key: &str) -> Option<v1::EndpointSet> {
-        match self.get(&ResourceId::Endpoints(key.to_string()))? {
-            v1::resource::Kind::Endpoints(e) => Some(e),
-            _ => None,
-        }
+        let id = ResourceId::Endpoints(key.to_string());
+        decoded_as!(self.resources.get(&id)?, Endpoints)
     }
 
     /// The very same resources (not only equal ones): `other` is this
@@ -148,16 +146,6 @@ pub trait ConfigSource {
     fn services(&self) -> impl Iterator<Item = v1::OutboundService> + '_;
     fn endpoint_sets(&self) -> impl Iterator<Item = v1::EndpointSet> + '_;
     fn egress_rules(&self) -> impl Iterator<Item = v1::EgressRule> + '_;
-}
-
-/// An encoded resource decoded, when it is of kind `$variant`.
-macro_rules! decoded_as {
-    ($encoded:expr, $variant:ident) => {
-        match $encoded.decode()? {
-            v1::resource::Kind::$variant(x) => Some(x),
-            _ => None,
-        }
-    };
 }
 
 /// The resources of one kind, decoded: ids of a kind are contiguous in

@@ -19,20 +19,16 @@ impl Default for KeySet {
 impl KeySet {
     pub fn insert(&mut self, key: &Arc<str>) {
         if let Err(at) = self.0.binary_search_by(|k| k.as_ref().cmp(key.as_ref())) {
-            let mut keys = Vec::with_capacity(self.0.len() + 1);
-            keys.extend_from_slice(&self.0[..at]);
-            keys.push(key.clone());
-            keys.extend_from_slice(&self.0[at..]);
+            let mut keys = self.0.to_vec();
+            keys.insert(at, key.clone());
             self.0 = keys.into();
         }
     }
 
     pub fn remove(&mut self, key: &str) {
         if let Ok(at) = self.0.binary_search_by(|k| k.as_ref().cmp(key)) {
-            let keys: Vec<Arc<str>> = (self.0.iter().enumerate())
-                .filter(|(i, _)| *i != at)
-                .map(|(_, k)| k.clone())
-                .collect();
+            let mut keys = self.0.to_vec();
+            keys.remove(at);
             self.0 = keys.into();
         }
     }
