@@ -32,7 +32,7 @@ fn demo_objects(files: &[&str]) -> Vec<Object> {
                 Object::Deployment(d) => {
                     let name = d.metadata.name.clone().unwrap();
                     let ns = d.metadata.namespace.clone().unwrap();
-                    let spec = d.spec.unwrap();
+                    let spec = d.spec.clone().unwrap();
                     for i in 0..spec.replicas.unwrap_or(1) {
                         let mut meta = spec.template.metadata.clone().unwrap_or_default();
                         meta.name = Some(format!("{name}-5d8f9-{i}"));
@@ -58,7 +58,7 @@ fn demo_objects(files: &[&str]) -> Vec<Object> {
                             }),
                         };
                         next_ip += 1;
-                        objects.push(Object::Pod(Box::new(pod)));
+                        objects.push(Object::Pod(std::sync::Arc::new(pod)));
                     }
                 }
                 other => objects.push(other),

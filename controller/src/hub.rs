@@ -323,7 +323,7 @@ impl Hub {
     pub fn with_pods<R>(
         &self,
         look: impl FnOnce(
-            &std::collections::BTreeMap<(String, String), k8s_openapi::api::core::v1::Pod>,
+            &std::collections::BTreeMap<(String, String), Arc<k8s_openapi::api::core::v1::Pod>>,
         ) -> R,
     ) -> R {
         look(&self.lock().compiler.index.pods)

@@ -2,7 +2,7 @@
 //! Kubernetes API, or (local mode) the directory of manifests that stands
 //! for the cluster.
 
-use std::{future::Future, path::PathBuf, pin::Pin};
+use std::{future::Future, path::PathBuf, pin::Pin, sync::Arc};
 
 use k8s_openapi::api::core::v1::Namespace;
 use osm_api::{
@@ -62,7 +62,9 @@ impl ClusterView for Files {
             self.objects()?
                 .into_iter()
                 .find_map(|o| match o {
-                    Object::Namespace(n) if n.metadata.name.as_deref() == Some(name) => Some(*n),
+                    Object::Namespace(n) if n.metadata.name.as_deref() == Some(name) => {
+                        Some(Arc::unwrap_or_clone(n))
+                    }
                     _ => None,
                 })
                 .ok_or_else(|| format!("namespace {name} does not exist"))

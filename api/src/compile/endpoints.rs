@@ -91,6 +91,7 @@ pub(super) fn endpoints<'a>(
                     index
                         .pods
                         .get(&(ns.clone(), r.name.clone().unwrap_or_default()))
+                        .map(|pod| &**pod)
                 });
             for ip in &ep.addresses {
                 if let Some(addr) = k8s::socket_address(ip, port) {

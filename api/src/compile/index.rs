@@ -1,7 +1,7 @@
 //! Cluster state as the compiler sees it: the last applied version of every
 //! object, by kind and namespace/name. Pure data; no I/O.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use k8s_openapi::api::{
     core::v1::{Namespace, Pod, Service, ServiceAccount},
@@ -40,15 +40,16 @@ impl Default for MeshOptions {
     }
 }
 
-/// Everything the compiler reads.
+/// Everything the compiler reads. Kubernetes objects are shared with
+/// whoever applied them (a source's parsed file), not copied.
 #[derive(Debug, Clone, Default)]
 pub struct Index {
     pub mesh: MeshOptions,
-    pub namespaces: BTreeMap<String, Namespace>,
-    pub service_accounts: BTreeMap<NsName, ServiceAccount>,
-    pub pods: BTreeMap<NsName, Pod>,
-    pub services: BTreeMap<NsName, Service>,
-    pub endpoint_slices: BTreeMap<NsName, EndpointSlice>,
+    pub namespaces: BTreeMap<String, Arc<Namespace>>,
+    pub service_accounts: BTreeMap<NsName, Arc<ServiceAccount>>,
+    pub pods: BTreeMap<NsName, Arc<Pod>>,
+    pub services: BTreeMap<NsName, Arc<Service>>,
+    pub endpoint_slices: BTreeMap<NsName, Arc<EndpointSlice>>,
     pub traffic_targets: BTreeMap<NsName, Custom<smi::TrafficTarget>>,
     pub http_route_groups: BTreeMap<NsName, Custom<smi::HttpRouteGroup>>,
     pub tcp_routes: BTreeMap<NsName, Custom<smi::PortRoute>>,
@@ -96,10 +97,10 @@ impl Index {
         match object {
             Object::Namespace(o) => {
                 self.namespaces
-                    .insert(o.metadata.name.clone().unwrap_or_default(), *o);
+                    .insert(o.metadata.name.clone().unwrap_or_default(), o);
             }
             Object::ServiceAccount(o) => {
-                self.service_accounts.insert(ns_name(&o.metadata), *o);
+                self.service_accounts.insert(ns_name(&o.metadata), o);
             }
             Object::Pod(o) => {
                 let key = ns_name(&o.metadata);
@@ -115,13 +116,13 @@ impl Index {
                         .or_default()
                         .insert(key.1.clone());
                 }
-                self.pods.insert(key, *o);
+                self.pods.insert(key, o);
             }
             Object::Service(o) => {
-                self.services.insert(ns_name(&o.metadata), *o);
+                self.services.insert(ns_name(&o.metadata), o);
             }
             Object::EndpointSlice(o) => {
-                self.endpoint_slices.insert(ns_name(&o.metadata), *o);
+                self.endpoint_slices.insert(ns_name(&o.metadata), o);
             }
             Object::TrafficTarget(o) => {
                 self.traffic_targets.insert(ns_name(&o.metadata), o);
@@ -257,6 +258,7 @@ impl Index {
         names
             .iter()
             .filter_map(|name| self.pods.get_key_value(&(ns.clone(), name.clone())))
+            .map(|(key, pod)| (key, &**pod))
             .filter(|(_, pod)| crate::k8s::selects(service, pod))
             .collect()
     }

@@ -2,6 +2,8 @@
 //! kind the mesh reads, converted to the model, with the field path of
 //! what is wrong.
 
+use std::sync::Arc;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::Value;
@@ -151,8 +153,8 @@ pub fn parse_object(value: Value) -> Result<Object, LoadError> {
     Ok(object)
 }
 
-fn boxed<T: DeserializeOwned>(value: Value) -> Result<Box<T>, (Option<String>, String)> {
-    typed(value).map(Box::new)
+fn shared<T: DeserializeOwned>(value: Value) -> Result<Arc<T>, (Option<String>, String)> {
+    typed(value).map(Arc::new)
 }
 
 type Parsed = Result<Object, (Option<String>, String)>;
@@ -160,16 +162,16 @@ type Parsed = Result<Object, (Option<String>, String)>;
 fn parse_kind(api_version: &str, kind: &str, value: Value) -> Parsed {
     use Object as O;
     Ok(match (api_version, kind) {
-        ("v1", "Namespace") => O::Namespace(boxed(value)?),
-        ("v1", "ServiceAccount") => O::ServiceAccount(boxed(value)?),
-        ("v1", "Pod") => O::Pod(boxed(value)?),
-        ("v1", "Service") => O::Service(boxed(value)?),
-        ("v1", "ConfigMap") => O::ConfigMap(boxed(value)?),
-        ("v1", "Secret") => O::Secret(boxed(value)?),
-        ("discovery.k8s.io/v1", "EndpointSlice") => O::EndpointSlice(boxed(value)?),
-        ("apps/v1", "Deployment") => O::Deployment(boxed(value)?),
-        ("apps/v1", "StatefulSet") => O::StatefulSet(boxed(value)?),
-        ("batch/v1", "Job") => O::Job(boxed(value)?),
+        ("v1", "Namespace") => O::Namespace(shared(value)?),
+        ("v1", "ServiceAccount") => O::ServiceAccount(shared(value)?),
+        ("v1", "Pod") => O::Pod(shared(value)?),
+        ("v1", "Service") => O::Service(shared(value)?),
+        ("v1", "ConfigMap") => O::ConfigMap(shared(value)?),
+        ("v1", "Secret") => O::Secret(shared(value)?),
+        ("discovery.k8s.io/v1", "EndpointSlice") => O::EndpointSlice(shared(value)?),
+        ("apps/v1", "Deployment") => O::Deployment(shared(value)?),
+        ("apps/v1", "StatefulSet") => O::StatefulSet(shared(value)?),
+        ("batch/v1", "Job") => O::Job(shared(value)?),
 
         ("access.smi-spec.io/v1alpha2", "TrafficTarget") => {
             O::TrafficTarget(custom(value, |s: smi::access::SpecV1alpha2| Ok(s.into()))?)

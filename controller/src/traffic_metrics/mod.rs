@@ -104,7 +104,7 @@ struct Plan {
     workloads_by_ip: BTreeMap<String, Workload>,
 }
 
-fn plan(pods: &BTreeMap<(String, String), Pod>) -> Plan {
+fn plan(pods: &BTreeMap<(String, String), Arc<Pod>>) -> Plan {
     Plan {
         targets: pods
             .iter()
@@ -113,7 +113,7 @@ fn plan(pods: &BTreeMap<(String, String), Pod>) -> Plan {
                 Some((format!("{ns}/{name}"), addr, path))
             })
             .collect(),
-        workloads_by_ip: pods.values().filter_map(pod_workload).collect(),
+        workloads_by_ip: pods.values().filter_map(|pod| pod_workload(pod)).collect(),
     }
 }
 

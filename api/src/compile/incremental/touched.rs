@@ -37,10 +37,10 @@ impl Touched {
 pub(super) fn current(index: &Index, key: &ObjectKey) -> Option<Object> {
     let k = (key.namespace.clone(), key.name.clone());
     Some(match key.kind {
-        "Namespace" => Object::Namespace(Box::new(index.namespaces.get(&key.name)?.clone())),
-        "Pod" => Object::Pod(Box::new(index.pods.get(&k)?.clone())),
-        "Service" => Object::Service(Box::new(index.services.get(&k)?.clone())),
-        "EndpointSlice" => Object::EndpointSlice(Box::new(index.endpoint_slices.get(&k)?.clone())),
+        "Namespace" => Object::Namespace(index.namespaces.get(&key.name)?.clone()),
+        "Pod" => Object::Pod(index.pods.get(&k)?.clone()),
+        "Service" => Object::Service(index.services.get(&k)?.clone()),
+        "EndpointSlice" => Object::EndpointSlice(index.endpoint_slices.get(&k)?.clone()),
         "TrafficTarget" => Object::TrafficTarget(index.traffic_targets.get(&k)?.clone()),
         "HTTPRouteGroup" => Object::HttpRouteGroup(index.http_route_groups.get(&k)?.clone()),
         "TCPRoute" => Object::TcpRoute(index.tcp_routes.get(&k)?.clone()),
