@@ -129,7 +129,13 @@ pub async fn serve_with(
         let identity = identity.clone();
         let config = config.clone();
         connections.spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            // Boxed: the handshake's state is freed once it is done instead
+            // of sizing the task that then serves the connection for hours.
+            let handshake = Box::pin(tokio::time::timeout(
+                HANDSHAKE_TIMEOUT,
+                acceptor.accept(tcp),
+            ));
+            let tls = match handshake.await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -151,26 +157,27 @@ pub async fn serve_with(
                     req.extensions_mut().insert(caller.clone());
                     let identity = identity.clone();
                     let config = config.clone();
-                    async move {
+                    // Boxed: hyper runs each stream in a task sized for the
+                    // largest of its states, and a config stream outlives
+                    // the call that opened it by hours.
+                    Box::pin(async move {
                         let response = if req.uri().path().starts_with("/osm.v1.Identity/") {
                             identity.oneshot(req).await
                         } else {
                             config.oneshot(req).await
                         };
                         Ok::<_, Infallible>(response.unwrap_or_else(|never| match never {}))
-                    }
+                    })
                 });
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder
-                .http2()
+            // HTTP/2 only, served by hyper's own HTTP/2 connection: the
+            // `auto` one would keep an HTTP/1 state and a preface reader in
+            // every connection's task for a protocol gRPC never speaks.
+            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                 .timer(hyper_util::rt::TokioTimer::new())
                 .keep_alive_interval(Some(Duration::from_secs(30)))
-                .keep_alive_timeout(Duration::from_secs(20));
-            if let Err(e) = builder
-                .http2_only()
-                .serve_connection(TokioIo::new(tls), service)
-                .await
-            {
+                .keep_alive_timeout(Duration::from_secs(20))
+                .serve_connection(TokioIo::new(tls), service);
+            if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
         });
