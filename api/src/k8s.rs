@@ -1,31 +1,29 @@
 //! Reading Kubernetes objects the way the mesh needs them.
 
 use k8s_openapi::{
-    api::core::v1::{Pod, Service, ServicePort},
+    api::core::v1::{Service, ServicePort},
     apimachinery::pkg::util::intstr::IntOrString,
 };
 
-use crate::v1::Protocol;
+use crate::{resources::PodView, v1::Protocol};
 
 /// The ServiceAccount a pod runs as.
-pub fn service_account(pod: &Pod) -> &str {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.service_account_name.as_deref())
+pub fn service_account(pod: &impl PodView) -> &str {
+    pod.service_account_name()
         .filter(|s| !s.is_empty())
         .unwrap_or("default")
 }
 
 /// Whether a Service's selector picks a pod (an empty selector picks none:
 /// such a Service's endpoints are managed by hand).
-pub fn selects(service: &Service, pod: &Pod) -> bool {
+pub fn selects(service: &Service, pod: &impl PodView) -> bool {
     let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
         return false;
     };
-    if selector.is_empty() || service.metadata.namespace != pod.metadata.namespace {
+    if selector.is_empty() || service.metadata.namespace != pod.meta().namespace {
         return false;
     }
-    let labels = pod.metadata.labels.as_ref();
+    let labels = pod.meta().labels.as_ref();
     selector
         .iter()
         .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
@@ -33,17 +31,15 @@ pub fn selects(service: &Service, pod: &Pod) -> bool {
 
 /// The pod port a Service port sends to: a number, a named container port,
 /// or (unset) the Service port itself.
-pub fn target_port(port: &ServicePort, pod: Option<&Pod>) -> Option<u16> {
+pub fn target_port(port: &ServicePort, pod: Option<&impl PodView>) -> Option<u16> {
     match &port.target_port {
         None => u16::try_from(port.port).ok(),
         Some(IntOrString::Int(n)) => u16::try_from(*n).ok(),
-        Some(IntOrString::String(name)) => {
-            let containers = pod?.spec.as_ref()?.containers.iter();
-            containers
-                .flat_map(|c| c.ports.iter().flatten())
-                .find(|p| p.name.as_deref() == Some(name.as_str()))
-                .and_then(|p| u16::try_from(p.container_port).ok())
-        }
+        Some(IntOrString::String(name)) => pod?
+            .containers()
+            .flat_map(|(_, ports)| ports)
+            .find(|p| p.name.as_deref() == Some(name.as_str()))
+            .and_then(|p| u16::try_from(p.container_port).ok()),
     }
 }
 
@@ -88,9 +84,10 @@ pub fn protocol(port: &ServicePort) -> Protocol {
 ///   `pod-template-hash` label) is its Deployment's; any other ReplicaSet
 ///   is itself (a dash in a name proves nothing);
 /// - a pod without owners is its own workload.
-pub fn workload(pod: &Pod) -> (String, String) {
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let owners = pod.metadata.owner_references.as_deref().unwrap_or_default();
+pub fn workload(pod: &impl PodView) -> (String, String) {
+    let meta = pod.meta();
+    let name = meta.name.clone().unwrap_or_default();
+    let owners = meta.owner_references.as_deref().unwrap_or_default();
     let Some(owner) = owners
         .iter()
         .find(|o| o.controller == Some(true))
@@ -98,8 +95,7 @@ pub fn workload(pod: &Pod) -> (String, String) {
     else {
         return ("Pod".into(), name);
     };
-    let hash = pod
-        .metadata
+    let hash = meta
         .labels
         .as_ref()
         .and_then(|l| l.get(crate::compat::POD_TEMPLATE_HASH));
@@ -114,23 +110,16 @@ pub fn workload(pod: &Pod) -> (String, String) {
 
 /// Whether the injector gave the pod its sidecar (the proxy container,
 /// as a native sidecar or, from older injectors, an app container).
-pub fn has_proxy(pod: &Pod) -> bool {
-    let Some(spec) = pod.spec.as_ref() else {
-        return false;
-    };
-    spec.containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .any(|c| c.name == crate::compat::PROXY_CONTAINER)
+pub fn has_proxy(pod: &impl PodView) -> bool {
+    pod.containers()
+        .map(|(name, _)| name)
+        .chain(pod.init_container_names())
+        .any(|name| name == crate::compat::PROXY_CONTAINER)
 }
 
 /// The pod's IP, once it has one.
-pub fn pod_ip(pod: &Pod) -> Option<&str> {
-    pod.status
-        .as_ref()?
-        .pod_ip
-        .as_deref()
-        .filter(|ip| !ip.is_empty())
+pub fn pod_ip(pod: &impl PodView) -> Option<&str> {
+    pod.pod_ip().filter(|ip| !ip.is_empty())
 }
 
 /// Whether a pod may receive a Service's traffic, as the EndpointSlice
@@ -138,15 +127,11 @@ pub fn pod_ip(pod: &Pod) -> Option<&str> {
 /// reported unready (a `Ready` condition that is not `True`). A pod with
 /// no conditions at all (described by hand in a manifests directory) is
 /// taken at its word.
-pub fn pod_serves(pod: &Pod) -> bool {
-    if pod.metadata.deletion_timestamp.is_some() {
+pub fn pod_serves(pod: &impl PodView) -> bool {
+    if pod.meta().deletion_timestamp.is_some() {
         return false;
     }
-    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
-    match conditions.and_then(|cs| cs.iter().find(|c| c.type_ == "Ready")) {
-        Some(ready) => ready.status == "True",
-        None => true,
-    }
+    pod.ready().is_none_or(|ready| ready == "True")
 }
 
 /// "ip:port", with brackets for IPv6.
@@ -158,6 +143,8 @@ pub fn socket_address(ip: &str, port: u16) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+    use k8s_openapi::api::core::v1::Pod;
 
     use super::*;
 

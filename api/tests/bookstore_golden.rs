@@ -58,7 +58,7 @@ fn demo_objects(files: &[&str]) -> Vec<Object> {
                             }),
                         };
                         next_ip += 1;
-                        objects.push(Object::Pod(std::sync::Arc::new(pod)));
+                        objects.push(Object::Pod(std::sync::Arc::new(pod.into())));
                     }
                 }
                 other => objects.push(other),

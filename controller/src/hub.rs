@@ -323,7 +323,7 @@ impl Hub {
     pub fn with_pods<R>(
         &self,
         look: impl FnOnce(
-            &std::collections::BTreeMap<(String, String), Arc<k8s_openapi::api::core::v1::Pod>>,
+            &std::collections::BTreeMap<(String, String), Arc<osm_api::resources::MeshPod>>,
         ) -> R,
     ) -> R {
         look(&self.lock().compiler.index.pods)
@@ -339,9 +339,8 @@ impl Hub {
             .iter()
             .filter(|((namespace, _), pod)| {
                 let finished = pod
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.phase.as_deref())
+                    .phase
+                    .as_deref()
                     .is_some_and(|p| p == "Succeeded" || p == "Failed");
                 index.is_monitored(namespace)
                     && osm_api::k8s::has_proxy(pod)

@@ -2,7 +2,8 @@
 //! pods it selects), each with the identity its proxy must prove when the
 //! pod is meshed, and the workload names its metrics carry.
 
-use k8s_openapi::api::core::v1::{Pod, Service, ServicePort};
+use crate::resources::MeshPod;
+use k8s_openapi::api::core::v1::{Service, ServicePort};
 
 use super::{Index, spiffe_id};
 use crate::{
@@ -12,7 +13,7 @@ use crate::{
 
 /// Whether a pod runs a sidecar: its namespace is monitored and neither the
 /// pod nor (without a pod annotation) its namespace turns injection off.
-fn is_meshed(index: &Index, pod: &Pod) -> bool {
+fn is_meshed(index: &Index, pod: &MeshPod) -> bool {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("");
     if !index.is_monitored(ns) {
         return false;
@@ -37,7 +38,7 @@ pub(super) fn endpoints<'a>(
     index: &'a Index,
     service: &Service,
     sp: &ServicePort,
-) -> Vec<(String, Option<&'a Pod>)> {
+) -> Vec<(String, Option<&'a MeshPod>)> {
     let ns = service.metadata.namespace.clone().unwrap_or_default();
     let name = service.metadata.name.clone().unwrap_or_default();
     let slices: Vec<_> = index
@@ -103,7 +104,7 @@ pub(super) fn endpoints<'a>(
     out
 }
 
-fn endpoint(index: &Index, address: String, pod: Option<&Pod>) -> v1::Endpoint {
+fn endpoint(index: &Index, address: String, pod: Option<&MeshPod>) -> v1::Endpoint {
     let Some(pod) = pod else {
         return v1::Endpoint {
             address,

@@ -1,8 +1,7 @@
 //! Inbound ports of a pod and the authorizations SMI TrafficTargets give them.
 
+use crate::resources::MeshPod;
 use std::collections::{BTreeMap, BTreeSet};
-
-use k8s_openapi::api::core::v1::Pod;
 
 use super::{
     Index,
@@ -23,7 +22,7 @@ struct PortInfo {
     services: Vec<String>,
 }
 
-pub fn compile(index: &Index, pod: &Pod, warnings: &mut Vec<String>) -> Vec<v1::InboundPort> {
+pub fn compile(index: &Index, pod: &MeshPod, warnings: &mut Vec<String>) -> Vec<v1::InboundPort> {
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let mut ports: BTreeMap<u16, PortInfo> = BTreeMap::new();
     for ((_, name), service) in index.services.range((namespace.clone(), String::new())..) {
@@ -107,7 +106,7 @@ pub fn compile(index: &Index, pod: &Pod, warnings: &mut Vec<String>) -> Vec<v1::
 /// The IngressBackends naming a Service that selects this pod.
 fn ingress_backends<'a>(
     index: &'a Index,
-    pod: &Pod,
+    pod: &MeshPod,
     namespace: &str,
 ) -> Vec<&'a Custom<crate::resources::policy::IngressBackendSpec>> {
     let enabled = index

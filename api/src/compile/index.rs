@@ -4,12 +4,12 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use k8s_openapi::api::{
-    core::v1::{Namespace, Pod, Service, ServiceAccount},
+    core::v1::{Namespace, Service, ServiceAccount},
     discovery::v1::EndpointSlice,
 };
 
 use crate::resources::{
-    Custom, Object, ObjectKey, gateway, mesh_config::MeshConfigSpec, policy, smi,
+    Custom, MeshPod, Object, ObjectKey, gateway, mesh_config::MeshConfigSpec, policy, smi,
 };
 
 /// Namespace and name.
@@ -47,7 +47,7 @@ pub struct Index {
     pub mesh: MeshOptions,
     pub namespaces: BTreeMap<String, Arc<Namespace>>,
     pub service_accounts: BTreeMap<NsName, Arc<ServiceAccount>>,
-    pub pods: BTreeMap<NsName, Arc<Pod>>,
+    pub pods: BTreeMap<NsName, Arc<MeshPod>>,
     pub services: BTreeMap<NsName, Arc<Service>>,
     pub endpoint_slices: BTreeMap<NsName, Arc<EndpointSlice>>,
     pub traffic_targets: BTreeMap<NsName, Custom<smi::TrafficTarget>>,
@@ -242,7 +242,7 @@ impl Index {
 
     /// The pods a Service's selector picks, found through one of its
     /// labels rather than by looking at every pod of the namespace.
-    pub fn selected_pods(&self, service: &Service) -> Vec<(&NsName, &Pod)> {
+    pub fn selected_pods(&self, service: &Service) -> Vec<(&NsName, &MeshPod)> {
         let ns = service.metadata.namespace.clone().unwrap_or_default();
         let Some((k, v)) = service
             .spec

@@ -1,9 +1,10 @@
 //! The services a proxy may send to, their names, addresses, splits and
 //! endpoints.
 
+use crate::resources::MeshPod;
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Pod, Service, ServicePort};
+use k8s_openapi::api::core::v1::{Service, ServicePort};
 
 use super::{
     Index,
@@ -20,7 +21,7 @@ type SaKey = (String, String);
 
 pub fn compile(
     index: &Index,
-    pod: &Pod,
+    pod: &MeshPod,
     warnings: &mut Vec<String>,
 ) -> (Vec<v1::OutboundService>, Vec<v1::EndpointSet>) {
     let my_ns = pod.metadata.namespace.clone().unwrap_or_default();
@@ -253,7 +254,7 @@ fn per_pod_services(
         let host = index
             .pods
             .get(&(ns.clone(), ep.pod.clone()))
-            .and_then(|p| p.spec.as_ref()?.hostname.clone())
+            .and_then(|p| p.hostname.clone())
             .unwrap_or_else(|| pod_name.clone());
         let key = format!("{}/{pod_name}", own.key);
         let ip = ep

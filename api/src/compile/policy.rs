@@ -1,13 +1,12 @@
 //! OSM's policy resources in a proxy's config: rate limits and connection
 //! limits (UpstreamTrafficSetting), retries (Retry) and Egress rules.
 
-use k8s_openapi::api::core::v1::Pod;
-
 use super::{
     Index,
     routes::{selected_matches, tt_name},
 };
 use crate::k8s;
+use crate::resources::MeshPod;
 use crate::{
     resources::{Custom, policy},
     v1,
@@ -130,7 +129,7 @@ pub fn sidecar_settings(
 /// bad annotation is warned about and the mesh-wide setting applies.
 pub fn access_log(
     mesh: Option<&crate::resources::mesh_config::AccessLog>,
-    pod: &k8s_openapi::api::core::v1::Pod,
+    pod: &MeshPod,
     warnings: &mut Vec<String>,
 ) -> String {
     let annotation = pod
@@ -221,7 +220,7 @@ fn names_subject(subject: &policy::Subject, default_ns: &str, ns: &str, name: &s
 
 /// The retry policy for requests from `pod` to a Service, when the
 /// `enableRetryPolicy` feature flag is on (off by default, as in OSM).
-pub fn retry(index: &Index, pod: &Pod, ns: &str, name: &str) -> Option<v1::RetryPolicy> {
+pub fn retry(index: &Index, pod: &MeshPod, ns: &str, name: &str) -> Option<v1::RetryPolicy> {
     let enabled = index
         .mesh_config
         .as_ref()
@@ -261,7 +260,11 @@ pub fn retry(index: &Index, pod: &Pod, ns: &str, name: &str) -> Option<v1::Retry
 
 /// The Egress rules whose sources include `pod`'s ServiceAccount, when the
 /// `enableEgressPolicy` feature flag is on (the default).
-pub fn egress_rules(index: &Index, pod: &Pod, warnings: &mut Vec<String>) -> Vec<v1::EgressRule> {
+pub fn egress_rules(
+    index: &Index,
+    pod: &MeshPod,
+    warnings: &mut Vec<String>,
+) -> Vec<v1::EgressRule> {
     let enabled = index
         .mesh_config
         .as_ref()

@@ -164,7 +164,10 @@ fn parse_kind(api_version: &str, kind: &str, value: Value) -> Parsed {
     Ok(match (api_version, kind) {
         ("v1", "Namespace") => O::Namespace(shared(value)?),
         ("v1", "ServiceAccount") => O::ServiceAccount(shared(value)?),
-        ("v1", "Pod") => O::Pod(shared(value)?),
+        ("v1", "Pod") => {
+            let pod: k8s_openapi::api::core::v1::Pod = typed(value)?;
+            O::Pod(Arc::new(pod.into()))
+        }
         ("v1", "Service") => O::Service(shared(value)?),
         ("v1", "ConfigMap") => O::ConfigMap(shared(value)?),
         ("v1", "Secret") => O::Secret(shared(value)?),

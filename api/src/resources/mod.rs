@@ -4,9 +4,12 @@
 
 pub mod gateway;
 pub mod mesh_config;
+pub mod pod;
 pub mod policy;
 pub mod quantity;
 pub mod smi;
+
+pub use pod::{MeshPod, PodView};
 
 use std::sync::Arc;
 
@@ -15,7 +18,7 @@ use k8s_openapi::{
         apps::v1::Deployment,
         apps::v1::StatefulSet,
         batch::v1::Job,
-        core::v1::{ConfigMap, Namespace, Pod, Secret, Service, ServiceAccount},
+        core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount},
         discovery::v1::EndpointSlice,
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
@@ -37,7 +40,8 @@ pub struct Custom<T> {
 pub enum Object {
     Namespace(Arc<Namespace>),
     ServiceAccount(Arc<ServiceAccount>),
-    Pod(Arc<Pod>),
+    /// Reduced to what the mesh reads when read ([`pod::MeshPod`]).
+    Pod(Arc<pod::MeshPod>),
     Service(Arc<Service>),
     EndpointSlice(Arc<EndpointSlice>),
     Deployment(Arc<Deployment>),

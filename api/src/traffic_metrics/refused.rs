@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Pod;
+use crate::resources::PodView;
 
 use super::{Requests, Workload, count_of, workload_labelled};
 
@@ -42,16 +42,16 @@ pub(super) fn of(scrape: &prometheus_parse::Scrape) -> Vec<Refused> {
 
 /// The workload of a pod with an address, as the proxies label their own:
 /// (address, workload).
-pub fn pod_workload(pod: &Pod) -> Option<(String, Workload)> {
-    let ip = pod.status.as_ref()?.pod_ip.clone()?;
+pub fn pod_workload(pod: &impl PodView) -> Option<(String, Workload)> {
+    let ip = pod.pod_ip()?.to_string();
     let (kind, name) = crate::k8s::workload(pod);
     Some((
         ip,
         Workload {
-            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            namespace: pod.meta().namespace.clone().unwrap_or_default(),
             kind,
             name,
-            pod: pod.metadata.name.clone().unwrap_or_default(),
+            pod: pod.meta().name.clone().unwrap_or_default(),
         },
     ))
 }
@@ -78,6 +78,8 @@ pub fn attribute(refused: &[Refused], by_ip: &BTreeMap<String, Workload>) -> Vec
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+
+    use k8s_openapi::api::core::v1::Pod;
 
     use super::*;
     use crate::traffic_metrics::read_exposition;

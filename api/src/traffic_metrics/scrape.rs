@@ -7,7 +7,7 @@ use std::{
     net::SocketAddr,
 };
 
-use k8s_openapi::api::core::v1::Pod;
+use crate::resources::PodView;
 use serde_json::Value;
 
 use super::{Requests, Workload};
@@ -34,15 +34,10 @@ pub fn scrape_target(pod: &Value) -> Option<(SocketAddr, String)> {
 }
 
 /// [`scrape_target`] of a typed pod.
-pub fn scrape_target_of(pod: &Pod) -> Option<(SocketAddr, String)> {
-    let spec = pod.spec.as_ref()?;
-    let has_proxy = spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .any(|c| c.name == PROXY_CONTAINER);
+pub fn scrape_target_of(pod: &impl PodView) -> Option<(SocketAddr, String)> {
+    let has_proxy = crate::k8s::has_proxy(pod);
     let annotation = |key: &str| {
-        pod.metadata
+        pod.meta()
             .annotations
             .as_ref()?
             .get(key)
@@ -50,13 +45,13 @@ pub fn scrape_target_of(pod: &Pod) -> Option<(SocketAddr, String)> {
     };
     target(
         has_proxy,
-        pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()),
+        pod.pod_ip(),
         annotation("prometheus.io/port"),
         annotation("prometheus.io/path"),
     )
 }
 
-const PROXY_CONTAINER: &str = "osm-proxy";
+use crate::compat::PROXY_CONTAINER;
 
 fn target(
     has_proxy: bool,
@@ -138,6 +133,8 @@ pub fn between(older: &Reading, newer: &Reading) -> Vec<Requests> {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+
+    use k8s_openapi::api::core::v1::Pod;
 
     use super::*;
 

@@ -15,7 +15,7 @@ use std::{
 };
 
 use futures_util::StreamExt as _;
-use k8s_openapi::api::core::v1::Pod;
+use osm_api::resources::MeshPod;
 use osm_api::traffic_metrics::{
     Requests, Workload, read_exposition,
     refused::{attribute, pod_workload},
@@ -104,7 +104,7 @@ struct Plan {
     workloads_by_ip: BTreeMap<String, Workload>,
 }
 
-fn plan(pods: &BTreeMap<(String, String), Arc<Pod>>) -> Plan {
+fn plan(pods: &BTreeMap<(String, String), Arc<MeshPod>>) -> Plan {
     Plan {
         targets: pods
             .iter()
@@ -113,7 +113,7 @@ fn plan(pods: &BTreeMap<(String, String), Arc<Pod>>) -> Plan {
                 Some((format!("{ns}/{name}"), addr, path))
             })
             .collect(),
-        workloads_by_ip: pods.values().filter_map(|pod| pod_workload(pod)).collect(),
+        workloads_by_ip: pods.values().filter_map(pod_workload).collect(),
     }
 }
 

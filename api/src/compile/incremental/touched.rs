@@ -3,6 +3,7 @@
 //! clients of splits that use them, found through the index (no scan of
 //! every pod). A Namespace or the MeshConfig touches every proxy.
 
+use crate::resources::MeshPod;
 use std::collections::BTreeSet;
 
 use super::super::{Index, gateway::MeshRoute, outbound::behind};
@@ -159,10 +160,7 @@ fn ingress_touch(
     t
 }
 
-fn services_selecting(
-    index: &Index,
-    pod: &k8s_openapi::api::core::v1::Pod,
-) -> Vec<(String, String)> {
+fn services_selecting(index: &Index, pod: &MeshPod) -> Vec<(String, String)> {
     index
         .services
         .iter()
