@@ -59,16 +59,6 @@ fn describe_root(pem: &[u8]) -> String {
     }
 }
 
-/// Whether a pod runs a mesh proxy.
-fn is_meshed(pod: &Pod) -> bool {
-    pod.spec.as_ref().is_some_and(|spec| {
-        spec.containers
-            .iter()
-            .chain(spec.init_containers.iter().flatten())
-            .any(|c| c.name == osm_api::compat::PROXY_CONTAINER)
-    })
-}
-
 /// The lost root, when the injector's Secret still carries one and a
 /// meshed pod of `mesh_name` still runs; None when a new root breaks
 /// nothing.
@@ -105,7 +95,7 @@ pub async fn find(
             .list(&ListParams::default())
             .await
             .map_err(load(format!("the pods of {name}")))?;
-        if let Some(pod) = listed.items.iter().find(|p| is_meshed(p)) {
+        if let Some(pod) = listed.items.iter().find(|p| osm_api::k8s::has_proxy(*p)) {
             return Ok(Some(LostRoot {
                 namespace: namespace.to_string(),
                 root: describe_root(&root.0),
