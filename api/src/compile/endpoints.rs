@@ -2,13 +2,14 @@
 //! pods it selects), each with the identity its proxy must prove when the
 //! pod is meshed, and the workload names its metrics carry.
 
-use crate::resources::MeshPod;
 use k8s_openapi::api::core::v1::{Service, ServicePort};
 
 use super::{Index, spiffe_id};
 use crate::{
     compat::{SERVICE_NAME_LABEL, SIDECAR_INJECTION as INJECTION},
-    k8s, v1,
+    k8s,
+    resources::MeshPod,
+    v1,
 };
 
 /// Whether a pod runs a sidecar: its namespace is monitored and neither the

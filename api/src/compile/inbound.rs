@@ -1,6 +1,5 @@
 //! Inbound ports of a pod and the authorizations SMI TrafficTargets give them.
 
-use crate::resources::MeshPod;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
@@ -8,9 +7,9 @@ use super::{
     routes::{selected_matches, tt_name},
     spiffe_id,
 };
-use crate::k8s;
 use crate::{
-    resources::{Custom, smi},
+    k8s,
+    resources::{Custom, MeshPod, smi},
     v1,
 };
 

@@ -1,7 +1,6 @@
 //! The services a proxy may send to, their names, addresses, splits and
 //! endpoints.
 
-use crate::resources::MeshPod;
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Service, ServicePort};
@@ -12,7 +11,7 @@ use super::{
     gateway::{attached, compile_rules, parents_of_candidates},
     split::{compile_split, split_for},
 };
-use crate::{compat::SERVICE_NAME_LABEL, k8s, v1};
+use crate::{compat::SERVICE_NAME_LABEL, k8s, resources::MeshPod, v1};
 
 /// The cluster's DNS domain.
 const CLUSTER_DOMAIN: &str = "cluster.local";

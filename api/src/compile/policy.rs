@@ -5,10 +5,9 @@ use super::{
     Index,
     routes::{selected_matches, tt_name},
 };
-use crate::k8s;
-use crate::resources::MeshPod;
 use crate::{
-    resources::{Custom, policy},
+    k8s,
+    resources::{Custom, MeshPod, policy},
     v1,
 };
 

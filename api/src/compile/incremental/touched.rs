@@ -3,13 +3,12 @@
 //! clients of splits that use them, found through the index (no scan of
 //! every pod). A Namespace or the MeshConfig touches every proxy.
 
-use crate::resources::MeshPod;
 use std::collections::BTreeSet;
 
 use super::super::{Index, gateway::MeshRoute, outbound::behind};
 use crate::{
     k8s,
-    resources::{Object, ObjectKey},
+    resources::{MeshPod, Object, ObjectKey},
 };
 
 /// Which proxies a change may touch.
