@@ -231,7 +231,9 @@ impl Snapshot {
 
     /// The meshed pod reached at its own `addr` (address and port).
     pub fn pod_at(&self, addr: &SocketAddr) -> Option<&Arc<PodTarget>> {
-        self.built.pods.targets.get(addr)
+        self.built
+            .pods
+            .target(addr, &self.built.services, self.mesh.request_timeout)
     }
 
     /// Hands each endpoint its service's circuit breaker, so the
@@ -349,7 +351,7 @@ pub fn build(
         mesh.request_timeout,
         &mut build,
     )?;
-    let pods = PodIndex::build(&outbound.services, mesh.request_timeout);
+    let pods = PodIndex::build(&outbound.services);
     let egress = build_egress_rules(config.egress_rules(), registry, &mut build)?;
     let snapshot = Snapshot {
         version,

@@ -53,8 +53,11 @@ impl Snapshot {
             names.sort();
             out.insert(format!("host {host}"), names.join(" | "));
         }
-        for (addr, pod) in &s.built.pods.targets {
-            out.insert(format!("pod {addr}"), service(pod.service()));
+        for addr in s.built.pods.addrs() {
+            let described = s
+                .pod_at(addr)
+                .map_or_else(|| "no target".to_string(), |pod| service(pod.service()));
+            out.insert(format!("pod {addr}"), described);
         }
         for (key, e) in &s.endpoint_sets {
             out.insert(format!("set {key}"), set(e));

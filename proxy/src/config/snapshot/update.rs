@@ -149,7 +149,7 @@ pub fn update(
         outbound.insert(indexed);
     }
     for addr in touched_pods {
-        pods.refresh(addr, &outbound.services, mesh.request_timeout);
+        pods.refresh(addr);
     }
 
     Some(Snapshot {
