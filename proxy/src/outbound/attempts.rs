@@ -146,22 +146,18 @@ pub fn observe(
     };
     let now = resilience::now();
     let may_eject = || {
-        let ejected = set
-            .endpoints
-            .iter()
-            .filter(|e| e.health.is_ejected(now))
-            .count();
+        let ejected = set.endpoints.iter().filter(|e| e.is_ejected(now)).count();
         ejected < rule.max_ejected(set.endpoints.len())
     };
     if endpoint
-        .health
+        .health()
         .record(rule, tried.is_failure(), now, may_eject)
     {
         metrics.record_ejection(&set.key);
         tracing::info!(
             endpoint = %endpoint.addr(),
             set = %set.key,
-            ejections = endpoint.health.ejections(),
+            ejections = endpoint.health().ejections(),
             "endpoint ejected by outlier detection"
         );
     }

@@ -95,7 +95,7 @@ pub async fn handle(
     let millis = (ended - started).as_secs_f64() * 1000.0;
     if let Some(endpoint) = &outcome.endpoint {
         ctx.shared.metrics.record_request(
-            &endpoint.metrics,
+            endpoint.metrics(),
             &endpoint.spec,
             code,
             millis,

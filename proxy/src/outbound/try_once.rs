@@ -20,7 +20,7 @@ pub async fn try_once(
     per_try_timeout: Option<Duration>,
     per_connection: Option<u32>,
 ) -> Result<Response<Incoming>, ForwardError> {
-    let _in_flight = endpoint.load.start();
+    let _in_flight = endpoint.load().start();
     let client = endpoint.http_client(request.version() == Version::HTTP_2);
     let captured = per_connection.map(|_| capture_connection(&mut request));
     let sent = forward(client, request, endpoint.addr());

@@ -105,26 +105,24 @@ pub fn choose_endpoint(set: &EndpointSet) -> Option<&Arc<EndpointHandle>> {
     }
     let chosen =
         &endpoints[balance::p2c(endpoints.len(), fastrand::u64(..), fastrand::u64(..), |i| {
-            endpoints[i].load.cost()
+            endpoints[i].load_cost()
         })];
     if set.outlier.is_none() {
         return Some(chosen);
     }
     let now = crate::resilience::now();
-    if !chosen.health.is_ejected(now) {
+    if !chosen.is_ejected(now) {
         return Some(chosen);
     }
     // Rare (an ejection is in force): choose among the others.
-    let healthy: Vec<&Arc<EndpointHandle>> = endpoints
-        .iter()
-        .filter(|e| !e.health.is_ejected(now))
-        .collect();
+    let healthy: Vec<&Arc<EndpointHandle>> =
+        endpoints.iter().filter(|e| !e.is_ejected(now)).collect();
     if healthy.is_empty() {
         return Some(chosen);
     }
     Some(
         healthy[balance::p2c(healthy.len(), fastrand::u64(..), fastrand::u64(..), |i| {
-            healthy[i].load.cost()
+            healthy[i].load_cost()
         })],
     )
 }
@@ -142,14 +140,14 @@ pub fn choose_other_endpoint<'a>(
         .endpoints
         .iter()
         .filter(|e| !Arc::ptr_eq(e, avoid))
-        .filter(|e| set.outlier.is_none() || !e.health.is_ejected(now))
+        .filter(|e| set.outlier.is_none() || !e.is_ejected(now))
         .collect();
     if others.is_empty() {
         return choose_endpoint(set);
     }
     Some(
         others[balance::p2c(others.len(), fastrand::u64(..), fastrand::u64(..), |i| {
-            others[i].load.cost()
+            others[i].load_cost()
         })],
     )
 }

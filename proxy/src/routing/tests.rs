@@ -197,7 +197,7 @@ outbound:
     let (dead, live) = (&set.endpoints[0], &set.endpoints[1]);
     // The live endpoint is busy, the dead one idle (it fails fast): power
     // of two choices alone picks the dead one every time.
-    let _busy: Vec<_> = (0..50).map(|_| live.load.start()).collect();
+    let _busy: Vec<_> = (0..50).map(|_| live.load().start()).collect();
     for _ in 0..100 {
         let chosen = choose_other_endpoint(set, dead).expect("an endpoint");
         assert!(Arc::ptr_eq(chosen, live));

@@ -69,22 +69,62 @@ pub fn http_client(connector: Connector, wire: Wire) -> HttpClient {
 pub struct EndpointHandle {
     /// Shared with the registry's key (one copy per endpoint).
     pub spec: Arc<EndpointSpec>,
-    pub load: Load,
-    pub metrics: RequestMetricsCache,
-    /// Outlier detection's view of this endpoint.
-    pub health: EndpointHealth,
     /// Its service's circuit breaker, as the current config sets it.
     pub breaker: Arc<ArcSwapOption<Breaker>>,
     tls: Arc<ArcSwapOption<TlsState>>,
-    // Boxed: a client is 400 bytes, and most endpoints of a big config
-    // are never called (an empty cell costs a pointer, not the client).
-    http1: OnceLock<Box<HttpClient>>,
-    http2: OnceLock<Box<HttpClient>>,
+    // Made at the endpoint's first request: most endpoints of a big config
+    // are never called, and this state (load, outlier detection, metrics,
+    // pools) was 150 bytes of each of them.
+    used: OnceLock<Box<Used>>,
+}
+
+/// What an endpoint keeps once it is called.
+#[derive(Debug, Default)]
+struct Used {
+    load: Load,
+    /// Outlier detection's view of this endpoint.
+    health: EndpointHealth,
+    metrics: RequestMetricsCache,
+    http1: OnceLock<HttpClient>,
+    http2: OnceLock<HttpClient>,
 }
 
 impl EndpointHandle {
     pub fn addr(&self) -> SocketAddr {
         self.spec.addr
+    }
+
+    fn used(&self) -> &Used {
+        self.used.get_or_init(Box::default)
+    }
+
+    /// The cost power of two choices compares (0 for an endpoint never
+    /// called, as for an idle one).
+    pub fn load_cost(&self) -> u64 {
+        self.used.get().map_or(0, |used| used.load.cost())
+    }
+
+    /// Whether outlier detection has ejected it at `now` (never, for an
+    /// endpoint never called).
+    pub fn is_ejected(&self, now: Duration) -> bool {
+        self.used
+            .get()
+            .is_some_and(|used| used.health.is_ejected(now))
+    }
+
+    /// Its load, to count a request against.
+    pub fn load(&self) -> &Load {
+        &self.used().load
+    }
+
+    /// Outlier detection's view of this endpoint.
+    pub fn health(&self) -> &EndpointHealth {
+        &self.used().health
+    }
+
+    /// Its request metrics' series.
+    pub fn metrics(&self) -> &RequestMetricsCache {
+        &self.used().metrics
     }
 
     fn connector(&self, wire: Wire) -> Connector {
@@ -100,12 +140,13 @@ impl EndpointHandle {
 
     /// The pooled client for this endpoint and HTTP version.
     pub fn http_client(&self, http2: bool) -> &HttpClient {
+        let used = self.used();
         let (cell, wire) = if http2 {
-            (&self.http2, Wire::Http2)
+            (&used.http2, Wire::Http2)
         } else {
-            (&self.http1, Wire::Http1)
+            (&used.http1, Wire::Http1)
         };
-        cell.get_or_init(|| Box::new(http_client(self.connector(wire), wire)))
+        cell.get_or_init(|| http_client(self.connector(wire), wire))
     }
 
     /// A new connection for opaque TCP, and its place among the
@@ -144,13 +185,9 @@ impl EndpointRegistry {
         let spec = Arc::new(spec);
         self.handles.get_or(spec.clone(), || EndpointHandle {
             spec,
-            load: Load::default(),
-            metrics: RequestMetricsCache::default(),
-            health: EndpointHealth::default(),
             breaker: Arc::default(),
             tls: self.tls.clone(),
-            http1: OnceLock::new(),
-            http2: OnceLock::new(),
+            used: OnceLock::new(),
         })
     }
 }
