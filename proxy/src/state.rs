@@ -183,14 +183,14 @@ impl Shared {
         let current = self.config.load_full();
         let version = current.version + 1;
         let (snapshot, rejected) = next(&current, version, &self.registry)?;
-        drop(current);
         let tls = self.tls_for(&snapshot.trust_bundle, &snapshot.mesh.tls)?;
         // Swap TLS first: a connection that sees the new config also sees
         // the trust bundle it names.
         if let Some(tls) = tls {
             self.tls.store(Some(tls));
         }
-        snapshot.activate();
+        snapshot.activate(&current);
+        drop(current);
         self.follow_log_level(&snapshot.mesh.log_level);
         self.tracer.configure(snapshot.mesh.tracing.clone());
         self.access_log.follow(snapshot.mesh.access_log);

@@ -25,6 +25,7 @@ mod references;
 mod routes;
 mod update;
 
+pub use endpoint_sets::EndpointSet;
 pub use pod_addresses::PodTarget;
 pub use routes::{Mirror, RouteBackend, RouteRule, Routes};
 pub use update::update;
@@ -42,9 +43,9 @@ use super::store::{ConfigSource, ConfigStore, FileResources};
 use crate::{
     identity::policy::TlsPolicy,
     policy::{InboundPolicy, matcher::HttpMatcher},
-    resilience::{breaker::Breaker, budget::RetryBudget, outlier::OutlierRule, retry::RetryRule},
+    resilience::{budget::RetryBudget, retry::RetryRule},
     routing::{egress::EgressRule, split::WeightedChoice},
-    upstream::{EndpointHandle, EndpointRegistry},
+    upstream::EndpointRegistry,
 };
 
 /// A config field that is not valid, and why.
@@ -140,8 +141,8 @@ pub struct Snapshot {
     pub endpoint_sets: Sets,
     /// What updating in place needs.
     built: Built,
-    /// The sets [`Snapshot::activate`] hands their breaker: every set of a
-    /// whole build, the rebuilt ones of an update.
+    /// The sets [`Snapshot::activate`] warms: every set of a whole build,
+    /// the rebuilt ones of an update.
     fresh_sets: Vec<Arc<EndpointSet>>,
 }
 
@@ -198,17 +199,6 @@ pub struct Split {
     pub weights: WeightedChoice,
 }
 
-/// The endpoints of one service port.
-#[derive(Debug)]
-pub struct EndpointSet {
-    pub key: Arc<str>,
-    pub endpoints: Vec<Arc<EndpointHandle>>,
-    /// The service's circuit breaker (kept across configs while its limits
-    /// stay the same); None without limits.
-    pub breaker: Option<Arc<Breaker>>,
-    pub outlier: Option<OutlierRule>,
-}
-
 // === impl Snapshot ===
 
 impl Snapshot {
@@ -236,14 +226,21 @@ impl Snapshot {
             .target(addr, &self.built.services, self.mesh.request_timeout)
     }
 
-    /// Hands each endpoint its service's circuit breaker, so the
-    /// connections it opens from now on count against this config's
-    /// limits. Called when the snapshot is swapped in (a refused config
-    /// changes nothing).
-    pub fn activate(&self) {
+    /// Makes the endpoints of each new set whose predecessor in
+    /// `previous` was used, so their handles (pools, load, outlier state)
+    /// are taken over while `previous` still holds them, and hands them
+    /// the set's circuit breaker: the connections they open from now on
+    /// count against this config's limits. Called when the snapshot is
+    /// swapped in (a refused config changes nothing); a set used later
+    /// does the same then.
+    pub fn activate(&self, previous: &Snapshot) {
         for set in &self.fresh_sets {
-            for endpoint in &set.endpoints {
-                endpoint.breaker.store(set.breaker.clone());
+            if previous
+                .endpoint_sets
+                .get(&set.key)
+                .is_some_and(|was| was.is_used())
+            {
+                set.endpoints();
             }
         }
     }

@@ -23,9 +23,10 @@ pub struct ConfigStore {
     resources: imbl::OrdMap<ResourceId, Encoded>,
 }
 
-/// One resource as the protocol encodes it.
+/// One resource as the protocol encodes it (an endpoint set keeps its own
+/// to make its endpoints from when first used: the same bytes, not a copy).
 #[derive(Clone)]
-struct Encoded(Arc<[u8]>);
+pub struct Encoded(Arc<[u8]>);
 
 impl Encoded {
     fn of(resource: &v1::Resource) -> Self {
@@ -61,6 +62,13 @@ macro_rules! decoded_as {
             _ => None,
         }
     };
+}
+
+impl Encoded {
+    /// The endpoint set it holds, if it holds one.
+    pub(crate) fn endpoint_set(&self) -> Option<v1::EndpointSet> {
+        decoded_as!(self, Endpoints)
+    }
 }
 
 /// What a batch touched.
@@ -122,9 +130,11 @@ impl ConfigStore {
         decoded_as!(self.resources.get(&id)?, Outbound)
     }
 
-    pub fn endpoints(&self, key: &str) -> Option<v1::EndpointSet> {
+    /// An endpoint set, decoded and as kept.
+    pub fn endpoints(&self, key: &str) -> Option<(v1::EndpointSet, Encoded)> {
         let id = ResourceId::Endpoints(key.to_string());
-        decoded_as!(self.resources.get(&id)?, Endpoints)
+        let encoded = self.resources.get(&id)?;
+        Some((encoded.endpoint_set()?, encoded.clone()))
     }
 
     /// The very same resources (not only equal ones): `other` is this
@@ -144,7 +154,8 @@ pub trait ConfigSource {
     fn trust_bundle(&self) -> Option<v1::TrustBundle>;
     fn inbound_ports(&self) -> impl Iterator<Item = v1::InboundPort> + '_;
     fn services(&self) -> impl Iterator<Item = v1::OutboundService> + '_;
-    fn endpoint_sets(&self) -> impl Iterator<Item = v1::EndpointSet> + '_;
+    /// Each set decoded, and as kept (see [`Encoded`]).
+    fn endpoint_sets(&self) -> impl Iterator<Item = (v1::EndpointSet, Encoded)> + '_;
     fn egress_rules(&self) -> impl Iterator<Item = v1::EgressRule> + '_;
 }
 
@@ -174,8 +185,11 @@ impl ConfigSource for ConfigStore {
     fn services(&self) -> impl Iterator<Item = v1::OutboundService> + '_ {
         kind_range!(self, Outbound, ResourceId::Outbound(String::new()))
     }
-    fn endpoint_sets(&self) -> impl Iterator<Item = v1::EndpointSet> + '_ {
-        kind_range!(self, Endpoints, ResourceId::Endpoints(String::new()))
+    fn endpoint_sets(&self) -> impl Iterator<Item = (v1::EndpointSet, Encoded)> + '_ {
+        self.resources
+            .range(ResourceId::Endpoints(String::new())..)
+            .take_while(|(id, _)| matches!(id, ResourceId::Endpoints(_)))
+            .filter_map(|(_, r)| Some((r.endpoint_set()?, r.clone())))
     }
     fn egress_rules(&self) -> impl Iterator<Item = v1::EgressRule> + '_ {
         kind_range!(self, Egress, ResourceId::Egress(String::new()))
@@ -232,8 +246,11 @@ impl ConfigSource for FileResources {
     fn services(&self) -> impl Iterator<Item = v1::OutboundService> + '_ {
         file_kind!(self, Outbound)
     }
-    fn endpoint_sets(&self) -> impl Iterator<Item = v1::EndpointSet> + '_ {
-        file_kind!(self, Endpoints)
+    fn endpoint_sets(&self) -> impl Iterator<Item = (v1::EndpointSet, Encoded)> + '_ {
+        self.0
+            .iter()
+            .filter(|(id, _)| matches!(id, ResourceId::Endpoints(_)))
+            .filter_map(|(_, r)| Some((r.endpoint_set()?, r.clone())))
     }
     fn egress_rules(&self) -> impl Iterator<Item = v1::EgressRule> + '_ {
         file_kind!(self, Egress)
@@ -325,13 +342,16 @@ mod tests {
     fn a_file_is_read_in_its_order_and_kept_by_key() {
         let config = osm_api::protocol::assemble([endpoints("b"), endpoints("a")]);
         let file = FileResources::from_config(config.clone());
-        let in_file: Vec<String> = file.endpoint_sets().map(|e| e.key.clone()).collect();
+        let in_file: Vec<String> = file.endpoint_sets().map(|(e, _)| e.key.clone()).collect();
         assert_eq!(in_file, ["b", "a"]);
         assert!(file.mesh().is_none() && file.services().next().is_none());
         let store = file.into_store();
-        let kept: Vec<String> = store.endpoint_sets().map(|e| e.key.clone()).collect();
+        let kept: Vec<String> = store.endpoint_sets().map(|(e, _)| e.key.clone()).collect();
         assert_eq!(kept, ["a", "b"]);
-        assert_eq!(store.endpoints("b").map(|e| e.key), Some("b".to_string()));
+        assert_eq!(
+            store.endpoints("b").map(|(e, _)| e.key),
+            Some("b".to_string())
+        );
         assert!(store.outbound("b").is_none());
         assert_eq!(
             store.to_config(),

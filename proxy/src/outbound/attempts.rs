@@ -146,8 +146,9 @@ pub fn observe(
     };
     let now = resilience::now();
     let may_eject = || {
-        let ejected = set.endpoints.iter().filter(|e| e.is_ejected(now)).count();
-        ejected < rule.max_ejected(set.endpoints.len())
+        let endpoints = set.endpoints();
+        let ejected = endpoints.iter().filter(|e| e.is_ejected(now)).count();
+        ejected < rule.max_ejected(endpoints.len())
     };
     if endpoint
         .health()
@@ -304,7 +305,7 @@ async fn tries(
         // anyway decides alone (no second retry on top of its own). The
         // cheap tests first: a request that succeeded pays for two.
         if !resent_unprocessed
-            && set.endpoints.len() > 1
+            && set.endpoints().len() > 1
             && matches!(prepared, Some(Prepared::Replayed(_)))
             && unprocessed(
                 result.as_ref().map(|r| (r.status(), r.headers())),

@@ -99,7 +99,7 @@ pub fn choose_backend<'a>(
 /// choices over load, passing over endpoints outlier detection ejected
 /// (unless every one is). None when the set is empty.
 pub fn choose_endpoint(set: &EndpointSet) -> Option<&Arc<EndpointHandle>> {
-    let endpoints = &set.endpoints;
+    let endpoints = set.endpoints();
     if endpoints.is_empty() {
         return None;
     }
@@ -137,7 +137,7 @@ pub fn choose_other_endpoint<'a>(
 ) -> Option<&'a Arc<EndpointHandle>> {
     let now = crate::resilience::now();
     let others: Vec<&Arc<EndpointHandle>> = set
-        .endpoints
+        .endpoints()
         .iter()
         .filter(|e| !Arc::ptr_eq(e, avoid))
         .filter(|e| set.outlier.is_none() || !e.is_ejected(now))

@@ -194,7 +194,7 @@ outbound:
 "#,
     );
     let set = &s.endpoint_sets["shop/store:80"];
-    let (dead, live) = (&set.endpoints[0], &set.endpoints[1]);
+    let (dead, live) = (&set.endpoints()[0], &set.endpoints()[1]);
     // The live endpoint is busy, the dead one idle (it fails fast): power
     // of two choices alone picks the dead one every time.
     let _busy: Vec<_> = (0..50).map(|_| live.load().start()).collect();
@@ -204,7 +204,7 @@ outbound:
     }
     // A set of one: that one.
     let one = &s.endpoint_sets["shop/one:80"];
-    let only = &one.endpoints[0];
+    let only = &one.endpoints()[0];
     assert!(Arc::ptr_eq(
         choose_other_endpoint(one, only).expect("it"),
         only

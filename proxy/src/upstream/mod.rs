@@ -163,27 +163,57 @@ impl EndpointHandle {
 /// Hands out endpoint handles, reusing a live one for the same spec so that
 /// pools, load estimates and outlier state survive config changes; and,
 /// the same way, each upstream's circuit breaker (while its limits stay
-/// the same) and each service's retry budget. Only touched when a config
-/// is built, never on the request path.
+/// the same) and each service's retry budget.
 #[derive(Debug, Default)]
 pub struct EndpointRegistry {
-    tls: Arc<ArcSwapOption<TlsState>>,
-    handles: Kept<Arc<EndpointSpec>, EndpointHandle>,
+    handles: Arc<Handles>,
     pub breakers: Kept<(String, Limits), Breaker>,
     pub budgets: Kept<String, Mutex<RetryBudget>>,
+}
+
+/// The endpoint handles alone, shared with the endpoint sets that make
+/// theirs when first used (see [`crate::config::EndpointSet`]).
+#[derive(Debug, Default)]
+pub struct Handles {
+    tls: Arc<ArcSwapOption<TlsState>>,
+    kept: Kept<Arc<EndpointSpec>, EndpointHandle>,
 }
 
 impl EndpointRegistry {
     pub fn new(tls: Arc<ArcSwapOption<TlsState>>) -> Self {
         Self {
-            tls,
+            handles: Arc::new(Handles {
+                tls,
+                kept: Kept::default(),
+            }),
             ..Default::default()
         }
     }
 
     pub fn get(&self, spec: EndpointSpec) -> Arc<EndpointHandle> {
+        self.handles.get(spec)
+    }
+
+    /// The handles, for a set to make its own later.
+    pub fn handles(&self) -> &Arc<Handles> {
+        &self.handles
+    }
+}
+
+impl Handles {
+    /// How many handles are kept (live or waiting for a sweep).
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// The live handle for `spec`, or a new one.
+    pub fn get(&self, spec: EndpointSpec) -> Arc<EndpointHandle> {
         let spec = Arc::new(spec);
-        self.handles.get_or(spec.clone(), || EndpointHandle {
+        self.kept.get_or(spec.clone(), || EndpointHandle {
             spec,
             breaker: Arc::default(),
             tls: self.tls.clone(),

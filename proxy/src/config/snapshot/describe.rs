@@ -14,7 +14,7 @@ impl Snapshot {
         let s = self;
         let set = |e: &EndpointSet| {
             let addrs: Vec<String> = e
-                .endpoints
+                .endpoints()
                 .iter()
                 .map(|h| format!("{}/{:?}", h.spec.addr, h.spec.identity))
                 .collect();

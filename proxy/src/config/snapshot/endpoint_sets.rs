@@ -1,20 +1,131 @@
 //! Endpoint sets: each endpoint's address and the identity it must
 //! prove, the names its metrics carry (one copy per set), and the limits
 //! and outlier detection the set takes from the service that owns it.
+//!
+//! A set is checked whole when its config arrives, but its endpoints'
+//! handles are made at its first use, from the set's kept encoding: most
+//! sets of a big cluster are never called by a given proxy, and their
+//! handles and specs were a third of its config's memory (Linkerd, too,
+//! resolves a destination's endpoints when it is first asked for).
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use osm_api::v1;
 
-use super::{Build, ConfigError, EndpointSet, Sets, err};
+use super::{Build, ConfigError, Sets, err};
 use crate::{
+    config::store::Encoded,
     identity::{SpiffeId, policy::TlsPolicy},
     resilience::{
         breaker::{Breaker, Limits},
         outlier::OutlierRule,
     },
-    upstream::{EndpointRegistry, EndpointSpec},
+    upstream::{EndpointHandle, EndpointRegistry, EndpointSpec, Handles},
 };
+
+/// The endpoints of one service port.
+#[derive(Debug)]
+pub struct EndpointSet {
+    pub key: Arc<str>,
+    /// The service's circuit breaker (kept across configs while its limits
+    /// stay the same); None without limits.
+    pub breaker: Option<Arc<Breaker>>,
+    pub outlier: Option<OutlierRule>,
+    endpoints: OnceLock<Vec<Arc<EndpointHandle>>>,
+    /// What makes them on first use; None for a set made with them.
+    source: Option<SetSource>,
+}
+
+/// What a set's endpoints are made from: its checked encoding, and what
+/// every endpoint of the config shares.
+#[derive(Debug)]
+struct SetSource {
+    encoded: Encoded,
+    handles: Arc<Handles>,
+    connect_timeout: Duration,
+    tls: Arc<TlsPolicy>,
+}
+
+impl EndpointSet {
+    /// A set of these endpoints, made now.
+    pub fn with_endpoints(
+        key: Arc<str>,
+        endpoints: Vec<Arc<EndpointHandle>>,
+        breaker: Option<Arc<Breaker>>,
+        outlier: Option<OutlierRule>,
+    ) -> Self {
+        Self {
+            key,
+            breaker,
+            outlier,
+            endpoints: OnceLock::from(endpoints),
+            source: None,
+        }
+    }
+
+    /// Its endpoints, their handles made on the first call (each is
+    /// handed the set's breaker then: the set belongs to the config in
+    /// force, or, warmed by [`super::Snapshot::activate`], to the one
+    /// being swapped in).
+    pub fn endpoints(&self) -> &[Arc<EndpointHandle>] {
+        self.endpoints.get_or_init(|| {
+            let Some(source) = &self.source else {
+                return Vec::new();
+            };
+            let endpoints = source.handles();
+            for endpoint in &endpoints {
+                endpoint.breaker.store(self.breaker.clone());
+            }
+            endpoints
+        })
+    }
+
+    /// Whether its endpoints' handles are made (it was used).
+    pub fn is_used(&self) -> bool {
+        self.endpoints.get().is_some()
+    }
+
+    /// The addresses of its meshed endpoints (those with an identity),
+    /// without making their handles.
+    pub(super) fn meshed_addrs(&self) -> Vec<SocketAddr> {
+        let meshed = |spec: &EndpointSpec| spec.identity.is_some().then_some(spec.addr);
+        match (self.endpoints.get(), &self.source) {
+            (Some(made), _) => made.iter().filter_map(|h| meshed(&h.spec)).collect(),
+            (None, Some(source)) => source.specs().iter().filter_map(meshed).collect(),
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+impl SetSource {
+    /// The endpoints that build (the others were refused, or left out
+    /// fail-closed, when the set was checked).
+    fn specs(&self) -> Vec<EndpointSpec> {
+        let Some(set) = self.encoded.endpoint_set() else {
+            return Vec::new();
+        };
+        let mut names = SetNames::of(&set);
+        set.endpoints
+            .iter()
+            .enumerate()
+            .filter_map(|(j, e)| {
+                endpoint_spec(("", j), &mut names, e, self.connect_timeout, &self.tls).ok()
+            })
+            .collect()
+    }
+
+    fn handles(&self) -> Vec<Arc<EndpointHandle>> {
+        self.specs()
+            .into_iter()
+            .map(|spec| self.handles.get(spec))
+            .collect()
+    }
+}
 
 /// What an endpoint set takes from the service that owns it (the first
 /// service, by key, whose own set it is).
@@ -47,7 +158,7 @@ pub(super) fn set_policy(s: &v1::OutboundService) -> SetPolicy {
 pub(super) type EndpointDefaults<'a> = (Duration, &'a Arc<TlsPolicy>);
 
 pub(super) fn build_endpoint_sets(
-    sets: impl IntoIterator<Item = v1::EndpointSet>,
+    sets: impl IntoIterator<Item = (v1::EndpointSet, Encoded)>,
     services: impl IntoIterator<Item = v1::OutboundService>,
     registry: &EndpointRegistry,
     defaults: EndpointDefaults<'_>,
@@ -60,7 +171,7 @@ pub(super) fn build_endpoint_sets(
         }
     }
     let mut out = Sets::new();
-    for (i, set) in sets.into_iter().enumerate() {
+    for (i, (set, encoded)) in sets.into_iter().enumerate() {
         let at = format!("endpoints[{i}]");
         if out.contains_key(set.key.as_str()) {
             let twice = err(
@@ -71,18 +182,20 @@ pub(super) fn build_endpoint_sets(
             continue;
         }
         let policy = policies.get(set.key.as_str());
-        if let Some(value) = build_set(&at, &set, policy, registry, defaults, build)? {
+        if let Some(value) = build_set(&at, &set, encoded, policy, registry, defaults, build)? {
             out.insert(value.key.clone(), value);
         }
     }
     Ok(out)
 }
 
-/// One endpoint set with the policy of the service that owns it; None
+/// One endpoint set with the policy of the service that owns it, every
+/// endpoint checked (its handles are made at its first use); None
 /// (fail-closed) without a key.
 pub(super) fn build_set(
     at: &str,
     set: &v1::EndpointSet,
+    encoded: Encoded,
     policy: Option<&SetPolicy>,
     registry: &EndpointRegistry,
     (mesh_connect_timeout, tls): EndpointDefaults<'_>,
@@ -99,26 +212,24 @@ pub(super) fn build_set(
             .breakers
             .get_or((set.key.clone(), limits.clone()), || Breaker::new(limits))
     });
-    let mut endpoints = Vec::new();
     let mut names = SetNames::of(set);
     for (j, e) in set.endpoints.iter().enumerate() {
-        // Fail-closed: an endpoint that cannot be built gets no traffic.
-        let built = endpoint_spec(
-            &format!("{at}.endpoints[{j}]"),
-            &mut names,
-            e,
-            connect_timeout,
-            tls,
-        );
-        if let Some(spec) = build.keep(built)? {
-            endpoints.push(registry.get(spec));
-        }
+        // Fail-closed: an endpoint that cannot be built gets no traffic
+        // (and is left out again when the handles are made).
+        let built = endpoint_spec((at, j), &mut names, e, connect_timeout, tls);
+        build.keep(built.map(drop))?;
     }
     Ok(Some(Arc::new(EndpointSet {
         key: set.key.as_str().into(),
-        endpoints,
         breaker,
         outlier: policy.and_then(|p| p.outlier.clone()),
+        endpoints: OnceLock::new(),
+        source: Some(SetSource {
+            encoded,
+            handles: registry.handles().clone(),
+            connect_timeout,
+            tls: tls.clone(),
+        }),
     })))
 }
 
@@ -153,17 +264,19 @@ fn shared(last: &mut Option<Arc<str>>, value: &str) -> Arc<str> {
     }
 }
 
-/// One endpoint: its address and the identity it must prove.
+/// One endpoint (the `j`th of the set at `at`): its address and the
+/// identity it must prove.
 fn endpoint_spec(
-    at: &str,
+    (at, j): (&str, usize),
     names: &mut SetNames,
     e: &v1::Endpoint,
     connect_timeout: Duration,
     tls: &Arc<TlsPolicy>,
 ) -> Result<EndpointSpec, ConfigError> {
+    let field = || format!("{at}.endpoints[{j}]");
     let addr: SocketAddr = e.address.parse().map_err(|_| {
         err(
-            format!("{at}.address"),
+            format!("{}.address", field()),
             format!("{:?} is not an ip:port address", e.address),
         )
     })?;
@@ -181,10 +294,10 @@ fn endpoint_spec(
             .identity
             .parse()
             .map_err(|x: crate::identity::SpiffeIdError| {
-                err(format!("{at}.identity"), x.to_string())
+                err(format!("{}.identity", field()), x.to_string())
             })?;
         crate::identity::tls::server_name_for(&id)
-            .map_err(|m| err(format!("{at}.identity"), m.to_string()))?;
+            .map_err(|m| err(format!("{}.identity", field()), m.to_string()))?;
         names.identity = Some(id.clone());
         Some(id)
     };

@@ -45,7 +45,7 @@ impl PodTarget {
     /// The pod as a service of its own (built once, on first use).
     pub fn service(&self) -> &Arc<OutboundService> {
         self.service.get_or_init(|| {
-            let addr = pod_addr(&self.handle);
+            let addr = pod_addr(self.handle.spec.addr);
             let key: Arc<str> = format!("{}@{addr}", self.owner.key).into();
             Arc::new(OutboundService {
                 key: key.clone(),
@@ -53,12 +53,12 @@ impl PodTarget {
                 name: self.owner.name.clone(),
                 port: addr.port(),
                 protocol: self.owner.protocol,
-                endpoints: Arc::new(EndpointSet {
+                endpoints: Arc::new(EndpointSet::with_endpoints(
                     key,
-                    endpoints: vec![self.handle.clone()],
-                    breaker: self.owner.endpoints.breaker.clone(),
-                    outlier: None,
-                }),
+                    vec![self.handle.clone()],
+                    self.owner.endpoints.breaker.clone(),
+                    None,
+                )),
                 split: None,
                 split_matches: Vec::new(),
                 retry: None,
@@ -70,28 +70,37 @@ impl PodTarget {
     }
 }
 
-/// The meshed pods a service lists in its own set: none without a
-/// cluster address (a headless Service's pods are reached through their
-/// own entries).
-pub(super) fn claimed(
-    indexed: &Indexed,
-) -> impl Iterator<Item = (SocketAddr, &Arc<EndpointHandle>)> + '_ {
-    let endpoints = if indexed.addrs.is_empty() {
-        &[][..]
-    } else {
-        &indexed.service.endpoints.endpoints[..]
-    };
-    endpoints
-        .iter()
-        .filter(|h| h.spec.identity.is_some())
-        .map(|h| (pod_addr(h), h))
+/// The addresses of the meshed pods a service lists in its own set
+/// (their handles are not made): none without a cluster address (a
+/// headless Service's pods are reached through their own entries).
+pub(super) fn claimed(indexed: &Indexed) -> Vec<SocketAddr> {
+    if indexed.addrs.is_empty() {
+        return Vec::new();
+    }
+    let mut addrs = indexed.service.endpoints.meshed_addrs();
+    for addr in &mut addrs {
+        *addr = pod_addr(*addr);
+    }
+    addrs
 }
 
-fn pod_addr(handle: &EndpointHandle) -> SocketAddr {
-    SocketAddr::new(
-        crate::policy::canonical_ip(handle.spec.addr.ip()),
-        handle.spec.addr.port(),
-    )
+fn pod_addr(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(crate::policy::canonical_ip(addr.ip()), addr.port())
+}
+
+/// The handle of `owner`'s meshed endpoint at `addr` (the owner's
+/// endpoints are made if they were not).
+fn claimed_handle(owner: &Indexed, addr: &SocketAddr) -> Option<Arc<EndpointHandle>> {
+    if owner.addrs.is_empty() {
+        return None;
+    }
+    owner
+        .service
+        .endpoints
+        .endpoints()
+        .iter()
+        .find(|h| h.spec.identity.is_some() && pod_addr(h.spec.addr) == *addr)
+        .cloned()
 }
 
 type Services = imbl::OrdMap<Arc<str>, Arc<Indexed>>;
@@ -118,7 +127,7 @@ impl PodIndex {
     pub fn build(services: &Services) -> Self {
         let mut index = Self::default();
         for indexed in services.values() {
-            for (addr, _) in claimed(indexed) {
+            for addr in claimed(indexed) {
                 index.claim(&indexed.service.key, addr);
             }
         }
@@ -164,8 +173,12 @@ impl PodIndex {
         }
         let made = entry.claims.iter().find_map(|key| {
             let owner = services.get(&**key)?;
-            let (_, handle) = claimed(owner).find(|(a, _)| a == addr)?;
-            Some(PodTarget::new(&owner.service, handle, mesh_request_timeout))
+            let handle = claimed_handle(owner, addr)?;
+            Some(PodTarget::new(
+                &owner.service,
+                &handle,
+                mesh_request_timeout,
+            ))
         })?;
         Some(entry.target.get_or_init(|| made))
     }

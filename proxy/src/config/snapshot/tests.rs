@@ -148,7 +148,7 @@ fn endpoint_handles_survive_a_rebuild() {
             .as_ref()
             .expect("split")
             .backends[0]
-            .endpoints[0]
+            .endpoints()[0]
             .clone()
     };
     assert!(Arc::ptr_eq(&ep(&first), &ep(&second)));
@@ -204,8 +204,8 @@ outbound:
         .expect("the pod's own address");
     assert_eq!(&*pod.key, "shop/echo:80@10.1.0.6:8080");
     assert_eq!(pod.port, 8080);
-    assert_eq!(pod.endpoints.endpoints.len(), 1);
-    assert_eq!(&*pod.endpoints.endpoints[0].spec.pod, "echo-b");
+    assert_eq!(pod.endpoints.endpoints().len(), 1);
+    assert_eq!(&*pod.endpoints.endpoints()[0].spec.pod, "echo-b");
     assert!(
         pod.routes.is_none(),
         "the Service's routes are the Service address's"

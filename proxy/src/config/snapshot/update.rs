@@ -94,7 +94,7 @@ pub fn update(
     let mut fresh_sets = Vec::new();
     for key in &sets {
         match source.endpoints(key) {
-            Some(wire) => {
+            Some((wire, encoded)) => {
                 let policy = references
                     .owner(key)
                     .and_then(|owner| source.outbound(owner))
@@ -102,6 +102,7 @@ pub fn update(
                 let set = build_set(
                     &format!("endpoints[{key:?}]"),
                     &wire,
+                    encoded,
                     policy.as_ref(),
                     registry,
                     (mesh.connect_timeout, &prev.built.tls),
@@ -128,7 +129,7 @@ pub fn update(
     let mut touched_pods = BTreeSet::new();
     for key in &services {
         if let Some(was) = outbound.remove(key) {
-            for (addr, _) in claimed(&was) {
+            for addr in claimed(&was) {
                 pods.unclaim(key, addr);
                 touched_pods.insert(addr);
             }
@@ -142,7 +143,7 @@ pub fn update(
         let indexed =
             index_service(&at, &s, &endpoint_sets, registry, mesh.request_timeout).ok()?;
         outbound.conflicts(&at, &s, &indexed).ok()?;
-        for (addr, _) in claimed(&indexed) {
+        for addr in claimed(&indexed) {
             pods.claim(&indexed.service.key, addr);
             touched_pods.insert(addr);
         }

@@ -302,3 +302,38 @@ fn what_cannot_be_applied_in_place_is_left_to_a_whole_build() {
     let (next, changed) = other.apply(batch(false, &[Step::Set(0, vec![])])).unwrap();
     assert!(update(&current, &other, next, &changed, 2, &registry).is_none());
 }
+
+#[test]
+fn a_set_makes_its_handles_when_first_used_and_a_used_one_keeps_them_across_a_change() {
+    let first = [Step::Set(0, vec![(1, true)]), Step::Set(1, vec![(2, true)])];
+    let change = [
+        Step::Set(0, vec![(1, true), (3, true)]),
+        Step::Set(1, vec![(2, true), (4, true)]),
+    ];
+    for in_place in [true, false] {
+        let registry = EndpointRegistry::default();
+        let (store, _) = ConfigStore::default().apply(batch(true, &first)).unwrap();
+        let current = whole(&store, &registry);
+        assert!(registry.handles().is_empty(), "no handle before a request");
+        let used = std::sync::Arc::downgrade(&current.endpoint_sets["ns/s0:80"].endpoints()[0]);
+        let (next, changed) = store.apply(batch(false, &change)).unwrap();
+        let got = if in_place {
+            update(&current, &store, next, &changed, 2, &registry).expect("in place")
+        } else {
+            whole(&next, &registry)
+        };
+        got.activate(&current);
+        drop(current);
+        let kept = used
+            .upgrade()
+            .expect("the used endpoint's handle outlives the snapshot it was made in");
+        assert!(
+            std::sync::Arc::ptr_eq(&kept, &got.endpoint_sets["ns/s0:80"].endpoints()[0]),
+            "in place: {in_place}"
+        );
+        assert!(
+            !got.endpoint_sets["ns/s1:80"].is_used(),
+            "a set nobody used is not made: in place {in_place}"
+        );
+    }
+}
