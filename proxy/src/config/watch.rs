@@ -5,7 +5,7 @@
 //! wrong the error is logged with the field and the running config stays.
 
 use std::{
-    hash::{DefaultHasher, Hash, Hasher},
+    hash::{DefaultHasher, Hasher},
     path::PathBuf,
     sync::Arc,
     time::Duration,
@@ -75,8 +75,27 @@ impl FileStamp {
 
 fn fingerprint(text: &str) -> u64 {
     let mut h = DefaultHasher::new();
-    text.hash(&mut h);
+    h.write(text.as_bytes());
     h.finish()
+}
+
+/// [`fingerprint`] of what `path` holds, read through a small buffer: a
+/// big config is megabytes, and reading it whole at every poll only to
+/// learn that it did not change left the heap that much bigger for good
+/// (glibc serves a freed block of that size from the heap next time).
+fn fingerprint_file(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut h = DefaultHasher::new();
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(h.finish()),
+            Ok(n) => h.write(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Polls `path` every `interval` and applies each new content.
@@ -106,6 +125,13 @@ pub async fn watch_file(
             continue;
         }
         stamp = now;
+        let file = path.clone();
+        let unchanged = tokio::task::spawn_blocking(move || fingerprint_file(&file))
+            .await
+            .is_ok_and(|print| print.is_ok_and(|print| print == last));
+        if unchanged {
+            continue;
+        }
         let text = match tokio::fs::read_to_string(&path).await {
             Ok(t) => t,
             Err(e) => {
@@ -113,11 +139,8 @@ pub async fn watch_file(
                 continue;
             }
         };
-        let print = fingerprint(&text);
-        if last == print {
-            continue;
-        }
-        last = print;
+        // Of what is applied (the file may have changed again since).
+        last = fingerprint(&text);
         match apply_text(&path, text, &shared) {
             Ok(version) => tracing::info!(path = %path.display(), version, "config reloaded"),
             Err(e) => {

@@ -35,3 +35,17 @@ fn a_stamp_changes_with_the_content_or_the_file_a_symlink_names() {
     };
     assert!(!old.recently_modified());
 }
+
+#[test]
+fn a_file_read_in_pieces_has_the_fingerprint_of_its_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    // Longer than the read buffer, and not a multiple of it.
+    let text: String = (0..30_000).map(|i| format!("{i},")).collect();
+    assert!(text.len() > 100 * 1024);
+    std::fs::write(&path, &text).unwrap();
+    assert_eq!(fingerprint_file(&path).unwrap(), fingerprint(&text));
+    std::fs::write(&path, format!("{text}1")).unwrap();
+    assert_ne!(fingerprint_file(&path).unwrap(), fingerprint(&text));
+    assert!(fingerprint_file(&dir.path().join("absent")).is_err());
+}
