@@ -222,7 +222,7 @@ async fn tries(
     req: Request<Incoming>,
     last: &mut Option<Arc<EndpointHandle>>,
 ) -> Sent {
-    let retries = plan.retry.as_deref().or(service.retry.as_ref());
+    let retries = plan.retry.as_deref().or(service.retry.as_deref());
     if let Some(r) = retries {
         lock(&r.budget).deposit(resilience::now());
     }

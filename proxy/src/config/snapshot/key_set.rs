@@ -5,45 +5,63 @@
 
 use std::sync::Arc;
 
-/// One allocation for the whole set; the keys themselves are shared with
-/// whoever holds them already (a built service's key), not copied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct KeySet(Arc<[Arc<str>]>);
-
-impl Default for KeySet {
-    fn default() -> Self {
-        Self(Arc::new([]))
-    }
+/// The keys themselves are shared with whoever holds them already (a
+/// built service's key), not copied; a set of one key (nearly all of
+/// them) is that key alone, more keys are one allocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) enum KeySet {
+    #[default]
+    Empty,
+    One(Arc<str>),
+    Many(Arc<[Arc<str>]>),
 }
 
 impl KeySet {
+    fn of(keys: Vec<Arc<str>>) -> Self {
+        match <[Arc<str>; 1]>::try_from(keys) {
+            Ok([key]) => Self::One(key),
+            Err(keys) if keys.is_empty() => Self::Empty,
+            Err(keys) => Self::Many(keys.into()),
+        }
+    }
+
+    fn as_slice(&self) -> &[Arc<str>] {
+        match self {
+            Self::Empty => &[],
+            Self::One(key) => std::slice::from_ref(key),
+            Self::Many(keys) => keys,
+        }
+    }
+
     pub fn insert(&mut self, key: &Arc<str>) {
-        if let Err(at) = self.0.binary_search_by(|k| k.as_ref().cmp(key.as_ref())) {
-            let mut keys = self.0.to_vec();
+        let keys = self.as_slice();
+        if let Err(at) = keys.binary_search_by(|k| k.as_ref().cmp(key.as_ref())) {
+            let mut keys = keys.to_vec();
             keys.insert(at, key.clone());
-            self.0 = keys.into();
+            *self = Self::of(keys);
         }
     }
 
     pub fn remove(&mut self, key: &str) {
-        if let Ok(at) = self.0.binary_search_by(|k| k.as_ref().cmp(key)) {
-            let mut keys = self.0.to_vec();
+        let keys = self.as_slice();
+        if let Ok(at) = keys.binary_search_by(|k| k.as_ref().cmp(key)) {
+            let mut keys = keys.to_vec();
             keys.remove(at);
-            self.0 = keys.into();
+            *self = Self::of(keys);
         }
     }
 
     /// The smallest key.
     pub fn first(&self) -> Option<&Arc<str>> {
-        self.0.first()
+        self.as_slice().first()
     }
 
     pub fn iter(&self) -> std::slice::Iter<'_, Arc<str>> {
-        self.0.iter()
+        self.as_slice().iter()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.as_slice().is_empty()
     }
 }
 
@@ -74,7 +92,9 @@ mod tests {
         assert_eq!(set.first().map(|k| &**k), Some("b"));
         assert_eq!(keys(&before), ["a", "b", "c"]);
         set.remove("b");
+        assert_eq!(set, KeySet::One("c".into()), "one key is held alone");
         set.remove("c");
         assert!(set.is_empty() && set.first().is_none());
+        assert_eq!(set, KeySet::default());
     }
 }

@@ -32,9 +32,10 @@ pub(super) struct OutboundIndexes {
 /// A service and the keys it is found by.
 #[derive(Debug)]
 pub(super) struct Indexed {
+    // Boxed slices, sized exactly: a vector's first push reserves four.
     pub service: Arc<OutboundService>,
-    pub addrs: Vec<SocketAddr>,
-    pub hosts: Vec<Arc<str>>,
+    pub addrs: Box<[SocketAddr]>,
+    pub hosts: Box<[Arc<str>]>,
 }
 
 pub(super) fn build_outbound(
@@ -73,9 +74,10 @@ impl OutboundIndexes {
             self.by_addr.insert(*addr, indexed.service.clone());
         }
         for host in &indexed.hosts {
+            // Nearly every host name names one service.
             self.by_host
                 .entry(host.clone())
-                .or_default()
+                .or_insert_with(|| Vec::with_capacity(1))
                 .push(indexed.service.clone());
         }
         self.services
@@ -149,7 +151,7 @@ pub(super) fn index_service(
     mesh_request_timeout: Option<Duration>,
 ) -> Result<Indexed, ConfigError> {
     let service = Arc::new(build_service(at, s, sets, registry, mesh_request_timeout)?);
-    let mut addrs = Vec::new();
+    let mut addrs = Vec::with_capacity(s.vips.len());
     for (j, vip) in s.vips.iter().enumerate() {
         let ip: IpAddr = vip.parse().map_err(|_| {
             err(
@@ -162,7 +164,7 @@ pub(super) fn index_service(
             service.port,
         ));
     }
-    let mut hosts = Vec::new();
+    let mut hosts = Vec::with_capacity(s.hostnames.len());
     for (j, host) in s.hostnames.iter().enumerate() {
         let field = format!("{at}.hostnames[{j}]");
         let (name, port) = crate::routing::normalize_authority(host, service.port)
@@ -180,8 +182,8 @@ pub(super) fn index_service(
     }
     Ok(Indexed {
         service,
-        addrs,
-        hosts,
+        addrs: addrs.into(),
+        hosts: hosts.into(),
     })
 }
 
@@ -241,11 +243,11 @@ pub(super) fn build_service(
         port,
         protocol,
         endpoints,
-        split,
+        split: split.map(Box::new),
         split_matches: compile_matches(&format!("{at}.splitMatches"), &s.split_matches)?,
-        retry,
+        retry: retry.map(Box::new),
         request_timeout: super::optional_ms(s.request_timeout_ms).or(mesh_request_timeout),
         backend_request_timeout: super::optional_ms(s.backend_request_timeout_ms),
-        routes: super::routes::build_routes(at, &s.routes, sets, registry)?,
+        routes: super::routes::build_routes(at, &s.routes, sets, registry)?.map(Box::new),
     })
 }
