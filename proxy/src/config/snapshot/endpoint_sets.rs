@@ -35,8 +35,10 @@ pub struct EndpointSet {
     /// The service's circuit breaker (kept across configs while its limits
     /// stay the same); None without limits.
     pub breaker: Option<Arc<Breaker>>,
-    pub outlier: Option<OutlierRule>,
-    endpoints: OnceLock<Vec<Arc<EndpointHandle>>>,
+    // Boxed, as the endpoints: a big cluster's config holds 10,000 sets,
+    // few with outlier detection.
+    pub outlier: Option<Box<OutlierRule>>,
+    endpoints: OnceLock<Box<[Arc<EndpointHandle>]>>,
     /// What makes them on first use; None for a set made with them.
     source: Option<SetSource>,
 }
@@ -62,8 +64,8 @@ impl EndpointSet {
         Self {
             key,
             breaker,
-            outlier,
-            endpoints: OnceLock::from(endpoints),
+            outlier: outlier.map(Box::new),
+            endpoints: OnceLock::from(endpoints.into_boxed_slice()),
             source: None,
         }
     }
@@ -75,13 +77,13 @@ impl EndpointSet {
     pub fn endpoints(&self) -> &[Arc<EndpointHandle>] {
         self.endpoints.get_or_init(|| {
             let Some(source) = &self.source else {
-                return Vec::new();
+                return Box::default();
             };
             let endpoints = source.handles();
             for endpoint in &endpoints {
                 endpoint.breaker.store(self.breaker.clone());
             }
-            endpoints
+            endpoints.into()
         })
     }
 
@@ -222,7 +224,7 @@ pub(super) fn build_set(
     Ok(Some(Arc::new(EndpointSet {
         key: set.key.as_str().into(),
         breaker,
-        outlier: policy.and_then(|p| p.outlier.clone()),
+        outlier: policy.and_then(|p| p.outlier.clone()).map(Box::new),
         endpoints: OnceLock::new(),
         source: Some(SetSource {
             encoded,

@@ -237,7 +237,13 @@ pub(super) fn build_service(
         None => None,
     };
     Ok(OutboundService {
-        key: s.key.as_str().into(),
+        // The service's own set has its key (as compiled configs name
+        // them): one copy.
+        key: if *endpoints.key == *s.key {
+            endpoints.key.clone()
+        } else {
+            s.key.as_str().into()
+        },
         namespace: s.namespace.as_str().into(),
         name: s.name.as_str().into(),
         port,
