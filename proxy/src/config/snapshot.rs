@@ -31,12 +31,8 @@ pub use routes::{Mirror, RouteBackend, RouteRule, Routes};
 pub use update::update;
 
 use self::{
-    egress::build_egress,
-    endpoint_sets::build_endpoint_sets,
-    inbound::build_inbound,
-    outbound::{Indexed, build_outbound},
-    pod_addresses::PodIndex,
-    references::References,
+    egress::build_egress, endpoint_sets::build_endpoint_sets, inbound::build_inbound,
+    outbound::build_outbound, pod_addresses::PodIndex, references::References,
 };
 use super::Protocol;
 use super::store::{ConfigSource, ConfigStore, FileResources};
@@ -154,7 +150,7 @@ struct Built {
     /// change rebuilds it whole).
     clean: bool,
     /// Each service as built, with its addresses and host names.
-    services: imbl::OrdMap<Arc<str>, Arc<Indexed>>,
+    services: imbl::OrdMap<Arc<str>, Arc<OutboundService>>,
     /// Which services each endpoint set matters to.
     references: References,
     pods: PodIndex,
@@ -170,6 +166,9 @@ pub struct OutboundService {
     pub name: Arc<str>,
     pub port: u16,
     pub protocol: Protocol,
+    /// Reached at cluster addresses (not headless): its meshed pods are
+    /// reached by their own addresses through it.
+    pub cluster_addressed: bool,
     pub endpoints: Arc<EndpointSet>,
     // What most services do not set is boxed: a service was 296 bytes,
     // and a big cluster's config holds 10,000 of them.

@@ -24,18 +24,18 @@ use crate::{
 pub(super) struct OutboundIndexes {
     pub by_addr: imbl::OrdMap<SocketAddr, Arc<OutboundService>>,
     pub by_host: imbl::OrdMap<Arc<str>, Vec<Arc<OutboundService>>>,
-    // Keyed by the service's own key, and host names shared with
-    // `Indexed::hosts`: one copy of each string.
-    pub services: imbl::OrdMap<Arc<str>, Arc<Indexed>>,
+    // Keyed by the service's own key. Which addresses and host names it
+    // is found by is not kept: [`OutboundIndexes::remove`] reads them
+    // again from its resource (they were 1.7 MB at 10,000 services).
+    pub services: imbl::OrdMap<Arc<str>, Arc<OutboundService>>,
 }
 
-/// A service and the keys it is found by.
+/// A service and the keys it is found by, until it is indexed.
 #[derive(Debug)]
 pub(super) struct Indexed {
-    // Boxed slices, sized exactly: a vector's first push reserves four.
     pub service: Arc<OutboundService>,
-    pub addrs: Box<[SocketAddr]>,
-    pub hosts: Box<[Arc<str>]>,
+    pub addrs: Vec<SocketAddr>,
+    pub hosts: Vec<Arc<str>>,
 }
 
 pub(super) fn build_outbound(
@@ -81,24 +81,23 @@ impl OutboundIndexes {
                 .push(indexed.service.clone());
         }
         self.services
-            .insert(indexed.service.key.clone(), Arc::new(indexed));
+            .insert(indexed.service.key.clone(), indexed.service);
     }
 
-    /// Takes a service out of every index; what it was.
-    pub(super) fn remove(&mut self, key: &str) -> Option<Arc<Indexed>> {
-        let old = self.services.remove(key)?;
-        for addr in &old.addrs {
-            if self
-                .by_addr
-                .get(addr)
-                .is_some_and(|s| Arc::ptr_eq(s, &old.service))
-            {
+    /// Takes the service `s` (the resource it was built from) out of
+    /// every index; what it was.
+    pub(super) fn remove(&mut self, s: &v1::OutboundService) -> Option<Arc<OutboundService>> {
+        let old = self.services.remove(s.key.as_str())?;
+        // They were read from the same resource when it was indexed.
+        let (addrs, hosts) = lookup_keys("", s, old.port).unwrap_or_default();
+        for addr in &addrs {
+            if self.by_addr.get(addr).is_some_and(|s| Arc::ptr_eq(s, &old)) {
                 self.by_addr.remove(addr);
             }
         }
-        for host in &old.hosts {
+        for host in &hosts {
             let now_empty = self.by_host.get_mut(host).is_some_and(|list| {
-                list.retain(|s| !Arc::ptr_eq(s, &old.service));
+                list.retain(|s| !Arc::ptr_eq(s, &old));
                 list.is_empty()
             });
             if now_empty {
@@ -151,6 +150,20 @@ pub(super) fn index_service(
     mesh_request_timeout: Option<Duration>,
 ) -> Result<Indexed, ConfigError> {
     let service = Arc::new(build_service(at, s, sets, registry, mesh_request_timeout)?);
+    let (addrs, hosts) = lookup_keys(at, s, service.port)?;
+    Ok(Indexed {
+        service,
+        addrs,
+        hosts,
+    })
+}
+
+/// The cluster addresses and host names `s` is found by on `port`.
+fn lookup_keys(
+    at: &str,
+    s: &v1::OutboundService,
+    port: u16,
+) -> Result<(Vec<SocketAddr>, Vec<Arc<str>>), ConfigError> {
     let mut addrs = Vec::with_capacity(s.vips.len());
     for (j, vip) in s.vips.iter().enumerate() {
         let ip: IpAddr = vip.parse().map_err(|_| {
@@ -159,32 +172,22 @@ pub(super) fn index_service(
                 format!("{vip:?} is not an IP address"),
             )
         })?;
-        addrs.push(SocketAddr::new(
-            crate::policy::canonical_ip(ip),
-            service.port,
-        ));
+        addrs.push(SocketAddr::new(crate::policy::canonical_ip(ip), port));
     }
     let mut hosts = Vec::with_capacity(s.hostnames.len());
     for (j, host) in s.hostnames.iter().enumerate() {
         let field = format!("{at}.hostnames[{j}]");
-        let (name, port) = crate::routing::normalize_authority(host, service.port)
+        let (name, named_port) = crate::routing::normalize_authority(host, port)
             .ok_or_else(|| err(&field, format!("{host:?} is not a host name")))?;
-        if port != service.port {
+        if named_port != port {
             return Err(err(
                 &field,
-                format!(
-                    "{host:?} names port {port}, the service port is {}",
-                    service.port
-                ),
+                format!("{host:?} names port {named_port}, the service port is {port}"),
             ));
         }
         hosts.push(name.as_ref().into());
     }
-    Ok(Indexed {
-        service,
-        addrs: addrs.into(),
-        hosts: hosts.into(),
-    })
+    Ok((addrs, hosts))
 }
 
 pub(super) fn build_service(
@@ -248,6 +251,7 @@ pub(super) fn build_service(
         name: s.name.as_str().into(),
         port,
         protocol,
+        cluster_addressed: !s.vips.is_empty(),
         endpoints,
         split: split.map(Box::new),
         split_matches: compile_matches(&format!("{at}.splitMatches"), &s.split_matches)?,

@@ -15,7 +15,7 @@ use std::{
     time::Duration,
 };
 
-use super::{EndpointSet, OutboundService, key_set::KeySet, outbound::Indexed};
+use super::{EndpointSet, OutboundService, key_set::KeySet};
 use crate::upstream::EndpointHandle;
 
 /// One meshed pod reached by its own address.
@@ -53,6 +53,7 @@ impl PodTarget {
                 name: self.owner.name.clone(),
                 port: addr.port(),
                 protocol: self.owner.protocol,
+                cluster_addressed: false,
                 endpoints: Arc::new(EndpointSet::with_endpoints(
                     key,
                     vec![self.handle.clone()],
@@ -73,11 +74,11 @@ impl PodTarget {
 /// The addresses of the meshed pods a service lists in its own set
 /// (their handles are not made): none without a cluster address (a
 /// headless Service's pods are reached through their own entries).
-pub(super) fn claimed(indexed: &Indexed) -> Vec<SocketAddr> {
-    if indexed.addrs.is_empty() {
+pub(super) fn claimed(service: &OutboundService) -> Vec<SocketAddr> {
+    if !service.cluster_addressed {
         return Vec::new();
     }
-    let mut addrs = indexed.service.endpoints.meshed_addrs();
+    let mut addrs = service.endpoints.meshed_addrs();
     for addr in &mut addrs {
         *addr = pod_addr(*addr);
     }
@@ -90,12 +91,11 @@ fn pod_addr(addr: SocketAddr) -> SocketAddr {
 
 /// The handle of `owner`'s meshed endpoint at `addr` (the owner's
 /// endpoints are made if they were not).
-fn claimed_handle(owner: &Indexed, addr: &SocketAddr) -> Option<Arc<EndpointHandle>> {
-    if owner.addrs.is_empty() {
+fn claimed_handle(owner: &OutboundService, addr: &SocketAddr) -> Option<Arc<EndpointHandle>> {
+    if !owner.cluster_addressed {
         return None;
     }
     owner
-        .service
         .endpoints
         .endpoints()
         .iter()
@@ -103,7 +103,7 @@ fn claimed_handle(owner: &Indexed, addr: &SocketAddr) -> Option<Arc<EndpointHand
         .cloned()
 }
 
-type Services = imbl::OrdMap<Arc<str>, Arc<Indexed>>;
+type Services = imbl::OrdMap<Arc<str>, Arc<OutboundService>>;
 
 /// The pod addresses and which services claim each.
 #[derive(Debug, Clone, Default)]
@@ -126,9 +126,9 @@ impl PodIndex {
     /// Every pod address of `services`.
     pub fn build(services: &Services) -> Self {
         let mut index = Self::default();
-        for indexed in services.values() {
-            for addr in claimed(indexed) {
-                index.claim(&indexed.service.key, addr);
+        for service in services.values() {
+            for addr in claimed(service) {
+                index.claim(&service.key, addr);
             }
         }
         index
@@ -174,11 +174,7 @@ impl PodIndex {
         let made = entry.claims.iter().find_map(|key| {
             let owner = services.get(&**key)?;
             let handle = claimed_handle(owner, addr)?;
-            Some(PodTarget::new(
-                &owner.service,
-                &handle,
-                mesh_request_timeout,
-            ))
+            Some(PodTarget::new(owner, &handle, mesh_request_timeout))
         })?;
         Some(entry.target.get_or_init(|| made))
     }

@@ -128,7 +128,10 @@ pub fn update(
     let mut pods = prev.built.pods.clone();
     let mut touched_pods = BTreeSet::new();
     for key in &services {
-        if let Some(was) = outbound.remove(key) {
+        let Some(was) = old.outbound(key) else {
+            continue;
+        };
+        if let Some(was) = outbound.remove(&was) {
             for addr in claimed(&was) {
                 pods.unclaim(key, addr);
                 touched_pods.insert(addr);
@@ -143,7 +146,7 @@ pub fn update(
         let indexed =
             index_service(&at, &s, &endpoint_sets, registry, mesh.request_timeout).ok()?;
         outbound.conflicts(&at, &s, &indexed).ok()?;
-        for addr in claimed(&indexed) {
+        for addr in claimed(&indexed.service) {
             pods.claim(&indexed.service.key, addr);
             touched_pods.insert(addr);
         }
