@@ -95,7 +95,7 @@ async fn a_retry_policy_applied_to_the_controller_is_enforced_by_the_client_prox
                 .config()
                 .outbound_by_host
                 .get("store.shop")
-                .is_some_and(|s| s.iter().any(|s| s.retry.is_some()));
+                .is_some_and(|s| s.iter().any(|n| n.service.retry.is_some()));
             (store.shared.is_ready() && retrying && get().await.status == 200).then_some(())
         },
     )
@@ -116,7 +116,7 @@ async fn a_retry_policy_applied_to_the_controller_is_enforced_by_the_client_prox
             .config()
             .outbound_by_host
             .get("store.shop")
-            .is_some_and(|s| s.iter().any(|s| s.retry.is_some()));
+            .is_some_and(|s| s.iter().any(|n| n.service.retry.is_some()));
         (!retrying).then_some(())
     })
     .await;

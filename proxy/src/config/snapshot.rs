@@ -17,6 +17,7 @@ use rustls::pki_types::CertificateDer;
 mod describe;
 mod egress;
 mod endpoint_sets;
+mod host_names;
 mod inbound;
 mod key_set;
 mod outbound;
@@ -131,7 +132,8 @@ pub struct Snapshot {
     pub inbound: Arc<HashMap<u16, InboundPolicy>>,
     /// Services by cluster address and port.
     pub outbound_by_addr: imbl::OrdMap<SocketAddr, Arc<OutboundService>>,
-    pub outbound_by_host: imbl::OrdMap<Arc<str>, Vec<Arc<OutboundService>>>,
+    /// Services by host name (see [`Snapshot::service_by_host`]).
+    pub outbound_by_host: host_names::ByHost,
     /// Destinations outside the mesh Egress policies admit.
     pub egress: Arc<Vec<EgressRule>>,
     pub endpoint_sets: Sets,

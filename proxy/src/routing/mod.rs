@@ -58,11 +58,7 @@ pub fn service_by_authority<'a>(
     {
         return service_by_addr(snapshot, SocketAddr::new(ip, port));
     }
-    snapshot
-        .outbound_by_host
-        .get(host.as_ref())?
-        .iter()
-        .find(|s| s.port == port)
+    snapshot.service_by_host(&host, port)
 }
 
 /// Picks the endpoint set a request (or, with `request: None`, a TCP

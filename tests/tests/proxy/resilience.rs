@@ -277,7 +277,7 @@ async fn pending_requests_wait_for_a_place_up_to_their_limit() {
         "the second request holds the only pending place",
         || async {
             let snapshot = proxy.shared.config();
-            let service = &snapshot.outbound_by_host.get(HOST)?[0];
+            let service = &snapshot.outbound_by_host.get(HOST)?[0].service;
             (service.endpoints.breaker.as_ref()?.pending() == 1).then_some(())
         },
     )

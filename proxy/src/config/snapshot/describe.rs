@@ -48,10 +48,16 @@ impl Snapshot {
         for (addr, o) in &s.outbound_by_addr {
             out.insert(format!("addr {addr}"), service(o));
         }
-        for (host, list) in &s.outbound_by_host {
-            let mut names: Vec<String> = list.iter().map(|o| service(o)).collect();
+        let mut hosts: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (host, o) in s.host_names() {
+            hosts
+                .entry(format!("host {host}"))
+                .or_default()
+                .push(service(o));
+        }
+        for (host, mut names) in hosts {
             names.sort();
-            out.insert(format!("host {host}"), names.join(" | "));
+            out.insert(host, names.join(" | "));
         }
         for addr in s.built.pods.addrs() {
             let described = s

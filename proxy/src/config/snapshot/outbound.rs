@@ -2,6 +2,7 @@
 //! splits, A/B matches, retries and routes.
 
 use std::{
+    borrow::Cow,
     net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
     time::Duration,
@@ -10,8 +11,9 @@ use std::{
 use osm_api::v1;
 
 use super::{
-    Build, ConfigError, OutboundService, Retries, Sets, Split, compile_matches, err, port_of,
-    protocol_of,
+    Build, ConfigError, OutboundService, Retries, Sets, Split, compile_matches, err,
+    host_names::{self, ByHost, SuffixLists},
+    port_of, protocol_of,
 };
 use crate::{
     resilience::{budget::RetryBudget, outlier::OutlierRule, retry::RetryRule},
@@ -23,7 +25,7 @@ use crate::{
 #[derive(Debug, Clone, Default)]
 pub(super) struct OutboundIndexes {
     pub by_addr: imbl::OrdMap<SocketAddr, Arc<OutboundService>>,
-    pub by_host: imbl::OrdMap<Arc<str>, Vec<Arc<OutboundService>>>,
+    pub by_host: ByHost,
     // Keyed by the service's own key. Which addresses and host names it
     // is found by is not kept: [`OutboundIndexes::remove`] reads them
     // again from its resource (they were 1.7 MB at 10,000 services).
@@ -32,10 +34,11 @@ pub(super) struct OutboundIndexes {
 
 /// A service and the keys it is found by, until it is indexed.
 #[derive(Debug)]
-pub(super) struct Indexed {
+pub(super) struct Indexed<'s> {
     pub service: Arc<OutboundService>,
     pub addrs: Vec<SocketAddr>,
-    pub hosts: Vec<Arc<str>>,
+    /// Normalized (borrowed from the resource where it already was).
+    pub hosts: Vec<Cow<'s, str>>,
 }
 
 pub(super) fn build_outbound(
@@ -46,6 +49,7 @@ pub(super) fn build_outbound(
     build: &mut Build,
 ) -> Result<OutboundIndexes, ConfigError> {
     let mut out = OutboundIndexes::default();
+    let mut lists = SuffixLists::default();
     for (i, s) in services.into_iter().enumerate() {
         let at = format!("outbound[{i}]");
         let indexed =
@@ -61,7 +65,7 @@ pub(super) fn build_outbound(
             });
         // Fail-closed: a service that cannot be built is not routed to.
         if let Some(indexed) = build.keep(indexed)? {
-            out.insert(indexed);
+            out.insert(indexed, &mut lists);
         }
     }
     Ok(out)
@@ -69,17 +73,12 @@ pub(super) fn build_outbound(
 
 impl OutboundIndexes {
     /// Adds a service that [`OutboundIndexes::conflicts`] passed.
-    pub(super) fn insert(&mut self, indexed: Indexed) {
+    pub(super) fn insert(&mut self, indexed: Indexed<'_>, lists: &mut SuffixLists) {
         for addr in &indexed.addrs {
             self.by_addr.insert(*addr, indexed.service.clone());
         }
-        for host in &indexed.hosts {
-            // Nearly every host name names one service.
-            self.by_host
-                .entry(host.clone())
-                .or_insert_with(|| Vec::with_capacity(1))
-                .push(indexed.service.clone());
-        }
+        let names = lists.group(&indexed.hosts);
+        host_names::insert(&mut self.by_host, names, &indexed.service);
         self.services
             .insert(indexed.service.key.clone(), indexed.service);
     }
@@ -95,15 +94,7 @@ impl OutboundIndexes {
                 self.by_addr.remove(addr);
             }
         }
-        for host in &hosts {
-            let now_empty = self.by_host.get_mut(host).is_some_and(|list| {
-                list.retain(|s| !Arc::ptr_eq(s, &old));
-                list.is_empty()
-            });
-            if now_empty {
-                self.by_host.remove(host);
-            }
-        }
+        host_names::remove(&mut self.by_host, &hosts, &old);
         Some(old)
     }
 
@@ -112,7 +103,7 @@ impl OutboundIndexes {
         &self,
         at: &str,
         s: &v1::OutboundService,
-        indexed: &Indexed,
+        indexed: &Indexed<'_>,
     ) -> Result<(), ConfigError> {
         for (j, addr) in indexed.addrs.iter().enumerate() {
             if let Some(other) = self.by_addr.get(addr) {
@@ -124,13 +115,7 @@ impl OutboundIndexes {
         }
         for (j, host) in indexed.hosts.iter().enumerate() {
             let port = indexed.service.port;
-            if let Some(other) = self
-                .by_host
-                .get(host)
-                .into_iter()
-                .flatten()
-                .find(|o| o.port == port)
-            {
+            if let Some(other) = host_names::lookup(&self.by_host, host, port) {
                 return Err(err(
                     format!("{at}.hostnames[{j}]"),
                     format!("{:?} already names {}", s.hostnames[j], other.key),
@@ -142,13 +127,13 @@ impl OutboundIndexes {
 }
 
 /// A service with its addresses and host names, checked on their own.
-pub(super) fn index_service(
+pub(super) fn index_service<'s>(
     at: &str,
-    s: &v1::OutboundService,
+    s: &'s v1::OutboundService,
     sets: &Sets,
     registry: &EndpointRegistry,
     mesh_request_timeout: Option<Duration>,
-) -> Result<Indexed, ConfigError> {
+) -> Result<Indexed<'s>, ConfigError> {
     let service = Arc::new(build_service(at, s, sets, registry, mesh_request_timeout)?);
     let (addrs, hosts) = lookup_keys(at, s, service.port)?;
     Ok(Indexed {
@@ -159,11 +144,13 @@ pub(super) fn index_service(
 }
 
 /// The cluster addresses and host names `s` is found by on `port`.
-fn lookup_keys(
+type LookupKeys<'s> = (Vec<SocketAddr>, Vec<Cow<'s, str>>);
+
+fn lookup_keys<'s>(
     at: &str,
-    s: &v1::OutboundService,
+    s: &'s v1::OutboundService,
     port: u16,
-) -> Result<(Vec<SocketAddr>, Vec<Arc<str>>), ConfigError> {
+) -> Result<LookupKeys<'s>, ConfigError> {
     let mut addrs = Vec::with_capacity(s.vips.len());
     for (j, vip) in s.vips.iter().enumerate() {
         let ip: IpAddr = vip.parse().map_err(|_| {
@@ -185,7 +172,7 @@ fn lookup_keys(
                 format!("{host:?} names port {named_port}, the service port is {port}"),
             ));
         }
-        hosts.push(name.as_ref().into());
+        hosts.push(name);
     }
     Ok((addrs, hosts))
 }

@@ -50,8 +50,18 @@ fn a_valid_config_is_indexed() {
         .expect("addr")];
     assert_eq!(&*svc.key, "bookstore/bookstore:14001");
     assert_eq!(svc.split.as_ref().expect("split").backends.len(), 2);
-    let by_host = &s.outbound_by_host["bookstore.bookstore.svc.cluster.local"];
-    assert_eq!(&*by_host[0].key, "bookstore/bookstore:14001");
+    let by_host = s
+        .service_by_host("bookstore.bookstore.svc.cluster.local", 14001)
+        .expect("found by its qualified name");
+    assert_eq!(&*by_host.key, "bookstore/bookstore:14001");
+    assert!(
+        s.service_by_host("bookstore.bookstore.svc.cluster", 14001)
+            .is_none()
+    );
+    assert!(
+        s.service_by_host("bookstore.bookstore", 80).is_none(),
+        "another port"
+    );
 }
 
 #[test]
@@ -169,7 +179,7 @@ fn the_fuzz_seed_with_routes_and_resilience_builds() {
     let update = v1::ConfigUpdate::decode(&bytes[1..]).unwrap();
     let config = osm_api::protocol::apply_update(&v1::ProxyConfig::default(), &update).unwrap();
     let snapshot = build_snapshot(config, 1, &EndpointRegistry::default()).unwrap();
-    let service = &snapshot.outbound_by_host["echo.shop"][0];
+    let service = &snapshot.outbound_by_host["echo.shop"][0].service;
     assert!(service.retry.is_some());
     assert_eq!(service.routes.as_ref().map(|r| r.rules.len()), Some(2));
     assert!(service.endpoints.breaker.is_some() && service.endpoints.outlier.is_some());

@@ -18,6 +18,7 @@ use osm_api::protocol::ResourceId;
 use super::{
     Build, Built, OnBadResource, Snapshot, build_egress_rules,
     endpoint_sets::{build_set, set_policy},
+    host_names::SuffixLists,
     inbound::build_inbound,
     outbound::{OutboundIndexes, index_service},
     pod_addresses::claimed,
@@ -126,6 +127,7 @@ pub fn update(
         services: prev.built.services.clone(),
     };
     let mut pods = prev.built.pods.clone();
+    let mut lists = SuffixLists::default();
     let mut touched_pods = BTreeSet::new();
     for key in &services {
         let Some(was) = old.outbound(key) else {
@@ -150,7 +152,7 @@ pub fn update(
             pods.claim(&indexed.service.key, addr);
             touched_pods.insert(addr);
         }
-        outbound.insert(indexed);
+        outbound.insert(indexed, &mut lists);
     }
     for addr in touched_pods {
         pods.refresh(addr);
