@@ -2,6 +2,7 @@
 //! compiling it into an immutable, validated [`Snapshot`].
 
 mod load;
+mod packed;
 mod snapshot;
 pub mod store;
 pub mod watch;

@@ -35,8 +35,8 @@ use self::{
     egress::build_egress, endpoint_sets::build_endpoint_sets, inbound::build_inbound,
     outbound::build_outbound, pod_addresses::PodIndex, references::References,
 };
-use super::Protocol;
 use super::store::{ConfigSource, ConfigStore, FileResources};
+use super::{Protocol, packed::packed};
 use crate::{
     identity::policy::TlsPolicy,
     policy::{InboundPolicy, matcher::HttpMatcher},
@@ -343,7 +343,7 @@ pub fn build(
     )?;
     // The references are read off the same pass: a store decodes each
     // service every time it is iterated.
-    let mut references = References::default();
+    let mut references = references::Gathered::default();
     let outbound = build_outbound(
         config.services().inspect(|s| references.add(s)),
         &endpoint_sets,
@@ -357,21 +357,22 @@ pub fn build(
         version,
         source,
         inbound: Arc::new(inbound),
-        outbound_by_addr: outbound.by_addr,
-        outbound_by_host: outbound.by_host,
+        outbound_by_addr: packed(outbound.by_addr),
+        outbound_by_host: packed(outbound.by_host),
         egress: Arc::new(egress),
         fresh_sets: endpoint_sets.values().cloned().collect(),
-        endpoint_sets,
+        endpoint_sets: packed(endpoint_sets),
         built: Built {
             clean: build.rejected.is_empty(),
-            services: outbound.services,
-            references,
+            services: packed(outbound.services),
+            references: references.finish(),
             pods,
             tls,
         },
         mesh,
         trust_bundle,
     };
+    super::packed::release_free_memory();
     Ok((snapshot, build.rejected))
 }
 

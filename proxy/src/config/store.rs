@@ -17,6 +17,8 @@ use osm_api::{
 };
 use prost::Message;
 
+use super::packed::{packed_from, sorted_last_wins};
+
 /// Resources by key, cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct ConfigStore {
@@ -92,11 +94,10 @@ impl ConfigStore {
     /// replaces everything, otherwise upserts replace by key and removals
     /// delete by key. All or nothing, as [`osm_api::protocol::apply_update`].
     pub fn apply(&self, update: v1::ConfigUpdate) -> Result<(Self, Changed), UpdateError> {
-        let mut resources = if update.full {
-            imbl::OrdMap::new()
-        } else {
-            self.resources.clone()
-        };
+        if update.full {
+            return Self::whole(update).map(|store| (store, Changed::All));
+        }
+        let mut resources = self.resources.clone();
         let mut touched = BTreeSet::new();
         for (i, removal) in update.removals.iter().enumerate() {
             let id = removal_id(i, removal)?;
@@ -108,12 +109,23 @@ impl ConfigStore {
             resources.insert(id.clone(), Encoded::of(&resource));
             touched.insert(id);
         }
-        let changed = if update.full {
-            Changed::All
-        } else {
-            Changed::Keys(touched)
-        };
-        Ok((Self { resources }, changed))
+        Ok((Self { resources }, Changed::Keys(touched)))
+    }
+
+    /// A full batch's resources (its removals name nothing to remove, but
+    /// must be valid), kept in a map with full nodes.
+    fn whole(update: v1::ConfigUpdate) -> Result<Self, UpdateError> {
+        for (i, removal) in update.removals.iter().enumerate() {
+            removal_id(i, removal)?;
+        }
+        let mut entries = Vec::with_capacity(update.upserts.len());
+        for (i, resource) in update.upserts.into_iter().enumerate() {
+            let id = resource_id(&resource).ok_or(UpdateError::EmptyResource(i))?;
+            entries.push((id, Encoded::of(&resource)));
+        }
+        Ok(Self {
+            resources: packed_from(sorted_last_wins(entries)),
+        })
     }
 
     /// The whole config, in key order (as the stream's batches assemble).
@@ -217,7 +229,7 @@ impl FileResources {
     /// replaces an earlier one: the build has refused duplicates).
     pub fn into_store(self) -> ConfigStore {
         ConfigStore {
-            resources: self.0.into_iter().collect(),
+            resources: packed_from(sorted_last_wins(self.0)),
         }
     }
 }

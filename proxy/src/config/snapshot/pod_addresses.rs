@@ -123,15 +123,32 @@ struct PodEntry {
 }
 
 impl PodIndex {
-    /// Every pod address of `services`.
+    /// Every pod address of `services`, in a map with full nodes.
     pub fn build(services: &Services) -> Self {
-        let mut index = Self::default();
+        let mut claims: Vec<(SocketAddr, &Arc<str>)> = Vec::new();
         for service in services.values() {
-            for addr in claimed(service) {
-                index.claim(&service.key, addr);
+            claims.extend(
+                claimed(service)
+                    .into_iter()
+                    .map(|addr| (addr, &service.key)),
+            );
+        }
+        // Stable: an address's claims stay in key order.
+        claims.sort_by_key(|(addr, _)| *addr);
+        let mut entries: Vec<(SocketAddr, PodEntry)> = Vec::new();
+        for (addr, key) in claims {
+            match entries.last_mut() {
+                Some((last, entry)) if *last == addr => entry.claims.insert(key),
+                _ => {
+                    let mut entry = PodEntry::default();
+                    entry.claims.insert(key);
+                    entries.push((addr, entry));
+                }
             }
         }
-        index
+        Self {
+            entries: crate::config::packed::packed_from(entries),
+        }
     }
 
     pub fn claim(&mut self, key: &Arc<str>, addr: SocketAddr) {

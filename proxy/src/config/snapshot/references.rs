@@ -26,19 +26,66 @@ pub(super) struct References {
     sets: imbl::OrdMap<Arc<str>, SetRefs>,
 }
 
+/// One service's references: (set, whether it is the service's own,
+/// the service's key).
+type Reference = (Arc<str>, bool, Arc<str>);
+
+fn references_of(s: &v1::OutboundService) -> impl Iterator<Item = Reference> + '_ {
+    let key: Arc<str> = s.key.as_str().into();
+    let own = if s.endpoints == s.key {
+        key.clone()
+    } else {
+        s.endpoints.as_str().into()
+    };
+    let others = read_sets(s).into_iter().filter(|set| *set != s.endpoints);
+    std::iter::once((own, true, key.clone()))
+        .chain(others.map(move |set| (set.into(), false, key.clone())))
+}
+
+/// A whole build's references, gathered first and made into a map with
+/// full nodes at the end.
+#[derive(Debug, Default)]
+pub(super) struct Gathered(Vec<Reference>);
+
+impl Gathered {
+    pub fn add(&mut self, s: &v1::OutboundService) {
+        self.0.extend(references_of(s));
+    }
+
+    pub fn finish(mut self) -> References {
+        // Stable: a set's services stay in the order they were added.
+        self.0.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut entries: Vec<(Arc<str>, SetRefs)> = Vec::new();
+        for (set, own, key) in self.0 {
+            let refs = match entries.last_mut() {
+                Some((last, refs)) if *last == set => refs,
+                _ => {
+                    entries.push((set, SetRefs::default()));
+                    &mut entries.last_mut().expect("just pushed").1
+                }
+            };
+            refs.add(own, &key);
+        }
+        References {
+            sets: crate::config::packed::packed_from(entries),
+        }
+    }
+}
+
+impl SetRefs {
+    fn add(&mut self, own: bool, key: &Arc<str>) {
+        if own {
+            self.owners.insert(key);
+        } else {
+            self.others.insert(key);
+        }
+    }
+}
+
 impl References {
     pub fn add(&mut self, s: &v1::OutboundService) {
-        let key: Arc<str> = s.key.as_str().into();
-        let own = if s.endpoints == s.key {
-            key.clone()
-        } else {
-            s.endpoints.as_str().into()
-        };
-        self.refs(own).owners.insert(&key);
-        for set in read_sets(s) {
-            if set != s.endpoints {
-                self.refs(set.into()).others.insert(&key);
-            }
+        for (set, own, key) in references_of(s) {
+            self.sets.entry(set).or_default().add(own, &key);
         }
     }
 
@@ -62,10 +109,6 @@ impl References {
             .get(set)
             .into_iter()
             .flat_map(|refs| refs.owners.iter().chain(refs.others.iter()))
-    }
-
-    fn refs(&mut self, set: Arc<str>) -> &mut SetRefs {
-        self.sets.entry(set).or_default()
     }
 
     /// Takes a service off `set`, and the set off the map when nothing
@@ -155,5 +198,30 @@ mod tests {
         assert!(readers(&refs, "s3").is_empty());
         refs.remove(&b);
         assert!(refs.owner("s1").is_none() && readers(&refs, "s4").is_empty());
+    }
+
+    #[test]
+    fn gathered_references_are_the_ones_added_in_turn() {
+        let services = [
+            service("b", "s1", &[], Some("s4")),
+            service("a", "s1", &["s2", "s3"], None),
+            service("c", "s2", &["s1"], None),
+        ];
+        let mut added = References::default();
+        let mut gathered = Gathered::default();
+        for s in &services {
+            added.add(s);
+            gathered.add(s);
+        }
+        let gathered = gathered.finish();
+        for set in ["s1", "s2", "s3", "s4", "s5"] {
+            assert_eq!(gathered.owner(set), added.owner(set), "{set}");
+            let mut want: Vec<_> = added.readers(set).collect();
+            let mut got: Vec<_> = gathered.readers(set).collect();
+            want.sort();
+            got.sort();
+            assert_eq!(got, want, "{set}");
+        }
+        assert_eq!(gathered.owner("s1").map(|k| &**k), Some("a"));
     }
 }
