@@ -153,6 +153,9 @@ struct Built {
     clean: bool,
     /// Each service as built, with its addresses and host names.
     services: imbl::OrdMap<Arc<str>, Arc<OutboundService>>,
+    /// The host name suffix lists of the services (a whole build starts
+    /// them afresh).
+    suffixes: host_names::SuffixLists,
     /// Which services each endpoint set matters to.
     references: References,
     pods: PodIndex,
@@ -365,6 +368,7 @@ pub fn build(
         built: Built {
             clean: build.rejected.is_empty(),
             services: packed(outbound.services),
+            suffixes: outbound.suffixes,
             references: references.finish(),
             pods,
             tls,
@@ -372,7 +376,7 @@ pub fn build(
         mesh,
         trust_bundle,
     };
-    super::packed::release_free_memory();
+    super::free_memory::release_free_memory();
     Ok((snapshot, build.rejected))
 }
 

@@ -54,17 +54,16 @@ struct SetSource {
 }
 
 impl EndpointSet {
-    /// A set of these endpoints, made now.
+    /// A set of these endpoints, made now, without outlier detection.
     pub fn with_endpoints(
         key: Arc<str>,
         endpoints: Vec<Arc<EndpointHandle>>,
         breaker: Option<Arc<Breaker>>,
-        outlier: Option<OutlierRule>,
     ) -> Self {
         Self {
             key,
             breaker,
-            outlier: outlier.map(Box::new),
+            outlier: None,
             endpoints: OnceLock::from(endpoints.into_boxed_slice()),
             source: None,
         }

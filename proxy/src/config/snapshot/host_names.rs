@@ -53,10 +53,11 @@ pub fn lookup<'a>(by_host: &'a ByHost, host: &str, port: u16) -> Option<&'a Arc<
 /// A service's host names grouped by stem, as the index keys them.
 pub(super) type Grouped = Vec<(Arc<str>, Arc<[Box<str>]>)>;
 
-/// Shares the suffix lists of one build between its services (a list is
+/// Shares the suffix lists of a build (and the updates that follow it)
+/// between its services (a list is
 /// made only for a shape not seen yet: a build makes nothing per service
 /// that it then frees, which glibc would keep as holes in the heap).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(super) struct SuffixLists(HashMap<u64, Vec<Arc<[Box<str>]>>>);
 
 impl SuffixLists {

@@ -30,6 +30,9 @@ pub(super) struct OutboundIndexes {
     // is found by is not kept: [`OutboundIndexes::remove`] reads them
     // again from its resource (they were 1.7 MB at 10,000 services).
     pub services: imbl::OrdMap<Arc<str>, Arc<OutboundService>>,
+    /// The host name suffix lists the services share, kept for updates
+    /// (a service rebuilt in place shares its list too).
+    pub suffixes: SuffixLists,
 }
 
 /// A service and the keys it is found by, until it is indexed.
@@ -49,7 +52,6 @@ pub(super) fn build_outbound(
     build: &mut Build,
 ) -> Result<OutboundIndexes, ConfigError> {
     let mut out = OutboundIndexes::default();
-    let mut lists = SuffixLists::default();
     for (i, s) in services.into_iter().enumerate() {
         let at = format!("outbound[{i}]");
         let indexed =
@@ -65,7 +67,7 @@ pub(super) fn build_outbound(
             });
         // Fail-closed: a service that cannot be built is not routed to.
         if let Some(indexed) = build.keep(indexed)? {
-            out.insert(indexed, &mut lists);
+            out.insert(indexed);
         }
     }
     Ok(out)
@@ -73,11 +75,11 @@ pub(super) fn build_outbound(
 
 impl OutboundIndexes {
     /// Adds a service that [`OutboundIndexes::conflicts`] passed.
-    pub(super) fn insert(&mut self, indexed: Indexed<'_>, lists: &mut SuffixLists) {
+    pub(super) fn insert(&mut self, indexed: Indexed<'_>) {
         for addr in &indexed.addrs {
             self.by_addr.insert(*addr, indexed.service.clone());
         }
-        let names = lists.group(&indexed.hosts);
+        let names = self.suffixes.group(&indexed.hosts);
         host_names::insert(&mut self.by_host, names, &indexed.service);
         self.services
             .insert(indexed.service.key.clone(), indexed.service);

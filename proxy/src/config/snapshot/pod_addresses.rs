@@ -58,7 +58,6 @@ impl PodTarget {
                     key,
                     vec![self.handle.clone()],
                     self.owner.endpoints.breaker.clone(),
-                    None,
                 )),
                 split: None,
                 split_matches: Vec::new(),

@@ -18,7 +18,6 @@ use osm_api::protocol::ResourceId;
 use super::{
     Build, Built, OnBadResource, Snapshot, build_egress_rules,
     endpoint_sets::{build_set, set_policy},
-    host_names::SuffixLists,
     inbound::build_inbound,
     outbound::{OutboundIndexes, index_service},
     pod_addresses::claimed,
@@ -125,9 +124,9 @@ pub fn update(
         by_addr: prev.outbound_by_addr.clone(),
         by_host: prev.outbound_by_host.clone(),
         services: prev.built.services.clone(),
+        suffixes: prev.built.suffixes.clone(),
     };
     let mut pods = prev.built.pods.clone();
-    let mut lists = SuffixLists::default();
     let mut touched_pods = BTreeSet::new();
     for key in &services {
         let Some(was) = old.outbound(key) else {
@@ -152,7 +151,7 @@ pub fn update(
             pods.claim(&indexed.service.key, addr);
             touched_pods.insert(addr);
         }
-        outbound.insert(indexed, &mut lists);
+        outbound.insert(indexed);
     }
     for addr in touched_pods {
         pods.refresh(addr);
@@ -171,6 +170,7 @@ pub fn update(
         built: Built {
             clean: true,
             services: outbound.services,
+            suffixes: outbound.suffixes,
             references,
             pods,
             tls: prev.built.tls.clone(),
