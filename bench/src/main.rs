@@ -149,8 +149,9 @@ fn soak(args: SoakArgs) -> Result<()> {
 #[derive(Debug, clap::Args)]
 struct PairsArgs {
     /// Paths to run: direct, osm-proxy, osm-proxy+resilience (the pair with
-    /// retries, limits and outlier detection configured), nginx, haproxy
-    /// (comma-separated).
+    /// retries, limits and outlier detection configured), osm-proxy+trace1%,
+    /// osm-proxy+trace100%, osm-proxy-http1 (the pair without HTTP/2
+    /// between the proxies), nginx, haproxy (comma-separated).
     #[arg(
         long,
         value_delimiter = ',',

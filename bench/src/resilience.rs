@@ -239,6 +239,7 @@ async fn retry_run(
         &osm_inbound_config(&ca, app.addr.port()),
         "server",
         &format!("--inbound-listen=127.0.0.1:{inbound_port}={}", app.addr),
+        &[],
     )?;
     let _outbound = spawn_osm_proxy(
         programs,
@@ -247,6 +248,7 @@ async fn retry_run(
         &outbound,
         "client",
         &format!("--outbound-listen=127.0.0.1:{outbound_port}={SERVICE_VIP}"),
+        &[],
     )?;
     wait_answering(outbound_port).await?;
     let before = app.seen.requests.load(Ordering::SeqCst);
@@ -288,6 +290,7 @@ async fn ejection_run(
         &config,
         "client",
         &format!("--outbound-listen=127.0.0.1:{outbound_port}={SERVICE_VIP}"),
+        &[],
     )?;
     wait_answering(outbound_port).await?;
     let faults = bad.faults.clone();

@@ -56,6 +56,8 @@ pub struct Settings {
     /// The pod's address and declared ports (the proxy's own ports are
     /// added once its listeners are bound).
     pub pod_ports: crate::inbound::PodPorts,
+    /// HTTP/1.1 requests to peer proxies share HTTP/2 connections.
+    pub multiplex_http1: bool,
 }
 
 /// The addresses the proxy actually bound.
@@ -137,7 +139,10 @@ impl Proxy {
             AccessLogSink::Writer(w) => AccessLog::start(w, dropped, LogFormat::Json),
             AccessLogSink::Off => AccessLog::disabled(dropped),
         };
-        let shared = Arc::new(Shared::new(metrics, access_log, settings.log_filter));
+        let shared = Arc::new(
+            Shared::new(metrics, access_log, settings.log_filter)
+                .multiplexing_http1(settings.multiplex_http1),
+        );
         if let Some(credentials) = settings.credentials {
             shared
                 .set_credentials(credentials)

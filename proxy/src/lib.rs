@@ -19,6 +19,7 @@ pub mod config;
 pub mod connection;
 pub mod control;
 pub mod detect;
+pub mod http1_over_h2;
 pub mod http_util;
 pub mod hygiene;
 pub mod identity;

@@ -86,6 +86,7 @@ async fn run(args: Args, log_filter: Arc<dyn LogFilter>) -> anyhow::Result<()> {
                 .unwrap_or(osm_proxy::telemetry::access_log::LogFormat::Json),
         ),
         drain_timeout: args.drain_timeout,
+        multiplex_http1: args.multiplex_http1,
         log_filter: Some(log_filter),
         control,
         probes,

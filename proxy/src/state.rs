@@ -73,6 +73,9 @@ pub struct Shared {
     config_log_level: Mutex<String>,
     /// Resolves the hosts egress rules name (destinations are pinned).
     pub resolver: crate::resolve::Resolver,
+    /// Whether HTTP/1.1 requests to peer proxies share HTTP/2 connections
+    /// (`--multiplex-http1`).
+    multiplex_http1: bool,
 }
 
 impl std::fmt::Debug for Shared {
@@ -104,7 +107,15 @@ impl Shared {
             log_filter,
             config_log_level: Mutex::default(),
             resolver: crate::resolve::Resolver::default(),
+            multiplex_http1: true,
         }
+    }
+
+    /// Whether HTTP/1.1 requests to peer proxies share HTTP/2 connections
+    /// (on unless turned off; a peer that does not offer it gets HTTP/1.1).
+    pub fn multiplexing_http1(mut self, on: bool) -> Self {
+        self.multiplex_http1 = on;
+        self
     }
 
     /// The current config.
@@ -256,12 +267,17 @@ impl Shared {
         if bundle.is_empty() {
             return Ok(None);
         }
-        TlsState::new(Credentials::clone(&credentials), bundle, policy)
-            .map(|t| Some(Arc::new(t)))
-            .map_err(|e| ConfigError {
-                field: "trustBundle.pem".into(),
-                message: e.to_string(),
-            })
+        TlsState::new(
+            Credentials::clone(&credentials),
+            bundle,
+            policy,
+            self.multiplex_http1,
+        )
+        .map(|t| Some(Arc::new(t)))
+        .map_err(|e| ConfigError {
+            field: "trustBundle.pem".into(),
+            message: e.to_string(),
+        })
     }
 
     /// Installs (or rotates) the proxy's certificate and key. New
@@ -274,7 +290,12 @@ impl Shared {
         let config = self.config.load();
         let bundle = config.trust_bundle.clone();
         if !bundle.is_empty() {
-            let tls = TlsState::new(credentials.clone(), &bundle, &config.mesh.tls)?;
+            let tls = TlsState::new(
+                credentials.clone(),
+                &bundle,
+                &config.mesh.tls,
+                self.multiplex_http1,
+            )?;
             self.tls.store(Some(Arc::new(tls)));
         } else {
             // Check the credentials now; TLS is built once a bundle arrives.

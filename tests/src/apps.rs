@@ -22,7 +22,9 @@ use tokio::{
 /// An HTTP/1.1 + HTTP/2 application that says who it is and echoes what it
 /// got: body `<name> <METHOD> <path> <request body>`, header `x-app`, the
 /// request's `x-test` header back as `x-echo`. Path `/grpc` answers with
-/// trailers; an `Upgrade` request switches protocols and echoes bytes.
+/// trailers; a path under `/books/slow` is answered after 300 ms (to hold
+/// requests in flight together); an `Upgrade` request switches protocols
+/// and echoes bytes.
 #[derive(Clone)]
 pub struct HttpApp {
     pub addr: SocketAddr,
@@ -31,6 +33,7 @@ pub struct HttpApp {
     connections: Arc<AtomicUsize>,
     open_connections: Arc<AtomicUsize>,
     last_headers: Arc<Mutex<Option<HeaderMap>>>,
+    versions: Arc<Mutex<Vec<http::Version>>>,
 }
 
 type AppBody = BoxBody<Bytes, Infallible>;
@@ -45,6 +48,7 @@ impl HttpApp {
             connections: Arc::default(),
             open_connections: Arc::default(),
             last_headers: Arc::default(),
+            versions: Arc::default(),
         };
         let this = app.clone();
         tokio::spawn(async move {
@@ -91,9 +95,18 @@ impl HttpApp {
         self.last_headers.lock().unwrap().clone()
     }
 
+    /// The HTTP version of each request received, in order.
+    pub fn versions(&self) -> Vec<http::Version> {
+        self.versions.lock().unwrap().clone()
+    }
+
     async fn respond(&self, mut req: Request<Incoming>) -> Response<AppBody> {
         self.requests.fetch_add(1, Ordering::SeqCst);
         *self.last_headers.lock().unwrap() = Some(req.headers().clone());
+        self.versions.lock().unwrap().push(req.version());
+        if req.uri().path().starts_with("/books/slow") {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
         if req.headers().contains_key(http::header::UPGRADE) {
             let upgrade = hyper::upgrade::on(&mut req);
             tokio::spawn(async move {

@@ -13,6 +13,7 @@ pub mod load;
 pub mod local;
 pub mod mesh;
 pub mod pki;
+pub mod relay;
 pub mod vault;
 
 use std::{
@@ -86,6 +87,8 @@ pub struct ProxyOptions {
     pub control: Option<osm_proxy::control::ControlSettings>,
     /// Probe listeners on 127.0.0.1:0.
     pub probes: Vec<osm_proxy::probes::ProbePort>,
+    /// HTTP/1.1 to peer proxies over HTTP/2 (the default) or not.
+    pub multiplex_http1: bool,
 }
 
 impl Default for ProxyOptions {
@@ -101,6 +104,7 @@ impl Default for ProxyOptions {
             inbound_at: vec![],
             control: None,
             probes: vec![],
+            multiplex_http1: true,
         }
     }
 }
@@ -157,6 +161,7 @@ impl TestProxy {
             access_log: AccessLogSink::Writer(Box::new(SharedWriter(log.clone()))),
             drain_timeout: Duration::from_secs(5),
             log_filter: options.log_filter,
+            multiplex_http1: options.multiplex_http1,
             control: options.control,
             probes: options
                 .probes

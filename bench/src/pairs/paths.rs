@@ -49,17 +49,22 @@ pub enum PathKind {
     OsmTraced1,
     /// ... and of every request.
     OsmTraced100,
+    /// The osm-proxy pair with one HTTP/1.1 connection per request in
+    /// flight between the proxies (`--multiplex-http1=false`), instead of
+    /// the requests multiplexed over one HTTP/2 connection.
+    OsmHttp1,
     Nginx,
     Haproxy,
 }
 
 impl PathKind {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Direct,
         Self::Osm,
         Self::OsmResilient,
         Self::OsmTraced1,
         Self::OsmTraced100,
+        Self::OsmHttp1,
         Self::Nginx,
         Self::Haproxy,
     ];
@@ -71,6 +76,7 @@ impl PathKind {
             Self::OsmResilient => "osm-proxy+resilience",
             Self::OsmTraced1 => "osm-proxy+trace1%",
             Self::OsmTraced100 => "osm-proxy+trace100%",
+            Self::OsmHttp1 => "osm-proxy-http1",
             Self::Nginx => "nginx",
             Self::Haproxy => "haproxy",
         }
@@ -83,7 +89,7 @@ impl PathKind {
             .with_context(|| {
                 format!(
                     "unknown path {name:?}; known: direct, osm-proxy, osm-proxy+resilience, \
-                     osm-proxy+trace1%, osm-proxy+trace100%, nginx, haproxy"
+                     osm-proxy+trace1%, osm-proxy+trace100%, osm-proxy-http1, nginx, haproxy"
                 )
             })
     }
@@ -208,6 +214,7 @@ fn start_once(
         PathKind::OsmResilient => start_osm(programs, dir, app_port, OsmVariant::Resilient)?,
         PathKind::OsmTraced1 => start_osm(programs, dir, app_port, OsmVariant::Traced(0.01))?,
         PathKind::OsmTraced100 => start_osm(programs, dir, app_port, OsmVariant::Traced(1.0))?,
+        PathKind::OsmHttp1 => start_osm(programs, dir, app_port, OsmVariant::Http1)?,
         PathKind::Nginx | PathKind::Haproxy => start_peer(kind, programs, dir, app_port)?,
     };
     let mut path = RunningPath {
@@ -339,6 +346,7 @@ enum OsmVariant {
     /// Spans of this fraction of requests, exported to the app's address
     /// (the bench app answers any POST 200: a collector that takes all).
     Traced(f64),
+    Http1,
 }
 
 impl OsmVariant {
@@ -349,6 +357,7 @@ impl OsmVariant {
             Self::Plain => "osm".into(),
             Self::Resilient => "osm-resilient".into(),
             Self::Traced(f) => format!("osm-traced{}", (f * 100.0).round()),
+            Self::Http1 => "osm-http1".into(),
         }
     }
 }
@@ -373,8 +382,10 @@ fn start_osm(
     let (inbound_role, outbound_role) = (format!("{prefix}-inbound"), format!("{prefix}-outbound"));
     let mut inbound = osm_inbound_config(&ca, app_port);
     let mut outbound = osm_outbound_config(&ca, inbound_port);
+    let mut extra = Vec::new();
     match variant {
         OsmVariant::Plain => {}
+        OsmVariant::Http1 => extra.push("--multiplex-http1=false"),
         OsmVariant::Resilient => {
             for (k, v) in resilience_settings().as_object().into_iter().flatten() {
                 outbound["outbound"][0][k] = v.clone();
@@ -399,7 +410,7 @@ fn start_osm(
             format!("--outbound-listen=127.0.0.1:{outbound_port}={SERVICE_VIP}")
         };
         proxies.push(spawn_osm_proxy(
-            programs, dir, role, &config, cert, &listener,
+            programs, dir, role, &config, cert, &listener, &extra,
         )?);
     }
     Ok((outbound_port, proxies))
@@ -407,7 +418,7 @@ fn start_osm(
 
 /// One `osm-proxy` process: `config` written to `<dir>/<role>.json`, the
 /// certificate `<dir>/<cert>.crt`, one listener argument, its log in
-/// `<dir>/<role>.log`.
+/// `<dir>/<role>.log`; `extra` arguments last.
 pub fn spawn_osm_proxy(
     programs: &Programs,
     dir: &Path,
@@ -415,6 +426,7 @@ pub fn spawn_osm_proxy(
     config: &serde_json::Value,
     cert: &str,
     listener: &str,
+    extra: &[&str],
 ) -> Result<Process> {
     let config_path = dir.join(format!("{role}.json"));
     std::fs::write(&config_path, config.to_string())?;
@@ -442,6 +454,7 @@ pub fn spawn_osm_proxy(
             "--log-level={}",
             std::env::var("OSM_BENCH_PROXY_LOG").unwrap_or_else(|_| "warn".into())
         ))
+        .args(extra)
         .env("POD_NAME", format!("{role}-0"))
         .env("POD_NAMESPACE", "bench");
     Process::spawn(role, &mut command, &dir.join(format!("{role}.log")))

@@ -325,6 +325,7 @@ pub fn markdown(rows: &[Row], outcome: &Outcome, context: &str) -> String {
         PathKind::OsmResilient,
         PathKind::OsmTraced1,
         PathKind::OsmTraced100,
+        PathKind::OsmHttp1,
         PathKind::Nginx,
         PathKind::Haproxy,
     ] {

@@ -23,6 +23,13 @@ pub const ALPN_H2: &[u8] = b"h2";
 pub const ALPN_HTTP1: &[u8] = b"http/1.1";
 /// ALPN of opaque TCP between proxies.
 pub const ALPN_TCP: &[u8] = b"osm/tcp";
+/// ALPN of HTTP/2 between proxies whose every request was HTTP/1.1 and
+/// reaches the application as HTTP/1.1: many requests multiplexed on one
+/// connection. A property of the connection, bound to the handshake, so no
+/// request can claim it (Linkerd marks each request with a header instead).
+/// A proxy that does not know it answers `http/1.1`, which the client also
+/// offers.
+pub const ALPN_HTTP1_OVER_H2: &[u8] = b"osm/http1-over-h2";
 
 /// Errors building TLS configurations.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +51,11 @@ pub use osm_api::identity::PeerIdentityError;
 #[derive(Debug)]
 pub struct TlsState {
     pub server: Arc<ServerConfig>,
+    /// For HTTP/1.1 requests: offers [`ALPN_HTTP1_OVER_H2`] first when
+    /// multiplexing is on, then `http/1.1`.
     pub client_http1: Arc<ClientConfig>,
+    /// For what only HTTP/1.1 carries (upgrades, HTTP/1.0, CONNECT).
+    pub client_http1_only: Arc<ClientConfig>,
     pub client_h2: Arc<ClientConfig>,
     pub client_tcp: Arc<ClientConfig>,
     /// The identity the proxy's own certificate proves.
@@ -58,10 +69,14 @@ pub struct TlsState {
 // === impl TlsState ===
 
 impl TlsState {
+    /// `multiplex_http1`: whether HTTP/1.1 requests between this proxy and
+    /// its peers may share one HTTP/2 connection ([`ALPN_HTTP1_OVER_H2`]),
+    /// offered as a client and accepted as a server.
     pub fn new(
         credentials: Credentials,
         trust_bundle: &[CertificateDer<'static>],
         policy: &TlsPolicy,
+        multiplex_http1: bool,
     ) -> Result<Self, TlsError> {
         let leaf = credentials
             .chain
@@ -82,23 +97,35 @@ impl TlsState {
             .with_client_cert_verifier(client_verifier)
             .with_single_cert(credentials.chain.clone(), credentials.key.clone_key())
             .map_err(|e| TlsError::Credentials(e.to_string()))?;
-        server.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP1.to_vec(), ALPN_TCP.to_vec()];
+        // The server's order decides: a client offering both HTTP/1.1
+        // forms gets the multiplexed one (when this proxy accepts it).
+        let offered: &[&[u8]] = if multiplex_http1 {
+            &[ALPN_H2, ALPN_HTTP1_OVER_H2, ALPN_HTTP1, ALPN_TCP]
+        } else {
+            &[ALPN_H2, ALPN_HTTP1, ALPN_TCP]
+        };
+        server.alpn_protocols = offered.iter().map(|p| p.to_vec()).collect();
 
-        let client = |alpn: &[u8]| -> Result<Arc<ClientConfig>, TlsError> {
+        let client = |alpn: &[&[u8]]| -> Result<Arc<ClientConfig>, TlsError> {
             let mut config = ClientConfig::builder_with_provider(provider.clone())
                 .with_protocol_versions(&versions)
                 .map_err(|e| TlsError::Credentials(e.to_string()))?
                 .with_root_certificates(roots.clone())
                 .with_client_auth_cert(credentials.chain.clone(), credentials.key.clone_key())
                 .map_err(|e| TlsError::Credentials(e.to_string()))?;
-            config.alpn_protocols = vec![alpn.to_vec()];
+            config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
             Ok(Arc::new(config))
         };
         Ok(Self {
             server: Arc::new(server),
-            client_http1: client(ALPN_HTTP1)?,
-            client_h2: client(ALPN_H2)?,
-            client_tcp: client(ALPN_TCP)?,
+            client_http1: if multiplex_http1 {
+                client(&[ALPN_HTTP1_OVER_H2, ALPN_HTTP1])?
+            } else {
+                client(&[ALPN_HTTP1])?
+            },
+            client_http1_only: client(&[ALPN_HTTP1])?,
+            client_h2: client(&[ALPN_H2])?,
+            client_tcp: client(&[ALPN_TCP])?,
             local_identity,
             credentials,
             trust_bundle: trust_bundle.to_vec(),

@@ -15,7 +15,7 @@ use crate::{
     detect::Detected,
     identity::{
         SpiffeId,
-        tls::{ALPN_H2, ALPN_HTTP1},
+        tls::{ALPN_H2, ALPN_HTTP1, ALPN_HTTP1_OVER_H2},
     },
     policy::{Decision, authorize_tcp},
     refusal::{Layer, Refusal},
@@ -39,14 +39,44 @@ pub enum Admission {
     /// A TLS client: verify its certificate, then ask again.
     Handshake,
     /// Serve HTTP; each request is authorized on its own.
-    Http {
-        http2: bool,
-    },
+    Http(Served),
     /// Splice to the application, admitted by the named rule.
     Tcp {
         rule: Arc<str>,
     },
     Refuse(Refusal),
+}
+
+/// How an admitted HTTP connection is served, and how its requests reach
+/// the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Served {
+    /// The connection speaks HTTP/2.
+    pub http2: bool,
+    /// The application gets HTTP/2.
+    pub app_http2: bool,
+}
+
+impl Served {
+    pub const HTTP1: Self = Self {
+        http2: false,
+        app_http2: false,
+    };
+    pub const HTTP2: Self = Self {
+        http2: true,
+        app_http2: true,
+    };
+    /// A peer proxy's HTTP/1.1 requests over one HTTP/2 connection
+    /// ([`crate::http1_over_h2`]).
+    pub const HTTP1_OVER_H2: Self = Self {
+        http2: true,
+        app_http2: false,
+    };
+
+    /// Requests came as HTTP/2 frames but were HTTP/1.1.
+    pub fn restores_http1(self) -> bool {
+        self.http2 && !self.app_http2
+    }
 }
 
 /// Decides an inbound connection to `port`. The one side effect: an
@@ -67,7 +97,7 @@ pub fn admit(snapshot: &Snapshot, port: u16, peer: Peer<'_>, detected: Detected)
         return Admission::Refuse(Refusal::ConnectionRateLimited { port });
     }
     match rule {
-        Admitted::Http { http2 } => Admission::Http { http2 },
+        Admitted::Http(served) => Admission::Http(served),
         Admitted::Tcp(rule) => Admission::Tcp { rule },
     }
 }
@@ -75,7 +105,7 @@ pub fn admit(snapshot: &Snapshot, port: u16, peer: Peer<'_>, detected: Detected)
 /// What the connection was admitted for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Admitted {
-    Http { http2: bool },
+    Http(Served),
     Tcp(Arc<str>),
 }
 
@@ -96,14 +126,15 @@ fn authorize_connection(
                 return Err(Refusal::Plaintext { peer: addr, port });
             }
             Ok(match detected {
-                Detected::Http1 => Admitted::Http { http2: false },
-                Detected::Http2 => Admitted::Http { http2: true },
+                Detected::Http1 => Admitted::Http(Served::HTTP1),
+                Detected::Http2 => Admitted::Http(Served::HTTP2),
                 Detected::Tls | Detected::Opaque => Admitted::Tcp("ingress".into()),
             })
         }
         Peer::Mesh { identity, alpn } => match alpn {
-            Some(ALPN_H2) => Ok(Admitted::Http { http2: true }),
-            Some(ALPN_HTTP1) => Ok(Admitted::Http { http2: false }),
+            Some(ALPN_H2) => Ok(Admitted::Http(Served::HTTP2)),
+            Some(ALPN_HTTP1) => Ok(Admitted::Http(Served::HTTP1)),
+            Some(ALPN_HTTP1_OVER_H2) => Ok(Admitted::Http(Served::HTTP1_OVER_H2)),
             _ => match authorize_tcp(
                 snapshot.mesh.permissive,
                 port,

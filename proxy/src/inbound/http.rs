@@ -6,7 +6,7 @@ use http::{Request, Response};
 use http_body_util::Either;
 use hyper::body::Incoming;
 
-use super::{Destination, Source};
+use super::{Destination, Served, Source};
 use crate::{
     http_util::{ProxyBody, error_response},
     hygiene,
@@ -39,20 +39,25 @@ struct Inner {
     /// is looked up only when a request needs it: a mode change is rare).
     on_pod_ip: bool,
     app_in_other_mode: Option<SocketAddr>,
-    http2: bool,
+    /// The application speaks HTTP/2.
+    app_http2: bool,
+    /// Requests came from a peer proxy as HTTP/1.1 over HTTP/2.
+    restores_http1: bool,
     /// `x-forwarded-client-cert` for the verified peer (None: ingress).
     client_cert: Option<http::HeaderValue>,
 }
 
 impl InboundContext {
-    pub fn new(shared: Arc<Shared>, source: Source, to: Destination, http2: bool) -> Self {
+    pub fn new(shared: Arc<Shared>, source: Source, to: Destination, served: Served) -> Self {
         let Destination {
             port,
             app,
             on_pod_ip,
             app_in_other_mode,
         } = to;
-        let app_client = shared.plain_client(app, http2, None, crate::upstream::app_source(app));
+        let app_http2 = served.app_http2;
+        let app_client =
+            shared.plain_client(app, app_http2, None, crate::upstream::app_source(app));
         let source_label = match &source {
             Source::Mesh(id) => id.to_string(),
             Source::Ingress(addr) => format!("ingress:{}", addr.ip()),
@@ -70,7 +75,8 @@ impl InboundContext {
             app_client,
             on_pod_ip,
             app_in_other_mode,
-            http2,
+            app_http2,
+            restores_http1: served.restores_http1(),
             client_cert,
         }))
     }
@@ -92,6 +98,9 @@ pub async fn handle(
 ) -> Response<Logged<ProxyBody>> {
     let started = tokio::time::Instant::now();
     let ctx = &ctx.0;
+    if ctx.restores_http1 {
+        crate::http1_over_h2::restore_http1(&mut req);
+    }
     // The log shows the request as the client sent it.
     let line = LineStart::of(&ctx.shared.access_log, &mut req, started);
     let span = ctx.shared.tracer.start(Kind::Server, &mut req);
@@ -186,7 +195,7 @@ async fn respond(ctx: &Inner, mut req: Request<Incoming>) -> Answer {
     let (app, app_client) = match ctx.app_in_other_mode {
         Some(other) if snapshot.mesh.app_on_pod_ip != ctx.on_pod_ip => {
             let source = crate::upstream::app_source(other);
-            other_client = ctx.shared.plain_client(other, ctx.http2, None, source);
+            other_client = ctx.shared.plain_client(other, ctx.app_http2, None, source);
             (other, &other_client)
         }
         _ => (ctx.app, &ctx.app_client),

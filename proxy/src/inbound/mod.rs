@@ -15,7 +15,7 @@ mod admit;
 mod app_addr;
 mod http;
 
-pub use admit::{Admission, Peer, admit, still_admitted};
+pub use admit::{Admission, Peer, Served, admit, still_admitted};
 pub use app_addr::{PodPorts, app_addr, parse_declared};
 
 use std::{net::SocketAddr, sync::Arc};
@@ -207,9 +207,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     match admission {
-        Admission::Http { http2 } => {
-            let ctx = http::InboundContext::new(shared.clone(), conn.source, conn.to, http2);
-            crate::serve::serve_http(stream, http2, drain, move |req| {
+        Admission::Http(served) => {
+            let ctx = http::InboundContext::new(shared.clone(), conn.source, conn.to, served);
+            crate::serve::serve_http(stream, served.http2, drain, move |req| {
                 http::handle(ctx.clone(), req)
             })
             .await;

@@ -3,7 +3,7 @@
 
 use std::{sync::atomic::Ordering, time::Duration};
 
-use http::{Request, Response, Version};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::capture_connection;
 
@@ -21,7 +21,7 @@ pub async fn try_once(
     per_connection: Option<u32>,
 ) -> Result<Response<Incoming>, ForwardError> {
     let _in_flight = endpoint.load().start();
-    let client = endpoint.http_client(request.version() == Version::HTTP_2);
+    let client = endpoint.http_client(crate::http1_over_h2::wire_for(&request));
     let captured = per_connection.map(|_| capture_connection(&mut request));
     let sent = forward(client, request, endpoint.addr());
     let result = match per_try_timeout {

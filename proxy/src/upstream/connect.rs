@@ -123,6 +123,7 @@ impl Connector {
             .ok_or(ConnectError::NoCredentials { addr: self.addr })?;
         let config = match self.wire {
             Wire::Http1 => tls.client_http1.clone(),
+            Wire::Http1Only => tls.client_http1_only.clone(),
             Wire::Http2 => tls.client_h2.clone(),
             Wire::Tcp => tls.client_tcp.clone(),
         };
@@ -210,7 +211,10 @@ impl tower_service::Service<http::Uri> for Connector {
         Box::pin(async move {
             let (permit, count_uses) = this.admit()?;
             let stream = this.connect().await?;
-            Ok(MeshIo::new(stream, this.wire == Wire::Http2).limited(permit, count_uses))
+            // HTTP/1.1 goes multiplexed when the peer proxy chose so.
+            let http2 = this.wire == Wire::Http2
+                || crate::http1_over_h2::negotiated(stream.alpn_protocol());
+            Ok(MeshIo::new(stream, http2).limited(permit, count_uses))
         })
     }
 }

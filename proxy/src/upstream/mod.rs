@@ -43,7 +43,12 @@ pub type HttpClient = Client<Connector, UpstreamBody>;
 /// Which protocol a connection to an endpoint carries (its ALPN).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Wire {
+    /// HTTP/1.1 requests: to a peer proxy that agrees, many of them over
+    /// one HTTP/2 connection ([`crate::http1_over_h2`]).
     Http1,
+    /// HTTP/1.1 on a connection of its own, always: upgrades, CONNECT,
+    /// HTTP/1.0.
+    Http1Only,
     Http2,
     Tcp,
 }
@@ -86,6 +91,7 @@ struct Used {
     health: EndpointHealth,
     metrics: RequestMetricsCache,
     http1: OnceLock<HttpClient>,
+    http1_only: OnceLock<HttpClient>,
     http2: OnceLock<HttpClient>,
 }
 
@@ -138,13 +144,13 @@ impl EndpointHandle {
         .with_breaker(self.breaker.clone())
     }
 
-    /// The pooled client for this endpoint and HTTP version.
-    pub fn http_client(&self, http2: bool) -> &HttpClient {
+    /// The pooled client for this endpoint and wire.
+    pub fn http_client(&self, wire: Wire) -> &HttpClient {
         let used = self.used();
-        let (cell, wire) = if http2 {
-            (&used.http2, Wire::Http2)
-        } else {
-            (&used.http1, Wire::Http1)
+        let cell = match wire {
+            Wire::Http1 => &used.http1,
+            Wire::Http1Only => &used.http1_only,
+            Wire::Http2 | Wire::Tcp => &used.http2,
         };
         cell.get_or_init(|| http_client(self.connector(wire), wire))
     }

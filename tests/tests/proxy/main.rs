@@ -6,6 +6,7 @@
 mod admin;
 mod authz;
 mod gateway_routes;
+mod multiplex;
 mod probes;
 mod protocols;
 mod rate_limit;

@@ -77,14 +77,14 @@ fn admission_table() {
             8080,
             Peer::Plaintext(inside),
             Detected::Http1,
-            Admission::Http { http2: false },
+            Admission::Http(Served::HTTP1),
         ),
         (
             "an IngressBackend source speaking HTTP/2",
             8080,
             Peer::Plaintext(inside),
             Detected::Http2,
-            Admission::Http { http2: true },
+            Admission::Http(Served::HTTP2),
         ),
         (
             "an IngressBackend source speaking TCP",
@@ -103,7 +103,7 @@ fn admission_table() {
                 alpn: http1,
             },
             Detected::Tls,
-            Admission::Http { http2: false },
+            Admission::Http(Served::HTTP1),
         ),
         (
             "mesh HTTP/2",
@@ -113,7 +113,17 @@ fn admission_table() {
                 alpn: h2,
             },
             Detected::Tls,
-            Admission::Http { http2: true },
+            Admission::Http(Served::HTTP2),
+        ),
+        (
+            "a peer proxy's HTTP/1.1 over HTTP/2 reaches the app as HTTP/1.1",
+            8080,
+            Peer::Mesh {
+                identity: &buyer,
+                alpn: Some(ALPN_HTTP1_OVER_H2),
+            },
+            Detected::Tls,
+            Admission::Http(Served::HTTP1_OVER_H2),
         ),
         (
             "mesh TCP from an allowed source",
