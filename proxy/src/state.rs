@@ -18,7 +18,7 @@ use osm_api::v1::ProxyConfig;
 use crate::{
     config::{
         ConfigError, OnBadResource, Snapshot, build,
-        store::{Changed, ConfigStore},
+        store::{Changed, ConfigStore, FileResources},
     },
     identity::{Credentials, policy::TlsPolicy, tls::TlsState},
     resilience::breaker::Breaker,
@@ -142,8 +142,13 @@ impl Shared {
     /// Validates and applies a complete config; returns its version. On
     /// error nothing changes.
     pub fn apply_config(&self, config: ProxyConfig) -> Result<u64, ConfigError> {
+        self.apply_file(FileResources::from_config(config))
+    }
+
+    /// Applies a config file's resources ([`crate::config::parse_file`]).
+    pub fn apply_file(&self, file: FileResources) -> Result<u64, ConfigError> {
         self.swap_in(|_, version, registry| {
-            crate::config::build_snapshot(config, version, registry).map(|s| (s, Vec::new()))
+            crate::config::build_file_snapshot(file, version, registry).map(|s| (s, Vec::new()))
         })
         .map(|(version, _)| version)
     }

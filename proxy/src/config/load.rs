@@ -1,6 +1,9 @@
 //! Reading a static config file: YAML or JSON in the protocol's JSON mapping.
 
 use osm_api::v1::ProxyConfig;
+use serde::de::DeserializeOwned;
+
+use super::{file_stream::StreamedResources, store::FileResources};
 
 /// Why a config file could not be read; names the field where it can.
 #[derive(Debug, thiserror::Error)]
@@ -15,10 +18,27 @@ pub enum LoadError {
     },
 }
 
+/// Whether `text` takes the JSON path (a YAML document that is a JSON
+/// object reads the same either way).
+fn is_json(text: &str) -> bool {
+    text.trim_start().starts_with('{')
+}
+
+/// A config file's resources, as the proxy keeps them: JSON is read one
+/// resource at a time, never whole ([`super::file_stream`]); YAML is
+/// parsed whole first. Accepts and refuses exactly what [`parse_config`]
+/// does, with the same messages.
+pub fn parse_file(path: &str, text: &str) -> Result<FileResources, LoadError> {
+    if is_json(text) {
+        return parse_json::<StreamedResources>(path, text).map(FileResources::from);
+    }
+    parse_config(path, text).map(FileResources::from_config)
+}
+
 /// Parses YAML (of which JSON is a subset) into the protocol's `ProxyConfig`.
 /// Unknown fields are errors, so a typo never silently drops a rule.
 pub fn parse_config(path: &str, text: &str) -> Result<ProxyConfig, LoadError> {
-    if text.trim_start().starts_with('{') {
+    if is_json(text) {
         return parse_json(path, text);
     }
     let value: serde_json::Value = if text.trim().is_empty() {
@@ -44,9 +64,9 @@ pub fn parse_config(path: &str, text: &str) -> Result<ProxyConfig, LoadError> {
 
 /// JSON read straight into the config: no YAML event list and no value
 /// tree in between (for 10,000 services they held 80 MB at the peak).
-fn parse_json(path: &str, text: &str) -> Result<ProxyConfig, LoadError> {
+fn parse_json<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, LoadError> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let config: ProxyConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let config: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
         let message = e.inner().to_string();
         if field == "." || e.inner().is_syntax() || e.inner().is_eof() {

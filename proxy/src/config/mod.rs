@@ -1,6 +1,7 @@
 //! The proxy's configuration: loading the protocol schema from a file, and
 //! compiling it into an immutable, validated [`Snapshot`].
 
+mod file_stream;
 mod free_memory;
 mod load;
 mod packed;
@@ -8,10 +9,11 @@ mod snapshot;
 pub mod store;
 pub mod watch;
 
-pub use load::{LoadError, parse_config};
+pub use load::{LoadError, parse_config, parse_file};
 pub use snapshot::{
     ConfigError, EndpointSet, Mesh, Mirror, OnBadResource, OutboundService, PodTarget, Retries,
-    RouteBackend, RouteRule, Routes, Snapshot, Split, build, build_snapshot, update,
+    RouteBackend, RouteRule, Routes, Snapshot, Split, build, build_file_snapshot, build_snapshot,
+    update,
 };
 
 use osm_api::v1;

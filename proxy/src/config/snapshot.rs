@@ -305,7 +305,15 @@ pub fn build_snapshot(
     version: u64,
     registry: &EndpointRegistry,
 ) -> Result<Snapshot, ConfigError> {
-    let file = FileResources::from_config(config);
+    build_file_snapshot(FileResources::from_config(config), version, registry)
+}
+
+/// Compiles a config file's resources whole, refusing it if any is bad.
+pub fn build_file_snapshot(
+    file: FileResources,
+    version: u64,
+    registry: &EndpointRegistry,
+) -> Result<Snapshot, ConfigError> {
     let (mut snapshot, _) = build(
         &file,
         ConfigStore::default(),

@@ -34,12 +34,12 @@ pub fn load_and_apply(path: &std::path::Path, shared: &Shared) -> anyhow::Result
 }
 
 fn apply_text(path: &std::path::Path, text: String, shared: &Shared) -> anyhow::Result<u64> {
-    let config = super::parse_config(&path.display().to_string(), &text)?;
+    let file = super::parse_file(&path.display().to_string(), &text)?;
     // Freed before the build: a big config's text is megabytes the heap
     // would otherwise grow by for good.
     drop(text);
     shared
-        .apply_config(config)
+        .apply_file(file)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
