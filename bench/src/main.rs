@@ -150,8 +150,8 @@ fn soak(args: SoakArgs) -> Result<()> {
 struct PairsArgs {
     /// Paths to run: direct, osm-proxy, osm-proxy+resilience (the pair with
     /// retries, limits and outlier detection configured), osm-proxy+trace1%,
-    /// osm-proxy+trace100%, osm-proxy-http1 (the pair without HTTP/2
-    /// between the proxies), nginx, haproxy (comma-separated).
+    /// osm-proxy+trace100%, osm-proxy+http2 (the pair with HTTP/1.1
+    /// requests multiplexed over HTTP/2 between the proxies), nginx, haproxy (comma-separated).
     #[arg(
         long,
         value_delimiter = ',',

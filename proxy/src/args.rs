@@ -118,13 +118,14 @@ pub struct Args {
     #[arg(long, env = "OSM_PROXY_WORKERS", default_value_t = 1)]
     pub workers: usize,
 
-    /// Carry HTTP/1.1 requests to other proxies of the mesh over one mTLS
-    /// HTTP/2 connection per endpoint (they reach the application as
-    /// HTTP/1.1). `false`: one HTTP/1.1 connection per request in flight,
-    /// as before. A peer proxy that does not offer it gets HTTP/1.1 either
-    /// way; upgrades (WebSocket), CONNECT and HTTP/1.0 always go as
-    /// HTTP/1.1.
-    #[arg(long, env = "OSM_PROXY_MULTIPLEX_HTTP1", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    /// Carry HTTP/1.1 requests between this proxy and the mesh's other
+    /// proxies over one mTLS HTTP/2 connection per endpoint (they reach the
+    /// application as HTTP/1.1), offered as a client and accepted as a
+    /// server: one connection between two proxies instead of one per
+    /// request in flight, at about a third more CPU per request (see
+    /// bench/README.md). A peer that does not take part gets HTTP/1.1;
+    /// upgrades (WebSocket), CONNECT and HTTP/1.0 always go as HTTP/1.1.
+    #[arg(long, env = "OSM_PROXY_MULTIPLEX_HTTP1", default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub multiplex_http1: bool,
 
     /// The pod's address (`POD_IP`, from the downward API): inbound traffic

@@ -5,7 +5,10 @@
 //!
 //! Under load many requests then share one TLS record and one syscall on
 //! the hop between the proxies, and a pair of proxies holds one connection
-//! where it held one per request in flight. Whether a connection carries
+//! where it held one per request in flight. Off by default
+//! (`--multiplex-http1`): hyper's HTTP/2 costs more CPU per request than the
+//! syscalls it saves (bench/README.md, "HTTP/1.1 over HTTP/2 between the
+//! proxies"). Whether a connection carries
 //! them is agreed in the TLS handshake ([`ALPN_HTTP1_OVER_H2`]), so it is a
 //! property of a connection with a verified peer, never a claim a request
 //! makes; a proxy that does not offer it answers `http/1.1`, which the

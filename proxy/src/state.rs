@@ -107,12 +107,13 @@ impl Shared {
             log_filter,
             config_log_level: Mutex::default(),
             resolver: crate::resolve::Resolver::default(),
-            multiplex_http1: true,
+            multiplex_http1: false,
         }
     }
 
-    /// Whether HTTP/1.1 requests to peer proxies share HTTP/2 connections
-    /// (on unless turned off; a peer that does not offer it gets HTTP/1.1).
+    /// Whether HTTP/1.1 requests to and from peer proxies share HTTP/2
+    /// connections (off unless turned on; a peer that does not offer or
+    /// accept it gets HTTP/1.1).
     pub fn multiplexing_http1(mut self, on: bool) -> Self {
         self.multiplex_http1 = on;
         self

@@ -87,7 +87,8 @@ pub struct ProxyOptions {
     pub control: Option<osm_proxy::control::ControlSettings>,
     /// Probe listeners on 127.0.0.1:0.
     pub probes: Vec<osm_proxy::probes::ProbePort>,
-    /// HTTP/1.1 to peer proxies over HTTP/2 (the default) or not.
+    /// HTTP/1.1 between proxies over HTTP/2 (off by default, as the
+    /// proxy's own default).
     pub multiplex_http1: bool,
 }
 
@@ -104,7 +105,7 @@ impl Default for ProxyOptions {
             inbound_at: vec![],
             control: None,
             probes: vec![],
-            multiplex_http1: true,
+            multiplex_http1: false,
         }
     }
 }

@@ -49,10 +49,10 @@ pub enum PathKind {
     OsmTraced1,
     /// ... and of every request.
     OsmTraced100,
-    /// The osm-proxy pair with one HTTP/1.1 connection per request in
-    /// flight between the proxies (`--multiplex-http1=false`), instead of
-    /// the requests multiplexed over one HTTP/2 connection.
-    OsmHttp1,
+    /// The osm-proxy pair with the HTTP/1.1 requests multiplexed over one
+    /// HTTP/2 connection between the proxies (`--multiplex-http1=true`),
+    /// instead of one HTTP/1.1 connection per request in flight.
+    OsmMultiplexed,
     Nginx,
     Haproxy,
 }
@@ -64,7 +64,7 @@ impl PathKind {
         Self::OsmResilient,
         Self::OsmTraced1,
         Self::OsmTraced100,
-        Self::OsmHttp1,
+        Self::OsmMultiplexed,
         Self::Nginx,
         Self::Haproxy,
     ];
@@ -76,7 +76,7 @@ impl PathKind {
             Self::OsmResilient => "osm-proxy+resilience",
             Self::OsmTraced1 => "osm-proxy+trace1%",
             Self::OsmTraced100 => "osm-proxy+trace100%",
-            Self::OsmHttp1 => "osm-proxy-http1",
+            Self::OsmMultiplexed => "osm-proxy+http2",
             Self::Nginx => "nginx",
             Self::Haproxy => "haproxy",
         }
@@ -89,7 +89,7 @@ impl PathKind {
             .with_context(|| {
                 format!(
                     "unknown path {name:?}; known: direct, osm-proxy, osm-proxy+resilience, \
-                     osm-proxy+trace1%, osm-proxy+trace100%, osm-proxy-http1, nginx, haproxy"
+                     osm-proxy+trace1%, osm-proxy+trace100%, osm-proxy+http2, nginx, haproxy"
                 )
             })
     }
@@ -214,7 +214,7 @@ fn start_once(
         PathKind::OsmResilient => start_osm(programs, dir, app_port, OsmVariant::Resilient)?,
         PathKind::OsmTraced1 => start_osm(programs, dir, app_port, OsmVariant::Traced(0.01))?,
         PathKind::OsmTraced100 => start_osm(programs, dir, app_port, OsmVariant::Traced(1.0))?,
-        PathKind::OsmHttp1 => start_osm(programs, dir, app_port, OsmVariant::Http1)?,
+        PathKind::OsmMultiplexed => start_osm(programs, dir, app_port, OsmVariant::Multiplexed)?,
         PathKind::Nginx | PathKind::Haproxy => start_peer(kind, programs, dir, app_port)?,
     };
     let mut path = RunningPath {
@@ -346,7 +346,7 @@ enum OsmVariant {
     /// Spans of this fraction of requests, exported to the app's address
     /// (the bench app answers any POST 200: a collector that takes all).
     Traced(f64),
-    Http1,
+    Multiplexed,
 }
 
 impl OsmVariant {
@@ -357,7 +357,7 @@ impl OsmVariant {
             Self::Plain => "osm".into(),
             Self::Resilient => "osm-resilient".into(),
             Self::Traced(f) => format!("osm-traced{}", (f * 100.0).round()),
-            Self::Http1 => "osm-http1".into(),
+            Self::Multiplexed => "osm-http2".into(),
         }
     }
 }
@@ -385,7 +385,7 @@ fn start_osm(
     let mut extra = Vec::new();
     match variant {
         OsmVariant::Plain => {}
-        OsmVariant::Http1 => extra.push("--multiplex-http1=false"),
+        OsmVariant::Multiplexed => extra.push("--multiplex-http1=true"),
         OsmVariant::Resilient => {
             for (k, v) in resilience_settings().as_object().into_iter().flatten() {
                 outbound["outbound"][0][k] = v.clone();

@@ -27,7 +27,7 @@ fn colour(path: PathKind) -> RGBColor {
         PathKind::OsmResilient => RGBColor(86, 180, 233),
         PathKind::OsmTraced1 => RGBColor(204, 121, 167),
         PathKind::OsmTraced100 => RGBColor(230, 159, 0),
-        PathKind::OsmHttp1 => RGBColor(120, 94, 240),
+        PathKind::OsmMultiplexed => RGBColor(120, 94, 240),
         PathKind::Nginx => RGBColor(0, 158, 115),
         PathKind::Haproxy => RGBColor(213, 94, 0),
     }

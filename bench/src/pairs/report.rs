@@ -325,7 +325,7 @@ pub fn markdown(rows: &[Row], outcome: &Outcome, context: &str) -> String {
         PathKind::OsmResilient,
         PathKind::OsmTraced1,
         PathKind::OsmTraced100,
-        PathKind::OsmHttp1,
+        PathKind::OsmMultiplexed,
         PathKind::Nginx,
         PathKind::Haproxy,
     ] {

@@ -148,3 +148,39 @@ async fn a_proxy_that_does_not_multiplex_gets_one_connection_per_request_in_flig
     }
     assert_eq!(f.v1.versions(), vec![Version::HTTP_11; 3 * (1 + TOGETHER)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_upgrade_goes_on_a_connection_of_its_own() {
+    let f = Fixture::start().await;
+    let pair = pair(&f, true, true).await;
+    let mut stream = tokio::net::TcpStream::connect(pair.buyer.outbound())
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            format!(
+                "GET /ws HTTP/1.1\r\nHost: {HOST}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                 Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "{head:?}");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    stream.write_all(b"ping").await.unwrap();
+    let mut echo = [0u8; 4];
+    stream.read_exact(&mut echo).await.unwrap();
+    assert_eq!(&echo, b"ping");
+    assert_eq!(
+        pair.relay.connections(),
+        2,
+        "the multiplexed one (warm-up) and the upgrade's own"
+    );
+}
