@@ -147,6 +147,10 @@ pub fn nack_backoff(consecutive: u32) -> std::time::Duration {
 pub enum UpdateError {
     #[error("upserts[{0}] has no resource")]
     EmptyResource(usize),
+    /// A proxy that reads each upsert on its own ([`v1::Resource`] by
+    /// resource) names the one that does not decode.
+    #[error("upserts[{index}] does not decode: {message}")]
+    UndecodableResource { index: usize, message: String },
     #[error("removals[{index}]: {message}")]
     BadRemoval { index: usize, message: String },
 }

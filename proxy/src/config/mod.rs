@@ -1,6 +1,7 @@
 //! The proxy's configuration: loading the protocol schema from a file, and
 //! compiling it into an immutable, validated [`Snapshot`].
 
+pub mod batch;
 mod file_stream;
 mod free_memory;
 mod load;

@@ -17,7 +17,10 @@ use osm_api::{
 };
 use prost::Message;
 
-use super::packed::{packed_from, sorted_last_wins};
+use super::{
+    batch::Batch,
+    packed::{packed_from, sorted_last_wins},
+};
 
 /// Resources by key, cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -35,10 +38,21 @@ impl Encoded {
         Self(resource.encode_to_vec().into())
     }
 
-    /// What it holds. Bytes this store encoded always decode (the schema
-    /// nests far less deep than prost's recursion limit); were that ever
-    /// untrue, the resource reads as absent and the error is logged
-    /// rather than taking the proxy down.
+    /// An upsert as it came, once it is known to decode (to its key).
+    fn keyed(index: usize, upsert: &[u8]) -> Result<(ResourceId, Self), UpdateError> {
+        let resource =
+            v1::Resource::decode(upsert).map_err(|e| UpdateError::UndecodableResource {
+                index,
+                message: e.to_string(),
+            })?;
+        let id = resource_id(&resource).ok_or(UpdateError::EmptyResource(index))?;
+        Ok((id, Self(upsert.into())))
+    }
+
+    /// What it holds. Bytes this store keeps always decode (they were
+    /// decoded before they were kept); were that ever untrue, the resource
+    /// reads as absent and the error is logged rather than taking the
+    /// proxy down.
     fn decode(&self) -> Option<v1::resource::Kind> {
         match v1::Resource::decode(&*self.0) {
             Ok(resource) => resource.kind,
@@ -93,7 +107,9 @@ impl ConfigStore {
     /// The store after `update`, and what it touched: a full batch
     /// replaces everything, otherwise upserts replace by key and removals
     /// delete by key. All or nothing, as [`osm_api::protocol::apply_update`].
-    pub fn apply(&self, update: v1::ConfigUpdate) -> Result<(Self, Changed), UpdateError> {
+    /// Each upsert is kept as it came, decoded only to find its key.
+    pub fn apply(&self, update: impl Into<Batch>) -> Result<(Self, Changed), UpdateError> {
+        let update = update.into();
         if update.full {
             return Self::whole(update).map(|store| (store, Changed::All));
         }
@@ -104,9 +120,9 @@ impl ConfigStore {
             resources.remove(&id);
             touched.insert(id);
         }
-        for (i, resource) in update.upserts.into_iter().enumerate() {
-            let id = resource_id(&resource).ok_or(UpdateError::EmptyResource(i))?;
-            resources.insert(id.clone(), Encoded::of(&resource));
+        for (i, upsert) in update.upserts.iter().enumerate() {
+            let (id, encoded) = Encoded::keyed(i, upsert)?;
+            resources.insert(id.clone(), encoded);
             touched.insert(id);
         }
         Ok((Self { resources }, Changed::Keys(touched)))
@@ -114,14 +130,13 @@ impl ConfigStore {
 
     /// A full batch's resources (its removals name nothing to remove, but
     /// must be valid), kept in a map with full nodes.
-    fn whole(update: v1::ConfigUpdate) -> Result<Self, UpdateError> {
+    fn whole(update: Batch) -> Result<Self, UpdateError> {
         for (i, removal) in update.removals.iter().enumerate() {
             removal_id(i, removal)?;
         }
         let mut entries = Vec::with_capacity(update.upserts.len());
-        for (i, resource) in update.upserts.into_iter().enumerate() {
-            let id = resource_id(&resource).ok_or(UpdateError::EmptyResource(i))?;
-            entries.push((id, Encoded::of(&resource)));
+        for (i, upsert) in update.upserts.into_iter().enumerate() {
+            entries.push(Encoded::keyed(i, &upsert)?);
         }
         Ok(Self {
             resources: packed_from(sorted_last_wins(entries)),

@@ -21,10 +21,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use osm_api::{
-    protocol::UpdateError,
-    v1::{self, config_client::ConfigClient},
-};
+use osm_api::{codec::LeanCodec, protocol::UpdateError, v1};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -34,7 +31,10 @@ use self::{
     certify::{Certified, PodRef, certify},
     channel::{ControllerAddr, connect},
 };
-use crate::{config::store::ConfigStore, state::Shared};
+use crate::{
+    config::{batch::Batch, store::ConfigStore},
+    state::Shared,
+};
 
 /// How to reach the controller and prove who the proxy is.
 #[derive(Debug, Clone)]
@@ -216,8 +216,7 @@ async fn stream_once(
         .send(hello.clone())
         .await
         .map_err(|_| StreamError::Closed)?;
-    let mut updates = ConfigClient::new(channel)
-        .stream(ReceiverStream::new(outgoing))
+    let mut updates = open_stream(channel, ReceiverStream::new(outgoing))
         .await?
         .into_inner();
     let mut acked = String::new();
@@ -265,6 +264,26 @@ async fn stream_once(
     }
 }
 
+/// `Config.Stream`, as the generated client opens it, but reading each
+/// batch as a [`Batch`]: its upserts stay encoded until the store keeps
+/// them.
+async fn open_stream(
+    channel: tonic::transport::Channel,
+    outgoing: ReceiverStream<v1::ProxyInfo>,
+) -> Result<tonic::Response<tonic::Streaming<Batch>>, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unknown(format!("Service was not ready: {e}")))?;
+    let path = http::uri::PathAndQuery::from_static("/osm.v1.Config/Stream");
+    let mut request = tonic::Request::new(outgoing);
+    request
+        .extensions_mut()
+        .insert(tonic::GrpcMethod::new("osm.v1.Config", "Stream"));
+    grpc.streaming(request, path, LeanCodec::<v1::ProxyInfo, Batch>::default())
+        .await
+}
+
 /// Applies one batch to the running config. A batch that cannot be read
 /// (or whose mesh settings or trust bundle are bad) changes nothing; a
 /// resource that cannot be built is enforced fail-closed and returned, so
@@ -272,7 +291,7 @@ async fn stream_once(
 fn apply(
     shared: &Shared,
     config: &mut ConfigStore,
-    update: v1::ConfigUpdate,
+    update: Batch,
 ) -> Result<Vec<crate::config::ConfigError>, BatchError> {
     let (next, changed) = config.apply(update)?;
     let (_, rejected) = shared.apply_batch(config, next.clone(), &changed)?;
@@ -300,13 +319,14 @@ mod tests {
         }
     }
 
-    fn batch(version: &str, full: bool, upserts: Vec<v1::Resource>) -> v1::ConfigUpdate {
+    fn batch(version: &str, full: bool, upserts: Vec<v1::Resource>) -> Batch {
         v1::ConfigUpdate {
             version: version.into(),
             full,
             upserts,
             removals: vec![],
         }
+        .into()
     }
 
     fn authorized(port: u32, source: &str) -> v1::Resource {
