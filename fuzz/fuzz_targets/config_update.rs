@@ -3,6 +3,10 @@
 //! without a panic, and a batch the proxy applies in place to its running
 //! snapshot gives exactly what a whole build of the same config gives.
 //!
+//! The same bytes read as the proxy reads the stream (a `Batch`, upserts
+//! still encoded) apply exactly as the decoded update does, and never
+//! panic when an upsert does not decode.
+//!
 //! The input is one batch; its first upserts (as many as the first
 //! byte says) form the config the proxy runs, the rest and the removals
 //! arrive as the next batch.
@@ -11,7 +15,7 @@
 use libfuzzer_sys::fuzz_target;
 use osm_api::v1;
 use osm_proxy::{
-    config::{OnBadResource, Snapshot, build, store::ConfigStore, update},
+    config::{OnBadResource, Snapshot, batch::Batch, build, store::ConfigStore, update},
     upstream::EndpointRegistry,
 };
 use prost::Message;
@@ -26,9 +30,21 @@ fuzz_target!(|data: &[u8]| {
     let Some((&split, data)) = data.split_first() else {
         return;
     };
+    let as_batch = Batch::decode(data).map(|batch| {
+        ConfigStore::default()
+            .apply(batch)
+            .map(|(store, _)| store.to_config())
+    });
     let Ok(mut second) = v1::ConfigUpdate::decode(data) else {
         return;
     };
+    let decoded = ConfigStore::default()
+        .apply(second.clone())
+        .map(|(store, _)| store.to_config());
+    assert_eq!(
+        as_batch.expect("what decodes as an update decodes as a batch"),
+        decoded
+    );
     let at = usize::from(split).min(second.upserts.len());
     let first = v1::ConfigUpdate {
         full: true,
