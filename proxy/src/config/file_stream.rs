@@ -129,37 +129,25 @@ impl<'de> Visitor<'de> for ConfigVisitor {
             if seen.contains(&field) {
                 return Err(de::Error::duplicate_field(field.name()));
             }
-            match field {
-                // As pbjson: `null` here reads as absent, and a second
-                // field after a `null` one is not a duplicate.
-                Field::Mesh => {
-                    if let Some(mesh) = map.next_value::<Option<v1::MeshSettings>>()? {
-                        seen.push(field);
-                        out.push(Kind::Mesh(mesh));
-                    }
-                }
-                Field::TrustBundle => {
-                    if let Some(bundle) = map.next_value::<Option<v1::TrustBundle>>()? {
-                        seen.push(field);
-                        out.push(Kind::TrustBundle(bundle));
-                    }
-                }
-                Field::Inbound => {
-                    seen.push(field);
-                    map.next_value_seed(EachEncoded(&mut out, Kind::Inbound))?;
-                }
-                Field::Outbound => {
-                    seen.push(field);
-                    map.next_value_seed(EachEncoded(&mut out, Kind::Outbound))?;
-                }
-                Field::Endpoints => {
-                    seen.push(field);
-                    map.next_value_seed(EachEncoded(&mut out, Kind::Endpoints))?;
-                }
-                Field::Egress => {
-                    seen.push(field);
-                    map.next_value_seed(EachEncoded(&mut out, Kind::Egress))?;
-                }
+            // As pbjson: a `null` mesh or bundle reads as absent (a second
+            // one after it is no duplicate); a list is present once read,
+            // even empty.
+            let present = match field {
+                Field::Mesh => map
+                    .next_value::<Option<v1::MeshSettings>>()?
+                    .map(|mesh| out.push(Kind::Mesh(mesh)))
+                    .is_some(),
+                Field::TrustBundle => map
+                    .next_value::<Option<v1::TrustBundle>>()?
+                    .map(|bundle| out.push(Kind::TrustBundle(bundle)))
+                    .is_some(),
+                Field::Inbound => map.next_value_seed(EachEncoded(&mut out, Kind::Inbound))?,
+                Field::Outbound => map.next_value_seed(EachEncoded(&mut out, Kind::Outbound))?,
+                Field::Endpoints => map.next_value_seed(EachEncoded(&mut out, Kind::Endpoints))?,
+                Field::Egress => map.next_value_seed(EachEncoded(&mut out, Kind::Egress))?,
+            };
+            if present {
+                seen.push(field);
             }
         }
         Ok(out)
@@ -169,27 +157,28 @@ impl<'de> Visitor<'de> for ConfigVisitor {
 /// A list of resources of one kind, each encoded as soon as it is read.
 struct EachEncoded<'a, T>(&'a mut StreamedResources, fn(T) -> Kind);
 
+/// Its value: the list is present (always, once read).
 impl<'de, T: de::Deserialize<'de>> DeserializeSeed<'de> for EachEncoded<'_, T> {
-    type Value = ();
+    type Value = bool;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
         deserializer.deserialize_seq(self)
     }
 }
 
 impl<'de, T: de::Deserialize<'de>> Visitor<'de> for EachEncoded<'_, T> {
-    type Value = ();
+    type Value = bool;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a sequence")
     }
 
-    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<bool, S::Error> {
         let EachEncoded(out, kind) = self;
         while let Some(item) = seq.next_element::<T>()? {
             out.push(kind(item));
         }
-        Ok(())
+        Ok(true)
     }
 }
 
