@@ -68,6 +68,37 @@ pub async fn http1_get(addr: SocketAddr, host: &str, path: &str) -> anyhow::Resu
     Http1Conn::connect(addr).await?.get(host, path, &[]).await
 }
 
+/// A WebSocket upgrade request for `GET path` on a new connection to
+/// `addr`, sent as raw bytes: the connection, and the response head read
+/// up to its blank line, lower-cased.
+pub async fn websocket_upgrade(addr: SocketAddr, host: &str, path: &str) -> (TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\n\
+                 Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            stream.read(&mut byte).await.unwrap(),
+            1,
+            "response head: {:?}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    (stream, String::from_utf8_lossy(&head).to_lowercase())
+}
+
 /// One HTTP/2 (prior knowledge) connection.
 pub struct Http2Conn {
     sender: http2::SendRequest<Full<Bytes>>,

@@ -116,14 +116,16 @@ impl TlsState {
             config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
             Ok(Arc::new(config))
         };
+        let client_http1_only = client(&[ALPN_HTTP1])?;
         Ok(Self {
             server: Arc::new(server),
+            // Without multiplexing the two are one configuration.
             client_http1: if multiplex_http1 {
                 client(&[ALPN_HTTP1_OVER_H2, ALPN_HTTP1])?
             } else {
-                client(&[ALPN_HTTP1])?
+                client_http1_only.clone()
             },
-            client_http1_only: client(&[ALPN_HTTP1])?,
+            client_http1_only,
             client_h2: client(&[ALPN_H2])?,
             client_tcp: client(&[ALPN_TCP])?,
             local_identity,

@@ -39,10 +39,8 @@ struct Inner {
     /// is looked up only when a request needs it: a mode change is rare).
     on_pod_ip: bool,
     app_in_other_mode: Option<SocketAddr>,
-    /// The application speaks HTTP/2.
-    app_http2: bool,
-    /// Requests came from a peer proxy as HTTP/1.1 over HTTP/2.
-    restores_http1: bool,
+    /// How the connection is served and the application reached.
+    served: Served,
     /// `x-forwarded-client-cert` for the verified peer (None: ingress).
     client_cert: Option<http::HeaderValue>,
 }
@@ -55,9 +53,12 @@ impl InboundContext {
             on_pod_ip,
             app_in_other_mode,
         } = to;
-        let app_http2 = served.app_http2;
-        let app_client =
-            shared.plain_client(app, app_http2, None, crate::upstream::app_source(app));
+        let app_client = shared.plain_client(
+            app,
+            served.app_http2,
+            None,
+            crate::upstream::app_source(app),
+        );
         let source_label = match &source {
             Source::Mesh(id) => id.to_string(),
             Source::Ingress(addr) => format!("ingress:{}", addr.ip()),
@@ -75,8 +76,7 @@ impl InboundContext {
             app_client,
             on_pod_ip,
             app_in_other_mode,
-            app_http2,
-            restores_http1: served.restores_http1(),
+            served,
             client_cert,
         }))
     }
@@ -98,7 +98,7 @@ pub async fn handle(
 ) -> Response<Logged<ProxyBody>> {
     let started = tokio::time::Instant::now();
     let ctx = &ctx.0;
-    if ctx.restores_http1 {
+    if ctx.served.restores_http1() {
         crate::http1_over_h2::restore_http1(&mut req);
     }
     // The log shows the request as the client sent it.
@@ -195,7 +195,9 @@ async fn respond(ctx: &Inner, mut req: Request<Incoming>) -> Answer {
     let (app, app_client) = match ctx.app_in_other_mode {
         Some(other) if snapshot.mesh.app_on_pod_ip != ctx.on_pod_ip => {
             let source = crate::upstream::app_source(other);
-            other_client = ctx.shared.plain_client(other, ctx.app_http2, None, source);
+            other_client = ctx
+                .shared
+                .plain_client(other, ctx.served.app_http2, None, source);
             (other, &other_client)
         }
         _ => (ctx.app, &ctx.app_client),

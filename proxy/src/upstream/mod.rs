@@ -150,6 +150,8 @@ impl EndpointHandle {
         let cell = match wire {
             Wire::Http1 => &used.http1,
             Wire::Http1Only => &used.http1_only,
+            // TCP is never asked for (`http1_over_h2::wire_for` names none,
+            // and a cell for it would cost every used endpoint).
             Wire::Http2 | Wire::Tcp => &used.http2,
         };
         cell.get_or_init(|| http_client(self.connector(wire), wire))

@@ -6,7 +6,7 @@ use http::{Request, Version};
 use http_body_util::Full;
 use osm_tests::{
     ProxyOptions, TestProxy,
-    client::{Answer, Http1Conn},
+    client::{Answer, Http1Conn, websocket_upgrade},
     eventually,
     mesh::{Fixture, NS, client_config, store_policy},
     relay::CountingRelay,
@@ -153,26 +153,7 @@ async fn a_proxy_that_does_not_multiplex_gets_one_connection_per_request_in_flig
 async fn a_websocket_upgrade_goes_on_a_connection_of_its_own() {
     let f = Fixture::start().await;
     let pair = pair(&f, true, true).await;
-    let mut stream = tokio::net::TcpStream::connect(pair.buyer.outbound())
-        .await
-        .unwrap();
-    stream
-        .write_all(
-            format!(
-                "GET /ws HTTP/1.1\r\nHost: {HOST}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-                 Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "{head:?}");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_lowercase();
+    let (mut stream, head) = websocket_upgrade(pair.buyer.outbound(), HOST, "/ws").await;
     assert!(head.starts_with("http/1.1 101"), "{head}");
     stream.write_all(b"ping").await.unwrap();
     let mut echo = [0u8; 4];

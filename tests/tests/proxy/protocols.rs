@@ -4,7 +4,7 @@ use http_body_util::Full;
 use osm_tests::{
     ProxyOptions, TestProxy,
     apps::{HttpApp, ServerFirstApp},
-    client::{Http1Conn, Http2Conn},
+    client::{Http1Conn, Http2Conn, websocket_upgrade},
     mesh::{Fixture, VIP},
     pki::{Pki, spiffe},
 };
@@ -85,28 +85,8 @@ async fn http2_and_grpc_trailers_pass_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_upgrade_through_both_proxies() {
     let f = Fixture::start().await;
-    let mut stream = tokio::net::TcpStream::connect(f.buyer.outbound())
-        .await
-        .unwrap();
-    stream
-        .write_all(
-            b"GET /ws HTTP/1.1\r\nHost: bookstore.bookstore:14001\r\nConnection: Upgrade\r\n\
-              Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        )
-        .await
-        .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            stream.read(&mut byte).await.unwrap(),
-            1,
-            "response head: {:?}",
-            String::from_utf8_lossy(&head)
-        );
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_lowercase();
+    let (mut stream, head) =
+        websocket_upgrade(f.buyer.outbound(), "bookstore.bookstore:14001", "/ws").await;
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: websocket"), "{head}");
     for message in [&b"ping-1"[..], b"second frame"] {
