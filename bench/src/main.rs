@@ -151,7 +151,9 @@ struct PairsArgs {
     /// Paths to run: direct, osm-proxy, osm-proxy+resilience (the pair with
     /// retries, limits and outlier detection configured), osm-proxy+trace1%,
     /// osm-proxy+trace100%, osm-proxy+http2 (the pair with HTTP/1.1
-    /// requests multiplexed over HTTP/2 between the proxies), nginx, haproxy (comma-separated).
+    /// requests multiplexed over HTTP/2 between the proxies),
+    /// osm-proxy@baseline (the plain pair from --baseline-osm-proxy), nginx,
+    /// haproxy (comma-separated).
     #[arg(
         long,
         value_delimiter = ',',
@@ -189,6 +191,10 @@ struct PairsArgs {
     /// osm-proxy binary (default: beside this one).
     #[arg(long)]
     osm_proxy: Option<PathBuf>,
+    /// Another osm-proxy binary, run as the path osm-proxy@baseline (the
+    /// plain pair): a change against the code before it, in one run.
+    #[arg(long)]
+    baseline_osm_proxy: Option<PathBuf>,
     /// nginx binary (default: Debian's, /usr/sbin/nginx).
     #[arg(long)]
     nginx: Option<PathBuf>,
@@ -244,10 +250,14 @@ fn pairs(args: PairsArgs) -> Result<()> {
         .iter()
         .map(|p| PathKind::parse(p.trim()))
         .collect::<Result<Vec<_>>>()?;
+    if paths.contains(&PathKind::OsmBaseline) && args.baseline_osm_proxy.is_none() {
+        anyhow::bail!("the path osm-proxy@baseline needs --baseline-osm-proxy BINARY");
+    }
     let programs = Programs {
         osm_proxy: args
             .osm_proxy
             .unwrap_or_else(|| run::default_program("osm-proxy")),
+        osm_proxy_baseline: args.baseline_osm_proxy,
         nginx: args.nginx.unwrap_or_else(|| run::default_program("nginx")),
         haproxy: args
             .haproxy
@@ -322,6 +332,7 @@ fn resilience(
 ) -> Result<()> {
     let programs = Programs {
         osm_proxy: osm_proxy.unwrap_or_else(|| run::default_program("osm-proxy")),
+        osm_proxy_baseline: None,
         nginx: PathBuf::new(),
         haproxy: PathBuf::new(),
         workers,

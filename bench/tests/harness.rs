@@ -31,6 +31,7 @@ fn osm_proxy() -> PathBuf {
 fn programs(osm_proxy: PathBuf) -> Programs {
     Programs {
         osm_proxy,
+        osm_proxy_baseline: None,
         nginx: default_program("nginx"),
         haproxy: default_program("haproxy"),
         workers: 1,
@@ -69,6 +70,28 @@ fn the_osm_pair_carries_get_and_its_policy_refuses_post() {
     // The inbound policy allows GET only: POST is refused by the inbound
     // proxy, so the pair's policy is really in force.
     assert_eq!(request(pair.port, "POST").0, 403);
+}
+
+/// `osm-proxy@baseline` runs the other binary: here the main one could
+/// not start (osm-bench itself), the baseline is the real proxy.
+#[test]
+fn the_baseline_path_runs_the_baseline_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    pki::write(dir.path()).unwrap();
+    let app_port = paths::free_port().unwrap();
+    let _app = start_app(HARNESS.as_ref(), app_port, 64, dir.path()).unwrap();
+    let mut programs = programs(HARNESS.into());
+    let missing = paths::start(PathKind::OsmBaseline, &programs, dir.path(), app_port)
+        .err()
+        .unwrap();
+    assert!(
+        format!("{missing:#}").contains("--baseline-osm-proxy"),
+        "{missing:#}"
+    );
+    programs.osm_proxy_baseline = Some(osm_proxy());
+    let pair = paths::start(PathKind::OsmBaseline, &programs, dir.path(), app_port).unwrap();
+    let (status, body) = request(pair.port, "GET");
+    assert_eq!((status, body), (200, vec![b'x'; 64]));
 }
 
 /// The peers' pairs from bench/pairs/ (Debian's nginx and HAProxy, which

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{http_util::ProxyBody, identity::tls::summarize, state::Shared};
+use crate::{answer::ProxyBody, identity::tls::summarize, state::Shared};
 
 /// Which endpoints a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,13 +1,10 @@
-//! HTTP helpers shared by inbound and outbound: the body type, the proxy's
-//! own error responses, hop-by-hop headers and URIs for the pooled client.
+//! HTTP helpers shared by inbound and outbound: the request body to an
+//! upstream, hop-by-hop headers and URIs for the pooled client.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, header};
-use http_body_util::{Either, Full};
+use http::{HeaderMap, Request, Uri, header};
+use http_body_util::Either;
 use hyper::body::Incoming;
-
-/// A proxied body, or one the proxy wrote itself.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 
 /// A request body to an upstream: streamed as it arrives, or replayed from
 /// a buffer (a request that may be retried).
@@ -57,26 +54,6 @@ impl hyper::body::Body for Replay {
     fn size_hint(&self) -> hyper::body::SizeHint {
         hyper::body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
     }
-}
-
-/// Header naming why the proxy answered a request itself.
-pub const PROXY_ERROR_HEADER: &str = "osm-proxy-error";
-
-/// A response written by the proxy: a one-line body saying why.
-pub fn error_response(status: StatusCode, message: &str) -> Response<ProxyBody> {
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(format!(
-        "{message}\n"
-    )))));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    if let Ok(v) = HeaderValue::from_str(message) {
-        headers.insert(PROXY_ERROR_HEADER, v);
-    }
-    response
 }
 
 /// The request's authority: the URI's, else the Host header.

@@ -13,6 +13,7 @@
 #![deny(unsafe_code)]
 
 pub mod admin;
+pub mod answer;
 pub mod app;
 pub mod args;
 pub mod config;

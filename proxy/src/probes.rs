@@ -23,7 +23,7 @@ use serde::Deserialize;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::http_util::{ProxyBody, error_response};
+use crate::answer::{ProxyBody, error_response};
 
 pub use osm_api::compat::{
     HEALTHCHECK_PATH, HEALTHCHECK_PORT, ORIGINAL_TCP_PORT_HEADER as ORIGINAL_TCP_PORT,

@@ -15,7 +15,7 @@ use http::{Response, StatusCode};
 use metrics::Label;
 
 use crate::{
-    http_util::{ProxyBody, error_response},
+    answer::{ProxyBody, error_response},
     policy::DenyReason,
     resilience::breaker::Overflow,
     telemetry::metrics::{INBOUND_DENIED_TOTAL, Metrics, OUTBOUND_REFUSED_TOTAL},
@@ -418,7 +418,7 @@ mod tests {
             let response = refusal.response();
             assert_eq!(response.status().as_u16(), status);
             assert_eq!(
-                response.headers()[crate::http_util::PROXY_ERROR_HEADER],
+                response.headers()[crate::answer::PROXY_ERROR_HEADER],
                 format!("osm-proxy: {message}").as_str()
             );
         }

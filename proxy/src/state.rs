@@ -23,7 +23,7 @@ use crate::{
     identity::{Credentials, policy::TlsPolicy, tls::TlsState},
     resilience::breaker::Breaker,
     telemetry::{access_log::AccessLog, metrics::Metrics, trace::Tracer},
-    upstream::{Connector, EndpointRegistry, HttpClient, Wire, http_client},
+    upstream::{Connector, EndpointRegistry, HttpClient, Parked, Wire, http_client},
 };
 
 /// A circuit breaker as a map key: the same breaker, by identity.
@@ -76,6 +76,9 @@ pub struct Shared {
     /// Whether HTTP/1.1 requests to peer proxies share HTTP/2 connections
     /// (`--multiplex-http1`).
     multiplex_http1: bool,
+    /// The application's idle connections, by address, that no inbound
+    /// connection keeps (a few ports).
+    app_parked: Mutex<HashMap<SocketAddr, Arc<Parked>>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -108,6 +111,7 @@ impl Shared {
             config_log_level: Mutex::default(),
             resolver: crate::resolve::Resolver::default(),
             multiplex_http1: false,
+            app_parked: Mutex::default(),
         }
     }
 
@@ -117,6 +121,25 @@ impl Shared {
     pub fn multiplexing_http1(mut self, on: bool) -> Self {
         self.multiplex_http1 = on;
         self
+    }
+
+    /// Idle HTTP/1.1 connections to endpoints and to the application
+    /// that no downstream connection keeps.
+    pub fn parked_connections(&self) -> usize {
+        let apps = self.app_parked.lock().unwrap_or_else(|e| e.into_inner());
+        let to_apps: usize = apps.values().map(|p| p.len()).sum();
+        to_apps + self.registry.handles().parked_connections()
+    }
+
+    /// The idle connections to the application at `addr`.
+    pub fn app_parked(&self, addr: SocketAddr) -> Arc<Parked> {
+        let mut parked = self.app_parked.lock().unwrap_or_else(|e| e.into_inner());
+        parked.entry(addr).or_default().clone()
+    }
+
+    /// Whether it does ([`Self::multiplexing_http1`]).
+    pub fn multiplexes_http1(&self) -> bool {
+        self.multiplex_http1
     }
 
     /// The current config.
@@ -318,6 +341,24 @@ impl Shared {
         self.credentials.load_full()
     }
 
+    /// What opens connections to `addr` outside the mesh (or to the
+    /// application): plaintext, counted against `breaker`, from `source`.
+    pub fn plain_connector(
+        &self,
+        addr: SocketAddr,
+        wire: Wire,
+        breaker: Option<&Arc<Breaker>>,
+        source: Option<std::net::IpAddr>,
+    ) -> Connector {
+        let timeout = breaker
+            .and_then(|b| b.limits.connect_timeout)
+            .unwrap_or_else(|| self.config.load().mesh.connect_timeout);
+        let gate = Arc::new(ArcSwapOption::new(breaker.cloned()));
+        Connector::new(addr, None, self.tls.clone(), wire, timeout)
+            .with_breaker(gate)
+            .with_source(source)
+    }
+
     /// A pooled plaintext client to `addr`: the local application (from
     /// `source`, [`crate::upstream::app_source`]), or an egress destination.
     // The key holds a breaker (interior mutability) but hashes and compares
@@ -335,16 +376,7 @@ impl Shared {
             return client.clone();
         }
         let wire = if http2 { Wire::Http2 } else { Wire::Http1 };
-        let timeout = breaker
-            .and_then(|b| b.limits.connect_timeout)
-            .unwrap_or_else(|| self.config.load().mesh.connect_timeout);
-        let gate = Arc::new(ArcSwapOption::new(breaker.cloned()));
-        let client = http_client(
-            Connector::new(addr, None, self.tls.clone(), wire, timeout)
-                .with_breaker(gate)
-                .with_source(source),
-            wire,
-        );
+        let client = http_client(self.plain_connector(addr, wire, breaker, source), wire);
         self.plain_clients.rcu(|clients| {
             let mut clients = HashMap::clone(clients);
             // Clients of breakers no config holds any more go: then only

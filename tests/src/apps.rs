@@ -10,6 +10,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
@@ -19,12 +20,29 @@ use tokio::{
     net::TcpListener,
 };
 
+/// The response header saying which of the app's connections (1, 2, ...
+/// in the order accepted) carried the request.
+pub const CONNECTION_HEADER: &str = "x-app-connection";
+
+/// How many 16 KiB chunks `/books/stream` sends, 2 ms apart.
+pub const STREAM_CHUNKS: usize = 64;
+
+/// `chunks` chunks of 16 KiB of `b'x'`, 2 ms apart.
+fn streamed(chunks: usize) -> Response<AppBody> {
+    let frames = futures_util::stream::iter(0..chunks).then(|_| async {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        Ok::<_, Infallible>(Frame::data(Bytes::from(vec![b'x'; 16 * 1024])))
+    });
+    Response::new(BodyExt::boxed(StreamBody::new(frames)))
+}
+
 /// An HTTP/1.1 + HTTP/2 application that says who it is and echoes what it
 /// got: body `<name> <METHOD> <path> <request body>`, header `x-app`, the
 /// request's `x-test` header back as `x-echo`. Path `/grpc` answers with
 /// trailers; a path under `/books/slow` is answered after 300 ms (to hold
 /// requests in flight together); an `Upgrade` request switches protocols
-/// and echoes bytes.
+/// and echoes bytes; `/books/stream` streams [`STREAM_CHUNKS`] chunks.
+/// Every answer names its connection in [`CONNECTION_HEADER`].
 #[derive(Clone)]
 pub struct HttpApp {
     pub addr: SocketAddr,
@@ -57,13 +75,19 @@ impl HttpApp {
                     return;
                 };
                 let this = this.clone();
-                this.connections.fetch_add(1, Ordering::SeqCst);
+                let connection = this.connections.fetch_add(1, Ordering::SeqCst) + 1;
                 this.open_connections.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     let open = this.open_connections.clone();
                     let svc = hyper::service::service_fn(move |req| {
                         let this = this.clone();
-                        async move { Ok::<_, Infallible>(this.respond(req).await) }
+                        async move {
+                            let mut response = this.respond(req).await;
+                            response
+                                .headers_mut()
+                                .insert(CONNECTION_HEADER, connection.into());
+                            Ok::<_, Infallible>(response)
+                        }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection_with_upgrades(TokioIo::new(stream), svc)
@@ -106,6 +130,9 @@ impl HttpApp {
         self.versions.lock().unwrap().push(req.version());
         if req.uri().path().starts_with("/books/slow") {
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        if req.uri().path() == "/books/stream" {
+            return streamed(STREAM_CHUNKS);
         }
         if req.headers().contains_key(http::header::UPGRADE) {
             let upgrade = hyper::upgrade::on(&mut req);

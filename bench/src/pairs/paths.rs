@@ -53,18 +53,23 @@ pub enum PathKind {
     /// HTTP/2 connection between the proxies (`--multiplex-http1=true`),
     /// instead of one HTTP/1.1 connection per request in flight.
     OsmMultiplexed,
+    /// The plain osm-proxy pair from another binary
+    /// (`--baseline-osm-proxy`): a change measured against the code before
+    /// it, in the same run.
+    OsmBaseline,
     Nginx,
     Haproxy,
 }
 
 impl PathKind {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Direct,
         Self::Osm,
         Self::OsmResilient,
         Self::OsmTraced1,
         Self::OsmTraced100,
         Self::OsmMultiplexed,
+        Self::OsmBaseline,
         Self::Nginx,
         Self::Haproxy,
     ];
@@ -77,6 +82,7 @@ impl PathKind {
             Self::OsmTraced1 => "osm-proxy+trace1%",
             Self::OsmTraced100 => "osm-proxy+trace100%",
             Self::OsmMultiplexed => "osm-proxy+http2",
+            Self::OsmBaseline => "osm-proxy@baseline",
             Self::Nginx => "nginx",
             Self::Haproxy => "haproxy",
         }
@@ -89,7 +95,8 @@ impl PathKind {
             .with_context(|| {
                 format!(
                     "unknown path {name:?}; known: direct, osm-proxy, osm-proxy+resilience, \
-                     osm-proxy+trace1%, osm-proxy+trace100%, osm-proxy+http2, nginx, haproxy"
+                     osm-proxy+trace1%, osm-proxy+trace100%, osm-proxy+http2, \
+                     osm-proxy@baseline, nginx, haproxy"
                 )
             })
     }
@@ -99,6 +106,8 @@ impl PathKind {
 #[derive(Debug, Clone)]
 pub struct Programs {
     pub osm_proxy: PathBuf,
+    /// The binary of the `osm-proxy@baseline` path.
+    pub osm_proxy_baseline: Option<PathBuf>,
     pub nginx: PathBuf,
     pub haproxy: PathBuf,
     /// Worker threads per proxy (nginx and HAProxy are configured with one).
@@ -215,6 +224,16 @@ fn start_once(
         PathKind::OsmTraced1 => start_osm(programs, dir, app_port, OsmVariant::Traced(0.01))?,
         PathKind::OsmTraced100 => start_osm(programs, dir, app_port, OsmVariant::Traced(1.0))?,
         PathKind::OsmMultiplexed => start_osm(programs, dir, app_port, OsmVariant::Multiplexed)?,
+        PathKind::OsmBaseline => {
+            let baseline = Programs {
+                osm_proxy: programs
+                    .osm_proxy_baseline
+                    .clone()
+                    .context("the path osm-proxy@baseline needs --baseline-osm-proxy")?,
+                ..programs.clone()
+            };
+            start_osm(&baseline, dir, app_port, OsmVariant::Baseline)?
+        }
         PathKind::Nginx | PathKind::Haproxy => start_peer(kind, programs, dir, app_port)?,
     };
     let mut path = RunningPath {
@@ -347,6 +366,8 @@ enum OsmVariant {
     /// (the bench app answers any POST 200: a collector that takes all).
     Traced(f64),
     Multiplexed,
+    /// Plain, from the baseline binary.
+    Baseline,
 }
 
 impl OsmVariant {
@@ -358,6 +379,7 @@ impl OsmVariant {
             Self::Resilient => "osm-resilient".into(),
             Self::Traced(f) => format!("osm-traced{}", (f * 100.0).round()),
             Self::Multiplexed => "osm-http2".into(),
+            Self::Baseline => "osm-baseline".into(),
         }
     }
 }
@@ -384,7 +406,7 @@ fn start_osm(
     let mut outbound = osm_outbound_config(&ca, inbound_port);
     let mut extra = Vec::new();
     match variant {
-        OsmVariant::Plain => {}
+        OsmVariant::Plain | OsmVariant::Baseline => {}
         OsmVariant::Multiplexed => extra.push("--multiplex-http1=true"),
         OsmVariant::Resilient => {
             for (k, v) in resilience_settings().as_object().into_iter().flatten() {

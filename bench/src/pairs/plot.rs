@@ -28,6 +28,7 @@ fn colour(path: PathKind) -> RGBColor {
         PathKind::OsmTraced1 => RGBColor(204, 121, 167),
         PathKind::OsmTraced100 => RGBColor(230, 159, 0),
         PathKind::OsmMultiplexed => RGBColor(120, 94, 240),
+        PathKind::OsmBaseline => RGBColor(150, 150, 150),
         PathKind::Nginx => RGBColor(0, 158, 115),
         PathKind::Haproxy => RGBColor(213, 94, 0),
     }

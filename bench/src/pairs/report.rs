@@ -326,6 +326,7 @@ pub fn markdown(rows: &[Row], outcome: &Outcome, context: &str) -> String {
         PathKind::OsmTraced1,
         PathKind::OsmTraced100,
         PathKind::OsmMultiplexed,
+        PathKind::OsmBaseline,
         PathKind::Nginx,
         PathKind::Haproxy,
     ] {

@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 
 use super::{Destination, Served, Source};
 use crate::{
-    http_util::{ProxyBody, error_response},
+    answer::{ProxyBody, error_response},
     hygiene,
     policy::{Decision, HttpRequestView, authorize_http},
     refusal::{Layer, Refusal},
@@ -19,7 +19,7 @@ use crate::{
         tally::counted,
         trace::Kind,
     },
-    upstream::{HttpClient, forward},
+    upstream::{Affinity, HttpClient, Parked, Wire, forward},
 };
 
 /// What every request on one inbound connection shares.
@@ -43,6 +43,12 @@ struct Inner {
     served: Served,
     /// `x-forwarded-client-cert` for the verified peer (None: ingress).
     client_cert: Option<http::HeaderValue>,
+    /// The connections to the application this connection keeps: HTTP/1.1
+    /// on both sides only (an HTTP/2 connection's requests run in tasks
+    /// of their own).
+    affinity: Option<Arc<Affinity>>,
+    /// The application's idle connections no inbound connection keeps.
+    app_parked: Arc<Parked>,
 }
 
 impl InboundContext {
@@ -68,7 +74,6 @@ impl InboundContext {
             Source::Ingress(_) => None,
         };
         Self(Arc::new(Inner {
-            shared,
             source,
             source_label,
             port,
@@ -78,6 +83,9 @@ impl InboundContext {
             app_in_other_mode,
             served,
             client_cert,
+            affinity: (served == Served::HTTP1).then(Arc::default),
+            app_parked: shared.app_parked(app),
+            shared,
         }))
     }
 }
@@ -191,16 +199,17 @@ async fn respond(ctx: &Inner, mut req: Request<Incoming>) -> Answer {
             .map(rate_limited),
         Decision::Deny(_) => None,
     };
-    let other_client;
-    let (app, app_client) = match ctx.app_in_other_mode {
+    let (other_client, other_parked);
+    let (app, app_client, app_parked) = match ctx.app_in_other_mode {
         Some(other) if snapshot.mesh.app_on_pod_ip != ctx.on_pod_ip => {
             let source = crate::upstream::app_source(other);
             other_client = ctx
                 .shared
                 .plain_client(other, ctx.served.app_http2, None, source);
-            (other, &other_client)
+            other_parked = ctx.shared.app_parked(other);
+            (other, &other_client, &other_parked)
         }
-        _ => (ctx.app, &ctx.app_client),
+        _ => (ctx.app, &ctx.app_client, &ctx.app_parked),
     };
     drop(snapshot);
     match (decision, limited) {
@@ -225,7 +234,16 @@ async fn respond(ctx: &Inner, mut req: Request<Incoming>) -> Answer {
         }
         (Decision::Allow(rule), None) => {
             let idempotent = crate::outbound::unprocessed::idempotent(req.method());
-            match forward(app_client, counted(req).map(Either::Left), app).await {
+            let req = counted(req).map(Either::Left);
+            let sent = match &ctx.affinity {
+                Some(affinity) if crate::http1_over_h2::wire_for(&req) == Wire::Http1 => {
+                    let source = crate::upstream::app_source(app);
+                    let connector = || ctx.shared.plain_connector(app, Wire::Http1, None, source);
+                    affinity.send(app_parked, connector, req).await
+                }
+                _ => forward(app_client, req, app).await,
+            };
+            match sent {
                 Ok(mut r) => Answer {
                     response: {
                         crate::outbound::unprocessed::strip_from_app(r.headers_mut());

@@ -31,7 +31,7 @@ use crate::{
         metrics::Metrics,
         tally::{Tally, counted},
     },
-    upstream::{EndpointHandle, ForwardError},
+    upstream::{Affinity, EndpointHandle, ForwardError, ResponseBody},
 };
 
 /// The largest request body kept to be sent again.
@@ -40,7 +40,7 @@ pub const MAX_REPLAY_BYTES: u64 = 64 * 1024;
 /// How a request ended.
 pub enum Sent {
     Answered {
-        response: Response<Incoming>,
+        response: Response<ResponseBody>,
         endpoint: Arc<EndpointHandle>,
     },
     Failed {
@@ -192,9 +192,12 @@ impl Plan {
     }
 }
 
-/// Sends a request to `service`, with its retries and the plan's timeouts.
+/// Sends a request to `service`, with its retries and the plan's timeouts;
+/// on the downstream connection's own upstream connections when it keeps
+/// them (`affinity`).
 pub async fn send(
     shared: &Shared,
+    affinity: Option<&Arc<Affinity>>,
     service: &OutboundService,
     plan: &Plan,
     req: Request<Incoming>,
@@ -203,7 +206,12 @@ pub async fn send(
         Some(limit) => {
             // The last endpoint tried, for metrics when time runs out.
             let mut last = None;
-            match tokio::time::timeout(limit, tries(shared, service, plan, req, &mut last)).await {
+            match tokio::time::timeout(
+                limit,
+                tries(shared, affinity, service, plan, req, &mut last),
+            )
+            .await
+            {
                 Ok(sent) => sent,
                 Err(_) => Sent::TimedOut {
                     after: limit,
@@ -211,12 +219,13 @@ pub async fn send(
                 },
             }
         }
-        None => tries(shared, service, plan, req, &mut None).await,
+        None => tries(shared, affinity, service, plan, req, &mut None).await,
     }
 }
 
 async fn tries(
     shared: &Shared,
+    affinity: Option<&Arc<Affinity>>,
     service: &OutboundService,
     plan: &Plan,
     req: Request<Incoming>,
@@ -295,7 +304,14 @@ async fn tries(
             .and_then(|r| r.rule.per_try_timeout)
             .or(plan.backend_request_timeout);
         let idempotent = super::unprocessed::idempotent(request.method());
-        let result = try_once(&endpoint, request, per_try_timeout, per_connection).await;
+        let result = try_once(
+            &endpoint,
+            affinity,
+            request,
+            per_try_timeout,
+            per_connection,
+        )
+        .await;
         let tried = match &result {
             Ok(response) => Some(Tried::Answered(response.status())),
             Err(e) => e.tried(),
@@ -358,7 +374,7 @@ async fn tries(
 }
 
 fn finished(
-    result: Result<Response<Incoming>, ForwardError>,
+    result: Result<Response<ResponseBody>, ForwardError>,
     endpoint: Arc<EndpointHandle>,
 ) -> Sent {
     match result {

@@ -7,7 +7,8 @@ use http_body_util::Either;
 use hyper::body::Incoming;
 
 use crate::{
-    http_util::{ProxyBody, authority, error_response},
+    answer::{ProxyBody, error_response},
+    http_util::authority,
     hygiene,
     outbound::{
         attempts::{self, Sent},
@@ -24,7 +25,7 @@ use crate::{
         tally::counted,
         trace::{ActiveSpan, Kind},
     },
-    upstream::{ForwardError, forward},
+    upstream::{Affinity, ForwardError, forward},
 };
 
 /// What every request on one outbound connection shares.
@@ -35,11 +36,20 @@ pub struct OutboundContext(Arc<Inner>);
 struct Inner {
     shared: Arc<Shared>,
     orig_dst: Option<SocketAddr>,
+    /// The upstream connections this connection keeps (None while the
+    /// proxy multiplexes HTTP/1.1 over HTTP/2: then the pool shares one
+    /// connection per peer proxy).
+    affinity: Option<Arc<Affinity>>,
 }
 
 impl OutboundContext {
     pub fn new(shared: Arc<Shared>, orig_dst: Option<SocketAddr>) -> Self {
-        Self(Arc::new(Inner { shared, orig_dst }))
+        let affinity = (!shared.multiplexes_http1()).then(Arc::default);
+        Self(Arc::new(Inner {
+            shared,
+            orig_dst,
+            affinity,
+        }))
     }
 }
 
@@ -271,7 +281,7 @@ async fn route(ctx: &Inner, mut req: Request<Incoming>) -> Outcome {
             }
         },
     };
-    match attempts::send(&ctx.shared, &service, &plan, req).await {
+    match attempts::send(&ctx.shared, ctx.affinity.as_ref(), &service, &plan, req).await {
         Sent::Answered {
             mut response,
             endpoint,

@@ -46,7 +46,7 @@ pub fn send_copies(
         );
         let set = set.clone();
         tokio::spawn(async move {
-            match try_once(&endpoint, request, Some(MIRROR_TIMEOUT), None).await {
+            match try_once(&endpoint, None, request, Some(MIRROR_TIMEOUT), None).await {
                 Ok(_) => answered.increment(1),
                 Err(error) => {
                     failed.increment(1);

@@ -7,8 +7,9 @@ use hyper::body::Incoming;
 
 use super::attempts::Plan;
 use crate::{
+    answer::{ProxyBody, error_response},
     config::{OutboundService, Routes},
-    http_util::{ProxyBody, authority, error_response},
+    http_util::authority,
     policy::HttpRequestView,
     routing::{http_route::PathMatch, route_filters::replace_path},
 };

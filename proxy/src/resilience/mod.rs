@@ -74,6 +74,12 @@ impl<K: Hash + Eq, V> Kept<K, V> {
         value
     }
 
+    /// The values some config still refers to.
+    pub fn live(&self) -> Vec<Arc<V>> {
+        let values = self.values.lock().unwrap_or_else(|e| e.into_inner());
+        values.map.values().filter_map(Weak::upgrade).collect()
+    }
+
     /// How many entries the map holds (live or waiting for a sweep).
     pub fn len(&self) -> usize {
         self.values
@@ -97,7 +103,9 @@ mod tests {
         let kept: Kept<&str, u32> = Kept::default();
         let a = kept.get_or("a", || 1);
         assert!(Arc::ptr_eq(&a, &kept.get_or("a", || 2)));
+        assert_eq!(kept.live().len(), 1);
         drop(a);
+        assert!(kept.live().is_empty());
         assert_eq!(*kept.get_or("a", || 3), 3, "made again once dropped");
     }
 

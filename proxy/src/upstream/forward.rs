@@ -5,10 +5,9 @@
 use std::{error::Error as StdError, net::SocketAddr};
 
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use super::{ConnectError, HttpClient};
+use super::{ConnectError, HttpClient, ResponseBody};
 use crate::{
     http_util::{UpstreamBody, absolute_uri, authority, is_upgrade, strip_hop_by_hop},
     resilience::{breaker::Overflow, retry::Tried},
@@ -75,20 +74,29 @@ impl ForwardError {
     }
 }
 
-fn classify(e: hyper_util::client::legacy::Error) -> ForwardError {
-    let mut source: Option<&(dyn StdError + 'static)> = Some(&e);
+impl From<&ConnectError> for ForwardError {
+    fn from(connect: &ConnectError) -> Self {
+        let message = connect.to_string();
+        match connect {
+            ConnectError::Timeout { .. } => ForwardError::ConnectTimeout(message),
+            ConnectError::Overflow { overflow, .. } => ForwardError::Overflow {
+                message,
+                overflow: *overflow,
+            },
+            _ => ForwardError::Connect(message),
+        }
+    }
+}
+
+/// What a failed exchange was: a connection that could not be made (its
+/// error somewhere in the chain), a stream the upstream refused, or a
+/// reset; the message says the whole chain.
+pub(super) fn failed(e: &(dyn StdError + 'static)) -> ForwardError {
+    let mut source = Some(e);
     let mut refused = false;
     while let Some(err) = source {
         if let Some(connect) = err.downcast_ref::<ConnectError>() {
-            let message = connect.to_string();
-            return match connect {
-                ConnectError::Timeout { .. } => ForwardError::ConnectTimeout(message),
-                ConnectError::Overflow { overflow, .. } => ForwardError::Overflow {
-                    message,
-                    overflow: *overflow,
-                },
-                _ => ForwardError::Connect(message),
-            };
+            return connect.into();
         }
         refused |= err
             .downcast_ref::<h2::Error>()
@@ -117,14 +125,14 @@ pub async fn forward(
     client: &HttpClient,
     mut req: Request<UpstreamBody>,
     fallback_authority: SocketAddr,
-) -> Result<Response<Incoming>, ForwardError> {
+) -> Result<Response<ResponseBody>, ForwardError> {
     let upgrade = is_upgrade(&req);
     let uri = absolute_uri(req.uri(), authority(&req), fallback_authority)
         .ok_or(ForwardError::BadAuthority)?;
     *req.uri_mut() = uri;
     strip_hop_by_hop(req.headers_mut(), upgrade);
     let downstream = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let mut response = client.request(req).await.map_err(classify)?;
+    let mut response = client.request(req).await.map_err(|e| failed(&e))?;
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     strip_hop_by_hop(response.headers_mut(), switching);
     if let (true, Some(downstream)) = (switching, downstream) {
@@ -140,5 +148,5 @@ pub async fn forward(
             }
         });
     }
-    Ok(response)
+    Ok(response.map(ResponseBody::from))
 }

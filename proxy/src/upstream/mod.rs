@@ -1,13 +1,17 @@
 //! Upstream endpoints: their identity, load, pooled HTTP clients and TCP
 //! connections, kept across config changes.
 
+mod affinity;
 mod connect;
 mod forward;
+mod held;
 pub mod spec;
 mod stream;
 
+pub use affinity::{Affinity, ResponseBody};
 pub use connect::{ConnectError, Connector, app_source, connect, connect_from};
 pub use forward::{ForwardError, forward};
+pub use held::Parked;
 pub use spec::EndpointSpec;
 pub use stream::{ConnectionUses, MeshIo, Stream};
 
@@ -93,6 +97,8 @@ struct Used {
     http1: OnceLock<HttpClient>,
     http1_only: OnceLock<HttpClient>,
     http2: OnceLock<HttpClient>,
+    /// Its idle connections that no downstream connection keeps.
+    parked: Arc<Parked>,
 }
 
 impl EndpointHandle {
@@ -133,7 +139,14 @@ impl EndpointHandle {
         &self.used().metrics
     }
 
-    fn connector(&self, wire: Wire) -> Connector {
+    /// Its idle connections that no downstream connection keeps
+    /// ([`Affinity`]).
+    pub fn parked(&self) -> &Arc<Parked> {
+        &self.used().parked
+    }
+
+    /// What opens its connections on `wire`.
+    pub fn connector(&self, wire: Wire) -> Connector {
         Connector::new(
             self.spec.addr,
             self.spec.identity.clone(),
@@ -216,6 +229,16 @@ impl Handles {
 
     pub fn is_empty(&self) -> bool {
         self.kept.is_empty()
+    }
+
+    /// Idle HTTP/1.1 connections parked with the endpoints
+    /// ([`Affinity`]).
+    pub fn parked_connections(&self) -> usize {
+        let live = self.kept.live();
+        live.iter()
+            .filter_map(|h| h.used.get())
+            .map(|used| used.parked.len())
+            .sum()
     }
 
     /// The live handle for `spec`, or a new one.

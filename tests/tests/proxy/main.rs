@@ -4,6 +4,7 @@
 //! proxy -> application.
 
 mod admin;
+mod affinity;
 mod authz;
 mod gateway_routes;
 mod multiplex;

@@ -1,0 +1,184 @@
+//! An upstream HTTP/1.1 connection that a downstream connection's task
+//! drives ([`super::affinity`]), and where idle ones wait between
+//! downstream connections ([`Parked`]).
+
+use std::{
+    collections::VecDeque,
+    future::{Future, poll_fn},
+    pin::{Pin, pin},
+    sync::{Arc, Mutex, MutexGuard, Weak},
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use http::{Request, Response, Uri};
+use hyper::{body::Incoming, client::conn::http1};
+use hyper_util::client::legacy::connect::Connection as _;
+use tower_service::Service as _;
+
+use super::{Connector, ForwardError, MeshIo, forward::failed};
+use crate::http_util::UpstreamBody;
+
+/// How long a parked connection may wait for a downstream connection (as
+/// hyper-util's pool kept an idle one).
+const PARKED_FOR: Duration = Duration::from_secs(90);
+
+/// The idle connections to one upstream (an endpoint, or the proxy's own
+/// application) that no downstream connection keeps, most recent last. An
+/// upstream is identified by its `Parked`: a connection goes back only to
+/// the one it was opened for, and closes with it (an endpoint gone from
+/// the config).
+#[derive(Debug, Default)]
+pub struct Parked {
+    idle: Mutex<VecDeque<Box<Held>>>,
+}
+
+impl Parked {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Box<Held>>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many connections wait here.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Parks `held`; connections parked longer than [`PARKED_FOR`] close.
+    pub(super) fn park(&self, mut held: Box<Held>, now: Instant) {
+        held.parked_at = now;
+        let mut idle = self.lock();
+        while idle
+            .front()
+            .is_some_and(|oldest| now.duration_since(oldest.parked_at) > PARKED_FOR)
+        {
+            idle.pop_front();
+        }
+        idle.push_back(held);
+    }
+
+    /// The most recently parked connection.
+    pub(super) fn take(&self) -> Option<Box<Held>> {
+        self.lock().pop_back()
+    }
+}
+
+/// One upstream HTTP/1.1 connection: the request side and the connection
+/// that a task must poll for anything to move.
+pub(super) struct Held {
+    /// Where it is parked (gone: the upstream left the config).
+    pub(super) home: Weak<Parked>,
+    send: http1::SendRequest<UpstreamBody>,
+    conn: http1::Connection<MeshIo, UpstreamBody>,
+    /// The connection has ended (closed, failed): never polled again.
+    pub(super) ended: bool,
+    parked_at: Instant,
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Held {
+    pub(super) fn is_for(&self, parked: &Arc<Parked>) -> bool {
+        std::ptr::eq(self.home.as_ptr(), Arc::as_ptr(parked))
+    }
+
+    /// Back to its upstream's parked connections, unless it has ended or
+    /// the upstream is gone.
+    pub(super) fn park(self: Box<Self>, now: Instant) {
+        if let (false, Some(home)) = (self.ended, self.home.upgrade()) {
+            home.park(self, now);
+        }
+    }
+
+    /// Moves the connection along (writes, reads); true once it has ended.
+    pub(super) fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.ended && Pin::new(&mut self.conn).poll(cx).is_ready() {
+            self.ended = true;
+        }
+        self.ended
+    }
+
+    /// Whether an idle connection can take a request: false when the
+    /// upstream closed it meanwhile.
+    pub(super) async fn ready(&mut self) -> bool {
+        poll_fn(|cx| {
+            if self.drive(cx) {
+                return Poll::Ready(false);
+            }
+            self.send.poll_ready(cx).map(|ready| ready.is_ok())
+        })
+        .await
+    }
+
+    /// Sends `req` and drives the connection until the response's head
+    /// has come. A request the connection never took comes back.
+    pub(super) async fn exchange(
+        &mut self,
+        req: Request<UpstreamBody>,
+    ) -> Result<Response<Incoming>, Unsent> {
+        let mut response = pin!(self.send.try_send_request(req));
+        poll_fn(|cx| {
+            let ended = self.drive(cx);
+            match response.as_mut().poll(cx) {
+                Poll::Ready(Ok(response)) => Poll::Ready(Ok(response)),
+                Poll::Ready(Err(mut e)) => Poll::Ready(Err(match e.take_message() {
+                    Some(req) => Unsent::Request(Box::new(req)),
+                    None => Unsent::Failed(failed(&e.into_error())),
+                })),
+                // hyper answers every request its connection took before
+                // the connection ends; this is in case it did not.
+                Poll::Pending if ended => Poll::Ready(Err(Unsent::Failed(ForwardError::Reset(
+                    "upstream request failed: the connection closed".into(),
+                )))),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
+/// How an exchange failed.
+pub(super) enum Unsent {
+    /// The connection did not take the request (it had closed): another
+    /// may.
+    Request(Box<Request<UpstreamBody>>),
+    Failed(ForwardError),
+}
+
+/// Opens a connection to the upstream `parked` stands for: TCP, mTLS and
+/// the identity check as for the pool ([`Connector`]), then HTTP/1.1.
+pub(super) async fn open(
+    parked: &Arc<Parked>,
+    mut connector: Connector,
+) -> Result<Box<Held>, ForwardError> {
+    let io = connector
+        .call(Uri::default())
+        .await
+        .map_err(|e| ForwardError::from(&e))?;
+    if io.connected().is_negotiated_h2() {
+        // Affinity is off while the proxy offers HTTP/1.1 over HTTP/2.
+        return Err(ForwardError::Connect(
+            "the upstream chose HTTP/2 for an HTTP/1.1 connection".into(),
+        ));
+    }
+    let (send, conn) = http1::Builder::new()
+        .handshake(io)
+        .await
+        .map_err(|e| failed(&e))?;
+    Ok(Box::new(Held {
+        home: Arc::downgrade(parked),
+        send,
+        conn,
+        ended: false,
+        parked_at: Instant::now(),
+    }))
+}
