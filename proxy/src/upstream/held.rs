@@ -6,7 +6,10 @@ use std::{
     collections::VecDeque,
     future::{Future, poll_fn},
     pin::{Pin, pin},
-    sync::{Arc, Mutex, MutexGuard, Weak},
+    sync::{
+        Arc, Mutex, MutexGuard, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
     time::{Duration, Instant},
 };
@@ -27,10 +30,13 @@ const PARKED_FOR: Duration = Duration::from_secs(90);
 /// application) that no downstream connection keeps, most recent last. An
 /// upstream is identified by its `Parked`: a connection goes back only to
 /// the one it was opened for, and closes with it (an endpoint gone from
-/// the config).
+/// the config). A connection parked for [`PARKED_FOR`] closes: a task
+/// sweeps while any wait, so an upstream no longer called holds none.
 #[derive(Debug, Default)]
 pub struct Parked {
     idle: Mutex<VecDeque<Box<Held>>>,
+    /// A sweep task is running for these.
+    sweeping: AtomicBool,
 }
 
 impl Parked {
@@ -47,22 +53,59 @@ impl Parked {
         self.len() == 0
     }
 
-    /// Parks `held`; connections parked longer than [`PARKED_FOR`] close.
-    pub(super) fn park(&self, mut held: Box<Held>, now: Instant) {
+    /// Parks `held`, and starts the sweep if none runs (outside a runtime,
+    /// at shutdown, there is nothing to sweep for).
+    pub(super) fn park(self: &Arc<Self>, mut held: Box<Held>, now: Instant) {
         held.parked_at = now;
-        let mut idle = self.lock();
-        while idle
-            .front()
-            .is_some_and(|oldest| now.duration_since(oldest.parked_at) > PARKED_FOR)
         {
-            idle.pop_front();
+            let mut idle = self.lock();
+            let expired = expired_count(idle.iter().map(|h| h.parked_at), now);
+            idle.drain(..expired);
+            idle.push_back(held);
         }
-        idle.push_back(held);
+        if !self.sweeping.swap(true, Ordering::AcqRel) {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(sweep(Arc::downgrade(self)))),
+                Err(_) => self.sweeping.store(false, Ordering::Release),
+            }
+        }
     }
 
     /// The most recently parked connection.
     pub(super) fn take(&self) -> Option<Box<Held>> {
         self.lock().pop_back()
+    }
+}
+
+/// How many of the oldest connections, parked at `parked_at` (oldest
+/// first), have waited longer than [`PARKED_FOR`] at `now`.
+fn expired_count(parked_at: impl Iterator<Item = Instant>, now: Instant) -> usize {
+    parked_at
+        .take_while(|at| now.saturating_duration_since(*at) > PARKED_FOR)
+        .count()
+}
+
+/// Closes connections as they expire, until none waits or the upstream is
+/// gone.
+async fn sweep(parked: Weak<Parked>) {
+    loop {
+        let next = {
+            let Some(parked) = parked.upgrade() else {
+                return;
+            };
+            let mut idle = parked.lock();
+            let expired = expired_count(idle.iter().map(|h| h.parked_at), Instant::now());
+            idle.drain(..expired);
+            match idle.front() {
+                Some(oldest) => oldest.parked_at + PARKED_FOR,
+                None => {
+                    // Under the lock: a park after this starts a new sweep.
+                    parked.sweeping.store(false, Ordering::Release);
+                    return;
+                }
+            }
+        };
+        tokio::time::sleep_until(next.into()).await;
     }
 }
 
@@ -181,4 +224,30 @@ pub(super) async fn open(
         ended: false,
         parked_at: Instant::now(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_parked_longer_than_the_limit_are_the_expired_ones() {
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        for (parked, now, expired) in [
+            (vec![], 200, 0),
+            (vec![0, 10, 20], 50, 0),
+            (vec![0, 10, 20], 90, 0),
+            (vec![0, 10, 20], 91, 1),
+            (vec![0, 10, 20], 105, 2),
+            (vec![0, 10, 20], 500, 3),
+        ] {
+            let times = parked.iter().map(|s| at(*s));
+            assert_eq!(
+                expired_count(times, at(now)),
+                expired,
+                "{parked:?} at {now}"
+            );
+        }
+    }
 }

@@ -52,6 +52,15 @@ async fn pair(f: &Fixture, client_multiplexes: bool, server_multiplexes: bool) -
     // that find the first connection open.
     let mut conn = Http1Conn::connect(buyer.outbound()).await.unwrap();
     assert_eq!(conn.get(HOST, "/books", &[]).await.unwrap().status, 200);
+    drop(conn);
+    if !client_multiplexes {
+        // Without multiplexing the client's connection kept that one;
+        // closed, it parks it for the requests below.
+        eventually("the first connection is parked", || async {
+            (buyer.shared.parked_connections() == 1).then_some(())
+        })
+        .await;
+    }
     Pair {
         buyer,
         store,

@@ -167,6 +167,12 @@ async fn pooled_connections_to_a_removed_endpoint_are_closed_and_kept_ones_reuse
     let get = || async {
         let answer = http1_get(client.outbound(), "store", "/").await.unwrap();
         assert_eq!(answer.status, 200, "{answer:?}");
+        // Parked once the client's connection has closed: the next request
+        // finds it there, not racing the close.
+        eventually("the upstream connection is parked", || async {
+            (client.shared.parked_connections() == 1).then_some(())
+        })
+        .await;
         answer.body
     };
     assert!(get().await.starts_with("old "));
