@@ -59,8 +59,7 @@ impl Parked {
         held.parked_at = now;
         {
             let mut idle = self.lock();
-            let expired = expired_count(idle.iter().map(|h| h.parked_at), now);
-            idle.drain(..expired);
+            close_expired(&mut idle, now);
             idle.push_back(held);
         }
         if !self.sweeping.swap(true, Ordering::AcqRel) {
@@ -85,6 +84,12 @@ fn expired_count(parked_at: impl Iterator<Item = Instant>, now: Instant) -> usiz
         .count()
 }
 
+/// Drops (closes) the connections parked too long, the oldest first.
+fn close_expired(idle: &mut VecDeque<Box<Held>>, now: Instant) {
+    let expired = expired_count(idle.iter().map(|h| h.parked_at), now);
+    idle.drain(..expired);
+}
+
 /// Closes connections as they expire, until none waits or the upstream is
 /// gone.
 async fn sweep(parked: Weak<Parked>) {
@@ -94,8 +99,7 @@ async fn sweep(parked: Weak<Parked>) {
                 return;
             };
             let mut idle = parked.lock();
-            let expired = expired_count(idle.iter().map(|h| h.parked_at), Instant::now());
-            idle.drain(..expired);
+            close_expired(&mut idle, Instant::now());
             match idle.front() {
                 Some(oldest) => oldest.parked_at + PARKED_FOR,
                 None => {
