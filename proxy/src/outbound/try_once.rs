@@ -31,10 +31,11 @@ pub async fn try_once(
     let _in_flight = endpoint.load().start();
     let wire = crate::http1_over_h2::wire_for(&request);
     let kept = affinity.filter(|_| wire == Wire::Http1 && endpoint.breaker.load().is_none());
-    let captured = match kept {
-        None => per_connection.map(|_| capture_connection(&mut request)),
-        Some(_) => None,
-    };
+    // Only the pool's connections are retired by use count (a kept one is
+    // never used where a breaker counts).
+    let captured = per_connection
+        .filter(|_| kept.is_none())
+        .map(|_| capture_connection(&mut request));
     let sent = async {
         match kept {
             Some(affinity) => {

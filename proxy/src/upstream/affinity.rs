@@ -76,12 +76,8 @@ impl Affinity {
         check_host(&req)?;
         origin_form(req.uri_mut());
         strip_hop_by_hop(req.headers_mut(), false);
-        let mut idle = self.take(parked);
-        loop {
-            let Some(mut held) = idle.or_else(|| parked.take()) else {
-                break;
-            };
-            idle = None;
+        let mut kept = self.take(parked);
+        while let Some(mut held) = kept.take().or_else(|| parked.take()) {
             // One the upstream closed while idle is dropped; the next is
             // tried.
             if !held.ready().await {
