@@ -1,0 +1,42 @@
+//! The link-order tool's readers (callgrind profiles, perf scripts, order
+//! files, names through stable keys) never panic, and what they produce holds:
+//! every key is at most as long as its name, an order reads back as written.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use osm_link_order::{callgrind, key, order, perf};
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let costs = callgrind::self_costs(&text, "osm-proxy");
+    for name in costs.keys() {
+        assert!(key::stable_key(name).len() <= key::entry_name(name).len());
+        assert!(key::entry_name(name).len() <= name.len());
+    }
+    let part = callgrind::part(&text);
+    let keys = order::entries_by_first_use(costs.iter().map(|(name, cost)| order::Seen {
+        name,
+        part,
+        cost: *cost,
+    }));
+    // A key is one line of the file: what reads back is every key that is
+    // not blank or a comment once trimmed, in order.
+    let expected: Vec<String> = keys
+        .iter()
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty() && !k.starts_with('#'))
+        .collect();
+    assert_eq!(order::parse(&order::render(&keys)), expected);
+    let samples = perf::sample_counts(&text, "osm-proxy");
+    let sampled = order::entries_by_first_use(samples.iter().map(|(name, cost)| order::Seen {
+        name,
+        part: 0,
+        cost: *cost,
+    }));
+    let merged = order::append_missing(keys.clone(), sampled.clone());
+    assert!(merged.len() <= keys.len() + sampled.len());
+    for line in text.lines() {
+        let key = key::stable_key(line);
+        assert!(key.len() <= line.len());
+    }
+});

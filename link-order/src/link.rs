@@ -1,0 +1,249 @@
+//! The linker wrapper: finds the listed functions among the objects of one
+//! link, hands their symbol names to the linker as its section order
+//! (`--symbol-ordering-file`, LLD), and runs the real linker.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+
+use anyhow::{Context, Result, bail};
+
+use crate::order::{self, Resolution, Symbol};
+
+/// Runs `linker` (program and arguments) with the order of `order_file`
+/// added, and says what it placed in `report` (and on stderr).
+pub fn run(order_file: &Path, report: Option<&Path>, linker: &[OsString]) -> Result<ExitStatus> {
+    let Some((program, args)) = linker.split_first() else {
+        bail!("no linker to run: give it after `--`, e.g. `-- cc ARGS...`");
+    };
+    let text = std::fs::read_to_string(order_file)
+        .with_context(|| format!("reading the link order {}", order_file.display()))?;
+    let keys = order::parse(&text);
+    if keys.is_empty() {
+        bail!(
+            "the link order {} lists no function: regenerate it (bench/README.md, \"Link order\")",
+            order_file.display()
+        );
+    }
+    let scanned = expand_response_files(args)?;
+    let output = output_path(&scanned).context("the linker's arguments name no output (`-o`)")?;
+    let inputs: Vec<&str> = object_inputs(&scanned)
+        .into_iter()
+        .filter(|path| Path::new(path).is_file())
+        .collect();
+    let symbols = defined_functions(&inputs)?;
+    let resolution = order::resolve(&keys, &symbols);
+
+    let mut names_file = PathBuf::from(&output);
+    names_file.as_mut_os_string().push(".link-order");
+    std::fs::write(&names_file, resolution.names.join("\n") + "\n")
+        .with_context(|| format!("writing {}", names_file.display()))?;
+    let summary = summary(order_file, &resolution, inputs.len());
+    eprintln!("{summary}");
+    if let Some(report) = report {
+        std::fs::write(report, format!("{summary}\n"))
+            .with_context(|| format!("writing {}", report.display()))?;
+    }
+
+    let mut ordering = OsString::from("-Wl,--symbol-ordering-file=");
+    ordering.push(&names_file);
+    Command::new(program)
+        .args(args)
+        .arg(ordering)
+        // Keys the order lists but this link lacks are expected (code that
+        // changed since the profile); the summary counts them.
+        .arg("-Wl,--no-warn-symbol-ordering")
+        .status()
+        .with_context(|| format!("running the linker {}", program.to_string_lossy()))
+}
+
+fn summary(order_file: &Path, resolution: &Resolution, objects: usize) -> String {
+    let found = resolution.exact + resolution.by_key;
+    let share = found * 100 / resolution.total.max(1);
+    let mut text = format!(
+        "link order: {found} of {} functions of {} found ({share}%; {} by name, {} by name without hash) \
+         in {objects} objects; {} symbols, {} KiB of code placed first",
+        resolution.total,
+        order_file.display(),
+        resolution.exact,
+        resolution.by_key,
+        resolution.names.len(),
+        resolution.bytes / 1024,
+    );
+    if resolution.exact * 2 < resolution.total {
+        text.push_str(
+            "\nwarning: the order was made from another build (a new toolchain or changed \
+             dependencies): regenerate it (bench/README.md, \"Link order\")",
+        );
+    }
+    text
+}
+
+/// The arguments with every `@file` (a response file: one argument a line,
+/// backslash escapes, as rustc writes them) replaced by what it holds.
+fn expand_response_files(args: &[OsString]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for arg in args {
+        let arg = arg.to_string_lossy();
+        match arg.strip_prefix('@') {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the linker's response file {path}"))?;
+                out.extend(text.lines().map(unescape));
+            }
+            None => out.push(arg.into_owned()),
+        }
+    }
+    Ok(out)
+}
+
+fn unescape(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What `-o` names (`-o PATH` or `-oPATH`).
+fn output_path(args: &[String]) -> Option<String> {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "-o" {
+            return args.next().cloned();
+        }
+        if let Some(path) = arg.strip_prefix("-o") {
+            return Some(path.to_owned());
+        }
+    }
+    None
+}
+
+/// The arguments that are objects or archives of objects.
+fn object_inputs(args: &[String]) -> Vec<&str> {
+    args.iter()
+        .map(String::as_str)
+        .filter(|arg| !arg.starts_with('-'))
+        .filter(|arg| [".o", ".a", ".rlib"].iter().any(|ext| arg.ends_with(ext)))
+        .collect()
+}
+
+/// Defined function symbols of `inputs`, read by binutils' `nm`.
+fn defined_functions(inputs: &[&str]) -> Result<Vec<Symbol>> {
+    if inputs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let output = Command::new("nm")
+        .args(["--defined-only", "--portability", "--print-size"])
+        .args(inputs)
+        .output()
+        .context("running nm (binutils) to read the objects' symbols")?;
+    // nm fails on members that are not objects (an rlib's metadata) and still
+    // lists the others, so its status says nothing here.
+    Ok(parse_nm(&String::from_utf8_lossy(&output.stdout)))
+}
+
+/// `nm --portability --print-size` lines: `name type value [size]`; archive
+/// and file headers (`lib.a[x.o]:`) and non-code symbols left out.
+fn parse_nm(text: &str) -> Vec<Symbol> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_ascii_whitespace();
+            let name = fields.next()?;
+            let kind = fields.next()?;
+            if !matches!(kind, "t" | "T" | "w" | "W") {
+                return None;
+            }
+            let _value = fields.next();
+            let size = fields
+                .next()
+                .and_then(|size| u64::from_str_radix(size, 16).ok())
+                .unwrap_or(0);
+            Some(Symbol {
+                name: name.to_owned(),
+                size,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn inputs_and_output_of_a_rustc_link_line() {
+        let args = strings(&[
+            "-m64",
+            "/tmp/rustcX/symbols.o",
+            "-Wl,--as-needed",
+            "target/ship/deps/osm_proxy-1.osm_proxy.abc-cgu.0.rcgu.o",
+            "/tmp/rustcX/libring-2.rlib",
+            "-lgcc_s",
+            "-o",
+            "target/ship/deps/osm_proxy-1",
+            "-Wl,--gc-sections",
+        ]);
+        assert_eq!(
+            output_path(&args).as_deref(),
+            Some("target/ship/deps/osm_proxy-1")
+        );
+        assert_eq!(
+            object_inputs(&args),
+            [
+                "/tmp/rustcX/symbols.o",
+                "target/ship/deps/osm_proxy-1.osm_proxy.abc-cgu.0.rcgu.o",
+                "/tmp/rustcX/libring-2.rlib",
+            ]
+        );
+        assert_eq!(
+            output_path(&strings(&["-oout/bin"])).as_deref(),
+            Some("out/bin")
+        );
+        assert_eq!(output_path(&strings(&["a.o"])), None);
+    }
+
+    #[test]
+    fn response_file_lines_are_unescaped() {
+        assert_eq!(unescape(r"/tmp/with\ space/a.o"), "/tmp/with space/a.o");
+        assert_eq!(unescape(r"back\\slash"), r"back\slash");
+        assert_eq!(unescape(r"trailing\"), "trailing");
+    }
+
+    #[test]
+    fn nm_lines_give_code_symbols_with_their_sizes() {
+        let text = "\
+/tmp/libring.rlib[aes.o]:
+ring_core_aes_encrypt T 0000000000000000 00000000000001a0
+ring_core_table r 0000000000000000 0000000000000100
+_ZN1a1f17h0000000000000001E t 0000000000000040 20
+weak_fn W 0000000000000000
+lonely
+";
+        assert_eq!(
+            parse_nm(text),
+            [
+                Symbol {
+                    name: "ring_core_aes_encrypt".into(),
+                    size: 0x1a0
+                },
+                Symbol {
+                    name: "_ZN1a1f17h0000000000000001E".into(),
+                    size: 0x20
+                },
+                Symbol {
+                    name: "weak_fn".into(),
+                    size: 0
+                },
+            ]
+        );
+    }
+}
