@@ -88,6 +88,7 @@ pub fn run(settings: &Settings) -> Result<Outcome> {
     for t in &targets {
         wait_for_answers(settings, t, Duration::from_secs(60))?;
     }
+    refuses_what_the_policy_does_not_allow(settings, &targets[1])?;
     let mut samples = Vec::new();
     for &rate in &settings.rates {
         for repetition in 0..settings.repetitions {
@@ -167,9 +168,15 @@ fn target(mesh: &Local, path: Path) -> Result<Target> {
 
 /// oha once in the target's load pod; its measurement.
 fn oha(settings: &Settings, target: &Target, load: &Load) -> Result<Measured> {
+    oha_with(settings, target, load, &[])
+}
+
+/// `oha` with more of oha's options (`-m POST`).
+fn oha_with(settings: &Settings, target: &Target, load: &Load, extra: &[&str]) -> Result<Measured> {
     let mut args = load.args(0);
     // `args` ends with a loopback URL; the bench's is the Service.
     args.pop();
+    args.extend(extra.iter().map(|arg| arg.to_string()));
     args.push(target.url.clone());
     let output = Command::new("nsenter")
         .args(["-t", &target.load.to_string(), "-n", "--"])
@@ -213,6 +220,28 @@ fn wait_for_answers(settings: &Settings, target: &Target, timeout: Duration) -> 
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// The meshed path measures a pair that enforces an SMI policy, as the
+/// pairs harness's does: the manifests allow only `GET`, so a `POST` must
+/// not be answered 200 (it is not when permissive mode is on, local mode's
+/// default, or the policy did not reach the proxy).
+fn refuses_what_the_policy_does_not_allow(settings: &Settings, meshed: &Target) -> Result<()> {
+    let probe = Load {
+        rate: Some(20),
+        connections: 1,
+        duration: Duration::from_secs(1),
+    };
+    let posted = oha_with(settings, meshed, &probe, &["-m", "POST"])?;
+    if posted.requests == 0 || posted.ok > 0 {
+        bail!(
+            "the SMI policy is not in force on the meshed path: {} of {} POSTs were answered 200 \
+             (the manifests must turn permissive mode off and allow only GET)",
+            posted.ok,
+            posted.requests
+        );
+    }
+    Ok(())
 }
 
 /// CPU ticks this process's waited-for children used (oha, through
