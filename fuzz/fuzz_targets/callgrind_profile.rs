@@ -14,27 +14,27 @@ fuzz_target!(|data: &[u8]| {
         assert!(key::entry_name(name).len() <= name.len());
     }
     let part = callgrind::part(&text);
-    let keys = order::entries_by_first_use(costs.iter().map(|(name, cost)| order::Seen {
+    let entries = order::entries_by_first_use(costs.iter().map(|(name, cost)| order::Seen {
         name,
         part,
         cost: *cost,
     }));
-    // A key is one line of the file: what reads back is every key that is
+    // An entry is one line of the file: what reads back is every entry that is
     // not blank or a comment once trimmed, in order.
-    let expected: Vec<String> = keys
+    let expected: Vec<String> = entries
         .iter()
         .map(|k| k.trim().to_owned())
         .filter(|k| !k.is_empty() && !k.starts_with('#'))
         .collect();
-    assert_eq!(order::parse(&order::render(&keys)), expected);
+    assert_eq!(order::parse(&order::render(&entries)), expected);
     let samples = perf::sample_counts(&text, "osm-proxy");
     let sampled = order::entries_by_first_use(samples.iter().map(|(name, cost)| order::Seen {
         name,
         part: 0,
         cost: *cost,
     }));
-    let merged = order::append_missing(keys.clone(), sampled.clone());
-    assert!(merged.len() <= keys.len() + sampled.len());
+    let merged = order::append_missing(entries.clone(), sampled.clone());
+    assert!(merged.len() <= entries.len() + sampled.len());
     for line in text.lines() {
         let key = key::stable_key(line);
         assert!(key.len() <= line.len());

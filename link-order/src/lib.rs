@@ -9,6 +9,7 @@
 //! finds those functions among one link's objects and hands them to LLD.
 
 pub mod callgrind;
+pub mod collect;
 pub mod key;
 pub mod link;
 pub mod order;

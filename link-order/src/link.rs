@@ -18,8 +18,8 @@ pub fn run(order_file: &Path, report: Option<&Path>, linker: &[OsString]) -> Res
     };
     let text = std::fs::read_to_string(order_file)
         .with_context(|| format!("reading the link order {}", order_file.display()))?;
-    let keys = order::parse(&text);
-    if keys.is_empty() {
+    let entries = order::parse(&text);
+    if entries.is_empty() {
         bail!(
             "the link order {} lists no function: regenerate it (bench/README.md, \"Link order\")",
             order_file.display()
@@ -32,7 +32,7 @@ pub fn run(order_file: &Path, report: Option<&Path>, linker: &[OsString]) -> Res
         .filter(|path| Path::new(path).is_file())
         .collect();
     let symbols = defined_functions(&inputs)?;
-    let resolution = order::resolve(&keys, &symbols);
+    let resolution = order::resolve(&entries, &symbols);
 
     let mut names_file = PathBuf::from(&output);
     names_file.as_mut_os_string().push(".link-order");
@@ -50,7 +50,7 @@ pub fn run(order_file: &Path, report: Option<&Path>, linker: &[OsString]) -> Res
     Command::new(program)
         .args(args)
         .arg(ordering)
-        // Keys the order lists but this link lacks are expected (code that
+        // Functions the order lists but this link lacks are expected (code that
         // changed since the profile); the summary counts them.
         .arg("-Wl,--no-warn-symbol-ordering")
         .status()

@@ -3,9 +3,9 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
-use osm_link_order::{callgrind, link, order, perf};
+use osm_link_order::{collect, link};
 
 #[derive(Parser)]
 #[command(version, about)]
@@ -55,51 +55,11 @@ fn main() -> Result<()> {
         Command::Collect {
             object,
             out,
-            perf: perf_scripts,
+            perf,
             profiles,
         } => {
-            let mut costs: Vec<(String, u32, u64)> = Vec::new();
-            for profile in &profiles {
-                let text = std::fs::read_to_string(profile)
-                    .with_context(|| format!("reading {}", profile.display()))?;
-                let part = callgrind::part(&text);
-                costs.extend(
-                    callgrind::self_costs(&text, &object)
-                        .into_iter()
-                        .map(|(name, cost)| (name, part, cost)),
-                );
-            }
-            if costs.is_empty() {
-                anyhow::bail!(
-                    "no function of an object ending in {object:?} in {} profiles: were they made with \
-                     `valgrind --tool=callgrind --demangle=no` of that binary?",
-                    profiles.len()
-                );
-            }
-            let mut samples: Vec<(String, u64)> = Vec::new();
-            for script in &perf_scripts {
-                let text = std::fs::read_to_string(script)
-                    .with_context(|| format!("reading {}", script.display()))?;
-                samples.extend(perf::sample_counts(&text, &object));
-            }
-            let profiled = costs.iter().map(|(name, part, cost)| order::Seen {
-                name,
-                part: *part,
-                cost: *cost,
-            });
-            // Samples have no time: they go after everything callgrind saw.
-            let sampled = samples.iter().map(|(name, cost)| order::Seen {
-                name,
-                part: 0,
-                cost: *cost,
-            });
-            let entries = order::append_missing(
-                order::entries_by_first_use(profiled),
-                order::entries_by_first_use(sampled),
-            );
-            std::fs::write(&out, order::render(&entries))
-                .with_context(|| format!("writing {}", out.display()))?;
-            eprintln!("wrote {} functions to {}", entries.len(), out.display());
+            let written = collect::run(&object, &out, &perf, &profiles)?;
+            eprintln!("wrote {written} functions to {}", out.display());
             Ok(())
         }
         Command::Link {

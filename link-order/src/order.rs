@@ -25,7 +25,8 @@ pub struct Seen<'a> {
 /// runs them (by the earliest dump that has them), the dearest first within
 /// a dump, ties by name so the same profiles always give the same file.
 /// Startup code comes first and together, then what the first requests
-/// run: an idle proxy keeps the first block resident, not the whole order.
+/// run, so that an idle proxy could keep only the first block resident (the
+/// dumps are still too coarse for that: bench/README.md, "Link order").
 /// Names of one entry (callgrind's `'2`, LTO's suffixes) add up.
 pub fn entries_by_first_use<'a>(seen: impl IntoIterator<Item = Seen<'a>>) -> Vec<String> {
     let mut by_entry: HashMap<&str, (u32, u64)> = HashMap::new();
