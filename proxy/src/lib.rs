@@ -20,6 +20,7 @@ pub mod config;
 pub mod connection;
 pub mod control;
 pub mod detect;
+pub mod h1;
 pub mod http1_over_h2;
 pub mod http_util;
 pub mod hygiene;

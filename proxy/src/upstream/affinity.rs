@@ -21,7 +21,7 @@
 use std::{
     pin::Pin,
     sync::{Arc, Mutex, MutexGuard},
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
     time::Instant,
 };
 
@@ -33,7 +33,12 @@ use super::{
     Connector, ForwardError,
     held::{Held, Parked, Unsent, open},
 };
-use crate::http_util::{UpstreamBody, strip_hop_by_hop};
+use crate::{
+    h1::body::{BodyDecoder, Decoded},
+    http_util::{UpstreamBody, strip_hop_by_hop},
+};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How many upstream connections one downstream connection keeps between
 /// its requests; one more is parked when its request ends. Balancing
@@ -84,14 +89,14 @@ impl Affinity {
                 continue;
             }
             match held.exchange(req).await {
-                Ok(response) => return Ok(self.respond(held, response)),
+                Ok((response, body)) => return Ok(self.respond(held, response, body)),
                 Err(Unsent::Failed(e)) => return Err(e),
                 Err(Unsent::Request(unsent)) => req = *unsent,
             }
         }
         let mut held = open(parked, connector()).await?;
         match held.exchange(req).await {
-            Ok(response) => Ok(self.respond(held, response)),
+            Ok((response, body)) => Ok(self.respond(held, response, body)),
             Err(Unsent::Failed(e)) => Err(e),
             Err(Unsent::Request(_)) => Err(ForwardError::Reset(
                 "upstream request failed: a new connection closed before the request".into(),
@@ -116,7 +121,7 @@ impl Affinity {
     /// Keeps `held` for this downstream connection's next request, or
     /// parks it when this one keeps enough.
     fn give_back(&self, held: Box<Held>) {
-        if held.ended {
+        if !held.reusable() {
             return;
         }
         let mut kept = self.lock();
@@ -128,30 +133,27 @@ impl Affinity {
         }
     }
 
-    /// The response, its body driving the connection until it ends.
+    /// The response, its body read from the connection until it ends.
     fn respond(
         self: &Arc<Self>,
-        held: Box<Held>,
-        response: Response<Incoming>,
+        mut held: Box<Held>,
+        response: Response<()>,
+        body: BodyDecoder,
     ) -> Response<ResponseBody> {
-        let (mut parts, body) = response.into_parts();
+        let (mut parts, ()) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers, false);
-        let driver = if body.is_end_stream() {
+        let body = if body.is_done() {
+            held.end_response();
             self.give_back(held);
-            None
+            Inner::Ended
         } else {
-            Some(Driver {
+            Inner::Kept {
                 held,
                 home: self.clone(),
-            })
+                body,
+            }
         };
-        Response::from_parts(
-            parts,
-            ResponseBody {
-                inner: body,
-                driver,
-            },
-        )
+        Response::from_parts(parts, ResponseBody { inner: body })
     }
 }
 
@@ -189,34 +191,41 @@ fn origin_form(uri: &mut Uri) {
     };
 }
 
-/// A response body from an upstream. One from a kept connection drives
-/// that connection while it streams, and gives it back when it ends; one
-/// dropped before its end closes the connection (HTTP/1.1 cannot skip
-/// the rest of a response).
+/// A response body from an upstream: through the shared pool (hyper's),
+/// or read from a kept connection, which goes back to the downstream
+/// connection's few when it ends. One dropped before its end closes the
+/// connection (HTTP/1.1 cannot skip the rest of a response).
 #[derive(Debug)]
 pub struct ResponseBody {
-    inner: Incoming,
-    driver: Option<Driver>,
+    inner: Inner,
 }
 
 #[derive(Debug)]
-struct Driver {
-    held: Box<Held>,
-    home: Arc<Affinity>,
+enum Inner {
+    Pooled(Incoming),
+    Kept {
+        held: Box<Held>,
+        home: Arc<Affinity>,
+        body: BodyDecoder,
+    },
+    Ended,
 }
 
 impl From<Incoming> for ResponseBody {
     fn from(inner: Incoming) -> Self {
         Self {
-            inner,
-            driver: None,
+            inner: Inner::Pooled(inner),
         }
     }
 }
 
 impl ResponseBody {
+    /// The body has ended: its connection goes back, if it can carry
+    /// another request.
     fn finish(&mut self) {
-        if let Some(Driver { held, home }) = self.driver.take() {
+        if let Inner::Kept { mut held, home, .. } = std::mem::replace(&mut self.inner, Inner::Ended)
+        {
+            held.end_response();
             home.give_back(held);
         }
     }
@@ -224,35 +233,69 @@ impl ResponseBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        if let Some(driver) = &mut this.driver {
-            // Ended: what it read is still in the body; nothing to give back.
-            if driver.held.drive(cx) {
-                this.driver = None;
+        let (held, body) = match &mut this.inner {
+            Inner::Pooled(incoming) => {
+                return Pin::new(incoming).poll_frame(cx).map_err(Into::into);
+            }
+            Inner::Ended => return Poll::Ready(None),
+            Inner::Kept { held, body, .. } => (held, body),
+        };
+        // The request's body may still be going up (an upstream that
+        // answers as it reads); a failure there only stops it.
+        let _ = held.poll_sending(cx);
+        loop {
+            match body.decode(&mut held.read_buf, held.closed) {
+                Ok(Decoded::Data(data)) => {
+                    if body.is_done() {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Ok(Decoded::Trailers(trailers)) => {
+                    this.finish();
+                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                }
+                Ok(Decoded::End) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(Decoded::NeedMore) => match ready!(held.poll_fill(cx)) {
+                    Ok(0) => held.closed = true,
+                    Ok(_) => {}
+                    Err(e) => {
+                        this.inner = Inner::Ended;
+                        return Poll::Ready(Some(Err(e.into())));
+                    }
+                },
+                Err(e) => {
+                    this.inner = Inner::Ended;
+                    return Poll::Ready(Some(Err(e.into())));
+                }
             }
         }
-        let frame = Pin::new(&mut this.inner).poll_frame(cx);
-        match &frame {
-            Poll::Ready(None) => this.finish(),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.finish(),
-            Poll::Ready(Some(Err(_))) => this.driver = None,
-            _ => {}
-        }
-        frame
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Inner::Pooled(incoming) => incoming.is_end_stream(),
+            Inner::Kept { body, .. } => body.is_done(),
+            Inner::Ended => true,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Inner::Pooled(incoming) => incoming.size_hint(),
+            Inner::Kept { body, .. } => body.size_hint(),
+            Inner::Ended => SizeHint::with_exact(0),
+        }
     }
 }
 

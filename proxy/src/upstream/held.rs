@@ -4,22 +4,19 @@
 
 use std::{
     collections::VecDeque,
-    future::{Future, poll_fn},
-    pin::{Pin, pin},
     sync::{
         Arc, Mutex, MutexGuard, Weak,
         atomic::{AtomicBool, Ordering},
     },
-    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
-use http::{Request, Response, Uri};
-use hyper::{body::Incoming, client::conn::http1};
+use bytes::BytesMut;
+use http::{Request, Uri};
 use hyper_util::client::legacy::connect::Connection as _;
 use tower_service::Service as _;
 
-use super::{Connector, ForwardError, MeshIo, forward::failed};
+use super::{Connector, ForwardError, MeshIo, outgoing::Outgoing};
 use crate::http_util::UpstreamBody;
 
 /// How long a parked connection may wait for a downstream connection (as
@@ -113,22 +110,32 @@ async fn sweep(parked: Weak<Parked>) {
     }
 }
 
-/// One upstream HTTP/1.1 connection: the request side and the connection
-/// that a task must poll for anything to move.
+/// One upstream HTTP/1.1 connection the proxy speaks itself
+/// ([`crate::h1`]): a task must poll it for anything to move. Between
+/// responses it holds the socket and nothing else.
 pub(super) struct Held {
     /// Where it is parked (gone: the upstream left the config).
     pub(super) home: Weak<Parked>,
-    send: http1::SendRequest<UpstreamBody>,
-    conn: http1::Connection<MeshIo, UpstreamBody>,
-    /// The connection has ended (closed, failed): never polled again.
-    pub(super) ended: bool,
+    pub(super) io: MeshIo,
+    /// Read and not yet taken; empty, without memory, between responses.
+    pub(super) read_buf: BytesMut,
+    /// The request of the current exchange, while it is still being sent
+    /// (its body streams as the client sends it, also while the response
+    /// comes back).
+    pub(super) sending: Option<Outgoing>,
+    /// The connection can take another request once the current response
+    /// has ended.
+    pub(super) reusable: bool,
+    /// The upstream closed its side.
+    pub(super) closed: bool,
     parked_at: Instant,
 }
 
 impl std::fmt::Debug for Held {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Held")
-            .field("ended", &self.ended)
+            .field("reusable", &self.reusable)
+            .field("closed", &self.closed)
             .finish_non_exhaustive()
     }
 }
@@ -138,58 +145,18 @@ impl Held {
         std::ptr::eq(self.home.as_ptr(), Arc::as_ptr(parked))
     }
 
-    /// Back to its upstream's parked connections, unless it has ended or
-    /// the upstream is gone.
+    /// Whether it can carry another request: not closed, and nothing left
+    /// over from the last exchange.
+    pub(super) fn reusable(&self) -> bool {
+        self.reusable && !self.closed && self.sending.is_none() && self.read_buf.is_empty()
+    }
+
+    /// Back to its upstream's parked connections, unless it cannot carry
+    /// another request or the upstream is gone.
     pub(super) fn park(self: Box<Self>, now: Instant) {
-        if let (false, Some(home)) = (self.ended, self.home.upgrade()) {
+        if let (true, Some(home)) = (self.reusable(), self.home.upgrade()) {
             home.park(self, now);
         }
-    }
-
-    /// Moves the connection along (writes, reads); true once it has ended.
-    pub(super) fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.ended && Pin::new(&mut self.conn).poll(cx).is_ready() {
-            self.ended = true;
-        }
-        self.ended
-    }
-
-    /// Whether an idle connection can take a request: false when the
-    /// upstream closed it meanwhile.
-    pub(super) async fn ready(&mut self) -> bool {
-        poll_fn(|cx| {
-            if self.drive(cx) {
-                return Poll::Ready(false);
-            }
-            self.send.poll_ready(cx).map(|ready| ready.is_ok())
-        })
-        .await
-    }
-
-    /// Sends `req` and drives the connection until the response's head
-    /// has come. A request the connection never took comes back.
-    pub(super) async fn exchange(
-        &mut self,
-        req: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, Unsent> {
-        let mut response = pin!(self.send.try_send_request(req));
-        poll_fn(|cx| {
-            let ended = self.drive(cx);
-            match response.as_mut().poll(cx) {
-                Poll::Ready(Ok(response)) => Poll::Ready(Ok(response)),
-                Poll::Ready(Err(mut e)) => Poll::Ready(Err(match e.take_message() {
-                    Some(req) => Unsent::Request(Box::new(req)),
-                    None => Unsent::Failed(failed(&e.into_error())),
-                })),
-                // hyper answers every request its connection took before
-                // the connection ends; this is in case it did not.
-                Poll::Pending if ended => Poll::Ready(Err(Unsent::Failed(ForwardError::Reset(
-                    "upstream request failed: the connection closed".into(),
-                )))),
-                Poll::Pending => Poll::Pending,
-            }
-        })
-        .await
     }
 }
 
@@ -202,7 +169,7 @@ pub(super) enum Unsent {
 }
 
 /// Opens a connection to the upstream `parked` stands for: TCP, mTLS and
-/// the identity check as for the pool ([`Connector`]), then HTTP/1.1.
+/// the identity check as for the pool ([`Connector`]).
 pub(super) async fn open(
     parked: &Arc<Parked>,
     mut connector: Connector,
@@ -217,15 +184,13 @@ pub(super) async fn open(
             "the upstream chose HTTP/2 for an HTTP/1.1 connection".into(),
         ));
     }
-    let (send, conn) = http1::Builder::new()
-        .handshake(io)
-        .await
-        .map_err(|e| failed(&e))?;
     Ok(Box::new(Held {
         home: Arc::downgrade(parked),
-        send,
-        conn,
-        ended: false,
+        io,
+        read_buf: BytesMut::new(),
+        sending: None,
+        reusable: true,
+        closed: false,
         parked_at: Instant::now(),
     }))
 }

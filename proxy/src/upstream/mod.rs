@@ -3,8 +3,10 @@
 
 mod affinity;
 mod connect;
+mod exchange;
 mod forward;
 mod held;
+mod outgoing;
 pub mod spec;
 mod stream;
 

@@ -143,6 +143,36 @@ impl Connection for MeshIo {
     }
 }
 
+// The proxy's own HTTP/1.1 ([`super::held`]) reads and writes the
+// connection as tokio does.
+impl AsyncRead for MeshIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(self.get_mut().io.inner_mut()).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for MeshIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(self.get_mut().io.inner_mut()).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.get_mut().io.inner_mut()).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.get_mut().io.inner_mut()).poll_shutdown(cx)
+    }
+}
+
 impl hyper::rt::Read for MeshIo {
     fn poll_read(
         self: Pin<&mut Self>,

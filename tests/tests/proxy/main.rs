@@ -17,3 +17,4 @@ mod routing;
 mod telemetry;
 mod tls;
 mod tracing;
+mod upstream_http1;
