@@ -1,24 +1,13 @@
 //! A response body read from a connection's buffer by its framing.
 
-use bytes::{Bytes, BytesMut};
-use http::HeaderMap;
+use bytes::BytesMut;
 use http_body::SizeHint;
 
+pub use super::Decoded;
 use super::{
-    chunked::{ChunkError, ChunkedDecoder, Decoded as Chunk},
+    chunked::{ChunkError, ChunkedDecoder},
     response::BodyFraming,
 };
-
-/// What the decoder found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Decoded {
-    Data(Bytes),
-    Trailers(HeaderMap),
-    /// The body has ended.
-    End,
-    /// More bytes are needed (the connection is still open).
-    NeedMore,
-}
 
 /// Why a body could not be read whole (the connection is closed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,11 +76,8 @@ impl BodyDecoder {
                 Ok(Decoded::Data(buf.split_to(take).freeze()))
             }
             Self::Chunked(chunked) => match chunked.decode(buf)? {
-                Chunk::Data(data) => Ok(Decoded::Data(data)),
-                Chunk::Trailers(trailers) => Ok(Decoded::Trailers(trailers)),
-                Chunk::End => Ok(Decoded::End),
-                Chunk::NeedMore if closed => Err(BodyError::Truncated),
-                Chunk::NeedMore => Ok(Decoded::NeedMore),
+                Decoded::NeedMore if closed => Err(BodyError::Truncated),
+                decoded => Ok(decoded),
             },
             Self::UntilClose if !buf.is_empty() => Ok(Decoded::Data(buf.split().freeze())),
             Self::UntilClose if closed => {

@@ -1,10 +1,9 @@
 //! The chunked transfer coding of a response body (RFC 9112 section 7.1),
 //! decoded as it arrives.
 
-use bytes::{Buf, Bytes, BytesMut};
-use http::HeaderMap;
+use bytes::{Buf, BytesMut};
 
-use super::{MAX_HEAD_BYTES, MAX_HEADERS, response::fields_from};
+use super::{Decoded, MAX_HEAD_BYTES, MAX_HEADERS, response::fields_from};
 
 /// The longest chunk-size line, extensions included: the proxy ignores
 /// extensions but reads past them.
@@ -22,17 +21,6 @@ enum State {
     /// The trailer section after the last chunk.
     Trailers,
     Done,
-}
-
-/// What the decoder found at the start of its buffer.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Decoded {
-    Data(Bytes),
-    Trailers(HeaderMap),
-    /// The body has ended.
-    End,
-    /// More bytes are needed.
-    NeedMore,
 }
 
 /// Why a chunked body is refused (the connection is closed).

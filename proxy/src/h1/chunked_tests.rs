@@ -1,4 +1,6 @@
 use super::*;
+use bytes::Bytes;
+use http::HeaderMap;
 
 /// Everything decoded from `input` fed in pieces of `step` bytes: the
 /// data joined, the trailers, whether it ended, or the error.

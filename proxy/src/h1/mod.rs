@@ -26,3 +26,14 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// The most header fields in a response head or trailer section (hyper's
 /// default).
 pub const MAX_HEADERS: usize = 100;
+
+/// What a body decoder found at the start of its buffer (taken off it).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded {
+    Data(bytes::Bytes),
+    Trailers(http::HeaderMap),
+    /// The body has ended.
+    End,
+    /// More bytes are needed.
+    NeedMore,
+}
