@@ -36,7 +36,8 @@ use serde_json::json;
 
 use crate::pairs::{
     paths::{
-        Programs, SERVICE_VIP, free_port, osm_inbound_config, osm_outbound_config, spawn_osm_proxy,
+        Process, Programs, SERVICE_VIP, free_port, get_status, osm_inbound_config,
+        osm_outbound_config, spawn_osm_proxy,
     },
     pki,
 };
@@ -201,11 +202,37 @@ pub struct Outcome {
     pub ejection: EjectionRow,
 }
 
-/// Waits until a GET through `port` is answered at all.
-async fn wait_answering(port: u16) -> Result<()> {
+/// Starts proxies with `start` (which picks fresh ports each time) until
+/// the port it returns answers a GET at all. A port found free can be
+/// taken before a proxy binds it (by the ephemeral port of any connection
+/// on the machine, many while CI runs tests side by side): such a start is
+/// tried again on other ports, as the pairs harness does.
+async fn start_answering(
+    dir: &Path,
+    mut start: impl FnMut() -> Result<(Vec<Process>, u16)>,
+) -> Result<Vec<Process>> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let (mut proxies, port) = start()?;
+        match wait_answering(&mut proxies, dir, port).await {
+            Ok(()) => return Ok(proxies),
+            Err(e) if tries < 4 && format!("{e:#}").contains("in use") => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Waits until a GET through `port` is answered at all; a proxy that
+/// exits meanwhile ends the wait with its log.
+async fn wait_answering(proxies: &mut [Process], dir: &Path, port: u16) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if crate::pairs::paths::get_status(SocketAddr::from(([127, 0, 0, 1], port))).is_ok() {
+        for proxy in proxies.iter_mut() {
+            let log = dir.join(format!("{}.log", proxy.role));
+            proxy.check_running(&log)?;
+        }
+        if get_status(SocketAddr::from(([127, 0, 0, 1], port))).is_ok() {
             return Ok(());
         }
         anyhow::ensure!(
@@ -225,32 +252,37 @@ async fn retry_run(
 ) -> Result<RetryRow> {
     let app = start_app(10, Instant::now()).await?;
     let ca = std::fs::read_to_string(dir.join("ca.crt"))?;
-    let (inbound_port, outbound_port) = (free_port()?, free_port()?);
     let role = |side: &str| format!("retries-{}-{side}", if retries { "on" } else { "off" });
-    let mut outbound = osm_outbound_config(&ca, inbound_port);
-    if retries {
-        outbound["outbound"][0]["retry"] =
-            json!({"retryOn": ["5xx"], "numRetries": 2, "backoffBaseMs": 5});
-    }
-    let _inbound = spawn_osm_proxy(
-        programs,
-        dir,
-        &role("inbound"),
-        &osm_inbound_config(&ca, app.addr.port()),
-        "server",
-        &format!("--inbound-listen=127.0.0.1:{inbound_port}={}", app.addr),
-        &[],
-    )?;
-    let _outbound = spawn_osm_proxy(
-        programs,
-        dir,
-        &role("outbound"),
-        &outbound,
-        "client",
-        &format!("--outbound-listen=127.0.0.1:{outbound_port}={SERVICE_VIP}"),
-        &[],
-    )?;
-    wait_answering(outbound_port).await?;
+    let mut outbound_port = 0;
+    let _proxies = start_answering(dir, || {
+        let inbound_port = free_port()?;
+        outbound_port = free_port()?;
+        let mut outbound = osm_outbound_config(&ca, inbound_port);
+        if retries {
+            outbound["outbound"][0]["retry"] =
+                json!({"retryOn": ["5xx"], "numRetries": 2, "backoffBaseMs": 5});
+        }
+        let inbound = spawn_osm_proxy(
+            programs,
+            dir,
+            &role("inbound"),
+            &osm_inbound_config(&ca, app.addr.port()),
+            "server",
+            &format!("--inbound-listen=127.0.0.1:{inbound_port}={}", app.addr),
+            &[],
+        )?;
+        let outbound = spawn_osm_proxy(
+            programs,
+            dir,
+            &role("outbound"),
+            &outbound,
+            "client",
+            &format!("--outbound-listen=127.0.0.1:{outbound_port}={SERVICE_VIP}"),
+            &[],
+        )?;
+        Ok((vec![inbound, outbound], outbound_port))
+    })
+    .await?;
     let before = app.seen.requests.load(Ordering::SeqCst);
     let sent = constant_rate(outbound_port, rate, duration, 16).await?;
     let at_app = app.seen.requests.load(Ordering::SeqCst) - before;
@@ -271,7 +303,6 @@ async fn ejection_run(
 ) -> Result<EjectionRow> {
     let epoch = Instant::now();
     let (good, bad) = (start_app(0, epoch).await?, start_app(0, epoch).await?);
-    let outbound_port = free_port()?;
     let endpoint = |app: &App, pod: &str| json!({"address": app.addr.to_string(), "pod": pod, "workloadKind": "Deployment", "workloadName": "app"});
     let config = json!({
         "mesh": {"egress": false},
@@ -283,16 +314,21 @@ async fn ejection_run(
             "outlierDetection": {"consecutive5xx": 3, "baseEjectionTimeMs": 60000, "maxEjectionPercent": 50},
         }],
     });
-    let _outbound = spawn_osm_proxy(
-        programs,
-        dir,
-        "ejection-outbound",
-        &config,
-        "client",
-        &format!("--outbound-listen=127.0.0.1:{outbound_port}={SERVICE_VIP}"),
-        &[],
-    )?;
-    wait_answering(outbound_port).await?;
+    let mut outbound_port = 0;
+    let _proxies = start_answering(dir, || {
+        outbound_port = free_port()?;
+        let outbound = spawn_osm_proxy(
+            programs,
+            dir,
+            "ejection-outbound",
+            &config,
+            "client",
+            &format!("--outbound-listen=127.0.0.1:{outbound_port}={SERVICE_VIP}"),
+            &[],
+        )?;
+        Ok((vec![outbound], outbound_port))
+    })
+    .await?;
     let faults = bad.faults.clone();
     let flip = tokio::spawn(async move {
         tokio::time::sleep(duration / 3).await;

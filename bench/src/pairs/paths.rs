@@ -147,7 +147,7 @@ impl Process {
     }
 
     /// Fails if the process has exited (a bad config, a port in use).
-    fn check_running(&mut self, log: &Path) -> Result<()> {
+    pub(crate) fn check_running(&mut self, log: &Path) -> Result<()> {
         if let Some(status) = self.child.try_wait()? {
             let tail = std::fs::read_to_string(log).unwrap_or_default();
             bail!("{} exited ({status}): {}", self.role, tail.trim());
