@@ -155,7 +155,7 @@ fn the_resilience_scenarios_show_retries_and_ejection_at_work() {
     assert_eq!(off.sent.requests, 150);
     assert_eq!(
         off.sent.failed, 15,
-        "every 10th request fails without retries"
+        "every 10th request fails without retries: {off:?}"
     );
     assert_eq!(on.sent.failed, 0, "and is retried with them: {on:?}");
     assert!(

@@ -31,6 +31,14 @@ use crate::{
 /// How much a read may add to the read buffer: what hyper starts with.
 const READ_SIZE: usize = 8 * 1024;
 
+/// Why an exchange ended without a response head.
+enum NoHead {
+    /// The connection failed before any of the request left: it can go
+    /// on another.
+    Untouched(io::Error),
+    Failed(String),
+}
+
 impl Held {
     /// Whether an idle connection can take a request: false when the
     /// upstream closed it meanwhile, or sent what nobody asked for.
@@ -70,11 +78,13 @@ impl Held {
         let mut send_failed = None;
         let head = poll_fn(|cx| {
             match self.poll_sending(cx) {
-                Poll::Ready(Err(SendError::Untouched(e))) => return Poll::Ready(Err(Err(e))),
+                Poll::Ready(Err(SendError::Untouched(e))) => {
+                    return Poll::Ready(Err(NoHead::Untouched(e)));
+                }
                 Poll::Ready(Err(SendError::Failed(e))) => send_failed = Some(e),
                 _ => {}
             }
-            self.poll_head(cx, head_request).map_err(Ok)
+            self.poll_head(cx, head_request).map_err(NoHead::Failed)
         })
         .await;
         let failed = |reason: String| {
@@ -91,7 +101,7 @@ impl Held {
                 *response.headers_mut() = head.headers;
                 Ok((response, BodyDecoder::new(head.framing)))
             }
-            Err(Err(e)) => {
+            Err(NoHead::Untouched(e)) => {
                 self.reusable = false;
                 match self.sending.take() {
                     Some(sending) => Err(Unsent::Request(Box::new(Request::from_parts(
@@ -101,7 +111,7 @@ impl Held {
                     None => Err(failed(format!("writing the request failed: {e}"))),
                 }
             }
-            Err(Ok(reason)) => {
+            Err(NoHead::Failed(reason)) => {
                 self.reusable = false;
                 Err(failed(match send_failed {
                     Some(sending) => format!("{sending}; {reason}"),
