@@ -223,8 +223,10 @@ async fn start_answering(
     }
 }
 
-/// Waits until a GET through `port` is answered at all; a proxy that
-/// exits meanwhile ends the wait with its log.
+/// Waits until a GET through `port` reaches the app and is answered 200
+/// (any answer is not enough: the outbound proxy answers 502 while the
+/// inbound one is not listening yet, which made runs count those); a
+/// proxy that exits meanwhile ends the wait with its log.
 async fn wait_answering(proxies: &mut [Process], dir: &Path, port: u16) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -232,12 +234,15 @@ async fn wait_answering(proxies: &mut [Process], dir: &Path, port: u16) -> Resul
             let log = dir.join(format!("{}.log", proxy.role));
             proxy.check_running(&log)?;
         }
-        if get_status(SocketAddr::from(([127, 0, 0, 1], port))).is_ok() {
+        if matches!(
+            get_status(SocketAddr::from(([127, 0, 0, 1], port))),
+            Ok(200)
+        ) {
             return Ok(());
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "the proxy on {port} does not answer"
+            "the proxies on {port} do not answer 200"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
