@@ -1,6 +1,8 @@
 //! A request as written on an upstream HTTP/1.1 connection: its framing
 //! and its head.
 
+use std::io::Write as _;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Uri, header};
 
@@ -79,7 +81,8 @@ pub fn encode_data(framing: RequestFraming, data: &Bytes, out: &mut Vec<u8>) {
         return;
     }
     if framing == RequestFraming::Chunked {
-        out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        // Written in place: no string allocated per chunk.
+        let _ = write!(out, "{:x}\r\n", data.len());
         out.extend_from_slice(data);
         out.extend_from_slice(b"\r\n");
     } else {

@@ -146,10 +146,10 @@ pub fn body_framing(
         return Ok(BodyFraming::Empty);
     }
     let encodings = joined(headers, header::TRANSFER_ENCODING);
-    let length = joined(headers, header::CONTENT_LENGTH);
-    match (encodings, length) {
-        (Some(_), Some(_)) => Err(HeadError::LengthAndEncoding),
-        (Some(encodings), None) => {
+    let has_length = headers.contains_key(header::CONTENT_LENGTH);
+    match (encodings, has_length) {
+        (Some(_), true) => Err(HeadError::LengthAndEncoding),
+        (Some(encodings), false) => {
             let codings: Vec<&str> = encodings.split(',').map(str::trim).collect();
             let chunked = |c: &&str| c.eq_ignore_ascii_case("chunked");
             match codings.iter().position(chunked) {
@@ -162,21 +162,33 @@ pub fn body_framing(
                 None => Ok(BodyFraming::UntilClose),
             }
         }
-        (None, Some(values)) => content_length(&values).map(BodyFraming::Length),
-        (None, None) => Ok(BodyFraming::UntilClose),
+        (None, true) => content_length(headers).map(BodyFraming::Length),
+        (None, false) => Ok(BodyFraming::UntilClose),
     }
 }
 
-/// One length from a Content-Length's values (several lines or a list
-/// are accepted when they all say the same, RFC 9110 section 8.6).
-fn content_length(values: &str) -> Result<u64, HeadError> {
-    let bad = || HeadError::BadContentLength(values.to_owned());
+/// One length from the Content-Length values (several lines or a list
+/// are accepted when they all say the same, RFC 9110 section 8.6). Read
+/// in place: this runs for nearly every response.
+fn content_length(headers: &HeaderMap) -> Result<u64, HeadError> {
+    let bad =
+        || HeadError::BadContentLength(joined(headers, header::CONTENT_LENGTH).unwrap_or_default());
     let mut length = None;
-    for value in values.split(',').map(str::trim) {
-        if value.is_empty() || value.len() > 19 || !value.bytes().all(|b| b.is_ascii_digit()) {
+    let values = headers.get_all(header::CONTENT_LENGTH);
+    for value in values
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+    {
+        let value = value.trim_ascii();
+        if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
             return Err(bad());
         }
-        let parsed: u64 = value.parse().map_err(|_| bad())?;
+        let parsed = value
+            .iter()
+            .try_fold(0u64, |n, d| {
+                n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+            })
+            .ok_or_else(bad)?;
         if length.is_some_and(|l| l != parsed) {
             return Err(bad());
         }
