@@ -27,8 +27,10 @@ pub fn run(order_file: &Path, report: Option<&Path>, linker: &[OsString]) -> Res
     }
     let scanned = expand_response_files(args)?;
     let output = output_path(&scanned).context("the linker's arguments name no output (`-o`)")?;
+    let archives = static_archives(program, &scanned);
     let inputs: Vec<&str> = object_inputs(&scanned)
         .into_iter()
+        .chain(archives.iter().map(String::as_str))
         .filter(|path| Path::new(path).is_file())
         .collect();
     let symbols = defined_functions(&inputs)?;
@@ -132,6 +134,100 @@ fn object_inputs(args: &[String]) -> Vec<&str> {
         .collect()
 }
 
+/// The libraries a link takes statically (`-lNAME` in a `-static` or
+/// `-static-pie` link, or between `-Wl,-Bstatic` and `-Wl,-Bdynamic`): a
+/// statically linked proxy carries libc's `malloc` and `memcpy`, which the
+/// order places with the rest.
+fn static_libraries(args: &[String]) -> Vec<&str> {
+    let all_static = args
+        .iter()
+        .any(|arg| arg == "-static" || arg == "-static-pie");
+    let mut bstatic = false;
+    let mut names = Vec::new();
+    for arg in args {
+        match arg.as_str() {
+            "-Wl,-Bstatic" => bstatic = true,
+            "-Wl,-Bdynamic" => bstatic = false,
+            _ => {
+                if let Some(name) = arg.strip_prefix("-l")
+                    && (all_static || bstatic)
+                    && !name.is_empty()
+                    && !names.contains(&name)
+                {
+                    names.push(name);
+                }
+            }
+        }
+    }
+    names
+}
+
+/// The `-L` directories of a link, in order.
+fn search_dirs(args: &[String]) -> Vec<&str> {
+    let mut dirs = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "-L" {
+            dirs.extend(args.next().map(String::as_str));
+        } else if let Some(dir) = arg.strip_prefix("-L") {
+            dirs.push(dir);
+        }
+    }
+    dirs
+}
+
+/// Whether `path` starts as an `ar` archive does (`!<arch>`).
+fn is_archive(path: &str) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut file| file.read_exact(&mut magic))
+        .is_ok_and(|()| &magic == b"!<arch>\n")
+}
+
+/// The archives a GNU ld script names (`GROUP ( /usr/lib/libm-2.36.a
+/// /usr/lib/libmvec.a )`: Debian's `libm.a` is one).
+fn script_archives(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter(|word| word.ends_with(".a") && word.starts_with('/'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The archives the static libraries resolve to: the link's `-L`
+/// directories first, then the compiler driver's own search path
+/// (`-print-file-name`, which echoes the bare name when it finds nothing);
+/// a linker script in their place stands for the archives it names.
+fn static_archives(program: &OsString, args: &[String]) -> Vec<String> {
+    let dirs = search_dirs(args);
+    let found = static_libraries(args).into_iter().filter_map(|name| {
+        let file = format!("lib{name}.a");
+        if let Some(found) = dirs
+            .iter()
+            .map(|dir| Path::new(dir).join(&file))
+            .find(|path| path.is_file())
+        {
+            return Some(found.to_string_lossy().into_owned());
+        }
+        let printed = Command::new(program)
+            .arg(format!("-print-file-name={file}"))
+            .output()
+            .ok()?;
+        let path = String::from_utf8_lossy(&printed.stdout).trim().to_owned();
+        (path != file && Path::new(&path).is_file()).then_some(path)
+    });
+    found
+        .flat_map(|path| {
+            if is_archive(&path) {
+                return vec![path];
+            }
+            std::fs::read_to_string(&path)
+                .map(|text| script_archives(&text))
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 /// Defined function symbols of `inputs`, read by binutils' `nm`.
 fn defined_functions(inputs: &[&str]) -> Result<Vec<Symbol>> {
     if inputs.is_empty() {
@@ -155,7 +251,8 @@ fn parse_nm(text: &str) -> Vec<Symbol> {
             let mut fields = line.split_ascii_whitespace();
             let name = fields.next()?;
             let kind = fields.next()?;
-            if !matches!(kind, "t" | "T" | "w" | "W") {
+            // `i`: an IFUNC (libc's `memset`), the resolver's code.
+            if !matches!(kind, "t" | "T" | "w" | "W" | "i") {
                 return None;
             }
             let _value = fields.next();
@@ -212,6 +309,49 @@ mod tests {
     }
 
     #[test]
+    fn static_libraries_are_those_linked_statically() {
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            (
+                "rustc's static-pie link: every library",
+                &[
+                    "-Wl,-Bstatic",
+                    "-lc",
+                    "-lgcc_eh",
+                    "-lc",
+                    "-Wl,-Bdynamic",
+                    "-static-pie",
+                ],
+                &["c", "gcc_eh"],
+            ),
+            (
+                "a dynamic link: only those between -Bstatic and -Bdynamic",
+                &["-Wl,-Bstatic", "-lfoo", "-Wl,-Bdynamic", "-lgcc_s", "-lc"],
+                &["foo"],
+            ),
+            (
+                "a dynamic link without -Bstatic: none",
+                &["-lgcc_s", "-lc"],
+                &[],
+            ),
+            ("a bare -l is no library", &["-static", "-l"], &[]),
+        ];
+        for (case, args, want) in cases {
+            assert_eq!(static_libraries(&strings(args)), *want, "{case}");
+        }
+        assert_eq!(
+            script_archives(
+                "/* GNU ld script\n*/\nOUTPUT_FORMAT(elf64-x86-64)\n\
+                 GROUP ( /usr/lib/libm-2.36.a /usr/lib/libmvec.a )\n"
+            ),
+            ["/usr/lib/libm-2.36.a", "/usr/lib/libmvec.a"]
+        );
+        assert_eq!(
+            search_dirs(&strings(&["-L", "/a", "-L/b", "-lc", "-o", "x"])),
+            ["/a", "/b"]
+        );
+    }
+
+    #[test]
     fn response_file_lines_are_unescaped() {
         assert_eq!(unescape(r"/tmp/with\ space/a.o"), "/tmp/with space/a.o");
         assert_eq!(unescape(r"back\\slash"), r"back\slash");
@@ -226,6 +366,7 @@ ring_core_aes_encrypt T 0000000000000000 00000000000001a0
 ring_core_table r 0000000000000000 0000000000000100
 _ZN1a1f17h0000000000000001E t 0000000000000040 20
 weak_fn W 0000000000000000
+memset i 0000000000000000 0000000000000020
 lonely
 ";
         assert_eq!(
@@ -242,6 +383,10 @@ lonely
                 Symbol {
                     name: "weak_fn".into(),
                     size: 0
+                },
+                Symbol {
+                    name: "memset".into(),
+                    size: 0x20
                 },
             ]
         );

@@ -1,7 +1,8 @@
 //! The wrapper as a linker: a small C program linked through
 //! `osm-link-order link` with the LLD that rustc ships (as rustc links the
 //! proxy) has its functions in the order's order, whatever their order in
-//! the source, and the report counts what was found.
+//! the source, and the report counts what was found; linked statically,
+//! libc's functions are placed too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,9 +11,10 @@ const SOURCE: &str = r#"
 int first_in_source(int x) { return x * 3 + 1; }
 int second_in_source(int x) { return x * 5 + 2; }
 int third_in_source(int x) { return x * 7 + 3; }
+#include <string.h>
 int main(int argc, char **argv) {
-    (void)argv;
-    return first_in_source(argc) + second_in_source(argc) + third_in_source(argc) == 0;
+    return first_in_source(argc) + second_in_source(argc) + third_in_source(argc)
+        + (int)strlen(argv[0]) == 0;
 }
 "#;
 
@@ -26,6 +28,8 @@ fn rust_lld_dir() -> PathBuf {
     libdir.parent().unwrap().join("bin").join("gcc-ld")
 }
 
+/// The addresses of the program's functions, and of `strlen` when it is
+/// in the binary (a static link).
 fn addresses(binary: &Path) -> Vec<(String, u64)> {
     let output = Command::new("nm")
         .args(["--defined-only", "--portability"])
@@ -40,13 +44,12 @@ fn addresses(binary: &Path) -> Vec<(String, u64)> {
             let name = fields.next()?;
             fields.next()?;
             let address = u64::from_str_radix(fields.next()?, 16).ok()?;
-            name.ends_with("_in_source")
-                .then(|| (name.to_owned(), address))
+            (name.ends_with("_in_source") || name == "strlen").then(|| (name.to_owned(), address))
         })
         .collect()
 }
 
-fn link(dir: &Path, order: &str) -> (Vec<String>, String) {
+fn link(dir: &Path, order: &str, extra: &[&str]) -> (Vec<String>, String) {
     let object = dir.join("program.o");
     let order_file = dir.join("order.txt");
     let report = dir.join("report.txt");
@@ -64,6 +67,7 @@ fn link(dir: &Path, order: &str) -> (Vec<String>, String) {
         .arg(rust_lld_dir())
         .arg("-fuse-ld=lld")
         .arg(&object)
+        .args(extra)
         .arg("-o")
         .arg(&binary)
         .status()
@@ -77,22 +81,27 @@ fn link(dir: &Path, order: &str) -> (Vec<String>, String) {
     )
 }
 
-#[test]
-fn functions_are_laid_out_in_the_orders_order() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("program.c"), SOURCE).unwrap();
+fn compile(dir: &Path) {
+    std::fs::write(dir.join("program.c"), SOURCE).unwrap();
     let status = Command::new("cc")
-        .args(["-O1", "-ffunction-sections", "-c"])
-        .arg(dir.path().join("program.c"))
+        .args(["-O1", "-fPIE", "-ffunction-sections", "-c"])
+        .arg(dir.join("program.c"))
         .arg("-o")
-        .arg(dir.path().join("program.o"))
+        .arg(dir.join("program.o"))
         .status()
         .expect("cc");
     assert!(status.success());
+}
+
+#[test]
+fn functions_are_laid_out_in_the_orders_order() {
+    let dir = tempfile::tempdir().unwrap();
+    compile(dir.path());
 
     let (layout, report) = link(
         dir.path(),
         "# comment\nthird_in_source\nnot_in_this_link\nfirst_in_source\n",
+        &[],
     );
     assert_eq!(
         layout,
@@ -106,10 +115,29 @@ fn functions_are_laid_out_in_the_orders_order() {
     let (layout, _) = link(
         dir.path(),
         "second_in_source\nthird_in_source\nfirst_in_source\n",
+        &[],
     );
     assert_eq!(
         layout,
         ["second_in_source", "third_in_source", "first_in_source"]
+    );
+}
+
+/// A static link takes libc from its archive, which the link line names
+/// only as `-lc`: the wrapper finds it there and places its functions.
+#[test]
+fn libc_functions_are_placed_in_a_static_link() {
+    let dir = tempfile::tempdir().unwrap();
+    compile(dir.path());
+    let (layout, report) = link(
+        dir.path(),
+        "strlen\nsecond_in_source\n",
+        &["-static-pie", "-Wl,-Bstatic", "-lc"],
+    );
+    assert_eq!(layout[..2], ["strlen", "second_in_source"], "{layout:?}");
+    assert!(
+        report.starts_with("link order: 2 of 2 functions"),
+        "report: {report}"
     );
 }
 
