@@ -294,10 +294,16 @@ impl Proxy {
     }
 }
 
+/// How often idle metric series are looked for when no scrape comes. No
+/// sample buffers wait for it (request durations are counted in place), so
+/// it is a minute, not the exporter's usual 5 s: a wake-up fewer for an idle
+/// proxy, with series expiring after [`crate::telemetry::metrics::ENDPOINT_SERIES_IDLE`].
+const METRICS_UPKEEP: Duration = Duration::from_secs(60);
+
 async fn metrics_upkeep(shared: Arc<Shared>, drain: CancellationToken) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(5)) => shared.metrics.run_upkeep(),
+            _ = tokio::time::sleep(METRICS_UPKEEP) => shared.metrics.run_upkeep(),
             _ = drain.cancelled() => return,
         }
     }

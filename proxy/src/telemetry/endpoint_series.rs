@@ -16,11 +16,11 @@ use std::{
 };
 
 use arc_swap::ArcSwapOption;
-use metrics::{Counter, Histogram, Key, Label, Metadata, Recorder, Unit};
-use metrics_exporter_prometheus::{
-    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
-};
+use metrics::{Counter, Histogram, Key, Label, Metadata, Recorder};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use metrics_util::MetricKindMask;
+
+use super::duration_histogram::DurationHistograms;
 
 pub const REQUEST_TOTAL: &str = "osm_request_total";
 pub const REQUEST_DURATION: &str = "osm_request_duration_ms";
@@ -29,10 +29,6 @@ pub const REQUEST_DURATION: &str = "osm_request_duration_ms";
 /// that no longer shows it (a series that comes back starts from zero,
 /// which `rate()` reads as a counter reset).
 pub const ENDPOINT_SERIES_IDLE: Duration = Duration::from_secs(600);
-
-const DURATION_BUCKETS_MS: &[f64] = &[
-    0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
-];
 
 /// The series of one (endpoint, response code).
 #[derive(Debug)]
@@ -68,6 +64,7 @@ pub struct RequestMetricsCache {
 pub struct EndpointSeries {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
+    durations: DurationHistograms,
     idle: Duration,
     epoch: Instant,
 }
@@ -75,37 +72,35 @@ pub struct EndpointSeries {
 impl EndpointSeries {
     pub fn new(idle: Duration) -> Self {
         let recorder = PrometheusBuilder::new()
-            .idle_timeout(
-                MetricKindMask::COUNTER | MetricKindMask::HISTOGRAM,
-                Some(idle),
-            )
-            .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), DURATION_BUCKETS_MS)
-            .map(PrometheusBuilder::build_recorder)
-            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            .idle_timeout(MetricKindMask::COUNTER, Some(idle))
+            .build_recorder();
         recorder.describe_counter(
             REQUEST_TOTAL.into(),
             None,
             "HTTP requests sent through the mesh, by source, destination and response code".into(),
         );
-        recorder.describe_histogram(
-            REQUEST_DURATION.into(),
-            Some(Unit::Milliseconds),
-            "Time from request to response headers".into(),
-        );
         Self {
             handle: recorder.handle(),
             recorder,
+            durations: DurationHistograms::new(
+                REQUEST_DURATION,
+                "Time from request to response headers",
+                idle,
+            ),
             idle,
             epoch: Instant::now(),
         }
     }
 
     pub fn render(&self) -> String {
-        self.handle.render()
+        let mut text = self.handle.render();
+        self.durations.render(&mut text);
+        text
     }
 
     pub fn run_upkeep(&self) {
         self.handle.run_upkeep();
+        self.durations.expire(Instant::now());
     }
 
     /// Records one request answered with `code`, ended `at` (the caller's
@@ -155,9 +150,7 @@ impl EndpointSeries {
             total: self
                 .recorder
                 .register_counter(&Key::from_parts(REQUEST_TOTAL, labels.clone()), metadata),
-            duration: self
-                .recorder
-                .register_histogram(&Key::from_parts(REQUEST_DURATION, labels), metadata),
+            duration: Histogram::from_arc(self.durations.register(labels)),
             last_used_ms: AtomicU64::new(now_ms),
         });
         // The newest wins: an entry it replaces may be of a dropped series.

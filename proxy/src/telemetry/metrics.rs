@@ -195,7 +195,8 @@ impl Metrics {
         text
     }
 
-    /// Drains histogram buffers; call periodically so memory stays bounded.
+    /// Drops idle series (also done by every render); call periodically so
+    /// a proxy nobody scrapes does not keep series of pods long gone.
     pub fn run_upkeep(&self) {
         self.handle.run_upkeep();
         self.endpoints.run_upkeep();

@@ -2,6 +2,7 @@
 
 pub mod access_log;
 pub mod body_bytes;
+pub mod duration_histogram;
 pub mod endpoint_series;
 pub mod log_buffer;
 pub mod metrics;
