@@ -36,8 +36,8 @@ use serde_json::json;
 
 use crate::pairs::{
     paths::{
-        Process, Programs, SERVICE_VIP, free_port, get_status, osm_inbound_config,
-        osm_outbound_config, spawn_osm_proxy,
+        Process, Programs, SERVICE_VIP, START_TRIES, free_port, get_status, lost_its_port,
+        osm_inbound_config, osm_outbound_config, spawn_osm_proxy,
     },
     pki,
 };
@@ -203,10 +203,8 @@ pub struct Outcome {
 }
 
 /// Starts proxies with `start` (which picks fresh ports each time) until
-/// the port it returns answers a GET at all. A port found free can be
-/// taken before a proxy binds it (by the ephemeral port of any connection
-/// on the machine, many while CI runs tests side by side): such a start is
-/// tried again on other ports, as the pairs harness does.
+/// the port it returns answers a GET; a start that lost its port is tried
+/// again on other ports, as the pairs harness does.
 async fn start_answering(
     dir: &Path,
     mut start: impl FnMut() -> Result<(Vec<Process>, u16)>,
@@ -217,7 +215,7 @@ async fn start_answering(
         let (mut proxies, port) = start()?;
         match wait_answering(&mut proxies, dir, port).await {
             Ok(()) => return Ok(proxies),
-            Err(e) if tries < 4 && format!("{e:#}").contains("in use") => continue,
+            Err(e) if tries < START_TRIES && lost_its_port(&e) => continue,
             Err(e) => return Err(e),
         }
     }

@@ -198,17 +198,24 @@ pub fn start(
     dir: &Path,
     app_port: u16,
 ) -> Result<RunningPath> {
-    // A port found free can be taken before the proxy binds it (by the
-    // ephemeral port of any connection on the machine): such a start is
-    // tried again, on other ports.
     let mut tries = 0;
     loop {
         tries += 1;
         match start_once(kind, programs, dir, app_port) {
-            Err(e) if tries < 4 && format!("{e:#}").contains("in use") => continue,
+            Err(e) if tries < START_TRIES && lost_its_port(&e) => continue,
             started => return started,
         }
     }
+}
+
+/// How many times a start that lost its port is made (on new ports).
+pub const START_TRIES: usize = 4;
+
+/// Whether a start failed because a port found free was taken before the
+/// proxy bound it (by the ephemeral port of any connection on the
+/// machine): such a start is tried again, on other ports.
+pub fn lost_its_port(error: &anyhow::Error) -> bool {
+    format!("{error:#}").contains("in use")
 }
 
 fn start_once(

@@ -15,7 +15,7 @@ use std::{
     collections::HashMap,
     fmt::Write,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -113,6 +113,11 @@ impl DurationHistograms {
 
     /// Drops the series unchanged for the idle time, as of `now`.
     pub fn expire(&self, now: Instant) {
+        drop(self.expired(now));
+    }
+
+    /// [`Self::expire`], keeping the lock for what follows.
+    fn expired(&self, now: Instant) -> MutexGuard<'_, HashMap<Vec<Label>, Series>> {
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
         series.retain(|_, s| {
             let total = s.counts.total();
@@ -121,13 +126,13 @@ impl DurationHistograms {
             }
             now.saturating_duration_since(s.seen.1) < self.idle
         });
+        series
     }
 
     /// The family in the Prometheus text format (nothing when it has no
     /// series), after dropping the idle ones.
     pub fn render(&self, text: &mut String) {
-        self.expire(Instant::now());
-        let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let series = self.expired(Instant::now());
         if series.is_empty() {
             return;
         }
