@@ -7,25 +7,20 @@ use anyhow::{Context, Result, bail};
 
 use crate::{callgrind, order, perf};
 
-/// Writes to `out` the functions of `object` that the callgrind `profiles`
-/// saw, in the order of first use, then those only the `perf_scripts`
-/// sampled (they have no time); answers how many.
+/// Writes to `out` the functions of `object` that the callgrind
+/// `idle_profiles` saw (a proxy before any traffic), then those the other
+/// `profiles` saw, each in the order of first use, then those only the
+/// `perf_scripts` sampled (they have no time); answers how many, and how
+/// many of them the idle profiles had.
 pub fn run(
     object: &str,
     out: &Path,
     perf_scripts: &[PathBuf],
+    idle_profiles: &[PathBuf],
     profiles: &[PathBuf],
-) -> Result<usize> {
-    let mut costs: Vec<(String, u32, u64)> = Vec::new();
-    for profile in profiles {
-        let text = read(profile)?;
-        let part = callgrind::part(&text);
-        costs.extend(
-            callgrind::self_costs(&text, object)
-                .into_iter()
-                .map(|(name, cost)| (name, part, cost)),
-        );
-    }
+) -> Result<(usize, usize)> {
+    let idle_costs = self_costs(object, idle_profiles)?;
+    let costs = self_costs(object, profiles)?;
     if costs.is_empty() {
         bail!(
             "no function of an object ending in {object:?} in {} profiles: were they made with \
@@ -37,23 +32,40 @@ pub fn run(
     for script in perf_scripts {
         samples.extend(perf::sample_counts(&read(script)?, object));
     }
-    let profiled = costs.iter().map(|(name, part, cost)| order::Seen {
-        name,
-        part: *part,
-        cost: *cost,
-    });
+    let seen = |costs: &[(String, u32, u64)]| {
+        order::entries_by_first_use(costs.iter().map(|(name, part, cost)| order::Seen {
+            name,
+            part: *part,
+            cost: *cost,
+        }))
+    };
     let sampled = samples.iter().map(|(name, cost)| order::Seen {
         name,
         part: 0,
         cost: *cost,
     });
-    let entries = order::append_missing(
-        order::entries_by_first_use(profiled),
-        order::entries_by_first_use(sampled),
-    );
+    let idle = seen(&idle_costs);
+    let idle_count = idle.len();
+    let entries = order::tiers(idle, seen(&costs), order::entries_by_first_use(sampled));
     std::fs::write(out, order::render(&entries))
         .with_context(|| format!("writing {}", out.display()))?;
-    Ok(entries.len())
+    Ok((entries.len(), idle_count))
+}
+
+/// What each function of `object` cost in each of `profiles`, with the
+/// dump it was seen in.
+fn self_costs(object: &str, profiles: &[PathBuf]) -> Result<Vec<(String, u32, u64)>> {
+    let mut costs = Vec::new();
+    for profile in profiles {
+        let text = read(profile)?;
+        let part = callgrind::part(&text);
+        costs.extend(
+            callgrind::self_costs(&text, object)
+                .into_iter()
+                .map(|(name, cost)| (name, part, cost)),
+        );
+    }
+    Ok(costs)
 }
 
 fn read(path: &Path) -> Result<String> {

@@ -17,7 +17,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Write the order of the functions callgrind profiles of the proxy ran:
-    /// in the order of first use (by dump), the dearest first within one.
+    /// those an idle proxy ran first, then the rest; in the order of first
+    /// use (by dump) in each, the dearest first within one.
     Collect {
         /// The object whose functions are kept (its path's end, as callgrind
         /// names it).
@@ -31,6 +32,13 @@ enum Command {
         /// CPU cannot run (chosen by CPU features) go after its own.
         #[arg(long)]
         perf: Vec<PathBuf>,
+        /// callgrind output files of proxies that have carried no traffic
+        /// yet (startup, the config stream, probes): their functions go
+        /// first, so that an idle proxy keeps only that block of its code
+        /// resident. One file each (`--idle a --idle b`); also given as
+        /// `profiles` or not: the same.
+        #[arg(long)]
+        idle: Vec<PathBuf>,
         /// callgrind output files (`valgrind --tool=callgrind --demangle=no`).
         #[arg(required = true)]
         profiles: Vec<PathBuf>,
@@ -56,10 +64,14 @@ fn main() -> Result<()> {
             object,
             out,
             perf,
+            idle,
             profiles,
         } => {
-            let written = collect::run(&object, &out, &perf, &profiles)?;
-            eprintln!("wrote {written} functions to {}", out.display());
+            let (written, idle) = collect::run(&object, &out, &perf, &idle, &profiles)?;
+            eprintln!(
+                "wrote {written} functions to {} ({idle} of them run by idle proxies, first)",
+                out.display()
+            );
             Ok(())
         }
         Command::Link {

@@ -25,8 +25,8 @@ pub struct Seen<'a> {
 /// runs them (by the earliest dump that has them), the dearest first within
 /// a dump, ties by name so the same profiles always give the same file.
 /// Startup code comes first and together, then what the first requests
-/// run, so that an idle proxy could keep only the first block resident (the
-/// dumps are still too coarse for that: bench/README.md, "Link order").
+/// run. (The dumps are too coarse to tell idle from loaded code: what an
+/// idle proxy runs is profiled apart and goes first, `collect::run`.)
 /// Names of one entry (callgrind's `'2`, LTO's suffixes) add up.
 pub fn entries_by_first_use<'a>(seen: impl IntoIterator<Item = Seen<'a>>) -> Vec<String> {
     let mut by_entry: HashMap<&str, (u32, u64)> = HashMap::new();
@@ -51,6 +51,12 @@ pub fn append_missing(first: Vec<String>, then: Vec<String>) -> Vec<String> {
     let mut out = first;
     out.extend(then.into_iter().filter(|entry| !seen.contains(entry)));
     out
+}
+
+/// The whole order: what idle proxies ran, then what loaded ones ran, then
+/// what only native sampling saw; each without what an earlier one has.
+pub fn tiers(idle: Vec<String>, loaded: Vec<String>, sampled: Vec<String>) -> Vec<String> {
+    append_missing(append_missing(idle, loaded), sampled)
 }
 
 /// What one link gets of the order.
@@ -180,6 +186,22 @@ mod tests {
         let callgrind: Vec<String> = ["a", "b"].map(String::from).to_vec();
         let perf: Vec<String> = ["vaes", "b", "ghash"].map(String::from).to_vec();
         assert_eq!(append_missing(callgrind, perf), ["a", "b", "vaes", "ghash"]);
+    }
+
+    #[test]
+    fn idle_code_goes_first_then_loaded_then_sampled() {
+        let names = |list: &[&str]| list.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        // `accept` ran at startup in the loaded profile too: it stays in
+        // the idle block, where an idle proxy needs it.
+        let order = tiers(
+            names(&["main", "probe", "accept"]),
+            names(&["main", "accept", "encrypt", "route"]),
+            names(&["vaes", "encrypt", "probe"]),
+        );
+        assert_eq!(
+            order,
+            ["main", "probe", "accept", "encrypt", "route", "vaes"]
+        );
     }
 
     #[test]
