@@ -151,6 +151,20 @@ impl Held {
         self.reusable && !self.closed && self.sending.is_none() && self.read_buf.is_empty()
     }
 
+    /// A connection of no upstream (tests drive one by hand).
+    #[cfg(test)]
+    pub(super) fn unparked(io: MeshIo) -> Self {
+        Held {
+            home: Weak::new(),
+            io,
+            read_buf: BytesMut::new(),
+            sending: None,
+            reusable: true,
+            closed: false,
+            parked_at: Instant::now(),
+        }
+    }
+
     /// Back to its upstream's parked connections, unless it cannot carry
     /// another request or the upstream is gone.
     pub(super) fn park(self: Box<Self>, now: Instant) {
