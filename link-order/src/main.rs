@@ -32,6 +32,12 @@ enum Command {
         /// CPU cannot run (chosen by CPU features) go after its own.
         #[arg(long)]
         perf: Vec<PathBuf>,
+        /// `perf script -F ip,sym,dso --no-demangle` output of the page
+        /// faults (`perf record -e minor-faults -c 1`) of proxies that have
+        /// carried no traffic, on this machine's CPU: their functions join
+        /// the idle ones (after callgrind's). One file each.
+        #[arg(long)]
+        idle_faults: Vec<PathBuf>,
         /// callgrind output files of proxies that have carried no traffic
         /// yet (startup, the config stream, probes): their functions go
         /// first, so that an idle proxy keeps only that block of its code
@@ -64,10 +70,20 @@ fn main() -> Result<()> {
             object,
             out,
             perf,
+            idle_faults,
             idle,
             profiles,
         } => {
-            let (written, idle) = collect::run(&object, &out, &perf, &idle, &profiles)?;
+            let (written, idle) = collect::run(
+                &object,
+                &out,
+                &collect::Profiles {
+                    idle: &idle,
+                    idle_faults: &idle_faults,
+                    loaded: &profiles,
+                    sampled: &perf,
+                },
+            )?;
             eprintln!(
                 "wrote {written} functions to {} ({idle} of them run by idle proxies, first)",
                 out.display()

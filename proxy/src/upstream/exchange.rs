@@ -214,7 +214,10 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap());
         let (client, accepted) = tokio::join!(client, listener.accept());
-        let held = Held::unparked(MeshIo::new(Stream::Plain(client.unwrap()), false));
+        let held = Held::new(
+            std::sync::Weak::new(),
+            MeshIo::new(Stream::Plain(client.unwrap()), false),
+        );
         (held, accepted.unwrap().0)
     }
 

@@ -151,11 +151,11 @@ impl Held {
         self.reusable && !self.closed && self.sending.is_none() && self.read_buf.is_empty()
     }
 
-    /// A connection of no upstream (tests drive one by hand).
-    #[cfg(test)]
-    pub(super) fn unparked(io: MeshIo) -> Self {
+    /// A fresh connection of the upstream `home` stands for (tests drive
+    /// one of none by hand).
+    pub(super) fn new(home: Weak<Parked>, io: MeshIo) -> Self {
         Held {
-            home: Weak::new(),
+            home,
             io,
             read_buf: BytesMut::new(),
             sending: None,
@@ -198,15 +198,7 @@ pub(super) async fn open(
             "the upstream chose HTTP/2 for an HTTP/1.1 connection".into(),
         ));
     }
-    Ok(Box::new(Held {
-        home: Arc::downgrade(parked),
-        io,
-        read_buf: BytesMut::new(),
-        sending: None,
-        reusable: true,
-        closed: false,
-        parked_at: Instant::now(),
-    }))
+    Ok(Box::new(Held::new(Arc::downgrade(parked), io)))
 }
 
 #[cfg(test)]
