@@ -28,35 +28,45 @@ pub struct Profiles<'a> {
 /// those only the samples of loaded proxies saw (they have no time);
 /// answers how many, and how many of them idle proxies ran.
 pub fn run(object: &str, out: &Path, profiles: &Profiles<'_>) -> Result<(usize, usize)> {
-    let idle_costs = self_costs(object, profiles.idle)?;
-    let costs = self_costs(object, profiles.loaded)?;
-    if costs.is_empty() {
+    let loaded = profiled_entries(object, profiles.loaded)?;
+    if loaded.is_empty() {
         bail!(
             "no function of an object ending in {object:?} in {} profiles: were they made with \
              `valgrind --tool=callgrind --demangle=no` of that binary?",
             profiles.loaded.len()
         );
     }
-    let seen = |costs: &[(String, u32, u64)]| {
-        order::entries_by_first_use(costs.iter().map(|(name, part, cost)| order::Seen {
-            name,
-            part: *part,
-            cost: *cost,
-        }))
-    };
     let idle = order::append_missing(
-        seen(&idle_costs),
+        profiled_entries(object, profiles.idle)?,
         sampled_entries(object, profiles.idle_faults)?,
     );
     let idle_count = idle.len();
-    let entries = order::tiers(
-        idle,
-        seen(&costs),
-        sampled_entries(object, profiles.sampled)?,
-    );
+    let entries = order::tiers(idle, loaded, sampled_entries(object, profiles.sampled)?);
     std::fs::write(out, order::render(&entries))
         .with_context(|| format!("writing {}", out.display()))?;
     Ok((entries.len(), idle_count))
+}
+
+/// The functions of `object` in callgrind `profiles`, by first use (the
+/// dump each was first seen in), the dearest first within a dump.
+fn profiled_entries(object: &str, profiles: &[PathBuf]) -> Result<Vec<String>> {
+    let mut costs: Vec<(String, u32, u64)> = Vec::new();
+    for profile in profiles {
+        let text = read(profile)?;
+        let part = callgrind::part(&text);
+        costs.extend(
+            callgrind::self_costs(&text, object)
+                .into_iter()
+                .map(|(name, cost)| (name, part, cost)),
+        );
+    }
+    Ok(order::entries_by_first_use(costs.iter().map(
+        |(name, part, cost)| order::Seen {
+            name,
+            part: *part,
+            cost: *cost,
+        },
+    )))
 }
 
 /// The functions of `object` in `perf script` outputs, the most sampled
@@ -73,22 +83,6 @@ fn sampled_entries(object: &str, scripts: &[PathBuf]) -> Result<Vec<String>> {
             cost: *cost,
         },
     )))
-}
-
-/// What each function of `object` cost in each of `profiles`, with the
-/// dump it was seen in.
-fn self_costs(object: &str, profiles: &[PathBuf]) -> Result<Vec<(String, u32, u64)>> {
-    let mut costs = Vec::new();
-    for profile in profiles {
-        let text = read(profile)?;
-        let part = callgrind::part(&text);
-        costs.extend(
-            callgrind::self_costs(&text, object)
-                .into_iter()
-                .map(|(name, cost)| (name, part, cost)),
-        );
-    }
-    Ok(costs)
 }
 
 fn read(path: &Path) -> Result<String> {
