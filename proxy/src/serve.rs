@@ -4,6 +4,7 @@
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc};
 
+use futures_util::FutureExt as _;
 use http::{Request, Response};
 use hyper::{body::Incoming, service::service_fn};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -72,14 +73,28 @@ pub async fn accept_intercepted<F, Fut>(
     let handle = Arc::new(handle);
     accept_loop(listener, drain.clone(), tasks, move |stream, peer| {
         let orig_dst = explicit.or_else(|| crate::orig_dst::original_dst(&stream));
-        let served = handle(stream, peer, orig_dst, shared.clone(), drain.clone());
-        async move {
-            if let Err(reason) = served.await {
-                tracing::debug!(%peer, %reason, "{side} connection closed");
-            }
-        }
+        logged(
+            handle(stream, peer, orig_dst, shared.clone(), drain.clone()),
+            peer,
+            side,
+        )
     })
     .await;
+}
+
+/// An intercepted connection's task: `served`, then why it ended, logged
+/// once. `map`, not `async move { served.await }`: an async block holds the
+/// future it awaits twice (as what it captured and as what it polls), and
+/// this one is the whole connection.
+pub fn logged<Fut>(served: Fut, peer: SocketAddr, side: &'static str) -> impl Future<Output = ()>
+where
+    Fut: Future<Output = Result<(), ConnectionError>>,
+{
+    served.map(move |served| {
+        if let Err(reason) = served {
+            tracing::debug!(%peer, %reason, "{side} connection closed");
+        }
+    })
 }
 
 /// Drives a hyper server connection; on drain, asks it to finish in-flight
@@ -115,9 +130,14 @@ where
     });
     let io = TokioIo::new(io);
     let result = if http2 {
-        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-        builder.timer(TokioTimer::new());
-        drive_until_drained!(builder.serve_connection(io, service), drain)
+        // Boxed: an HTTP/2 connection's state (h2's codec and streams) is
+        // three times HTTP/1.1's, and most connections are HTTP/1.1.
+        Box::pin(async move {
+            let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+            builder.timer(TokioTimer::new());
+            drive_until_drained!(builder.serve_connection(io, service), drain)
+        })
+        .await
     } else {
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.timer(TokioTimer::new());
@@ -125,5 +145,28 @@ where
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "HTTP connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection's future of `N` bytes, ready after one wait.
+    async fn connection<const N: usize>() -> Result<(), ConnectionError> {
+        let state = [1u8; N];
+        tokio::task::yield_now().await;
+        std::hint::black_box(state);
+        Ok(())
+    }
+
+    #[test]
+    fn the_logging_wrapper_holds_the_connection_once() {
+        let served = connection::<4096>();
+        let alone = std::mem::size_of_val(&served);
+        let task = logged(served, "10.0.0.1:1".parse().expect("addr"), "inbound");
+        let wrapped = std::mem::size_of_val(&task);
+        assert!(alone >= 4096, "{alone}");
+        assert!(wrapped <= alone + 64, "{wrapped} bytes around {alone}");
     }
 }

@@ -24,7 +24,7 @@ use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpListener,
 };
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tokio_util::{either::Either, sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     connection::ConnectionError,
@@ -86,7 +86,12 @@ pub async fn serve(
                     .map_err(|refusal| ConnectionError::from(refusal.record(&shared.metrics))),
                 (None, None) => Err(ConnectionError::NoOriginalDestination),
             };
-            async move { handle(stream, peer, to?, shared, drain).await }
+            // The connection's future itself (not an async block around
+            // it, which would hold its arguments a second time).
+            match to {
+                Ok(to) => Either::Left(handle(stream, peer, to, shared, drain)),
+                Err(refused) => Either::Right(std::future::ready(Err(refused))),
+            }
         },
     )
     .await;
@@ -140,7 +145,13 @@ where
 
     let connect_timeout = snapshot.mesh.connect_timeout;
     let admission = admit(&snapshot, to.port, Peer::Plaintext(peer), detected);
-    if admission != Admission::Handshake {
+    // Both ways end in one `serve_admitted` over either stream: one copy of
+    // the serving code, and a task the size of the larger way, not of both.
+    // The TLS stream (rustls' state: 1.2 KB) is boxed: passed by value, it
+    // was held again by every async layer it went through (3.5 KB more per
+    // connection for as long as it lives).
+    let (identity, alpn);
+    let (admission, stream, conn) = if admission != Admission::Handshake {
         drop(snapshot);
         // An HTTP client (an app outside the mesh, or a meshed one whose
         // proxy passed it through as egress) is told why it is refused.
@@ -154,33 +165,34 @@ where
             connect_timeout,
             answer_http,
         };
-        return serve_admitted(admission, stream, conn, shared, drain).await;
-    }
-
-    let tls = shared.tls().ok_or(ConnectionError::NoCertificate)?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
-    let tls_stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-        .await
-        .map_err(|_| ConnectionError::HandshakeTimeout)?
-        .map_err(ConnectionError::Handshake)?;
-    let (_, session) = tls_stream.get_ref();
-    let identity = peer_identity(session.peer_certificates())?;
-    let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
-    let mesh_peer = Peer::Mesh {
-        identity: &identity,
-        alpn: alpn.as_deref(),
+        (admission, Either::Left(stream), conn)
+    } else {
+        let tls = shared.tls().ok_or(ConnectionError::NoCertificate)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
+        let tls_stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+            .await
+            .map_err(|_| ConnectionError::HandshakeTimeout)?
+            .map_err(ConnectionError::Handshake)?;
+        let (_, session) = tls_stream.get_ref();
+        identity = peer_identity(session.peer_certificates())?;
+        alpn = session.alpn_protocol().map(<[u8]>::to_vec);
+        let mesh_peer = Peer::Mesh {
+            identity: &identity,
+            alpn: alpn.as_deref(),
+        };
+        let admission = admit(&snapshot, to.port, mesh_peer, Detected::Tls);
+        drop(snapshot);
+        let conn = Connection {
+            peer,
+            to,
+            admitted: mesh_peer,
+            source: Source::Mesh(identity.clone()),
+            connect_timeout,
+            answer_http: None,
+        };
+        (admission, Either::Right(Box::new(tls_stream)), conn)
     };
-    let admission = admit(&snapshot, to.port, mesh_peer, Detected::Tls);
-    drop(snapshot);
-    let conn = Connection {
-        peer,
-        to,
-        admitted: mesh_peer,
-        source: Source::Mesh(identity.clone()),
-        connect_timeout,
-        answer_http: None,
-    };
-    serve_admitted(admission, tls_stream, conn, shared, drain).await
+    serve_admitted(admission, stream, conn, shared, drain).await
 }
 
 /// An admitted (or refused) connection's particulars.
@@ -215,40 +227,55 @@ where
             .await;
             Ok(())
         }
-        Admission::Tcp { .. } => forward_tcp(&shared, stream, &conn).await,
+        Admission::Tcp { .. } => Box::pin(forward_tcp(&shared, stream, &conn)).await,
         Admission::Refuse(refusal) => {
             let refusal = refusal.record(&shared.metrics);
             if let Some(http2) = conn.answer_http {
-                // Told why, then let go: a refused client is not kept
-                // (HTTP/1 closes after the answer; any connection at most
-                // REFUSAL_LINGER, so slow or chatty strangers cost nothing).
-                let answer = refusal.clone();
-                let plaintext_client = match &refusal {
-                    crate::refusal::Refusal::Plaintext { peer, .. } => Some(peer.ip()),
-                    _ => None,
-                };
-                let shared = shared.clone();
-                let told = crate::serve::serve_http(stream, http2, drain, move |_req| {
-                    let mut response = answer.response();
-                    if let Some(client) = plaintext_client {
-                        let code = response.status().as_u16();
-                        shared.metrics.record_plaintext_refused(client, code);
-                    }
-                    if !http2 {
-                        response.headers_mut().insert(
-                            ::http::header::CONNECTION,
-                            ::http::HeaderValue::from_static("close"),
-                        );
-                    }
-                    async move { response }
-                });
-                let _ = tokio::time::timeout(REFUSAL_LINGER, told).await;
+                // Boxed: the rare way pays for its size, not every
+                // connection's task.
+                let _ = Box::pin(tell_refused(stream, http2, &refusal, &shared, drain)).await;
             }
             Err(refusal.into())
         }
         // Asked only of a plaintext peer speaking TLS, handled above.
         Admission::Handshake => Err(ConnectionError::NoCertificate),
     }
+}
+
+/// Answers a refused HTTP client with why, then lets go: a refused client
+/// is not kept (HTTP/1 closes after the answer; any connection at most
+/// REFUSAL_LINGER, so slow or chatty strangers cost nothing).
+fn tell_refused<S>(
+    stream: S,
+    http2: bool,
+    refusal: &crate::refusal::Refusal,
+    shared: &Arc<Shared>,
+    drain: CancellationToken,
+) -> tokio::time::Timeout<impl std::future::Future<Output = ()>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let answer = refusal.clone();
+    let plaintext_client = match refusal {
+        crate::refusal::Refusal::Plaintext { peer, .. } => Some(peer.ip()),
+        _ => None,
+    };
+    let shared = shared.clone();
+    let told = crate::serve::serve_http(stream, http2, drain, move |_req| {
+        let mut response = answer.response();
+        if let Some(client) = plaintext_client {
+            let code = response.status().as_u16();
+            shared.metrics.record_plaintext_refused(client, code);
+        }
+        if !http2 {
+            response.headers_mut().insert(
+                ::http::header::CONNECTION,
+                ::http::HeaderValue::from_static("close"),
+            );
+        }
+        async move { response }
+    });
+    tokio::time::timeout(REFUSAL_LINGER, told)
 }
 
 /// Splices a TCP connection to the app for as long as the config admits

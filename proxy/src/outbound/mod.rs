@@ -111,7 +111,7 @@ where
             }
             Route::MeshTcp(service) => {
                 drop(snapshot);
-                return forward_tcp(&shared, stream, peer, &service).await;
+                return Box::pin(forward_tcp(&shared, stream, peer, &service)).await;
             }
             Route::Passthrough(dst) => {
                 let limited = Limited::of(
@@ -120,7 +120,7 @@ where
                 );
                 drop(snapshot);
                 let decided = (Route::Passthrough(dst), orig_dst, seen);
-                return passthrough(&shared, stream, peer, (dst, limited), decided).await;
+                return Box::pin(passthrough(&shared, stream, peer, (dst, limited), decided)).await;
             }
             Route::PassthroughByName { dst, host } => {
                 let limited = Limited::of(
@@ -136,7 +136,14 @@ where
                     return Err(refusal.record(&shared.metrics).into());
                 };
                 let decided = (Route::PassthroughByName { dst, host }, orig_dst, seen);
-                return passthrough(&shared, stream, peer, (target, limited), decided).await;
+                return Box::pin(passthrough(
+                    &shared,
+                    stream,
+                    peer,
+                    (target, limited),
+                    decided,
+                ))
+                .await;
             }
             Route::Refuse(refusal) => return Err(refusal.record(&shared.metrics).into()),
         }
