@@ -36,7 +36,18 @@ fn start(args: Args) -> anyhow::Result<()> {
     runtime
         .enable_all()
         .build()?
-        .block_on(run(args, log_filter))
+        .block_on(boxed_run(args, log_filter))
+}
+
+/// The proxy's future, made in a frame of its own and kept on the heap:
+/// made in `start`, it took its size twice in the main thread's stack for
+/// the proxy's life.
+#[inline(never)]
+fn boxed_run(
+    args: Args,
+    log_filter: Arc<dyn LogFilter>,
+) -> std::pin::Pin<Box<impl std::future::Future<Output = anyhow::Result<()>>>> {
+    Box::pin(run(args, log_filter))
 }
 
 async fn run(args: Args, log_filter: Arc<dyn LogFilter>) -> anyhow::Result<()> {
