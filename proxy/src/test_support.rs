@@ -61,3 +61,14 @@ pub fn counter(shared: &Shared, name: &str, labels: &str) -> u64 {
         .find_map(|l| l.strip_prefix(&prefix))
         .map_or(0, |v| v.trim().parse().expect("a count"))
 }
+
+/// A TCP stream on 127.0.0.1 (its listener's end is not accepted): the
+/// stream type an accepted connection's task really holds.
+pub async fn tcp_stream() -> tokio::net::TcpStream {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
+        .await
+        .expect("connect")
+}

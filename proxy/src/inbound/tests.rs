@@ -162,12 +162,7 @@ inbound:
 /// connection twice.
 #[tokio::test]
 async fn an_inbound_connection_task_stays_small() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let stream = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
-        .await
-        .expect("connect");
+    let stream = crate::test_support::tcp_stream().await;
     let peer = "10.0.0.1:40000".parse().expect("addr");
     let served = handle(
         stream,

@@ -89,12 +89,7 @@ outbound:
 /// wrapper holding the whole connection twice).
 #[tokio::test]
 async fn an_outbound_connection_task_stays_small() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let stream = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
-        .await
-        .expect("connect");
+    let stream = crate::test_support::tcp_stream().await;
     let app = "10.244.0.5:40000".parse().expect("addr");
     let dst = Some("10.96.0.10:80".parse().expect("addr"));
     let served = handle(
