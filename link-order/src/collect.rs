@@ -20,6 +20,9 @@ pub struct Profiles<'a> {
     pub loaded: &'a [PathBuf],
     /// `perf script` samples of proxies at work on this machine's CPU.
     pub sampled: &'a [PathBuf],
+    /// The order these profiles replace: its idle functions that the
+    /// profiles still saw run stay idle (`order::keep_idle`).
+    pub previous: Option<&'a Path>,
 }
 
 /// Writes to `out` the functions of `object` that idle proxies ran (what
@@ -40,9 +43,17 @@ pub fn run(object: &str, out: &Path, profiles: &Profiles<'_>) -> Result<(usize, 
         profiled_entries(object, profiles.idle)?,
         sampled_entries(object, profiles.idle_faults)?,
     );
+    let sampled = sampled_entries(object, profiles.sampled)?;
+    let idle = match profiles.previous {
+        Some(previous) => {
+            let still_run = order::tiers(idle.clone(), loaded.clone(), sampled.clone());
+            order::keep_idle(idle, order::previous_idle(&read(previous)?), &still_run)
+        }
+        None => idle,
+    };
     let idle_count = idle.len();
-    let entries = order::tiers(idle, loaded, sampled_entries(object, profiles.sampled)?);
-    std::fs::write(out, order::render(&entries))
+    let entries = order::tiers(idle, loaded, sampled);
+    std::fs::write(out, order::render(&entries, idle_count))
         .with_context(|| format!("writing {}", out.display()))?;
     Ok((entries.len(), idle_count))
 }
@@ -127,6 +138,13 @@ mod tests {
             callgrind(1, &[("main", 10), ("route", 900), ("probe", 3)]),
         )];
         let sampled = [file("sampled", perf(&["aes_vaes", "route"]))];
+        // The order before found `aes_vaes` idle (it still runs: kept idle)
+        // and `gone` (no profile runs it now: dropped).
+        let keys = |list: &[&str]| list.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let previous = file(
+            "previous.txt",
+            order::render(&keys(&["main", "aes_vaes", "gone", "route"]), 3),
+        );
         let out = dir.path().join("order.txt");
         let (written, idle_count) = run(
             "osm-proxy",
@@ -136,21 +154,26 @@ mod tests {
                 idle_faults: &idle_faults,
                 loaded: &loaded,
                 sampled: &sampled,
+                previous: Some(&previous),
             },
         )
         .unwrap();
-        let order = order::parse(&std::fs::read_to_string(&out).unwrap());
+        let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(
-            order,
+            order::parse(&text),
             [
                 "main",
                 "config",
                 "probe",
                 "strlen_evex",
-                "route",
-                "aes_vaes"
+                "aes_vaes",
+                "route"
             ]
         );
-        assert_eq!((written, idle_count), (6, 4));
+        assert_eq!((written, idle_count), (6, 5));
+        assert_eq!(
+            order::previous_idle(&text),
+            ["main", "config", "probe", "strlen_evex", "aes_vaes"]
+        );
     }
 }

@@ -45,6 +45,13 @@ enum Command {
         /// `profiles` or not: the same.
         #[arg(long)]
         idle: Vec<PathBuf>,
+        /// The order these profiles replace (proxy/link-order.txt): the
+        /// functions it had as idle that the profiles still see run stay
+        /// idle (a function sharing a block of code with one that faulted
+        /// first never faults itself, so one regeneration's page faults
+        /// miss some that the last one found).
+        #[arg(long)]
+        previous: Option<PathBuf>,
         /// callgrind output files (`valgrind --tool=callgrind --demangle=no`).
         #[arg(required = true)]
         profiles: Vec<PathBuf>,
@@ -72,6 +79,7 @@ fn main() -> Result<()> {
             perf,
             idle_faults,
             idle,
+            previous,
             profiles,
         } => {
             let (written, idle) = collect::run(
@@ -82,6 +90,7 @@ fn main() -> Result<()> {
                     idle_faults: &idle_faults,
                     loaded: &profiles,
                     sampled: &perf,
+                    previous: previous.as_deref(),
                 },
             )?;
             eprintln!(

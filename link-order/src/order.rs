@@ -128,13 +128,51 @@ const HEADER: &str = "\
 # under load (bench/README.md, \"Link order\"); read by `deploy/build-proxy`.
 ";
 
-pub fn render(keys: &[String]) -> String {
+/// The line after the idle tier of an order file (the next collect reads
+/// what an earlier one found idle: [`previous_idle`]).
+pub const IDLE_END: &str = "# end of what idle proxies ran";
+
+/// An order file: the first `idle` keys are the idle tier.
+pub fn render(keys: &[String], idle: usize) -> String {
     let mut out = String::from(HEADER);
-    for key in keys {
+    for (i, key) in keys.iter().enumerate() {
+        if i == idle {
+            out.push_str(IDLE_END);
+            out.push('\n');
+        }
         out.push_str(key);
         out.push('\n');
     }
+    if idle >= keys.len() {
+        out.push_str(IDLE_END);
+        out.push('\n');
+    }
     out
+}
+
+/// The idle tier of an order file: its keys before [`IDLE_END`] (none in a
+/// file without it).
+pub fn previous_idle(text: &str) -> Vec<String> {
+    match text.split_once(&format!("\n{IDLE_END}\n")) {
+        Some((idle, _)) => parse(idle),
+        None => Vec::new(),
+    }
+}
+
+/// What idle proxies ran now, then what an earlier order found them
+/// running that the profiles still saw run (`still_run`). The page faults
+/// name only the first function of a block of code to be touched, so each
+/// regeneration misses idle functions that shared a block with another in
+/// the last layout; kept, the idle tier grows towards all of them instead
+/// of moving by a few hundred KB of resident code from one regeneration
+/// to the next.
+pub fn keep_idle(idle: Vec<String>, previous: Vec<String>, still_run: &[String]) -> Vec<String> {
+    let still_run: HashSet<&str> = still_run.iter().map(String::as_str).collect();
+    let kept = previous
+        .into_iter()
+        .filter(|entry| still_run.contains(entry.as_str()))
+        .collect();
+    append_missing(idle, kept)
 }
 
 /// The keys of an order file: one a line; `#` comments and blank lines left out.
@@ -205,6 +243,40 @@ mod tests {
     }
 
     #[test]
+    fn idle_functions_an_earlier_order_found_stay_idle_while_they_run() {
+        let names = |list: &[&str]| list.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        // (idle now, idle in the earlier order, run by any profile now, expected)
+        type Case<'a> = (&'a [&'a str], &'a [&'a str], &'a [&'a str], &'a [&'a str]);
+        let cases: [Case; 4] = [
+            // `tick` shared a block with `probe` this time: no fault of its own.
+            (
+                &["main", "probe"],
+                &["main", "tick"],
+                &["main", "probe", "tick"],
+                &["main", "probe", "tick"],
+            ),
+            // Removed from the code since: not kept.
+            (&["main"], &["main", "gone"], &["main", "route"], &["main"]),
+            // No earlier order: what ran now.
+            (&["main"], &[], &["main"], &["main"]),
+            // Found again now: listed once, where it is found now.
+            (
+                &["tick", "main"],
+                &["main", "tick"],
+                &["main", "tick"],
+                &["tick", "main"],
+            ),
+        ];
+        for (idle, previous, still_run, expected) in cases {
+            assert_eq!(
+                keep_idle(names(idle), names(previous), &names(still_run)),
+                expected,
+                "{idle:?} {previous:?}"
+            );
+        }
+    }
+
+    #[test]
     fn resolve_places_exact_names_and_falls_back_to_keys() {
         let order: Vec<String> = [
             // In this link as it is (with an LTO suffix): only that instance.
@@ -243,9 +315,16 @@ mod tests {
     #[test]
     fn an_order_file_reads_back_what_was_written() {
         let keys: Vec<String> = ["_ZN1a3hotE", "memcpy"].map(String::from).to_vec();
-        let text = render(&keys);
+        let text = render(&keys, 1);
         assert!(text.starts_with("# "));
         assert_eq!(parse(&text), keys);
+        assert_eq!(previous_idle(&text), ["_ZN1a3hotE"]);
+        assert!(previous_idle(&render(&keys, 0)).is_empty());
+        assert_eq!(previous_idle(&render(&keys, 2)), keys);
+        assert!(
+            previous_idle("a\nb\n").is_empty(),
+            "no marker: no idle tier"
+        );
         assert_eq!(parse("\n  # note\n x \n\n"), ["x"]);
     }
 }
