@@ -26,7 +26,16 @@ fuzz_target!(|data: &[u8]| {
         .map(|k| k.trim().to_owned())
         .filter(|k| !k.is_empty() && !k.starts_with('#'))
         .collect();
-    assert_eq!(order::parse(&order::render(&entries)), expected);
+    // Wherever the idle tier ends, the file reads back whole, and its idle
+    // tier is read without a panic.
+    let idle = data.first().map_or(0, |b| usize::from(*b)) % (entries.len() + 1);
+    let rendered = order::render(&entries, idle);
+    assert_eq!(order::parse(&rendered), expected);
+    let previous = order::previous_idle(&rendered);
+    assert!(previous.len() <= idle);
+    let _ = order::previous_idle(&text);
+    let kept = order::keep_idle(Vec::new(), previous, &entries);
+    assert!(kept.len() <= idle);
     let samples = perf::sample_counts(&text, "osm-proxy");
     let sampled = order::entries_by_first_use(samples.iter().map(|(name, cost)| order::Seen {
         name,
