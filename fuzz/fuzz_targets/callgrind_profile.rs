@@ -1,10 +1,11 @@
 //! The link-order tool's readers (callgrind profiles, perf scripts, order
-//! files, names through stable keys) never panic, and what they produce holds:
-//! every key is at most as long as its name, an order reads back as written.
+//! files, names through stable keys, the dumps after a marker) never panic,
+//! and what they produce holds: every key is at most as long as its name,
+//! an order reads back as written.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use osm_link_order::{callgrind, key, order, perf};
+use osm_link_order::{callgrind, key, order, perf, steady};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -14,6 +15,27 @@ fuzz_target!(|data: &[u8]| {
         assert!(key::entry_name(name).len() <= name.len());
     }
     let part = callgrind::part(&text);
+    // The dumps after a marker are never the marked one, nor of another
+    // process.
+    let dump = steady::Dump {
+        process: callgrind::pid(&text),
+        part,
+        costs: costs.clone(),
+    };
+    let dumps = [
+        dump.clone(),
+        steady::Dump {
+            part: part.saturating_add(1),
+            ..dump
+        },
+    ];
+    for name in costs.keys() {
+        let after = steady::after_marker(&dumps, &key::stable_key(name)).unwrap();
+        assert!(after.iter().all(|d| d.part > part));
+    }
+    for line in text.lines() {
+        assert!(key::key_of_path(line).len() >= line.len());
+    }
     let entries = order::entries_by_first_use(costs.iter().map(|(name, cost)| order::Seen {
         name,
         part,

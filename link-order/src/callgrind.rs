@@ -21,6 +21,15 @@ pub fn part(profile: &str) -> u32 {
         .unwrap_or(0)
 }
 
+/// The process a profile is of (`pid: N` in its header); None when unsaid.
+pub fn pid(profile: &str) -> Option<u32> {
+    profile
+        .lines()
+        .take_while(|line| !line.starts_with("fn="))
+        .find_map(|line| line.strip_prefix("pid:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
 /// Self cost (the first event, instructions by default) of every function
 /// whose object's path ends with `object`, by the name the profile gives it.
 pub fn self_costs(profile: &str, object: &str) -> HashMap<String, u64> {
@@ -104,7 +113,7 @@ fn cost_line(line: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::self_costs;
+    use super::{pid, self_costs};
 
     const PROFILE: &str = "\
 version: 1
@@ -152,6 +161,20 @@ totals: 2177
         let libc = self_costs(PROFILE, "libc.so.6");
         assert_eq!(libc.get("memcpy"), Some(&600));
         assert_eq!(libc.len(), 1);
+    }
+
+    #[test]
+    fn the_process_comes_from_the_header() {
+        assert_eq!(
+            pid("version: 1\npid: 4242\npart: 3\nfn=(1) main\n"),
+            Some(4242)
+        );
+        assert_eq!(
+            pid("version: 1\nfn=(1) main\npid: 7\n"),
+            None,
+            "only the header says"
+        );
+        assert_eq!(pid("pid: many\n"), None);
     }
 
     #[test]

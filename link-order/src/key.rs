@@ -30,6 +30,17 @@ pub fn stable_key(name: &str) -> String {
     name.to_owned()
 }
 
+/// The key ([`stable_key`]) of a function that is not generic, from its
+/// path: `osm_proxy::memory::release` -> `_ZN9osm_proxy6memory7releaseE`
+/// (legacy mangling, rustc's default: each segment after its length).
+pub fn key_of_path(path: &str) -> String {
+    let segments: String = path
+        .split("::")
+        .map(|segment| format!("{}{segment}", segment.len()))
+        .collect();
+    format!("_ZN{segments}E")
+}
+
 /// `name` without a trailing `<marker><digits>`, if it has one.
 fn strip_numbered_suffix<'a>(name: &'a str, marker: &str) -> &'a str {
     match name.rfind(marker) {
@@ -149,6 +160,19 @@ mod tests {
         for (name, entry) in cases {
             assert_eq!(super::entry_name(name), entry, "{name}");
         }
+    }
+
+    #[test]
+    fn a_path_gives_the_key_of_its_function() {
+        let name = "_ZN9osm_proxy6memory11start_pages7release17h0123456789abcdefE.llvm.7";
+        assert_eq!(
+            super::key_of_path("osm_proxy::memory::start_pages::release"),
+            stable_key(name)
+        );
+        assert_ne!(
+            super::key_of_path("osm_proxy::memory::release"),
+            stable_key(name)
+        );
     }
 
     #[test]

@@ -14,3 +14,4 @@ pub mod key;
 pub mod link;
 pub mod order;
 pub mod perf;
+pub mod steady;

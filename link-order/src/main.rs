@@ -52,6 +52,19 @@ enum Command {
         /// miss some that the last one found).
         #[arg(long)]
         previous: Option<PathBuf>,
+        /// The path of the function with which a proxy gives back the
+        /// pages only starting used (`osm_proxy::memory::start_pages::release`):
+        /// what the idle profiles ran after it, the code an idle sidecar
+        /// keeps resident, goes first of all. The idle profiles must be
+        /// dumped finely enough to have dumps after it.
+        #[arg(long)]
+        steady_after: Option<String>,
+        /// `perf script -F ip,sym,dso --no-demangle` output of the page
+        /// faults of idle proxies after they gave back their start pages,
+        /// on this machine's CPU: their functions join the steady ones
+        /// (after callgrind's). One file each.
+        #[arg(long)]
+        steady_faults: Vec<PathBuf>,
         /// callgrind output files (`valgrind --tool=callgrind --demangle=no`).
         #[arg(required = true)]
         profiles: Vec<PathBuf>,
@@ -80,9 +93,11 @@ fn main() -> Result<()> {
             idle_faults,
             idle,
             previous,
+            steady_after,
+            steady_faults,
             profiles,
         } => {
-            let (written, idle) = collect::run(
+            let written = collect::run(
                 &object,
                 &out,
                 &collect::Profiles {
@@ -91,11 +106,17 @@ fn main() -> Result<()> {
                     loaded: &profiles,
                     sampled: &perf,
                     previous: previous.as_deref(),
+                    steady_after: steady_after.as_deref(),
+                    steady_faults: &steady_faults,
                 },
             )?;
             eprintln!(
-                "wrote {written} functions to {} ({idle} of them run by idle proxies, first)",
-                out.display()
+                "wrote {} functions to {} ({} of them run by idle proxies, first; of those, {} \
+                 run once started, first of all)",
+                written.functions,
+                out.display(),
+                written.idle,
+                written.steady
             );
             Ok(())
         }

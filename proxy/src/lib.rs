@@ -27,6 +27,7 @@ pub mod hygiene;
 pub mod identity;
 pub mod inbound;
 pub mod logging;
+pub mod memory;
 pub mod orig_dst;
 pub mod outbound;
 pub mod policy;

@@ -3,7 +3,6 @@
 
 pub mod batch;
 mod file_stream;
-mod free_memory;
 mod load;
 mod packed;
 mod snapshot;

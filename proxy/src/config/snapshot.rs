@@ -384,7 +384,7 @@ pub fn build(
         mesh,
         trust_bundle,
     };
-    super::free_memory::release_free_memory();
+    crate::memory::release_free_memory();
     Ok((snapshot, build.rejected))
 }
 
