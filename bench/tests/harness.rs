@@ -8,6 +8,7 @@ use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
     path::PathBuf,
+    time::{Duration, Instant},
 };
 
 use osm_bench::pairs::{
@@ -69,6 +70,59 @@ fn the_osm_pair_carries_get_and_its_policy_refuses_post() {
     assert_eq!(body, vec![b'x'; 1024], "the app's 1 KB body, unchanged");
     // The inbound policy allows GET only: POST is refused by the inbound
     // proxy, so the pair's policy is really in force.
+    assert_eq!(request(pair.port, "POST").0, 403);
+}
+
+/// The resident pages (KiB) of `pid`'s binary that it can give back, read
+/// as the proxy itself reads them.
+fn releasable_resident_kib(pid: u32) -> u64 {
+    let binary = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    osm_proxy::memory::releasable(&smaps, &binary.to_string_lossy())
+        .iter()
+        .map(|mapping| mapping.resident_kib)
+        .sum()
+}
+
+/// Both proxies give back the pages of their binary only starting used
+/// (`START_SETTLES` after they turn ready), and the pair still carries
+/// requests with its policy in force: what they run comes back as it runs.
+#[test]
+fn the_osm_pair_gives_back_its_start_pages_and_still_carries_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    pki::write(dir.path()).unwrap();
+    let app_port = paths::free_port().unwrap();
+    let _app = start_app(HARNESS.as_ref(), app_port, 1024, dir.path()).unwrap();
+    let pair = paths::start(PathKind::Osm, &programs(osm_proxy()), dir.path(), app_port).unwrap();
+    assert_eq!(request(pair.port, "GET").0, 200);
+    // Until the release, a proxy's resident code only grows.
+    let started: Vec<u64> = pair
+        .proxies
+        .iter()
+        .map(|p| releasable_resident_kib(p.pid()))
+        .collect();
+    let patience = std::env::var("OSM_TEST_PATIENCE_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(Duration::from_secs(10), Duration::from_millis);
+    let deadline = Instant::now() + osm_proxy::memory::START_SETTLES + patience;
+    loop {
+        let now: Vec<u64> = pair
+            .proxies
+            .iter()
+            .map(|p| releasable_resident_kib(p.pid()))
+            .collect();
+        if now.iter().zip(&started).all(|(now, started)| now < started) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "resident code {now:?} KiB, {started:?} at the first request: not given back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, body) = request(pair.port, "GET");
+    assert_eq!((status, body), (200, vec![b'x'; 1024]));
     assert_eq!(request(pair.port, "POST").0, 403);
 }
 
