@@ -84,11 +84,54 @@ fn releasable_resident_kib(pid: u32) -> u64 {
         .sum()
 }
 
+/// The CPU time `pid` has used so far (user and system, /proc's ticks).
+fn cpu_used(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command's name, which may hold spaces: state is field 3,
+    // utime and stime fields 14 and 15.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .unwrap()
+        .unwrap() as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// Waits until every proxy's releasable resident code is below `than`
+/// (KiB, one per proxy), failing with `what` after `limit`.
+fn wait_given_back(pair: &paths::RunningPath, than: &[u64], limit: Duration, what: &str) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let now: Vec<u64> = pair
+            .proxies
+            .iter()
+            .map(|p| releasable_resident_kib(p.pid()))
+            .collect();
+        if now.iter().zip(than).all(|(now, than)| now < than) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "resident code {now:?} KiB, {than:?} {what}: not given back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn releasable_resident(pair: &paths::RunningPath) -> Vec<u64> {
+    pair.proxies
+        .iter()
+        .map(|p| releasable_resident_kib(p.pid()))
+        .collect()
+}
+
 /// Both proxies give back the pages of their binary only starting used
-/// (`START_SETTLES` after they turn ready), and the pair still carries
-/// requests with its policy in force: what they run comes back as it runs.
+/// (`START_SETTLES` after they turn ready); requests bring the pages they
+/// need back, and once the proxies are quiet again those go too
+/// (`LOOK_EVERY`, `QUIET_CPU`). Between and after, the pair carries
+/// requests with its policy in force.
 #[test]
-fn the_osm_pair_gives_back_its_start_pages_and_still_carries_requests() {
+fn the_osm_pair_gives_back_its_pages_at_start_and_when_quiet_again() {
     let dir = tempfile::tempdir().unwrap();
     pki::write(dir.path()).unwrap();
     let app_port = paths::free_port().unwrap();
@@ -96,31 +139,42 @@ fn the_osm_pair_gives_back_its_start_pages_and_still_carries_requests() {
     let pair = paths::start(PathKind::Osm, &programs(osm_proxy()), dir.path(), app_port).unwrap();
     assert_eq!(request(pair.port, "GET").0, 200);
     // Until the release, a proxy's resident code only grows.
-    let started: Vec<u64> = pair
-        .proxies
-        .iter()
-        .map(|p| releasable_resident_kib(p.pid()))
-        .collect();
+    let started = releasable_resident(&pair);
     let patience = std::env::var("OSM_TEST_PATIENCE_MS")
         .ok()
         .and_then(|ms| ms.parse().ok())
         .map_or(Duration::from_secs(10), Duration::from_millis);
-    let deadline = Instant::now() + osm_proxy::memory::START_SETTLES + patience;
-    loop {
-        let now: Vec<u64> = pair
-            .proxies
-            .iter()
-            .map(|p| releasable_resident_kib(p.pid()))
-            .collect();
-        if now.iter().zip(&started).all(|(now, started)| now < started) {
-            break;
-        }
+    let start_settles = osm_proxy::memory::START_SETTLES;
+    wait_given_back(
+        &pair,
+        &started,
+        start_settles + patience,
+        "at the first request",
+    );
+
+    // A burst right after the release, busy enough for the proxies' next
+    // look (the one that sets what they keep) to see them at work.
+    let before: Vec<Duration> = pair.proxies.iter().map(|p| cpu_used(p.pid())).collect();
+    let busy = osm_proxy::memory::QUIET_CPU * 3;
+    let deadline = Instant::now() + osm_proxy::memory::LOOK_EVERY / 2;
+    while pair
+        .proxies
+        .iter()
+        .zip(&before)
+        .any(|(p, before)| cpu_used(p.pid()) - *before < busy)
+    {
         assert!(
             Instant::now() < deadline,
-            "resident code {now:?} KiB, {started:?} at the first request: not given back"
+            "the burst did not keep the proxies busy"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        let (status, body) = request(pair.port, "GET");
+        assert_eq!((status, body), (200, vec![b'x'; 1024]));
     }
+    assert_eq!(request(pair.port, "POST").0, 403);
+    let after_burst = releasable_resident(&pair);
+    let look = osm_proxy::memory::LOOK_EVERY;
+    wait_given_back(&pair, &after_burst, look * 3 + patience, "after the burst");
+
     let (status, body) = request(pair.port, "GET");
     assert_eq!((status, body), (200, vec![b'x'; 1024]));
     assert_eq!(request(pair.port, "POST").0, 403);

@@ -1,11 +1,13 @@
 //! What the proxy reads of its own `/proc/self/smaps` before giving back
 //! the pages only starting used: never a panic, and only whole, non-empty
 //! mappings of the binary named, each one a header of the text that was
-//! read (anything else would unmap memory the proxy needs).
+//! read (anything else would unmap memory the proxy needs). The same text
+//! read as `/proc/self/status` (whether to give pages back again): a count
+//! only when some line says exactly that count.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use osm_proxy::memory::releasable;
+use osm_proxy::memory::{releasable, resident_file_kib};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -25,6 +27,17 @@ fuzz_target!(|data: &[u8]| {
                 lower.starts_with(&header) || trimmed_zeros(&lower).starts_with(&header)
             }),
             "{header} is no mapping's header"
+        );
+    }
+    if let Some(kib) = resident_file_kib(&text) {
+        assert!(
+            text.lines().any(|line| line
+                .strip_prefix("RssFile:")
+                .and_then(|rest| rest.trim().strip_suffix(" kB"))
+                .is_some_and(|n| n.trim_start() == kib.to_string()
+                    || n.trim_start().trim_start_matches('0') == kib.to_string()
+                    || (kib == 0 && n.trim_start().bytes().all(|b| b == b'0')))),
+            "{kib} kB is no RssFile line's count"
         );
     }
 });

@@ -116,9 +116,7 @@ async fn run(args: Args, log_filter: Arc<dyn LogFilter>) -> anyhow::Result<()> {
     tracing::info!(addrs = ?proxy.addrs(), "osm-proxy started");
     // The process's own choice, not the library's: a test or a program
     // that embeds the proxy keeps its pages.
-    tokio::spawn(osm_proxy::memory::release_after_start(
-        proxy.shared().clone(),
-    ));
+    tokio::spawn(osm_proxy::memory::give_back_pages(proxy.shared().clone()));
     proxy.run(shutdown_signal()).await;
     Ok(())
 }

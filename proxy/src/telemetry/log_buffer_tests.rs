@@ -116,3 +116,36 @@ fn lines_pending_when_the_log_goes_away_are_written() {
     // Written by this drop, or by the writer's if it held the buffer then.
     assert_eq!(sink.text_within(FLUSH_EVERY * 50), "last\n");
 }
+
+fn writer_rounds(buffer: &LogBuffer) -> usize {
+    buffer
+        .writer_rounds
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn an_idle_writer_parks_and_the_next_line_wakes_it() {
+    let sink = Sink::default();
+    let buffer = Arc::new(LogBuffer::new(Box::new(sink.clone())));
+    assert!(start_writer(&buffer));
+    assert!(buffer.append(line("one")));
+    assert_eq!(sink.text_within(FLUSH_EVERY * 50), "one\n");
+    // The round after the write finds nothing and parks: watch the writer
+    // over ten flush periods once it has (a writer that slept instead
+    // would go round ten times).
+    let deadline = std::time::Instant::now() + FLUSH_EVERY * 50;
+    while !lock(&buffer.pending).writer_parked && std::time::Instant::now() < deadline {
+        std::thread::sleep(FLUSH_EVERY / 10);
+    }
+    let parked_at = writer_rounds(&buffer);
+    std::thread::sleep(FLUSH_EVERY * 10);
+    let rounds = writer_rounds(&buffer) - parked_at;
+    assert!(rounds <= 1, "the idle writer went round {rounds} times");
+    assert!(buffer.append(line("two")));
+    let deadline = std::time::Instant::now() + FLUSH_EVERY * 50;
+    while sink.text() != "one\ntwo\n" && std::time::Instant::now() < deadline {
+        std::thread::sleep(FLUSH_EVERY / 10);
+    }
+    assert_eq!(sink.text(), "one\ntwo\n", "the line after the quiet spell");
+    assert_eq!(*sink.writes.lock().unwrap(), 2);
+}
