@@ -26,9 +26,11 @@ pub const LOOK_EVERY: Duration = Duration::from_secs(10);
 pub const QUIET_CPU: Duration = Duration::from_millis(50);
 
 /// Resident file pages above the floor that make a release worth its
-/// cost. What an idle sidecar touches again right after a release is in
-/// the floor, so it never triggers another.
-pub const RETURNED_KIB: u64 = 1024;
+/// cost: eight of the 64 KB blocks the kernel maps back at a time. What an
+/// idle sidecar touches again right after a release is in the floor, so it
+/// never triggers another; work that ran once (a config change, parked
+/// connections closing after a burst) does.
+pub const RETURNED_KIB: u64 = 512;
 
 /// What the process has used so far (`getrusage`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
