@@ -27,11 +27,16 @@ impl Sink {
 
     /// The text once something was written, waiting up to `limit`.
     fn text_within(&self, limit: std::time::Duration) -> String {
-        let deadline = std::time::Instant::now() + limit;
-        while self.text().is_empty() && std::time::Instant::now() < deadline {
-            std::thread::sleep(FLUSH_EVERY / 10);
-        }
+        wait_until(limit, || !self.text().is_empty());
         self.text()
+    }
+}
+
+/// Waits until `done`, for up to `limit`.
+fn wait_until(limit: std::time::Duration, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() && std::time::Instant::now() < deadline {
+        std::thread::sleep(FLUSH_EVERY / 10);
     }
 }
 
@@ -133,19 +138,13 @@ fn an_idle_writer_parks_and_the_next_line_wakes_it() {
     // The round after the write finds nothing and parks: watch the writer
     // over ten flush periods once it has (a writer that slept instead
     // would go round ten times).
-    let deadline = std::time::Instant::now() + FLUSH_EVERY * 50;
-    while !lock(&buffer.pending).writer_parked && std::time::Instant::now() < deadline {
-        std::thread::sleep(FLUSH_EVERY / 10);
-    }
+    wait_until(FLUSH_EVERY * 50, || lock(&buffer.pending).writer_parked);
     let parked_at = writer_rounds(&buffer);
     std::thread::sleep(FLUSH_EVERY * 10);
     let rounds = writer_rounds(&buffer) - parked_at;
     assert!(rounds <= 1, "the idle writer went round {rounds} times");
     assert!(buffer.append(line("two")));
-    let deadline = std::time::Instant::now() + FLUSH_EVERY * 50;
-    while sink.text() != "one\ntwo\n" && std::time::Instant::now() < deadline {
-        std::thread::sleep(FLUSH_EVERY / 10);
-    }
+    wait_until(FLUSH_EVERY * 50, || sink.text() == "one\ntwo\n");
     assert_eq!(sink.text(), "one\ntwo\n", "the line after the quiet spell");
     assert_eq!(*sink.writes.lock().unwrap(), 2);
 }
