@@ -79,8 +79,12 @@ fn usage() -> Option<Usage> {
         Duration::from_secs(t.tv_sec().max(0) as u64)
             + Duration::from_micros(t.tv_usec().max(0) as u64)
     };
+    let Some(file_kib) = resident_file_kib(&status) else {
+        tracing::debug!("no RssFile in /proc/self/status: pages given back once");
+        return None;
+    };
     Some(Usage {
         cpu: duration(usage.user_time()) + duration(usage.system_time()),
-        file_kib: resident_file_kib(&status)?,
+        file_kib,
     })
 }
