@@ -13,7 +13,7 @@ use std::{
 
 use osm_bench::pairs::{
     paths::{self, PathKind, Programs},
-    pki,
+    pki, procs,
     run::{default_program, start_app},
 };
 
@@ -84,17 +84,9 @@ fn releasable_resident_kib(pid: u32) -> u64 {
         .sum()
 }
 
-/// The CPU time `pid` has used so far (user and system, /proc's ticks).
+/// The CPU time `pid` has used so far, as the harness reads it.
 fn cpu_used(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // After the command's name, which may hold spaces: state is field 3,
-    // utime and stime fields 14 and 15.
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .unwrap()
-        .unwrap() as u64;
-    Duration::from_millis(ticks * 1000 / hz)
+    Duration::from_secs_f64(procs::usage(pid).cpu_ticks as f64 / procs::ticks_per_second())
 }
 
 /// Waits until every proxy's releasable resident code is below `than`
@@ -102,11 +94,7 @@ fn cpu_used(pid: u32) -> Duration {
 fn wait_given_back(pair: &paths::RunningPath, than: &[u64], limit: Duration, what: &str) {
     let deadline = Instant::now() + limit;
     loop {
-        let now: Vec<u64> = pair
-            .proxies
-            .iter()
-            .map(|p| releasable_resident_kib(p.pid()))
-            .collect();
+        let now = releasable_resident(pair);
         if now.iter().zip(than).all(|(now, than)| now < than) {
             return;
         }

@@ -34,9 +34,7 @@ fuzz_target!(|data: &[u8]| {
             text.lines().any(|line| line
                 .strip_prefix("RssFile:")
                 .and_then(|rest| rest.trim().strip_suffix(" kB"))
-                .is_some_and(|n| n.trim_start() == kib.to_string()
-                    || n.trim_start().trim_start_matches('0') == kib.to_string()
-                    || (kib == 0 && n.trim_start().bytes().all(|b| b == b'0')))),
+                .is_some_and(|n| without_leading_zeros(n.trim_start()) == kib.to_string())),
             "{kib} kB is no RssFile line's count"
         );
     }
@@ -60,4 +58,12 @@ fn trimmed_zeros(line: &str) -> String {
         }
     };
     format!("{}-{} {rest}", trim(start), trim(end))
+}
+
+/// `007` as `7`, `000` as `0`.
+fn without_leading_zeros(digits: &str) -> &str {
+    match digits.trim_start_matches('0') {
+        "" if !digits.is_empty() => "0",
+        trimmed => trimmed,
+    }
 }
