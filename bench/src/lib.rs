@@ -9,6 +9,7 @@ pub mod big_config;
 pub mod intercept;
 pub mod interrupt;
 pub mod local_mesh;
+pub mod machine;
 pub mod pairs;
 pub mod resilience;
 pub mod soak;
