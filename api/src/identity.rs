@@ -64,6 +64,12 @@ impl SpiffeId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The ID's text, shared (no copy): for what outlives a borrow, such as
+    /// an access log line.
+    pub fn shared(&self) -> Arc<str> {
+        self.0.clone()
+    }
 }
 
 fn is_dns_label(s: &str) -> bool {

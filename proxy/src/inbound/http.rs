@@ -30,7 +30,9 @@ pub struct InboundContext(Arc<Inner>);
 struct Inner {
     shared: Arc<Shared>,
     source: Source,
-    source_label: String,
+    /// The client's identity, or `ingress:<ip>`: shared by its requests'
+    /// lines and spans.
+    source_label: Arc<str>,
     port: u16,
     app: SocketAddr,
     /// The pooled client to the app, for this connection's HTTP version.
@@ -66,8 +68,8 @@ impl InboundContext {
             crate::upstream::app_source(app),
         );
         let source_label = match &source {
-            Source::Mesh(id) => id.to_string(),
-            Source::Ingress(addr) => format!("ingress:{}", addr.ip()),
+            Source::Mesh(id) => id.shared(),
+            Source::Ingress(addr) => Arc::from(format!("ingress:{}", addr.ip())),
         };
         let client_cert = match &source {
             Source::Mesh(id) => hygiene::client_cert_value(id),
@@ -119,7 +121,7 @@ pub async fn handle(
         flag,
     } = respond(ctx, req).await;
     if let Some(span) = span {
-        let mut tags = vec![("peer.identity", ctx.source_label.clone())];
+        let mut tags = vec![("peer.identity", ctx.source_label.to_string())];
         if let Some(rule) = &rule {
             tags.push(("osm.authorization", rule.to_string()));
         }
@@ -141,9 +143,9 @@ pub async fn handle(
             Source::Ingress(_) => None,
         },
         response_code: code,
-        upstream_host: Some(ctx.app.to_string()),
+        upstream_host: Some(ctx.app),
         source_identity: Some(ctx.source_label.clone()),
-        authorization: rule.as_deref().map(str::to_string),
+        authorization: rule,
         error,
         ..HttpEntry::of(parts, "inbound")
     })

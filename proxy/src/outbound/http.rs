@@ -122,10 +122,10 @@ pub async fn handle(
             .endpoint
             .as_ref()
             .and_then(|e| e.spec.identity.as_ref())
-            .map(ToString::to_string),
+            .map(crate::identity::SpiffeId::shared),
         response_code: code,
-        upstream_service: outcome.service.as_deref().map(str::to_string),
-        upstream_host: outcome.endpoint.as_ref().map(|e| e.addr().to_string()),
+        upstream_service: outcome.service.clone(),
+        upstream_host: outcome.endpoint.as_ref().map(|e| e.addr()),
         error: outcome.error,
         ..HttpEntry::of(parts, "outbound")
     })

@@ -1,7 +1,11 @@
 //! The access log's lines are a contract (users parse them): every field,
 //! its name, order and form, in both formats.
 
-use super::access_log::{HttpEntry, LogParts, TextLine as _};
+use super::access_log::{HttpEntry, LogParts, TextLine as _, Timestamp};
+
+fn at(rfc3339: &str) -> Timestamp {
+    Timestamp(humantime::parse_rfc3339(rfc3339).unwrap())
+}
 
 fn full_entry() -> HttpEntry {
     let request = http::Request::builder()
@@ -12,18 +16,18 @@ fn full_entry() -> HttpEntry {
         .body(())
         .unwrap();
     let mut parts = LogParts::of(&request);
-    parts.timestamp = "2026-12-05T02:03:18.123Z".to_string();
+    parts.timestamp = at("2026-12-05T02:03:18.123Z");
     HttpEntry {
         response_flags: "UAEX",
-        peer_identity: Some("spiffe://cluster.local/ns/bookstore/sa/bookstore".to_string()),
+        peer_identity: Some("spiffe://cluster.local/ns/bookstore/sa/bookstore".into()),
         response_code: 403,
         duration_ms: 1.25,
         bytes_received: 7,
         bytes_sent: 19,
-        upstream_service: Some("bookstore/bookstore".to_string()),
-        upstream_host: Some("10.0.0.7:14001".to_string()),
-        source_identity: Some("spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer".to_string()),
-        authorization: Some("bookstore/bookbuyer-access".to_string()),
+        upstream_service: Some("bookstore/bookstore".into()),
+        upstream_host: Some("10.0.0.7:14001".parse().unwrap()),
+        source_identity: Some("spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer".into()),
+        authorization: Some("bookstore/bookbuyer-access".into()),
         error: Some("denied: \"POST\"".to_string()),
         ..HttpEntry::of(parts, "inbound")
     }
@@ -54,15 +58,16 @@ fn a_bare_line_leaves_out_what_it_does_not_know() {
         .body(())
         .unwrap();
     let mut parts = LogParts::of(&request);
-    parts.timestamp = "2026-12-05T02:03:18.000Z".to_string();
+    parts.timestamp = at("2026-12-05T02:03:18Z");
     let entry = HttpEntry {
         response_flags: "-",
         response_code: 200,
+        upstream_host: Some("[fd00::7]:8080".parse().unwrap()),
         ..HttpEntry::of(parts, "outbound")
     };
     assert_eq!(serde_json::to_string(&entry).unwrap(), BARE_JSON);
     assert_eq!(entry.text(), BARE_TEXT);
 }
 
-const BARE_JSON: &str = r#"{"response_flags":"-","timestamp":"2026-12-05T02:03:18.000Z","direction":"outbound","protocol":"HTTP/1.1","method":"GET","authority":"[fd00::7]:8080","path":"/healthz","response_code":200,"duration_ms":0.0,"bytes_received":0,"bytes_sent":0}"#;
-const BARE_TEXT: &str = r#"[2026-12-05T02:03:18.000Z] "GET /healthz HTTP/1.1" 200 - 0 0 0.000 "[fd00::7]:8080" "-" "-" "-" outbound upstream=- peer=- rule=-"#;
+const BARE_JSON: &str = r#"{"response_flags":"-","timestamp":"2026-12-05T02:03:18.000Z","direction":"outbound","protocol":"HTTP/1.1","method":"GET","authority":"[fd00::7]:8080","path":"/healthz","response_code":200,"duration_ms":0.0,"bytes_received":0,"bytes_sent":0,"upstream_host":"[fd00::7]:8080"}"#;
+const BARE_TEXT: &str = r#"[2026-12-05T02:03:18.000Z] "GET /healthz HTTP/1.1" 200 - 0 0 0.000 "[fd00::7]:8080" "[fd00::7]:8080" "-" "-" outbound upstream=- peer=- rule=-"#;
