@@ -140,9 +140,9 @@ impl LogParts {
 }
 
 /// One HTTP request, written when its response body has been sent
-/// ([`super::body_bytes::Logged`]). What the proxy already holds is shared
-/// or copied, not formatted, until the line is written: a request with the
-/// log on allocates little more than with it off.
+/// ([`super::body_bytes::Logged`]). What the proxy already holds (the
+/// identities, service and rule, the addresses, the arrival time) is shared
+/// or copied, and formatted only when the line is written.
 #[derive(Debug, Default, Serialize)]
 pub struct HttpEntry {
     /// Why the proxy answered or failed it, in Envoy's response-flag codes
