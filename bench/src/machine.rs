@@ -43,6 +43,13 @@ pub fn idle_state() -> IdleState {
     }
 }
 
+/// What a report's header says of this machine: its CPUs and what an idle
+/// one does.
+pub fn summary() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpus} CPUs; {}", describe(&idle_state()))
+}
+
 /// One sentence for a report's header.
 pub fn describe(state: &IdleState) -> String {
     let Some(driver) = &state.driver else {

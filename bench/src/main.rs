@@ -286,16 +286,15 @@ fn pairs(args: PairsArgs) -> Result<()> {
          connections at constant rate, {} s runs after {} s warm-up, {} repetitions, paths \
          interleaved. osm-proxy: {} worker thread(s), access log off, SMI policy in force; \
          nginx and HAProxy: one worker each.\n\n\
-         Machine: {} CPUs, {}; {}. Tools: {}; {}; {}; {}.",
+         Machine: {}; {}. Tools: {}; {}; {}; {}.",
         plan.body_bytes,
         plan.connections,
         plan.duration.as_secs_f64(),
         plan.warmup.as_secs_f64(),
         plan.repetitions,
         programs.workers,
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        osm_bench::machine::summary(),
         version_of(std::path::Path::new("uname"), "-sr"),
-        osm_bench::machine::describe(&osm_bench::machine::idle_state()),
         version_of(&oha, "--version"),
         version_of(&programs.osm_proxy, "--version"),
         version_of(&programs.nginx, "-v"),

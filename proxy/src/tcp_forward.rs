@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::{
     state::Shared,
     telemetry::{
-        access_log::{TcpEntry, now},
+        access_log::{TcpEntry, Timestamp},
         metrics as names,
     },
 };
@@ -76,7 +76,7 @@ pub async fn splice_until<D, U>(
         } else {
             "-"
         },
-        timestamp: now(),
+        timestamp: Timestamp::now(),
         direction: labels.direction,
         protocol: "tcp",
         downstream: labels.downstream.to_string(),

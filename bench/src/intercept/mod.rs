@@ -122,13 +122,12 @@ pub fn run(settings: &Settings) -> Result<Outcome> {
         samples,
         context: format!(
             "{} connections, {} s runs after {} s of warm-up, {} repetitions, 1 KB answers; \
-             the proxies as the injector starts them (one worker each). Machine: {} CPUs; {}.",
+             the proxies as the injector starts them (one worker each). Machine: {}.",
             settings.connections,
             settings.duration.as_secs(),
             settings.warmup.as_secs(),
             settings.repetitions,
-            std::thread::available_parallelism().map_or(0, |n| n.get()),
-            crate::machine::describe(&crate::machine::idle_state()),
+            crate::machine::summary(),
         ),
     })
 }

@@ -75,10 +75,16 @@ impl std::fmt::Debug for AccessLog {
     }
 }
 
-/// When a request arrived, written as RFC 3339 with milliseconds when its
-/// line is (no string kept per request).
+/// When a request or connection arrived, written as RFC 3339 with
+/// milliseconds when its line is (no string kept per request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timestamp(pub SystemTime);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Self(SystemTime::now())
+    }
+}
 
 impl Default for Timestamp {
     fn default() -> Self {
@@ -124,7 +130,7 @@ impl LogParts {
                 .map(str::to_owned)
         };
         Self {
-            timestamp: Timestamp(SystemTime::now()),
+            timestamp: Timestamp::now(),
             version: match req.version() {
                 http::Version::HTTP_2 => "HTTP/2",
                 http::Version::HTTP_10 => "HTTP/1.0",
@@ -207,7 +213,7 @@ impl HttpEntry {
 pub struct TcpEntry<'a> {
     /// `-`, or UF when no upstream connection was made.
     pub response_flags: &'static str,
-    pub timestamp: String,
+    pub timestamp: Timestamp,
     pub direction: &'static str,
     pub protocol: &'static str,
     pub downstream: String,
@@ -283,10 +289,6 @@ impl TextLine for TcpEntry<'_> {
         }
         line
     }
-}
-
-pub fn now() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
 impl AccessLog {
