@@ -171,7 +171,14 @@ fn route_rules(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, authorization, routing, route_rules, tracing);
+criterion_group!(
+    benches,
+    authorization,
+    routing,
+    route_rules,
+    tracing,
+    access_log
+);
 criterion_main!(benches);
 
 /// What tracing costs a proxy per request: the request path (read and
@@ -259,4 +266,51 @@ fn tracing(c: &mut Criterion) {
     c.bench_function("trace/encode_zipkin_per_512_spans", |b| {
         b.iter(|| black_box(encode::body(Format::ZipkinV2, &spans)))
     });
+}
+
+/// What the access log costs a proxy per request on its path: the line
+/// started from the request, filled in from the outcome, and appended
+/// (formatted) when the response body is done; the writer thread writes to
+/// nowhere. `off` is the log configured off (what remains: one check).
+fn access_log(c: &mut Criterion) {
+    use std::sync::Arc;
+
+    use osm_proxy::telemetry::{
+        access_log::{AccessLog, HttpEntry, LogFormat},
+        body_bytes::{LineStart, when_sent},
+    };
+    let peer: Arc<str> = "spiffe://cluster.local/ns/bookstore/sa/bookstore-v1".into();
+    let service: Arc<str> = "bookstore/bookstore:14001".into();
+    let upstream: std::net::SocketAddr = "10.0.0.7:14001".parse().unwrap();
+    for (name, format) in [
+        ("access_log/off", LogFormat::Off),
+        ("access_log/json", LogFormat::Json),
+        ("access_log/text", LogFormat::Text),
+    ] {
+        let log = AccessLog::start(Box::new(std::io::sink()), metrics::Counter::noop(), format);
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let mut req = http::Request::get("http://bookstore.bookstore:14001/books/1")
+                    .header("user-agent", "bench/1.0")
+                    .header("x-request-id", "6f0c2b1e-3f43-4c55-9a35-0d7c3c1f9a2b")
+                    .body(())
+                    .unwrap();
+                let line = LineStart::of(&log, &mut req, tokio::time::Instant::now());
+                let response = http::Response::new(http_body_util::Full::new(
+                    bytes::Bytes::from_static(&[b'x'; 1024]),
+                ));
+                let logged = when_sent(line, &log, response, |parts| HttpEntry {
+                    response_flags: "-",
+                    peer_identity: Some(peer.clone()),
+                    response_code: 200,
+                    upstream_service: Some(service.clone()),
+                    upstream_host: Some(upstream),
+                    ..HttpEntry::of(parts, "outbound")
+                });
+                // The body is done: its line is written as it goes.
+                drop(black_box(logged));
+                black_box(req)
+            })
+        });
+    }
 }

@@ -1,13 +1,20 @@
 //! The access log's lines between the request path and their output.
 //!
 //! A request appends its line to a bounded buffer; a thread of its own
-//! takes what is there every [`FLUSH_EVERY`] and writes it in one call. A
-//! channel woke the writer for every line: one futex wake, one context
-//! switch and one `write` per request, about 0.05 CPU-seconds per 1,000
-//! requests under interception (bench/results/intercept*.md). When a flush
-//! finds nothing the writer parks, and the first line after that wakes it:
-//! busy, no line wakes anybody; idle, the writer does not wake at all (it
-//! woke ten times a second, a third of an idle sidecar's CPU).
+//! takes what is there every [`FLUSH_EVERY`], or as soon as [`FLUSH_AT`]
+//! bytes wait, and writes it in one call. A channel woke the writer for
+//! every line: one futex wake, one context switch and one `write` per
+//! request, about 0.05 CPU-seconds per 1,000 requests under interception
+//! (bench/results/intercept*.md). Waiting only for the period let a busy
+//! proxy's buffer grow to a megabyte or more in fresh pages every period
+//! (35,000 requests a second): 3,400 page faults a second in each proxy;
+//! with the byte mark the two buffers stay at most 256 KiB each and are
+//! reused, and about one line in 400 wakes the writer (a wake costs tens
+//! of microseconds on a VM: a mark of 32 KiB made them a quarter of the
+//! log's cost in the micro bench). When a flush finds nothing the writer
+//! parks, and the first line after that wakes it: idle, the writer does not
+//! wake at all (it woke ten times a second, a third of an idle sidecar's
+//! CPU).
 //! When the output falls behind and [`MAX_PENDING`] bytes wait, lines are
 //! refused (the caller counts them) instead of slowing traffic.
 
@@ -20,22 +27,39 @@ use std::{
 
 /// How long a line may wait before it is written.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// Bytes waiting that wake the writer before its period is over.
+pub const FLUSH_AT: usize = 128 << 10;
 /// Bytes that may wait for the output; more lines are refused.
 pub const MAX_PENDING: usize = 2 << 20;
-/// The most the writer's spare buffer keeps between flushes, so a burst
-/// does not hold its memory for the proxy's life.
-const SPARE_KEPT: usize = 64 << 10;
+/// The most the writer's spare buffer keeps between flushes: what a busy
+/// proxy's buffer grows to before it reaches [`FLUSH_AT`], so that under
+/// load neither buffer is allocated again. A flush keeps twice what it
+/// wrote, up to this: a quiet proxy's buffers shrink to its lines' size.
+const SPARE_KEPT: usize = 2 * FLUSH_AT;
 
 /// Lines waiting for their output.
 pub struct LogBuffer {
     pending: Mutex<Pending>,
     output: Mutex<Output>,
-    /// The writer thread, once it runs: what a line after a quiet spell
-    /// unparks.
+    /// The writer thread, once it runs: what a line after a quiet spell,
+    /// or one that makes [`FLUSH_AT`] bytes, unparks.
     writer: OnceLock<Thread>,
+    /// How long the writer waits between flushes while lines come.
+    period: Duration,
     /// Rounds of the writer's loop, for the tests of its idleness.
     #[cfg(test)]
     writer_rounds: std::sync::atomic::AtomicUsize,
+}
+
+/// What the writer does after a look at the buffer.
+#[derive(Debug, PartialEq, Eq)]
+enum Look {
+    /// Nothing waits: park until a line comes.
+    Park,
+    /// FLUSH_AT bytes wait: write them now.
+    Flush,
+    /// Lines wait: write them at the end of the period.
+    WaitPeriod,
 }
 
 #[derive(Default)]
@@ -45,6 +69,9 @@ struct Pending {
     /// the same lock as the bytes, so no line can slip between the
     /// writer's look and its park unnoticed.
     writer_parked: bool,
+    /// [`FLUSH_AT`] bytes were reached and the writer woken for them: no
+    /// line wakes it again until it has taken them.
+    woken_for_bytes: bool,
 }
 
 struct Output {
@@ -59,6 +86,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl LogBuffer {
     pub fn new(out: Box<dyn Write + Send>) -> Self {
+        Self::with_period(out, FLUSH_EVERY)
+    }
+
+    /// A buffer whose writer flushes every `period` while lines come.
+    pub fn with_period(out: Box<dyn Write + Send>, period: Duration) -> Self {
         Self {
             pending: Mutex::new(Pending::default()),
             output: Mutex::new(Output {
@@ -66,6 +98,7 @@ impl LogBuffer {
                 spare: Vec::new(),
             }),
             writer: OnceLock::new(),
+            period,
             #[cfg(test)]
             writer_rounds: Default::default(),
         }
@@ -86,7 +119,9 @@ impl LogBuffer {
             return false;
         }
         bytes.push(b'\n');
-        let wake = std::mem::take(&mut pending.writer_parked);
+        let full = bytes.len() >= FLUSH_AT;
+        let wake = std::mem::take(&mut pending.writer_parked)
+            || (full && !std::mem::replace(&mut pending.woken_for_bytes, true));
         drop(pending);
         if wake {
             self.wake_writer();
@@ -100,12 +135,19 @@ impl LogBuffer {
         }
     }
 
-    /// The writer's look before it sleeps: true, and the writer marked as
-    /// parked, when nothing waits (it parks instead of sleeping).
-    fn writer_may_park(&self) -> bool {
+    /// The writer's look before it waits: what it does next (marked as
+    /// parked when nothing waits, so the next line wakes it).
+    fn writer_look(&self) -> Look {
         let mut pending = lock(&self.pending);
         pending.writer_parked = pending.bytes.is_empty();
-        pending.writer_parked
+        if pending.writer_parked {
+            Look::Park
+        } else if pending.bytes.len() >= FLUSH_AT {
+            // Made by the line that woke it from its park.
+            Look::Flush
+        } else {
+            Look::WaitPeriod
+        }
     }
 
     /// Writes every waiting line to the output and flushes it.
@@ -113,14 +155,19 @@ impl LogBuffer {
         // The output's lock first: two flushes write in the order they took.
         let mut output = lock(&self.output);
         let Output { out, spare } = &mut *output;
-        std::mem::swap(&mut lock(&self.pending).bytes, spare);
+        {
+            let mut pending = lock(&self.pending);
+            std::mem::swap(&mut pending.bytes, spare);
+            pending.woken_for_bytes = false;
+        }
         if spare.is_empty() {
             return;
         }
         let _ = out.write_all(spare);
         let _ = out.flush();
+        let written = spare.len();
         spare.clear();
-        spare.shrink_to(SPARE_KEPT);
+        spare.shrink_to((2 * written).min(SPARE_KEPT));
     }
 
     /// Bytes waiting for the output.
@@ -139,9 +186,9 @@ impl Drop for LogBuffer {
     }
 }
 
-/// Starts the thread that flushes `buffer` every [`FLUSH_EVERY`] while
-/// lines come, parked while none do, until the last handle to it is gone;
-/// false when no thread could be made.
+/// Starts the thread that flushes `buffer` every period while lines come
+/// (sooner when [`FLUSH_AT`] bytes wait), parked while none do, until the
+/// last handle to it is gone; false when no thread could be made.
 pub fn start_writer(buffer: &Arc<LogBuffer>) -> bool {
     let weak: Weak<LogBuffer> = Arc::downgrade(buffer);
     std::thread::Builder::new()
@@ -164,15 +211,21 @@ fn write_while_alive(weak: &Weak<LogBuffer>) {
         buffer
             .writer_rounds
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let park = buffer.writer_may_park();
+        let look = buffer.writer_look();
+        let period = buffer.period;
         drop(buffer);
-        if park {
-            // Woken by a line, by the log going away, or spuriously: each
-            // looks again.
-            std::thread::park();
-            continue;
+        match look {
+            Look::Park => {
+                // Woken by a line, by the log going away, or spuriously:
+                // each looks again.
+                std::thread::park();
+                continue;
+            }
+            Look::Flush => {}
+            // Until the period is over, or a line makes FLUSH_AT bytes (a
+            // wake that came late only makes the next flush early).
+            Look::WaitPeriod => std::thread::park_timeout(period),
         }
-        std::thread::sleep(FLUSH_EVERY);
         let Some(buffer) = weak.upgrade() else { return };
         buffer.flush();
     }

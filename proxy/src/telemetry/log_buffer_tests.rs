@@ -148,3 +148,35 @@ fn an_idle_writer_parks_and_the_next_line_wakes_it() {
     assert_eq!(sink.text(), "one\ntwo\n", "the line after the quiet spell");
     assert_eq!(*sink.writes.lock().unwrap(), 2);
 }
+
+#[test]
+fn lines_that_make_flush_at_bytes_wake_the_writer_before_its_period() {
+    let sink = Sink::default();
+    // A period no test outlives: whatever is written came from a wake.
+    let hour = std::time::Duration::from_secs(3600);
+    let buffer = Arc::new(LogBuffer::with_period(Box::new(sink.clone()), hour));
+    assert!(start_writer(&buffer));
+    wait_until(FLUSH_EVERY * 50, || lock(&buffer.pending).writer_parked);
+    assert!(buffer.append(line("small")));
+    // Woken by the line after its park, the writer now waits for its period.
+    wait_until(FLUSH_EVERY * 50, || writer_rounds(&buffer) >= 2);
+    assert_eq!(sink.text(), "", "a small line waits for the period");
+    let chunk = vec![b'x'; FLUSH_AT];
+    for expected_writes in 1..=2 {
+        assert!(buffer.append(|buf: &mut Vec<u8>| {
+            buf.extend_from_slice(&chunk);
+            true
+        }));
+        wait_until(FLUSH_EVERY * 50, || {
+            *sink.writes.lock().unwrap() == expected_writes
+        });
+        let writes = *sink.writes.lock().unwrap();
+        assert_eq!(
+            writes, expected_writes,
+            "the writer wakes for every {FLUSH_AT} bytes, not once"
+        );
+    }
+    let written = sink.bytes.lock().unwrap().len();
+    assert_eq!(written, "small\n".len() + 2 * (FLUSH_AT + 1));
+    assert_eq!(buffer.pending(), 0);
+}
