@@ -26,3 +26,81 @@ pub enum ConnectionError {
     #[error(transparent)]
     Upstream(#[from] ConnectError),
 }
+
+impl ConnectionError {
+    /// The access log's response flag (Envoy's codes) for a connection
+    /// that ended this way: the refusal's own, UF an upstream that could not
+    /// be reached (UO its circuit breaker full), UAEX a peer whose identity
+    /// failed, DPE a client that did not speak what it had to (detection,
+    /// ClientHello, TLS handshake), NR no original destination, LR refused
+    /// locally (no certificate yet to accept mTLS with); `-` for a client
+    /// that closed before sending anything (a TCP health check, a port
+    /// scan): nothing went wrong, and it still gets its line.
+    pub fn response_flag(&self) -> &'static str {
+        match self {
+            Self::Refused(refusal) => refusal.response_flag(),
+            Self::Upstream(ConnectError::Overflow { .. }) => "UO",
+            Self::Upstream(_) => "UF",
+            Self::PeerIdentity(_) => "UAEX",
+            Self::Detect(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => "-",
+            Self::Detect(_)
+            | Self::ClientHello(_)
+            | Self::HandshakeTimeout
+            | Self::Handshake(_) => "DPE",
+            Self::NoOriginalDestination => "NR",
+            Self::NoCertificate => "LR",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::refusal::Layer;
+
+    #[test]
+    fn each_way_to_end_early_has_its_response_flag() {
+        let addr: std::net::SocketAddr = "10.0.0.9:8080".parse().expect("addr");
+        let io = || std::io::Error::other("reset");
+        let cases: [(ConnectionError, &str); 11] = [
+            (
+                Refusal::NoEndpoints {
+                    layer: Layer::Tcp,
+                    set: "shop/store:80".into(),
+                }
+                .into(),
+                "UH",
+            ),
+            (
+                Refusal::Plaintext {
+                    peer: addr,
+                    port: 80,
+                }
+                .into(),
+                "UAEX",
+            ),
+            (Refusal::ConnectionRateLimited { port: 80 }.into(), "RL"),
+            (ConnectError::Io { addr, source: io() }.into(), "UF"),
+            (
+                ConnectError::Timeout {
+                    addr,
+                    timeout: std::time::Duration::from_secs(1),
+                }
+                .into(),
+                "UF",
+            ),
+            (PeerIdentityError::NoSpiffeId.into(), "UAEX"),
+            (ConnectionError::Detect(io()), "DPE"),
+            (
+                ConnectionError::Detect(std::io::ErrorKind::UnexpectedEof.into()),
+                "-",
+            ),
+            (ConnectionError::HandshakeTimeout, "DPE"),
+            (ConnectionError::NoOriginalDestination, "NR"),
+            (ConnectionError::NoCertificate, "LR"),
+        ];
+        for (error, flag) in cases {
+            assert_eq!(error.response_flag(), flag, "{error}");
+        }
+    }
+}

@@ -46,6 +46,7 @@ pub async fn splice_until<D, U>(
     U: AsyncRead + AsyncWrite + Unpin,
 {
     let started = tokio::time::Instant::now();
+    let spliced_at = Timestamp::now();
     let direction = vec![Label::new("direction", labels.direction)];
     let m = &shared.metrics;
     m.counter(names::TCP_CONNECTIONS_TOTAL, direction.clone())
@@ -76,7 +77,7 @@ pub async fn splice_until<D, U>(
         } else {
             "-"
         },
-        timestamp: Timestamp::now(),
+        timestamp: spliced_at,
         direction: labels.direction,
         protocol: "tcp",
         downstream: labels.downstream.to_string(),

@@ -28,6 +28,50 @@ pub fn shared_with(yaml: &str) -> Arc<Shared> {
     Arc::new(shared)
 }
 
+/// What an access log wrote: its lines once flushed.
+#[derive(Clone, Default)]
+pub struct Written(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Written {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Written {
+    pub fn lines(&self) -> Vec<String> {
+        let bytes = self.0.lock().expect("not poisoned");
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// [`shared_with`], with a JSON access log whose lines go to the
+/// [`Written`] returned (after `shared.access_log.flush()`).
+pub fn shared_logging_with(yaml: &str) -> (Arc<Shared>, Written) {
+    let metrics = Metrics::new(&Default::default());
+    let dropped = metrics.counter("dropped", vec![]);
+    let written = Written::default();
+    let log = AccessLog::start(
+        Box::new(written.clone()),
+        dropped,
+        crate::telemetry::access_log::LogFormat::Json,
+    );
+    let shared = Shared::new(metrics, log, None);
+    let config = parse_config("test.yaml", yaml).expect("parses");
+    shared.apply_config(config).expect("applies");
+    (Arc::new(shared), written)
+}
+
 /// Serves one in-memory connection with `handler` (given the proxy's end),
 /// writes `request` on the client's end and reads until the proxy closes
 /// it: what the client read, and how the handler ended.

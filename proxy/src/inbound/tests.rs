@@ -164,14 +164,16 @@ inbound:
 async fn an_inbound_connection_task_stays_small() {
     let stream = crate::test_support::tcp_stream().await;
     let peer = "10.0.0.1:40000".parse().expect("addr");
+    let shared = shared_with(CONFIG);
     let served = handle(
         stream,
         peer,
         to_app(),
-        shared_with(CONFIG),
+        shared.clone(),
         CancellationToken::new(),
     );
-    let task = crate::serve::logged(served, peer, "inbound");
+    let accepted = crate::serve::Accepted::now(peer, None, "inbound");
+    let task = crate::serve::logged(served, shared, accepted);
     let size = std::mem::size_of_val(&task);
     assert!(size <= 3000, "an inbound connection's task is {size} bytes");
 }

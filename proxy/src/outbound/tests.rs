@@ -92,14 +92,10 @@ async fn an_outbound_connection_task_stays_small() {
     let stream = crate::test_support::tcp_stream().await;
     let app = "10.244.0.5:40000".parse().expect("addr");
     let dst = Some("10.96.0.10:80".parse().expect("addr"));
-    let served = handle(
-        stream,
-        app,
-        dst,
-        shared_with(EGRESS_OFF),
-        CancellationToken::new(),
-    );
-    let task = crate::serve::logged(served, app, "outbound");
+    let shared = shared_with(EGRESS_OFF);
+    let served = handle(stream, app, dst, shared.clone(), CancellationToken::new());
+    let accepted = crate::serve::Accepted::now(app, dst, "outbound");
+    let task = crate::serve::logged(served, shared, accepted);
     let size = std::mem::size_of_val(&task);
     assert!(
         size <= 2000,

@@ -211,8 +211,11 @@ impl HttpEntry {
 /// One opaque TCP connection.
 #[derive(Debug, Serialize)]
 pub struct TcpEntry<'a> {
-    /// `-`, or UF when no upstream connection was made.
+    /// `-`, or why the connection ended early (UF: no upstream connection
+    /// was made; a refusal's flag, [`crate::connection::ConnectionError`]).
     pub response_flags: &'static str,
+    /// When its bytes began to flow (the upstream connected); for one that
+    /// ended early, when it was accepted.
     pub timestamp: Timestamp,
     pub direction: &'static str,
     pub protocol: &'static str,
