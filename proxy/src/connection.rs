@@ -25,6 +25,11 @@ pub enum ConnectionError {
     PeerIdentity(#[from] PeerIdentityError),
     #[error(transparent)]
     Upstream(#[from] ConnectError),
+    /// A passthrough to a destination outside the mesh that ended before
+    /// any byte went out (its access-log line says `egress`, as the line
+    /// of one that connected does).
+    #[error(transparent)]
+    Egress(Box<ConnectionError>),
 }
 
 impl ConnectionError {
@@ -38,6 +43,7 @@ impl ConnectionError {
     /// scan): nothing went wrong, and it still gets its line.
     pub fn response_flag(&self) -> &'static str {
         match self {
+            Self::Egress(inner) => inner.response_flag(),
             Self::Refused(refusal) => refusal.response_flag(),
             Self::Upstream(ConnectError::Overflow { .. }) => "UO",
             Self::Upstream(_) => "UF",
@@ -49,6 +55,20 @@ impl ConnectionError {
             | Self::Handshake(_) => "DPE",
             Self::NoOriginalDestination => "NR",
             Self::NoCertificate => "LR",
+        }
+    }
+
+    /// `cause`, which happened on the way out of the mesh.
+    pub fn egress(cause: impl Into<ConnectionError>) -> Self {
+        Self::Egress(Box::new(cause.into()))
+    }
+
+    /// The access log's direction of a connection accepted on `side` that
+    /// ended this way.
+    pub fn direction(&self, side: &'static str) -> &'static str {
+        match self {
+            Self::Egress(_) => "egress",
+            _ => side,
         }
     }
 }
@@ -101,6 +121,10 @@ mod tests {
         ];
         for (error, flag) in cases {
             assert_eq!(error.response_flag(), flag, "{error}");
+            assert_eq!(error.direction("outbound"), "outbound", "{error}");
+            let egress = ConnectionError::egress(error);
+            assert_eq!(egress.response_flag(), flag, "{egress}");
+            assert_eq!(egress.direction("outbound"), "egress", "{egress}");
         }
     }
 }

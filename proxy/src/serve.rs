@@ -135,7 +135,7 @@ pub fn ended_early(accepted: &Accepted, reason: &ConnectionError) -> TcpEntry<'s
     TcpEntry {
         response_flags: reason.response_flag(),
         timestamp: accepted.at,
-        direction: accepted.side,
+        direction: reason.direction(accepted.side),
         protocol: "tcp",
         downstream: accepted.peer.to_string(),
         upstream_service: None,

@@ -133,7 +133,7 @@ where
                         layer: Layer::Tcp,
                         host,
                     };
-                    return Err(refusal.record(&shared.metrics).into());
+                    return Err(ConnectionError::egress(refusal.record(&shared.metrics)));
                 };
                 let decided = (Route::PassthroughByName { dst, host }, orig_dst, seen);
                 return Box::pin(passthrough(
@@ -247,12 +247,14 @@ async fn passthrough<D: AsyncRead + AsyncWrite + Unpin>(
                     upstream: format!("egress:{name}").into(),
                     overflow,
                 };
-                return Err(refusal.record(&shared.metrics).into());
+                return Err(ConnectionError::egress(refusal.record(&shared.metrics)));
             }
         },
         None => None,
     };
-    let upstream = crate::upstream::connect(dst, limited.connect_timeout).await?;
+    let upstream = crate::upstream::connect(dst, limited.connect_timeout)
+        .await
+        .map_err(ConnectionError::egress)?;
     let mut updates = shared.config_updates();
     let revoked = async {
         while updates.changed().await.is_ok() {

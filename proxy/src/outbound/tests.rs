@@ -66,6 +66,27 @@ async fn tcp_to_a_destination_outside_the_mesh_is_closed() {
 }
 
 #[tokio::test]
+async fn a_passthrough_whose_destination_refuses_ends_as_egress_unreachable() {
+    // A port nothing listens on any more.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let config = "mesh: {permissive: false, egress: true, detectTimeoutMs: 200}\n";
+    let (response, ended, _) =
+        connect(config, &closed.to_string(), b"\x00\x00\x00\x08startup").await;
+    assert_eq!(response, "");
+    let ended = ended.expect_err("the destination refused");
+    assert!(
+        matches!(&ended, ConnectionError::Egress(cause)
+            if matches!(**cause, ConnectionError::Upstream(_))),
+        "{ended:?}"
+    );
+    assert_eq!(ended.response_flag(), "UF");
+    assert_eq!(ended.direction("outbound"), "egress");
+    assert!(ended.to_string().contains(&closed.to_string()), "{ended}");
+}
+
+#[tokio::test]
 async fn a_mesh_service_without_endpoints_is_refused_503() {
     let config = r#"
 mesh: {permissive: false, egress: false}
