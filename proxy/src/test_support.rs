@@ -20,9 +20,15 @@ pub fn snapshot(yaml: &str) -> crate::config::Snapshot {
 
 /// A proxy's shared state with `yaml` (the static config format) applied.
 pub fn shared_with(yaml: &str) -> Arc<Shared> {
+    shared_logging_into(yaml, AccessLog::disabled)
+}
+
+/// A proxy's shared state with `yaml` applied and the access log `log`
+/// makes (given its counter of dropped lines).
+fn shared_logging_into(yaml: &str, log: impl FnOnce(metrics::Counter) -> AccessLog) -> Arc<Shared> {
     let metrics = Metrics::new(&Default::default());
     let dropped = metrics.counter("dropped", vec![]);
-    let shared = Shared::new(metrics, AccessLog::disabled(dropped), None);
+    let shared = Shared::new(metrics, log(dropped), None);
     let config = parse_config("test.yaml", yaml).expect("parses");
     shared.apply_config(config).expect("applies");
     Arc::new(shared)
@@ -58,18 +64,16 @@ impl Written {
 /// [`shared_with`], with a JSON access log whose lines go to the
 /// [`Written`] returned (after `shared.access_log.flush()`).
 pub fn shared_logging_with(yaml: &str) -> (Arc<Shared>, Written) {
-    let metrics = Metrics::new(&Default::default());
-    let dropped = metrics.counter("dropped", vec![]);
     let written = Written::default();
-    let log = AccessLog::start(
-        Box::new(written.clone()),
-        dropped,
-        crate::telemetry::access_log::LogFormat::Json,
-    );
-    let shared = Shared::new(metrics, log, None);
-    let config = parse_config("test.yaml", yaml).expect("parses");
-    shared.apply_config(config).expect("applies");
-    (Arc::new(shared), written)
+    let lines = written.clone();
+    let shared = shared_logging_into(yaml, |dropped| {
+        AccessLog::start(
+            Box::new(lines),
+            dropped,
+            crate::telemetry::access_log::LogFormat::Json,
+        )
+    });
+    (shared, written)
 }
 
 /// Serves one in-memory connection with `handler` (given the proxy's end),

@@ -181,39 +181,28 @@ impl<B> Drop for Logged<B> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
-    use std::sync::Arc;
-
     use bytes::Bytes;
     use http_body_util::{BodyExt as _, Full, StreamBody};
 
     use super::*;
-    use crate::telemetry::{access_log::LogFormat, tally::Counted};
+    use crate::{
+        telemetry::{access_log::LogFormat, tally::Counted},
+        test_support::Written,
+    };
 
-    /// A log whose lines land in a shared buffer.
-    fn log_into(lines: Arc<Mutex<Vec<u8>>>) -> AccessLog {
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Sink {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
+    /// A log whose lines land in `lines`.
+    fn log_into(lines: Written) -> AccessLog {
         let dropped = metrics::Counter::noop();
-        AccessLog::start(Box::new(Sink(lines)), dropped, LogFormat::Json)
+        AccessLog::start(Box::new(lines), dropped, LogFormat::Json)
     }
 
-    fn written(lines: &Arc<Mutex<Vec<u8>>>) -> Vec<serde_json::Value> {
+    fn written(lines: &Written) -> Vec<serde_json::Value> {
         // The writer thread flushes after each batch.
         for _ in 0..200 {
-            let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+            let text = lines.lines();
             if !text.is_empty() {
                 return text
-                    .lines()
+                    .iter()
                     .map(|l| serde_json::from_str(l).unwrap())
                     .collect();
             }
@@ -224,7 +213,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_line_carries_the_bytes_of_both_bodies_once_the_response_ends() {
-        let lines = Arc::new(Mutex::new(Vec::new()));
+        let lines = Written::default();
         let received = Tally::default();
         let mut request = Counted::new(
             Full::new(Bytes::from_static(b"0123456789")),
@@ -244,9 +233,7 @@ mod tests {
             received,
         );
         assert!(
-            String::from_utf8(lines.lock().unwrap().clone())
-                .unwrap()
-                .is_empty(),
+            lines.lines().is_empty(),
             "nothing is written before the body is sent"
         );
         while let Some(frame) = response.frame().await {
@@ -261,7 +248,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_dropped_unsent_still_writes_its_line() {
-        let lines = Arc::new(Mutex::new(Vec::new()));
+        let lines = Written::default();
         let response = Logged::new(
             Full::new(Bytes::from_static(b"never read")),
             log_into(lines.clone()),
